@@ -1,0 +1,219 @@
+"""Reading and writing images and labels, and the napari reader/writer hooks.
+
+TIFF files written here carry the napari layer type, scale, translate and
+metadata as JSON in the ImageDescription tag, so a labels layer saved and
+reopened comes back as a labels layer with the same scale and metadata.
+
+Every failure is reported as :class:`ImageReadError` naming the file, never as a
+traceback from inside tifffile or imageio.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import atomic_write_bytes
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", *TIFF_SUFFIXES)
+_META_KEY = "napari_cellseg"
+
+
+class ImageReadError(ValueError):
+    """An image or labels file is missing, unreadable or not what was expected."""
+
+
+def _is_tiff(path: Path) -> bool:
+    return path.suffix.lower() in TIFF_SUFFIXES
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a PNG, JPEG or TIFF file into a numpy array.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file to read.
+
+    Returns
+    -------
+    numpy.ndarray
+        The pixels, as stored (no conversion of dtype). RGBA PNGs lose alpha.
+
+    Raises
+    ------
+    ImageReadError
+        If the file is missing, of an unknown type, or cannot be decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise ImageReadError(f"{path}: unsupported file type {suffix!r} (expected one of {IMAGE_SUFFIXES})")
+    try:
+        if _is_tiff(path):
+            import tifffile
+
+            data = tifffile.imread(path)
+        else:
+            import imageio.v3 as iio
+
+            data = iio.imread(path)
+    except Exception as err:  # decoders raise many types; name the file instead
+        raise ImageReadError(f"{path}: cannot be read as an image ({type(err).__name__}: {err})") from None
+    data = np.asarray(data)
+    if data.ndim == 3 and data.shape[-1] == 4 and not _is_tiff(path):
+        data = data[..., :3]
+    if data.size == 0:
+        raise ImageReadError(f"{path}: the image is empty (shape {data.shape})")
+    return data
+
+
+def collapse_grey_rgb(image: np.ndarray) -> np.ndarray:
+    """Return a 2D grey image if ``image`` is RGB(A) with three equal channels, else ``image``."""
+    if image.ndim == 3 and image.shape[-1] in (3, 4):
+        rgb = image[..., :3]
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            return np.ascontiguousarray(rgb[..., 0])
+    return image
+
+
+def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any], str]:
+    """Read a TIFF written by :func:`write_tiff_layer` (or any TIFF).
+
+    Returns
+    -------
+    data, attributes, layer_type
+        ``attributes`` holds ``name``, ``scale``, ``translate`` and ``metadata``
+        where the file recorded them; ``layer_type`` is ``"labels"`` or ``"image"``.
+    """
+    import tifffile
+
+    path = Path(path)
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    try:
+        with tifffile.TiffFile(path) as tif:
+            data = tif.asarray()
+            description = tif.pages[0].description if len(tif.pages) else ""
+    except Exception as err:
+        raise ImageReadError(f"{path}: not a readable TIFF ({type(err).__name__}: {err})") from None
+    stored: dict[str, Any] = {}
+    if description:
+        try:
+            parsed = json.loads(description)
+            if isinstance(parsed, dict) and isinstance(parsed.get(_META_KEY), dict):
+                stored = parsed[_META_KEY]
+        except json.JSONDecodeError:
+            pass
+    layer_type = stored.get("layer_type")
+    if layer_type not in ("image", "labels"):
+        layer_type = "labels" if _looks_like_labels(path, data) else "image"
+    attributes: dict[str, Any] = {"name": stored.get("name", path.stem)}
+    for key in ("scale", "translate"):
+        if key in stored:
+            attributes[key] = tuple(stored[key])
+    if "metadata" in stored:
+        attributes["metadata"] = stored["metadata"]
+    if layer_type == "image" and data.ndim == 3 and data.shape[-1] in (3, 4):
+        attributes["rgb"] = True
+    return data, attributes, layer_type
+
+
+def _looks_like_labels(path: Path, data: np.ndarray) -> bool:
+    """A foreign TIFF is labels if it is integer, 2D/3D and named or filed as masks."""
+    if not np.issubdtype(data.dtype, np.integer) or data.dtype.itemsize < 2:
+        return False
+    hints = ("mask", "label", "target")
+    return any(h in path.stem.lower() or h in path.parent.name.lower() for h in hints)
+
+
+def write_tiff_layer(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    layer_type: str,
+    attributes: dict[str, Any] | None = None,
+) -> Path:
+    """Write a layer's data and attributes to ``path`` atomically (zlib TIFF)."""
+    import tifffile
+
+    if layer_type not in ("image", "labels"):
+        raise ValueError(f"layer_type must be 'image' or 'labels', got {layer_type!r}")
+    attributes = attributes or {}
+    data = np.asarray(data)
+    stored = {"layer_type": layer_type, "name": attributes.get("name")}
+    for key in ("scale", "translate"):
+        if attributes.get(key) is not None:
+            stored[key] = [float(v) for v in attributes[key]]
+    if attributes.get("metadata"):
+        stored["metadata"] = _jsonable(attributes["metadata"])
+    buffer = _io.BytesIO()
+    tifffile.imwrite(
+        buffer,
+        data,
+        description=json.dumps({_META_KEY: stored}),
+        metadata=None,
+        compression="zlib",
+        photometric="rgb" if (data.ndim == 3 and data.shape[-1] in (3, 4) and layer_type == "image") else None,
+    )
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _jsonable(value: Any) -> Any:
+    """Keep what JSON can hold; drop the rest (napari metadata may hold arrays)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if _json_ok(v)}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value if _json_ok(v)]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _json_ok(value: Any) -> bool:
+    if isinstance(value, (dict, list, tuple, str, int, float, bool, np.generic)) or value is None:
+        return True
+    return False
+
+
+# --- napari hooks -----------------------------------------------------------
+
+
+def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
+    """npe2 reader contribution: return a reader for TIFF paths, else None."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths or not all(_is_tiff(Path(p)) for p in paths):
+        return None
+    return _read_tiff_layers
+
+
+def _read_tiff_layers(path: str | Sequence[str]) -> list[tuple]:
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    layers = []
+    for p in paths:
+        data, attributes, layer_type = read_tiff_layer(p)
+        layers.append((data, attributes, layer_type))
+    return layers
+
+
+def write_image_layer(path: str, data: Any, attributes: dict) -> list[str]:
+    """npe2 writer for one image layer."""
+    return [str(write_tiff_layer(_with_tif_suffix(path), np.asarray(data), "image", attributes))]
+
+
+def write_labels_layer(path: str, data: Any, attributes: dict) -> list[str]:
+    """npe2 writer for one labels layer."""
+    return [str(write_tiff_layer(_with_tif_suffix(path), np.asarray(data), "labels", attributes))]
+
+
+def _with_tif_suffix(path: str) -> Path:
+    p = Path(path)
+    return p if _is_tiff(p) else p.with_suffix(".tif")
