@@ -63,6 +63,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             import tifffile
 
             data = tifffile.imread(path)
+            if np.asarray(data).size == 0:
+                raise ValueError("no image data found")
         else:
             import imageio.v3 as iio
 
@@ -106,6 +108,8 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
             description = tif.pages[0].description if len(tif.pages) else ""
     except Exception as err:
         raise ImageReadError(f"{path}: not a readable TIFF ({type(err).__name__}: {err})") from None
+    if data.size == 0:
+        raise ImageReadError(f"{path}: not a readable TIFF (no image data found)")
     stored: dict[str, Any] = {}
     if description:
         try:
@@ -162,7 +166,9 @@ def write_tiff_layer(
         description=json.dumps({_META_KEY: stored}),
         metadata=None,
         compression="zlib",
-        photometric="rgb" if (data.ndim == 3 and data.shape[-1] in (3, 4) and layer_type == "image") else None,
+        photometric="rgb"
+        if (data.ndim == 3 and data.shape[-1] in (3, 4) and layer_type == "image")
+        else None,
     )
     return atomic_write_bytes(path, buffer.getvalue())
 

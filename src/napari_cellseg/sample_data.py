@@ -78,7 +78,11 @@ def sample_layers(key: str) -> list[tuple]:
     rgb = image.ndim == 3 and image.shape[-1] == 3
     return [
         (image, {"name": sample.title, "metadata": dict(meta), "rgb": rgb}, "image"),
-        (mask, {"name": f"[{sample.microscope}] expert mask", "metadata": dict(meta), "opacity": 0.5}, "labels"),
+        (
+            mask,
+            {"name": f"[{sample.microscope}] expert mask", "metadata": dict(meta), "opacity": 0.5},
+            "labels",
+        ),
     ]
 
 

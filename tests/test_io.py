@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from napari_cellseg.io import (
+    ImageReadError,
+    collapse_grey_rgb,
+    napari_get_reader,
+    read_image,
+    read_tiff_layer,
+    write_tiff_layer,
+)
+
+
+def test_labels_round_trip_keeps_type_dtype_scale_metadata(tmp_path):
+    labels = np.zeros((20, 30), dtype=np.uint16)
+    labels[2:8, 3:9] = 7
+    attrs = {"name": "cells", "scale": (0.5, 0.25), "translate": (1.0, 2.0), "metadata": {"microscope": "C"}}
+    path = write_tiff_layer(tmp_path / "cells.tif", labels, "labels", attrs)
+    data, read_attrs, layer_type = read_tiff_layer(path)
+    assert layer_type == "labels"
+    assert data.dtype == np.uint16
+    np.testing.assert_array_equal(data, labels)
+    assert read_attrs["scale"] == (0.5, 0.25)
+    assert read_attrs["translate"] == (1.0, 2.0)
+    assert read_attrs["metadata"] == {"microscope": "C"}
+    assert read_attrs["name"] == "cells"
+
+
+def test_rgb_image_round_trip(tmp_path):
+    image = np.random.default_rng(0).integers(0, 255, (16, 12, 3), dtype=np.uint8)
+    path = write_tiff_layer(tmp_path / "im.tif", image, "image", {"name": "im"})
+    data, attrs, layer_type = read_tiff_layer(path)
+    assert layer_type == "image" and attrs["rgb"] is True
+    np.testing.assert_array_equal(data, image)
+
+
+def test_reader_declines_non_tiff_and_reads_tiff(tmp_path):
+    assert napari_get_reader(str(tmp_path / "x.png")) is None
+    assert napari_get_reader([str(tmp_path / "a.tif"), str(tmp_path / "b.png")]) is None
+    path = write_tiff_layer(tmp_path / "a.tif", np.ones((4, 4), np.uint8), "image")
+    reader = napari_get_reader(str(path))
+    layers = reader(str(path))
+    assert len(layers) == 1 and layers[0][2] == "image"
+
+
+def test_missing_and_corrupt_files_name_the_file(tmp_path):
+    missing = tmp_path / "nothing.tif"
+    with pytest.raises(ImageReadError, match=r"nothing\.tif: no such file"):
+        read_tiff_layer(missing)
+    corrupt = tmp_path / "corrupt.tif"
+    corrupt.write_bytes(b"II*\x00garbage that is not a tiff")
+    with pytest.raises(ImageReadError, match=r"corrupt\.tif: not a readable TIFF"):
+        read_tiff_layer(corrupt)
+    reader = napari_get_reader(str(corrupt))
+    with pytest.raises(ImageReadError, match=r"corrupt\.tif"):
+        reader(str(corrupt))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(ImageReadError, match="unsupported file type"):
+        read_image(text)
+    fake_png = tmp_path / "fake.png"
+    fake_png.write_bytes(b"not a png")
+    with pytest.raises(ImageReadError, match=r"fake\.png: cannot be read"):
+        read_image(fake_png)
+
+
+def test_foreign_mask_tiff_opens_as_labels(shared_data):
+    path = next((shared_data / "dsb2018-demo" / "masks").glob("*.tif"))
+    data, _, layer_type = read_tiff_layer(path)
+    assert layer_type == "labels" and data.dtype == np.uint16 and data.max() > 0
+
+
+def test_collapse_grey_rgb():
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    assert collapse_grey_rgb(np.stack([grey] * 3, -1)).shape == (3, 4)
+    colour = np.stack([grey, grey, grey + 1], -1)
+    assert collapse_grey_rgb(colour).shape == (3, 4, 3)
+
+
+def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
+    path = write_tiff_layer(tmp_path / "keep.tif", np.ones((4, 4), np.uint16), "labels")
+    import os
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        write_tiff_layer(path, np.zeros((4, 4), np.uint16), "labels")
+    monkeypatch.undo()
+    data, _, _ = read_tiff_layer(path)
+    assert data.sum() == 16  # the old labels survive
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.tif"]  # no temp file left behind
