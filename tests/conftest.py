@@ -40,3 +40,13 @@ def sample_dataset_dir() -> Path:
     from napari_cellseg.sample_data import SAMPLE_DIR
 
     return SAMPLE_DIR
+
+
+# Under Xvfb, napari's OpenGL is Mesa's llvmpipe, which maps its own libLLVM; loading
+# triton's LLVM after it (``import torch._dynamo``, done by timm and torchvision) segfaults
+# the test process. Loading triton first, before any viewer exists, is safe (0.2 s). The
+# plugin's widgets guard themselves (napari_cellseg._qt._workers.avoid_llvm_clash).
+try:
+    import triton  # noqa: F401
+except ImportError:  # no triton (CPU-only or non-Linux torch builds)
+    pass

@@ -1,8 +1,38 @@
-"""Small Qt helpers shared by the dock widgets."""
+"""Small Qt helpers shared by the dock widgets.
+
+- :class:`PlannedWidget`: a panel whose capability has not landed yet.
+- :func:`annotation_colormap`: the fixed colours of the 3-class annotation.
+- :class:`LayerCombo`: a combo box of the viewer's layers of one type, kept
+  up to date as layers are added, removed or renamed.
+- :class:`PathEdit`: a path field with a Browse button.
+- :func:`fill_table`: put a header and rows into a ``QTableWidget``.
+- :func:`set_message`: the one-line status under a panel (errors in red).
+"""
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..classes import CLASS_COLORS, CLASS_NAMES
+
+# Values outside 0/1/2 in an annotation layer show in magenta: something to fix.
+INVALID_CLASS_COLOR = (1.0, 0.0, 1.0, 1.0)
 
 
 class PlannedWidget(QWidget):
@@ -22,3 +52,156 @@ class PlannedWidget(QWidget):
         layout.addWidget(body)
         layout.addStretch(1)
         self.message = body
+
+
+def annotation_colormap():
+    """napari ``DirectLabelColormap`` of the 3-class annotation (CLASS_COLORS)."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colors: dict[Any, Any] = {None: INVALID_CLASS_COLOR}
+    colors.update(CLASS_COLORS)
+    return DirectLabelColormap(color_dict=colors)
+
+
+def class_legend() -> str:
+    """Rich text naming each class in its colour (for a QLabel)."""
+    parts = []
+    for value, name in enumerate(CLASS_NAMES):
+        r, g, b, a = (int(255 * c) for c in CLASS_COLORS[value])
+        swatch = f"rgba({r},{g},{b},{a})" if a else "transparent"
+        parts.append(f"<span style='background:{swatch}'>&nbsp;&nbsp;&nbsp;</span> {value} {name}")
+    return " &nbsp; ".join(parts)
+
+
+def set_message(label: QLabel, text: str, error: bool = False) -> None:
+    """Show ``text`` in a panel's status line; errors in red."""
+    label.setStyleSheet("color: #ff6b6b;" if error else "")
+    label.setText(text)
+
+
+def is_layer_type(layer, layer_type: str) -> bool:
+    """``isinstance(layer, napari.layers.<layer_type>)``; works through npe2's viewer proxy."""
+    import napari.layers
+
+    return isinstance(layer, getattr(napari.layers, layer_type))
+
+
+class LayerCombo(QComboBox):
+    """The names of the viewer's layers of ``layer_type`` (e.g. ``"Labels"``).
+
+    Follows ``viewer.layers`` (insert, remove, rename). ``layer()`` returns
+    the chosen layer or None; ``allow_none`` adds a first "(none)" entry.
+    """
+
+    NONE = "(none)"
+
+    def __init__(self, viewer, layer_type: str, allow_none: bool = False, parent=None):
+        super().__init__(parent)
+        self.viewer = viewer
+        self.layer_type = layer_type
+        self.allow_none = allow_none
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(12)
+        events = viewer.layers.events
+        for emitter in (events.inserted, events.removed, events.moved):
+            emitter.connect(self.refresh)
+        self.refresh()
+
+    def layers(self) -> list:
+        return [layer for layer in self.viewer.layers if is_layer_type(layer, self.layer_type)]
+
+    def refresh(self, event: Any = None) -> None:
+        """Re-list the layers, keeping the current choice when it still exists."""
+        try:
+            self._refresh()
+        except RuntimeError:  # the Qt side is gone (the viewer is closing)
+            return
+
+    def _refresh(self) -> None:
+        current = self.currentText()
+        names = [layer.name for layer in self.layers()]
+        for layer in self.layers():
+            layer.events.name.disconnect(self.refresh)
+            layer.events.name.connect(self.refresh)
+        items = ([self.NONE] if self.allow_none else []) + names
+        if items == [self.itemText(i) for i in range(self.count())]:
+            return
+        self.blockSignals(True)
+        self.clear()
+        self.addItems(items)
+        self.blockSignals(False)
+        if current in items:
+            self.setCurrentText(current)
+        else:
+            self.currentTextChanged.emit(self.currentText())
+
+    def layer(self):
+        name = self.currentText()
+        if not name or name == self.NONE or name not in self.viewer.layers:
+            return None
+        layer = self.viewer.layers[name]
+        return layer if is_layer_type(layer, self.layer_type) else None
+
+    def set_layer(self, layer) -> None:
+        self.refresh()
+        self.setCurrentText(layer.name)
+
+
+class PathEdit(QWidget):
+    """A path field with a Browse button (``mode``: ``"dir"``, ``"open"`` or ``"save"``)."""
+
+    changed = Signal(str)
+
+    def __init__(self, mode: str = "dir", placeholder: str = "", file_filter: str = "", parent=None):
+        super().__init__(parent)
+        self.mode = mode
+        self.file_filter = file_filter
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        self.button = QPushButton("Browse…")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.edit, 1)
+        layout.addWidget(self.button)
+        self.button.clicked.connect(self._browse)
+        self.edit.editingFinished.connect(lambda: self.changed.emit(self.text()))
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+    def path(self) -> Path | None:
+        return Path(self.text()).expanduser() if self.text() else None
+
+    def setText(self, text: str) -> None:
+        self.edit.setText(str(text))
+        self.changed.emit(self.text())
+
+    def _browse(self) -> None:
+        start = self.text() or str(Path.home())
+        if self.mode == "dir":
+            chosen = QFileDialog.getExistingDirectory(self, "Choose a folder", start)
+        elif self.mode == "save":
+            chosen, _ = QFileDialog.getSaveFileName(self, "Save as", start, self.file_filter)
+        else:
+            chosen, _ = QFileDialog.getOpenFileName(self, "Open", start, self.file_filter)
+        if chosen:
+            self.setText(chosen)
+
+
+def fill_table(table: QTableWidget, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Show ``rows`` under ``header``; floats with 3 decimals, read-only cells."""
+    from qtpy.QtCore import Qt
+
+    table.clear()
+    table.setColumnCount(len(header))
+    table.setRowCount(len(rows))
+    table.setHorizontalHeaderLabels([str(h) for h in header])
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            text = f"{value:.3f}" if isinstance(value, float) else str(value)
+            item = QTableWidgetItem(text)
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+            if c > 0:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            table.setItem(r, c, item)
+    table.resizeColumnsToContents()

@@ -1,15 +1,342 @@
-"""The Annotate dock widget."""
+"""The Annotate dock widget: cells and boundary annotation layers, microscope tag, save.
+
+The logic lives in :mod:`napari_cellseg.annotation`; this panel collects the
+layers and settings, runs the work in a thread worker and shows the result.
+Edits of existing layers are undoable with Ctrl+Z (see ``_layers``).
+"""
 
 from __future__ import annotations
 
-from ._common import PlannedWidget
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+)
+
+from ..annotation import (
+    annotation_from_instances,
+    annotation_name,
+    cells_name,
+    instances_from_annotation,
+    is_annotation,
+    is_listed,
+    save_annotation,
+    saved_labels,
+    suggest_image_id,
+    touching_boundary_pixels,
+)
+from ..classes import BOUNDARY, INTERIOR, MICROSCOPES
+from ._common import LayerCombo, PathEdit, class_legend
+from ._layers import find_layer, put_labels, set_pixels
+from ._panel import TaskPanel
+
+UNTAGGED = "(untagged)"
+SAVE_ANNOTATION, SAVE_CELLS = "boundary annotation (3 classes)", "cells (instances)"
 
 
-class AnnotateWidget(PlannedWidget):
+class AnnotateWidget(TaskPanel):
+    """Annotate cells and the boundaries between them, tag the microscope, save to a dataset."""
+
     title = "Annotate"
-    plan = (
-        "Not available yet. This panel will turn an instance Labels layer into the "
-        "3-class boundary annotation (background / boundary / interior), let you paint "
-        "boundaries between touching cells, tag the image with its microscope (A/B/C) and "
-        "save it into a dataset folder."
-    )
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(napari_viewer, parent)
+        viewer = self.viewer
+        self.image_combo = LayerCombo(viewer, "Image")
+        self.microscope_combo = QComboBox()
+        self.microscope_combo.addItems([UNTAGGED, *MICROSCOPES])
+        self.microscope_combo.setToolTip("Which microscope took this image (stored with the image)")
+        self.open_button = QPushButton("Create / open label layers")
+        self.open_button.setToolTip(
+            "Add '<image> cells' and '<image> boundary annotation' layers; when the dataset "
+            "folder below already holds this image, its saved labels are opened"
+        )
+        top = QFormLayout()
+        top.addRow("Image", self.image_combo)
+        top.addRow("Microscope", self.microscope_combo)
+        top.addRow(self.open_button)
+        self.body.addLayout(top)
+
+        self.cells_combo = LayerCombo(viewer, "Labels", allow_none=True)
+        self.annotation_combo = LayerCombo(viewer, "Labels", allow_none=True)
+        self.thickness_spin = QSpinBox()
+        self.thickness_spin.setRange(1, 5)
+        self.thickness_spin.setToolTip("Boundary width in pixels, on each side of a contact")
+        self.to_annotation_button = QPushButton("Cells → boundary annotation")
+        self.to_cells_button = QPushButton("Boundary annotation → cells")
+        convert = QGroupBox("Layers")
+        form = QFormLayout(convert)
+        form.addRow("Cells", self.cells_combo)
+        form.addRow("Boundary annotation", self.annotation_combo)
+        form.addRow("Boundary width", self.thickness_spin)
+        form.addRow(self.to_annotation_button)
+        form.addRow(self.to_cells_button)
+        self.body.addWidget(convert)
+
+        paint = QGroupBox("Paint")
+        grid = QGridLayout(paint)
+        self.paint_boundary_button = QPushButton("Paint boundary")
+        self.paint_boundary_button.setToolTip("Brush the boundary class (thin brush) on the annotation")
+        self.paint_interior_button = QPushButton("Paint interior")
+        self.erase_button = QPushButton("Erase")
+        self.brush_spin = QSpinBox()
+        self.brush_spin.setRange(1, 40)
+        self.brush_spin.setValue(2)
+        self.touching_button = QPushButton("Add boundary between touching cells")
+        self.touching_button.setToolTip(
+            "Where two cells touch, mark both rims as boundary (cells from the Cells layer "
+            "when chosen, else from the annotation's interiors); Ctrl+Z undoes it"
+        )
+        grid.addWidget(self.paint_boundary_button, 0, 0)
+        grid.addWidget(self.paint_interior_button, 0, 1)
+        grid.addWidget(self.erase_button, 0, 2)
+        grid.addWidget(QLabel("Brush size"), 1, 0)
+        grid.addWidget(self.brush_spin, 1, 1)
+        grid.addWidget(self.touching_button, 2, 0, 1, 3)
+        legend = QLabel(class_legend())
+        grid.addWidget(legend, 3, 0, 1, 3)
+        self.body.addWidget(paint)
+
+        save = QGroupBox("Save into a dataset")
+        form = QFormLayout(save)
+        self.dataset_edit = PathEdit("dir", "dataset folder (created if new)")
+        self.id_edit = QLineEdit()
+        self.id_edit.setPlaceholderText("image id (file name in the dataset)")
+        self.save_what_combo = QComboBox()
+        self.save_what_combo.addItems([SAVE_ANNOTATION, SAVE_CELLS])
+        self.overwrite_check = QCheckBox("Replace the saved image if this id exists")
+        self.save_button = QPushButton("Save to dataset")
+        form.addRow("Dataset", self.dataset_edit)
+        form.addRow("Image id", self.id_edit)
+        form.addRow("Save", self.save_what_combo)
+        form.addRow(self.overwrite_check)
+        form.addRow(self.save_button)
+        self.body.addWidget(save)
+
+        self.action_buttons = [
+            self.open_button, self.to_annotation_button, self.to_cells_button,
+            self.touching_button, self.save_button,
+        ]  # fmt: skip
+        self.image_combo.currentTextChanged.connect(self._image_changed)
+        self.microscope_combo.currentTextChanged.connect(self._tag_changed)
+        self.open_button.clicked.connect(self.open_layers)
+        self.to_annotation_button.clicked.connect(self.convert_to_annotation)
+        self.to_cells_button.clicked.connect(self.convert_to_cells)
+        self.paint_boundary_button.clicked.connect(lambda: self.paint(BOUNDARY))
+        self.paint_interior_button.clicked.connect(lambda: self.paint(INTERIOR))
+        self.erase_button.clicked.connect(lambda: self.paint(0))
+        self.touching_button.clicked.connect(self.add_touching_boundaries)
+        self.save_button.clicked.connect(self.save)
+        self._image_changed()
+        self.say("Choose an image, then create or open its label layers.")
+
+    # --- the image and its tag ----------------------------------------------
+
+    def image_layer(self):
+        return self.image_combo.layer()
+
+    def _image_changed(self, *_) -> None:
+        image = self.image_layer()
+        if image is None:
+            return
+        tag = image.metadata.get("microscope")
+        self.microscope_combo.blockSignals(True)
+        self.microscope_combo.setCurrentText(tag if tag in MICROSCOPES else UNTAGGED)
+        self.microscope_combo.blockSignals(False)
+        self.id_edit.setText(suggest_image_id(image.name, image.metadata))
+        for combo, name in ((self.cells_combo, cells_name), (self.annotation_combo, annotation_name)):
+            layer = find_layer(self.viewer, name(image.name))
+            if layer is not None:
+                combo.set_layer(layer)
+
+    def _tag_changed(self, tag: str) -> None:
+        image = self.image_layer()
+        if image is None:
+            return
+        if tag in MICROSCOPES:
+            image.metadata["microscope"] = tag
+        else:
+            image.metadata.pop("microscope", None)
+
+    def _require_image(self):
+        image = self.image_layer()
+        if image is None:
+            self.fail("open or choose an image layer first")
+        return image
+
+    @staticmethod
+    def _plane_shape(image) -> tuple[int, int]:
+        shape = tuple(np.shape(image.data))
+        return shape[-3:-1] if image.rgb else shape[-2:]
+
+    # --- layers ------------------------------------------------------------
+
+    def open_layers(self) -> None:
+        """Add the image's cells and annotation layers (from the dataset when saved there)."""
+        image = self._require_image()
+        if image is None:
+            return
+        root, image_id = self.dataset_edit.path(), self.id_edit.text().strip()
+        if root is not None and image_id and (root / "manifest.csv").is_file():
+            self.start(
+                saved_labels, root, image_id, title="Open saved labels",
+                on_result=lambda saved: self._add_layers(image, saved),
+            )  # fmt: skip
+        else:
+            self._add_layers(image, {})
+
+    def _add_layers(self, image, saved: dict) -> None:
+        shape = self._plane_shape(image)
+        cells = find_layer(self.viewer, cells_name(image.name))
+        if cells is None or "cells" in saved:
+            data = saved.get("cells", np.zeros(shape, np.uint16))
+            cells, _ = put_labels(self.viewer, cells_name(image.name), data, like=image)
+        annotation = find_layer(self.viewer, annotation_name(image.name))
+        if annotation is None or saved:
+            if "annotation" in saved:
+                data = saved["annotation"]
+            elif "cells" in saved:
+                data = annotation_from_instances(saved["cells"], self.thickness_spin.value())[0]
+            else:
+                data = np.zeros(shape, np.uint8)
+            annotation, _ = put_labels(
+                self.viewer, annotation_name(image.name), data, like=image, annotation=True
+            )
+        self.cells_combo.set_layer(cells)
+        self.annotation_combo.set_layer(annotation)
+        self.viewer.layers.selection.active = annotation
+        opened = "opened the saved labels of" if saved else "label layers ready for"
+        self.say(f"{opened} {image.name!r}: paint, convert, then save.")
+
+    def _labels(self, combo: LayerCombo, what: str):
+        layer = combo.layer()
+        if layer is None:
+            self.fail(f"choose a {what} layer first (or click 'Create / open label layers')")
+        return layer
+
+    def convert_to_annotation(self) -> None:
+        """Cells layer -> '<image> boundary annotation' (a new layer, or an undoable edit)."""
+        image, cells = self._require_image(), self._labels(self.cells_combo, "cells")
+        if image is None or cells is None:
+            return
+        if is_annotation(cells.name, cells.metadata):
+            self.fail(f"{cells.name!r} is a boundary annotation; choose an instance (cells) layer")
+            return
+
+        def show(result) -> None:
+            annotation, report = result
+            layer, _ = put_labels(
+                self.viewer, annotation_name(image.name), annotation, like=image, annotation=True
+            )
+            self.annotation_combo.set_layer(layer)
+            kept = len(report.thin_labels) + len(report.necked_labels)
+            self.say(
+                f"{report.n_instances} cells → {layer.name!r} "
+                f"({kept} thin or necked cells kept, {len(report.multi_piece_labels)} in several pieces)."
+            )
+
+        data = np.array(cells.data, copy=True)
+        self.start(
+            annotation_from_instances, data, self.thickness_spin.value(),
+            title="Cells → boundary annotation", on_result=show,
+        )  # fmt: skip
+
+    def convert_to_cells(self) -> None:
+        """Annotation layer -> '<image> cells' (never overwrites another cells layer)."""
+        image = self._require_image()
+        annotation = self._labels(self.annotation_combo, "boundary annotation")
+        if image is None or annotation is None:
+            return
+
+        def show(instances) -> None:
+            layer, _ = put_labels(self.viewer, cells_name(image.name), instances, like=image)
+            self.cells_combo.set_layer(layer)
+            self.say(f"{int(instances.max())} cells → {layer.name!r}.")
+
+        data = np.array(annotation.data, copy=True)
+        self.start(instances_from_annotation, data, title="Boundary annotation → cells", on_result=show)
+
+    # --- painting ----------------------------------------------------------
+
+    def paint(self, value: int) -> None:
+        """Select the annotation layer in paint mode with ``value`` and the brush size."""
+        layer = self.annotation_combo.layer()
+        if layer is None:
+            image = self._require_image()
+            if image is None:
+                return
+            self._add_layers(image, {})
+            layer = self.annotation_combo.layer()
+        self.viewer.layers.selection.active = layer
+        layer.mode = "paint"
+        layer.selected_label = value
+        layer.brush_size = self.brush_spin.value()
+        names = {BOUNDARY: "boundary", INTERIOR: "interior", 0: "background (erase)"}
+        self.say(f"painting {names[value]} on {layer.name!r}, brush {layer.brush_size}.")
+
+    def add_touching_boundaries(self) -> None:
+        """Mark both rims of every contact between two cells as boundary (one undo step)."""
+        annotation = self._labels(self.annotation_combo, "boundary annotation")
+        if annotation is None:
+            return
+        cells = self.cells_combo.layer()
+        target = np.array(annotation.data, copy=True)
+        instances = None
+        if cells is not None and np.shape(cells.data) == target.shape and np.any(cells.data):
+            instances = np.array(cells.data, copy=True)
+
+        def show(result) -> None:
+            indices, n_pairs = result
+            changed = set_pixels(annotation, indices, BOUNDARY)
+            source = f"cells of {cells.name!r}" if instances is not None else "the annotation's cells"
+            self.say(f"{changed} pixels became boundary between {n_pairs} touching cell pairs ({source}).")
+
+        self.start(
+            touching_boundary_pixels, target, instances,
+            title="Add boundary between touching cells", on_result=show,
+        )  # fmt: skip
+
+    # --- saving ------------------------------------------------------------
+
+    def save(self) -> None:
+        """Save image, labels and microscope tag into the dataset folder."""
+        image = self._require_image()
+        if image is None:
+            return
+        root, image_id = self.dataset_edit.path(), self.id_edit.text().strip()
+        if root is None or not image_id:
+            self.fail("choose a dataset folder and an image id before saving")
+            return
+        as_annotation = self.save_what_combo.currentText() == SAVE_ANNOTATION
+        combo = self.annotation_combo if as_annotation else self.cells_combo
+        labels = self._labels(combo, "boundary annotation" if as_annotation else "cells")
+        if labels is None:
+            return
+        microscope = image.metadata.get("microscope")
+        overwrite = self.overwrite_check.isChecked()
+        if not overwrite and is_listed(root, image_id):
+            self.fail(
+                f"{image_id!r} is already in {root}: tick 'Replace the saved image if this id "
+                "exists' to overwrite it, or choose another id"
+            )
+            return
+
+        def show(record) -> None:
+            kind = "3-class annotation" if record.label_kind == "targets" else "cells"
+            self.say(
+                f"saved {record.id!r} ({record.microscope}, {kind}) into {root}. "
+                "Run the split again (Dataset panel): new images go to train."
+            )
+
+        self.start(
+            save_annotation, root, image_id, np.array(image.data, copy=True),
+            np.array(labels.data, copy=True), microscope, annotation=as_annotation,
+            overwrite=overwrite, title=f"Save {image_id!r}", on_result=show,
+        )  # fmt: skip

@@ -1,14 +1,185 @@
-"""The Review dock widget."""
+"""The Review dock widget: score a prediction against ground truth, show its errors.
+
+Two jobs, both run in a thread worker with the logic in :mod:`napari_cellseg.review`:
+
+- compare two Labels layers: AP@0.5, F1, DSB score, and layers marking false
+  positives, false negatives, split and merged cells;
+- evaluate a model on the dev or test images of a split: the metrics table
+  per microscope.
+"""
 
 from __future__ import annotations
 
-from ._common import PlannedWidget
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QPushButton,
+    QTableWidget,
+)
+
+from ..review import (
+    ERROR_COLORS,
+    ERROR_KINDS,
+    METRICS_HEADER,
+    compare_labels,
+    iter_evaluate_model,
+    metrics_row,
+    metrics_rows,
+    model_status,
+)
+from ._common import LayerCombo, PathEdit, fill_table
+from ._layers import find_layer
+from ._panel import TaskPanel
+
+ERROR_LAYER_NAMES = {
+    "false_positive": "review: false positives",
+    "false_negative": "review: false negatives",
+    "split": "review: split cells",
+    "merged": "review: merged cells",
+}
 
 
-class ReviewWidget(PlannedWidget):
+def _single_colour(rgba):
+    from napari.utils.colormaps import DirectLabelColormap
+
+    return DirectLabelColormap(color_dict={None: rgba, 0: (0.0, 0.0, 0.0, 0.0)})
+
+
+class ReviewWidget(TaskPanel):
+    """Compare predicted cells with ground truth; evaluate a model per microscope."""
+
     title = "Review"
-    plan = (
-        "Not available yet. This panel will compare predicted cells with ground truth: "
-        "AP@0.5, F1 and the DSB score, with layers marking false positives, false "
-        "negatives, split and merged cells."
-    )
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(napari_viewer, parent)
+        compare = QGroupBox("Compare two label layers")
+        form = QFormLayout(compare)
+        self.gt_combo = LayerCombo(self.viewer, "Labels")
+        self.pred_combo = LayerCombo(self.viewer, "Labels")
+        self.iou_spin = QDoubleSpinBox()
+        self.iou_spin.setRange(0.05, 1.0)
+        self.iou_spin.setSingleStep(0.05)
+        self.iou_spin.setValue(0.5)
+        self.iou_spin.setToolTip("IoU a predicted cell needs with a true cell to count as found")
+        self.compare_button = QPushButton("Compare")
+        self.image_table = QTableWidget()
+        self.image_table.setMaximumHeight(70)
+        form.addRow("Ground truth", self.gt_combo)
+        form.addRow("Prediction", self.pred_combo)
+        form.addRow("Match IoU (error layers)", self.iou_spin)
+        form.addRow(self.compare_button)
+        form.addRow(self.image_table)
+        self.body.addWidget(compare)
+
+        evaluate = QGroupBox("Evaluate a model on the split")
+        form = QFormLayout(evaluate)
+        self.dataset_edit = PathEdit("dir", "dataset folder")
+        self.split_edit = PathEdit("open", "<dataset>/split.csv", "CSV (*.csv)")
+        self.subset_combo = QComboBox()
+        self.subset_combo.addItems(["dev", "test"])
+        self.model_edit = PathEdit("dir", "model folder (empty: the bundled default model)")
+        self.evaluate_button = QPushButton("Evaluate the model")
+        self.model_table = QTableWidget()
+        self.model_table.setMaximumHeight(150)
+        form.addRow("Dataset", self.dataset_edit)
+        form.addRow("Split file", self.split_edit)
+        form.addRow("Subset", self.subset_combo)
+        form.addRow("Model", self.model_edit)
+        form.addRow(self.evaluate_button)
+        form.addRow(self.model_table)
+        self.body.addWidget(evaluate)
+
+        self.action_buttons = [self.compare_button, self.evaluate_button]
+        self.compare_button.clicked.connect(self.compare)
+        self.evaluate_button.clicked.connect(self.evaluate)
+        self.model_edit.changed.connect(self.update_model_status)
+        self.update_model_status()
+        self.say("Choose ground truth and prediction layers, then Compare.")
+
+    # --- compare two layers --------------------------------------------------
+
+    def compare(self) -> None:
+        gt, pred = self.gt_combo.layer(), self.pred_combo.layer()
+        if gt is None or pred is None:
+            self.fail("choose a ground-truth and a prediction Labels layer")
+            return
+        if gt is pred:
+            self.fail(f"ground truth and prediction are the same layer ({gt.name!r})")
+            return
+
+        def show(result) -> None:
+            fill_table(self.image_table, METRICS_HEADER, [metrics_row(pred.name, result.metrics)])
+            self._show_errors(result.errors, like=pred)
+            self.say(result.summary())
+
+        self.start(
+            compare_labels, np.array(gt.data, copy=True), np.array(pred.data, copy=True),
+            iou=self.iou_spin.value(), name=pred.name, title="Compare", on_result=show,
+        )  # fmt: skip
+
+    def _show_errors(self, errors: dict, like) -> None:
+        for kind in ERROR_KINDS:
+            name, data = ERROR_LAYER_NAMES[kind], errors[kind]
+            ids = [int(v) for v in errors[f"{kind}_ids"]]
+            layer = find_layer(self.viewer, name)
+            if layer is not None and layer.data.shape == data.shape:
+                layer.data = data  # a derived view, nothing to undo: refresh it in place
+                layer.metadata["ids"] = ids
+                layer.scale, layer.translate = tuple(like.scale), tuple(like.translate)
+                continue
+            if layer is not None:
+                self.viewer.layers.remove(name)
+            self.viewer.add_labels(
+                data, name=name, colormap=_single_colour(ERROR_COLORS[kind]), opacity=0.6,
+                scale=tuple(like.scale), translate=tuple(like.translate),
+                metadata={"ids": ids},
+            )  # fmt: skip
+
+    # --- evaluate a model ---------------------------------------------------
+
+    def model_dir(self):
+        return self.model_edit.path()
+
+    def update_model_status(self, *_) -> bool:
+        """Enable the Evaluate button only when a model is there; say why otherwise."""
+        ok, text = model_status(self.model_dir())
+        self.evaluate_button.setEnabled(ok and not self.busy)
+        self.evaluate_button.setText(
+            "Evaluate the model" if ok else "No model available: choose a model folder"
+        )
+        self.evaluate_button.setToolTip(text)
+        if ok and self.evaluate_button not in self.action_buttons:
+            self.action_buttons.append(self.evaluate_button)
+        elif not ok and self.evaluate_button in self.action_buttons:
+            self.action_buttons.remove(self.evaluate_button)
+        return ok
+
+    def evaluate(self) -> None:
+        if not self.update_model_status():
+            self.fail(self.evaluate_button.toolTip())
+            return
+        root = self.dataset_edit.path()
+        if root is None:
+            self.fail("choose the dataset folder (and its split file)")
+            return
+        split = self.split_edit.path() or root / "split.csv"
+        if not split.is_file():
+            self.fail(f"no split file at {split}: split the dataset first (Dataset panel)")
+            return
+        subset = self.subset_combo.currentText()
+
+        def show(result) -> None:
+            fill_table(self.model_table, METRICS_HEADER, metrics_rows(result.groups))
+            overall = result.groups["all"]
+            self.say(
+                f"{subset}: {overall.n_images} images, AP@0.5 {overall.at('ap', 0.5):.3f}, "
+                f"DSB score {overall.dsb_score:.3f} (counts pooled over images)."
+            )
+
+        self.start(
+            iter_evaluate_model, root, split, subset, self.model_dir(),
+            title=f"Evaluate on {subset}", on_result=show,
+        )  # fmt: skip

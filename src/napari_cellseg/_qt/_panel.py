@@ -1,0 +1,98 @@
+"""Base of the dock widgets: a titled panel with a status line and one job at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ._common import set_message
+from ._workers import Task, run_task
+
+
+class TaskPanel(QWidget):
+    """A dock widget that runs core work through :func:`run_task`, one job at a time.
+
+    Subclasses add their controls to ``self.body`` (a ``QVBoxLayout``) and list
+    the buttons to disable while a job runs in ``self.action_buttons``.
+    ``self.message`` is the status line under the panel; ``self.task`` the
+    last job (tests wait for ``panel.busy`` to become False).
+    """
+
+    title = ""
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.task: Task | None = None
+        self.action_buttons: list[QPushButton] = []
+        outer = QVBoxLayout(self)
+        self.body = QVBoxLayout()
+        outer.addLayout(self.body)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setToolTip("Stop the running job")
+        outer.addWidget(self.cancel_button)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        outer.addWidget(self.message)
+        outer.addStretch(1)
+
+    @property
+    def busy(self) -> bool:
+        return self.task is not None and not self.task.finished
+
+    def say(self, text: str, error: bool = False) -> None:
+        set_message(self.message, text, error)
+
+    def fail(self, text: str) -> None:
+        """A problem found before any job starts: status line and notification."""
+        from napari.utils.notifications import show_error
+
+        self.say(text, error=True)
+        show_error(f"{self.title}: {text}")
+
+    def start(
+        self,
+        function: Callable[..., Any],
+        *args: Any,
+        title: str,
+        on_result: Callable[[Any], None] | None = None,
+        on_report: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        **kwargs: Any,
+    ) -> Task | None:
+        """Run ``function`` in a worker unless a job is already running."""
+        if self.busy:
+            self.fail(f"wait for {self.task.title!r} to finish (or cancel it)")
+            return None
+        for button in self.action_buttons:
+            button.setEnabled(False)
+        self.say(f"{title}…")
+
+        def _result(value: Any) -> None:
+            if on_result is not None:
+                try:
+                    on_result(value)
+                except (ValueError, KeyError, OSError) as err:
+                    self.fail(f"{title}: {err}")
+
+        def _error(error: BaseException) -> None:
+            from ._workers import error_message
+
+            self.say(f"{title} failed: {error_message(error)}", error=True)
+            if on_error is not None:
+                on_error(error)
+
+        def _finished(task: Task) -> None:
+            for button in self.action_buttons:
+                button.setEnabled(True)
+            if task.cancelled:
+                self.say(f"{title} cancelled")
+
+        self.task = run_task(
+            function, *args, title=title, on_result=_result, on_report=on_report,
+            on_error=_error, on_finished=_finished, cancel_button=self.cancel_button, **kwargs,
+        )  # fmt: skip
+        return self.task

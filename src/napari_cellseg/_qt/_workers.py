@@ -1,0 +1,252 @@
+"""Run core work off the GUI thread: one helper shared by every dock widget.
+
+:func:`run_task` starts a core generator (or plain function) in a napari
+``thread_worker``, shows a cancelable ``napari.utils.progress`` bar in the
+activity dock fed by the generator's reports, turns exceptions into one clear
+``show_error`` notification, and supports cancel (between two reports)::
+
+    task = run_task(
+        iter_segment_image, model, config, image,
+        title="Segment",
+        on_result=self._show_labels,
+        cancel_button=self.cancel_button,
+    )
+
+Reports are read by ``describe`` (default :func:`describe_report`: ``done`` and
+``total`` attributes, or ``global_step`` and ``total_steps``, plus ``stage``).
+Callbacks run in the GUI thread. ``task.finished`` is True once the worker
+ended (returned, failed or cancelled), which tests wait on.
+
+:func:`avoid_llvm_clash` runs on import and before every job: see its docstring.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from napari.utils.notifications import show_error, show_info
+from napari.utils.progress import cancelable_progress
+
+logger = logging.getLogger(__name__)
+
+# Exceptions whose message is written for users: shown as is, without a type name.
+USER_ERRORS = (ValueError, KeyError, OSError, LookupError)
+
+
+def avoid_llvm_clash(maps: str | Path = "/proc/self/maps") -> bool:
+    """Hide triton from torch when Mesa's software OpenGL has loaded its own LLVM.
+
+    napari draws with OpenGL; without a GPU driver (Xvfb, remote desktops,
+    virtual machines) Mesa's llvmpipe maps ``libLLVM`` into the process.
+    Loading triton's LLVM after it segfaults the whole viewer, and
+    ``import torch._dynamo`` loads triton (timm and torchvision import it).
+    When ``libLLVM`` is mapped and triton not loaded yet, this makes
+    ``import triton`` fail, so torch runs without it: inference and training
+    are unaffected, only ``torch.compile`` on a GPU would lack its backend.
+
+    Returns
+    -------
+    bool
+        True when triton was hidden by this call.
+    """
+    if "triton" in sys.modules:  # loaded before OpenGL (safe), or already hidden
+        return False
+    try:
+        mapped = Path(maps).read_text(errors="replace")
+    except OSError:  # not Linux
+        return False
+    if "libLLVM" not in mapped:
+        return False
+    sys.modules["triton"] = None  # type: ignore[assignment]
+    logger.info("software OpenGL (Mesa llvmpipe) detected: torch will run without triton")
+    return True
+
+
+avoid_llvm_clash()
+
+
+def describe_report(report: Any) -> tuple[int | None, int | None, str | None]:
+    """``(done, total, stage)`` of a report dataclass; None where it has no such field."""
+    for done_name, total_name in (("done", "total"), ("global_step", "total_steps")):
+        done, total = getattr(report, done_name, None), getattr(report, total_name, None)
+        if isinstance(done, int) and isinstance(total, int):
+            stage = getattr(report, "stage", None)
+            return done, total, stage if isinstance(stage, str) else None
+    return None, None, None
+
+
+def error_message(error: BaseException) -> str:
+    """One readable line (or a few) for a notification; no traceback.
+
+    Errors raised by the core for users (bad file, missing model, refused
+    overwrite...) show their own message; anything else also names its type.
+    """
+    if isinstance(error, KeyError) and error.args:
+        text = str(error.args[0])
+    else:
+        text = str(error)
+    if isinstance(error, USER_ERRORS) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class _Progress(cancelable_progress):
+    """A progress bar whose Cancel button (activity dock) stops the worker at once."""
+
+    def cancel(self) -> None:
+        super().cancel()
+        if self.cancel_callback is not None:
+            self.cancel_callback()
+
+
+class Task:
+    """A running core job: its worker, its progress bar, and how it ended.
+
+    Attributes
+    ----------
+    worker : GeneratorWorker or FunctionWorker
+        The napari worker (``worker.quit()`` requests cancel).
+    finished : bool
+        The worker ended (returned, failed or was cancelled).
+    result : object
+        The generator's return value (None until it returned).
+    error : BaseException or None
+        The exception that ended it, if any.
+    cancelled : bool
+        Cancel was requested and the worker stopped before returning.
+    """
+
+    def __init__(self, worker, title: str):
+        self.worker = worker
+        self.title = title
+        self.finished = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.cancelled = False
+        self.progress: _Progress | None = None
+
+    def cancel(self) -> None:
+        """Ask the worker to stop; a generator stops at its next report."""
+        if not self.finished:
+            self.cancelled = True
+            self.worker.quit()
+
+
+def run_task(
+    function: Callable[..., Any],
+    *args: Any,
+    title: str,
+    on_report: Callable[[Any], None] | None = None,
+    on_result: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    on_finished: Callable[[Task], None] | None = None,
+    describe: Callable[[Any], tuple[int | None, int | None, str | None]] = describe_report,
+    cancel_button=None,
+    show_progress: bool = True,
+    **kwargs: Any,
+) -> Task:
+    """Run ``function(*args, **kwargs)`` in a napari thread worker.
+
+    Parameters
+    ----------
+    function : callable
+        A generator function yielding small report dataclasses and returning
+        its result, or a plain function (then the bar is indeterminate).
+    *args, **kwargs
+        Passed to ``function``.
+    title : str
+        Names the job in the progress bar and in notifications ("Split").
+    on_report, on_result : callable, optional
+        Called in the GUI thread with each report and with the return value.
+    on_error : callable, optional
+        Called with the exception after the error notification is shown.
+    on_finished : callable, optional
+        Called with the :class:`Task` once it ended, however it ended.
+    describe : callable
+        Maps a report to ``(done, total, stage)`` for the progress bar.
+    cancel_button : QAbstractButton, optional
+        Enabled while the job runs; clicking it cancels the job.
+    show_progress : bool
+        Show a progress bar in the activity dock.
+
+    Returns
+    -------
+    Task
+        Already started.
+    """
+    from napari.qt.threading import create_worker
+
+    avoid_llvm_clash()
+    worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True, **kwargs)
+    task = Task(worker, title)
+    if show_progress:
+        task.progress = _Progress(total=0, desc=title, cancel_callback=task.cancel)
+
+    def _yielded(report: Any) -> None:
+        done, total, stage = describe(report)
+        bar = task.progress
+        if bar is not None and done is not None and total:
+            if bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+            if stage:
+                bar.set_description(f"{title}: {stage}")
+        if on_report is not None:
+            on_report(report)
+
+    def _returned(value: Any) -> None:
+        task.result = value
+        if on_result is not None:
+            on_result(value)
+
+    def _errored(error: BaseException) -> None:
+        task.error = error
+        logger.error("%s failed", title, exc_info=(type(error), error, error.__traceback__))
+        show_error(f"{title} failed: {error_message(error)}")
+        if on_error is not None:
+            on_error(error)
+
+    def _aborted() -> None:
+        task.cancelled = True
+        show_info(f"{title} cancelled")
+
+    def _finished() -> None:
+        task.finished = True
+        if task.progress is not None:
+            task.progress.close()
+        if cancel_button is not None:
+            cancel_button.setEnabled(False)
+        if on_finished is not None:
+            on_finished(task)
+
+    if hasattr(worker, "yielded"):
+        worker.yielded.connect(_yielded)
+        worker.aborted.connect(_aborted)
+    worker.returned.connect(_returned)
+    worker.errored.connect(_errored)
+    worker.finished.connect(_finished)
+    if cancel_button is not None:
+        cancel_button.setEnabled(True)
+        _connect_once(cancel_button, task)
+    worker.start()
+    return task
+
+
+def _connect_once(button, task: Task) -> None:
+    """Point ``button`` at this task's cancel, dropping the previous task's connection."""
+    previous = getattr(button, "_cellseg_cancel", None)
+    if previous is not None:
+        try:
+            button.clicked.disconnect(previous)
+        except (TypeError, RuntimeError):
+            pass
+
+    def _cancel(*_: Any) -> None:
+        task.cancel()
+
+    button._cellseg_cancel = _cancel
+    button.clicked.connect(_cancel)

@@ -1,0 +1,282 @@
+"""Qt-free logic behind the Annotate widget: layers <-> dataset.
+
+Two kinds of labels belong to an image:
+
+- the **cells** layer: instance labels, 0 background, one id per cell;
+- the **boundary annotation** layer: the 3-class map the network learns
+  (0 background, 1 boundary, 2 interior; see :mod:`napari_cellseg.data.targets`).
+
+Conversions go through :func:`annotation_from_instances` and
+:func:`instances_from_annotation`. :func:`touching_boundary_pixels` finds the
+pixels to turn into boundary where two cells touch, so that a hand-painted
+annotation follows the same rule as the computed ones (both rims of a contact
+are boundary). :func:`save_annotation` writes image, labels and microscope tag
+into a dataset folder (atomically, never silently overwriting).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .classes import BOUNDARY, MICROSCOPES
+
+ANNOTATION_SUFFIX = " boundary annotation"
+CELLS_SUFFIX = " cells"
+# metadata["cellseg_kind"] marks the layers this package made.
+KIND_KEY = "cellseg_kind"
+KIND_ANNOTATION, KIND_CELLS = "annotation", "cells"
+
+
+def annotation_name(image_name: str) -> str:
+    """Name of an image's boundary annotation layer: ``"<image> boundary annotation"``."""
+    return f"{image_name}{ANNOTATION_SUFFIX}"
+
+
+def cells_name(image_name: str) -> str:
+    """Name of an image's instance layer: ``"<image> cells"``."""
+    return f"{image_name}{CELLS_SUFFIX}"
+
+
+def is_annotation(name: str, metadata: dict | None = None) -> bool:
+    """Whether a labels layer (by name and metadata) holds a 3-class annotation."""
+    if metadata and metadata.get(KIND_KEY) in (KIND_ANNOTATION, KIND_CELLS):
+        return metadata[KIND_KEY] == KIND_ANNOTATION
+    return name.endswith(ANNOTATION_SUFFIX)
+
+
+def check_label_image(labels: Any, name: str = "labels") -> np.ndarray:
+    """``labels`` as a 2D non-negative integer numpy array, or a clear ``ValueError``."""
+    array = np.asarray(labels)
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected a 2D (H, W) label image, got shape {array.shape}")
+    if array.dtype == bool:
+        return array.astype(np.uint8)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name}: labels must be integers, got dtype {array.dtype} (shape {array.shape})")
+    if np.issubdtype(array.dtype, np.signedinteger) and array.size and array.min() < 0:
+        raise ValueError(f"{name}: labels must be >= 0, found {array.min()} (dtype {array.dtype})")
+    return array
+
+
+def check_annotation(annotation: Any, name: str = "annotation") -> np.ndarray:
+    """A 3-class map as uint8, or a ``ValueError`` naming the values it holds."""
+    array = check_label_image(annotation, name)
+    top = int(array.max()) if array.size else 0
+    if top > 2:
+        raise ValueError(
+            f"{name}: a boundary annotation holds 0 (background), 1 (boundary), 2 (interior); "
+            f"found values up to {top}: is this an instance layer?"
+        )
+    return array.astype(np.uint8, copy=False)
+
+
+def annotation_from_instances(instances: Any, thickness: int = 1):
+    """The 3-class annotation of instance labels, and what the conversion found.
+
+    Parameters
+    ----------
+    instances : (H, W) integer array
+        0 background, one id per cell.
+    thickness : int
+        Boundary width in pixels (inner rim of each cell).
+
+    Returns
+    -------
+    annotation : (H, W) uint8 array
+        0 background, 1 boundary, 2 interior.
+    report : napari_cellseg.data.targets.TargetReport
+        Thin, necked and multi-piece cells (each kept, see the targets module).
+    """
+    from .data.targets import instances_to_targets
+
+    instances = check_label_image(instances, "instances")
+    return instances_to_targets(instances, thickness=thickness, return_report=True)
+
+
+def instances_from_annotation(annotation: Any) -> np.ndarray:
+    """Instances of a 3-class annotation: interiors grown over their boundary.
+
+    Blobs painted entirely as boundary (no interior) are kept as cells of
+    their own rather than dropped.
+
+    Returns
+    -------
+    (H, W) uint16 array (uint32 beyond 65535 cells), consecutive 1..N.
+    """
+    from .data.targets import targets_to_instances
+
+    return targets_to_instances(check_annotation(annotation), keep_orphans=True)
+
+
+def touching_boundary_pixels(
+    annotation: Any, instances: Any | None = None
+) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """Pixels to mark as boundary where two cells touch.
+
+    A foreground pixel of the annotation becomes boundary when one of its 8
+    neighbours belongs to another cell. Cells come from ``instances`` when
+    given (the image's cells layer), else from the annotation itself
+    (:func:`instances_from_annotation`): a one-pixel boundary line painted
+    between two interiors then gets its second rim, as computed targets have.
+
+    Returns
+    -------
+    indices : tuple of two int arrays
+        ``(rows, cols)`` of the pixels to set to ``BOUNDARY`` (none of them is
+        boundary yet), ready for napari's ``Labels.data_setitem``.
+    n_pairs : int
+        Number of touching cell pairs found.
+    """
+    from .instance_errors import touching_pairs
+
+    annotation = check_annotation(annotation)
+    if instances is None:
+        cells = instances_from_annotation(annotation)
+    else:
+        cells = check_label_image(instances, "instances")
+        if cells.shape != annotation.shape:
+            raise ValueError(
+                f"the cells layer has shape {cells.shape}, the annotation {annotation.shape}; "
+                "they must belong to the same image"
+            )
+    cells = cells.astype(np.int64, copy=False)
+    contact = np.zeros(cells.shape, dtype=bool)
+    # Right, down, down-right and down-left neighbours cover the 8 directions once.
+    for a, b in (
+        ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+        ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+        ((slice(None, -1), slice(None, -1)), (slice(1, None), slice(1, None))),
+        ((slice(None, -1), slice(1, None)), (slice(1, None), slice(None, -1))),
+    ):
+        differ = (cells[a] != cells[b]) & (cells[a] > 0) & (cells[b] > 0)
+        contact[a] |= differ
+        contact[b] |= differ
+    change = contact & (annotation != 0) & (annotation != BOUNDARY)
+    rows, cols = np.nonzero(change)
+    return (rows, cols), len(touching_pairs(cells))
+
+
+_ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def suggest_image_id(name: str, metadata: dict | None = None) -> str:
+    """A dataset id for an image layer: its ``metadata["id"]``, else its name made file-safe."""
+    if metadata and isinstance(metadata.get("id"), str) and metadata["id"]:
+        return metadata["id"]
+    safe = _ID_UNSAFE.sub("_", name).strip("_.-")
+    return safe or "image"
+
+
+def image_for_dataset(data: Any, name: str = "image") -> np.ndarray:
+    """An image layer's data as a dataset image: ``(H, W)`` or ``(H, W, 3)``, uint8/uint16.
+
+    RGBA drops alpha; three equal channels become grey. Other dtypes or
+    shapes raise a ``ValueError`` that says what the layer holds.
+    """
+    from .io import collapse_grey_rgb
+
+    image = np.asarray(data)
+    if image.ndim == 3 and image.shape[-1] == 4:
+        image = image[..., :3]
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
+        raise ValueError(
+            f"{name}: only 2D grey (H, W) or RGB (H, W, 3) images can be saved into a dataset, "
+            f"got shape {image.shape}"
+        )
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(
+            f"{name}: dataset images are 8- or 16-bit integers, got dtype {image.dtype}; "
+            "convert the layer first"
+        )
+    return collapse_grey_rgb(np.ascontiguousarray(image))
+
+
+def save_annotation(
+    root: str | os.PathLike,
+    image_id: str,
+    image: Any,
+    labels: Any,
+    microscope: str | None,
+    *,
+    annotation: bool,
+    overwrite: bool = False,
+    group: str | None = None,
+):
+    """Save an image, its labels and its microscope tag into a dataset folder.
+
+    Parameters
+    ----------
+    root : str or PathLike
+        The dataset folder (created when new).
+    image_id : str
+        The id (file stem) in the dataset.
+    image : array_like
+        The image layer's data (see :func:`image_for_dataset`).
+    labels : array_like
+        Instance labels (saved in ``masks/``) or, with ``annotation=True``, a
+        3-class map (saved in ``targets/`` exactly as painted).
+    microscope : str
+        The image's microscope tag (A/B/C).
+    annotation : bool
+        Whether ``labels`` is a 3-class annotation.
+    overwrite : bool
+        Replace an id already in the dataset; otherwise raise ``FileExistsError``.
+    group : str, optional
+        Slide or patient key.
+
+    Returns
+    -------
+    ImageRecord
+        The record of the saved image.
+    """
+    from .data.writer import add_to_dataset
+
+    if microscope not in MICROSCOPES:
+        raise ValueError(
+            f"tag the image with its microscope ({', '.join(MICROSCOPES)}) before saving; "
+            f"it has {microscope!r}"
+        )
+    pixels = image_for_dataset(image, image_id)
+    if annotation:
+        values, kind = check_annotation(labels, f"{image_id} annotation"), "targets"
+    else:
+        values, kind = check_label_image(labels, f"{image_id} labels"), "masks"
+    if values.shape != pixels.shape[:2]:
+        raise ValueError(
+            f"the labels have shape {values.shape} but the image {pixels.shape[:2]}; "
+            "save labels drawn on this image"
+        )
+    if not values.any():
+        raise ValueError(f"{image_id}: the labels are empty; annotate some cells before saving")
+    return add_to_dataset(
+        root, image_id, pixels, values, microscope, kind=kind, group=group, overwrite=overwrite
+    )
+
+
+def is_listed(root: str | os.PathLike, image_id: str) -> bool:
+    """Whether the dataset's manifest lists ``image_id`` (no manifest: False)."""
+    from .data.manifest import MANIFEST_NAME, read_manifest
+
+    _, rows, _ = read_manifest(Path(root) / MANIFEST_NAME, MICROSCOPES)
+    return any(row.id == image_id for row in rows)
+
+
+def saved_labels(root: str | os.PathLike, image_id: str) -> dict[str, np.ndarray]:
+    """Labels saved for ``image_id`` in a dataset: ``{"cells": ...}`` or ``{"annotation": ...}``.
+
+    Empty when the dataset does not hold that id. Raises ``DatasetError``
+    (listing files and reasons) when the folder is not a valid dataset.
+    """
+    from .data.dataset import CellDataset
+
+    dataset = CellDataset.open(root)
+    if image_id not in dataset:
+        return {}
+    if dataset[image_id].label_kind == "masks":
+        return {"cells": dataset.load_instances(image_id)}
+    return {"annotation": dataset.load_target(image_id)}

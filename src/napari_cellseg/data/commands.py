@@ -1,0 +1,101 @@
+"""``napari-cellseg split``: write a train/dev/test split of a dataset folder.
+
+Nothing heavy is imported here; the work modules load when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from pathlib import Path
+
+from ..classes import MICROSCOPES
+
+DESCRIPTION = """\
+Split a dataset folder into train/dev/test and write one row per image
+(id, microscope, subset, group). Ratios are of the whole pool; dev and test
+take their share from the target microscope only, and train keeps more target
+images than each of them. Groups (the manifest's `group` column, joined with
+automatically found near-duplicates: tiles of one field, repeated fields) are
+never split. With --previous, images already split keep their subset and new
+ones go to train (or, with --new-images split, are placed by their group's
+seeded hash), so nothing trained on ever moves to dev/test.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "split",
+        help="split a dataset into train/dev/test by target microscope",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data", required=True, type=Path, help="dataset folder (images/, masks/, manifest.csv)"
+    )
+    parser.add_argument("--target", required=True, help="target microscope: dev and test come from it only")
+    parser.add_argument(
+        "--ratios", nargs=3, type=float, default=[0.90, 0.05, 0.05], metavar=("TRAIN", "DEV", "TEST"),
+        help="shares of the whole pool, summing to 1 (default: 0.90 0.05 0.05)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0, help="seed of the group hash (default: 0)")
+    parser.add_argument("--out", required=True, type=Path, help="split CSV to write")
+    parser.add_argument("--no-grouping", action="store_true", help="do not group near-duplicate images")
+    parser.add_argument("--previous", type=Path, help="earlier split CSV: its images keep their subset")
+    parser.add_argument(
+        "--new-images", choices=("train", "split"), default="train",
+        help="with --previous: new images go to train (default) or are placed by their group hash",
+    )  # fmt: skip
+    parser.add_argument(
+        "--microscopes", nargs="+", default=list(MICROSCOPES), metavar="TAG",
+        help=f"microscope tags allowed in the manifest (default: {' '.join(MICROSCOPES)})",
+    )  # fmt: skip
+    parser.set_defaults(func=run_split)
+
+
+def run_split(args: argparse.Namespace) -> int:
+    from ..cli import CommandError
+    from .dataset import CellDataset, DatasetError
+    from .split import SplitConfig, iter_split
+    from .splitfile import SplitError, read_split, write_split
+
+    if args.target not in args.microscopes:
+        raise CommandError(
+            f"unknown target microscope {args.target!r} (allowed: {' '.join(args.microscopes)})"
+        )
+    try:
+        dataset = CellDataset.open(args.data, microscopes=args.microscopes)
+        previous = read_split(args.previous) if args.previous else None
+        config = SplitConfig(
+            args.target, tuple(args.ratios), args.seed, not args.no_grouping, args.new_images
+        )
+        result = None
+        for report in iter_split(dataset, config, previous):
+            if report.stage == "grouping" and report.done == report.total:
+                print(f"near-duplicate search: read {report.total} {args.target} images", file=sys.stderr)
+            result = report.result or result
+    except (DatasetError, SplitError) as err:
+        raise CommandError(str(err)) from None
+    try:
+        path = write_split(args.out, result.subsets, result.microscopes, result.groups)
+    except OSError as err:
+        raise CommandError(f"{args.out}: cannot write ({err})") from None
+    print(result.table())
+    print(_summary(result, config.grouping))
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"wrote {path} (split hash {result.hash()[:16]})")
+    return 0
+
+
+def _summary(result, grouping: bool) -> str:
+    sizes = Counter(result.groups[i] for i, m in result.microscopes.items() if m == result.target)
+    largest = max(sizes.values(), default=0)
+    text = f"{result.target} images in {len(sizes)} groups (largest {largest})"
+    if grouping:
+        crossing = len(result.crossing_pairs())
+        text += f"; {len(result.pairs)} near-duplicate pairs, {crossing} across subsets"
+    else:
+        text += "; near-duplicate grouping off"
+    return text

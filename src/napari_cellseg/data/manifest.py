@@ -1,0 +1,126 @@
+"""``manifest.csv``: one row per image, columns ``id, microscope`` and optional ``group``.
+
+Further columns (dsb2018 has ``modality, source, height, width, n_nuclei``) are
+kept as strings in each row's ``extra``. Reading collects every problem instead
+of stopping at the first, so a user fixes a manifest in one pass.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import atomic_write_text
+
+MANIFEST_NAME = "manifest.csv"
+REQUIRED_COLUMNS = ("id", "microscope")
+# Ids name files (images/<id>.png), so they must be safe file stems.
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One manifest row: ``line`` is its 1-based line number in the file."""
+
+    line: int
+    id: str
+    microscope: str
+    group: str | None
+    extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+def check_id(image_id: str) -> str | None:
+    """Return why ``image_id`` cannot name a file, or None when it can."""
+    if not image_id:
+        return "empty id"
+    if not _ID_PATTERN.match(image_id) or image_id.endswith("."):
+        return (
+            f"id {image_id!r} cannot name a file: use letters, digits, '_', '-' and '.' (not first or last)"
+        )
+    return None
+
+
+def read_manifest(
+    path: str | os.PathLike, microscopes: Sequence[str]
+) -> tuple[list[str], list[ManifestRow], list[str]]:
+    """Read and check a manifest.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``manifest.csv`` file.
+    microscopes : sequence of str
+        The microscope tags allowed in the ``microscope`` column.
+
+    Returns
+    -------
+    columns : list of str
+        The header, in file order.
+    rows : list of ManifestRow
+        The rows that passed the checks, in file order.
+    problems : list of str
+        One reason per bad row or header (duplicate ids, unknown microscope,
+        bad ids, missing columns); empty when the manifest is sound.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return [], [], ["no manifest.csv (it lists id,microscope[,group] for each image)"]
+    except (OSError, UnicodeDecodeError) as err:
+        return [], [], [f"cannot be read ({type(err).__name__}: {err})"]
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip() for h in next(reader, [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        return header, [], [f"header {header} lacks column(s) {missing}"]
+    duplicated = sorted({h for h in header if header.count(h) > 1})
+    if duplicated:
+        return header, [], [f"header repeats column(s) {duplicated}"]
+    rows, problems, first_line = [], [], {}
+    allowed = ", ".join(microscopes)
+    for values in reader:
+        line = reader.line_num
+        if not any(v.strip() for v in values):
+            continue
+        if len(values) != len(header):
+            problems.append(f"line {line}: {len(values)} fields, the header has {len(header)}")
+            continue
+        record = {h: v.strip() for h, v in zip(header, values)}
+        image_id, microscope = record.pop("id"), record.pop("microscope")
+        group = record.pop("group", "") or None
+        bad_id = check_id(image_id)
+        if bad_id:
+            problems.append(f"line {line}: {bad_id}")
+            continue
+        if image_id in first_line:
+            problems.append(f"line {line}: duplicate id {image_id!r} (first on line {first_line[image_id]})")
+            continue
+        first_line[image_id] = line
+        if microscope not in microscopes:
+            problems.append(
+                f"line {line}: id {image_id!r} has unknown microscope {microscope!r} (allowed: {allowed})"
+            )
+            continue
+        rows.append(ManifestRow(line, image_id, microscope, group, record))
+    return header, rows, problems
+
+
+def format_manifest(columns: Sequence[str], rows: Iterable[dict[str, str]]) -> str:
+    """CSV text for ``rows`` (dicts keyed by column; missing keys write as empty)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n", extrasaction="raise")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: row.get(c, "") or "" for c in columns})
+    return buffer.getvalue()
+
+
+def write_manifest(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[dict[str, str]]) -> Path:
+    """Write a manifest atomically (temporary file + rename)."""
+    return atomic_write_text(path, format_manifest(columns, rows))

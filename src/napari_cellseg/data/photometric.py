@@ -1,0 +1,98 @@
+"""Photometric augmentation steps on intensities scaled to [0, 1] (float32).
+
+Each function takes an image from
+:func:`napari_cellseg.data.normalize.scale_intensity` (grey ``(H, W)`` or
+colour ``(H, W, 3)``) and the already-drawn parameters, so that
+:class:`~napari_cellseg.data.augment.Augmenter` owns all randomness. They work
+in place where they can and return the result.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "RGB_FROM_HED",
+    "add_noise",
+    "adjust_tone",
+    "gaussian_blur",
+    "stain_jitter",
+]
+
+# Ruifrok & Johnston (2001) stain vectors, one optical-density row per stain
+# (haematoxylin, eosin, DAB), as in skimage.color.rgb_from_hed.
+RGB_FROM_HED = np.array(
+    [[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]],
+    dtype=np.float64,
+)
+RGB_FROM_HED = RGB_FROM_HED / np.linalg.norm(RGB_FROM_HED, axis=1, keepdims=True)
+HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED)
+# Transmission floor: a black pixel has optical density -ln(1e-3) ~ 6.9, not infinity.
+_MIN_TRANSMISSION = 1e-3
+_TONE_LEVELS = 4096
+
+
+def stain_jitter(image: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Perturb stain concentrations of a brightfield RGB image in HED space.
+
+    Optical density ``od = -ln(rgb)`` is unmixed into haematoxylin, eosin and
+    DAB concentrations, each scaled by ``scale[i]`` and shifted by
+    ``shift[i]``, then mixed back (Tellez et al. 2018). The three steps are one
+    3 x 3 matrix and a bias applied to the optical density.
+
+    Parameters
+    ----------
+    image : (H, W, 3) float32 array in [0, 1]
+        Transmitted light (white background near 1).
+    scale, shift : (3,) arrays
+        Per-stain factors (near 1) and offsets (near 0, optical-density units).
+
+    Returns
+    -------
+    (H, W, 3) float32 array in [0, 1]
+    """
+    import cv2
+
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"stain jitter needs an RGB (H, W, 3) image, got shape {image.shape}")
+    mix = (HED_FROM_RGB * np.asarray(scale, dtype=np.float64)[None, :]) @ RGB_FROM_HED
+    bias = np.asarray(shift, dtype=np.float64) @ RGB_FROM_HED
+    # od' = od @ mix + bias with od = -ln(rgb), so ln(rgb') = ln(rgb) @ mix - bias:
+    # one cv2.transform with the 3 x 4 matrix [mix.T | -bias] per pixel.
+    affine = np.hstack([mix.T, -bias[:, None]]).astype(np.float32)
+    log_rgb = cv2.log(np.maximum(image, np.float32(_MIN_TRANSMISSION)))
+    out = cv2.exp(cv2.transform(log_rgb, affine))
+    return np.minimum(out, 1.0, out=out)
+
+
+def adjust_tone(image: np.ndarray, gamma: float, contrast: float, brightness: float) -> np.ndarray:
+    """Gamma, then contrast around the image's mean, then brightness, as one lookup table.
+
+    ``y = (x ** gamma - m) * contrast + m + brightness`` with ``x`` clipped to
+    [0, 1] and ``m = mean(x) ** gamma``, read from a 4096-entry table (a step
+    of 1/4095, far below 8-bit quantisation) because ``pow`` per pixel is slow.
+    """
+    levels = np.linspace(0.0, 1.0, _TONE_LEVELS)
+    pivot = float(np.clip(image.mean(), 0.0, 1.0)) ** gamma
+    table = ((levels**gamma - pivot) * contrast + pivot + brightness).astype(np.float32)
+    index = np.clip(image, 0.0, 1.0)
+    index *= np.float32(_TONE_LEVELS - 1)
+    index += np.float32(0.5)
+    return np.take(table, index.astype(np.uint16))
+
+
+def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of standard deviation ``sigma`` pixels (reflect border)."""
+    import cv2
+
+    if sigma <= 0:
+        return image
+    return cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT_101)
+
+
+def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Add zero-mean Gaussian noise of standard deviation ``sigma`` (independent per channel)."""
+    noise = rng.standard_normal(image.shape, dtype=np.float32)
+    noise *= np.float32(sigma)
+    image += noise
+    return image

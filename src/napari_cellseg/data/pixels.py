@@ -1,0 +1,102 @@
+"""Decode a dataset's image and label files, checking what headers cannot show.
+
+Every failure raises ``PixelError`` with a reason; :mod:`.dataset` adds the file
+name. Float or negative instance labels, and target maps with values other
+than 0/1/2, are found here, when the pixels are read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..io import ImageReadError, collapse_grey_rgb, read_image
+
+
+class PixelError(ValueError):
+    """A file's pixels are not what the dataset needs (the message omits the path)."""
+
+
+def read_pixels(path: Path) -> np.ndarray:
+    """Decode ``path``; 16-bit RGB PNGs keep their 16 bits (imageio would cut them to 8)."""
+    try:
+        if path.suffix.lower() == ".png" and _is_png_rgb16(path):
+            return _read_png_rgb16(path)
+        return read_image(path)
+    except ImageReadError as err:
+        # read_image names the file; drop it because the caller names it too.
+        raise PixelError(str(err).removeprefix(f"{path}: ")) from None
+
+
+def _is_png_rgb16(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return len(head) == 26 and head[24] == 16 and head[25] in (2, 6)
+
+
+def _read_png_rgb16(path: Path) -> np.ndarray:
+    import cv2
+
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise PixelError("cannot be decoded as PNG")
+    return np.ascontiguousarray(data[..., 2::-1])  # BGR(A) -> RGB
+
+
+def image_pixels(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """An image as ``(H, W)`` grey or ``(H, W, 3)`` RGB; three equal channels become grey."""
+    data = read_pixels(path)
+    if data.ndim == 3 and data.shape[-1] == 2:  # grey + alpha
+        data = data[..., 0]
+    elif data.ndim == 3 and data.shape[-1] == 4:  # RGBA TIFF
+        data = data[..., :3]
+    if data.shape[:2] != tuple(shape) or data.ndim not in (2, 3):
+        raise PixelError(f"decoded shape {data.shape} differs from the header's {tuple(shape)}")
+    return collapse_grey_rgb(data)
+
+
+def instance_pixels(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """Instance labels as uint16 (uint32 past 65535), 0 background, consecutive 1..N."""
+    labels = read_pixels(path)
+    if labels.shape != tuple(shape):
+        raise PixelError(f"labels have shape {labels.shape}; the image is {tuple(shape)}")
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise PixelError(f"instance labels must be integers, got dtype {labels.dtype}")
+    if np.issubdtype(labels.dtype, np.signedinteger):
+        low = int(labels.min())
+        if low < 0:
+            raise PixelError(f"instance labels must be >= 0, found {low} (dtype {labels.dtype})")
+    return _consecutive(labels)
+
+
+def _consecutive(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels to 1..N (order kept) only when some numbers are unused."""
+    top = int(labels.max())
+    if top <= 4 * labels.size + 1:
+        present = np.bincount(labels.ravel(), minlength=top + 1) > 0
+        used = np.flatnonzero(present[1:]) + 1
+    else:  # sparse huge ids: bincount would be large
+        used = np.unique(labels)
+        used = used[used > 0]
+    dtype = np.uint16 if len(used) <= np.iinfo(np.uint16).max else np.uint32
+    if len(used) == top:
+        return labels.astype(dtype, copy=False)
+    lookup_keys = np.concatenate(([0], used))
+    new = np.searchsorted(lookup_keys, labels.ravel()).reshape(labels.shape)
+    return new.astype(dtype)
+
+
+def target_pixels(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """A 3-class map as uint8 (0 background, 1 boundary, 2 interior)."""
+    target = read_pixels(path)
+    if target.ndim == 3 and target.shape[-1] == 3:
+        target = collapse_grey_rgb(target)
+    if target.shape != tuple(shape):
+        raise PixelError(f"target map has shape {target.shape}; the image is {tuple(shape)}")
+    if target.dtype == bool or not np.issubdtype(target.dtype, np.integer):
+        raise PixelError(f"target maps must be integers 0/1/2, got dtype {target.dtype}")
+    low, high = int(target.min()), int(target.max())
+    if low < 0 or high > 2:
+        raise PixelError(f"target maps hold 0/1/2 only, found values in [{low}, {high}]")
+    return target.astype(np.uint8, copy=False)

@@ -1,0 +1,172 @@
+"""Add an annotated image to a dataset folder (the Annotate widget's "save").
+
+Every file is written atomically (temporary file + rename) and the manifest is
+rewritten last, so a crash leaves either the old dataset or the new one: at
+worst an image file that no manifest row names yet, which opening ignores.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..classes import MICROSCOPES
+from ..config import atomic_write_bytes
+from ..io import write_tiff_layer
+from .dataset import IMAGE_DIR, MASK_DIR, TARGET_DIR, ImageRecord
+from .headers import read_header
+from .manifest import MANIFEST_NAME, check_id, read_manifest, write_manifest
+
+
+def add_to_dataset(
+    root: str | os.PathLike,
+    image_id: str,
+    image: np.ndarray,
+    labels: np.ndarray,
+    microscope: str,
+    kind: str = "masks",
+    group: str | None = None,
+    overwrite: bool = False,
+    extra: Mapping[str, str] | None = None,
+    microscopes: Sequence[str] = MICROSCOPES,
+) -> ImageRecord:
+    """Save one image and its labels into a dataset folder, creating it if new.
+
+    Parameters
+    ----------
+    root : str or PathLike
+        The dataset folder; created with ``images/``, ``masks/`` or ``targets/``
+        and ``manifest.csv`` when absent.
+    image_id : str
+        The id, also the file stem: letters, digits, ``_``, ``-``, ``.``.
+    image : ndarray
+        ``(H, W)`` grey or ``(H, W, 3)`` RGB, uint8 (saved as PNG) or uint16
+        (saved as TIFF).
+    labels : ndarray
+        ``(H, W)`` non-negative integer instance labels (``kind="masks"``) or a
+        0/1/2 map (``kind="targets"``).
+    microscope : str
+        The microscope tag, one of ``microscopes``.
+    kind : {"masks", "targets"}
+        What ``labels`` holds.
+    group : str, optional
+        Slide or patient key; images of a group are never split apart.
+    overwrite : bool
+        Replace an image already listed under ``image_id``; otherwise refuse.
+    extra : mapping, optional
+        Values for other manifest columns (new columns are added).
+    microscopes : sequence of str
+        Allowed microscope tags.
+
+    Returns
+    -------
+    ImageRecord
+        The record of the saved image, as :meth:`CellDataset.open` would give.
+
+    Raises
+    ------
+    ValueError
+        On a bad id, microscope, kind, shape or dtype.
+    FileExistsError
+        If ``image_id`` is already in the manifest and ``overwrite`` is False.
+    """
+    root = Path(root)
+    _check_inputs(image_id, image, labels, microscope, kind, microscopes)
+    manifest = root / MANIFEST_NAME
+    columns, rows = _read_rows(manifest, microscopes)
+    if image_id in rows and not overwrite:
+        raise FileExistsError(
+            f"{root}: id {image_id!r} is already in the dataset (pass overwrite=True to replace it)"
+        )
+    old_files = _files_of(root, image_id)
+
+    image_path = _write_image(root / IMAGE_DIR, image_id, np.asarray(image))
+    label_path = _write_labels(root / kind, image_id, np.asarray(labels), kind)
+
+    values = {"id": image_id, "microscope": microscope, "group": group or ""}
+    values.update({str(k): str(v) for k, v in (extra or {}).items()})
+    for column in values:
+        if column not in columns and (column != "group" or group):
+            columns.append(column)
+    rows[image_id] = values
+    write_manifest(manifest, columns, rows.values())
+    for stale in old_files - {image_path, label_path}:  # e.g. a .png replaced by a .tif
+        stale.unlink(missing_ok=True)
+    header = read_header(image_path)  # what opening the folder would report
+    extras = {k: v for k, v in values.items() if k not in ("id", "microscope", "group")}
+    return ImageRecord(
+        image_id, microscope, group or None, image_path, label_path, kind,
+        header.shape, header.channels, header.dtype, extras,
+    )  # fmt: skip
+
+
+def _check_inputs(image_id, image, labels, microscope, kind, microscopes) -> None:
+    bad_id = check_id(image_id)
+    if bad_id:
+        raise ValueError(bad_id)
+    if microscope not in microscopes:
+        raise ValueError(f"unknown microscope {microscope!r}; choose from {tuple(microscopes)}")
+    if kind not in (MASK_DIR, TARGET_DIR):
+        raise ValueError(f"kind must be 'masks' or 'targets', got {kind!r}")
+    image, labels = np.asarray(image), np.asarray(labels)
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
+        raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {image.shape}")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"image must be uint8 or uint16, got dtype {image.dtype}")
+    if labels.shape != image.shape[:2]:
+        raise ValueError(f"labels have shape {labels.shape}; the image is {image.shape[:2]}")
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+    low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
+    if low < 0:
+        raise ValueError(f"labels must be >= 0, found {low}")
+    if kind == TARGET_DIR and high > 2:
+        raise ValueError(f"targets hold 0 (background), 1 (boundary), 2 (interior); found {high}")
+
+
+def _read_rows(manifest: Path, microscopes) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """Existing columns and rows (as dicts) of a manifest; a new one if absent."""
+    if not manifest.exists():
+        return ["id", "microscope"], {}
+    columns, rows, problems = read_manifest(manifest, microscopes)
+    if problems:
+        listing = "; ".join(problems[:5])
+        raise ValueError(f"{manifest}: fix the manifest before adding images ({listing})")
+    records = {}
+    for row in rows:
+        values = {"id": row.id, "microscope": row.microscope, "group": row.group or ""}
+        values.update(row.extra)
+        records[row.id] = values
+    return columns, records
+
+
+def _files_of(root: Path, image_id: str) -> set[Path]:
+    found = set()
+    for folder in (IMAGE_DIR, MASK_DIR, TARGET_DIR):
+        for suffix in (".png", ".tif", ".tiff"):
+            path = root / folder / f"{image_id}{suffix}"
+            if path.exists():
+                found.add(path)
+    return found
+
+
+def _write_image(folder: Path, image_id: str, image: np.ndarray) -> Path:
+    if image.dtype == np.uint16:  # Pillow cannot write 16-bit RGB PNG; TIFF holds any
+        return write_tiff_layer(folder / f"{image_id}.tif", image, "image", {"name": image_id})
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
+    return atomic_write_bytes(folder / f"{image_id}.png", buffer.getvalue())
+
+
+def _write_labels(folder: Path, image_id: str, labels: np.ndarray, kind: str) -> Path:
+    if kind == TARGET_DIR:
+        labels = labels.astype(np.uint8)
+    else:
+        labels = labels.astype(np.uint16 if labels.max(initial=0) <= 65535 else np.uint32)
+    return write_tiff_layer(folder / f"{image_id}.tif", labels, "labels", {"name": image_id})

@@ -1,0 +1,344 @@
+"""Segment many image files, on this machine or spread over a Dask cluster.
+
+Each file becomes ``<out>/<id>.tif`` (instance labels, via
+:func:`napari_cellseg.io.write_tiff_layer`), optionally ``<id>_probabilities.tif``
+and ``<id>.csv`` (per-cell measurements). A file that fails is reported with
+its name and the reason, and the run goes on with the others.
+
+With a Dask ``scheduler`` the images travel as paths and the workers write the
+results; each worker loads the model once (:func:`cached_model`, keyed by model
+directory and device) and keeps it for every image it receives.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ..config import JsonConfig
+from ..io import IMAGE_SUFFIXES
+
+# Images with more pixels than this go through the block-wise (zarr) pipeline.
+BIG_IMAGE_PIXELS = 6000 * 6000
+_model_lock = threading.Lock()
+_OPTION = {"probabilities": "save_probabilities", "measurements": "measurements"}
+
+
+@dataclass
+class SegmentOptions(JsonConfig):
+    """How :func:`segment_file` segments each image (sent to workers as a dict)."""
+
+    tile_size: int = 512
+    overlap: int = 64
+    batch_size: int | None = None
+    device: str = "auto"
+    diameter: float | None = None  # nucleus diameter in px; 0 = estimate; None = model scale
+    channel: int | None = None
+    save_probabilities: bool = False
+    measurements: bool = False
+    overwrite: bool = False
+    torch_threads: int | None = None  # per process; set for Dask workers sharing a machine
+    big_image_pixels: int = BIG_IMAGE_PIXELS
+
+
+@dataclass
+class FileReport:
+    """What happened to one image."""
+
+    path: str
+    image_id: str
+    status: str  # "done", "skipped" (output exists) or "failed"
+    message: str = ""
+    output: str | None = None
+    n_instances: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class BatchSummary:
+    reports: list[FileReport] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.reports)
+
+    @property
+    def ok(self) -> bool:
+        return self.count("failed") == 0
+
+    def describe(self) -> str:
+        return (
+            f"{len(self.reports)} image(s): {self.count('done')} segmented, "
+            f"{self.count('skipped')} skipped (output exists), {self.count('failed')} failed"
+        )
+
+
+def find_images(paths: Iterable[str | os.PathLike], exclude: Path | None = None) -> list[Path]:
+    """Image files among ``paths``; folders are expanded (sorted, not recursive).
+
+    Paths that do not exist are kept so they are reported as failures.
+    """
+    found: list[Path] = []
+    exclude = exclude.resolve() if exclude is not None else None
+    for path in map(Path, paths):
+        if path.is_dir():
+            if exclude is not None and path.resolve() == exclude:
+                continue
+            found.extend(
+                p for p in sorted(path.iterdir())
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )  # fmt: skip
+        else:
+            found.append(path)
+    return found
+
+
+def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:
+    return {
+        "labels": out_dir / f"{image_id}.tif",
+        "probabilities": out_dir / f"{image_id}_probabilities.tif",
+        "measurements": out_dir / f"{image_id}.csv",
+    }
+
+
+@lru_cache(maxsize=4)
+def _load_model(model_dir: str, device: str):
+    from .runtime import resolve_model
+
+    return resolve_model(model_dir, device=device)
+
+
+def cached_model(model_dir: str | os.PathLike, device: str = "auto"):
+    """``(model, config)`` loaded once per process (each Dask worker keeps its own)."""
+    with _model_lock:
+        return _load_model(str(Path(model_dir).resolve()), device)
+
+
+def segment_file(
+    path: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: SegmentOptions | dict | None = None,
+) -> FileReport:
+    """Segment one image file and write its outputs; never raises for a bad image.
+
+    Returns
+    -------
+    FileReport
+        ``status`` is ``"done"``, ``"skipped"`` (outputs exist and
+        ``overwrite`` is off) or ``"failed"`` with the reason in ``message``.
+    """
+    from ..io import ImageReadError
+
+    options = SegmentOptions.from_dict(options) if isinstance(options, dict) else options
+    options = options or SegmentOptions()
+    path, out_dir = Path(path), Path(out_dir)
+    image_id = path.stem
+    outputs = output_paths(out_dir, image_id)
+    report = FileReport(str(path), image_id, "done", output=str(outputs["labels"]))
+    wanted = ["labels"] + [k for k in ("probabilities", "measurements") if getattr(options, _OPTION[k])]
+    existing = [str(outputs[k]) for k in wanted if outputs[k].exists()]
+    if existing and not options.overwrite:
+        report.status, report.message = "skipped", f"{', '.join(existing)} exist(s) (use --overwrite)"
+        return report
+    start = time.perf_counter()
+    try:
+        report.n_instances = _segment_and_write(path, model_dir, outputs, options)
+    except (ImageReadError, ValueError, FileExistsError) as err:
+        report.status, report.message = "failed", _name_file(path, err)
+    except Exception as err:  # keep the batch going; say what and where
+        report.status, report.message = "failed", f"{path}: {type(err).__name__}: {err}"
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _name_file(path: Path, err: Exception) -> str:
+    text = str(err)
+    return text if str(path) in text else f"{path}: {text}"
+
+
+def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options: SegmentOptions) -> int:
+    import numpy as np
+
+    from ..io import collapse_grey_rgb, read_image, write_tiff_layer
+    from .images import describe_layout
+
+    if options.torch_threads:
+        import torch
+
+        torch.set_num_threads(options.torch_threads)
+    image = collapse_grey_rgb(read_image(path))
+    layout = describe_layout(image, options.channel)
+    model, config = cached_model(model_dir, options.device)
+    kwargs = dict(
+        tile_size=options.tile_size, overlap=options.overlap, batch_size=options.batch_size,
+        diameter=options.diameter, channel=options.channel,
+    )  # fmt: skip
+    if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:
+        labels, probabilities, metadata = _segment_big_in_memory(model, config, image, outputs, kwargs)
+    else:
+        from .segment import segment_image
+
+        result = segment_image(model, config, image, keep_probabilities=options.save_probabilities, **kwargs)
+        labels, probabilities = result.labels, result.probabilities
+        metadata = result.layer_attributes()["metadata"]
+    metadata.update(source=str(path), model=str(model_dir))
+    outputs["labels"].parent.mkdir(parents=True, exist_ok=True)
+    if options.measurements:
+        from .measure import measure_cells, write_measurements
+
+        intensity = image if layout.channel is None else np.take(image, layout.channel, axis=layout.channel_axis)  # fmt: skip
+        write_measurements(outputs["measurements"], measure_cells(labels, intensity, path.stem))
+    if options.save_probabilities and probabilities is not None:
+        write_tiff_layer(
+            outputs["probabilities"], probabilities, "image",
+            {"name": f"{path.stem} probabilities", "metadata": {"channels": ["background", "boundary", "interior"]}},
+        )  # fmt: skip
+    # Labels last: their presence marks the image as done (resumable batches).
+    write_tiff_layer(
+        outputs["labels"], labels, "labels", {"name": f"{path.stem} cells", "metadata": metadata}
+    )
+    return int(labels.max()) if labels.size else 0
+
+
+def _segment_big_in_memory(model, config, image, outputs, kwargs):
+    """Block-wise pipeline for a large image already in memory (bounded extra memory)."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
+    from .big import segment_big
+
+    scratch = Path(tempfile.mkdtemp(prefix=".cellseg-", dir=outputs["labels"].parent))
+    try:
+        result = segment_big(
+            model, config, image, scratch / "labels.zarr",
+            probabilities_out=scratch / "probabilities.zarr", **kwargs,
+        )  # fmt: skip
+        labels = np.asarray(result.labels[...])
+        if result.n_instances <= np.iinfo(np.uint16).max:
+            labels = labels.astype(np.uint16)
+        probabilities = np.asarray(result.probabilities[...])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    metadata = {"scale_factor": result.scale_factor, "n_instances": result.n_instances, "block_wise": True}
+    return labels, probabilities, metadata
+
+
+def _client(scheduler: Any, workers: int | None):
+    """A distributed Client from ``"local"``, an address, or a Client/LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    if isinstance(scheduler, LocalCluster):
+        return Client(scheduler), True
+    if scheduler == "local":
+        n = workers or max(1, (os.cpu_count() or 2) // 2)
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), True
+    return Client(scheduler), True
+
+
+def iter_segment_files(
+    paths: Iterable[str | os.PathLike],
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: SegmentOptions | None = None,
+    scheduler: Any = None,
+    workers: int | None = None,
+) -> Generator[FileReport, None, BatchSummary]:
+    """Segment image files one by one (or on a Dask cluster), yielding a report per file.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Image files or folders of images.
+    model_dir : path
+        Model directory (model.safetensors + config.json).
+    out_dir : path
+        Where outputs go (created).
+    options : SegmentOptions, optional
+    scheduler : None, "local", an address, or a distributed Client/LocalCluster
+        None runs here, in this process. ``"local"`` starts a LocalCluster of
+        ``workers`` processes.
+    workers : int, optional
+        Processes of the local cluster (default: half the CPUs).
+
+    Returns
+    -------
+    BatchSummary
+        As the generator's return value.
+    """
+    options = options or SegmentOptions()
+    out_dir = Path(out_dir)
+    files = find_images(paths, exclude=out_dir)
+    summary = BatchSummary()
+    seen: dict[str, Path] = {}
+    todo = []
+    for path in files:
+        if path.stem in seen:
+            report = FileReport(str(path), path.stem, "failed", f"{path}: same id as {seen[path.stem]}; outputs would collide")  # fmt: skip
+            summary.reports.append(report)
+            yield report
+            continue
+        seen[path.stem] = path
+        todo.append(path)
+    if scheduler is None:
+        for path in todo:
+            report = segment_file(path, model_dir, out_dir, options)
+            summary.reports.append(report)
+            yield report
+        return summary
+    yield from _run_on_dask(todo, model_dir, out_dir, options, scheduler, workers, summary)
+    return summary
+
+
+def _run_on_dask(todo, model_dir, out_dir, options, scheduler, workers, summary):
+    from distributed import as_completed
+
+    client, owned = _client(scheduler, workers)
+    try:
+        if owned and options.torch_threads is None:
+            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+            options = SegmentOptions.from_dict({**options.to_dict(), "torch_threads": max(1, (os.cpu_count() or 1) // n_workers)})  # fmt: skip
+        payload = options.to_dict()
+        futures = {
+            client.submit(segment_file, str(p), str(Path(model_dir).resolve()), str(out_dir.resolve()), payload, pure=False): p
+            for p in todo
+        }  # fmt: skip
+        for future in as_completed(futures):
+            path = futures[future]
+            try:
+                report = future.result()
+            except Exception as err:  # a worker died or could not run the task
+                report = FileReport(str(path), path.stem, "failed", f"{path}: worker error {type(err).__name__}: {err}")  # fmt: skip
+            summary.reports.append(report)
+            yield report
+    finally:
+        if owned:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def segment_files(
+    paths: Iterable[str | os.PathLike],
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    options: SegmentOptions | None = None,
+    scheduler: Any = None,
+    workers: int | None = None,
+    callback: Callable[[FileReport], None] | None = None,
+) -> BatchSummary:
+    """Synchronous :func:`iter_segment_files`; ``callback`` receives each report."""
+    from .tiled import run_to_end
+
+    return run_to_end(iter_segment_files(paths, model_dir, out_dir, options, scheduler, workers), callback)

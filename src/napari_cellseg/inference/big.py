@@ -1,0 +1,292 @@
+"""Images larger than memory: block-wise prediction and watershed, written to zarr.
+
+Memory is bounded by the block size, not the image size:
+
+1. **Probabilities.** The plane is cut into blocks; each block is predicted
+   with a context margin (tiles blended as in :mod:`.predict`, percentiles from
+   the whole plane) and its core is written to a ``(3, H, W)`` zarr array.
+2. **Instances.** Each block's probabilities are read with a wider context
+   margin and run through the watershed. An object is kept by the block that
+   holds its bounding-box centre, so each nucleus is decided once, by a block
+   that sees it whole (as StarDist's ``predict_instances_big`` does). Kept
+   objects are written where the output is still empty; an object that would
+   land mostly on already written pixels is the same nucleus seen from the
+   neighbouring block and is dropped. Ids are assigned globally and
+   consecutively as objects are written.
+
+The context must exceed the largest nucleus radius; objects that touch the
+edge of their block's context are counted as ``truncated`` in the result so a
+too-small context shows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .images import PlaneReader, describe_layout
+from .tiled import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    PredictProgress,
+    iter_predict_region,
+    iter_scale_factor,
+    make_runner,
+    plane_percentiles,
+    run_to_end,
+)
+
+DEFAULT_BLOCK_SIZE = 2048
+DEFAULT_CONTEXT = 128  # image px around a block for the watershed; > largest nucleus radius
+# An object whose still-free pixels are fewer than this share was written by a neighbour.
+DUPLICATE_SHARE = 0.5
+
+
+@dataclass
+class BigSegmentationResult:
+    """Labels and probabilities of a big image, as zarr arrays."""
+
+    labels: Any  # zarr (H, W) uint32
+    probabilities: Any | None  # zarr (3, H, W), or None when it was a temporary
+    n_instances: int
+    truncated: int  # objects cut by their block's context: raise ``context`` if many
+    scale_factor: float = 1.0
+
+
+def _block_cores(shape: tuple[int, int], block: int) -> list[tuple[slice, slice]]:
+    height, width = shape
+    return [
+        (slice(y, min(y + block, height)), slice(x, min(x + block, width)))
+        for y in range(0, height, block)
+        for x in range(0, width, block)
+    ]
+
+
+def _grow(core: tuple[slice, slice], margin: int, shape: tuple[int, int]) -> tuple[slice, slice]:
+    return tuple(slice(max(0, s.start - margin), min(n, s.stop + margin)) for s, n in zip(core, shape))
+
+
+def open_zarr_output(out: Any, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]):
+    """A new zarr array at path ``out`` (refused if it exists), or ``out`` itself if an array."""
+    import zarr
+
+    if not isinstance(out, (str, os.PathLike)):
+        if tuple(out.shape) != tuple(shape):
+            raise ValueError(f"output array has shape {tuple(out.shape)}, expected {tuple(shape)}")
+        return out
+    if Path(out).exists():
+        raise FileExistsError(f"{out}: already exists; remove it or choose another output")
+    return zarr.open_array(str(out), mode="w", shape=shape, chunks=chunks, dtype=dtype, fill_value=0)
+
+
+def iter_predict_probabilities_big(
+    model, config, image: Any, out: Any, *,
+    block_size: int = DEFAULT_BLOCK_SIZE, tile_size: int = DEFAULT_TILE_SIZE,
+    overlap: int = DEFAULT_OVERLAP, batch_size: int | None = None, device: Any = None,
+    diameter: float | None = None, channel: int | None = None, channel_axis: int | None = None,
+    amp: bool = True, dtype: str = "float16",
+) -> Generator[PredictProgress, None, tuple[Any, float]]:  # fmt: skip
+    """Generator version of :func:`predict_probabilities_big`; returns ``(zarr array, factor)``."""
+    layout = describe_layout(image, channel, channel_axis)
+    if layout.stack:
+        raise ValueError(
+            f"big mode segments one 2D plane; the image (shape {layout.shape}) is a stack: "
+            "pass one plane at a time"
+        )
+    runner = make_runner(model, config, device, amp)
+    factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap)
+    plane = PlaneReader(image, layout)
+    shape = plane.shape
+    block = min(block_size, max(shape))
+    probabilities = open_zarr_output(out, (3, *shape), dtype, (3, block, block))
+    percentiles = plane_percentiles(plane, config.normalization)
+    # Context for the network: the blending overlap, in image px, plus a safety margin.
+    margin = math.ceil(overlap / factor) + 16
+    cores = _block_cores(shape, block)
+    for index, core in enumerate(cores):
+        region = _grow(core, margin, shape)
+        gen = iter_predict_region(
+            runner, plane, config.normalization, percentiles, factor, region,
+            tile_size, overlap, batch_size,
+        )  # fmt: skip
+        predicted = run_to_end(gen)
+        inner = tuple(slice(c.start - r.start, c.stop - r.start) for c, r in zip(core, region))
+        probabilities[(slice(None), *core)] = predicted[(slice(None), *inner)].astype(dtype)
+        yield PredictProgress("predict", index + 1, len(cores))
+    return probabilities, factor
+
+
+def predict_probabilities_big(model, config, image: Any, out: Any, *, callback=None, **kwargs):
+    """Predict the probabilities of a big 2D image block by block into a zarr array.
+
+    Parameters
+    ----------
+    model, config
+        As for :func:`.predict.predict_probabilities`.
+    image : array_like
+        A 2D grey, RGB or multichannel plane; numpy, dask or zarr (read lazily).
+    out : str, PathLike or zarr array
+        Where to write: a new zarr path, or an array of shape ``(3, H, W)``.
+    callback : callable, optional
+        Called with a :class:`~.predict.PredictProgress` per block.
+    **kwargs
+        ``block_size`` (image px, default 2048), ``tile_size``, ``overlap``,
+        ``batch_size``, ``device``, ``diameter``, ``channel``, ``channel_axis``,
+        ``amp``, ``dtype`` (of the stored probabilities, default float16).
+
+    Returns
+    -------
+    zarr.Array
+        ``(3, H, W)`` probabilities.
+    """
+    gen = iter_predict_probabilities_big(model, config, image, out, **kwargs)
+    return run_to_end(gen, callback)[0]
+
+
+def _write_block(labels_out, local: np.ndarray, region, core, next_id: int) -> tuple[int, int]:
+    """Write the objects of ``local`` whose bbox centre is in ``core``; return (next id, truncated)."""
+    from scipy import ndimage
+
+    boxes = ndimage.find_objects(local)
+    n = len(boxes)
+    keep = np.zeros(n + 1, bool)
+    truncated = 0
+    limits = [(r.start, r.stop) for r in region]
+    for label, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        centre = [r.start + (b.start + b.stop - 1) / 2 for r, b in zip(region, box)]
+        if all(c.start <= x < c.stop for c, x in zip(core, centre)):
+            keep[label] = True
+            touches = any(
+                (b.start == 0 and lo > 0) or (b.stop == r.stop - r.start and hi < total)
+                for b, r, (lo, hi), total in zip(box, region, limits, labels_out.shape)
+            )
+            truncated += int(touches)
+    if not keep.any():
+        return next_id, truncated
+    existing = np.asarray(labels_out[region])
+    free = existing == 0
+    kept = keep[local]
+    totals = np.bincount(local[kept], minlength=n + 1)
+    free_counts = np.bincount(local[kept & free], minlength=n + 1)
+    keep &= free_counts >= DUPLICATE_SHARE * np.maximum(totals, 1)
+    new_ids = np.zeros(n + 1, np.uint32)
+    n_new = int(keep.sum())
+    new_ids[keep] = np.arange(next_id, next_id + n_new, dtype=np.uint32)
+    write = keep[local] & free
+    existing[write] = new_ids[local[write]]
+    labels_out[region] = existing
+    return next_id + n_new, truncated
+
+
+def iter_instances_big(
+    probabilities: Any, out: Any, params=None, *,
+    block_size: int = DEFAULT_BLOCK_SIZE, context: int = DEFAULT_CONTEXT,
+) -> Generator[PredictProgress, None, BigSegmentationResult]:  # fmt: skip
+    """Generator version of :func:`instances_big`."""
+    from .watershed import WatershedParams, instances_from_probabilities
+
+    shape = tuple(int(s) for s in probabilities.shape)
+    if len(shape) != 3 or shape[0] != 3:
+        raise ValueError(f"probabilities must be (3, H, W), got shape {shape}")
+    params = params or WatershedParams()
+    plane_shape = shape[1:]
+    block = min(block_size, max(plane_shape))
+    labels_out = open_zarr_output(out, plane_shape, np.uint32, (block, block))
+    cores = _block_cores(plane_shape, block)
+    next_id, truncated = 1, 0
+    for index, core in enumerate(cores):
+        region = _grow(core, context, plane_shape)
+        block_probabilities = np.asarray(probabilities[(slice(None), *region)], np.float32)
+        local = instances_from_probabilities(block_probabilities, params)
+        next_id, cut = _write_block(labels_out, np.asarray(local), region, core, next_id)
+        truncated += cut
+        yield PredictProgress("watershed", index + 1, len(cores))
+    return BigSegmentationResult(labels_out, probabilities, next_id - 1, truncated)
+
+
+def instances_big(probabilities: Any, out: Any, params=None, *, callback=None, **kwargs):
+    """Block-wise watershed of ``(3, H, W)`` probabilities into a zarr labels array.
+
+    Parameters
+    ----------
+    probabilities : array_like
+        ``(3, H, W)`` class probabilities (numpy, dask or zarr; read block by block).
+    out : str, PathLike or zarr array
+        A new zarr path, or an ``(H, W)`` integer array (uint32 advised) of zeros.
+    params : WatershedParams, optional
+    callback : callable, optional
+    **kwargs
+        ``block_size`` (default 2048) and ``context`` (default 128), image px.
+
+    Returns
+    -------
+    BigSegmentationResult
+        Labels consecutive 1..N (uint32), with the count of truncated objects.
+    """
+    return run_to_end(iter_instances_big(probabilities, out, params, **kwargs), callback)
+
+
+def iter_segment_big(
+    model, config, image: Any, labels_out: Any, params=None, *,
+    probabilities_out: Any = None, block_size: int = DEFAULT_BLOCK_SIZE,
+    context: int = DEFAULT_CONTEXT, **predict_kwargs: Any,
+) -> Generator[PredictProgress, None, BigSegmentationResult]:  # fmt: skip
+    """Generator version of :func:`segment_big`."""
+    from .segment import watershed_params
+
+    params = watershed_params(config, params)
+    scratch = None
+    if probabilities_out is None:
+        parent = Path(labels_out).parent if isinstance(labels_out, (str, os.PathLike)) else None
+        scratch = Path(tempfile.mkdtemp(prefix=".cellseg-probabilities-", dir=parent))
+        probabilities_out = scratch / "probabilities.zarr"
+    try:
+        probabilities, factor = yield from iter_predict_probabilities_big(
+            model, config, image, probabilities_out, block_size=block_size, **predict_kwargs
+        )
+        result = yield from iter_instances_big(
+            probabilities, labels_out, params, block_size=block_size, context=context
+        )
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    result.scale_factor = factor
+    if scratch is not None:
+        result.probabilities = None
+    return result
+
+
+def segment_big(
+    model, config, image: Any, labels_out: Any, params=None, *,
+    callback: Callable[[PredictProgress], None] | None = None, **kwargs: Any,
+) -> BigSegmentationResult:  # fmt: skip
+    """Segment a 2D image larger than memory into a zarr labels array.
+
+    Parameters
+    ----------
+    model, config
+        As for :func:`.segment.segment_image`.
+    image : array_like
+        numpy, dask or zarr 2D plane (grey, RGB, or multichannel with ``channel``).
+    labels_out : str, PathLike or zarr array
+        New zarr path (or empty ``(H, W)`` array) for the uint32 labels.
+    params : WatershedParams, optional
+        Default: the model's tuned parameters.
+    callback : callable, optional
+        Called with each :class:`~.predict.PredictProgress`.
+    **kwargs
+        ``probabilities_out`` (keep the probabilities there; default: a
+        temporary zarr, deleted), ``block_size``, ``context``, and the
+        prediction options of :func:`predict_probabilities_big`.
+    """
+    return run_to_end(iter_segment_big(model, config, image, labels_out, params, **kwargs), callback)

@@ -1,0 +1,301 @@
+"""``napari-cellseg segment``, ``evaluate``, ``tune-watershed`` and ``export``.
+
+Nothing heavy is imported at module level: each subcommand imports its work
+when it runs, so ``napari-cellseg --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add this package's subcommands to the ``napari-cellseg`` parser."""
+    _register_segment(subparsers)
+    _register_evaluate(subparsers)
+    _register_tune_watershed(subparsers)
+    _register_export(subparsers)
+
+
+# --- evaluate -----------------------------------------------------------------
+
+
+def _register_evaluate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score predicted instance labels against ground truth",
+        description=(
+            "Match predicted and ground-truth label images by file stem (<id>.tif) and print "
+            "AP@0.5, AP@0.75, DSB score, F1 and AJI per microscope and overall, pooled over "
+            "objects and as means of per-image scores."
+        ),
+    )
+    parser.add_argument("--pred", required=True, type=Path, metavar="DIR", help="predicted labels")
+    parser.add_argument("--gt", required=True, type=Path, metavar="DIR", help="ground-truth labels")
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        metavar="CSV",
+        help="id -> microscope (columns id, microscope); default: manifest.csv beside the gt folder",
+    )
+    parser.add_argument("--out", type=Path, metavar="JSON", help="write all metrics as JSON")
+    parser.add_argument(
+        "--skip-missing",
+        action="store_true",
+        help="evaluate the images that have a prediction instead of failing on missing ones",
+    )
+    parser.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from ..cli import CommandError
+    from ..config import atomic_write_text
+    from .evaluate import EvaluationError, evaluate_directories, format_table, read_microscopes
+
+    manifest = args.manifest
+    if manifest is None and (args.gt.parent / "manifest.csv").is_file():
+        manifest = args.gt.parent / "manifest.csv"
+    try:
+        microscopes = read_microscopes(manifest) if manifest is not None else {}
+        result = evaluate_directories(
+            args.pred, args.gt, microscopes=microscopes, skip_missing=args.skip_missing
+        )
+    except EvaluationError as err:
+        raise CommandError(str(err)) from None
+    if result.missing_predictions:
+        print(
+            f"warning: skipped {len(result.missing_predictions)} ground-truth image(s) without "
+            f"a prediction: {_listed(result.missing_predictions)}",
+            file=sys.stderr,
+        )
+    if result.unmatched_predictions:
+        print(
+            f"note: ignored {len(result.unmatched_predictions)} prediction(s) without ground "
+            f"truth: {_listed(result.unmatched_predictions)}",
+            file=sys.stderr,
+        )
+    source = f"microscopes from {manifest}" if manifest is not None else "no manifest: microscope '?'"
+    print(f"{len(result.images)} image(s); {source}")
+    print(format_table(result.groups), end="")
+    if args.out is not None:
+        atomic_write_text(args.out, json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _listed(ids: list[str], shown: int = 5) -> str:
+    more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more
+
+
+# --- tune-watershed -------------------------------------------------------------
+
+
+def _register_tune_watershed(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "tune-watershed",
+        help="choose a model's watershed parameters on dev images",
+        description=(
+            "Predict the dev images with the model once, grid-search the watershed parameters "
+            "on the predictions and write the best into the model's config.json (key "
+            "'watershed')."
+        ),
+    )
+    parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="model directory")
+    parser.add_argument("--data", required=True, type=Path, metavar="DIR", help="dataset folder")
+    parser.add_argument(
+        "--split",
+        type=Path,
+        metavar="CSV",
+        help="split file (columns id, subset; see `napari-cellseg split`); default: every image",
+    )
+    parser.add_argument("--subset", default="dev", help="subset to tune on (default: dev)")
+    parser.add_argument("--microscope", help="only images of this microscope (e.g. C)")
+    parser.add_argument(
+        "--score",
+        default="dsb_score",
+        choices=("dsb_score", "aji", "image_mean_dsb_score", "image_mean_aji"),
+        help="pooled score to maximise (default: dsb_score)",
+    )
+    parser.add_argument(
+        "--grid",
+        metavar="JSON",
+        help="parameter values to try, e.g. '{\"interior_threshold\": [0.5, 0.7]}' "
+        "(default: inference.tune_watershed.DEFAULT_GRID)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda:0... (default: auto)")
+    parser.add_argument("--table", type=Path, metavar="JSON", help="write every grid point's scores")
+    parser.add_argument("--dry-run", action="store_true", help="print the best, leave config.json")
+    parser.set_defaults(func=_run_tune_watershed)
+
+
+def _run_tune_watershed(args: argparse.Namespace) -> int:
+    import json
+
+    from ..cli import CommandError
+    from ..config import ConfigError, atomic_write_text
+    from .tune_watershed import load_tuning_images, tune_watershed, write_watershed_params
+
+    grid = None
+    if args.grid is not None:
+        try:
+            grid = json.loads(args.grid)
+        except json.JSONDecodeError as err:
+            raise CommandError(f"--grid is not valid JSON ({err})") from None
+        if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
+            raise CommandError('--grid must be a JSON object of lists, e.g. {"min_size": [8, 16]}')
+    try:
+        ids, images, ground_truth = load_tuning_images(
+            args.data, args.split, subset=args.subset, microscope=args.microscope
+        )
+    except ValueError as err:  # DatasetError and friends name the file
+        raise CommandError(str(err)) from None
+    probabilities = _predict_all(args.model, args.device, ids, images)
+    print(f"grid search on {len(ids)} image(s)...")
+    try:
+        best, table = tune_watershed(
+            probabilities, ground_truth, grid, score=args.score, callback=_print_every(20)
+        )
+    except ValueError as err:  # unknown or invalid grid parameters
+        raise CommandError(str(err)) from None
+    print(f"best {args.score} {table[0][args.score]:.4f} with {best.to_dict()}")
+    for row in table[:5]:
+        print(
+            "  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+        )
+    if args.table is not None:
+        atomic_write_text(args.table, json.dumps(table, indent=2) + "\n")
+    if args.dry_run:
+        print("dry run: config.json unchanged")
+        return 0
+    try:
+        path = write_watershed_params(args.model, best)
+    except ConfigError as err:
+        raise CommandError(str(err)) from None
+    print(f"wrote the watershed parameters into {path}")
+    return 0
+
+
+def _predict_all(model_dir: Path, device: str, ids, images) -> list:
+    from ..cli import CommandError
+
+    # Wiring to the prediction package (inference.runtime / inference.predict).
+    try:
+        from .predict import predict_probabilities
+        from .runtime import resolve_model
+    except ImportError as err:
+        raise CommandError(f"prediction is not available: {err}") from None
+    try:
+        model, config = resolve_model(model_dir, device=device)
+    except (OSError, ValueError) as err:
+        raise CommandError(f"cannot load the model in {model_dir}: {err}") from None
+    probabilities = []
+    for index, (image_id, image) in enumerate(zip(ids, images)):
+        probabilities.append(predict_probabilities(model, config, image))
+        print(f"predicted {index + 1}/{len(ids)}: {image_id}", flush=True)
+    return probabilities
+
+
+def _print_every(step: int):
+    def report(progress) -> None:
+        if progress.done % step == 0 or progress.done == progress.total:
+            print(f"  {progress.done}/{progress.total} grid points, best so far {progress.best_score:.4f}")
+
+    return report
+
+
+# --- segment --------------------------------------------------------------------
+
+
+def _register_segment(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment the nuclei of images (files or folders) into instance labels",
+        description=(
+            "Segment each image into <out>/<id>.tif instance labels (napari labels TIFF), "
+            "tile by tile, with the model's watershed parameters. Existing outputs are kept "
+            "unless --overwrite. A file that cannot be segmented is reported and the run goes "
+            "on; the exit status is 1 if any failed."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="images or folders of images")
+    parser.add_argument(
+        "--model", type=Path, metavar="DIR", help="model directory (default: the bundled default model)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("segmented"), metavar="DIR", help="output folder (default: ./segmented)")  # fmt: skip
+    parser.add_argument("--tile", type=int, default=512, metavar="PX", help="tile size in network pixels (default 512)")  # fmt: skip
+    parser.add_argument("--overlap", type=int, default=64, metavar="PX", help="tile overlap in network pixels (default 64)")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per forward pass (default 8 on GPU, 2 on CPU)")  # fmt: skip
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda:0...")
+    parser.add_argument(
+        "--diameter", type=float, metavar="PX",
+        help="nucleus diameter in pixels; images are rescaled to the model's training scale; 0 = estimate",
+    )  # fmt: skip
+    parser.add_argument("--channel", type=int, metavar="N", help="channel to segment in multichannel images")
+    parser.add_argument("--save-probabilities", action="store_true", help="also write <id>_probabilities.tif")
+    parser.add_argument(
+        "--measurements", action="store_true",
+        help="write per-cell <id>.csv and measurements.csv (label, area, centroid, mean intensity)",
+    )  # fmt: skip
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="spread the images over a Dask cluster: a scheduler address, or 'local' for a local cluster",
+    )  # fmt: skip
+    parser.add_argument("--workers", type=int, metavar="N", help="processes of --scheduler local (default: half the CPUs)")  # fmt: skip
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_run_segment)
+
+
+def _run_segment(args: argparse.Namespace) -> int:
+    from .segment_cli import run_segment
+
+    return run_segment(args)
+
+
+# --- export ---------------------------------------------------------------------
+
+
+def _register_export(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a model to TorchScript or ONNX for use outside the plugin",
+        description=(
+            "Write the model as TorchScript (.pt) or ONNX (.onnx): input float32 (N, 3, H, W) "
+            "normalised images of any size, output (N, 3, H, W) probabilities of background, "
+            "boundary and interior. The normalisation rule and the model config are embedded "
+            "and written beside it as FILE.json."
+        ),
+    )
+    parser.add_argument("--model", type=Path, metavar="DIR", help="model directory (default: the bundled default model)")  # fmt: skip
+    parser.add_argument("--format", required=True, choices=("torchscript", "onnx"), dest="export_format")
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="file to write")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
+    parser.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from ..cli import CommandError
+    from .runtime import ModelNotFoundError, resolve_model
+
+    if args.out.exists() and not args.overwrite:
+        raise CommandError(f"{args.out} exists; use --overwrite to replace it")
+    try:
+        model, config = resolve_model(args.model, device="cpu")
+    except (ModelNotFoundError, OSError, ValueError) as err:
+        raise CommandError(str(err)) from None
+    from .export import ExportError, export_model
+
+    try:
+        written = export_model(model, config, args.out, args.export_format, opset=args.opset)
+    except ExportError as err:
+        raise CommandError(str(err)) from None
+    print(
+        f"wrote {written.model} and {written.sidecar} (max difference to the model {written.max_error:.2e})"
+    )
+    return 0

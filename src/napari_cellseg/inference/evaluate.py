@@ -1,0 +1,221 @@
+"""Evaluate a folder of predicted label images against a folder of ground truth.
+
+Files are paired by stem (``<id>.tif`` in both folders); a manifest CSV with
+``id`` and ``microscope`` columns groups the images by microscope. Used by
+``napari-cellseg evaluate``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..metrics import DSB_THRESHOLDS, ImageMetrics, PooledMetrics, image_metrics, pool_metrics
+
+LABEL_SUFFIXES = (".tif", ".tiff", ".png")
+UNKNOWN_MICROSCOPE = "?"
+ALL = "all"
+
+
+class EvaluationError(ValueError):
+    """The folders, files or manifest cannot be evaluated; the message says why."""
+
+
+@dataclass(frozen=True)
+class EvaluateProgress:
+    """One image evaluated."""
+
+    done: int
+    total: int
+    id: str
+
+
+@dataclass
+class EvaluationResult:
+    """Per-image metrics, pooled metrics per microscope (and ``"all"``), and what was skipped."""
+
+    images: list[ImageMetrics]
+    microscopes: dict[str, str]  # image id -> microscope
+    groups: dict[str, PooledMetrics]
+    missing_predictions: list[str] = field(default_factory=list)
+    unmatched_predictions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "thresholds": list(self.images[0].thresholds) if self.images else list(DSB_THRESHOLDS),
+            "pooling": {
+                "plain fields": "from TP/FP/FN (and AJI sums) summed over the group's images",
+                "image_mean_* fields": "mean of the per-image scores",
+            },
+            "groups": {name: pooled.to_dict() for name, pooled in self.groups.items()},
+            "images": [{**m.to_dict(), "microscope": self.microscopes[m.name]} for m in self.images],
+            "missing_predictions": self.missing_predictions,
+            "unmatched_predictions": self.unmatched_predictions,
+        }
+
+
+def find_label_files(directory: str | os.PathLike, what: str) -> dict[str, Path]:
+    """``{stem: path}`` of the label images in ``directory``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise EvaluationError(f"{what} folder {directory} does not exist")
+    files: dict[str, Path] = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and path.suffix.lower() in LABEL_SUFFIXES:
+            if path.stem in files:
+                raise EvaluationError(
+                    f"{what}: two files for id {path.stem}: {files[path.stem].name}, {path.name}"
+                )
+            files[path.stem] = path
+    if not files:
+        raise EvaluationError(
+            f"{what} folder {directory} holds no label images ({', '.join(LABEL_SUFFIXES)})"
+        )
+    return files
+
+
+def read_microscopes(manifest: str | os.PathLike) -> dict[str, str]:
+    """``{id: microscope}`` from a manifest CSV with ``id`` and ``microscope`` columns."""
+    path = Path(manifest)
+    try:
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            if "id" not in columns or "microscope" not in columns:
+                raise EvaluationError(f"{path}: needs columns 'id' and 'microscope', has {columns}")
+            return {row["id"]: (row["microscope"] or UNKNOWN_MICROSCOPE) for row in reader}
+    except FileNotFoundError:
+        raise EvaluationError(f"{path}: no such manifest") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise EvaluationError(f"{path}: not a readable CSV ({err})") from None
+
+
+def read_labels(path: Path, what: str) -> np.ndarray:
+    """A 2D integer label image, or :class:`EvaluationError` naming the file."""
+    from ..io import ImageReadError, read_image
+
+    try:
+        labels = read_image(path)
+    except ImageReadError as err:
+        raise EvaluationError(f"{what}: {err}") from None
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise EvaluationError(
+            f"{what} {path}: expected 2D integer instance labels, got shape {labels.shape} "
+            f"and dtype {labels.dtype}"
+        )
+    return labels
+
+
+def _pairs(pred_dir, gt_dir, skip_missing: bool) -> tuple[list, list[str], list[str]]:
+    preds = find_label_files(pred_dir, "predictions")
+    gts = find_label_files(gt_dir, "ground truth")
+    missing = sorted(set(gts) - set(preds))
+    unmatched = sorted(set(preds) - set(gts))
+    if missing and not skip_missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise EvaluationError(
+            f"{len(missing)} of {len(gts)} ground-truth images have no prediction in {pred_dir}: "
+            f"{shown} (use --skip-missing to evaluate the others)"
+        )
+    pairs = [(stem, preds[stem], gts[stem]) for stem in sorted(set(gts) & set(preds))]
+    if not pairs:
+        raise EvaluationError(f"no file stem is in both {pred_dir} and {gt_dir}")
+    return pairs, missing, unmatched
+
+
+def iter_evaluate_directories(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    *,
+    microscopes: Mapping[str, str] | None = None,
+    skip_missing: bool = False,
+) -> Generator[EvaluateProgress, None, EvaluationResult]:
+    """Generator form of :func:`evaluate_directories`."""
+    pairs, missing, unmatched = _pairs(pred_dir, gt_dir, skip_missing)
+    microscopes = dict(microscopes or {})
+    per_image: list[ImageMetrics] = []
+    for index, (stem, pred_path, gt_path) in enumerate(pairs):
+        pred = read_labels(pred_path, "prediction")
+        gt = read_labels(gt_path, "ground truth")
+        if pred.shape != gt.shape:
+            raise EvaluationError(
+                f"{pred_path} has shape {pred.shape} but its ground truth {gt_path} has {gt.shape}"
+            )
+        per_image.append(image_metrics(gt, pred, name=stem))
+        yield EvaluateProgress(index + 1, len(pairs), stem)
+    by_id = {m.name: microscopes.get(m.name, UNKNOWN_MICROSCOPE) for m in per_image}
+    groups = {
+        name: pool_metrics([m for m in per_image if by_id[m.name] == name])
+        for name in sorted(set(by_id.values()))
+    }
+    groups[ALL] = pool_metrics(per_image)
+    return EvaluationResult(per_image, by_id, groups, missing, unmatched)
+
+
+def evaluate_directories(
+    pred_dir: str | os.PathLike,
+    gt_dir: str | os.PathLike,
+    *,
+    microscopes: Mapping[str, str] | None = None,
+    skip_missing: bool = False,
+    callback: Callable[[EvaluateProgress], None] | None = None,
+) -> EvaluationResult:
+    """Metrics of every prediction in ``pred_dir`` against ``gt_dir``, by file stem.
+
+    Parameters
+    ----------
+    pred_dir, gt_dir : path
+        Folders of label images (``.tif``, ``.tiff`` or ``.png``).
+    microscopes : mapping, optional
+        Image id -> microscope; images not in it are grouped as ``"?"``.
+    skip_missing : bool
+        Evaluate the images that have a prediction instead of failing when
+        some ground truth has none (they are listed in the result).
+    callback : callable, optional
+        Called with each :class:`EvaluateProgress`.
+
+    Raises
+    ------
+    EvaluationError
+        Missing folders or predictions, unreadable files, mismatched shapes.
+    """
+    gen = iter_evaluate_directories(pred_dir, gt_dir, microscopes=microscopes, skip_missing=skip_missing)
+    while True:
+        try:
+            report = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if callback is not None:
+            callback(report)
+
+
+def format_table(groups: Mapping[str, PooledMetrics]) -> str:
+    """Two plain-text tables: scores from pooled counts, then means of per-image scores."""
+    header = f"{'microscope':<11}{'images':>7}{'AP@0.5':>9}{'AP@0.75':>9}{'DSB':>8}{'F1@0.5':>9}{'AJI':>8}"
+    lines = []
+    for title, prefix in (
+        ("Pooled over objects (TP/FP/FN summed over images):", ""),
+        ("Mean of per-image scores:", "image_mean_"),
+    ):
+        lines += [title, header]
+        for name, m in groups.items():
+            ap = getattr(m, prefix + "ap")
+            f1 = getattr(m, prefix + "f1")
+            index_50 = list(m.thresholds).index(0.5) if 0.5 in m.thresholds else None
+            index_75 = list(m.thresholds).index(0.75) if 0.75 in m.thresholds else None
+            cells = [
+                f"{ap[index_50]:>9.3f}" if index_50 is not None else f"{'-':>9}",
+                f"{ap[index_75]:>9.3f}" if index_75 is not None else f"{'-':>9}",
+                f"{getattr(m, prefix + 'dsb_score'):>8.3f}",
+                f"{f1[index_50]:>9.3f}" if index_50 is not None else f"{'-':>9}",
+                f"{getattr(m, prefix + 'aji'):>8.3f}",
+            ]
+            lines.append(f"{name:<11}{m.n_images:>7}" + "".join(cells))
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"

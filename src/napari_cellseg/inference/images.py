@@ -1,0 +1,175 @@
+"""How an input image is laid out: planes, channels, RGB, and lazy window reads.
+
+Prediction reads an image window by window, so numpy, dask and zarr arrays of
+any size are accepted and never loaded whole. The layout rules:
+
+- ``(H, W)``: one grey plane.
+- A last axis of size 1 to 4 is the channel axis (grey, -, RGB, RGBA), unless
+  ``channel_axis`` says otherwise. Three channels are used as RGB, four as RGB
+  (alpha dropped); any other count needs ``channel``.
+- ``channel`` picks one channel as a grey image. On a 3D image without a
+  detected channel axis, ``channel`` refers to axis 0 (``(C, H, W)``).
+- The remaining axes are ``(H, W)`` (one plane) or ``(Z, H, W)`` (a stack of 2D
+  planes, segmented plane by plane).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageLayout:
+    """Where the planes and channels of an image are."""
+
+    shape: tuple[int, ...]
+    channel_axis: int | None  # axis of the input holding channels, if any
+    channel: int | None  # the channel used as grey, or None (grey or RGB as is)
+    rgb: bool  # planes are (H, W, 3)
+    stack: bool  # the image is a stack of planes along its first spatial axis
+
+    @property
+    def spatial_axes(self) -> tuple[int, ...]:
+        return tuple(a for a in range(len(self.shape)) if a != self.channel_axis)
+
+    @property
+    def n_planes(self) -> int:
+        return self.shape[self.spatial_axes[0]] if self.stack else 1
+
+    @property
+    def plane_shape(self) -> tuple[int, int]:
+        axes = self.spatial_axes
+        return self.shape[axes[-2]], self.shape[axes[-1]]
+
+    @property
+    def labels_shape(self) -> tuple[int, ...]:
+        """Shape of the labels (and of each class's probabilities): the spatial axes."""
+        return tuple(self.shape[a] for a in self.spatial_axes)
+
+
+def describe_layout(image: Any, channel: int | None = None, channel_axis: int | None = None) -> ImageLayout:
+    """Work out the planes and channels of ``image`` (numpy, dask or zarr array).
+
+    Raises
+    ------
+    ValueError
+        If the image is empty, of a non-numeric dtype, has the wrong number of
+        dimensions, or has several channels and no ``channel`` choice.
+    """
+    shape = tuple(int(s) for s in getattr(image, "shape", ()))
+    dtype = np.dtype(getattr(image, "dtype", np.float64))
+    if len(shape) < 2:
+        raise ValueError(f"expected a 2D image (H, W), (H, W, C) or a stack, got shape {shape}")
+    if math.prod(shape) == 0:
+        raise ValueError(f"the image is empty (shape {shape})")
+    if dtype.kind not in "uif":
+        raise ValueError(f"image dtype must be integer or float, got {dtype} (shape {shape})")
+    ndim = len(shape)
+    if channel_axis is not None:
+        if not -ndim <= channel_axis < ndim:
+            raise ValueError(f"channel_axis {channel_axis} is out of range for shape {shape}")
+        channel_axis %= ndim
+    elif ndim >= 3 and shape[-1] <= 4:
+        channel_axis = ndim - 1
+    elif ndim == 3 and channel is not None:
+        channel_axis = 0
+    rgb = False
+    if channel_axis is not None:
+        n_channels = shape[channel_axis]
+        if channel is not None:
+            if not -n_channels <= channel < n_channels:
+                raise ValueError(
+                    f"channel {channel} does not exist: the image (shape {shape}) has "
+                    f"{n_channels} channel(s) on axis {channel_axis}"
+                )
+            channel %= n_channels
+        elif n_channels in (3, 4):
+            rgb = True
+        elif n_channels == 1:
+            channel = 0
+        else:
+            raise ValueError(
+                f"the image (shape {shape}) has {n_channels} channels on axis {channel_axis}: "
+                "choose one with channel=N (--channel N)"
+            )
+    elif channel is not None:
+        raise ValueError(f"channel={channel} given but the image (shape {shape}) has no channel axis")
+    n_spatial = ndim - (channel_axis is not None)
+    if n_spatial not in (2, 3):
+        raise ValueError(
+            f"expected (H, W) planes or a (Z, H, W) stack besides the channels, got shape {shape}"
+            + (f" with channels on axis {channel_axis}" if channel_axis is not None else "")
+        )
+    return ImageLayout(shape, channel_axis, channel, rgb, n_spatial == 3)
+
+
+class PlaneReader:
+    """One 2D plane of an image, read window by window as numpy.
+
+    ``read(ys, xs)`` returns ``(h, w)`` grey or ``(h, w, 3)`` RGB pixels; only
+    that window is read from a dask or zarr array.
+    """
+
+    def __init__(self, image: Any, layout: ImageLayout, plane: int = 0):
+        if not 0 <= plane < layout.n_planes:
+            raise ValueError(f"plane {plane} out of range: the image has {layout.n_planes} plane(s)")
+        self.image = image
+        self.layout = layout
+        self.plane = plane
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.layout.plane_shape
+
+    @property
+    def rgb(self) -> bool:
+        return self.layout.rgb
+
+    def read(self, ys: slice, xs: slice) -> np.ndarray:
+        layout = self.layout
+        index: list[Any] = [slice(None)] * len(layout.shape)
+        spatial = layout.spatial_axes
+        if layout.stack:
+            index[spatial[0]] = self.plane
+        index[spatial[-2]], index[spatial[-1]] = ys, xs
+        if layout.channel_axis is not None:
+            index[layout.channel_axis] = layout.channel if layout.channel is not None else slice(0, 3)
+        window = np.asarray(self.image[tuple(index)])
+        if layout.rgb and layout.channel_axis is not None:
+            # After integer indexing the channel axis stays the last remaining axis
+            # only if it came after the spatial ones; move it there in any case.
+            remaining = [a for a in range(len(layout.shape)) if not isinstance(index[a], int)]
+            window = np.moveaxis(window, remaining.index(layout.channel_axis), -1)
+        return window
+
+    def subsample(self, max_pixels: int = 1_000_000) -> np.ndarray:
+        """A strided subsample with at most about ``max_pixels`` pixels (for percentiles)."""
+        height, width = self.shape
+        stride = max(1, math.ceil(math.sqrt(height * width / max_pixels)))
+        return self.read(slice(None, None, stride), slice(None, None, stride))
+
+
+def spatial_metadata(
+    values: Sequence[float] | None, layout: ImageLayout, name: str
+) -> tuple[float, ...] | None:
+    """Keep the entries of an image's ``scale``/``translate`` that belong to the labels' axes.
+
+    ``values`` may have one entry per image axis or one per labels axis.
+    """
+    if values is None:
+        return None
+    values = tuple(float(v) for v in values)
+    n_labels = len(layout.labels_shape)
+    if len(values) == n_labels:
+        return values
+    if len(values) == len(layout.shape):
+        return tuple(values[a] for a in layout.spatial_axes)
+    raise ValueError(
+        f"{name} has {len(values)} entries; the image (shape {layout.shape}) needs "
+        f"{n_labels} (labels axes) or {len(layout.shape)}"
+    )

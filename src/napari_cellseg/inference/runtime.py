@@ -1,0 +1,163 @@
+"""Running the network on batches of tiles, and finding the model to run.
+
+torch is imported inside functions: this module is reachable from the CLI's
+registration and must stay light to import.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "weights" / "default-model"
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No model directory where one was expected (e.g. no bundled default model yet)."""
+
+
+def default_model_dir() -> Path:
+    """Where the bundled default model lives (it may not be shipped yet)."""
+    return DEFAULT_MODEL_DIR
+
+
+def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
+    """The model directory to use: ``path``, or the bundled default when None.
+
+    Raises
+    ------
+    ModelNotFoundError
+        If the directory or its ``config.json`` / ``model.safetensors`` is missing.
+    """
+    if path is None:
+        directory = default_model_dir()
+        if not (directory / "config.json").is_file():
+            raise ModelNotFoundError(
+                f"no bundled default model yet (expected at {directory}); pass a model "
+                "directory (model.safetensors + config.json, as written by `napari-cellseg train`) "
+                "with --model DIR"
+            )
+        return directory
+    directory = Path(path)
+    if not directory.is_dir():
+        raise ModelNotFoundError(f"{directory}: no such model directory")
+    missing = [n for n in ("config.json", "model.safetensors") if not (directory / n).is_file()]
+    if missing:
+        raise ModelNotFoundError(
+            f"{directory}: not a model directory, missing {', '.join(missing)} "
+            "(a model directory holds model.safetensors and config.json)"
+        )
+    return directory
+
+
+def resolve_model(path: str | os.PathLike | None = None, device: Any = "auto"):
+    """Load the model at ``path`` (the bundled default when None) in eval mode.
+
+    Returns
+    -------
+    model, config
+        The network on ``device`` (``"auto"``: CUDA, then MPS, then CPU) and
+        its :class:`~napari_cellseg.models.checkpoint.ModelConfig`.
+    """
+    from ..models.checkpoint import load_model_dir
+
+    directory = resolve_model_dir(path)
+    model, config = load_model_dir(directory, device=pick_device(device))
+    model.eval()
+    return model, config
+
+
+def load_default_model(device: Any = "auto"):
+    """The bundled default model and its config (see :func:`resolve_model`)."""
+    return resolve_model(None, device=device)
+
+
+def pick_device(device: Any = "auto") -> torch.device:
+    """A ``torch.device`` from ``"auto"``, ``"cpu"``, ``"cuda:0"``... or a device.
+
+    Raises
+    ------
+    ValueError
+        If the device asked for is not available.
+    """
+    from ..models.checkpoint import resolve_device
+
+    # resolve_device refuses devices that are not there, in plain words.
+    return resolve_device("auto" if device is None else device)[0]
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    import torch
+
+    for tensor in model.parameters():
+        return tensor.device
+    return torch.device("cpu")
+
+
+class TileRunner:
+    """Turns batches of normalised tiles into class probabilities.
+
+    On CUDA it runs in channels_last with bf16 (or fp16) autocast; on the CPU
+    in float32. Always under ``torch.inference_mode()``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps float32 ``(N, 3, H, W)`` to logits ``(N, C, H, W)``; put in eval mode.
+    loss : str
+        The model's loss (``ModelConfig.loss``), which decides how logits
+        become probabilities.
+    device : str or torch.device, optional
+        Move the model there; None keeps it where it is.
+    amp : bool
+        Mixed precision on CUDA (ignored on the CPU).
+    """
+
+    def __init__(self, model, loss: str, device: Any = None, amp: bool = True):
+        import torch
+
+        from ..models.checkpoint import logits_to_probabilities
+
+        self.device = model_device(model) if device is None else pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.loss = loss
+        # Tiles start on multiples of the network's stride: the pixel grid of the whole image.
+        self.align = max(1, int(getattr(model, "input_multiple", 1)))
+        self._to_probabilities = logits_to_probabilities
+        self.cuda = self.device.type == "cuda"
+        self.amp_dtype = None
+        if amp and self.cuda:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if self.cuda:
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def default_batch_size(self) -> int:
+        return 8 if self.cuda else 2
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        """float32 ``(N, 3, h, w)`` tiles -> float32 ``(N, 3, h, w)`` probabilities."""
+        import torch
+
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+            x = x.to(self.device, non_blocking=True)
+            if self.cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if self.amp_dtype is not None:
+                with torch.autocast("cuda", dtype=self.amp_dtype):
+                    logits = self.model(x)
+            else:
+                logits = self.model(x)
+            if logits.shape[-2:] != x.shape[-2:]:
+                raise RuntimeError(
+                    f"the model returned logits of shape {tuple(logits.shape)} for input "
+                    f"{tuple(x.shape)}; it must keep the input's size"
+                )
+            probabilities = self._to_probabilities(logits.float(), self.loss)
+            return probabilities.cpu().numpy().astype(np.float32, copy=False)

@@ -1,0 +1,217 @@
+"""Instances from an image: tiled probabilities, then the watershed, at the right scale.
+
+:func:`segment_image` is the one call the CLI, the batch runner and the GUI
+share; :func:`iter_segment_image` is its generator form (reports, then the
+:class:`SegmentationResult` as return value).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .images import ImageLayout, PlaneReader, describe_layout, spatial_metadata
+from .scale import MAX_SCALE_FACTOR, MIN_SCALE_FACTOR, median_diameter
+from .tiled import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE_SIZE,
+    PredictProgress,
+    _with_plane,
+    iter_predict_region,
+    iter_scale_factor,
+    make_runner,
+    plane_percentiles,
+    run_to_end,
+)
+
+# The first pass of the diameter estimate looks at a central crop this big (image px).
+ESTIMATE_CROP = 1024
+
+
+@dataclass
+class SegmentationResult:
+    """Instances of one image and what produced them.
+
+    ``labels`` has the image's spatial shape (``(H, W)`` or ``(Z, H, W)``) and
+    keeps its ``scale`` and ``translate`` (napari layer attributes).
+    """
+
+    labels: np.ndarray
+    probabilities: np.ndarray | None  # float32 (3, H, W) or (3, Z, H, W)
+    scale_factor: float  # the image was resampled by this before the network
+    diameter: float | None  # nucleus diameter used (given or estimated), image px
+    scale: tuple[float, ...] | None = None
+    translate: tuple[float, ...] | None = None
+    watershed: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_instances(self) -> int:
+        return int(self.labels.max()) if self.labels.size else 0
+
+    def layer_attributes(self, name: str = "cells") -> dict[str, Any]:
+        """napari ``Labels`` layer attributes (also what ``io.write_tiff_layer`` stores)."""
+        attributes: dict[str, Any] = {"name": name}
+        if self.scale is not None:
+            attributes["scale"] = self.scale
+        if self.translate is not None:
+            attributes["translate"] = self.translate
+        attributes["metadata"] = {
+            "scale_factor": self.scale_factor,
+            "diameter": self.diameter,
+            "n_instances": self.n_instances,
+            "watershed": self.watershed,
+        }
+        return attributes
+
+
+def watershed_params(config, params=None):
+    """``params``, else the model config's tuned ``watershed`` dict, else the defaults."""
+    from .watershed import WatershedParams
+
+    if params is not None:
+        return params if isinstance(params, WatershedParams) else WatershedParams.from_dict(params)
+    stored = getattr(config, "watershed", None) or {}
+    return WatershedParams.from_dict(stored) if stored else WatershedParams()
+
+
+def label_dtype(n: int) -> np.dtype:
+    return np.dtype(np.uint16) if n <= np.iinfo(np.uint16).max else np.dtype(np.uint32)
+
+
+def iter_estimate_diameter(
+    runner, config, image: Any, layout: ImageLayout, params=None,
+    tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_OVERLAP,
+) -> Generator[PredictProgress, None, float | None]:  # fmt: skip
+    """Median nucleus diameter (image px) from a first pass at the image's own scale.
+
+    The pass runs on a central crop of the middle plane (at most
+    ``ESTIMATE_CROP`` px square). Returns None with fewer than 3 nuclei; the
+    result is clipped so the scale factor stays within the allowed range.
+    """
+    from .watershed import instances_from_probabilities
+
+    plane = PlaneReader(image, layout, layout.n_planes // 2)
+    height, width = plane.shape
+    ch, cw = min(height, ESTIMATE_CROP), min(width, ESTIMATE_CROP)
+    region = (slice((height - ch) // 2, (height - ch) // 2 + ch), slice((width - cw) // 2, (width - cw) // 2 + cw))  # fmt: skip
+    percentiles = plane_percentiles(plane, config.normalization)
+    gen = iter_predict_region(
+        runner, plane, config.normalization, percentiles, 1.0, region, tile_size, overlap
+    )
+    while True:
+        try:
+            report = next(gen)
+        except StopIteration as stop:
+            probabilities = stop.value
+            break
+        yield PredictProgress("diameter", report.done, report.total)
+    labels = instances_from_probabilities(probabilities, watershed_params(config, params))
+    diameter = median_diameter(labels)
+    model_diameter = config.object_diameter
+    if diameter is None or not model_diameter:
+        return diameter
+    low, high = model_diameter / MAX_SCALE_FACTOR, model_diameter / MIN_SCALE_FACTOR
+    return float(np.clip(diameter, low, high))
+
+
+def iter_segment_image(
+    model,
+    config,
+    image: Any,
+    params=None,
+    *,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int | None = None,
+    device: Any = None,
+    diameter: float | None = None,
+    channel: int | None = None,
+    channel_axis: int | None = None,
+    scale: Sequence[float] | None = None,
+    translate: Sequence[float] | None = None,
+    keep_probabilities: bool = True,
+    amp: bool = True,
+) -> Generator[PredictProgress, None, SegmentationResult]:
+    """Generator version of :func:`segment_image`; returns the :class:`SegmentationResult`."""
+    from .watershed import instances_from_probabilities
+
+    layout = describe_layout(image, channel, channel_axis)
+    scale = spatial_metadata(scale, layout, "scale")
+    translate = spatial_metadata(translate, layout, "translate")
+    params = watershed_params(config, params)
+    runner = make_runner(model, config, device, amp)
+    estimate = diameter == 0
+    factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap, params)
+    if estimate:
+        diameter = config.object_diameter / factor if factor != 1.0 else None
+    n_planes = layout.n_planes
+    labels = np.zeros(layout.labels_shape, np.uint32)
+    probabilities = np.zeros((3, *layout.labels_shape), np.float32) if keep_probabilities else None
+    offset = 0
+    for index in range(n_planes):
+        plane = PlaneReader(image, layout, index)
+        percentiles = plane_percentiles(plane, config.normalization)
+        gen = iter_predict_region(
+            runner, plane, config.normalization, percentiles, factor,
+            tile_size=tile_size, overlap=overlap, batch_size=batch_size,
+        )  # fmt: skip
+        plane_probabilities = yield from _with_plane(gen, index, n_planes)
+        plane_labels = instances_from_probabilities(plane_probabilities, params).astype(np.uint32)
+        # Stacks: each plane's instances get ids after the previous plane's.
+        plane_labels[plane_labels > 0] += offset
+        offset = max(offset, int(plane_labels.max()))
+        target = (index,) if layout.stack else ()
+        labels[target] = plane_labels
+        if probabilities is not None:
+            probabilities[(slice(None), *target)] = plane_probabilities
+        yield PredictProgress("watershed", index + 1, n_planes, index, n_planes)
+    return SegmentationResult(
+        labels=labels.astype(label_dtype(offset), copy=False),
+        probabilities=probabilities,
+        scale_factor=float(factor),
+        diameter=None if diameter is None else float(diameter),
+        scale=scale,
+        translate=translate,
+        watershed=params.to_dict(),
+    )
+
+
+def segment_image(
+    model,
+    config,
+    image: Any,
+    params=None,
+    *,
+    callback: Callable[[PredictProgress], None] | None = None,
+    **kwargs: Any,
+) -> SegmentationResult:
+    """Segment the nuclei of an image into instances.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The segmentation network (see :func:`.runtime.resolve_model`).
+    config : ModelConfig
+        Its config (normalisation, loss, object diameter, tuned watershed).
+    image : array_like
+        Grey, RGB, multichannel (with ``channel``) or a stack of planes;
+        numpy, dask or zarr (see :mod:`.images`).
+    params : WatershedParams or dict, optional
+        Watershed parameters; default: the model's tuned ones.
+    callback : callable, optional
+        Called with each :class:`~.predict.PredictProgress`.
+    **kwargs
+        ``tile_size``, ``overlap``, ``batch_size``, ``device``, ``diameter``
+        (0 = estimate), ``channel``, ``channel_axis``, ``scale``,
+        ``translate``, ``keep_probabilities``, ``amp``: see
+        :func:`.predict.predict_probabilities`.
+
+    Returns
+    -------
+    SegmentationResult
+        uint16 labels (uint32 beyond 65535 instances), consecutive 1..N.
+    """
+    return run_to_end(iter_segment_image(model, config, image, params, **kwargs), callback)

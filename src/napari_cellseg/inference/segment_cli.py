@@ -1,0 +1,77 @@
+"""The work behind ``napari-cellseg segment`` (the parser lives in :mod:`.commands`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..cli import CommandError
+
+
+def run_segment(args: argparse.Namespace) -> int:
+    """Segment every image of ``args.paths``; exit status 1 if any failed, 0 otherwise."""
+    from tqdm import tqdm
+
+    from .batch import SegmentOptions, find_images, iter_segment_files
+    from .measure import read_measurements, write_measurements
+    from .runtime import ModelNotFoundError, resolve_model_dir
+    from .tiled import run_to_end
+
+    try:
+        model_dir = resolve_model_dir(args.model)
+    except ModelNotFoundError as err:
+        raise CommandError(str(err)) from None
+    if args.diameter is not None and args.diameter < 0:
+        raise CommandError(f"--diameter must be >= 0 (0 = estimate), got {args.diameter}")
+    if args.tile < 32:
+        raise CommandError(f"--tile must be >= 32 pixels, got {args.tile}")
+    if not 0 <= args.overlap < args.tile:
+        raise CommandError(f"--overlap must be in [0, {args.tile - 1}], got {args.overlap}")
+    out_dir = Path(args.out)
+    options = SegmentOptions(
+        tile_size=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        device=args.device,
+        diameter=args.diameter,
+        channel=args.channel,
+        save_probabilities=args.save_probabilities,
+        measurements=args.measurements,
+        overwrite=args.overwrite,
+    )
+    n_files = len(find_images(args.paths, exclude=out_dir))
+    if n_files == 0:
+        raise CommandError(f"no images found in {' '.join(map(str, args.paths))}")
+    where = f"Dask scheduler {args.scheduler}" if args.scheduler else "this machine"
+    print(f"segmenting {n_files} image(s) with {model_dir} on {where}; outputs in {out_dir}")
+    bar = tqdm(total=n_files, unit="image", file=sys.stderr, disable=args.quiet)
+
+    def report(file_report) -> None:
+        bar.update(1)
+        if file_report.status == "failed":
+            bar.write(f"error: {file_report.message}", file=sys.stderr)
+        elif file_report.status == "skipped":
+            bar.write(f"skipped: {file_report.message}", file=sys.stderr)
+        bar.set_postfix_str(f"{file_report.image_id}: {file_report.n_instances} cells")
+
+    generator = iter_segment_files(
+        args.paths, model_dir, out_dir, options, scheduler=args.scheduler, workers=args.workers
+    )
+    try:
+        summary = run_to_end(generator, report)
+    finally:
+        bar.close()
+    if args.measurements:
+        rows = []
+        for file_report in summary.reports:
+            csv_path = out_dir / f"{file_report.image_id}.csv"
+            if file_report.status != "failed" and csv_path.is_file():
+                rows.extend(read_measurements(csv_path))
+        if rows:
+            print(f"wrote {len(rows)} cell measurement(s) to {write_measurements(out_dir / 'measurements.csv', rows)}")  # fmt: skip
+    print(summary.describe())
+    for file_report in summary.reports:
+        if file_report.status == "failed":
+            print(f"  failed: {file_report.message}", file=sys.stderr)
+    return 0 if summary.ok else 1

@@ -1,0 +1,169 @@
+"""The tiled prediction engine shared by :mod:`.predict`, :mod:`.segment` and :mod:`.big`.
+
+One plane is read tile by tile (numpy, dask or zarr), each tile normalised
+with percentiles computed once from the whole plane, resampled to the model's
+object scale, run through the network in batches and blended back with a
+cosine window (:mod:`.tiling`). Generators yield :class:`PredictProgress` and
+return their result (:func:`run_to_end` drives them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .images import ImageLayout, PlaneReader
+from .scale import resize_channels_first, scale_factor, scaled_size
+from .tiling import Tile, blend_window, tile_grid
+
+DEFAULT_TILE_SIZE = 512
+DEFAULT_OVERLAP = 64  # in network pixels; wider than the network's edge effects
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class PredictProgress:
+    """Progress of a prediction: ``done`` of ``total`` units of ``stage``."""
+
+    stage: str  # "diameter", "predict", "watershed" or "done"
+    done: int
+    total: int
+    plane: int = 0
+    n_planes: int = 1
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+def run_to_end(generator: Generator[Any, None, R], callback: Callable[[Any], None] | None = None) -> R:
+    """Exhaust a report generator, passing each report to ``callback``; return its value."""
+    while True:
+        try:
+            report = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        if callback is not None:
+            callback(report)
+
+
+def plane_percentiles(plane: PlaneReader, normalization) -> Any:
+    """Normalisation percentiles of a whole plane, from a strided subsample."""
+    from ..data.normalize import compute_percentiles
+
+    # The same strided grid compute_percentiles would take from the whole plane.
+    return compute_percentiles(plane.subsample(normalization.max_samples), normalization)
+
+
+def _batches(items: list[Tile], size: int) -> Iterable[list[Tile]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def iter_predict_region(
+    runner,
+    plane: PlaneReader,
+    normalization,
+    percentiles,
+    factor: float = 1.0,
+    region: tuple[slice, slice] | None = None,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    overlap: int = DEFAULT_OVERLAP,
+    batch_size: int | None = None,
+) -> Generator[PredictProgress, None, np.ndarray]:
+    """Predict probabilities for a ``region`` of one plane, tile by tile.
+
+    ``tile_size`` and ``overlap`` are in network pixels; in image pixels they
+    are divided by ``factor``. Memory is one float32 ``(3, h, w)`` buffer for
+    the region plus one batch of tiles. Returns float32 ``(3, h, w)``.
+    """
+    from ..data.normalize import normalize_image
+
+    height, width = plane.shape
+    ys, xs = region if region is not None else (slice(0, height), slice(0, width))
+    y_off, x_off = ys.start or 0, xs.start or 0
+    shape = (min(ys.stop, height) - y_off, min(xs.stop, width) - x_off)
+    tile_px = max(8, round(tile_size / factor))
+    overlap_px = max(0, round(overlap / factor))
+    # Stride alignment holds in network pixels only, i.e. without resampling,
+    # and relative to the image's origin.
+    align = getattr(runner, "align", 1)
+    if factor != 1.0 or y_off % align or x_off % align:
+        align = 1
+    tiles = tile_grid(shape, tile_px, overlap_px, align)
+    net_shape = (scaled_size(tiles[0].height, factor), scaled_size(tiles[0].width, factor))
+    batch_size = batch_size or runner.default_batch_size()
+    accumulated = np.zeros((3, *shape), np.float32)
+    weights = np.zeros(shape, np.float32)
+    windows: dict[tuple, np.ndarray] = {}
+    done = 0
+    for batch in _batches(tiles, batch_size):
+        inputs = []
+        for tile in batch:
+            ty, tx = tile.slices
+            raw = plane.read(
+                slice(y_off + ty.start, y_off + ty.stop), slice(x_off + tx.start, x_off + tx.stop)
+            )
+            normalised = normalize_image(raw, normalization, percentiles=percentiles)
+            inputs.append(resize_channels_first(normalised, net_shape))
+        probabilities = runner(np.stack(inputs))
+        for tile, probs in zip(batch, probabilities):
+            probs = resize_channels_first(probs, (tile.height, tile.width))
+            window = windows.get(tile.neighbours)
+            if window is None:
+                window = windows[tile.neighbours] = blend_window(tile, overlap_px)
+            ty, tx = tile.slices
+            accumulated[:, ty, tx] += probs * window
+            weights[ty, tx] += window
+        done += len(batch)
+        yield PredictProgress("predict", done, len(tiles))
+    accumulated /= weights
+    return accumulated
+
+
+def make_runner(model, config, device: Any = None, amp: bool = True):
+    """A :class:`~.runtime.TileRunner` for ``model`` (an existing runner is passed through)."""
+    from .runtime import TileRunner
+
+    if isinstance(model, TileRunner):
+        return model
+    return TileRunner(model, config.loss, device=device, amp=amp)
+
+
+def _with_plane(gen: Generator, plane: int, n_planes: int) -> Generator:
+    """Relay a region generator's reports tagged with the plane index."""
+    while True:
+        try:
+            report = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        yield PredictProgress(report.stage, report.done, report.total, plane, n_planes)
+
+
+def iter_scale_factor(
+    runner,
+    config,
+    image: Any,
+    layout: ImageLayout,
+    diameter: float | None,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    overlap: int = DEFAULT_OVERLAP,
+    params=None,
+) -> Generator[PredictProgress, None, float]:
+    """The resampling factor for ``diameter`` (0: estimated from a first pass)."""
+    model_diameter = getattr(config, "object_diameter", None)
+    if diameter is None or model_diameter is None:
+        return 1.0
+    if diameter == 0:
+        from .segment import iter_estimate_diameter
+
+        diameter = yield from iter_estimate_diameter(
+            runner, config, image, layout, params=params, tile_size=tile_size, overlap=overlap
+        )
+        if diameter is None:
+            return 1.0
+    return scale_factor(model_diameter, diameter)

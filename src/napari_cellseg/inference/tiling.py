@@ -1,0 +1,133 @@
+"""Overlapping tiles and their blending windows (numpy only).
+
+A tile grid covers an image with equally sized tiles whose neighbours overlap
+by at least ``overlap`` pixels; the last tile of a row or column ends at the
+image's edge so that every tile has the same shape (tiles can then be
+batched), and tile starts can be aligned to the network's stride. Predictions are blended with a ramp over the overlap (near zero on the outer
+quarter, where the network lacks context, then a cosine rise): where two tiles
+meet, the falling ramp of one and the rising ramp of the other sum to one, so
+a seam leaves no trace. Sides on the image's edge keep full weight.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile: its position in the image and which sides have a neighbour."""
+
+    y0: int
+    x0: int
+    height: int
+    width: int
+    # Neighbours on the (top, bottom, left, right) sides: those sides are blended.
+    neighbours: tuple[bool, bool, bool, bool]
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        return slice(self.y0, self.y0 + self.height), slice(self.x0, self.x0 + self.width)
+
+
+def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> tuple[int, list[int]]:
+    """Tile size and start positions covering ``length`` pixels.
+
+    Parameters
+    ----------
+    length : int
+        Size of the image along one axis.
+    tile : int
+        Requested tile size along that axis (clipped to ``length``).
+    overlap : int
+        Minimum overlap between neighbouring tiles, ``0 <= overlap < tile``.
+    align : int
+        Starts are multiples of ``align`` (the network's stride, so every tile
+        sees the pixel grid the whole image would); the tile grows by less than
+        ``align`` pixels to make that possible.
+
+    Returns
+    -------
+    tile : int
+        The tile size used.
+    starts : list of int
+        Sorted starts; the first is 0 and the last is ``length - tile``.
+    """
+    if length < 1:
+        raise ValueError(f"cannot tile an axis of length {length}")
+    if tile < 1 or align < 1:
+        raise ValueError(f"tile size and align must be >= 1, got {tile} and {align}")
+    if tile >= length:
+        return length, [0]
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap must be in [0, {tile - 1}] for tile size {tile}, got {overlap}")
+    # Grow the tile so that the last start, length - tile, is a multiple of align.
+    tile = length - align * ((length - tile) // align)
+    max_gap = max(1, (tile - overlap) // align)  # in units of align
+    span = (length - tile) // align
+    n_gaps = max(1, math.ceil(span / max_gap))
+    units = np.round(np.linspace(0, span, n_gaps + 1)).astype(int)
+    return tile, sorted({int(u) * align for u in units})
+
+
+def tile_grid(
+    shape: tuple[int, int], tile_size: int | tuple[int, int], overlap: int, align: int = 1
+) -> list[Tile]:
+    """All tiles covering an image of ``shape`` (H, W), row by row.
+
+    Every tile has the same shape, at least ``min(tile, H) x min(tile, W)``;
+    starts are multiples of ``align`` (see :func:`tile_starts`).
+    """
+    if len(shape) != 2:
+        raise ValueError(f"tile_grid expects a 2D shape (H, W), got {tuple(shape)}")
+    th, tw = (tile_size, tile_size) if isinstance(tile_size, int) else tile_size
+    height, width = int(shape[0]), int(shape[1])
+    th, ys = tile_starts(height, th, min(overlap, max(0, min(th, height) - 1)), align)
+    tw, xs = tile_starts(width, tw, min(overlap, max(0, min(tw, width) - 1)), align)
+    tiles = []
+    for iy, y in enumerate(ys):
+        for ix, x in enumerate(xs):
+            neighbours = (iy > 0, iy < len(ys) - 1, ix > 0, ix < len(xs) - 1)
+            tiles.append(Tile(y, x, th, tw, neighbours))
+    return tiles
+
+
+def cosine_ramp(n: int) -> np.ndarray:
+    """Rising float32 weights over ``n`` pixels: ~0, then a ``sin^2`` rise, then 1.
+
+    The outer quarter stays near zero (1e-6) because the network sees too
+    little context there; the middle half rises as ``sin^2``; the inner
+    quarter is 1. ``ramp + ramp[::-1] == 1``, so two tiles overlapping by
+    exactly ``n`` pixels blend to a partition of unity.
+    """
+    if n < 1:
+        return np.ones(0, np.float32)
+    margin = n // 4
+    rise = n - 2 * margin
+    t = (np.arange(rise, dtype=np.float64) + 0.5) / rise
+    ramp = np.concatenate([np.zeros(margin), np.sin(0.5 * np.pi * t) ** 2, np.ones(margin)])
+    return np.clip(ramp, 1e-6, 1.0).astype(np.float32)
+
+
+def _axis_weights(size: int, ramp: int, before: bool, after: bool) -> np.ndarray:
+    weights = np.ones(size, np.float32)
+    ramp = min(ramp, size // 2) if (before and after) else min(ramp, size)
+    if ramp < 1:
+        return weights
+    rising = cosine_ramp(ramp)
+    if before:
+        weights[:ramp] = rising
+    if after:
+        weights[size - ramp :] = np.minimum(weights[size - ramp :], rising[::-1])
+    return weights
+
+
+def blend_window(tile: Tile, overlap: int) -> np.ndarray:
+    """float32 ``(height, width)`` weights of ``tile``, ramped on sides with a neighbour."""
+    top, bottom, left, right = tile.neighbours
+    wy = _axis_weights(tile.height, overlap, top, bottom)
+    wx = _axis_weights(tile.width, overlap, left, right)
+    return np.outer(wy, wx)

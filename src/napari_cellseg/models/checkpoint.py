@@ -1,0 +1,403 @@
+"""Model directories: ``model.safetensors`` + ``config.json`` (a :class:`ModelConfig`).
+
+One layout serves every command (train, segment, evaluate, export, the GUI).
+The config holds everything needed to rebuild the network (M2 architecture,
+``l``/``l_a``/``l_f``, decoder channels, output channels) and to use it
+(normalisation, loss, training scale, watershed settings). Weights are stored
+as safetensors, fp32 or fp16; nothing is ever unpickled.
+
+Saving writes the weights, then the config, each atomically (temporary file +
+``os.replace``); the config records the sha256 of the weights, so a directory
+left half-updated by a crash between the two files is detected on load instead
+of silently pairing new weights with an old config. Other files in the
+directory (e.g. a training run's ``last/``) are left alone.
+
+torch is imported inside functions: importing this module is light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS
+from ..config import ConfigError, JsonConfig, atomic_write_bytes
+from ..data.normalize import NormalizationConfig
+from .defaults import DEFAULT_ARCH, DEFAULT_DECODER_CHANNELS
+from .m2 import M2Config, ModelLoadError, load_weights_into, read_state_dict, state_dict_sha256
+
+if TYPE_CHECKING:
+    import torch
+
+    from .surgery import CellSegNet
+
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_CONFIG = "config.json"
+MODEL_FORMAT_VERSION = 1
+LOSS_OUT_CHANNELS = {"weighted-ce": 3, "weighted-bce": 2}
+
+
+@dataclasses.dataclass
+class M2Identity(JsonConfig):
+    """Which M2 a model was fine-tuned from."""
+
+    name: str = ""
+    arch: str = ""
+    source: str = ""
+    sha256: str = ""
+
+    @classmethod
+    def from_m2_config(cls, config: M2Config) -> M2Identity:
+        return cls(config.name, config.arch, config.source, config.weights_sha256 or "")
+
+
+@dataclasses.dataclass
+class ModelConfig(JsonConfig):
+    """Everything needed to rebuild and use a fine-tuned network (``config.json``).
+
+    Attributes
+    ----------
+    format_version : int
+        Layout version of the model directory.
+    arch : str
+        timm architecture of M2 (rebuilds the transferred stages).
+    m2 : M2Identity
+        Name, architecture, source and weights sha256 of the M2.
+    transfer_layers, new_layers, frozen_layers : int
+        ``l``, ``l_a``, ``l_f`` (see :mod:`napari_cellseg.models.surgery`).
+    decoder_channels : tuple of int
+        Decoder channels per level, deepest first.
+    loss : {"weighted-ce", "weighted-bce"}
+        Decides the output channels and :func:`logits_to_probabilities`.
+    class_weights : tuple of 3 floats
+        ``weighted-ce`` weights (background, boundary, interior).
+    boundary_weight : float
+        ``weighted-bce`` boundary weight.
+    out_channels : int
+        3 for ``weighted-ce``, 2 for ``weighted-bce``.
+    normalization : NormalizationConfig
+        The input rule, with M2's mean/std.
+    target_thickness : int
+        Boundary thickness of the training targets, in pixels.
+    object_diameter : float or None
+        Training scale: median nucleus diameter in pixels.
+    watershed : dict
+        Watershed settings (defaults filled by the inference package).
+    split_hash : str or None
+        Hash of the train/dev/test split used.
+    metrics : dict
+        Dev/test metrics.
+    training : dict
+        Epochs, device, time, ... of the run.
+    weights_sha256 : str or None
+        :func:`~napari_cellseg.models.m2.state_dict_sha256` of ``model.safetensors``,
+        as stored (fp16 or fp32); set by :func:`save_model_dir`.
+    """
+
+    format_version: int = MODEL_FORMAT_VERSION
+    arch: str = DEFAULT_ARCH
+    m2: M2Identity = dataclasses.field(default_factory=M2Identity)
+    transfer_layers: int = 4
+    new_layers: int = 4
+    frozen_layers: int = 0
+    decoder_channels: tuple[int, ...] = DEFAULT_DECODER_CHANNELS
+    loss: str = "weighted-ce"
+    class_weights: tuple[float, float, float] = DEFAULT_CLASS_WEIGHTS
+    boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE
+    out_channels: int = 3
+    normalization: NormalizationConfig = dataclasses.field(default_factory=NormalizationConfig)
+    target_thickness: int = 1
+    object_diameter: float | None = None
+    watershed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    split_hash: str | None = None
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    training: dict[str, Any] = dataclasses.field(default_factory=dict)
+    weights_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
+        self.class_weights = tuple(float(w) for w in self.class_weights)
+        if self.loss not in LOSS_OUT_CHANNELS:
+            raise ConfigError(f"loss must be one of {list(LOSS_OUT_CHANNELS)}, got {self.loss!r}")
+        if self.out_channels != LOSS_OUT_CHANNELS[self.loss]:
+            raise ConfigError(
+                f"loss {self.loss!r} needs out_channels={LOSS_OUT_CHANNELS[self.loss]}, got {self.out_channels}"
+            )
+        if self.format_version > MODEL_FORMAT_VERSION:
+            raise ConfigError(
+                f"model format version {self.format_version} is newer than this napari-cellseg "
+                f"reads ({MODEL_FORMAT_VERSION}); update napari-cellseg"
+            )
+
+    @classmethod
+    def for_model(cls, model: CellSegNet, loss: str = "weighted-ce", **fields: Any) -> ModelConfig:
+        """A config describing ``model`` (architecture fields and M2 mean/std filled in).
+
+        ``fields`` sets the other attributes (``class_weights``, ``metrics``...);
+        a ``normalization`` passed there keeps its percentiles but takes M2's mean/std.
+        """
+        m2 = model.m2_config
+        norm = fields.pop("normalization", None) or NormalizationConfig()
+        norm = dataclasses.replace(norm, mean=tuple(m2.mean), std=tuple(m2.std))
+        return cls(
+            arch=m2.arch,
+            m2=M2Identity.from_m2_config(m2),
+            transfer_layers=model.transfer_layers,
+            new_layers=model.new_layers,
+            frozen_layers=model.frozen_layers,
+            decoder_channels=model.decoder_channels,
+            loss=loss,
+            out_channels=LOSS_OUT_CHANNELS.get(loss, model.out_channels),
+            normalization=norm,
+            **fields,
+        )
+
+
+def _check_config_fits(model: CellSegNet, config: ModelConfig) -> None:
+    pairs = {
+        "arch": (model.m2_config.arch, config.arch),
+        "transfer_layers": (model.transfer_layers, config.transfer_layers),
+        "new_layers": (model.new_layers, config.new_layers),
+        "frozen_layers": (model.frozen_layers, config.frozen_layers),
+        "out_channels": (model.out_channels, config.out_channels),
+        "decoder_channels": (tuple(model.decoder_channels), tuple(config.decoder_channels)),
+    }
+    wrong = [f"{k}: model {a!r} vs config {b!r}" for k, (a, b) in pairs.items() if a != b]
+    if wrong:
+        raise ValueError(f"the config does not describe this model ({'; '.join(wrong)}); "
+                         "use ModelConfig.for_model(model, ...)")
+
+
+def build_model_from_config(config: ModelConfig) -> CellSegNet:
+    """The network described by ``config``, with random weights (fill them from a file)."""
+    from .surgery import build_model
+
+    m2 = M2Config(
+        arch=config.arch,
+        num_classes=0,
+        name=config.m2.name,
+        mean=tuple(config.normalization.mean),
+        std=tuple(config.normalization.std),
+        source=config.m2.source,
+        weights_sha256=config.m2.sha256 or None,
+    )
+    return build_model(
+        m2,
+        transfer_layers=config.transfer_layers,
+        new_layers=config.new_layers,
+        frozen_layers=config.frozen_layers,
+        out_channels=config.out_channels,
+        decoder_channels=config.decoder_channels,
+        pretrained=False,
+    )
+
+
+def save_model_dir(
+    directory: str | os.PathLike, model: CellSegNet, config: ModelConfig, half: bool = False
+) -> Path:
+    """Save a model directory: ``model.safetensors`` then ``config.json``, each atomically.
+
+    Parameters
+    ----------
+    directory : str or PathLike
+        Created if needed; other files in it are left alone.
+    model : CellSegNet
+        The network (any device; saved from CPU copies).
+    config : ModelConfig
+        Must describe ``model`` (see :meth:`ModelConfig.for_model`).
+    half : bool
+        Store floating-point tensors as fp16 (half the size; loading restores fp32).
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+    """
+    import torch
+    from safetensors.torch import save as save_bytes
+
+    _check_config_fits(model, config)
+    state = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().to("cpu")
+        if value.is_floating_point():
+            value = value.to(torch.float16 if half else torch.float32)
+        state[key] = value.contiguous()
+    config = dataclasses.replace(config, weights_sha256=state_dict_sha256(state))
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(directory / MODEL_WEIGHTS, save_bytes(state, metadata={"format": "pt"}))
+    config.save(directory / MODEL_CONFIG)
+    return directory
+
+
+def load_model_config(directory: str | os.PathLike) -> ModelConfig:
+    """Read only ``config.json`` of a model directory (no torch needed).
+
+    Raises
+    ------
+    ModelLoadError
+        If the directory or its files are missing, or the config is invalid.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelLoadError(f"{directory}: no such model directory")
+    missing = [n for n in (MODEL_WEIGHTS, MODEL_CONFIG) if not (directory / n).is_file()]
+    if missing:
+        raise ModelLoadError(
+            f"{directory}: not a model directory, missing {', '.join(missing)} "
+            "(a model directory holds model.safetensors and config.json)"
+        )
+    try:
+        return ModelConfig.load(directory / MODEL_CONFIG)
+    except ConfigError as err:
+        raise ModelLoadError(str(err)) from None
+
+
+def load_model_dir(
+    directory: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[CellSegNet, ModelConfig]:
+    """Rebuild the network of a model directory and load its weights.
+
+    The architecture comes from ``config.json`` (``pretrained=False``: the
+    weights come from ``model.safetensors``, read without unpickling).
+
+    Parameters
+    ----------
+    directory : str or PathLike
+    device : str or torch.device
+        Where to put the network; ``"auto"`` picks with :func:`resolve_device`.
+
+    Returns
+    -------
+    model : CellSegNet
+        In eval mode, fp32, on ``device``.
+    config : ModelConfig
+
+    Raises
+    ------
+    ModelLoadError
+        For missing files, an invalid config, weights that do not match the
+        config's sha256, or missing/unexpected keys and shape mismatches.
+    """
+    import torch
+
+    config = load_model_config(directory)
+    weights = Path(directory) / MODEL_WEIGHTS
+    state, _ = read_state_dict(weights)
+    if config.weights_sha256 and state_dict_sha256(state) != config.weights_sha256:
+        raise ModelLoadError(
+            f"{weights}: the weights do not match config.json's weights_sha256: the two files "
+            "come from different saves (an interrupted save, or a file copied from elsewhere)"
+        )
+    model = build_model_from_config(config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    load_weights_into(model, state, str(weights), config.arch)
+    if isinstance(device, str) and device == "auto":
+        device = resolve_device("auto")[0]
+    return model.to(torch.device(device)).eval(), config
+
+
+def logits_to_probabilities(logits: torch.Tensor, loss: str) -> torch.Tensor:
+    """Turn network logits into ``(N, 3, H, W)`` background/boundary/interior probabilities.
+
+    ``weighted-ce``: softmax over the 3 channels.
+
+    ``weighted-bce``: with ``f = sigmoid(logits[:, 0])`` (foreground) and
+    ``b = sigmoid(logits[:, 1])`` (boundary), trained as independent
+    per-pixel probabilities where boundary pixels are a subset of the
+    foreground::
+
+        background = 1 - f
+        boundary   = min(b, f)
+        interior   = f - min(b, f)
+
+    so the three are non-negative and sum to 1, boundary never exceeds the
+    foreground, and when the network is consistent (``b <= f``) the boundary
+    probability is exactly ``b``.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        ``(N, 3, H, W)`` for ``weighted-ce``, ``(N, 2, H, W)`` for ``weighted-bce``.
+    loss : {"weighted-ce", "weighted-bce"}
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 3, H, W)`` probabilities, same dtype and device as ``logits``.
+    """
+    import torch
+
+    if loss not in LOSS_OUT_CHANNELS:
+        raise ValueError(f"unknown loss {loss!r}; expected one of {list(LOSS_OUT_CHANNELS)}")
+    channels = LOSS_OUT_CHANNELS[loss]
+    if logits.ndim != 4 or logits.shape[1] != channels:
+        raise ValueError(
+            f"loss {loss!r} expects logits of shape (N, {channels}, H, W), got {tuple(logits.shape)}"
+        )
+    if loss == "weighted-ce":
+        return torch.softmax(logits, dim=1)
+    foreground = torch.sigmoid(logits[:, 0])
+    boundary = torch.minimum(torch.sigmoid(logits[:, 1]), foreground)
+    return torch.stack([1 - foreground, boundary, foreground - boundary], dim=1)
+
+
+def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.device, str]:
+    """Pick the device to run on, with the reason in plain words.
+
+    Parameters
+    ----------
+    preference : str or torch.device
+        ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``, ``"mps"``.
+
+    Returns
+    -------
+    device : torch.device
+    reason : str
+
+    Raises
+    ------
+    ValueError
+        If a device that is not available is asked for explicitly.
+    """
+    import torch
+
+    def cuda_reason(device: torch.device) -> str:
+        index = device.index or 0
+        return f"NVIDIA GPU {index} ({torch.cuda.get_device_name(index)}) found, using CUDA"
+
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps is not None and mps.is_available())
+    text = str(preference).lower()
+    if text == "auto":
+        if torch.cuda.is_available():
+            device = torch.device("cuda", torch.cuda.current_device())
+            return device, cuda_reason(device)
+        if mps_ok:
+            return torch.device("mps"), "Apple GPU found, using MPS"
+        why = "this PyTorch build has no CUDA support" if torch.version.cuda is None else "no NVIDIA GPU is visible"
+        return torch.device("cpu"), f"no GPU available ({why}), using the CPU ({torch.get_num_threads()} threads)"
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ValueError(f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cpu":
+        return device, "the CPU was asked for"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this PyTorch build has no CUDA support" if torch.version.cuda is None else "no NVIDIA GPU is visible"
+            raise ValueError(f"device {preference!r} asked for, but CUDA is not available: {why}")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {preference!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
+        return device, cuda_reason(device)
+    if device.type == "mps":
+        if not mps_ok:
+            raise ValueError(f"device {preference!r} asked for, but Apple MPS is not available here")
+        return device, "Apple GPU asked for, using MPS"
+    raise ValueError(f"unsupported device {preference!r}; use auto, cpu, cuda, cuda:N or mps")

@@ -1,0 +1,363 @@
+"""M2 checkpoints: the pretrained classification network that fine-tuning starts from.
+
+An M2 checkpoint names its architecture (a timm model name) and its input
+statistics, and holds its weights. Three forms are read:
+
+1. a directory with ``model.safetensors`` and ``config.json`` (an :class:`M2Config`),
+   the form :func:`save_m2` writes;
+2. a single ``.safetensors`` file whose metadata holds the config JSON under
+   the key ``napari_cellseg.m2`` (or, without it, an explicit ``arch``);
+3. a bare PyTorch state dict (``.pt``/``.pth``/...), only with an explicit
+   ``arch`` and only through ``torch.load(weights_only=True)``: a file that
+   would run code when unpickled is refused, and the code never runs.
+
+The default M2 is ImageNet EfficientNet-Lite0 (timm ``tf_efficientnet_lite0``),
+bundled in ``napari_cellseg/weights/m2-efficientnet-lite0`` (see
+:mod:`napari_cellseg.models.m2_convert`). Networks are built with
+``timm.create_model(arch, pretrained=False)``: nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import ConfigError, JsonConfig
+
+if TYPE_CHECKING:
+    import torch
+
+M2_WEIGHTS = "model.safetensors"
+M2_CONFIG = "config.json"
+SAFETENSORS_CONFIG_KEY = "napari_cellseg.m2"
+DEFAULT_M2_NAME = "m2-efficientnet-lite0"
+# State dicts saved by training scripts often nest the weights under one of these keys.
+_NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net")
+
+
+class ModelLoadError(ValueError):
+    """A checkpoint or model directory is missing, unsafe, or does not fit its architecture."""
+
+
+@dataclasses.dataclass
+class M2Config(JsonConfig):
+    """What an M2 checkpoint is: architecture, classes, input statistics, provenance.
+
+    Attributes
+    ----------
+    arch : str
+        timm model name, e.g. ``"tf_efficientnet_lite0"``.
+    num_classes : int
+        Classifier outputs (1000 for ImageNet; 0 for a headless feature extractor).
+    name : str
+        Short human name of this M2.
+    class_names : list of str, optional
+        One name per class.
+    mean, std : tuple of 3 floats
+        Per-channel input statistics on the [0, 1] scale: the network sees
+        ``(x - mean) / std``.
+    input_size : int
+        Side of the square images it was trained on.
+    source : str
+        Where the weights come from.
+    licence : str
+        Licence of the weights.
+    weights_sha256 : str, optional
+        :func:`state_dict_sha256` of the weights; checked on load when present.
+    format_version : int
+        Layout version of this config.
+    """
+
+    arch: str
+    num_classes: int
+    name: str = ""
+    class_names: list[str] | None = None
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    input_size: int = 224
+    source: str = ""
+    licence: str = ""
+    weights_sha256: str | None = None
+    format_version: int = 1
+
+
+def default_m2_dir() -> Path:
+    """The bundled default M2 directory (ImageNet EfficientNet-Lite0)."""
+    return Path(__file__).resolve().parents[1] / "weights" / DEFAULT_M2_NAME
+
+
+def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 of a state dict's contents: names, dtypes, shapes and bytes, keys sorted.
+
+    Independent of the file format, so the same weights in a directory, a single
+    safetensors file or in memory have the same identity.
+    """
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(-1).view(_byte_dtype()).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _byte_dtype():
+    import torch
+
+    return torch.uint8
+
+
+def build_classifier(arch: str, num_classes: int = 1000, pretrained: bool = False) -> torch.nn.Module:
+    """Build a timm classifier with random weights (never downloads).
+
+    This is what ``napari-cellseg pretrain`` trains and saves with :func:`save_m2`.
+
+    Parameters
+    ----------
+    arch : str
+        timm model name.
+    num_classes : int
+        Classifier outputs; 0 builds the network without a classifier.
+    pretrained : bool
+        Must be False; accepted so that callers can pass timm-style arguments.
+
+    Raises
+    ------
+    ModelLoadError
+        If timm has no model of that name.
+    """
+    import timm
+
+    if pretrained:
+        raise ValueError("build_classifier never downloads weights; load an M2 with load_m2()")
+    if not timm.is_model(arch):
+        close = timm.list_models(f"*{arch.split('_')[0]}*")[:12] if arch else []
+        raise ModelLoadError(
+            f"unknown architecture {arch!r}: timm has no such model"
+            + (f" (similar names: {', '.join(close)})" if close else "")
+        )
+    if num_classes < 0:
+        raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+    return timm.create_model(arch, pretrained=False, num_classes=num_classes)
+
+
+def _default_stats(model: torch.nn.Module) -> dict[str, Any]:
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    size = cfg.get("input_size", (3, 224, 224))
+    return {
+        "mean": tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))),
+        "std": tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))),
+        "input_size": int(size[-1]),
+    }
+
+
+def save_m2(directory: str | os.PathLike, model: torch.nn.Module, config: M2Config) -> Path:
+    """Save an M2 as a directory: ``model.safetensors`` (fp32) and ``config.json``.
+
+    The weights file also carries the config in its metadata, so it stands alone.
+    Each file is written atomically. ``config.weights_sha256`` is filled in.
+
+    Returns
+    -------
+    pathlib.Path
+        The directory.
+    """
+    from safetensors.torch import save as save_bytes
+
+    from ..config import atomic_write_bytes
+
+    actual = int(getattr(model, "num_classes", config.num_classes))
+    if actual != config.num_classes:
+        raise ValueError(f"config.num_classes is {config.num_classes} but the model has {actual} outputs")
+    state = {k: v.detach().cpu().float().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+             for k, v in model.state_dict().items()}
+    config = dataclasses.replace(config, weights_sha256=state_dict_sha256(state))
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    data = save_bytes(state, metadata={SAFETENSORS_CONFIG_KEY: config.to_json(indent=None)})
+    atomic_write_bytes(directory / M2_WEIGHTS, data)
+    config.save(directory / M2_CONFIG)
+    return directory
+
+
+def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read weights safely: safetensors, or a torch file with ``weights_only=True``.
+
+    Returns
+    -------
+    state_dict : dict of str to torch.Tensor
+    metadata : dict of str to str
+        The safetensors metadata (empty for torch files).
+
+    Raises
+    ------
+    ModelLoadError
+        If the file is missing or unreadable, or would execute code when unpickled.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                metadata = fh.metadata() or {}
+                return {k: fh.get_tensor(k) for k in fh.keys()}, metadata  # noqa: SIM118
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ModelLoadError(f"{path}: not a readable safetensors file ({err})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "pickle protocol 4" notes from torch
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ModelLoadError(
+            f"{path}: refused: this file holds Python objects that would run code when loaded, "
+            f"not only tensors ({_unpickler_reason(err)}). Only plain state dicts are read "
+            "(torch.load with weights_only=True); convert it to safetensors in a trusted environment."
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise ModelLoadError(f"{path}: not a readable PyTorch weights file ({err})") from None
+    return _unnest_state_dict(obj, path), {}
+
+
+def _unpickler_reason(err: Exception) -> str:
+    # torch's message is long advice; keep the line that names the refused object.
+    for line in str(err).splitlines():
+        if "WeightsUnpickler error" in line:
+            return line.split("error:", 1)[1].split(". Please", 1)[0].strip()
+    return type(err).__name__
+
+
+def _unnest_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
+    if isinstance(obj, dict):
+        for key in _NESTED_KEYS:
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj:
+        raise ModelLoadError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
+    not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise ModelLoadError(f"{path}: not a state dict: entries {not_tensors[:5]} are not tensors")
+    return dict(obj)
+
+
+def load_weights_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str, arch: str) -> None:
+    """``model.load_state_dict(strict=True)`` with an error that says what does not fit.
+
+    Raises
+    ------
+    ModelLoadError
+        Naming missing keys, unexpected keys and shape mismatches.
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s) (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s) (e.g. {', '.join(unexpected[:3])})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es) (e.g. {'; '.join(mismatched[:3])})")
+    if problems:
+        hint = " Is it a checkpoint of another architecture?" if missing or unexpected else ""
+        raise ModelLoadError(f"{what}: the weights do not fit architecture {arch!r}: {'; '.join(problems)}.{hint}")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _read_m2_source(path: Path, arch: str | None) -> tuple[dict, M2Config | None]:
+    if path.is_dir():
+        for name in (M2_WEIGHTS, M2_CONFIG):
+            if not (path / name).is_file():
+                raise ModelLoadError(f"{path}: not an M2 directory: {name} is missing")
+        try:
+            config = M2Config.load(path / M2_CONFIG)
+        except ConfigError as err:
+            raise ModelLoadError(f"{path / M2_CONFIG}: {err}") from None
+        state, _ = read_state_dict(path / M2_WEIGHTS)
+        return state, config
+    state, metadata = read_state_dict(path)
+    if SAFETENSORS_CONFIG_KEY in metadata:
+        try:
+            config = M2Config.from_dict(json.loads(metadata[SAFETENSORS_CONFIG_KEY]), _where=str(path))
+        except (ConfigError, json.JSONDecodeError) as err:
+            raise ModelLoadError(f"{path}: bad M2 config in the safetensors metadata ({err})") from None
+        return state, config
+    if arch is None:
+        raise ModelLoadError(
+            f"{path}: a bare state dict does not name its architecture; pass arch (--arch), "
+            "e.g. arch='tf_efficientnet_lite0'"
+        )
+    return state, None
+
+
+def load_m2(
+    path: str | os.PathLike | None = None, arch: str | None = None
+) -> tuple[torch.nn.Module, M2Config]:
+    """Load an M2 checkpoint into a timm classifier.
+
+    Parameters
+    ----------
+    path : str or PathLike, optional
+        An M2 directory, a ``.safetensors`` file, or a bare state dict file.
+        ``None`` or ``"default"`` loads the bundled EfficientNet-Lite0.
+    arch : str, optional
+        timm architecture; required for a bare state dict, and checked against
+        the checkpoint's own when it names one.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        The timm classifier in eval mode, on the CPU.
+    config : M2Config
+        Its config, with ``weights_sha256`` set to the loaded weights' hash.
+
+    Raises
+    ------
+    ModelLoadError
+        If the checkpoint is missing, unsafe, of another architecture, or has
+        missing/unexpected keys or wrong shapes.
+    """
+    path = default_m2_dir() if path is None or str(path) == "default" else Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: no such M2 checkpoint (file or directory)")
+    state, config = _read_m2_source(path, arch)
+    if config is not None and arch is not None and arch != config.arch:
+        raise ModelLoadError(f"{path}: the checkpoint is architecture {config.arch!r}, not {arch!r}")
+    if config is None:
+        from .m2_convert import efficientnet_pytorch_to_timm, looks_like_efficientnet_pytorch
+
+        model = build_classifier(arch, 1000)
+        if looks_like_efficientnet_pytorch(state):
+            state = efficientnet_pytorch_to_timm(state, model)
+        classifier = model.pretrained_cfg.get("classifier", "classifier")
+        head = state.get(f"{classifier}.weight")
+        num_classes = int(head.shape[0]) if head is not None else 0
+        config = M2Config(arch=arch, num_classes=num_classes, name=path.stem, source=str(path),
+                          **_default_stats(model))
+    sha = state_dict_sha256(state)
+    if config is not None and config.weights_sha256 and config.weights_sha256 != sha:
+        raise ModelLoadError(
+            f"{path}: the weights do not match the sha256 recorded in the config "
+            f"({config.weights_sha256[:12]}... vs {sha[:12]}...): the files are corrupt or were mixed"
+        )
+    model = build_classifier(config.arch, config.num_classes)
+    load_weights_into(model, state, str(path), config.arch)
+    model.eval()
+    return model, dataclasses.replace(config, weights_sha256=sha)

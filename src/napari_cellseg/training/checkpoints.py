@@ -1,0 +1,177 @@
+"""The model directory a training run writes, and resuming from it.
+
+Layout of ``out_dir`` (one layout for every command)::
+
+    out_dir/
+      model.safetensors, config.json   the BEST epoch by dev score (what
+                                       ``segment --model out_dir`` and the GUI load)
+      train_config.json                the TrainConfig of the run
+      last/                            the LATEST epoch, for ``train --resume``:
+        model.safetensors, config.json     a model directory of its own
+        training_state.safetensors/.json   optimizer, scheduler, AMP scaler, RNG
+        train_config.json                  states, step position, history
+
+``last/`` is written completely under a temporary name and swapped in (see
+:func:`.state.replace_dir`), once per epoch and when a run is cancelled, so a
+``kill -9`` at any moment leaves a complete ``last/``. The best model is
+written with :func:`~napari_cellseg.models.checkpoint.save_model_dir` (weights,
+then config, each atomic; the config's weights hash detects a torn pair).
+Without a dev set, the best model is the latest one. Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, atomic_write_bytes
+from .config import TrainConfig
+from .state import load_training_state, new_temp_dir, recover_dir, replace_dir, save_training_state
+
+LAST_DIR = "last"
+TRAIN_CONFIG = "train_config.json"
+
+
+def model_config_for(run: Any, metrics: dict[str, Any], training: dict[str, Any]) -> Any:
+    """The ``ModelConfig`` (``config.json``) describing the run's network."""
+    from ..models.checkpoint import ModelConfig
+
+    config: TrainConfig = run.config
+    return ModelConfig.for_model(
+        run.model,
+        loss=config.loss,
+        class_weights=tuple(config.class_weights),
+        boundary_weight=float(config.boundary_weight),
+        normalization=run.normalization,
+        target_thickness=config.target_thickness,
+        object_diameter=run.object_diameter,
+        split_hash=run.split_hash,
+        metrics=dict(metrics),
+        training=dict(training),
+    )
+
+
+def capture_state(run: Any, position: dict[str, Any]) -> dict[str, Any]:
+    """Everything besides the weights that resuming needs."""
+    from .state import capture_rng_state
+
+    return {
+        "position": dict(position),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict() if run.scaler is not None else None,
+        "rng": capture_rng_state(),
+        "split_hash": run.split_hash,
+    }
+
+
+def save_last(out_dir: str | os.PathLike, run: Any, state: dict[str, Any], model_config: Any) -> Path:
+    """Write ``out_dir/last`` atomically: weights, config, training state, TrainConfig."""
+    from ..models.checkpoint import save_model_dir
+
+    final = Path(out_dir) / LAST_DIR
+    tmp = new_temp_dir(final)
+    save_model_dir(tmp, run.model, model_config)
+    save_training_state(tmp, state)
+    run.config.save(tmp / TRAIN_CONFIG)
+    _fsync_dir(tmp)
+    return replace_dir(tmp, final)
+
+
+def save_best(out_dir: str | os.PathLike, last_dir: Path) -> None:
+    """Copy the model files of ``last_dir`` to ``out_dir`` (weights first, each atomic)."""
+    from ..models.checkpoint import MODEL_CONFIG, MODEL_WEIGHTS
+
+    out_dir = Path(out_dir)
+    for name in (MODEL_WEIGHTS, MODEL_CONFIG):
+        atomic_write_bytes(out_dir / name, (last_dir / name).read_bytes())
+
+
+def write_train_config(out_dir: str | os.PathLike, config: TrainConfig) -> None:
+    config.save(Path(out_dir) / TRAIN_CONFIG)
+
+
+def has_last(out_dir: str | os.PathLike) -> bool:
+    """Whether ``out_dir`` holds a resumable ``last/`` (after crash recovery)."""
+    last = recover_dir(Path(out_dir) / LAST_DIR)
+    return (last / "training_state.json").is_file()
+
+
+def load_last(out_dir: str | os.PathLike, config: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
+    """The stored TrainConfig (with ``config``'s runtime settings) and training state.
+
+    Raises
+    ------
+    ConfigError
+        If there is nothing to resume, or ``config`` changes a setting that
+        is not a runtime one (listing them).
+    """
+    last = recover_dir(Path(out_dir) / LAST_DIR)
+    if not (last / "training_state.json").is_file():
+        raise ConfigError(f"{out_dir}: nothing to resume ({last} holds no training state)")
+    stored = TrainConfig.load(last / TRAIN_CONFIG)
+    changed = config.incompatible_with(stored)
+    if changed:
+        raise ConfigError(
+            f"{out_dir}: cannot resume: these settings differ from the stored run: {'; '.join(changed)}. "
+            "Resume with the same settings, or train into a new --out directory."
+        )
+    from .config import RUNTIME_FIELDS
+
+    merged = TrainConfig.from_dict(
+        {**stored.to_dict(), **{k: v for k, v in config.to_dict().items() if k in RUNTIME_FIELDS}}
+    )
+    return merged, load_training_state(last)
+
+
+def restore_state(run: Any, state: dict[str, Any]) -> dict[str, Any]:
+    """Load the last weights and the training state into ``run``; return the position."""
+    from ..models.checkpoint import MODEL_WEIGHTS
+    from ..models.m2 import load_weights_into, read_state_dict
+    from .state import restore_rng_state
+
+    last = Path(run.config.out_dir) / LAST_DIR
+    if state.get("split_hash") != run.split_hash:
+        raise ConfigError(
+            f"{run.config.split_path}: the split changed since the run started "
+            f"(hash {str(state.get('split_hash'))[:12]} vs {str(run.split_hash)[:12]}); resuming would mix data"
+        )
+    weights, _ = read_state_dict(last / MODEL_WEIGHTS)
+    load_weights_into(run.model, weights, str(last / MODEL_WEIGHTS), run.model.m2_config.arch)
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    if run.scaler is not None and state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
+    restore_rng_state(state["rng"])
+    return dict(state["position"])
+
+
+def prepare_out_dir(out_dir: str | os.PathLike, resume: bool) -> None:
+    """Create ``out_dir``; refuse to start afresh over an existing run."""
+    out_dir = Path(out_dir)
+    if not resume and has_last(out_dir):
+        raise ConfigError(
+            f"{out_dir} already holds a training run; pass resume (--resume) to continue it, "
+            "or choose another --out directory"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - not supported everywhere (Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_run(out_dir: str | os.PathLike) -> None:
+    """Delete a run's ``last/`` (for tests and ``--overwrite``-like tools)."""
+    shutil.rmtree(Path(out_dir) / LAST_DIR, ignore_errors=True)

@@ -1,0 +1,256 @@
+"""``napari-cellseg train`` and ``napari-cellseg pretrain``.
+
+Nothing heavy is imported here: torch and the engine load when a command runs.
+``register`` calls one ``_register_<command>`` per subcommand; add new ones
+(``sweep``) the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..classes import MICROSCOPES
+
+TRAIN_DESCRIPTION = """\
+Fine-tune a segmentation network from M2 on the train rows of a split and keep
+the best epoch by dev score. OUT receives the best model (model.safetensors +
+config.json, what `segment --model OUT` loads), train_config.json, and last/
+(the latest epoch and the training state: `--resume` continues from it and
+gives the same weights as an uninterrupted run). Settings come from the
+defaults, then --config FILE.json (a TrainConfig), then the options given.
+Ctrl-C stops after the current step and saves the position (twice: at once).
+Runs unchanged under `torchrun --nproc_per_node=N` (DistributedDataParallel).
+"""
+
+PRETRAIN_DESCRIPTION = """\
+Train an M2 classifier (any timm architecture) on a folder with one subfolder
+of images per class, and save it as an M2 directory that `train --m2` uses.
+"""
+
+# option dest -> TrainConfig field, for options that map one to one
+_TRAIN_FIELDS = {
+    "data": "data_dir", "split": "split_path", "out": "out_dir", "m2": "m2",
+    "transfer_layers": "transfer_layers", "new_layers": "new_layers", "frozen_layers": "frozen_layers",
+    "loss": "loss", "class_weights": "class_weights", "boundary_weight": "boundary_weight",
+    "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "batch_size": "batch_size", "lr": "lr",
+    "weight_decay": "weight_decay", "scheduler": "scheduler", "patch_size": "patch_size",
+    "microscopes": "microscopes", "threads": "num_threads", "workers": "num_workers", "device": "device",
+    "amp": "amp", "seed": "seed", "augment": "augment_preset", "dev_metric": "dev_metric",
+    "max_dev_images": "max_dev_images", "thickness": "target_thickness", "dev_every": "dev_every",
+}  # fmt: skip
+
+
+def register(subparsers) -> None:
+    _register_train(subparsers)
+    _register_pretrain(subparsers)
+
+
+def _register_train(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="fine-tune a segmentation network from M2", description=TRAIN_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add = p.add_argument
+    add("--data", type=Path, help="dataset folder (images/, masks/ or targets/, manifest.csv)")
+    add("--split", type=Path, help="split CSV (id, subset): train on train rows, score on dev rows")
+    add("--out", type=Path, required=True, help="model directory to write (or to resume)")
+    add("--config", type=Path, help="TrainConfig JSON file; options given here override it")
+    add("--resume", action="store_true", help="continue the run stored in OUT/last")
+    add("--m2", help="M2 checkpoint (directory or file), or 'default' (ImageNet EfficientNet-Lite0)")
+    add("--transfer-layers", "-l", type=int, metavar="L", help="l: M2 stages transferred")
+    add("--new-layers", "--la", type=int, metavar="LA", help="l_a: new decoder layers")
+    add("--frozen-layers", "--lf", type=int, metavar="LF", help="l_f: transferred stages frozen")
+    add("--from-scratch", action="store_true", help="random initialisation instead of M2's weights")
+    add("--loss", choices=("weighted-ce", "weighted-bce"))
+    add("--class-weights", type=float, nargs=3, metavar=("BG", "BOUNDARY", "INTERIOR"))
+    add("--boundary-weight", type=float, help="boundary weight of weighted-bce (default 3)")
+    add("--thickness", type=int, help="boundary thickness of the targets in pixels (default 1)")
+    add("--epochs", type=int)
+    add("--steps-per-epoch", type=int, help="optimizer steps per epoch (an epoch is random crops)")
+    add("--batch-size", type=int, help="crops per step (per process under torchrun)")
+    add("--lr", type=float, help="AdamW learning rate")
+    add("--weight-decay", type=float)
+    add("--scheduler", choices=("cosine", "one-cycle", "constant"))
+    add("--patch-size", type=int, help="side of the square training crops (default 256)")
+    add("--microscopes", nargs="+", choices=MICROSCOPES, metavar="TAG", help="train on these only")
+    add("--oversample", nargs="+", default=None, metavar="TAG=W", help="e.g. C=3 draws C crops 3x as often")
+    add("--augment", help="augmentation preset: none, light, default, strong")
+    add("--seed", type=int)
+    add("--threads", type=int, help="torch threads (0: all cores but one)")
+    add("--workers", type=int, help="data-loading processes (0: in the training process)")
+    add("--device", choices=("auto", "cpu", "cuda", "mps"))
+    add("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision (auto: bf16 on CUDA)")
+    add("--dev-metric", choices=("auto", "ap50", "pixel_f1"), help="score that picks the best epoch")
+    add("--dev-every", type=int, help="evaluate dev every N epochs")
+    add("--max-dev-images", type=int)
+    add("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run_train)
+
+
+def _register_pretrain(subparsers) -> None:
+    p = subparsers.add_parser(
+        "pretrain", help="train an M2 classifier from a folder per class", description=PRETRAIN_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    add = p.add_argument
+    add("--data", type=Path, required=True, help="folder with one subfolder of images per class")
+    add("--arch", required=True, help="timm architecture, e.g. tf_efficientnet_lite0, resnet18")
+    add("--classes", type=int, help="number of classes (checked against the subfolders)")
+    add("--out", type=Path, required=True, help="M2 directory to write")
+    add("--init", help="start from this M2 (same architecture; 'default' for the bundled one)")
+    add("--epochs", type=int, default=10)
+    add("--batch-size", type=int, default=32)
+    add("--lr", type=float, default=1e-3)
+    add("--input-size", type=int, default=224, help="side of the square network input")
+    add("--val-fraction", type=float, default=0.1, help="share of each class held out for accuracy")
+    add("--seed", type=int, default=0)
+    add("--threads", type=int, default=0, help="torch threads (0: all cores but one)")
+    add("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    add("--name", default="", help="name stored in the M2 config")
+    add("--quiet", action="store_true")
+    p.set_defaults(func=run_pretrain)
+
+
+def parse_oversample(items: list[str] | None) -> dict[str, float]:
+    """``["C=3", "B=2"]`` -> ``{"C": 3.0, "B": 2.0}``; ValueError naming the bad item."""
+    weights = {}
+    for item in items or []:
+        tag, sep, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or tag not in MICROSCOPES or not weight > 0:
+            raise ValueError(
+                f"--oversample {item!r}: expected TAG=WEIGHT with TAG in {MICROSCOPES}, WEIGHT > 0"
+            )
+        weights[tag] = weight
+    return weights
+
+
+def train_config_from_args(args: argparse.Namespace) -> Any:
+    """Defaults < stored run (with --resume) < --config file < options given."""
+    from ..config import ConfigError
+    from .checkpoints import LAST_DIR, TRAIN_CONFIG
+    from .config import TrainConfig
+
+    data: dict[str, Any] = {}
+    stored = Path(args.out) / LAST_DIR / TRAIN_CONFIG
+    if args.resume and stored.is_file():
+        data.update(TrainConfig.load(stored).to_dict())
+    if args.config:
+        data.update(TrainConfig.load(args.config).to_dict())
+    for dest, name in _TRAIN_FIELDS.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            data[name] = str(value) if isinstance(value, Path) else value
+    if args.from_scratch:
+        data["pretrained"] = False
+    if args.oversample is not None:
+        data["sample_weights"] = parse_oversample(args.oversample)
+    for key in ("class_weights", "microscopes"):
+        if key in data:
+            data[key] = tuple(data[key])
+    try:
+        return TrainConfig.from_dict(data).validate()
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from ..config import ConfigError
+    from ..data.dataset import DatasetError
+    from ..data.splitfile import SplitError
+    from ..models.m2 import ModelLoadError
+    from ..models.surgery import SurgeryError
+    from .setup import TrainingError
+    from .state import TrainingStateError
+
+    return (ConfigError, DatasetError, SplitError, ModelLoadError, SurgeryError, TrainingError,
+            TrainingStateError, FileNotFoundError)  # fmt: skip
+
+
+class _GracefulStop:
+    """First Ctrl-C asks the engine to stop after the current step; the second interrupts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step (Ctrl-C again to interrupt at once)", file=sys.stderr)
+
+    def __enter__(self) -> _GracefulStop:
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            self._previous = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..cli import CommandError
+    from .distributed import env_context
+    from .engine import train
+    from .progress import TrainProgress
+
+    errors = _user_errors()
+    try:
+        config = train_config_from_args(args)
+    except errors as err:
+        raise CommandError(str(err)) from None
+    show = env_context().is_main and not args.quiet
+    with _GracefulStop() as stop, TrainProgress(enabled=show) as progress:
+        generator = train(config, resume=args.resume, cancel=stop)
+        try:
+            while True:
+                progress.update(next(generator))
+        except StopIteration as done:
+            result = done.value
+        except errors as err:
+            raise CommandError(str(err)) from None
+    if env_context().is_main:
+        progress.summary(result)
+    return 130 if result.cancelled else 0
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from ..cli import CommandError
+    from .pretrain import PretrainConfig, run_pretraining
+    from .progress import PretrainProgress
+
+    errors = _user_errors()
+    try:
+        config = PretrainConfig(
+            data_dir=str(args.data), out_dir=str(args.out), arch=args.arch, num_classes=args.classes,
+            init=args.init, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            input_size=args.input_size, val_fraction=args.val_fraction, seed=args.seed,
+            num_threads=args.threads, device=args.device, name=args.name,
+        ).validate()  # fmt: skip
+        with _GracefulStop() as stop, PretrainProgress(enabled=not args.quiet) as progress:
+            result = run_pretraining(config, cancel=stop, callback=progress.update)
+    except errors as err:
+        raise CommandError(str(err)) from None
+    print(
+        f"saved M2 {result.arch} ({len(result.class_names)} classes: {', '.join(result.class_names)}) "
+        f"to {result.out_dir}; train accuracy {result.train_accuracy:.3f}"
+        + (f", val accuracy {result.val_accuracy:.3f}" if result.val_accuracy is not None else ""),
+        file=sys.stderr,
+    )
+    return 130 if result.cancelled else 0

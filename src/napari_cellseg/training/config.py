@@ -1,0 +1,243 @@
+"""``TrainConfig``: every setting of a fine-tuning run, as a JSON round-trip dataclass.
+
+The augmentation and normalisation settings are stored as plain dicts (an
+``AugmentConfig`` / ``NormalizationConfig`` in dict form) so that this module
+stays light (no OpenCV, no torch) for the CLI and the GUI; they are checked
+when training starts (:meth:`TrainConfig.augment_config`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS, MICROSCOPES
+from ..config import ConfigError, JsonConfig
+
+LOSSES = ("weighted-ce", "weighted-bce")
+SCHEDULERS = ("cosine", "one-cycle", "constant")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DEV_METRICS = ("auto", "ap50", "pixel_f1")
+
+# Settings that only say where or how fast to run: a resumed run may change them.
+RUNTIME_FIELDS = frozenset(
+    {"data_dir", "split_path", "out_dir", "num_threads", "num_workers", "device", "cache_mb"}
+)
+
+
+@dataclass
+class TrainConfig(JsonConfig):
+    """Settings of one fine-tuning run (see ``docs/tuning.md``, section Training).
+
+    Parameters
+    ----------
+    data_dir : str
+        Dataset folder (``images/``, ``masks/`` or ``targets/``, ``manifest.csv``).
+    split_path : str or None
+        ``split.csv`` (id, subset). Train on ``train`` rows, score on ``dev`` rows.
+        None: every image trains and there is no dev score (best = last).
+    out_dir : str
+        Model directory written by the run (best model + ``last/`` for resuming).
+    m2 : str
+        ``"default"`` (bundled ImageNet EfficientNet-Lite0) or an M2 directory/file.
+    transfer_layers, new_layers, frozen_layers : int
+        ``l``, ``l_a`` and ``l_f`` (see ``models.surgery.build_model``).
+    pretrained : bool
+        False: same architecture, random initialisation (the "from scratch" ablation).
+    decoder_channels : tuple of int or None
+        Decoder widths; None uses the model's default.
+    loss : {"weighted-ce", "weighted-bce"}
+    class_weights : tuple of 3 floats
+        Background / boundary / interior weights of ``weighted-ce``.
+    boundary_weight : float
+        Boundary term weight of ``weighted-bce``.
+    target_thickness : int
+        Boundary thickness in pixels of the 3-class targets.
+    microscopes : tuple of str
+        Train only on images of these microscopes (e.g. ``("C",)``).
+    sample_weights : dict
+        Per-microscope over-sampling factor, e.g. ``{"C": 3}`` (missing = 1).
+    area_weighted : bool
+        Draw images in proportion to their area in patches (a 1024x1024 image
+        gives 16 times the crops of a 256x256 one); False: every image equally.
+    epochs, steps_per_epoch, batch_size : int
+        An epoch is ``steps_per_epoch`` optimizer steps of ``batch_size`` random
+        crops per process (so ``world_size`` times more under torchrun).
+    lr, weight_decay : float
+        AdamW settings.
+    scheduler : {"cosine", "one-cycle", "constant"}
+        Cosine decay after a linear warm-up of ``warmup_fraction`` of the steps.
+    patch_size : int
+        Side of the square training crops.
+    augment_preset : str
+        ``Augmenter`` preset (``none``, ``light``, ``default``, ``strong``).
+    augment : dict or None
+        A full ``AugmentConfig`` as a dict; overrides the preset when given.
+    normalization : dict or None
+        A ``NormalizationConfig`` as a dict; None uses the defaults with M2's mean/std.
+    seed : int
+        Seeds initialisation, crops and augmentation: same seed, same run.
+    num_threads : int
+        torch threads; 0 leaves one core free for the GUI (``cpu_count - 1``, min 1).
+    num_workers : int
+        Data-loading processes (0 = in the training process).
+    device : {"auto", "cpu", "cuda", "mps"}
+    amp : {"auto", "bf16", "fp16", "off"}
+        Mixed precision; ``auto`` is bf16 on CUDA where supported, else fp16 on
+        CUDA, off on CPU/MPS.
+    dev_every : int
+        Evaluate the dev set every this many epochs (and at the last one).
+    max_dev_images : int or None
+        Score on at most this many dev images (None: all).
+    grad_clip : float or None
+        Clip the gradient norm to this value.
+    dev_metric : {"auto", "ap50", "pixel_f1"}
+        Dev score that picks the best checkpoint: ``ap50`` (AP at IoU 0.5 after
+        the watershed), ``pixel_f1`` (mean F1 of boundary and interior pixels);
+        ``auto`` is ``ap50`` when the watershed and metrics modules are there.
+    cache_mb : int
+        Memory for decoded images and targets per data-loading process.
+    """
+
+    data_dir: str = ""
+    split_path: str | None = None
+    out_dir: str = ""
+    m2: str = "default"
+    transfer_layers: int = 4
+    new_layers: int = 4
+    frozen_layers: int = 0
+    pretrained: bool = True
+    decoder_channels: tuple[int, ...] | None = None
+    loss: str = "weighted-ce"
+    class_weights: tuple[float, float, float] = DEFAULT_CLASS_WEIGHTS
+    boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE
+    target_thickness: int = 1
+    microscopes: tuple[str, ...] = MICROSCOPES
+    sample_weights: dict[str, float] = field(default_factory=dict)
+    area_weighted: bool = True
+    epochs: int = 20
+    steps_per_epoch: int = 100
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    warmup_fraction: float = 0.05
+    patch_size: int = 256
+    augment_preset: str = "default"
+    augment: dict[str, Any] | None = None
+    normalization: dict[str, Any] | None = None
+    seed: int = 0
+    num_threads: int = 0
+    num_workers: int = 0
+    device: str = "auto"
+    amp: str = "auto"
+    dev_every: int = 1
+    max_dev_images: int | None = None
+    grad_clip: float | None = None
+    dev_metric: str = "auto"
+    cache_mb: int = 1024
+
+    def problems(self) -> list[str]:
+        """Every invalid setting, as readable sentences (empty when valid)."""
+        out = []
+        if not self.data_dir:
+            out.append("data_dir is required (the dataset folder)")
+        if not self.out_dir:
+            out.append("out_dir is required (the model directory to write)")
+        for name in ("epochs", "steps_per_epoch", "batch_size", "dev_every", "target_thickness"):
+            if int(getattr(self, name)) < 1:
+                out.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.patch_size < 16:
+            out.append(f"patch_size must be >= 16 pixels, got {self.patch_size}")
+        if not self.lr > 0:
+            out.append(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0:
+            out.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not 0 <= self.warmup_fraction < 1:
+            out.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        for name, value, valid in (
+            ("loss", self.loss, LOSSES),
+            ("scheduler", self.scheduler, SCHEDULERS),
+            ("amp", self.amp, AMP_MODES),
+            ("device", self.device, DEVICES),
+            ("dev_metric", self.dev_metric, DEV_METRICS),
+        ):
+            if value not in valid:
+                out.append(f"{name} must be one of {list(valid)}, got {value!r}")
+        if len(self.class_weights) != 3 or any(w <= 0 for w in self.class_weights):
+            out.append(f"class_weights must be 3 positive numbers, got {list(self.class_weights)}")
+        if self.boundary_weight <= 0:
+            out.append(f"boundary_weight must be > 0, got {self.boundary_weight}")
+        unknown = sorted(set(self.microscopes) - set(MICROSCOPES))
+        if not self.microscopes or unknown:
+            out.append(
+                f"microscopes must be a non-empty subset of {list(MICROSCOPES)}, got {list(self.microscopes)}"
+            )
+        for key, weight in self.sample_weights.items():
+            if key not in MICROSCOPES or not weight > 0:
+                out.append(
+                    f"sample_weights: {key}={weight} (need a microscope in {list(MICROSCOPES)} and a weight > 0)"
+                )
+        if self.num_threads < 0 or self.num_workers < 0:
+            out.append(
+                f"num_threads and num_workers must be >= 0, got {self.num_threads}, {self.num_workers}"
+            )
+        if self.max_dev_images is not None and self.max_dev_images < 1:
+            out.append(f"max_dev_images must be >= 1 or None, got {self.max_dev_images}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            out.append(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        return out
+
+    def validate(self) -> TrainConfig:
+        """Raise :class:`ConfigError` listing every invalid setting; return self."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError("invalid training settings:\n  - " + "\n  - ".join(problems))
+        return self
+
+    @property
+    def out_channels(self) -> int:
+        return 3 if self.loss == "weighted-ce" else 2
+
+    def resolved_threads(self) -> int:
+        """``num_threads``; 0 means all cores but one (at least one), shared among local ranks."""
+        if self.num_threads > 0:
+            return self.num_threads
+        # Under torchrun the processes of one machine share its cores.
+        local = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
+        processes = int(local) if local.isdigit() and int(local) > 0 else 1
+        return max(1, ((os.cpu_count() or 2) - 1) // processes)
+
+    def augment_config(self):
+        """The ``AugmentConfig`` of this run: ``augment`` if given, else the preset.
+
+        ``patch_size`` always comes from this config.
+        """
+        import dataclasses
+
+        from ..data.augment import AugmentConfig
+
+        patch = (self.patch_size, self.patch_size)
+        if self.augment is not None:
+            return dataclasses.replace(AugmentConfig.from_dict(dict(self.augment)), patch_size=patch)
+        return AugmentConfig.preset(self.augment_preset, patch_size=patch)
+
+    def normalization_config(self, mean=None, std=None):
+        """The ``NormalizationConfig``: ``normalization`` if given, else defaults with M2's stats."""
+        from ..data.normalize import NormalizationConfig
+
+        if self.normalization is not None:
+            return NormalizationConfig.from_dict(dict(self.normalization))
+        stats = {k: tuple(v) for k, v in (("mean", mean), ("std", std)) if v is not None}
+        return NormalizationConfig(**stats)
+
+    def incompatible_with(self, other: TrainConfig) -> list[str]:
+        """Settings (other than :data:`RUNTIME_FIELDS`) that differ from ``other``."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [
+            f"{f.name}: {theirs[f.name]!r} -> {mine[f.name]!r}"
+            for f in fields(self)
+            if f.name not in RUNTIME_FIELDS and mine[f.name] != theirs[f.name]
+        ]

@@ -1,0 +1,289 @@
+"""Training losses for the 3-class (background / boundary / interior) targets.
+
+Two losses, chosen by name in the model's config (``loss``):
+
+``weighted-ce``
+    Weighted multi-class cross-entropy over 3 softmax channels,
+    ``l_i = -w[y_i] log p[y_i]``, default weights 1 / 5 / 3 for background /
+    boundary / interior.
+``weighted-bce``
+    Two sigmoid channels: foreground (boundary or interior) and boundary. A
+    boundary map alone gives the watershed no markers, hence the foreground
+    channel. Each channel's pixel loss is
+    ``l_i = -(w y_i log p_i + (1 - y_i) log(1 - p_i))``, with ``w = 1`` for
+    the foreground channel and ``w = boundary_weight`` (default 3) for the
+    boundary channel.
+
+Reduction (both losses): the **weighted mean** over the valid pixels,
+``L = sum_i l_i / sum_i w_i``, where ``w_i`` is the weight that multiplies pixel
+``i``'s log-likelihood. For ``weighted-ce`` this is exactly PyTorch's
+``cross_entropy(weight=..., reduction="mean")``. For ``weighted-bce`` the two
+channels are reduced separately and added. Pixels equal to ``ignore_index``
+(255) count in neither sum; a batch with no valid pixel gives 0.
+
+torch is imported inside the functions, so importing this module is light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..classes import BACKGROUND, BOUNDARY, DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS
+
+if TYPE_CHECKING:
+    import torch
+
+IGNORE_INDEX = 255
+LOSS_NAMES = ("weighted-ce", "weighted-bce")
+# Network output channels each loss trains.
+LOSS_OUT_CHANNELS = {"weighted-ce": 3, "weighted-bce": 2}
+
+
+def _check_inputs(logits: torch.Tensor, target: torch.Tensor, channels: int, name: str) -> None:
+    if logits.ndim != 4 or logits.shape[1] != channels:
+        raise ValueError(
+            f"{name}: logits must have shape (N, {channels}, H, W), got {tuple(logits.shape)}"
+        )
+    if target.ndim != 3 or target.shape != logits.shape[:1] + logits.shape[2:]:
+        raise ValueError(
+            f"{name}: target must have shape (N, H, W) = {(logits.shape[0], *logits.shape[2:])} "
+            f"matching the logits, got {tuple(target.shape)}"
+        )
+    import torch
+
+    if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
+        raise ValueError(f"{name}: target must be an integer class map (uint8/long), got {target.dtype}")
+
+
+def _weighted_mean(loss_sum: torch.Tensor, weight_sum: torch.Tensor, logits: torch.Tensor):
+    # An all-ignored batch has no valid pixel: return a zero that keeps the graph.
+    if float(weight_sum) == 0.0:
+        return logits.sum() * 0.0
+    return loss_sum / weight_sum
+
+
+def weighted_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_weights: Sequence[float] = DEFAULT_CLASS_WEIGHTS,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """Weighted cross-entropy, reduced by the weighted mean.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        ``(N, 3, H, W)`` float logits.
+    target : torch.Tensor
+        ``(N, H, W)`` integer classes (0 background, 1 boundary, 2 interior);
+        ``ignore_index`` marks pixels to exclude.
+    class_weights : sequence of 3 floats
+        Weight of each class, default ``(1, 5, 3)``.
+    ignore_index : int
+        Target value of pixels that count nowhere.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar ``sum_i w[y_i] (-log p[y_i]) / sum_i w[y_i]`` over valid pixels.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    n_classes = len(class_weights)
+    _check_inputs(logits, target, n_classes, "weighted-ce")
+    target = target.long()
+    valid = target != ignore_index
+    bad = valid & ((target < 0) | (target >= n_classes))
+    if bool(bad.any()):
+        values = sorted(torch.unique(target[bad]).tolist())
+        raise ValueError(
+            f"weighted-ce: target holds class value(s) {values}; expected 0..{n_classes - 1} "
+            f"or {ignore_index} (ignored)"
+        )
+    weights = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
+    safe_target = torch.where(valid, target, torch.zeros_like(target))
+    log_p = F.log_softmax(logits, dim=1).gather(1, safe_target[:, None])[:, 0]
+    pixel_weight = weights[safe_target] * valid
+    return _weighted_mean(-(pixel_weight * log_p).sum(), pixel_weight.sum(), logits)
+
+
+def _weighted_bce_channel(
+    logit: torch.Tensor, positive: torch.Tensor, valid: torch.Tensor, positive_weight: float
+):
+    import torch.nn.functional as F
+
+    y = positive.to(logit.dtype)
+    # -(w y log p + (1 - y) log(1 - p)), computed stably from the logit.
+    pixel_loss = positive_weight * y * F.softplus(-logit) + (1 - y) * F.softplus(logit)
+    pixel_weight = (positive_weight * y + (1 - y)) * valid
+    return (pixel_loss * valid).sum(), pixel_weight.sum()
+
+
+def weighted_binary_boundary_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE,
+    foreground_weight: float = 1.0,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
+    """Weighted binary cross-entropy on a foreground and a boundary channel.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        ``(N, 2, H, W)``: channel 0 the foreground logit, channel 1 the boundary logit.
+    target : torch.Tensor
+        ``(N, H, W)`` 3-class map (0 background, 1 boundary, 2 interior);
+        foreground is ``target != 0``, boundary is ``target == 1``.
+    boundary_weight : float
+        Weight ``w`` of boundary pixels in the boundary channel (default 3).
+    foreground_weight : float
+        Weight of foreground pixels in the foreground channel (default 1).
+    ignore_index : int
+        Target value of pixels that count nowhere.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar: the sum of the two channels' weighted means
+        ``sum_i -(w y_i log p_i + (1 - y_i) log(1 - p_i)) / sum_i (w y_i + 1 - y_i)``.
+    """
+    import torch
+
+    _check_inputs(logits, target, 2, "weighted-bce")
+    target = target.long()
+    valid = target != ignore_index
+    bad = valid & ((target < 0) | (target > 2))
+    if bool(bad.any()):
+        values = sorted(torch.unique(target[bad]).tolist())
+        raise ValueError(
+            f"weighted-bce: target holds class value(s) {values}; expected 0, 1, 2 "
+            f"or {ignore_index} (ignored)"
+        )
+    validf = valid.to(logits.dtype)
+    total = logits.sum() * 0.0
+    channels = (
+        (target != BACKGROUND, foreground_weight),
+        (target == BOUNDARY, boundary_weight),
+    )
+    for channel, (positive, weight) in enumerate(channels):
+        loss_sum, weight_sum = _weighted_bce_channel(logits[:, channel], positive, validf, weight)
+        total = total + _weighted_mean(loss_sum, weight_sum, logits)
+    return total
+
+
+class WeightedCrossEntropy:
+    """Callable ``loss(logits, target)``: :func:`weighted_cross_entropy` with fixed weights.
+
+    A plain callable rather than a ``torch.nn.Module``: it holds no tensors
+    (weights are built on the logits' device), so nothing needs moving.
+
+    Parameters
+    ----------
+    class_weights : sequence of 3 floats
+        Background, boundary, interior weights (default 1, 5, 3).
+    ignore_index : int
+        Target value excluded from the loss (default 255).
+    """
+
+    name = "weighted-ce"
+    out_channels = 3
+
+    def __init__(
+        self,
+        class_weights: Sequence[float] = DEFAULT_CLASS_WEIGHTS,
+        ignore_index: int = IGNORE_INDEX,
+    ):
+        weights = tuple(float(w) for w in class_weights)
+        if len(weights) != 3 or min(weights) < 0 or sum(weights) == 0:
+            raise ValueError(
+                f"class_weights must be 3 non-negative numbers, not all 0, got {class_weights!r}"
+            )
+        self.class_weights = weights
+        self.ignore_index = int(ignore_index)
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return weighted_cross_entropy(logits, target, self.class_weights, self.ignore_index)
+
+    forward = __call__
+
+    def __repr__(self) -> str:
+        return f"WeightedCrossEntropy(class_weights={self.class_weights})"
+
+
+class WeightedBinaryBoundaryLoss:
+    """Callable ``loss(logits, target)``: :func:`weighted_binary_boundary_loss`.
+
+    Parameters
+    ----------
+    boundary_weight : float
+        Weight of boundary pixels in the boundary channel (default 3).
+    foreground_weight : float
+        Weight of foreground pixels in the foreground channel (default 1).
+    ignore_index : int
+        Target value excluded from the loss (default 255).
+    """
+
+    name = "weighted-bce"
+    out_channels = 2
+
+    def __init__(
+        self,
+        boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE,
+        foreground_weight: float = 1.0,
+        ignore_index: int = IGNORE_INDEX,
+    ):
+        if boundary_weight <= 0 or foreground_weight <= 0:
+            raise ValueError(
+                f"boundary_weight and foreground_weight must be > 0, got "
+                f"{boundary_weight!r} and {foreground_weight!r}"
+            )
+        self.boundary_weight = float(boundary_weight)
+        self.foreground_weight = float(foreground_weight)
+        self.ignore_index = int(ignore_index)
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return weighted_binary_boundary_loss(
+            logits, target, self.boundary_weight, self.foreground_weight, self.ignore_index
+        )
+
+    forward = __call__
+
+    def __repr__(self) -> str:
+        return f"WeightedBinaryBoundaryLoss(boundary_weight={self.boundary_weight})"
+
+
+def build_loss(name: str, **kwargs) -> WeightedCrossEntropy | WeightedBinaryBoundaryLoss:
+    """Build a loss by name.
+
+    Parameters
+    ----------
+    name : {"weighted-ce", "weighted-bce"}
+        The loss.
+    **kwargs
+        ``class_weights`` / ``ignore_index`` for ``weighted-ce``;
+        ``boundary_weight`` / ``foreground_weight`` / ``ignore_index`` for
+        ``weighted-bce``. The other loss's keywords are accepted and unused,
+        and a keyword that is ``None`` takes its default, so a model config's
+        ``class_weights`` and ``boundary_weight`` can both be passed as is.
+
+    Returns
+    -------
+    WeightedCrossEntropy or WeightedBinaryBoundaryLoss
+        A callable ``loss(logits, target)``; ``loss.out_channels`` is the
+        number of network output channels it trains.
+    """
+    keys = {
+        "weighted-ce": ("class_weights", "ignore_index"),
+        "weighted-bce": ("boundary_weight", "foreground_weight", "ignore_index"),
+    }
+    if name not in keys:
+        raise ValueError(f"unknown loss {name!r}; valid losses are {list(LOSS_NAMES)}")
+    unknown = sorted(set(kwargs) - set(keys["weighted-ce"]) - set(keys["weighted-bce"]))
+    if unknown:
+        raise ValueError(f"loss {name!r}: unknown keyword(s) {unknown}")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None and k in keys[name]}
+    cls = WeightedCrossEntropy if name == "weighted-ce" else WeightedBinaryBoundaryLoss
+    return cls(**kwargs)

@@ -1,0 +1,119 @@
+"""Command-line progress for training: a tqdm bar with ETA, and a line per epoch."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .reports import EpochReport, PretrainEpochReport, StartReport, StepReport, TrainResult
+
+
+def _seconds(value: float) -> str:
+    value = round(value)
+    hours, rest = divmod(value, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
+
+
+def format_epoch(report: EpochReport) -> str:
+    """One line: epoch, loss, dev score and best so far."""
+    text = f"epoch {report.epoch}/{report.epochs}  loss {report.train_loss:.4f}  lr {report.lr:.2e}"
+    if report.dev_score is not None:
+        text += f"  dev {report.score_name} {report.dev_score:.4f}"
+        extra = [
+            f"{k} {report.dev_metrics[k]:.3f}" for k in ("pixel_f1", "mean_iou") if k in report.dev_metrics
+        ]
+        if extra and report.score_name not in ("pixel_f1",):
+            text += f" ({', '.join(extra)})"
+    if report.best_score is not None:
+        text += f"  best {report.best_score:.4f} @ epoch {report.best_epoch}"
+    text += f"  {report.samples_per_s:.1f} crops/s  eta {_seconds(report.eta_s)}"
+    return text + ("  *saved best*" if report.is_best else "")
+
+
+class TrainProgress:
+    """Feeds training reports to a tqdm bar (to stderr); silent when disabled."""
+
+    def __init__(self, enabled: bool = True, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.bar: Any = None
+
+    def __enter__(self) -> TrainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def write(self, text: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream)
+
+    def update(self, report: Any) -> None:
+        if not self.enabled:
+            return
+        if isinstance(report, StartReport):
+            self._start(report)
+        elif isinstance(report, StepReport) and self.bar is not None:
+            self.bar.update(report.global_step - self.bar.n)
+            self.bar.set_postfix(
+                epoch=f"{report.epoch}/{report.total_steps // report.steps_per_epoch}",
+                loss=f"{report.loss:.4f}", lr=f"{report.lr:.1e}", crops_s=f"{report.samples_per_s:.1f}",
+                refresh=False,
+            )  # fmt: skip
+        elif isinstance(report, EpochReport):
+            self.write(format_epoch(report))
+
+    def _start(self, report: StartReport) -> None:
+        from tqdm import tqdm
+
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.train_counts.items()))
+        self.write(f"device: {report.device} ({report.device_reason})"
+                   + (f", mixed precision {report.amp}" if report.amp else "")
+                   + f", {report.threads} threads, {report.workers} workers"
+                   + (f", {report.world_size} processes" if report.world_size > 1 else ""))  # fmt: skip
+        self.write(f"train: {report.n_train_images} images ({counts}); dev: {report.n_dev_images} images, "
+                   f"score {report.score_name}; {report.trainable_params:,} of {report.total_params:,} "
+                   f"parameters trainable")  # fmt: skip
+        if report.resumed:
+            self.write(f"resuming {report.out_dir} at epoch {report.start_epoch}, step {report.start_step}")
+        total = report.epochs * report.steps_per_epoch
+        self.bar = tqdm(total=total, initial=report.start_step, unit="step", file=self.stream,
+                        dynamic_ncols=True, desc="train")  # fmt: skip
+
+    def summary(self, result: TrainResult) -> None:
+        self.__exit__()
+        if result.cancelled:
+            print(f"stopped after {result.epochs_done} epoch(s); continue with --resume --out {result.out_dir}",
+                  file=sys.stderr)  # fmt: skip
+        best = f"{result.best_score:.4f}" if result.best_score is not None else "n/a (no dev set)"
+        print(f"best {result.score_name} {best} at epoch {result.best_epoch}; model in {result.out_dir} "
+              f"({_seconds(result.elapsed_s)})", file=sys.stderr)  # fmt: skip
+
+
+class PretrainProgress:
+    """One line per pretraining epoch."""
+
+    def __init__(self, enabled: bool = True, stream=None):
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+
+    def __enter__(self) -> PretrainProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, report: Any) -> None:
+        if not self.enabled or not isinstance(report, PretrainEpochReport):
+            return
+        val = f"  val acc {report.val_accuracy:.3f}" if report.val_accuracy is not None else ""
+        print(f"epoch {report.epoch}/{report.epochs}  loss {report.train_loss:.4f}  "
+              f"acc {report.train_accuracy:.3f}{val}  {report.samples_per_s:.1f} images/s  "
+              f"eta {_seconds(report.eta_s)}", file=self.stream)  # fmt: skip

@@ -1,0 +1,224 @@
+"""Everything a training run is made of, built from a :class:`TrainConfig`.
+
+:func:`build_run` opens the dataset and split, builds the network from M2, the
+loss, optimizer, learning-rate schedule and AMP scaler, and the crop stream.
+The engine (:mod:`.engine`) only runs the loop. torch is imported inside.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import TrainConfig
+from .data import CropDataset, image_weights, select_ids
+from .distributed import DistributedContext
+
+
+class TrainingError(ValueError):
+    """A training run cannot start as configured (the message says why)."""
+
+
+@dataclass
+class Run:
+    """The live objects of a training run (see :func:`build_run`)."""
+
+    config: TrainConfig
+    context: DistributedContext
+    device: Any
+    device_reason: str
+    amp_dtype: Any
+    channels_last: bool
+    dataset: Any
+    train_ids: list[str]
+    dev_ids: list[str]
+    split_hash: str | None
+    model: Any  # the plain CellSegNet
+    net: Any  # the module that trains (DDP wrapper when distributed)
+    loss_fn: Any
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    normalization: Any
+    crops: CropDataset
+    object_diameter: float | None
+    train_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.epochs * self.config.steps_per_epoch
+
+    @property
+    def global_batch_size(self) -> int:
+        return self.config.batch_size * self.context.world_size
+
+
+def pick_device(config: TrainConfig, context: DistributedContext) -> tuple[Any, str]:
+    """CUDA, then MPS, then the CPU (or the one asked for), with the reason in words."""
+    import torch
+
+    from ..models.checkpoint import resolve_device
+
+    device, reason = resolve_device(config.device)
+    device = torch.device(device)
+    if device.type == "cuda" and context.enabled:
+        device = torch.device("cuda", context.local_rank % max(1, torch.cuda.device_count()))
+        torch.cuda.set_device(device)
+        reason += f"; rank {context.rank} uses GPU {device.index} (LOCAL_RANK={context.local_rank})"
+    return device, reason
+
+
+def pick_amp(mode: str, device: Any) -> Any:
+    """The autocast dtype, or None for full float32."""
+    import torch
+
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "fp16":
+        return torch.float16
+    if mode == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def lr_factor(step: int, total: int, scheduler: str, warmup: int) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` (0-based) of ``total``."""
+    if scheduler == "constant":
+        return 1.0
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_scheduler(config: TrainConfig, optimizer: Any) -> Any:
+    """One-cycle (torch's OneCycleLR) or cosine-with-warm-up / constant (LambdaLR)."""
+    import torch
+
+    total = config.epochs * config.steps_per_epoch
+    if config.scheduler == "one-cycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=total, pct_start=max(config.warmup_fraction, 0.05)
+        )
+    warmup = round(config.warmup_fraction * total)
+
+    def factor(step: int) -> float:
+        return lr_factor(step, total, config.scheduler, warmup)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def estimate_object_diameter(dataset: Any, ids: list[str], max_images: int = 64) -> float | None:
+    """Median equivalent diameter (pixels) of the training nuclei: the model's object scale."""
+    from ..inference.scale import equivalent_diameters
+
+    masks = [i for i in ids if dataset[i].label_kind == "masks"]
+    if not masks:
+        return None
+    chosen = [masks[k] for k in np.linspace(0, len(masks) - 1, min(max_images, len(masks))).astype(int)]
+    diameters = [equivalent_diameters(dataset.load_instances(i)) for i in dict.fromkeys(chosen)]
+    pooled = np.concatenate(diameters) if diameters else np.empty(0)
+    return float(np.median(pooled)) if pooled.size else None
+
+
+def _open_data(config: TrainConfig) -> tuple[Any, dict[str, str] | None, str | None]:
+    from ..data.dataset import CellDataset
+    from ..data.splitfile import read_split, split_hash
+
+    dataset = CellDataset.open(config.data_dir)
+    if not config.split_path:
+        return dataset, None, None
+    subsets = read_split(config.split_path)
+    return dataset, subsets, split_hash(subsets)
+
+
+def build_run(config: TrainConfig, context: DistributedContext) -> Run:
+    """Set up every object of a run (seeded: the same config builds the same run).
+
+    Raises
+    ------
+    TrainingError, DatasetError, SplitError, ConfigError, SurgeryError, ModelLoadError
+        With a message naming the file or setting at fault.
+    """
+    import torch
+
+    from ..models.surgery import build_model
+    from .distributed import wrap_model
+    from .losses import build_loss
+
+    config.validate()
+    _limit_threads(config.resolved_threads())
+    dataset, subsets, split_hash = _open_data(config)
+    try:
+        train_ids, dev_ids = select_ids(dataset, subsets, config.microscopes)
+    except ValueError as err:
+        raise TrainingError(str(err)) from None
+    if not train_ids:
+        raise TrainingError(
+            f"no training images: the split {config.split_path} has no 'train' rows of microscopes "
+            f"{list(config.microscopes)} in {config.data_dir}"
+        )
+    device, reason = pick_device(config, context)
+    torch.manual_seed(config.seed)  # the new layers' initialisation
+    model = build_model(
+        m2=config.m2,
+        transfer_layers=config.transfer_layers,
+        new_layers=config.new_layers,
+        frozen_layers=config.frozen_layers,
+        out_channels=config.out_channels,
+        pretrained=config.pretrained,
+        **({"decoder_channels": tuple(config.decoder_channels)} if config.decoder_channels else {}),
+    )
+    channels_last = device.type == "cuda"
+    model = model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net = wrap_model(model, context, device)
+    normalization = config.normalization_config(model.m2_config.mean, model.m2_config.std)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    amp_dtype = pick_amp(config.amp, device)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and device.type == "cuda" else None
+    from ..data.augment import Augmenter
+
+    weights = image_weights(
+        dataset, train_ids, config.sample_weights, config.patch_size, config.area_weighted
+    )
+    crops = CropDataset(
+        dataset, train_ids, weights, Augmenter(config.augment_config()), normalization,
+        thickness=config.target_thickness, seed=config.seed, cache_bytes=config.cache_mb << 20,
+    )  # fmt: skip
+    counts: dict[str, int] = {}
+    for image_id in train_ids:
+        counts[dataset[image_id].microscope] = counts.get(dataset[image_id].microscope, 0) + 1
+    return Run(
+        config=config, context=context, device=device, device_reason=reason, amp_dtype=amp_dtype,
+        channels_last=channels_last, dataset=dataset, train_ids=train_ids, dev_ids=dev_ids,
+        split_hash=split_hash, model=model, net=net,
+        loss_fn=build_loss(config.loss, class_weights=config.class_weights, boundary_weight=config.boundary_weight),
+        optimizer=optimizer, scheduler=make_scheduler(config, optimizer), scaler=scaler,
+        normalization=normalization, crops=crops,
+        object_diameter=estimate_object_diameter(dataset, train_ids) if context.is_main else None,
+        train_counts=counts,
+    )  # fmt: skip
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        import cv2
+
+        cv2.setNumThreads(threads)  # the augmentation's warps run in this process without workers
+    except ImportError:  # pragma: no cover - cv2 is a dependency
+        pass
+
+
+def worker_count(config: TrainConfig) -> int:
+    """Data-loading workers, never more than the cores."""
+    return min(config.num_workers, os.cpu_count() or 1)

@@ -1,0 +1,111 @@
+"""One optimizer step, and the clock behind throughput and ETA.
+
+Kept apart from :mod:`.engine` so that the loop stays readable; the benchmark
+(``benchmarks/bench_training.py``) times :func:`train_step` directly.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .distributed import all_reduce_sum
+from .setup import Run
+
+
+def train_step(run: Run, images: Any, targets: Any) -> float:
+    """Forward, loss, backward and optimizer/scheduler step on one batch; the loss value."""
+    import torch
+
+    device = run.device
+    images = images.to(device, non_blocking=True)
+    if run.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    targets = targets.to(device, non_blocking=True)
+    with torch.autocast(device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
+        logits = run.net(images)
+    loss = run.loss_fn(logits.float(), targets)
+    objective = union_objective(run, loss, targets)
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.scaler is not None:
+        run.scaler.scale(objective).backward()
+        run.scaler.unscale_(run.optimizer)
+    else:
+        objective.backward()
+    if run.config.grad_clip:
+        params = [p for p in run.model.parameters() if p.requires_grad]
+        torch.nn.utils.clip_grad_norm_(params, run.config.grad_clip)
+    if run.scaler is not None:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    run.scheduler.step()
+    value = float(loss.detach())
+    if run.context.enabled:
+        value = all_reduce_sum(value, run.context, device) / run.context.world_size
+    return value
+
+
+def union_objective(run: Run, loss: Any, targets: Any) -> Any:
+    """The rank's share of the loss such that DDP's gradient mean is the union batch's.
+
+    ``weighted-ce`` is a weighted mean ``sum w l / sum w``: each rank's mean is
+    rescaled by its share of the global weight sum (times the world size, as
+    DDP divides by it), which makes a DDP step equal a one-process step on the
+    union of the shards. ``weighted-bce`` (two means) keeps DDP's plain mean of
+    the ranks' losses.
+    """
+    context = run.context
+    if not context.enabled or run.config.loss != "weighted-ce":
+        return loss
+    import torch
+
+    weights = torch.as_tensor(run.config.class_weights, dtype=torch.float64, device=targets.device)
+    valid = targets < len(weights)
+    local = float(weights[targets.clamp(max=len(weights) - 1)][valid].sum())
+    total = all_reduce_sum(local, context, run.device)
+    if total == 0:
+        return loss * 0.0
+    return loss * (local * context.world_size / total)
+
+
+class StepTimer:
+    """Throughput and ETA from the steps and evaluations of this session."""
+
+    def __init__(self, start_step: int, total: int, per_epoch: int, dev_every: int):
+        self.start_step, self.total, self.per_epoch, self.dev_every = start_step, total, per_epoch, dev_every
+        self.step_seconds: list[float] = []
+        self.eval_seconds: list[float] = []
+        self._mark = time.perf_counter()
+        self._eval_start = 0.0
+
+    def step_done(self) -> None:
+        now = time.perf_counter()
+        self.step_seconds.append(now - self._mark)
+        self._mark = now
+
+    def eval_started(self) -> None:
+        self._eval_start = time.perf_counter()
+
+    def eval_done(self) -> None:
+        self.eval_seconds.append(time.perf_counter() - self._eval_start)
+
+    def resume_clock(self) -> None:
+        self._mark = time.perf_counter()  # checkpoint and dev time do not count as step time
+
+    def _step_mean(self) -> float:
+        recent = self.step_seconds[1:][-50:] or self.step_seconds  # the first step warms up
+        return sum(recent) / len(recent) if recent else 0.0
+
+    def samples_per_s(self, batch: int) -> float:
+        mean = self._step_mean()
+        return batch / mean if mean > 0 else 0.0
+
+    def eta(self, step: int) -> float:
+        remaining = self.total - step
+        seconds = remaining * self._step_mean()
+        if self.dev_every and self.eval_seconds:
+            epochs_left = self.total // self.per_epoch - step // self.per_epoch
+            seconds += (epochs_left // self.dev_every) * (sum(self.eval_seconds) / len(self.eval_seconds))
+        return seconds

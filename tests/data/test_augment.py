@@ -1,0 +1,217 @@
+"""Joint augmentation: alignment, no invented classes, determinism, photometric steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from napari_cellseg.config import ConfigError
+from napari_cellseg.data import photometric
+from napari_cellseg.data.augment import PRESETS, AugmentConfig, Augmenter, preview_augmentations
+from napari_cellseg.data.normalize import scale_intensity
+from napari_cellseg.data.targets import instances_to_targets
+from napari_cellseg.sample_data import load_sample
+
+PROBABILITIES = [
+    "p_flip",
+    "p_rot90",
+    "p_rotate",
+    "p_scale",
+    "p_stain",
+    "p_blur",
+    "p_gamma",
+    "p_contrast",
+    "p_noise",
+]
+GEOMETRY = ["p_flip", "p_rot90", "p_rotate", "p_scale"]
+
+
+def every_step(patch=(64, 64), **overrides) -> AugmentConfig:
+    return AugmentConfig(patch_size=patch, **{**{p: 1.0 for p in PROBABILITIES}, **overrides})
+
+
+def only(steps, patch=(64, 64), **overrides) -> AugmentConfig:
+    return AugmentConfig.preset("none", patch_size=patch, **{**{p: 1.0 for p in steps}, **overrides})
+
+
+@pytest.fixture(scope="module")
+def histology():
+    """A 3-class target and its scaled RGB image (microscope C sample)."""
+    image, labels, _ = load_sample("c_histology_2")
+    return scale_intensity(image), labels, instances_to_targets(labels)
+
+
+def test_same_seed_same_output_other_seed_other_output(histology):
+    image, _, target = histology
+    augment = Augmenter(every_step())
+    first = augment(image, target, np.random.default_rng(7))
+    again = augment(image, target, np.random.default_rng(7))
+    other = augment(image, target, 8)
+    assert np.array_equal(first[0], again[0]) and np.array_equal(first[1], again[1])
+    assert not np.array_equal(first[0], other[0])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_no_augmentation_invents_a_class_or_label(histology, seed):
+    image, labels, target = histology
+    augment = Augmenter(every_step(max_angle=180.0, scale_range=(0.5, 2.0)))
+    out_image, out_target = augment(image, target, seed)
+    assert out_target.dtype == np.uint8 and set(np.unique(out_target)) <= {0, 1, 2}
+    assert out_image.dtype == np.float32 and out_image.shape == (64, 64, 3)
+    assert 0.0 <= out_image.min() and out_image.max() <= 1.0
+    _, out_labels = augment(image, labels, seed)
+    assert out_labels.dtype == labels.dtype and set(np.unique(out_labels)) <= set(np.unique(labels))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_marker_moves_with_image_and_target(seed):
+    rng = np.random.default_rng(100 + seed)
+    image = np.zeros((90, 110), np.float32)
+    target = np.zeros((90, 110), np.uint8)
+    y, x = rng.integers(30, 60), rng.integers(30, 80)
+    image[y : y + 5, x : x + 5], target[y : y + 5, x : x + 5] = 1.0, 2
+    image[y, x + 8], target[y, x + 8] = 1.0, 2  # an asymmetric tail: catches flips
+    augment = Augmenter(every_step(patch=(80, 80), max_angle=180.0, p_noise=0.0, p_blur=0.0))
+    out_image, out_target = augment(image, target, seed)
+    marker_image, marker_target = out_image > 0.5, out_target == 2
+    assert marker_target.any(), "the crop keeps the marker (it lies well inside the image)"
+    np.testing.assert_allclose(ndi.center_of_mass(marker_image), ndi.center_of_mass(marker_target), atol=1.0)
+    assert np.count_nonzero(marker_image & marker_target) >= 0.6 * np.count_nonzero(marker_target)
+
+
+def test_flips_and_quarter_turns_are_exact_pixel_permutations():
+    values = np.arange(40 * 50, dtype=np.int32).reshape(40, 50)
+    augment = Augmenter(only(["p_flip", "p_rot90"], patch=(30, 30)))
+    for seed in range(8):
+        out_image, out_target = augment(values.astype(np.float32) / values.max(), values, seed)
+        assert np.array_equal(np.round(out_image * values.max()).astype(np.int32), out_target)
+        assert np.unique(out_target).size == out_target.size, "no pixel duplicated"
+        # The output is a flipped/rotated window of the input (whose top-left is its minimum).
+        y, x = np.argwhere(values == out_target.min())[0]
+        window = values[y : y + 30, x : x + 30]
+        assert np.array_equal(np.sort(window, axis=None), np.sort(out_target, axis=None))
+
+
+def test_preset_none_is_a_crop_inside_the_image():
+    values = np.arange(100 * 120, dtype=np.uint16).reshape(100, 120)
+    augment = Augmenter.preset("none", patch_size=(32, 48))
+    for seed in range(5):
+        _, crop = augment(np.zeros(values.shape, np.float32), values, seed)
+        y, x = np.argwhere(values == crop[0, 0])[0]
+        assert np.array_equal(crop, values[y : y + 32, x : x + 48])
+
+
+def test_small_images_are_padded_by_reflection_without_new_classes():
+    image = np.random.default_rng(0).random((20, 24, 3)).astype(np.float32)
+    target = np.zeros((20, 24), np.uint8)
+    target[5:15, 5:15] = 2
+    out_image, out_target = Augmenter(every_step(patch=(64, 64)))(image, target, 3)
+    assert out_image.shape == (64, 64, 3) and out_target.shape == (64, 64)
+    assert set(np.unique(out_target)) <= {0, 2}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64, np.uint32, bool])
+def test_target_dtypes_are_kept(dtype):
+    target = (np.arange(30 * 30).reshape(30, 30) % 3).astype(dtype)
+    _, out = Augmenter(every_step(patch=(16, 16)))(np.zeros((30, 30), np.float32), target, 0)
+    assert out.dtype == np.dtype(dtype) and set(np.unique(out)) <= set(np.unique(target))
+
+
+def test_target_may_be_omitted():
+    image, target = Augmenter(every_step())(np.zeros((70, 70), np.float32), None, 0)
+    assert image.shape == (64, 64) and target is None
+
+
+def test_grey_images_stay_grey_and_skip_stain_jitter():
+    grey = np.full((64, 64), 0.5, np.float32)
+    out, _ = Augmenter(only(["p_stain"]))(grey, None, 0)
+    assert out.shape == (64, 64) and np.array_equal(out, grey)
+
+
+def test_each_photometric_step_changes_the_image(histology):
+    image, _, target = histology
+    crop = np.ascontiguousarray(image[:64, :64])
+    for step in ["p_stain", "p_blur", "p_gamma", "p_contrast", "p_noise"]:
+        out, out_target = Augmenter(only([step]))(crop, target[:64, :64], 1)
+        assert not np.allclose(out, crop, atol=1e-3), step
+        assert np.array_equal(out_target, target[:64, :64]), f"{step} must not move the target"
+
+
+def test_stain_jitter_scales_and_shifts_each_stain():
+    concentration = np.linspace(0.0, 2.0, 25).reshape(5, 5, 1)
+    haematoxylin = np.exp(-concentration * photometric.RGB_FROM_HED[0]).astype(np.float32)
+    eosin = np.exp(-concentration * photometric.RGB_FROM_HED[1]).astype(np.float32)
+    np.testing.assert_allclose(
+        photometric.stain_jitter(haematoxylin, np.ones(3), np.zeros(3)), haematoxylin, atol=1e-5
+    )
+    more_h = np.array([1.5, 1.0, 1.0])
+    # 1.5 x the haematoxylin: optical density x 1.5, i.e. transmission ** 1.5; eosin untouched.
+    np.testing.assert_allclose(
+        photometric.stain_jitter(haematoxylin, more_h, np.zeros(3)), haematoxylin**1.5, atol=1e-5
+    )
+    np.testing.assert_allclose(photometric.stain_jitter(eosin, more_h, np.zeros(3)), eosin, atol=1e-5)
+    shifted = photometric.stain_jitter(eosin, np.ones(3), np.array([0.0, 0.1, 0.0]))
+    np.testing.assert_allclose(shifted, eosin * np.exp(-0.1 * photometric.RGB_FROM_HED[1]), atol=1e-5)
+    with pytest.raises(ValueError, match=r"\(5, 5\)"):
+        photometric.stain_jitter(eosin[..., 0], np.ones(3), np.zeros(3))
+
+
+def test_tone_curve_matches_the_formula():
+    x = np.linspace(0, 1, 101, dtype=np.float32)
+    gamma, contrast, brightness = 1.5, 1.2, 0.05
+    pivot = float(x.mean()) ** gamma
+    expected = (x**gamma - pivot) * contrast + pivot + brightness
+    np.testing.assert_allclose(photometric.adjust_tone(x, gamma, contrast, brightness), expected, atol=1e-3)
+
+
+def test_preview_returns_n_deterministic_samples_from_a_raw_image():
+    image, labels, _ = load_sample("c_histology_1")
+    target = instances_to_targets(labels)
+    config = AugmentConfig.preset("strong", patch_size=(48, 48))
+    samples = preview_augmentations(image, target, n=3, config=config, seed=5)
+    again = preview_augmentations(image, target, n=3, config=config, seed=5)
+    assert len(samples) == 3
+    for (a, ta), (b, tb) in zip(samples, again):
+        assert a.shape == (48, 48, 3) and a.dtype == np.float32 and ta.shape == (48, 48)
+        assert np.array_equal(a, b) and np.array_equal(ta, tb)
+    assert not np.array_equal(samples[0][0], samples[1][0])
+
+
+def test_presets_and_config_round_trip(tmp_path):
+    assert set(PRESETS) == {"none", "light", "default", "strong"}
+    none = AugmentConfig.preset("none")
+    assert all(getattr(none, p) == 0.0 for p in PROBABILITIES)
+    strong, light = AugmentConfig.preset("strong"), AugmentConfig.preset("light")
+    assert strong.noise_std > AugmentConfig().noise_std > light.noise_std
+    config = AugmentConfig.preset("light", patch_size=(128, 96))
+    assert AugmentConfig.load(config.save(tmp_path / "augment.json")) == config
+    assert Augmenter.preset("strong").config == strong
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"p_flip": 1.5}, "p_flip is a probability"),
+        ({"noise_std": -0.1}, "noise_std must be >= 0"),
+        ({"scale_range": (2.0, 1.0)}, "scale_range"),
+        ({"patch_size": (0, 64)}, "patch_size"),
+    ],
+)
+def test_bad_configs_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        AugmentConfig(**kwargs)
+    with pytest.raises(ConfigError, match="unknown augmentation preset"):
+        AugmentConfig.preset("extreme")
+
+
+def test_bad_inputs_are_refused_clearly():
+    augment = Augmenter()
+    with pytest.raises(ValueError, match=r"scale_intensity.*uint8"):
+        augment(np.zeros((8, 8), np.uint8), None, 0)
+    with pytest.raises(ValueError, match=r"target shape \(8, 9\) does not match image shape \(8, 8\)"):
+        augment(np.zeros((8, 8), np.float32), np.zeros((8, 9), np.uint8), 0)
+    with pytest.raises(ValueError, match=r"\(8, 8, 2\)"):
+        augment(np.zeros((8, 8, 2), np.float32), None, 0)
+    with pytest.raises(ValueError, match="float32"):
+        augment(np.zeros((8, 8), np.float32), np.zeros((8, 8), np.float32), 0)

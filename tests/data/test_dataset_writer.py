@@ -1,0 +1,87 @@
+"""add_to_dataset: atomic, refuses to overwrite unless asked, keeps the manifest's columns."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from napari_cellseg.data.dataset import CellDataset
+from napari_cellseg.data.writer import add_to_dataset
+from napari_cellseg.sample_data import SAMPLE_DIR, load_sample
+
+
+def _cells(shape=(32, 40)) -> np.ndarray:
+    labels = np.zeros(shape, np.uint16)
+    labels[4:12, 5:15], labels[20:28, 20:35] = 1, 2
+    return labels
+
+
+def test_new_folder_is_created_and_reopens(tmp_path):
+    root = tmp_path / "new"
+    image = np.random.default_rng(0).integers(0, 255, (32, 40, 3), dtype=np.uint8)
+    record = add_to_dataset(root, "img-1", image, _cells(), "C", group="slide7")
+    assert record.image_path == root / "images" / "img-1.png"
+    assert (record.shape, record.channels, record.group, record.label_kind) == (
+        (32, 40),
+        3,
+        "slide7",
+        "masks",
+    )
+    ds = CellDataset.open(root)
+    assert ds.ids == ["img-1"] and ds["img-1"].group == "slide7"
+    np.testing.assert_array_equal(ds.load_image("img-1"), image)
+    np.testing.assert_array_equal(ds.load_instances("img-1"), _cells())
+    assert not list(root.rglob("*.tmp"))  # no temporary files left behind
+
+
+def test_refuses_to_overwrite_unless_asked_and_removes_stale_files(tmp_path):
+    root = tmp_path / "ds"
+    add_to_dataset(root, "a", np.zeros((32, 40), np.uint8), _cells(), "A")
+    with pytest.raises(FileExistsError, match="'a' is already in the dataset"):
+        add_to_dataset(root, "a", np.zeros((32, 40), np.uint8), _cells(), "A")
+    grey16 = np.full((32, 40), 1000, np.uint16)
+    target = (_cells() > 0).astype(np.uint8) * 2
+    record = add_to_dataset(root, "a", grey16, target, "B", kind="targets", overwrite=True)
+    assert record.image_path.suffix == ".tif" and record.dtype == "uint16"
+    assert not (root / "images" / "a.png").exists() and not (root / "masks" / "a.tif").exists()
+    ds = CellDataset.open(root)
+    assert ds.counts() == {"A": 0, "B": 1, "C": 0}
+    np.testing.assert_array_equal(ds.load_target("a"), target)
+
+
+def test_existing_rows_keep_their_extra_columns(tmp_path):
+    root = tmp_path / "ds"
+    shutil.copytree(SAMPLE_DIR, root)
+    image, labels, _ = load_sample("c_histology_1")
+    add_to_dataset(root, "crop", image[:64, :64], labels[:64, :64], "C", group="g1", extra={"modality": "h"})
+    ds = CellDataset.open(root)
+    assert len(ds) == 7
+    assert ds["crop"].extra["modality"] == "h" and ds["crop"].group == "g1"
+    old = ds.records[0]
+    assert old.extra["n_nuclei"] and old.extra["source"].startswith("DSB2018") and old.group is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"image_id": "a/b"}, "cannot name a file"),
+        ({"microscope": "Z"}, "unknown microscope 'Z'"),
+        ({"kind": "other"}, "kind must be"),
+        ({"image": np.zeros((32, 40), np.float32)}, "got dtype float32"),
+        ({"image": np.zeros((32, 40, 2), np.uint8)}, r"got shape \(32, 40, 2\)"),
+        ({"labels": np.zeros((30, 40), np.uint16)}, r"labels have shape \(30, 40\); the image is \(32, 40\)"),
+        ({"labels": -np.ones((32, 40), np.int16)}, "labels must be >= 0"),
+        ({"labels": np.ones((32, 40), np.float64)}, "labels must be integers"),
+        ({"labels": np.full((32, 40), 3, np.uint8), "kind": "targets"}, "found 3"),
+    ],
+)
+def test_bad_inputs_are_refused_before_writing(tmp_path, kwargs, message):
+    arguments = {
+        "image_id": "a", "image": np.zeros((32, 40), np.uint8), "labels": _cells(), "microscope": "A",
+    }  # fmt: skip
+    arguments.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        add_to_dataset(tmp_path / "ds", **arguments)
+    assert not (tmp_path / "ds").exists()

@@ -1,0 +1,117 @@
+"""Many files: outputs, failures that name the file, no overwriting, measurements, Dask."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tiny_models import save_fitted_model, write_sample_images
+
+from napari_cellseg.inference.batch import SegmentOptions, _load_model, segment_file, segment_files
+from napari_cellseg.inference.measure import measure_cells, read_measurements
+from napari_cellseg.io import read_tiff_layer
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    return save_fitted_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture()
+def images(tmp_path):
+    folder = tmp_path / "images"
+    paths = write_sample_images(folder)
+    (folder / "broken.png").write_bytes(b"not a png at all")
+    (folder / "notes.txt").write_text("ignored: not an image")
+    return folder, paths
+
+
+def test_a_folder_is_segmented_and_a_bad_file_named(tmp_path, model_dir, images):
+    folder, paths = images
+    out = tmp_path / "out"
+    summary = segment_files([folder], model_dir, out, SegmentOptions(tile_size=128, save_probabilities=True))
+    by_id = {r.image_id: r for r in summary.reports}
+    assert sorted(by_id) == ["broken", "c_histology_1", "c_histology_2"]
+    assert by_id["broken"].status == "failed" and "broken.png" in by_id["broken"].message
+    assert not summary.ok and summary.count("done") == 2
+    for path in paths:
+        labels, attributes, layer_type = read_tiff_layer(out / f"{path.stem}.tif")
+        assert layer_type == "labels" and labels.shape == (256, 320) and labels.dtype == np.uint16
+        assert labels.max() == by_id[path.stem].n_instances > 5
+        assert attributes["metadata"]["source"] == str(path)
+        probabilities, _, kind = read_tiff_layer(out / f"{path.stem}_probabilities.tif")
+        assert kind == "image" and probabilities.shape == (3, 256, 320)
+    assert not (out / "broken.tif").exists()
+
+
+def test_existing_outputs_are_kept_unless_overwrite(tmp_path, model_dir, images):
+    _, paths = images
+    out = tmp_path / "out"
+    first = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128))
+    assert first.status == "done"
+    marker = out / f"{paths[0].stem}.tif"
+    marker.write_bytes(b"keep me")
+    again = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128))
+    assert again.status == "skipped" and "--overwrite" in again.message
+    assert marker.read_bytes() == b"keep me"
+    forced = segment_file(paths[0], model_dir, out, {"tile_size": 128, "overwrite": True})
+    assert forced.status == "done" and read_tiff_layer(marker)[0].max() == first.n_instances
+
+
+def test_wrong_dimensions_and_missing_files_are_reported(tmp_path, model_dir):
+    import tifffile
+
+    bad = tmp_path / "volume.tif"
+    tifffile.imwrite(bad, np.zeros((2, 3, 8, 8, 3), np.uint8))
+    missing = tmp_path / "missing.png"
+    summary = segment_files([bad, missing], model_dir, tmp_path / "out")
+    messages = {r.image_id: r.message for r in summary.reports}
+    assert "volume.tif" in messages["volume"] and "shape (2, 3, 8, 8, 3)" in messages["volume"]
+    assert "missing.png" in messages["missing"] and "no such file" in messages["missing"]
+
+
+def test_measurements_have_one_row_per_cell(tmp_path, model_dir, images):
+    _, paths = images
+    out = tmp_path / "out"
+    report = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128, measurements=True))
+    rows = read_measurements(out / f"{paths[0].stem}.csv")
+    labels = read_tiff_layer(out / f"{paths[0].stem}.tif")[0]
+    assert len(rows) == report.n_instances
+    assert list(rows[0])[:5] == ["image_id", "label", "area", "centroid_y", "centroid_x"]
+    assert {"mean_intensity_0", "mean_intensity_1", "mean_intensity_2"} <= set(rows[0])
+    assert sum(int(r["area"]) for r in rows) == int((labels > 0).sum())
+    assert rows[0]["image_id"] == paths[0].stem
+
+
+def test_measure_cells_by_hand():
+    labels = np.zeros((4, 6), np.uint16)
+    labels[0:2, 0:2] = 1
+    labels[2:4, 3:6] = 2
+    image = np.arange(24, dtype=np.float32).reshape(4, 6)
+    rows = measure_cells(labels, image, "x")
+    assert rows[0] == {"image_id": "x", "label": 1, "area": 4, "centroid_y": 0.5, "centroid_x": 0.5, "mean_intensity": 3.5}  # fmt: skip
+    assert rows[1]["area"] == 6 and rows[1]["centroid_x"] == 4.0
+
+
+def test_dask_cluster_gives_the_serial_labels_and_loads_the_model_once(tmp_path, model_dir, images):
+    from distributed import Client, LocalCluster
+
+    _, paths = images
+    options = SegmentOptions(tile_size=128, torch_threads=1)
+    serial = segment_files(paths, model_dir, tmp_path / "serial", options)
+    assert serial.ok
+    _load_model.cache_clear()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            spread = segment_files(paths, model_dir, tmp_path / "dask", options, scheduler=client)
+    assert spread.ok and spread.count("done") == len(paths)
+    for path in paths:
+        a = read_tiff_layer(tmp_path / "serial" / f"{path.stem}.tif")[0]
+        b = read_tiff_layer(tmp_path / "dask" / f"{path.stem}.tif")[0]
+        np.testing.assert_array_equal(a, b)
+    # Both workers live in this process (processes=False): one load for all images.
+    assert _load_model.cache_info().misses == 1

@@ -1,0 +1,179 @@
+"""``napari-cellseg evaluate`` and ``tune-watershed`` end to end on small files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_cellseg.cli import main
+from napari_cellseg.inference import commands
+from napari_cellseg.inference.synthetic import probabilities_from_instances
+from napari_cellseg.sample_data import SAMPLE_DIR, list_samples, load_sample
+
+SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+
+
+def write_labels(folder: Path, name: str, labels: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(folder / f"{name}.tif", labels, compression="zlib")
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """gt/ and pred/ with three images (A perfect, A shifted, C empty prediction) + manifest."""
+    gt = np.zeros((32, 32), np.uint16)
+    gt[2:12, 2:12] = 1
+    gt[20:30, 20:30] = 2
+    shifted = np.roll(gt, 2, axis=1)  # IoU 2/3 per cell
+    write_labels(tmp_path / "gt", "a1", gt)
+    write_labels(tmp_path / "gt", "a2", gt)
+    write_labels(tmp_path / "gt", "c1", gt)
+    write_labels(tmp_path / "pred", "a1", gt)
+    write_labels(tmp_path / "pred", "a2", shifted)
+    write_labels(tmp_path / "pred", "c1", np.zeros_like(gt))
+    (tmp_path / "manifest.csv").write_text("id,microscope\na1,A\na2,A\nc1,C\n")
+    return tmp_path
+
+
+def test_evaluate_prints_groups_and_writes_json(folders, capsys):
+    out = folders / "metrics.json"
+    code = main(["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt"), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "Pooled over objects" in printed and "Mean of per-image scores" in printed
+    lines = {line.split()[0]: line.split() for line in printed.splitlines() if line[:2] in ("A ", "C ", "al")}
+    assert lines["A"][1] == "2" and lines["C"][1] == "1" and lines["all"][1] == "3"
+    assert float(lines["A"][2]) == 1.0  # AP@0.5: shifted cells still match (IoU 2/3)
+    assert float(lines["A"][3]) == pytest.approx(0.5, abs=1e-3)  # AP@0.75: one image of two
+    assert float(lines["C"][2]) == 0.0
+    stored = json.loads(out.read_text())
+    assert stored["groups"]["all"]["n_images"] == 3
+    assert stored["groups"]["all"]["tp"][0] == 4 and stored["groups"]["all"]["fn"][0] == 2
+    assert {image["name"]: image["microscope"] for image in stored["images"]} == {
+        "a1": "A",
+        "a2": "A",
+        "c1": "C",
+    }
+
+
+def test_missing_prediction_is_an_error_unless_skipped(folders, capsys):
+    (folders / "pred" / "c1.tif").unlink()
+    args = ["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt")]
+    assert main(args) == 2
+    assert "1 of 3 ground-truth images have no prediction" in capsys.readouterr().err
+    assert main([*args, "--skip-missing"]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 1 ground-truth image(s) without a prediction: c1" in captured.err
+    assert "C " not in captured.out.split("Mean")[0]
+
+
+def test_no_manifest_groups_as_question_mark(folders, capsys):
+    (folders / "manifest.csv").unlink()
+    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt")]) == 0
+    printed = capsys.readouterr().out
+    assert "no manifest" in printed and any(line.startswith("? ") for line in printed.splitlines())
+
+
+def test_bad_files_are_named(folders, capsys):
+    write_labels(folders / "pred", "a1", np.zeros((16, 16), np.uint16))
+    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt")]) == 2
+    err = capsys.readouterr().err
+    assert "a1.tif has shape (16, 16)" in err and "(32, 32)" in err
+    write_labels(folders / "pred", "a1", np.zeros((32, 32), np.float32))
+    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt")]) == 2
+    assert "float32" in capsys.readouterr().err
+    assert main(["evaluate", "--pred", str(folders / "nope"), "--gt", str(folders / "gt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (folders / "bad.csv").write_text("name,kind\n")
+    args = ["--pred", str(folders / "pred"), "--gt", str(folders / "gt")]
+    assert main(["evaluate", *args, "--manifest", str(folders / "bad.csv")]) == 2
+    assert "needs columns 'id' and 'microscope'" in capsys.readouterr().err
+
+
+def test_evaluate_the_package_samples_against_themselves(tmp_path, capsys):
+    gt_dir = SAMPLE_DIR / "masks"
+    assert main(["evaluate", "--pred", str(gt_dir), "--gt", str(gt_dir)]) == 0
+    printed = capsys.readouterr().out
+    all_line = next(line for line in printed.splitlines() if line.startswith("all"))
+    assert all_line.split()[1:] == ["6", "1.000", "1.000", "1.000", "1.000", "1.000"]
+    assert "microscopes from" in printed  # sample_data/manifest.csv beside masks/
+
+
+@pytest.mark.shared_data
+def test_evaluate_on_shared_demo_data(capsys):
+    demo = SHARED / "dsb2018-demo"
+    if not (demo / "masks").is_dir():
+        pytest.skip(f"shared data not found at {demo.resolve()}")
+    assert main(["evaluate", "--pred", str(demo / "masks"), "--gt", str(demo / "masks")]) == 0
+    printed = capsys.readouterr().out
+    assert next(line for line in printed.splitlines() if line.startswith("all")).split()[1] == "6"
+
+
+def test_commands_module_imports_nothing_heavy():
+    code = (
+        "import argparse, sys; from napari_cellseg.inference import commands; "
+        "commands.register(argparse.ArgumentParser().add_subparsers()); "
+        "print(sorted(m for m in ('torch', 'skimage', 'napari', 'scipy') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path):
+    """Two package samples as a dataset folder, with a split file."""
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rows = ["id,microscope"]
+    for key in ("a_fluorescence_3", "c_histology_2"):
+        sample = list_samples()[key]
+        shutil.copy(sample.image_path, root / "images" / sample.image_path.name)
+        shutil.copy(sample.mask_path, root / "masks" / sample.mask_path.name)
+        rows.append(f"{sample.id},{sample.microscope}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    ids = [row.split(",")[0] for row in rows[1:]]
+    (tmp_path / "split.csv").write_text(f"id,subset\n{ids[0]},train\n{ids[1]},dev\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"loss": "weighted-ce"}))
+    return tmp_path
+
+
+def test_tune_watershed_writes_the_model_config(tiny_dataset, monkeypatch, capsys):
+    seen = []
+
+    def fake_predict(model_dir, device, ids, images):  # the network is not under test here
+        seen.extend(ids)
+        _, gt, _ = load_sample("c_histology_2")
+        return [probabilities_from_instances(gt)]
+
+    monkeypatch.setattr(commands, "_predict_all", fake_predict)
+    model, data, split = (str(tiny_dataset / name) for name in ("model", "data", "split.csv"))
+    grid = '{"interior_threshold": [0.2, 0.5, 0.7], "min_size": [8, 16]}'
+    table_path = tiny_dataset / "t.json"
+    args = ["tune-watershed", "--model", model, "--data", data, "--split", split, "--grid", grid]
+    assert main([*args, "--table", str(table_path)]) == 0
+    assert seen == [list_samples()["c_histology_2"].id]  # only the dev image
+    config = json.loads((tiny_dataset / "model" / "config.json").read_text())
+    assert config["loss"] == "weighted-ce"
+    assert config["watershed"]["interior_threshold"] in (0.5, 0.7)  # 0.2 merges touching cells
+    table = json.loads(table_path.read_text())
+    assert len(table) == 6 and table[0]["dsb_score"] >= table[-1]["dsb_score"]
+    assert "wrote the watershed parameters" in capsys.readouterr().out
+    assert main([*args[:-1], '{"threshold": [0.5]}']) == 2
+    assert "unknown watershed parameter" in capsys.readouterr().err
+
+
+def test_tune_watershed_reports_a_bad_split(tiny_dataset, capsys):
+    (tiny_dataset / "split.csv").write_text("id,fold\nx,1\n")
+    args = ["tune-watershed", "--model", str(tiny_dataset / "model"), "--data", str(tiny_dataset / "data")]
+    assert main([*args, "--split", str(tiny_dataset / "split.csv")]) == 2
+    assert "needs columns 'id' and 'subset'" in capsys.readouterr().err

@@ -1,0 +1,82 @@
+"""``napari-cellseg segment``: outputs, no overwriting, bad files, default model, measurements."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from tiny_models import save_fitted_model, write_sample_images
+
+from napari_cellseg.cli import main
+from napari_cellseg.io import read_tiff_layer
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    return save_fitted_model(tmp_path_factory.mktemp("model"))
+
+
+def test_segment_writes_labels_and_keeps_them_on_a_second_run(tmp_path, model_dir, capsys):
+    paths = write_sample_images(tmp_path / "in")
+    out = tmp_path / "out"
+    args = ["segment", str(tmp_path / "in"), "--model", str(model_dir), "--out", str(out), "--tile", "128"]
+    assert main([*args, "--measurements", "--quiet"]) == 0
+    stdout = capsys.readouterr().out
+    assert "2 segmented" in stdout and "0 failed" in stdout
+    for path in paths:
+        labels, _, kind = read_tiff_layer(out / f"{path.stem}.tif")
+        assert kind == "labels" and labels.max() > 5
+    header = (out / "measurements.csv").read_text().splitlines()[0]
+    assert header.startswith("image_id,label,area,centroid_y,centroid_x")
+    before = (out / f"{paths[0].stem}.tif").stat().st_mtime_ns
+    assert main([*args, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "2 skipped" in captured.out and "--overwrite" in captured.err
+    assert (out / f"{paths[0].stem}.tif").stat().st_mtime_ns == before
+
+
+def test_bad_files_are_named_the_run_goes_on_and_exits_non_zero(tmp_path, model_dir, capsys):
+    paths = write_sample_images(tmp_path / "in", keys=("c_histology_2",))
+    empty = tmp_path / "in" / "empty.png"
+    empty.write_bytes(b"")
+    code = main(["segment", str(paths[0]), str(empty), "--model", str(model_dir), "--out", str(tmp_path / "out"), "--quiet"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "empty.png" in captured.err
+    assert "1 segmented" in captured.out and "1 failed" in captured.out
+    assert (tmp_path / "out" / "c_histology_2.tif").is_file()
+
+
+def test_without_a_bundled_model_the_user_is_told_to_pass_one(tmp_path, monkeypatch, capsys):
+    import napari_cellseg.inference.runtime as runtime
+
+    monkeypatch.setattr(runtime, "DEFAULT_MODEL_DIR", tmp_path / "no-default-model")
+    paths = write_sample_images(tmp_path / "in", keys=("c_histology_2",))
+    assert main(["segment", str(paths[0]), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no bundled default model" in err and "--model" in err
+
+
+def test_bad_options_are_refused(tmp_path, model_dir, capsys):
+    paths = write_sample_images(tmp_path / "in", keys=("c_histology_2",))
+    base = ["segment", str(paths[0]), "--model", str(model_dir)]
+    assert main([*base, "--diameter", "-3"]) == 2
+    assert "--diameter" in capsys.readouterr().err
+    assert main([*base, "--overlap", "600"]) == 2
+    assert "--overlap" in capsys.readouterr().err
+    assert main(["segment", str(tmp_path / "nothing-here"), "--model", str(model_dir)]) == 1
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys; from napari_cellseg.cli import build_parser; build_parser(); "
+        "print('torch' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

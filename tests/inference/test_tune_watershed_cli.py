@@ -1,0 +1,48 @@
+"""``napari-cellseg tune-watershed`` with a real (tiny) model directory: the prediction wiring."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from napari_cellseg.cli import main
+from napari_cellseg.inference.watershed import WatershedParams
+from napari_cellseg.sample_data import list_samples
+
+
+@pytest.fixture
+def model_and_data(tmp_path):
+    torch = pytest.importorskip("torch")
+    from tiny_models import fitted_model
+
+    from napari_cellseg.models.checkpoint import save_model_dir
+
+    torch.set_num_threads(1)
+    model, config = fitted_model()
+    save_model_dir(tmp_path / "model", model, config)
+    data = tmp_path / "data"
+    (data / "images").mkdir(parents=True)
+    (data / "masks").mkdir()
+    sample = list_samples()["c_histology_2"]
+    shutil.copy(sample.image_path, data / "images" / sample.image_path.name)
+    shutil.copy(sample.mask_path, data / "masks" / sample.mask_path.name)
+    (data / "manifest.csv").write_text(f"id,microscope\n{sample.id},C\n")
+    return tmp_path
+
+
+def test_tune_watershed_predicts_and_stores_loadable_params(model_and_data, capsys):
+    from napari_cellseg.models.checkpoint import load_model_config
+
+    model_dir = model_and_data / "model"
+    grid = '{"interior_threshold": [0.5, 0.7], "min_size": [8]}'
+    args = ["tune-watershed", "--model", str(model_dir), "--data", str(model_and_data / "data")]
+    assert main([*args, "--grid", grid, "--device", "cpu"]) == 0
+    assert "predicted 1/1" in capsys.readouterr().out
+    stored = load_model_config(model_dir).watershed  # the model directory still loads
+    params = WatershedParams.from_dict(stored)
+    assert params.interior_threshold in (0.5, 0.7) and params.min_size == 8
+    before = json.loads((model_dir / "config.json").read_text())
+    assert main([*args, "--grid", '{"min_size": [32]}', "--device", "cpu", "--dry-run"]) == 0
+    assert json.loads((model_dir / "config.json").read_text()) == before

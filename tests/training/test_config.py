@@ -1,0 +1,72 @@
+"""TrainConfig: JSON round trip, validation, resume compatibility, derived configs."""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_cellseg.config import ConfigError
+from napari_cellseg.training.config import TrainConfig
+
+
+def test_round_trips_through_json(tmp_path):
+    config = TrainConfig(
+        data_dir="d", out_dir="o", microscopes=("C",), sample_weights={"C": 3.0},
+        class_weights=(1.0, 4.0, 2.0), augment={"p_flip": 0.0}, decoder_channels=(32, 16),
+    )  # fmt: skip
+    config.save(tmp_path / "train.json")
+    again = TrainConfig.load(tmp_path / "train.json")
+    assert again == config
+    assert again.microscopes == ("C",) and isinstance(again.class_weights, tuple)
+
+
+def test_unknown_key_in_a_file_is_refused(tmp_path):
+    (tmp_path / "t.json").write_text('{"data_dir": "d", "epoch": 3}')
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['epoch'\]"):
+        TrainConfig.load(tmp_path / "t.json")
+
+
+def test_validate_lists_every_problem():
+    config = TrainConfig(data_dir="d", out_dir="o", epochs=0, loss="dice", sample_weights={"D": 2}, lr=-1)
+    with pytest.raises(ConfigError) as info:
+        config.validate()
+    message = str(info.value)
+    for expected in ("epochs must be >= 1", "loss must be one of", "sample_weights: D=2", "lr must be > 0"):
+        assert expected in message
+    assert TrainConfig(data_dir="d", out_dir="o").validate().problems() == []
+
+
+def test_incompatible_with_ignores_runtime_settings():
+    a = TrainConfig(data_dir="d", out_dir="o", num_threads=1, lr=1e-3)
+    b = TrainConfig(data_dir="elsewhere", out_dir="o2", num_threads=4, num_workers=2, lr=1e-3)
+    assert a.incompatible_with(b) == []
+    c = TrainConfig(data_dir="d", out_dir="o", lr=2e-3, seed=5)
+    assert [p.split(":")[0] for p in c.incompatible_with(a)] == ["lr", "seed"]
+
+
+def test_augment_config_takes_the_patch_size_and_the_preset():
+    config = TrainConfig(patch_size=96, augment_preset="none")
+    augment = config.augment_config()
+    assert augment.patch_size == (96, 96)
+    assert augment.p_flip == 0.0
+    custom = TrainConfig(patch_size=64, augment={"p_flip": 0.25, "patch_size": [10, 10]}).augment_config()
+    assert custom.p_flip == 0.25 and custom.patch_size == (64, 64)
+    with pytest.raises(ConfigError, match="unknown augmentation preset"):
+        TrainConfig(augment_preset="wild").augment_config()
+
+
+def test_normalization_defaults_to_m2_statistics():
+    norm = TrainConfig().normalization_config(mean=(0.1, 0.2, 0.3), std=(1.0, 1.0, 2.0))
+    assert norm.mean == (0.1, 0.2, 0.3) and norm.std == (1.0, 1.0, 2.0)
+    given = TrainConfig(normalization={"low_percentile": 2.0}).normalization_config()
+    assert given.low_percentile == 2.0
+
+
+def test_default_threads_leave_a_core_and_share_among_local_ranks(monkeypatch):
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 9)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert TrainConfig().resolved_threads() == 8
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert TrainConfig().resolved_threads() == 4
+    assert TrainConfig(num_threads=3).resolved_threads() == 3

@@ -1,0 +1,115 @@
+"""``train`` under torchrun: 2 CPU processes (gloo), disjoint shards, DDP step = union step."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from napari_cellseg.sample_data import SAMPLE_DIR
+from napari_cellseg.training.distributed import DistributedContext, env_context
+
+torch.set_num_threads(1)
+
+# Runs the real CLI, recording which crops each rank reads and which checkpoints it
+# writes. BatchNorm stays in eval mode: PyTorch's SyncBatchNorm needs GPUs, and with
+# per-rank batch statistics a DDP step would not equal a step on the union batch.
+SCRIPT = textwrap.dedent(
+    """
+    import json, os, sys
+    import torch
+    from napari_cellseg.models import surgery
+    from napari_cellseg.training import data, engine
+
+    train = surgery.CellSegNet.train
+    def train_bn_eval(self, mode=True):
+        train(self, mode)
+        for module in self.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        return self
+    surgery.CellSegNet.train = train_bn_eval
+
+    seen, saves = [], []
+    getitem = data.CropDataset.__getitem__
+    def record_getitem(self, index):
+        seen.append(int(index))
+        return getitem(self, index)
+    data.CropDataset.__getitem__ = record_getitem
+    for name in ("save_last", "save_best"):
+        def record_save(*args, _save=getattr(engine, name), _name=name, **kwargs):
+            saves.append(_name)
+            return _save(*args, **kwargs)
+        setattr(engine, name, record_save)
+
+    from napari_cellseg.cli import main
+    status = main(sys.argv[1:])
+    name = f"rank{os.environ.get('RANK', 0)}-of-{os.environ.get('WORLD_SIZE', 1)}.json"
+    with open(os.path.join(os.environ["RECORD_DIR"], name), "w") as fh:
+        json.dump({"seen": seen, "saves": saves}, fh)
+    sys.exit(status)
+    """
+)
+
+
+def test_env_context_reads_torchrun_variables(monkeypatch):
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert env_context() == DistributedContext()
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    context = env_context()
+    assert (context.rank, context.world_size, context.local_rank, context.is_main) == (3, 4, 1, False)
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(ValueError, match="inconsistent"):
+        env_context()
+
+
+@pytest.mark.slow
+def test_two_process_ddp_step_equals_the_union_step(tmp_path, same_weights):
+    from napari_cellseg.models.surgery import build_model
+
+    script = tmp_path / "train_recorded.py"
+    script.write_text(SCRIPT)
+    args = [
+        "train", "--data", str(SAMPLE_DIR), "-l", "2", "--la", "2", "--epochs", "1",
+        "--steps-per-epoch", "1", "--patch-size", "64", "--threads", "1", "--quiet",
+    ]  # fmt: skip
+    env = {**os.environ, "RECORD_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    ddp = subprocess.Popen(
+        [*torchrun, str(script), *args, "--out", str(tmp_path / "ddp"), "--batch-size", "2"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    single = subprocess.run(
+        [sys.executable, str(script), *args, "--out", str(tmp_path / "single"), "--batch-size", "4"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    ddp_output = ddp.communicate(timeout=300)[0].decode()
+    assert single.returncode == 0, single.stderr
+    assert ddp.returncode == 0, ddp_output
+
+    records = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("rank*.json")}
+    rank0, rank1, alone = records["rank0-of-2"], records["rank1-of-2"], records["rank0-of-1"]
+    assert rank0["seen"] == [0, 1] and rank1["seen"] == [2, 3]  # disjoint shards of step 0
+    assert sorted(rank0["seen"] + rank1["seen"]) == alone["seen"] == [0, 1, 2, 3]
+    assert rank0["saves"] == ["save_last", "save_best"] and rank1["saves"] == []
+
+    from safetensors.torch import load_file
+
+    ddp_weights = load_file(str(tmp_path / "ddp" / "model.safetensors"))
+    single_weights = load_file(str(tmp_path / "single" / "model.safetensors"))
+    for key, value in single_weights.items():
+        torch.testing.assert_close(ddp_weights[key], value, rtol=1e-5, atol=1e-6, msg=key)
+    torch.manual_seed(0)  # the engine's initialisation: the step did change the weights
+    initial = build_model(transfer_layers=2, new_layers=2).state_dict()
+    assert not torch.allclose(initial["head.weight"], single_weights["head.weight"])

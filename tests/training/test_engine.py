@@ -1,0 +1,127 @@
+"""The training engine: reports, model directory, best checkpoint, cancel and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from napari_cellseg.config import ConfigError
+from napari_cellseg.training.engine import run_training, train
+from napari_cellseg.training.reports import EpochReport, StartReport, StepReport, TrainResult
+from napari_cellseg.training.setup import TrainingError
+
+torch.set_num_threads(1)
+
+
+def test_reports_and_the_model_directory(tiny_config, sample_split):
+    from napari_cellseg.data.splitfile import split_hash
+    from napari_cellseg.models.checkpoint import load_model_dir
+
+    config = tiny_config()
+    reports = list(train(config))
+    kinds = [type(r).__name__ for r in reports]
+    assert kinds == ["StartReport"] + ["StepReport"] * 2 + ["EpochReport"] + ["StepReport"] * 2 + [
+        "EpochReport", "TrainResult"]  # fmt: skip
+    start, result = reports[0], reports[-1]
+    assert isinstance(start, StartReport) and start.device == "cpu" and "CPU" in start.device_reason
+    assert start.threads == 1 and start.n_train_images == 5 and start.n_dev_images == 1
+    steps = [r for r in reports if isinstance(r, StepReport)]
+    assert [s.global_step for s in steps] == [1, 2, 3, 4] and all(s.loss > 0 and s.lr > 0 for s in steps)
+    assert steps[-1].eta_s == 0 and steps[0].eta_s > 0
+    epochs = [r for r in reports if isinstance(r, EpochReport)]
+    assert all("pixel_f1" in e.dev_metrics and "mean_iou" in e.dev_metrics for e in epochs)
+    assert isinstance(result, TrainResult) and not result.cancelled and result.epochs_done == 2
+    best = max(epochs, key=lambda e: (e.dev_score, -e.epoch))
+    assert result.best_epoch == best.epoch and result.best_score == best.dev_score
+    out = config.out_dir
+    model, model_config = load_model_dir(out)
+    assert model_config.split_hash == split_hash(sample_split)
+    assert model_config.metrics["epoch"] == best.epoch and model_config.metrics["score_name"] == "pixel_f1"
+    assert model_config.transfer_layers == 2 and model_config.normalization.mean == (0.5, 0.5, 0.5)
+    assert model_config.object_diameter and 5 < model_config.object_diameter < 60
+    assert model_config.training["train_config"]["seed"] == 0
+    _, last_config = load_model_dir(f"{out}/last")
+    assert last_config.training["epoch"] == 2
+    with torch.inference_mode():
+        assert model(torch.zeros(1, 3, 70, 90)).shape == (1, 3, 70, 90)
+
+
+def test_cancel_close_and_resume_give_the_uninterrupted_weights(tiny_config, tmp_path, same_weights):
+    whole = tiny_config(out_dir=str(tmp_path / "whole"), epochs=3)
+    expected = run_training(whole)
+    parts = tiny_config(out_dir=str(tmp_path / "parts"), epochs=3)
+    steps = []
+    count = lambda report: steps.append(report) if isinstance(report, StepReport) else None  # noqa: E731
+    first = run_training(parts, cancel=lambda: len(steps) >= 3, callback=count)
+    assert first.cancelled and first.epochs_done == 1  # stopped mid-epoch 2, position saved
+    generator = train(parts, resume=True)
+    start = next(generator)
+    assert start.resumed and start.start_step == 3
+    assert isinstance(next(generator), StepReport)
+    generator.close()  # the GUI's stop: saves the position (step 4)
+    rest = run_training(parts, resume=True)
+    assert not rest.cancelled and rest.epochs_done == 3
+    assert rest.history == expected.history
+    assert same_weights(tmp_path / "whole" / "last", tmp_path / "parts" / "last") > 10
+    same_weights(tmp_path / "whole", tmp_path / "parts")  # the best checkpoint too
+
+
+def test_fresh_start_over_a_run_and_changed_resume_are_refused(tiny_config):
+    config = tiny_config(epochs=1, steps_per_epoch=1)
+    run_training(config)
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        next(train(config))
+    changed = tiny_config(epochs=1, steps_per_epoch=1, lr=0.5, num_threads=1)
+    with pytest.raises(ConfigError, match=r"settings differ.*lr: 0\.001 -> 0\.5"):
+        next(train(changed, resume=True))
+    with pytest.raises(ConfigError, match="nothing to resume"):
+        next(train(tiny_config(out_dir=config.out_dir + "-new"), resume=True))
+
+
+def test_pluggable_evaluator_picks_the_best_epoch(tiny_config):
+    scores = iter([0.2, 0.9, 0.5])
+
+    class Fake:
+        score_name = "fake"
+
+        def add(self, probabilities, target, instances):
+            assert probabilities.shape == (3, *target.shape)
+
+        def result(self):
+            return {"fake": next(scores)}
+
+    config = tiny_config(epochs=3, steps_per_epoch=1)
+    result = run_training(config, evaluator=Fake)
+    assert (result.best_epoch, result.best_score, result.score_name) == (2, 0.9, "fake")
+    stored = json.loads(Path(config.out_dir, "config.json").read_text())
+    assert stored["metrics"]["epoch"] == 2 and stored["metrics"]["dev_score"] == 0.9
+    assert stored["training"]["epoch"] == 2  # the best epoch, while last/ moved on
+    last = json.loads(Path(config.out_dir, "last", "config.json").read_text())
+    assert last["training"]["epoch"] == 3 and last["metrics"]["dev_score"] == 0.5
+
+
+def test_without_a_dev_set_the_last_epoch_is_kept_and_bce_works(tiny_config):
+    from napari_cellseg.models.checkpoint import load_model_dir
+
+    config = tiny_config(split_path=None, loss="weighted-bce", epochs=2, steps_per_epoch=1, microscopes=("C",))
+    reports = list(train(config))
+    assert reports[0].n_train_images == 2 and reports[0].n_dev_images == 0
+    epochs = [r for r in reports if isinstance(r, EpochReport)]
+    assert [e.is_best for e in epochs] == [True, True] and epochs[-1].dev_score is None
+    model, model_config = load_model_dir(config.out_dir)
+    assert model_config.loss == "weighted-bce" and model_config.out_channels == 2
+    assert model_config.training["epoch"] == 2
+
+
+def test_clear_errors_before_training(tiny_config, tmp_path):
+    bad_split = tmp_path / "bad.csv"
+    bad_split.write_text("id,subset\nnot-an-image,train\n")
+    with pytest.raises(TrainingError, match="not in the dataset"):
+        next(train(tiny_config(split_path=str(bad_split))))
+    dev_only = tmp_path / "dev.csv"
+    dev_only.write_text(Path(tiny_config().split_path).read_text().replace(",train,", ",dev,"))
+    with pytest.raises(TrainingError, match="no training images"):
+        next(train(tiny_config(split_path=str(dev_only), out_dir=str(tmp_path / "o2"))))
