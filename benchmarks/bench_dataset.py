@@ -30,12 +30,26 @@ SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
 
 def median_time(function, runs: int) -> tuple[float, object]:
-    times, result = [], None
+    """Median wall time of ``runs`` calls, and the last result.
+
+    Also records the median CPU time in ``CPU_TIMES`` (steadier than wall time
+    on a machine shared with other jobs).
+    """
+    times, cpu, result = [], [], None
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         result = function()
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    CPU_TIMES.append(statistics.median(cpu))
     return statistics.median(times), result
+
+
+CPU_TIMES: list[float] = []
+
+
+def cpu() -> str:
+    return f"[CPU {CPU_TIMES[-1]:.3f} s]"
 
 
 def symlinked_pool(source: CellDataset, n: int, folder: Path) -> Path:
@@ -87,25 +101,27 @@ def main() -> None:
         return
 
     seconds, ds = median_time(lambda: CellDataset.open(root), args.runs)
-    print(f"open + validate dsb2018-dev ({len(ds)} images): {seconds * 1000:.0f} ms (median of {args.runs})")
+    print(
+        f"open + validate dsb2018-dev ({len(ds)} images): {seconds * 1000:.0f} ms (median of {args.runs}) {cpu()}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         big = symlinked_pool(ds, args.big, Path(tmp) / "big")
         seconds, pool = median_time(lambda: CellDataset.open(big), max(1, args.runs // 2))
         print(
             f"open + validate {len(pool)} images (symlinks): {seconds:.2f} s "
-            f"({seconds / len(pool) * 1e6:.0f} us per image, 2 headers each)"
+            f"({seconds / len(pool) * 1e6:.0f} us per image, 2 headers each) {cpu()}"
         )
 
     target = [r.id for r in ds if r.microscope == "C"]
     seconds, pairs = median_time(lambda: find_near_duplicates(ds, target), args.runs)
-    print(f"near-duplicate search, {len(target)} C images: {seconds:.2f} s -> {len(pairs)} pairs")
+    print(f"near-duplicate search, {len(target)} C images: {seconds:.2f} s -> {len(pairs)} pairs {cpu()}")
     seconds, all_pairs = median_time(lambda: find_near_duplicates(ds), max(1, args.runs // 2))
-    print(f"near-duplicate search, all {len(ds)} images: {seconds:.2f} s -> {len(all_pairs)} pairs")
+    print(f"near-duplicate search, all {len(ds)} images: {seconds:.2f} s -> {len(all_pairs)} pairs {cpu()}")
 
     seconds, grouped = median_time(lambda: split_dataset(ds, "C"), args.runs)
-    print(f"split with grouping: {seconds:.2f} s (median of {args.runs})")
+    print(f"split with grouping: {seconds:.2f} s (median of {args.runs}) {cpu()}")
     seconds, plain = median_time(lambda: split_dataset(ds, "C", grouping=False), args.runs)
-    print(f"split without grouping: {seconds * 1000:.1f} ms")
+    print(f"split without grouping: {seconds * 1000:.1f} ms {cpu()}")
 
     groups = {grouped.groups[i] for i in target}
     print(f"\ntarget C, ratios 0.90/0.05/0.05, seed 0, WITH grouping ({len(groups)} groups of C images):")

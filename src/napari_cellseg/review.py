@@ -26,12 +26,12 @@ import numpy as np
 from .metrics import ImageMetrics, PooledMetrics, error_maps, image_metrics, pool_metrics
 
 ERROR_KINDS = ("false_positive", "false_negative", "split", "merged")
-# Colours of the error layers (napari Labels get one colour per layer).
+# Colours of the error layers: bright hues that stand out on H&E purple and on dark fluorescence.
 ERROR_COLORS = {
-    "false_positive": (1.0, 0.2, 0.2, 1.0),
-    "false_negative": (1.0, 0.85, 0.0, 1.0),
-    "split": (0.2, 0.6, 1.0, 1.0),
-    "merged": (0.8, 0.2, 1.0, 1.0),
+    "false_positive": (1.0, 0.35, 0.0, 1.0),  # orange
+    "false_negative": (1.0, 0.9, 0.0, 1.0),  # yellow
+    "split": (0.0, 0.9, 1.0, 1.0),  # cyan
+    "merged": (0.2, 1.0, 0.3, 1.0),  # green
 }
 METRICS_HEADER = ("microscope", "images", "cells", "AP@0.5", "F1@0.5", "AP@0.75", "DSB score", "AJI")
 
@@ -47,6 +47,23 @@ class LabelComparison:
 
     metrics: ImageMetrics
     errors: dict[str, Any]
+
+    def rows(self) -> list[tuple[str, float | int]]:
+        """``(name, value)`` rows: the scores, then the object counts and error classes."""
+        m, e = self.metrics, self.errors
+        return [
+            ("AP@0.5", m.at("ap", 0.5)),
+            ("F1@0.5", m.at("f1", 0.5)),
+            ("AP@0.75", m.at("ap", 0.75)),
+            ("DSB score", float(m.dsb_score)),
+            ("AJI", float(m.aji)),
+            ("true cells", m.n_gt),
+            ("predicted cells", m.n_pred),
+            ("false positives", len(e["false_positive_ids"])),
+            ("false negatives", len(e["false_negative_ids"])),
+            ("split cells", len(e["split_ids"])),
+            ("merged cells", len(e["merged_ids"])),
+        ]
 
     def summary(self) -> str:
         m, e = self.metrics, self.errors

@@ -1,4 +1,7 @@
-"""Fixtures of the dock-widget tests: a tiny dataset from the sample data, waiting for jobs."""
+"""Fixtures of the dock-widget tests: waiting for jobs, a known label pair, a tiny model.
+
+The tiny dataset fixture (``tiny_dataset``) lives in ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
@@ -15,34 +18,6 @@ def wait_for_job(qtbot):
         return panel.task
 
     return wait
-
-
-def build_tiny_dataset(root, crops_per_c_image: int = 4):
-    """The six package samples plus quadrant crops of the two C images.
-
-    3 A, 1 B and ``2 + 2 * crops_per_c_image`` C images: enough C images for
-    the default 90/5/5 split (dev and test one C image each).
-    """
-    from napari_cellseg.data.writer import add_to_dataset
-    from napari_cellseg.sample_data import list_samples, load_sample
-
-    for key in list_samples():
-        image, mask, sample = load_sample(key)
-        add_to_dataset(root, sample.id, image, mask, sample.microscope)
-        if sample.microscope != "C":
-            continue
-        h, w = mask.shape
-        corners = [(0, 0), (0, w // 2), (h // 2, 0), (h // 2, w // 2)][:crops_per_c_image]
-        for index, (y, x) in enumerate(corners):
-            crop = (slice(y, y + h // 2), slice(x, x + w // 2))
-            add_to_dataset(root, f"{key}_crop{index}", image[crop], mask[crop], "C")
-    return root
-
-
-@pytest.fixture
-def tiny_dataset(tmp_path):
-    """A dataset folder: 3 A, 1 B, 10 C images (sample data and crops of it)."""
-    return build_tiny_dataset(tmp_path / "tiny-dataset")
 
 
 @pytest.fixture

@@ -66,11 +66,12 @@ def test_paint_boundary_save_and_reload(make_napari_viewer, tmp_path, wait_for_j
     np.testing.assert_array_equal(dataset.load_target(sample.id), painted)
     assert "saved" in widget.message.text()
 
-    for name in (annotation.name, f"{image.name} cells"):
-        viewer.layers.remove(name)
+    for layer in (annotation, viewer.layers[f"{image.name} cells"]):
+        layer.name = f"old {layer.name}"  # out of the way (cheaper than removing)
     widget.open_button.click()  # reopens the saved annotation from the dataset
     wait_for_job(widget)
     reopened = viewer.layers[f"{image.name} boundary annotation"]
+    assert reopened is not annotation
     np.testing.assert_array_equal(reopened.data, painted)
 
 
@@ -162,7 +163,7 @@ def test_tag_and_refuse_to_overwrite(make_napari_viewer, tmp_path, wait_for_job)
 
 @pytest.mark.parametrize("what", ["cells (instances)"])
 def test_save_cells_layer_as_masks(make_napari_viewer, tmp_path, wait_for_job, what):
-    viewer, widget, (image, mask) = _open(make_napari_viewer, "a_fluorescence_3")
+    _, widget, (image, mask) = _open(make_napari_viewer, "a_fluorescence_3")
     widget.cells_combo.setCurrentText(mask.name)
     widget.save_what_combo.setCurrentText(what)
     widget.dataset_edit.setText(str(tmp_path / "ds"))

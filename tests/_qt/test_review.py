@@ -53,10 +53,13 @@ def test_review_widget_compares_layers(make_napari_viewer, labels_pair, wait_for
     task = wait_for_job(widget)
     assert task.error is None
     table = widget.image_table
-    header = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
-    row = {h: table.item(0, c).text() for c, h in enumerate(header)}
-    assert row["AP@0.5"] == f"{95 / 98:.3f}" and row["F1@0.5"] == f"{190 / 193:.3f}"
-    assert row["DSB score"] == f"{np.mean(_expected(info)[1]):.3f}"
+    assert table.horizontalHeaderItem(1).text() == "prediction"
+    rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    assert rows["AP@0.5"] == f"{95 / 98:.3f}" and rows["F1@0.5"] == f"{190 / 193:.3f}"
+    assert rows["DSB score"] == f"{np.mean(_expected(info)[1]):.3f}"
+    assert (rows["true cells"], rows["predicted cells"]) == ("97", "96")
+    counts = [rows[k] for k in ("false positives", "false negatives", "split cells", "merged cells")]
+    assert counts == ["0", "1", "1", "1"]
     fn = viewer.layers["review: false negatives"]
     assert set(np.unique(fn.data)) == {0, info["removed"]}
     assert fn.metadata["ids"] == [info["removed"]]

@@ -282,7 +282,7 @@ def test_missing_default_model_is_reported(monkeypatch, tmp_path):
         runtime.resolve_model(None)
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    with pytest.raises(runtime.ModelNotFoundError, match="model.safetensors"):
+    with pytest.raises(runtime.ModelNotFoundError, match=r"model\.safetensors"):
         runtime.resolve_model(tmp_path / "half")
 
 

@@ -100,7 +100,7 @@ def test_config_must_describe_the_model(tmp_path, bce_model):
 def test_missing_files_are_named(tmp_path, bce_model):
     directory = save_model_dir(tmp_path / "m", bce_model, _config(bce_model))
     (directory / MODEL_WEIGHTS).unlink()
-    with pytest.raises(ModelLoadError, match="missing model.safetensors"):
+    with pytest.raises(ModelLoadError, match=r"missing model\.safetensors"):
         load_model_dir(directory)
     with pytest.raises(ModelLoadError, match="no such model directory"):
         load_model_dir(tmp_path / "nowhere")

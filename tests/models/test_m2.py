@@ -133,14 +133,14 @@ def test_directory_arch_mismatch_and_missing_files(tmp_path, tiny_m2_dir):
     with pytest.raises(ModelLoadError, match="architecture 'mobilenetv3_small_050', not 'resnet10t'"):
         load_m2(tiny_m2_dir, arch="resnet10t")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ModelLoadError, match="model.safetensors is missing"):
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors is missing"):
         load_m2(tmp_path / "empty")
     with pytest.raises(ModelLoadError, match="no such M2 checkpoint"):
         load_m2(tmp_path / "nowhere")
 
 
 def test_single_safetensors_file_carries_its_config(tiny_m2_dir, tiny_m2):
-    model, config = load_m2(tiny_m2_dir / M2_WEIGHTS)
+    _, config = load_m2(tiny_m2_dir / M2_WEIGHTS)
     assert config.arch == TINY_ARCH and config.name == "tiny"
     assert config.weights_sha256 == tiny_m2[1].weights_sha256
 
@@ -162,7 +162,7 @@ def test_corrupt_files_give_clear_errors(tmp_path, tiny_m2_dir):
         load_m2(bad)
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"\x00\x01garbage")
-    with pytest.raises(ModelLoadError, match="garbage.pth"):
+    with pytest.raises(ModelLoadError, match=r"garbage\.pth"):
         load_m2(garbage, arch=TINY_ARCH)
 
 

@@ -45,13 +45,16 @@ def test_every_valid_combination_builds_and_runs_tiny_arch(tiny_m2, transfer_lay
             model = build_model(tiny_m2, transfer_layers, new_layers, frozen_layers, out_channels)
             for shape in SHAPES:
                 assert _run(model, shape).shape == (1, out_channels, *shape), (
-                    transfer_layers, new_layers, frozen_layers, shape)
+                    transfer_layers,
+                    new_layers,
+                    frozen_layers,
+                    shape,
+                )
 
 
 @pytest.mark.parametrize("transfer_layers", [1, 2, 3, 4, 5])
 def test_combinations_run_on_the_default_m2(default_m2, transfer_layers):
-    for new_layers, frozen_layers in {(1, 0), (transfer_layers, transfer_layers),
-                                      (transfer_layers + 2, 1)}:
+    for new_layers, frozen_layers in {(1, 0), (transfer_layers, transfer_layers), (transfer_layers + 2, 1)}:
         model = build_model(default_m2, transfer_layers, new_layers, frozen_layers)
         for shape in SHAPES:
             out = _run(model, shape)
@@ -136,7 +139,11 @@ def test_summary_lists_origin_state_and_parameters(default_m2):
     model = build_model(default_m2, transfer_layers=4, new_layers=3, frozen_layers=2)
     rows = model.summary_rows()
     assert [r.name for r in rows] == [f"stage {i}" for i in range(1, 5)] + [
-        "decoder 1", "decoder 2", "decoder 3", "head"]
+        "decoder 1",
+        "decoder 2",
+        "decoder 3",
+        "head",
+    ]
     assert [r.origin for r in rows] == ["M2"] * 4 + ["new"] * 4
     assert [r.state for r in rows] == ["frozen"] * 2 + ["trainable"] * 6
     assert sum(r.params for r in rows) == sum(p.numel() for p in model.parameters())

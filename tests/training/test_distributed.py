@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -72,39 +71,59 @@ def test_env_context_reads_torchrun_variables(monkeypatch):
         env_context()
 
 
+def _batchnorm_in_eval_mode(monkeypatch) -> None:
+    from napari_cellseg.models import surgery
+
+    train = surgery.CellSegNet.train
+
+    def train_bn_eval(self, mode=True):
+        train(self, mode)
+        for module in self.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        return self
+
+    monkeypatch.setattr(surgery.CellSegNet, "train", train_bn_eval)
+
+
 @pytest.mark.slow
-def test_two_process_ddp_step_equals_the_union_step(tmp_path, same_weights):
+def test_two_process_ddp_step_equals_the_union_step(tmp_path, monkeypatch, tiny_config):
+    from safetensors.torch import load_file
+
     from napari_cellseg.models.surgery import build_model
+    from napari_cellseg.training import data
+    from napari_cellseg.training.engine import run_training
 
     script = tmp_path / "train_recorded.py"
     script.write_text(SCRIPT)
     args = [
         "train", "--data", str(SAMPLE_DIR), "-l", "2", "--la", "2", "--epochs", "1",
         "--steps-per-epoch", "1", "--patch-size", "64", "--threads", "1", "--quiet",
+        "--out", str(tmp_path / "ddp"), "--batch-size", "2",
     ]  # fmt: skip
     env = {**os.environ, "RECORD_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     ddp = subprocess.Popen(
-        [*torchrun, str(script), *args, "--out", str(tmp_path / "ddp"), "--batch-size", "2"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    single = subprocess.run(
-        [sys.executable, str(script), *args, "--out", str(tmp_path / "single"), "--batch-size", "4"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [*torchrun, str(script), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+
+    # Meanwhile, the same step in one process on the union batch (4 crops).
+    _batchnorm_in_eval_mode(monkeypatch)
+    seen = []
+    getitem = data.CropDataset.__getitem__
+    monkeypatch.setattr(data.CropDataset, "__getitem__", lambda self, k: seen.append(k) or getitem(self, k))
+    single = tiny_config(split_path=None, out_dir=str(tmp_path / "single"), epochs=1, steps_per_epoch=1,
+                         batch_size=4)  # fmt: skip
+    run_training(single)
     ddp_output = ddp.communicate(timeout=300)[0].decode()
-    assert single.returncode == 0, single.stderr
     assert ddp.returncode == 0, ddp_output
 
-    records = {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("rank*.json")}
-    rank0, rank1, alone = records["rank0-of-2"], records["rank1-of-2"], records["rank0-of-1"]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}-of-2.json").read_text()) for r in (0, 1))
     assert rank0["seen"] == [0, 1] and rank1["seen"] == [2, 3]  # disjoint shards of step 0
-    assert sorted(rank0["seen"] + rank1["seen"]) == alone["seen"] == [0, 1, 2, 3]
+    assert sorted(rank0["seen"] + rank1["seen"]) == seen == [0, 1, 2, 3]
     assert rank0["saves"] == ["save_last", "save_best"] and rank1["saves"] == []
-
-    from safetensors.torch import load_file
 
     ddp_weights = load_file(str(tmp_path / "ddp" / "model.safetensors"))
     single_weights = load_file(str(tmp_path / "single" / "model.safetensors"))

@@ -106,12 +106,16 @@ def test_pluggable_evaluator_picks_the_best_epoch(tiny_config):
 def test_without_a_dev_set_the_last_epoch_is_kept_and_bce_works(tiny_config):
     from napari_cellseg.models.checkpoint import load_model_dir
 
-    config = tiny_config(split_path=None, loss="weighted-bce", epochs=2, steps_per_epoch=1, microscopes=("C",))
+    config = tiny_config(
+        split_path=None, loss="weighted-bce", epochs=2, steps_per_epoch=1, microscopes=("C",)
+    )
     reports = list(train(config))
     assert reports[0].n_train_images == 2 and reports[0].n_dev_images == 0
     epochs = [r for r in reports if isinstance(r, EpochReport)]
     assert [e.is_best for e in epochs] == [True, True] and epochs[-1].dev_score is None
     model, model_config = load_model_dir(config.out_dir)
+    with torch.inference_mode():
+        assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 2, 32, 32)
     assert model_config.loss == "weighted-bce" and model_config.out_channels == 2
     assert model_config.training["epoch"] == 2
 

@@ -69,7 +69,7 @@ def test_state_files_round_trip_and_load_into_a_fresh_optimizer(tmp_path):
 
 
 def test_missing_or_corrupt_state_is_a_clear_error(tmp_path):
-    with pytest.raises(TrainingStateError, match="training_state.json: missing"):
+    with pytest.raises(TrainingStateError, match=r"training_state\.json: missing"):
         load_training_state(tmp_path)
     save_training_state(tmp_path, {"x": torch.ones(2)})
     (tmp_path / STATE_TENSORS).write_bytes(b"not safetensors")

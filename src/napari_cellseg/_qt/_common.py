@@ -5,7 +5,7 @@
 - :class:`LayerCombo`: a combo box of the viewer's layers of one type, kept
   up to date as layers are added, removed or renamed.
 - :class:`PathEdit`: a path field with a Browse button.
-- :func:`fill_table`: put a header and rows into a ``QTableWidget``.
+- :func:`fill_table`, :func:`clear_table`: a header and rows in a ``QTableWidget``.
 - :func:`set_message`: the one-line status under a panel (errors in red).
 """
 
@@ -189,7 +189,7 @@ class PathEdit(QWidget):
 
 
 def fill_table(table: QTableWidget, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Show ``rows`` under ``header``; floats with 3 decimals, read-only cells."""
+    """Show ``rows`` under ``header``; floats with 3 decimals, read-only cells, all rows visible."""
     from qtpy.QtCore import Qt
 
     table.clear()
@@ -205,3 +205,15 @@ def fill_table(table: QTableWidget, header: Sequence[str], rows: Sequence[Sequen
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             table.setItem(r, c, item)
     table.resizeColumnsToContents()
+    table.verticalHeader().setVisible(False)
+    # Show every row without a scroll bar (up to a screenful).
+    height = table.horizontalHeader().height() + table.verticalHeader().length() + 2 * table.frameWidth()
+    table.setFixedHeight(min(height + 2, 420))
+
+
+def clear_table(table: QTableWidget) -> None:
+    """Empty a table filled by :func:`fill_table` and fold it away."""
+    table.clear()
+    table.setRowCount(0)
+    table.setColumnCount(0)
+    table.setFixedHeight(0)

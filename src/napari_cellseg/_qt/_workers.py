@@ -22,6 +22,8 @@ ended (returned, failed or cancelled), which tests wait on.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import sys
 from collections.abc import Callable
@@ -92,6 +94,35 @@ def error_message(error: BaseException) -> str:
     if isinstance(error, USER_ERRORS) and text:
         return text
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class _Raised(Exception):
+    """Carries an exception out of a generator worker.
+
+    superqt's ``GeneratorWorker`` takes a ``RuntimeError`` raised by the
+    generator for "worker deleted": it only warns, never emits ``errored`` nor
+    ``finished``, and the panel would wait forever. torch raises RuntimeError
+    (and subclasses such as ``OutOfMemoryError``) for many real failures.
+    """
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _shielded(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` with RuntimeErrors wrapped in :class:`_Raised` (generators only)."""
+    if not inspect.isgeneratorfunction(function):
+        return function
+
+    @functools.wraps(function)
+    def generator(*args: Any, **kwargs: Any):
+        try:
+            return (yield from function(*args, **kwargs))
+        except RuntimeError as err:
+            raise _Raised(err) from err
+
+    return generator
 
 
 class _Progress(cancelable_progress):
@@ -181,7 +212,7 @@ def run_task(
     from napari.qt.threading import create_worker
 
     avoid_llvm_clash()
-    worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True, **kwargs)
+    worker = create_worker(_shielded(function), *args, _start_thread=False, _ignore_errors=True, **kwargs)
     task = Task(worker, title)
     if show_progress:
         task.progress = _Progress(total=0, desc=title, cancel_callback=task.cancel)
@@ -204,6 +235,7 @@ def run_task(
             on_result(value)
 
     def _errored(error: BaseException) -> None:
+        error = error.error if isinstance(error, _Raised) else error
         task.error = error
         logger.error("%s failed", title, exc_info=(type(error), error, error.__traceback__))
         show_error(f"{title} failed: {error_message(error)}")

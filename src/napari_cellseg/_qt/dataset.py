@@ -29,7 +29,7 @@ from ..dataset_tools import (
     preview_dataset_augmentations,
     problem_lines,
 )
-from ._common import PathEdit, annotation_colormap, fill_table
+from ._common import PathEdit, annotation_colormap, clear_table, fill_table
 from ._panel import TaskPanel
 
 PRESETS = ("none", "light", "default", "strong")
@@ -38,7 +38,8 @@ PRESETS = ("none", "light", "default", "strong")
 def _ratio_spin(value: float) -> QDoubleSpinBox:
     spin = QDoubleSpinBox()
     spin.setRange(0.0, 0.99)
-    spin.setDecimals(3)
+    spin.setDecimals(2)
+    spin.setMinimumWidth(64)
     spin.setSingleStep(0.01)
     spin.setValue(value)
     return spin
@@ -88,7 +89,7 @@ class DatasetWidget(TaskPanel):
 
         self.body.addWidget(QLabel("Images per subset and microscope"))
         self.counts_table = QTableWidget()
-        self.counts_table.setMaximumHeight(150)
+        self.counts_table.setFixedHeight(0)
         self.body.addWidget(self.counts_table)
         self.body.addWidget(QLabel("Problems, by file"))
         self.problems_list = QListWidget()
@@ -169,7 +170,7 @@ class DatasetWidget(TaskPanel):
         def show(result) -> None:
             self._show_problems(root, result.problems)
             if not result.ok:
-                self.counts_table.clear()
+                clear_table(self.counts_table)
                 self.say(f"{len(result.problems)} problem(s) in {root}: see the list.", error=True)
                 return
             self._show_dataset(result.dataset)
@@ -212,7 +213,7 @@ class DatasetWidget(TaskPanel):
             problems = getattr(error, "problems", None)
             if problems:
                 self._show_problems(root, problems)
-            self.counts_table.clear()
+            clear_table(self.counts_table)
 
         self.start(
             iter_run_split, root, config, out, keep_previous=self.keep_check.isChecked(),

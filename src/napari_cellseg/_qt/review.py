@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
+    QLabel,
     QPushButton,
     QTableWidget,
 )
@@ -26,7 +27,6 @@ from ..review import (
     METRICS_HEADER,
     compare_labels,
     iter_evaluate_model,
-    metrics_row,
     metrics_rows,
     model_status,
 )
@@ -40,6 +40,15 @@ ERROR_LAYER_NAMES = {
     "split": "review: split cells",
     "merged": "review: merged cells",
 }
+
+
+def _error_legend() -> str:
+    swatches = []
+    for kind in ERROR_KINDS:
+        r, g, b, _ = (int(255 * c) for c in ERROR_COLORS[kind])
+        label = ERROR_LAYER_NAMES[kind].removeprefix("review: ")
+        swatches.append(f"<span style='background:rgb({r},{g},{b})'>&nbsp;&nbsp;&nbsp;</span> {label}")
+    return " &nbsp; ".join(swatches)
 
 
 def _single_colour(rgba):
@@ -66,11 +75,12 @@ class ReviewWidget(TaskPanel):
         self.iou_spin.setToolTip("IoU a predicted cell needs with a true cell to count as found")
         self.compare_button = QPushButton("Compare")
         self.image_table = QTableWidget()
-        self.image_table.setMaximumHeight(70)
+        self.image_table.setFixedHeight(0)  # grows to its rows once filled
         form.addRow("Ground truth", self.gt_combo)
         form.addRow("Prediction", self.pred_combo)
         form.addRow("Match IoU (error layers)", self.iou_spin)
         form.addRow(self.compare_button)
+        form.addRow(QLabel(_error_legend()))
         form.addRow(self.image_table)
         self.body.addWidget(compare)
 
@@ -83,7 +93,7 @@ class ReviewWidget(TaskPanel):
         self.model_edit = PathEdit("dir", "model folder (empty: the bundled default model)")
         self.evaluate_button = QPushButton("Evaluate the model")
         self.model_table = QTableWidget()
-        self.model_table.setMaximumHeight(150)
+        self.model_table.setFixedHeight(0)
         form.addRow("Dataset", self.dataset_edit)
         form.addRow("Split file", self.split_edit)
         form.addRow("Subset", self.subset_combo)
@@ -111,7 +121,7 @@ class ReviewWidget(TaskPanel):
             return
 
         def show(result) -> None:
-            fill_table(self.image_table, METRICS_HEADER, [metrics_row(pred.name, result.metrics)])
+            fill_table(self.image_table, ["", pred.name], result.rows())
             self._show_errors(result.errors, like=pred)
             self.say(result.summary())
 

@@ -61,6 +61,10 @@ class BigSegmentationResult:
     scale_factor: float = 1.0
 
 
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
 def _block_cores(shape: tuple[int, int], block: int) -> list[tuple[slice, slice]]:
     height, width = shape
     return [
@@ -105,11 +109,14 @@ def iter_predict_probabilities_big(
     factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap)
     plane = PlaneReader(image, layout)
     shape = plane.shape
-    block = min(block_size, max(shape))
+    # Blocks and margins on multiples of the network's stride keep the tiles on
+    # the whole image's pixel grid (see tiled.iter_predict_region).
+    align = getattr(runner, "align", 1)
+    block = _round_up(min(block_size, max(shape)), align)
     probabilities = open_zarr_output(out, (3, *shape), dtype, (3, block, block))
     percentiles = plane_percentiles(plane, config.normalization)
     # Context for the network: the blending overlap, in image px, plus a safety margin.
-    margin = math.ceil(overlap / factor) + 16
+    margin = _round_up(math.ceil(overlap / factor) + 16, align)
     cores = _block_cores(shape, block)
     for index, core in enumerate(cores):
         region = _grow(core, margin, shape)

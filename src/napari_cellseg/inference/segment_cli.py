@@ -15,12 +15,14 @@ def run_segment(args: argparse.Namespace) -> int:
 
     from .batch import SegmentOptions, find_images, iter_segment_files
     from .measure import read_measurements, write_measurements
-    from .runtime import ModelNotFoundError, resolve_model_dir
+    from .runtime import ModelNotFoundError, pick_device, resolve_model_dir
     from .tiled import run_to_end
 
     try:
         model_dir = resolve_model_dir(args.model)
-    except ModelNotFoundError as err:
+        if args.scheduler is None:  # workers elsewhere may have other devices
+            pick_device(args.device)
+    except (ModelNotFoundError, ValueError) as err:
         raise CommandError(str(err)) from None
     if args.diameter is not None and args.diameter < 0:
         raise CommandError(f"--diameter must be >= 0 (0 = estimate), got {args.diameter}")

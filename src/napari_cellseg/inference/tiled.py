@@ -9,6 +9,7 @@ return their result (:func:`run_to_end` drives them).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -86,7 +87,9 @@ def iter_predict_region(
     height, width = plane.shape
     ys, xs = region if region is not None else (slice(0, height), slice(0, width))
     y_off, x_off = ys.start or 0, xs.start or 0
-    shape = (min(ys.stop, height) - y_off, min(xs.stop, width) - x_off)
+    y_end = height if ys.stop is None else min(ys.stop, height)
+    x_end = width if xs.stop is None else min(xs.stop, width)
+    shape = (y_end - y_off, x_end - x_off)
     tile_px = max(8, round(tile_size / factor))
     overlap_px = max(0, round(overlap / factor))
     # Stride alignment holds in network pixels only, i.e. without resampling,
@@ -156,7 +159,14 @@ def iter_scale_factor(
 ) -> Generator[PredictProgress, None, float]:
     """The resampling factor for ``diameter`` (0: estimated from a first pass)."""
     model_diameter = getattr(config, "object_diameter", None)
-    if diameter is None or model_diameter is None:
+    if diameter is None:
+        return 1.0
+    if model_diameter is None:
+        warnings.warn(
+            "the model's config has no object_diameter (its training scale): the nucleus "
+            f"diameter {diameter} is ignored and the image is used at its own scale",
+            stacklevel=2,
+        )
         return 1.0
     if diameter == 0:
         from .segment import iter_estimate_diameter

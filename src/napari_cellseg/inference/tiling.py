@@ -41,7 +41,8 @@ def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> tuple[i
     length : int
         Size of the image along one axis.
     tile : int
-        Requested tile size along that axis (clipped to ``length``).
+        Largest tile size along that axis: the tiles are shrunk to the
+        smallest size that covers ``length`` with as many tiles.
     overlap : int
         Minimum overlap between neighbouring tiles, ``0 <= overlap < tile``.
     align : int
@@ -52,7 +53,7 @@ def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> tuple[i
     Returns
     -------
     tile : int
-        The tile size used.
+        The tile size used (at most the requested size plus ``align - 1``).
     starts : list of int
         Sorted starts; the first is 0 and the last is ``length - tile``.
     """
@@ -64,6 +65,10 @@ def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> tuple[i
         return length, [0]
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap must be in [0, {tile - 1}] for tile size {tile}, got {overlap}")
+    # As few tiles as the requested size allows, then as small as covering needs:
+    # 1024 px in tiles of 512 overlapping by 64 takes 3 tiles of 384, not 3 of 512.
+    n_tiles = math.ceil((length - overlap) / (tile - overlap))
+    tile = min(tile, math.ceil((length + (n_tiles - 1) * overlap) / n_tiles))
     # Grow the tile so that the last start, length - tile, is a multiple of align.
     tile = length - align * ((length - tile) // align)
     max_gap = max(1, (tile - overlap) // align)  # in units of align

@@ -26,7 +26,24 @@ from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS
 from ..config import ConfigError, JsonConfig, atomic_write_bytes
 from ..data.normalize import NormalizationConfig
 from .defaults import DEFAULT_ARCH, DEFAULT_DECODER_CHANNELS
-from .m2 import M2Config, ModelLoadError, load_weights_into, read_state_dict, state_dict_sha256
+from .device import resolve_device
+from .m2 import M2Config
+from .probabilities import LOSS_OUT_CHANNELS, logits_to_probabilities
+from .weights_io import ModelLoadError, load_weights_into, read_state_dict, state_dict_sha256
+
+__all__ = [
+    "MODEL_CONFIG",
+    "MODEL_WEIGHTS",
+    "M2Identity",
+    "ModelConfig",
+    "ModelLoadError",
+    "build_model_from_config",
+    "load_model_config",
+    "load_model_dir",
+    "logits_to_probabilities",
+    "resolve_device",
+    "save_model_dir",
+]
 
 if TYPE_CHECKING:
     import torch
@@ -36,7 +53,6 @@ if TYPE_CHECKING:
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
 MODEL_FORMAT_VERSION = 1
-LOSS_OUT_CHANNELS = {"weighted-ce": 3, "weighted-bce": 2}
 
 
 @dataclasses.dataclass
@@ -166,8 +182,10 @@ def _check_config_fits(model: CellSegNet, config: ModelConfig) -> None:
     }
     wrong = [f"{k}: model {a!r} vs config {b!r}" for k, (a, b) in pairs.items() if a != b]
     if wrong:
-        raise ValueError(f"the config does not describe this model ({'; '.join(wrong)}); "
-                         "use ModelConfig.for_model(model, ...)")
+        raise ValueError(
+            f"the config does not describe this model ({'; '.join(wrong)}); "
+            "use ModelConfig.for_model(model, ...)"
+        )
 
 
 def build_model_from_config(config: ModelConfig) -> CellSegNet:
@@ -298,106 +316,3 @@ def load_model_dir(
     if isinstance(device, str) and device == "auto":
         device = resolve_device("auto")[0]
     return model.to(torch.device(device)).eval(), config
-
-
-def logits_to_probabilities(logits: torch.Tensor, loss: str) -> torch.Tensor:
-    """Turn network logits into ``(N, 3, H, W)`` background/boundary/interior probabilities.
-
-    ``weighted-ce``: softmax over the 3 channels.
-
-    ``weighted-bce``: with ``f = sigmoid(logits[:, 0])`` (foreground) and
-    ``b = sigmoid(logits[:, 1])`` (boundary), trained as independent
-    per-pixel probabilities where boundary pixels are a subset of the
-    foreground::
-
-        background = 1 - f
-        boundary   = min(b, f)
-        interior   = f - min(b, f)
-
-    so the three are non-negative and sum to 1, boundary never exceeds the
-    foreground, and when the network is consistent (``b <= f``) the boundary
-    probability is exactly ``b``.
-
-    Parameters
-    ----------
-    logits : torch.Tensor
-        ``(N, 3, H, W)`` for ``weighted-ce``, ``(N, 2, H, W)`` for ``weighted-bce``.
-    loss : {"weighted-ce", "weighted-bce"}
-
-    Returns
-    -------
-    torch.Tensor
-        ``(N, 3, H, W)`` probabilities, same dtype and device as ``logits``.
-    """
-    import torch
-
-    if loss not in LOSS_OUT_CHANNELS:
-        raise ValueError(f"unknown loss {loss!r}; expected one of {list(LOSS_OUT_CHANNELS)}")
-    channels = LOSS_OUT_CHANNELS[loss]
-    if logits.ndim != 4 or logits.shape[1] != channels:
-        raise ValueError(
-            f"loss {loss!r} expects logits of shape (N, {channels}, H, W), got {tuple(logits.shape)}"
-        )
-    if loss == "weighted-ce":
-        return torch.softmax(logits, dim=1)
-    foreground = torch.sigmoid(logits[:, 0])
-    boundary = torch.minimum(torch.sigmoid(logits[:, 1]), foreground)
-    return torch.stack([1 - foreground, boundary, foreground - boundary], dim=1)
-
-
-def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.device, str]:
-    """Pick the device to run on, with the reason in plain words.
-
-    Parameters
-    ----------
-    preference : str or torch.device
-        ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cpu"``, ``"cuda"``,
-        ``"cuda:1"``, ``"mps"``.
-
-    Returns
-    -------
-    device : torch.device
-    reason : str
-
-    Raises
-    ------
-    ValueError
-        If a device that is not available is asked for explicitly.
-    """
-    import torch
-
-    def cuda_reason(device: torch.device) -> str:
-        index = device.index or 0
-        return f"NVIDIA GPU {index} ({torch.cuda.get_device_name(index)}) found, using CUDA"
-
-    mps = getattr(torch.backends, "mps", None)
-    mps_ok = bool(mps is not None and mps.is_available())
-    text = str(preference).lower()
-    if text == "auto":
-        if torch.cuda.is_available():
-            device = torch.device("cuda", torch.cuda.current_device())
-            return device, cuda_reason(device)
-        if mps_ok:
-            return torch.device("mps"), "Apple GPU found, using MPS"
-        why = "this PyTorch build has no CUDA support" if torch.version.cuda is None else "no NVIDIA GPU is visible"
-        return torch.device("cpu"), f"no GPU available ({why}), using the CPU ({torch.get_num_threads()} threads)"
-    try:
-        device = torch.device(text)
-    except RuntimeError:
-        raise ValueError(f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cpu":
-        return device, "the CPU was asked for"
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this PyTorch build has no CUDA support" if torch.version.cuda is None else "no NVIDIA GPU is visible"
-            raise ValueError(f"device {preference!r} asked for, but CUDA is not available: {why}")
-        if (device.index or 0) >= torch.cuda.device_count():
-            raise ValueError(
-                f"device {preference!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible"
-            )
-        return device, cuda_reason(device)
-    if device.type == "mps":
-        if not mps_ok:
-            raise ValueError(f"device {preference!r} asked for, but Apple MPS is not available here")
-        return device, "Apple GPU asked for, using MPS"
-    raise ValueError(f"unsupported device {preference!r}; use auto, cpu, cuda, cuda:N or mps")

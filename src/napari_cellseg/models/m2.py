@@ -20,15 +20,25 @@ bundled in ``napari_cellseg/weights/m2-efficientnet-lite0`` (see
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import pickle
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError, JsonConfig
+from .weights_io import ModelLoadError, load_weights_into, read_state_dict, state_dict_sha256
+
+__all__ = [
+    "M2Config",
+    "ModelLoadError",
+    "build_classifier",
+    "default_m2_dir",
+    "load_m2",
+    "load_weights_into",
+    "read_state_dict",
+    "save_m2",
+    "state_dict_sha256",
+]
 
 if TYPE_CHECKING:
     import torch
@@ -37,12 +47,6 @@ M2_WEIGHTS = "model.safetensors"
 M2_CONFIG = "config.json"
 SAFETENSORS_CONFIG_KEY = "napari_cellseg.m2"
 DEFAULT_M2_NAME = "m2-efficientnet-lite0"
-# State dicts saved by training scripts often nest the weights under one of these keys.
-_NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net")
-
-
-class ModelLoadError(ValueError):
-    """A checkpoint or model directory is missing, unsafe, or does not fit its architecture."""
 
 
 @dataclasses.dataclass
@@ -90,26 +94,6 @@ class M2Config(JsonConfig):
 def default_m2_dir() -> Path:
     """The bundled default M2 directory (ImageNet EfficientNet-Lite0)."""
     return Path(__file__).resolve().parents[1] / "weights" / DEFAULT_M2_NAME
-
-
-def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
-    """sha256 of a state dict's contents: names, dtypes, shapes and bytes, keys sorted.
-
-    Independent of the file format, so the same weights in a directory, a single
-    safetensors file or in memory have the same identity.
-    """
-    digest = hashlib.sha256()
-    for key in sorted(state_dict):
-        tensor = state_dict[key].detach().cpu().contiguous()
-        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(tensor.view(-1).view(_byte_dtype()).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def _byte_dtype():
-    import torch
-
-    return torch.uint8
 
 
 def build_classifier(arch: str, num_classes: int = 1000, pretrained: bool = False) -> torch.nn.Module:
@@ -174,8 +158,10 @@ def save_m2(directory: str | os.PathLike, model: torch.nn.Module, config: M2Conf
     actual = int(getattr(model, "num_classes", config.num_classes))
     if actual != config.num_classes:
         raise ValueError(f"config.num_classes is {config.num_classes} but the model has {actual} outputs")
-    state = {k: v.detach().cpu().float().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().cpu().float().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+    }
     config = dataclasses.replace(config, weights_sha256=state_dict_sha256(state))
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -183,102 +169,6 @@ def save_m2(directory: str | os.PathLike, model: torch.nn.Module, config: M2Conf
     atomic_write_bytes(directory / M2_WEIGHTS, data)
     config.save(directory / M2_CONFIG)
     return directory
-
-
-def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read weights safely: safetensors, or a torch file with ``weights_only=True``.
-
-    Returns
-    -------
-    state_dict : dict of str to torch.Tensor
-    metadata : dict of str to str
-        The safetensors metadata (empty for torch files).
-
-    Raises
-    ------
-    ModelLoadError
-        If the file is missing or unreadable, or would execute code when unpickled.
-    """
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: no such file")
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                metadata = fh.metadata() or {}
-                return {k: fh.get_tensor(k) for k in fh.keys()}, metadata  # noqa: SIM118
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ModelLoadError(f"{path}: not a readable safetensors file ({err})") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. "pickle protocol 4" notes from torch
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ModelLoadError(
-            f"{path}: refused: this file holds Python objects that would run code when loaded, "
-            f"not only tensors ({_unpickler_reason(err)}). Only plain state dicts are read "
-            "(torch.load with weights_only=True); convert it to safetensors in a trusted environment."
-        ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise ModelLoadError(f"{path}: not a readable PyTorch weights file ({err})") from None
-    return _unnest_state_dict(obj, path), {}
-
-
-def _unpickler_reason(err: Exception) -> str:
-    # torch's message is long advice; keep the line that names the refused object.
-    for line in str(err).splitlines():
-        if "WeightsUnpickler error" in line:
-            return line.split("error:", 1)[1].split(". Please", 1)[0].strip()
-    return type(err).__name__
-
-
-def _unnest_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    import torch
-
-    if isinstance(obj, dict):
-        for key in _NESTED_KEYS:
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not obj:
-        raise ModelLoadError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
-    not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
-    if not_tensors:
-        raise ModelLoadError(f"{path}: not a state dict: entries {not_tensors[:5]} are not tensors")
-    return dict(obj)
-
-
-def load_weights_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str, arch: str) -> None:
-    """``model.load_state_dict(strict=True)`` with an error that says what does not fit.
-
-    Raises
-    ------
-    ModelLoadError
-        Naming missing keys, unexpected keys and shape mismatches.
-    """
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    mismatched = [
-        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing key(s) (e.g. {', '.join(missing[:3])})")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected key(s) (e.g. {', '.join(unexpected[:3])})")
-    if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatch(es) (e.g. {'; '.join(mismatched[:3])})")
-    if problems:
-        hint = " Is it a checkpoint of another architecture?" if missing or unexpected else ""
-        raise ModelLoadError(f"{what}: the weights do not fit architecture {arch!r}: {'; '.join(problems)}.{hint}")
-    model.load_state_dict(state_dict, strict=True)
 
 
 def _read_m2_source(path: Path, arch: str | None) -> tuple[dict, M2Config | None]:
@@ -349,8 +239,9 @@ def load_m2(
         classifier = model.pretrained_cfg.get("classifier", "classifier")
         head = state.get(f"{classifier}.weight")
         num_classes = int(head.shape[0]) if head is not None else 0
-        config = M2Config(arch=arch, num_classes=num_classes, name=path.stem, source=str(path),
-                          **_default_stats(model))
+        config = M2Config(
+            arch=arch, num_classes=num_classes, name=path.stem, source=str(path), **_default_stats(model)
+        )
     sha = state_dict_sha256(state)
     if config is not None and config.weights_sha256 and config.weights_sha256 != sha:
         raise ModelLoadError(

@@ -35,7 +35,13 @@ WHEEL_LICENCE = (
 )
 
 # efficientnet_pytorch name -> timm name, top level.
-_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
+_TOP = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
 # Inside a block without expansion (timm DepthwiseSeparableConv).
 _DS_BLOCK = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
 # Inside a block with expansion (timm InvertedResidual).
@@ -82,7 +88,9 @@ def efficientnet_pytorch_to_timm(
         if match:
             index, module, leaf = int(match[1]), match[2], match[3]
             if index >= len(flat_blocks):
-                raise ModelLoadError(f"{key}: block {index} beyond the {len(flat_blocks)} blocks of the model")
+                raise ModelLoadError(
+                    f"{key}: block {index} beyond the {len(flat_blocks)} blocks of the model"
+                )
             expands = f"_blocks.{index}._expand_conv.weight" in state_dict
             names = _IR_BLOCK if expands else _DS_BLOCK
             if module not in names:

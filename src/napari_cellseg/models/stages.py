@@ -78,9 +78,7 @@ def _flat_children(model: torch.nn.Module, level_modules: set[str]) -> list[tupl
     return children
 
 
-def split_stages(
-    model: torch.nn.Module, arch: str = ""
-) -> tuple[list[torch.nn.Sequential], list[StageInfo]]:
+def split_stages(model: torch.nn.Module, arch: str = "") -> tuple[list[torch.nn.Sequential], list[StageInfo]]:
     """Split a timm classifier into its feature stages.
 
     The returned ``nn.Sequential`` stages share their modules (and weights)

@@ -145,8 +145,17 @@ class CellSegNet(nn.Module):
         rows = []
         for i, (stage, info) in enumerate(zip(self.encoder, self.stage_infos)):
             state = "frozen" if i < self.frozen_layers else "trainable"
-            rows.append(LayerSummary(f"stage {info.index}", "M2", state, _count(stage),
-                                     info.reduction, info.channels, " + ".join(info.modules)))
+            rows.append(
+                LayerSummary(
+                    f"stage {info.index}",
+                    "M2",
+                    state,
+                    _count(stage),
+                    info.reduction,
+                    info.channels,
+                    " + ".join(info.modules),
+                )
+            )
         strides = [1, *(info.reduction for info in self.stage_infos)]
         previous = self.transfer_layers
         for i, (block, level) in enumerate(zip(self.decoder.blocks, self.decoder.levels)):
@@ -155,8 +164,17 @@ class CellSegNet(nn.Module):
                 detail = f"up x{strides[previous] // strides[level]} + skip {skip} + 2x conv3x3"
             else:
                 detail = "2x conv3x3 at full resolution"
-            rows.append(LayerSummary(f"decoder {i + 1}", "new", "trainable", _count(block),
-                                     strides[level], block.conv2[0].out_channels, detail))
+            rows.append(
+                LayerSummary(
+                    f"decoder {i + 1}",
+                    "new",
+                    "trainable",
+                    _count(block),
+                    strides[level],
+                    block.conv2[0].out_channels,
+                    detail,
+                )
+            )
             previous = level
         out_stride = strides[self.decoder.out_level]
         detail = "conv1x1" + (f", logits up x{out_stride} (bilinear)" if out_stride > 1 else "")
@@ -172,7 +190,9 @@ class CellSegNet(nn.Module):
             f"{'layer':<10} {'origin':<6} {'state':<9} {'params':>10} {'stride':>6} {'ch':>4}  detail",
         ]
         for r in rows:
-            lines.append(f"{r.name:<10} {r.origin:<6} {r.state:<9} {r.params:>10,} {r.stride:>6} {r.channels:>4}  {r.detail}")
+            lines.append(
+                f"{r.name:<10} {r.origin:<6} {r.state:<9} {r.params:>10,} {r.stride:>6} {r.channels:>4}  {r.detail}"
+            )
         total = sum(r.params for r in rows)
         trainable = sum(r.params for r in rows if r.state == "trainable")
         lines.append(f"total {total:,} parameters: {trainable:,} trainable, {total - trainable:,} frozen")
@@ -202,8 +222,7 @@ def valid_ranges(depth: int, transfer_layers: int | None = None) -> str:
     """The valid ``l``/``l_a``/``l_f`` ranges, in words, for an M2 with ``depth`` stages."""
     l_text = "l" if transfer_layers is None else str(transfer_layers)
     top = "l+2" if transfer_layers is None else str(transfer_layers + MAX_EXTRA_BLOCKS)
-    return (f"transfer_layers l in 1..{depth}, new_layers l_a in 1..{top}, "
-            f"frozen_layers l_f in 0..{l_text}")
+    return f"transfer_layers l in 1..{depth}, new_layers l_a in 1..{top}, frozen_layers l_f in 0..{l_text}"
 
 
 def build_model(
@@ -258,20 +277,27 @@ def build_model(
     depth = len(stages)
     l = depth if transfer_layers is None else transfer_layers  # noqa: E741
     if not isinstance(l, int) or not 1 <= l <= depth:
-        raise SurgeryError(f"transfer_layers l={transfer_layers!r} is out of range for M2 {config.arch!r} "
-                           f"({depth} stages); valid: {valid_ranges(depth)}")
+        raise SurgeryError(
+            f"transfer_layers l={transfer_layers!r} is out of range for M2 {config.arch!r} "
+            f"({depth} stages); valid: {valid_ranges(depth)}"
+        )
     l_a = l if new_layers is None else new_layers
     if not isinstance(l_a, int) or not 1 <= l_a <= l + MAX_EXTRA_BLOCKS:
-        raise SurgeryError(f"new_layers l_a={new_layers!r} is out of range for l={l}; "
-                           f"valid: {valid_ranges(depth, l)}")
+        raise SurgeryError(
+            f"new_layers l_a={new_layers!r} is out of range for l={l}; valid: {valid_ranges(depth, l)}"
+        )
     if not isinstance(frozen_layers, int) or not 0 <= frozen_layers <= l:
-        raise SurgeryError(f"frozen_layers l_f={frozen_layers!r} is out of range for l={l} "
-                           f"(at most the transferred stages); valid: {valid_ranges(depth, l)}")
+        raise SurgeryError(
+            f"frozen_layers l_f={frozen_layers!r} is out of range for l={l} "
+            f"(at most the transferred stages); valid: {valid_ranges(depth, l)}"
+        )
     if out_channels not in (2, 3):
         raise SurgeryError(f"out_channels must be 3 (weighted-ce) or 2 (weighted-bce), got {out_channels!r}")
     if len(decoder_channels) < l or any(int(c) < 1 for c in decoder_channels):
-        raise SurgeryError(f"decoder_channels {tuple(decoder_channels)} needs at least l={l} positive "
-                           "entries (deepest level first, the input resolution last)")
+        raise SurgeryError(
+            f"decoder_channels {tuple(decoder_channels)} needs at least l={l} positive "
+            "entries (deepest level first, the input resolution last)"
+        )
     # Copy the caller's modules: the network must not share (and freeze) them.
     kept = copy.deepcopy(stages[:l]) if callers else stages[:l]
     model = CellSegNet(kept, infos[:l], l_a, frozen_layers, out_channels, decoder_channels, config)

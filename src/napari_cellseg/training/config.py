@@ -82,7 +82,9 @@ class TrainConfig(JsonConfig):
     num_threads : int
         torch threads; 0 leaves one core free for the GUI (``cpu_count - 1``, min 1).
     num_workers : int
-        Data-loading processes (0 = in the training process).
+        Data-loading processes (0: in the training process). -1 (default):
+        none on the CPU (leaves the cores to the network and a GUI), up to 4
+        pinned-memory workers on CUDA.
     device : {"auto", "cpu", "cuda", "mps"}
     amp : {"auto", "bf16", "fp16", "off"}
         Mixed precision; ``auto`` is bf16 on CUDA where supported, else fp16 on
@@ -130,7 +132,7 @@ class TrainConfig(JsonConfig):
     normalization: dict[str, Any] | None = None
     seed: int = 0
     num_threads: int = 0
-    num_workers: int = 0
+    num_workers: int = -1
     device: str = "auto"
     amp: str = "auto"
     dev_every: int = 1

@@ -159,7 +159,7 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
     if context.is_main and run.dev_ids:
         dev_images = load_dev_images(run.dataset, run.dev_ids, config.target_thickness, config.max_dev_images)
     start_step, total, per_epoch = position["global_step"], run.total_steps, config.steps_per_epoch
-    workers = worker_count(config)
+    workers = worker_count(config, run.device)
     yield _start_report(run, position, resume, score_name, workers, len(dev_images))
     sampler = StepSampler(config.batch_size, start_step, total, context.rank, context.world_size)
     loader = make_loader(run.crops, sampler, workers, pin_memory=run.device.type == "cuda")

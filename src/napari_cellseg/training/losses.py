@@ -30,21 +30,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from ..classes import BACKGROUND, BOUNDARY, DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS
+from ..models.probabilities import LOSS_OUT_CHANNELS
 
 if TYPE_CHECKING:
     import torch
 
 IGNORE_INDEX = 255
-LOSS_NAMES = ("weighted-ce", "weighted-bce")
-# Network output channels each loss trains.
-LOSS_OUT_CHANNELS = {"weighted-ce": 3, "weighted-bce": 2}
+LOSS_NAMES = tuple(LOSS_OUT_CHANNELS)  # ("weighted-ce", "weighted-bce")
 
 
 def _check_inputs(logits: torch.Tensor, target: torch.Tensor, channels: int, name: str) -> None:
     if logits.ndim != 4 or logits.shape[1] != channels:
-        raise ValueError(
-            f"{name}: logits must have shape (N, {channels}, H, W), got {tuple(logits.shape)}"
-        )
+        raise ValueError(f"{name}: logits must have shape (N, {channels}, H, W), got {tuple(logits.shape)}")
     if target.ndim != 3 or target.shape != logits.shape[:1] + logits.shape[2:]:
         raise ValueError(
             f"{name}: target must have shape (N, H, W) = {(logits.shape[0], *logits.shape[2:])} "

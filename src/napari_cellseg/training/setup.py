@@ -219,6 +219,13 @@ def _limit_threads(threads: int) -> None:
         pass
 
 
-def worker_count(config: TrainConfig) -> int:
-    """Data-loading workers, never more than the cores."""
-    return min(config.num_workers, os.cpu_count() or 1)
+def worker_count(config: TrainConfig, device: Any) -> int:
+    """Data-loading workers: as configured, or for -1 none on the CPU and up to 4 on CUDA."""
+    cores = os.cpu_count() or 1
+    if config.num_workers >= 0:
+        return min(config.num_workers, cores)
+    if device.type != "cuda":
+        return 0
+    local = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
+    per_process = cores // (int(local) if local.isdigit() and int(local) > 0 else 1)
+    return max(0, min(4, per_process - 1))

@@ -1,0 +1,79 @@
+"""Choosing the device to run on: CUDA, then Apple MPS, then the CPU.
+
+torch is imported inside functions: importing this module is light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+
+def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.device, str]:
+    """Pick the device to run on, with the reason in plain words.
+
+    Parameters
+    ----------
+    preference : str or torch.device
+        ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cpu"``, ``"cuda"``,
+        ``"cuda:1"``, ``"mps"``.
+
+    Returns
+    -------
+    device : torch.device
+    reason : str
+
+    Raises
+    ------
+    ValueError
+        If a device that is not available is asked for explicitly.
+    """
+    import torch
+
+    def cuda_reason(device: torch.device) -> str:
+        index = device.index or 0
+        return f"NVIDIA GPU {index} ({torch.cuda.get_device_name(index)}) found, using CUDA"
+
+    mps = getattr(torch.backends, "mps", None)
+    mps_ok = bool(mps is not None and mps.is_available())
+    text = str(preference).lower()
+    if text == "auto":
+        if torch.cuda.is_available():
+            device = torch.device("cuda", torch.cuda.current_device())
+            return device, cuda_reason(device)
+        if mps_ok:
+            return torch.device("mps"), "Apple GPU found, using MPS"
+        why = (
+            "this PyTorch build has no CUDA support"
+            if torch.version.cuda is None
+            else "no NVIDIA GPU is visible"
+        )
+        return torch.device(
+            "cpu"
+        ), f"no GPU available ({why}), using the CPU ({torch.get_num_threads()} threads)"
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ValueError(f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cpu":
+        return device, "the CPU was asked for"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = (
+                "this PyTorch build has no CUDA support"
+                if torch.version.cuda is None
+                else "no NVIDIA GPU is visible"
+            )
+            raise ValueError(f"device {preference!r} asked for, but CUDA is not available: {why}")
+        if (device.index or 0) >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {preference!r} asked for, but only {torch.cuda.device_count()} GPU(s) are visible"
+            )
+        return device, cuda_reason(device)
+    if device.type == "mps":
+        if not mps_ok:
+            raise ValueError(f"device {preference!r} asked for, but Apple MPS is not available here")
+        return device, "Apple GPU asked for, using MPS"
+    raise ValueError(f"unsupported device {preference!r}; use auto, cpu, cuda, cuda:N or mps")

@@ -1,0 +1,145 @@
+"""Reading and checking weights without ever running code from a file.
+
+safetensors files hold raw tensors only. Any other file is read with
+``torch.load(weights_only=True)``, whose unpickler accepts tensors and plain
+containers and refuses everything else, so a crafted pickle is rejected before
+any of its code runs. Errors name the file and what is wrong.
+
+torch is imported inside functions: importing this module is light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+# State dicts saved by training scripts often nest the weights under one of these keys.
+_NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net")
+
+
+class ModelLoadError(ValueError):
+    """A checkpoint or model directory is missing, unsafe, or does not fit its architecture."""
+
+
+def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 of a state dict's contents: names, dtypes, shapes and bytes, keys sorted.
+
+    Independent of the file format, so the same weights in a directory, a single
+    safetensors file or in memory have the same identity.
+    """
+    import torch
+
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        # Raw bytes via a uint8 view: works for every dtype (bf16 has no numpy twin).
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read weights safely: safetensors, or a torch file with ``weights_only=True``.
+
+    Returns
+    -------
+    state_dict : dict of str to torch.Tensor
+    metadata : dict of str to str
+        The safetensors metadata (empty for torch files).
+
+    Raises
+    ------
+    ModelLoadError
+        If the file is missing or unreadable, or would execute code when unpickled.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such file")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                metadata = fh.metadata() or {}
+                return {k: fh.get_tensor(k) for k in fh.keys()}, metadata
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ModelLoadError(f"{path}: not a readable safetensors file ({err})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "pickle protocol 4" notes from torch
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ModelLoadError(
+            f"{path}: refused: this file holds Python objects that would run code when loaded, "
+            f"not only tensors ({_unpickler_reason(err)}). Only plain state dicts are read "
+            "(torch.load with weights_only=True); convert it to safetensors in a trusted environment."
+        ) from None
+    except (RuntimeError, OSError, EOFError, ValueError) as err:
+        raise ModelLoadError(f"{path}: not a readable PyTorch weights file ({err})") from None
+    return _unnest_state_dict(obj, path), {}
+
+
+def _unpickler_reason(err: Exception) -> str:
+    # torch's message is long advice; keep the line that names the refused object.
+    for line in str(err).splitlines():
+        if "WeightsUnpickler error" in line:
+            return line.split("error:", 1)[1].split(". Please", 1)[0].strip()
+    return type(err).__name__
+
+
+def _unnest_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    import torch
+
+    if isinstance(obj, dict):
+        for key in _NESTED_KEYS:
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj:
+        raise ModelLoadError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
+    not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise ModelLoadError(f"{path}: not a state dict: entries {not_tensors[:5]} are not tensors")
+    return dict(obj)
+
+
+def load_weights_into(
+    model: torch.nn.Module, state_dict: dict[str, torch.Tensor], what: str, arch: str
+) -> None:
+    """``model.load_state_dict(strict=True)`` with an error that says what does not fit.
+
+    Raises
+    ------
+    ModelLoadError
+        Naming missing keys, unexpected keys and shape mismatches.
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    mismatched = [
+        f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing key(s) (e.g. {', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected key(s) (e.g. {', '.join(unexpected[:3])})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatch(es) (e.g. {'; '.join(mismatched[:3])})")
+    if problems:
+        hint = " Is it a checkpoint of another architecture?" if missing or unexpected else ""
+        raise ModelLoadError(
+            f"{what}: the weights do not fit architecture {arch!r}: {'; '.join(problems)}.{hint}"
+        )
+    model.load_state_dict(state_dict, strict=True)

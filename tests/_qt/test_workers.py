@@ -1,0 +1,117 @@
+"""run_task: core generators in a napari thread worker, with progress, errors and cancel."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+from napari.utils.notifications import notification_manager
+from qtpy.QtWidgets import QPushButton
+
+from napari_cellseg._qt._workers import avoid_llvm_clash, describe_report, error_message, run_task
+
+
+@dataclass(frozen=True)
+class Step:
+    stage: str
+    done: int
+    total: int
+
+
+def counting(n: int, delay: float = 0.0, fail_at: int | None = None, error=ValueError):
+    for i in range(n):
+        if i == fail_at:
+            raise error(f"image-{i}.png: cannot be read")
+        time.sleep(delay)
+        yield Step("count", i + 1, n)
+    return f"counted {n}"
+
+
+def _messages_since(before: int) -> list[str]:
+    return [str(n.message) for n in notification_manager.records[before:]]
+
+
+def test_reports_drive_progress_and_result(qtbot):
+    seen, bars = [], []
+    threads = set()
+
+    def on_report(report):
+        seen.append(report.done)
+        bars.append((task.progress.n, task.progress.total))
+        threads.add(threading.current_thread() is threading.main_thread())
+
+    task = run_task(counting, 3, title="Count", on_report=on_report)
+    qtbot.waitUntil(lambda: task.finished, timeout=5000)
+    assert task.result == "counted 3" and task.error is None and not task.cancelled
+    assert seen == [1, 2, 3]
+    assert bars == [(1, 3), (2, 3), (3, 3)]
+    assert threads == {True}  # callbacks run in the GUI thread
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (ValueError, "Count failed: image-1.png: cannot be read"),
+        (RuntimeError, "Count failed: RuntimeError: image-1.png"),
+    ],
+)
+def test_errors_become_one_clear_notification(qtbot, error, expected):
+    before = len(notification_manager.records)
+    failures = []
+    task = run_task(counting, 3, fail_at=1, error=error, title="Count", on_error=failures.append)
+    qtbot.waitUntil(lambda: task.finished, timeout=5000)
+    assert isinstance(task.error, error) and failures == [task.error]
+    assert task.result is None
+    assert any(m.startswith(expected) for m in _messages_since(before))
+
+
+def test_cancel_stops_between_reports(qtbot):
+    button = QPushButton("Cancel")
+    qtbot.addWidget(button)
+    before = len(notification_manager.records)
+    seen = []
+    task = run_task(counting, 200, delay=0.02, title="Long job", on_report=seen.append, cancel_button=button)
+    assert button.isEnabled()
+    qtbot.waitUntil(lambda: len(seen) >= 2, timeout=5000)
+    button.click()
+    qtbot.waitUntil(lambda: task.finished, timeout=5000)
+    assert task.cancelled and task.result is None and task.error is None
+    assert len(seen) < 200 and not button.isEnabled()
+    assert "Long job cancelled" in _messages_since(before)
+
+
+def test_progress_bar_cancel_stops_the_worker(qtbot):
+    task = run_task(counting, 200, delay=0.02, title="Long job")
+    qtbot.waitUntil(lambda: task.progress.n >= 1, timeout=5000)
+    task.progress.cancel()  # what the activity dock's Cancel button calls
+    qtbot.waitUntil(lambda: task.finished, timeout=5000)
+    assert task.cancelled and task.result is None
+
+
+def test_describe_report_and_error_message():
+    assert describe_report(Step("predict", 2, 5)) == (2, 5, "predict")
+
+    @dataclass
+    class TrainStep:
+        global_step: int
+        total_steps: int
+
+    assert describe_report(TrainStep(7, 10)) == (7, 10, None)
+    assert describe_report(object()) == (None, None, None)
+    assert error_message(KeyError("no image 'x' in dataset")) == "no image 'x' in dataset"
+    assert error_message(ZeroDivisionError("division by zero")) == "ZeroDivisionError: division by zero"
+
+
+def test_avoid_llvm_clash_hides_triton_only_with_mesa_llvm(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "triton", raising=False)
+    plain = tmp_path / "maps-plain"
+    plain.write_text("7f00-7f01 r-xp 0 08:01 1 /usr/lib/libc.so.6\n")
+    assert avoid_llvm_clash(plain) is False and "triton" not in sys.modules
+    mesa = tmp_path / "maps-mesa"
+    mesa.write_text("7f00-7f01 r-xp 0 08:01 2 /usr/lib/x86_64-linux-gnu/libLLVM-15.so.1\n")
+    assert avoid_llvm_clash(mesa) is True
+    assert sys.modules["triton"] is None
+    assert avoid_llvm_clash(mesa) is False  # once is enough

@@ -1,0 +1,73 @@
+"""Qt-free logic of the Dataset widget: check, split with a previous split, preview."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellseg.data.split import SplitConfig, SplitError
+from napari_cellseg.data.splitfile import read_split
+from napari_cellseg.dataset_tools import (
+    check_dataset,
+    counts_table,
+    iter_run_split,
+    preview_dataset_augmentations,
+    problem_lines,
+)
+from napari_cellseg.inference.predict import run_to_end
+
+NO_GROUPING = SplitConfig(grouping=False)
+
+
+def test_check_dataset(sample_dataset_dir, tmp_path):
+    result = check_dataset(sample_dataset_dir)
+    assert result.ok and result.counts() == {"A": 3, "B": 1, "C": 2}
+    broken = check_dataset(tmp_path)
+    assert not broken.ok and broken.dataset is None
+    lines = problem_lines(tmp_path, broken.problems)
+    assert [line.split(":")[0] for line in lines] == ["manifest.csv", "images", "masks"]
+    assert "no images/ folder" in lines[1]
+
+
+def test_counts_table():
+    counts = {"train": {"A": 3, "C": 8}, "dev": {"A": 0, "C": 1}, "test": {"A": 0, "C": 1}}
+    assert counts_table(counts) == (
+        ["subset", "A", "C", "total"],
+        [["train", 3, 8, 11], ["dev", 0, 1, 1], ["test", 0, 1, 1], ["total", 3, 10, 13]],
+    )
+
+
+def test_split_keeps_previous_assignments(tiny_dataset):
+    from napari_cellseg.data.writer import add_to_dataset
+    from napari_cellseg.sample_data import load_sample
+
+    first = run_to_end(iter_run_split(tiny_dataset, NO_GROUPING))
+    assert first.path == tiny_dataset / "split.csv" and not first.previous_used
+    assert first.table()[1][-1] == ["total", 3, 1, 10, 14]
+    image, mask, _ = load_sample("c_histology_2")
+    add_to_dataset(tiny_dataset, "new_c", image[::-1].copy(), mask[::-1].copy(), "C")
+    second = run_to_end(iter_run_split(tiny_dataset, NO_GROUPING))
+    assert second.previous_used and second.kept == 14 and second.new_ids == ("new_c",)
+    split = read_split(second.path)
+    assert split["new_c"] == "train"
+    assert {i: split[i] for i in first.result.subsets} == first.result.subsets
+    fresh = run_to_end(iter_run_split(tiny_dataset, NO_GROUPING, keep_previous=False))
+    assert not fresh.previous_used and fresh.kept == 0
+
+
+def test_impossible_split_raises_and_writes_nothing(sample_dataset_dir, tmp_path):
+    out = tmp_path / "split.csv"
+    with pytest.raises(SplitError, match="target 'C' has 2 images"):
+        run_to_end(iter_run_split(sample_dataset_dir, SplitConfig(), out))
+    assert not out.exists()
+
+
+def test_preview_dataset_augmentations(sample_dataset_dir):
+    images, targets = preview_dataset_augmentations(
+        sample_dataset_dir, "a6593632dcbbe4c9e9429a9cec573d26fd8c91a47d554d315f25e7c2e0280ee3", "light", 2, 64
+    )
+    assert images.shape[:3] == (2, 64, 64) and images.dtype == np.float32
+    assert targets.shape == (2, 64, 64) and set(np.unique(targets)) <= {0, 1, 2}
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    with pytest.raises(ValueError, match="at least 1 sample"):
+        preview_dataset_augmentations(sample_dataset_dir, "x", n=0)
