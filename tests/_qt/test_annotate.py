@@ -77,7 +77,7 @@ def test_paint_boundary_save_and_reload(make_napari_viewer, tmp_path, wait_for_j
 
 def test_convert_expert_mask_round_trip_keeps_undo(make_napari_viewer, wait_for_job):
     viewer, widget, (image, mask) = _open(make_napari_viewer)
-    widget.cells_combo.setCurrentText(mask.name)
+    assert widget.cells_combo.currentText() == mask.name  # the image's own labels, picked for you
     widget.to_annotation_button.click()
     wait_for_job(widget)
     annotation = viewer.layers[f"{image.name} boundary annotation"]

@@ -115,3 +115,19 @@ def test_dask_cluster_gives_the_serial_labels_and_loads_the_model_once(tmp_path,
         np.testing.assert_array_equal(a, b)
     # Both workers live in this process (processes=False): one load for all images.
     assert _load_model.cache_info().misses == 1
+
+
+def test_large_images_take_the_blockwise_path_with_the_same_outputs(tmp_path, model_dir, images):
+    from napari_cellseg.instance_matching import label_overlap, match_instances
+
+    _, paths = images
+    normal = segment_file(paths[0], model_dir, tmp_path / "a", SegmentOptions(tile_size=128))
+    options = SegmentOptions(tile_size=128, big_image_pixels=1000, save_probabilities=True)
+    big = segment_file(paths[0], model_dir, tmp_path / "b", options)
+    assert big.status == "done", big.message
+    a = read_tiff_layer(tmp_path / "a" / f"{paths[0].stem}.tif")[0]
+    b, attributes, _ = read_tiff_layer(tmp_path / "b" / f"{paths[0].stem}.tif")
+    assert attributes["metadata"]["block_wise"] is True and b.dtype == np.uint16
+    assert match_instances(label_overlap(a, b), 0.9).n_matched >= 0.9 * normal.n_instances
+    assert read_tiff_layer(tmp_path / "b" / f"{paths[0].stem}_probabilities.tif")[0].shape == (3, 256, 320)
+    assert not any(p.name.startswith(".cellseg-") for p in (tmp_path / "b").iterdir())  # scratch removed

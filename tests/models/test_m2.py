@@ -197,3 +197,12 @@ def test_pretrain_classifier_saves_and_reloads_as_m2(tmp_path):
         assert torch.equal(loaded(x), model(x))
     with pytest.raises(ValueError, match="num_classes is 5"):
         save_m2(tmp_path / "x", model, M2Config(arch=TINY_ARCH, num_classes=5))
+
+
+def test_headless_bare_state_dict_loads_with_zero_classes(tmp_path):
+    headless = build_classifier(TINY_ARCH, num_classes=0)
+    path = tmp_path / "features.pt"
+    torch.save(headless.state_dict(), path)
+    model, config = load_m2(path, arch=TINY_ARCH)
+    assert config.num_classes == 0 and model.num_classes == 0
+    assert config.mean == (0.485, 0.456, 0.406)  # timm's default statistics for this arch

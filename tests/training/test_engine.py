@@ -129,3 +129,22 @@ def test_clear_errors_before_training(tiny_config, tmp_path):
     dev_only.write_text(Path(tiny_config().split_path).read_text().replace(",train,", ",dev,"))
     with pytest.raises(TrainingError, match="no training images"):
         next(train(tiny_config(split_path=str(dev_only), out_dir=str(tmp_path / "o2"))))
+
+
+def test_autocast_path_runs_in_bf16_on_the_cpu(tiny_config):
+    # The mixed-precision branch that CUDA takes, exercised on the CPU with bfloat16.
+    config = tiny_config(split_path=None, amp="bf16", epochs=1, steps_per_epoch=1, microscopes=("A",))
+    reports = list(train(config))
+    assert reports[0].amp == "bfloat16"
+    step = next(r for r in reports if isinstance(r, StepReport))
+    assert step.loss == step.loss and step.loss > 0  # finite
+    assert not reports[-1].cancelled
+
+
+def test_generator_close_before_any_step_writes_nothing(tiny_config):
+    config = tiny_config()
+    generator = train(config)
+    assert isinstance(next(generator), StartReport)
+    generator.close()
+    assert not (Path(config.out_dir) / "last").exists()
+    assert (Path(config.out_dir) / "train_config.json").is_file()

@@ -82,6 +82,8 @@ def test_pretrain_then_fine_tune_from_it(microscope_folder, tmp_path, sample_spl
 
 
 def test_pretrain_cli_reports_a_bad_folder(tmp_path, capsys):
-    status = main(["pretrain", "--data", str(tmp_path / "nope"), "--arch", ARCH, "--out", str(tmp_path / "o")])
+    status = main(
+        ["pretrain", "--data", str(tmp_path / "nope"), "--arch", ARCH, "--out", str(tmp_path / "o")]
+    )
     assert status == 2
     assert "no such folder" in capsys.readouterr().err

@@ -155,6 +155,12 @@ class AnnotateWidget(TaskPanel):
             layer = find_layer(self.viewer, name(image.name))
             if layer is not None:
                 combo.set_layer(layer)
+        if self.cells_combo.layer() is None:  # e.g. a sample's expert mask, or Segment's cells
+            shape = self._plane_shape(image)
+            for layer in self.cells_combo.layers():
+                if np.shape(layer.data) == shape and not is_annotation(layer.name, layer.metadata):
+                    self.cells_combo.set_layer(layer)
+                    break
 
     def _tag_changed(self, tag: str) -> None:
         image = self.image_layer()

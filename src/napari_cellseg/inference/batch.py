@@ -175,6 +175,7 @@ def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options:
     image = collapse_grey_rgb(read_image(path))
     layout = describe_layout(image, options.channel)
     model, config = cached_model(model_dir, options.device)
+    outputs["labels"].parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(
         tile_size=options.tile_size, overlap=options.overlap, batch_size=options.batch_size,
         diameter=options.diameter, channel=options.channel,
@@ -188,7 +189,6 @@ def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options:
         labels, probabilities = result.labels, result.probabilities
         metadata = result.layer_attributes()["metadata"]
     metadata.update(source=str(path), model=str(model_dir))
-    outputs["labels"].parent.mkdir(parents=True, exist_ok=True)
     if options.measurements:
         from .measure import measure_cells, write_measurements
 

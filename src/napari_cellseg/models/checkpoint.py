@@ -222,7 +222,8 @@ def save_model_dir(
     directory : str or PathLike
         Created if needed; other files in it are left alone.
     model : CellSegNet
-        The network (any device; saved from CPU copies).
+        The network (any device or memory format; saved from CPU copies), or
+        a DistributedDataParallel / ``torch.compile`` wrapper of it.
     config : ModelConfig
         Must describe ``model`` (see :meth:`ModelConfig.for_model`).
     half : bool
@@ -236,6 +237,9 @@ def save_model_dir(
     import torch
     from safetensors.torch import save as save_bytes
 
+    # Unwrap DistributedDataParallel (.module) and torch.compile (._orig_mod).
+    model = getattr(model, "module", model)
+    model = getattr(model, "_orig_mod", model)
     _check_config_fits(model, config)
     state = {}
     for key, value in model.state_dict().items():

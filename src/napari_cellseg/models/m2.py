@@ -230,6 +230,7 @@ def load_m2(
     state, config = _read_m2_source(path, arch)
     if config is not None and arch is not None and arch != config.arch:
         raise ModelLoadError(f"{path}: the checkpoint is architecture {config.arch!r}, not {arch!r}")
+    model = None
     if config is None:
         from .m2_convert import efficientnet_pytorch_to_timm, looks_like_efficientnet_pytorch
 
@@ -239,16 +240,19 @@ def load_m2(
         classifier = model.pretrained_cfg.get("classifier", "classifier")
         head = state.get(f"{classifier}.weight")
         num_classes = int(head.shape[0]) if head is not None else 0
+        if num_classes != model.num_classes:
+            model.reset_classifier(num_classes)
         config = M2Config(
             arch=arch, num_classes=num_classes, name=path.stem, source=str(path), **_default_stats(model)
         )
     sha = state_dict_sha256(state)
-    if config is not None and config.weights_sha256 and config.weights_sha256 != sha:
+    if config.weights_sha256 and config.weights_sha256 != sha:
         raise ModelLoadError(
             f"{path}: the weights do not match the sha256 recorded in the config "
             f"({config.weights_sha256[:12]}... vs {sha[:12]}...): the files are corrupt or were mixed"
         )
-    model = build_classifier(config.arch, config.num_classes)
+    if model is None:
+        model = build_classifier(config.arch, config.num_classes)
     load_weights_into(model, state, str(path), config.arch)
     model.eval()
     return model, dataclasses.replace(config, weights_sha256=sha)

@@ -81,6 +81,25 @@ class CellSegNet(nn.Module):
 
     Build it with :func:`build_model`. ``forward(x)`` maps ``(N, 3, H, W)``
     normalised images to ``(N, out_channels, H, W)`` logits.
+
+    Attributes
+    ----------
+    encoder : torch.nn.ModuleList
+        The ``l`` transferred stages (``nn.Sequential`` of M2 modules).
+    decoder : UNetDecoder
+        The ``l_a`` new blocks.
+    head : torch.nn.Conv2d
+        1x1 convolution to ``out_channels``.
+    transfer_layers, new_layers, frozen_layers, out_channels : int
+        ``l``, ``l_a``, ``l_f`` and the logit channels.
+    decoder_channels : tuple of int
+    stage_infos : tuple of StageInfo
+        Modules, stride and channels of each transferred stage.
+    m2_config : M2Config
+        The M2 it was cut from (architecture, mean/std, identity).
+    input_multiple : int
+        Deepest kept stride: inputs are padded to a multiple of it, and tiles
+        aligned on it see the same pixel grid as the whole image.
     """
 
     def __init__(

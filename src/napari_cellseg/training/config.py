@@ -182,10 +182,10 @@ class TrainConfig(JsonConfig):
                 out.append(
                     f"sample_weights: {key}={weight} (need a microscope in {list(MICROSCOPES)} and a weight > 0)"
                 )
-        if self.num_threads < 0 or self.num_workers < 0:
-            out.append(
-                f"num_threads and num_workers must be >= 0, got {self.num_threads}, {self.num_workers}"
-            )
+        if self.num_threads < 0:
+            out.append(f"num_threads must be >= 0 (0: all cores but one), got {self.num_threads}")
+        if self.num_workers < -1:
+            out.append(f"num_workers must be >= -1 (-1: automatic), got {self.num_workers}")
         if self.max_dev_images is not None and self.max_dev_images < 1:
             out.append(f"max_dev_images must be >= 1 or None, got {self.max_dev_images}")
         if self.grad_clip is not None and not self.grad_clip > 0:

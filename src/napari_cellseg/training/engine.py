@@ -46,7 +46,6 @@ from .distributed import (
     DistributedContext,
     barrier,
     broadcast_float,
-    env_context,
     init_distributed,
     shutdown_distributed,
 )
@@ -95,7 +94,7 @@ def train(
     """
     config.validate()
     owns_group = not _group_initialized()
-    context = init_distributed(_device_type(config.device)) if env_context().enabled else DistributedContext()
+    context = init_distributed(_device_type(config.device))
     try:
         return (yield from _train(config, context, resume, cancel, evaluator))
     finally:
@@ -220,17 +219,18 @@ def _lr(run: Run) -> float:
 def _end_epoch(run, position, dev_images, make, score_name, timer, started) -> EpochReport:
     config, context = run.config, run.context
     epoch = position["global_step"] // config.steps_per_epoch
-    evaluate = bool(dev_images) and (epoch % config.dev_every == 0 or epoch == config.epochs)
+    has_dev = bool(run.dev_ids)  # on every rank; only rank 0 holds the images
+    evaluate = has_dev and (epoch % config.dev_every == 0 or epoch == config.epochs)
     metrics: dict[str, float] = {}
     score = None
-    if evaluate and context.is_main:
+    if evaluate and dev_images:
         timer.eval_started()
         model_config = model_config_for(run, {}, {})
         metrics = evaluate_dev(run.model, model_config, dev_images, make(), device=run.device)
         score = metrics.get(score_name)
         timer.eval_done()
     best = position["best_score"]
-    is_best = (not dev_images) or (score is not None and (best is None or score > best))
+    is_best = (not has_dev) or (score is not None and (best is None or score > best))
     if is_best:
         position["best_score"], position["best_epoch"] = score, epoch
     train_loss = position["epoch_loss_sum"] / max(1, position["epoch_steps"])
