@@ -71,6 +71,7 @@ def main() -> None:
 
     from napari_cellseg.inference.classical import classical_segmentation
     from napari_cellseg.inference.predict import segment_image
+    from napari_cellseg.inference.runtime import compiled_for_shape
     from napari_cellseg.inference.watershed import instances_from_probabilities
     from napari_cellseg.sample_data import load_sample
 
@@ -84,6 +85,11 @@ def main() -> None:
     with torch.inference_mode():
         model(x)  # warm-up
         print(line("network alone, 1024x1024 forward", median_time(lambda: model(x), args.repeats), mp))
+        start = time.process_time()
+        compiled = compiled_for_shape(model, tuple(x.shape))
+        compiled(x)
+        print(f"  (optimize: compiling for one tile shape took {time.process_time() - start:.1f} s CPU)")
+        print(line("network alone, optimized", median_time(lambda: compiled(x), args.repeats), mp))
     # Realistic probabilities (the untrained decoder's are flat): from the expert masks.
     from skimage.segmentation import relabel_sequential
 
@@ -95,12 +101,19 @@ def main() -> None:
     ws = median_time(lambda: instances_from_probabilities(probabilities), args.repeats)
     print(line(f"watershed alone, 1024x1024 ({n} cells)", ws, mp))
     for tile in (1024, 512):
-        e2e = median_time(lambda t=tile: segment_image(model, config, image, tile_size=t), args.repeats)
-        print(line(f"end to end 1024x1024 RGB, tile {tile}", e2e, mp))
+        for optimize in (False, True):
+            run = lambda t=tile, o=optimize: segment_image(model, config, image, tile_size=t, optimize=o)  # noqa: E731
+            run()  # warm-up (and compilation when optimized: the model is loaded and ready)
+            name = f"end to end 1024x1024 RGB, tile {tile}" + (", optimized" if optimize else "")
+            print(line(name, median_time(run, args.repeats), mp))
     print(line("classical baseline, 1024x1024 RGB", median_time(lambda: classical_segmentation(image), args.repeats), mp))  # fmt: skip
     crop = load_sample("c_histology_1")[0]
     small_mp = crop.shape[0] * crop.shape[1] / 1e6
-    print(line("per microscope C image (256x320), model", median_time(lambda: segment_image(model, config, crop), 2 * args.repeats), small_mp))  # fmt: skip
+    for optimize in (False, True):
+        run = lambda o=optimize: segment_image(model, config, crop, optimize=o)  # noqa: E731
+        run()
+        name = "per microscope C image (256x320), model" + (", optimized" if optimize else "")
+        print(line(name, median_time(run, 2 * args.repeats), small_mp))
     print(line("per microscope C image (256x320), classical", median_time(lambda: classical_segmentation(crop), 2 * args.repeats), small_mp))  # fmt: skip
 
 

@@ -301,3 +301,22 @@ def test_gpu_mixed_precision_agrees_with_the_cpu(model_and_config, histology):
     cpu = predict_probabilities(copy.deepcopy(model), config, image, device="cpu")
     gpu = predict_probabilities(copy.deepcopy(model), config, image, device="cuda", batch_size=4)
     assert np.abs(gpu - cpu).mean() < 0.01
+
+
+def test_optimized_cpu_runs_match_eager_and_follow_weight_changes(model_and_config, histology):
+    import copy
+
+    from napari_cellseg.inference.runtime import _COMPILED
+
+    model, config = model_and_config
+    model = copy.deepcopy(model)
+    crop = histology[0][:96, :128]
+    eager = predict_probabilities(model, config, crop, tile_size=64, overlap=32)
+    fast = predict_probabilities(model, config, crop, tile_size=64, overlap=32, optimize=True)
+    np.testing.assert_allclose(fast, eager, atol=1e-5)
+    assert len(_COMPILED[model][1]) == 1  # one tile shape, one batch shape: one compilation
+    with torch.no_grad():
+        model.head.bias.add_(torch.tensor([2.0, 0.0, 0.0]))  # in place, as an optimizer step
+    changed = predict_probabilities(model, config, crop, tile_size=64, overlap=32, optimize=True)
+    np.testing.assert_allclose(changed, predict_probabilities(model, config, crop, tile_size=64, overlap=32), atol=1e-5)  # fmt: skip
+    assert not np.allclose(changed, fast, atol=1e-3)

@@ -113,3 +113,14 @@ def test_bad_inputs_quote_shapes_and_values():
         ce(torch.zeros(1, 3, 2, 2), torch.tensor([[[0, 7], [1, 2]]]))
     with pytest.raises(ValueError, match=r"class value\(s\) \[3\]"):
         build_loss("weighted-bce")(torch.zeros(1, 2, 1, 2), torch.tensor([[[3, 0]]]))
+
+
+@pytest.mark.parametrize("name", ["weighted-ce", "weighted-bce"])
+def test_half_precision_logits_give_a_float32_loss(name):
+    loss_fn = build_loss(name)
+    torch.manual_seed(0)
+    logits = torch.randn(2, loss_fn.out_channels, 8, 8)
+    target = torch.randint(0, 3, (2, 8, 8))
+    loss = loss_fn(logits.to(torch.bfloat16), target)
+    assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(loss_fn(logits, target).item(), rel=0.02)

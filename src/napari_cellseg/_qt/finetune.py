@@ -1,14 +1,325 @@
-"""The Fine-tune dock widget."""
+"""The Fine-tune dock widget: train a segmentation network from M2 and watch it learn.
+
+The run goes in a separate process (:mod:`napari_cellseg.finetune_session`):
+napari stays responsive however busy the training is. Its reports come back
+through a thread worker (``run_task``) and drive the progress bar, the ETA
+and the live plot. Stop asks the run to save its position (Resume continues
+there; a second click stops at once). When a run ends, its best model
+becomes the current model (:mod:`napari_cellseg.current_model`), the one the
+Segment panel uses.
+"""
 
 from __future__ import annotations
 
-from ._common import PlannedWidget
+import functools
+import time
+from pathlib import Path
+
+from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton, QScrollArea
+
+from ..current_model import set_current_model
+from ..finetune_estimate import (
+    device_text,
+    estimate_cpu,
+    format_duration,
+    probe_device,
+    remember_crops_per_s,
+)
+from ..finetune_session import TrainingProcess, m2_depth
+from ..models.defaults import DEFAULT_M2_DEPTH
+from ..training.checkpoints import LAST_DIR, TRAIN_CONFIG, has_last
+from ..training.config import RUNTIME_FIELDS, TrainConfig
+from ..training.reports import EpochReport, StartReport, StepReport, TrainResult
+from ._finetune_form import FinetuneForm
+from ._panel import TaskPanel
+from ._training_plot import TrainingPlot
+from ._workers import run_task
 
 
-class FinetuneWidget(PlannedWidget):
+def _stop_quietly(process: TrainingProcess) -> None:
+    """The panel is gone: let the run save its position and end."""
+    process.stop()
+
+
+class FinetuneWidget(TaskPanel):
+    """Fine-tune a network from M2 on a dataset's train images, scored on its dev images."""
+
     title = "Fine-tune"
-    plan = (
-        "Not available yet. This panel will fine-tune a segmentation network from the "
-        "pretrained M2 backbone: choose l (layers transferred), l_a (new layers) and l_f "
-        "(frozen layers), the boundary-weighted loss, and watch loss and dev score live."
-    )
+
+    def __init__(self, napari_viewer, parent=None):
+        super().__init__(napari_viewer, parent)
+        self.cancel_button.hide()  # Stop replaces it: it saves the position for Resume
+        self.form = FinetuneForm()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.form)
+        scroll.setMinimumHeight(260)
+        self.body.addWidget(scroll, 1)
+
+        run = QGroupBox("Run")
+        grid = QGridLayout(run)
+        self.device_label = QLabel("Device: checking…")
+        self.device_label.setWordWrap(True)
+        self.start_button = QPushButton("Start")
+        self.start_button.setToolTip("Train into the output folder (it must not hold another run)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after this step and save the position (click again: stop at once)")
+        self.stop_button.setEnabled(False)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the stopped run stored in the output folder")
+        self.use_button = QPushButton("Use for Segment")
+        self.use_button.setToolTip("Make the best model in the output folder the one Segment uses")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setFormat("%v / %m steps")
+        self.eta_label = QLabel("")
+        self.eta_label.setWordWrap(True)
+        self.plot = TrainingPlot(getattr(self.viewer, "theme", None))
+        grid.addWidget(self.device_label, 0, 0, 1, 4)
+        for column, button in enumerate(
+            (self.start_button, self.stop_button, self.resume_button, self.use_button)
+        ):
+            grid.addWidget(button, 1, column)
+        grid.addWidget(self.progress_bar, 2, 0, 1, 4)
+        grid.addWidget(self.eta_label, 3, 0, 1, 4)
+        grid.addWidget(self.plot, 4, 0, 1, 4)
+        self.body.addWidget(run)
+
+        self.process: TrainingProcess | None = None
+        self.device_kind: str | None = None
+        self.device_name = ""
+        self.threads = 1
+        self.last_step: StepReport | None = None
+        self.result: TrainResult | None = None
+        self._started_at = 0.0
+        self.action_buttons = [self.start_button, self.resume_button, self.use_button]
+
+        self.start_button.clicked.connect(self.start_training)
+        self.stop_button.clicked.connect(self.stop_training)
+        self.resume_button.clicked.connect(self.resume_training)
+        self.use_button.clicked.connect(self.use_output_model)
+        self.form.m2_edit.changed.connect(self._m2_changed)
+        self.form.dataset_edit.changed.connect(self._dataset_changed)
+        self.form.out_edit.changed.connect(self._update_buttons)
+        for signal in self.form.changed_signals():
+            signal.connect(self.update_estimate)
+        self._probe = run_task(
+            probe_device, title="Find the training device", show_progress=False,
+            on_result=self._device_found,
+        )  # fmt: skip
+        self._update_buttons()
+        self.say("Choose the dataset and an output folder, then Start.")
+
+    # --- device, M2 depth, estimate -------------------------------------------
+
+    def _device_found(self, found) -> None:
+        self.device_kind, self.device_name = found
+        self.update_estimate()
+
+    def config_draft(self) -> TrainConfig:
+        """The form's settings (not validated)."""
+        return TrainConfig(**self.form.values())
+
+    def update_estimate(self, *_) -> None:
+        """Device line: "GPU: <name>" or "CPU: slow, expect about N min" for the planned steps."""
+        if self.device_kind is None or self.busy:
+            return
+        estimate = None
+        if self.device_kind == "cpu":
+            estimate = estimate_cpu(self.config_draft())
+            self.device_label.setToolTip(f"estimated from {estimate.source()} and the planned steps")
+        self.device_label.setText(device_text(self.device_kind, self.device_name, estimate))
+
+    def _m2_changed(self, text: str) -> None:
+        if not text or text == "default":
+            self.form.set_depth(DEFAULT_M2_DEPTH)
+            return
+        self.form.depth_label.setText("reading the M2…")
+        run_task(
+            m2_depth, text, title="Read the M2", show_progress=False,
+            on_result=self.form.set_depth, on_error=lambda err: self.say(f"M2: {err}", error=True),
+        )  # fmt: skip
+
+    def _dataset_changed(self, text: str) -> None:
+        root = self.form.dataset_edit.path()
+        if root is not None and not self.form.out_edit.text():
+            self.form.out_edit.setText(str(root / "models" / time.strftime("model-%Y%m%d-%H%M")))
+        self._update_buttons()
+
+    def _update_buttons(self, *_) -> None:
+        out = self.form.out_edit.path()
+        idle = not self.busy
+        self.resume_button.setEnabled(idle and out is not None and has_last(out))
+        self.use_button.setEnabled(idle and out is not None and (out / "config.json").is_file())
+        self.start_button.setEnabled(idle)
+
+    # --- start, stop, resume ---------------------------------------------------
+
+    def _checked_config(self, config: TrainConfig) -> TrainConfig | None:
+        """``config``, or None after saying every problem (no process is started)."""
+        problems = []
+        if not config.data_dir:
+            problems.append("choose the dataset folder")
+        elif not Path(config.data_dir, "manifest.csv").is_file():
+            problems.append(f"{config.data_dir} is not a dataset folder (no manifest.csv)")
+        elif config.split_path and not Path(config.split_path).is_file():
+            problems.append(f"no split file at {config.split_path}: split the dataset first (Dataset panel)")
+        if not config.out_dir:
+            problems.append("choose the output model folder")
+        problems += [p for p in config.problems() if not p.startswith(("data_dir", "out_dir"))]
+        if problems:
+            self.fail("; ".join(problems))
+            return None
+        return config
+
+    def start_training(self) -> None:
+        """Start a new run into the output folder."""
+        config = self._checked_config(self.config_draft())
+        if config is None:
+            return
+        if has_last(config.out_dir):
+            self.fail(f"{config.out_dir} already holds a run: Resume it, or choose another output folder")
+            return
+        self.plot.clear()
+        self._launch(config, resume=False)
+
+    def resume_training(self) -> None:
+        """Continue the run stored in the output folder with its own settings."""
+        out = self.form.out_edit.path()
+        if out is None or not has_last(out):
+            self.fail("the output folder holds no stopped run to resume")
+            return
+        try:
+            stored = TrainConfig.load(out / LAST_DIR / TRAIN_CONFIG)
+        except ValueError as err:
+            self.fail(str(err))
+            return
+        given = {k: v for k, v in self.config_draft().to_dict().items() if k in RUNTIME_FIELDS and v}
+        given.pop("num_threads", None)
+        config = self._checked_config(
+            TrainConfig.from_dict({**stored.to_dict(), **given, "out_dir": str(out)})
+        )
+        if config is None:
+            return
+        self.form.show_config(config)
+        self._show_stored_history(out / LAST_DIR)
+        self._launch(config, resume=True)
+
+    def _show_stored_history(self, directory: Path) -> None:
+        from ..models.checkpoint import load_model_config
+
+        try:
+            stored = load_model_config(directory)
+        except ValueError:
+            return
+        self.plot.set_history(stored.training.get("history", []), stored.metrics.get("score_name", ""))
+
+    def _launch(self, config: TrainConfig, resume: bool) -> None:
+        self.process = process = TrainingProcess(config, resume=resume)
+        self.destroyed.connect(functools.partial(_stop_quietly, process))
+        self.last_step, self.result = None, None
+        self.progress_bar.setRange(0, config.epochs * config.steps_per_epoch)
+        self.progress_bar.setValue(0)
+        self.eta_label.setText("starting the training process…")
+        self._started_at = time.monotonic()
+        task = self.start(
+            process.reports, title="Fine-tune", on_report=self._on_report, on_result=self._on_result,
+            show_progress=False,
+        )  # fmt: skip
+        if task is None:
+            return
+        self.stop_button.setText("Stop")
+        self.stop_button.setEnabled(True)
+        task.worker.finished.connect(self._finished)
+        task.worker.aborted.connect(process.stop)
+        self.say(f"{'Resuming' if resume else 'Training'} into {config.out_dir}…")
+
+    def stop_training(self) -> None:
+        """First click: stop after this step and save; second click: stop at once."""
+        process = self.process
+        if process is None or not self.busy:
+            return
+        if not process.stop_requested:
+            process.stop()
+            self.stop_button.setText("Stop now")
+            self.say("Stopping after this step; the position is saved so that Resume continues there.")
+        else:
+            process.kill()
+            self.stop_button.setEnabled(False)
+            self.say("Stopped at once; Resume continues from the last finished epoch.")
+
+    def use_output_model(self) -> None:
+        out = self.form.out_edit.path()
+        try:
+            path = set_current_model(out) if out is not None else None
+        except ValueError as err:
+            self.fail(str(err))
+            return
+        if path is not None:
+            self.say(f"Segment now uses {path}.")
+
+    # --- reports ----------------------------------------------------------------
+
+    def _on_report(self, report) -> None:
+        if isinstance(report, StartReport):
+            self.threads = report.threads
+            self.progress_bar.setValue(report.start_step)
+            where = "GPU: " + self.device_name if report.device.startswith("cuda") else "CPU"
+            self.device_label.setText(f"{where} ({report.device_reason})")
+            self.eta_label.setText(
+                f"{report.n_train_images} train images, {report.n_dev_images} dev images; "
+                f"{report.trainable_params:,} of {report.total_params:,} parameters trained"
+            )
+        elif isinstance(report, StepReport):
+            self.last_step = report
+            self.progress_bar.setMaximum(report.total_steps)
+            self.progress_bar.setValue(report.global_step)
+            epochs = report.total_steps // report.steps_per_epoch
+            self.eta_label.setText(
+                f"epoch {report.epoch}/{epochs}, step {report.step}/{report.steps_per_epoch}; "
+                f"loss {report.loss:.4f}; {report.samples_per_s:.1f} crops/s; "
+                f"{format_duration(report.eta_s)} left"
+            )
+        elif isinstance(report, EpochReport):
+            self.plot.add_epoch(report.epoch, report.train_loss, report.dev_score, report.score_name)
+            best = (
+                ""
+                if report.best_score is None
+                else f", best {report.best_score:.3f} (epoch {report.best_epoch})"
+            )
+            score = "" if report.dev_score is None else f", dev {report.score_name} {report.dev_score:.3f}"
+            saved = " — best model saved" if report.is_best else ""
+            self.say(
+                f"Epoch {report.epoch}/{report.epochs}: loss {report.train_loss:.4f}{score}{best}{saved}."
+            )
+
+    def _on_result(self, result: TrainResult | None) -> None:
+        self.result = result
+        process = self.process
+        if process is not None and self.last_step is not None and self.device_kind == "cpu":
+            remember_crops_per_s(process.config, self.threads, self.last_step.samples_per_s)
+        if result is None:
+            self.say("Stopped at once; Resume continues from the last finished epoch.")
+            return
+        best = "n/a (no dev images)" if result.best_score is None else f"{result.best_score:.3f}"
+        if result.cancelled:
+            self.say(
+                f"Stopped after {result.epochs_done} epoch(s); best dev {result.score_name} {best}. "
+                "Resume continues; 'Use for Segment' takes the best model so far."
+            )
+            return
+        path = set_current_model(result.out_dir)
+        self.say(
+            f"Done in {format_duration(result.elapsed_s).replace('about ', '')}: best dev "
+            f"{result.score_name} {best} at epoch {result.best_epoch}. Segment now uses {path}."
+        )
+
+    def _finished(self) -> None:
+        self.stop_button.setEnabled(False)
+        self.stop_button.setText("Stop")
+        self._update_buttons()
+        self.update_estimate()
+
+    def closeEvent(self, event) -> None:
+        if self.process is not None:
+            self.process.stop()
+        super().closeEvent(event)

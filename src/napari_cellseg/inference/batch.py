@@ -43,6 +43,7 @@ class SegmentOptions(JsonConfig):
     save_probabilities: bool = False
     measurements: bool = False
     overwrite: bool = False
+    optimize: bool = False  # CPU: compiled network per tile shape (pays off over many images)
     torch_threads: int | None = None  # per process; set for Dask workers sharing a machine
     big_image_pixels: int = BIG_IMAGE_PIXELS
 
@@ -178,7 +179,7 @@ def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options:
     outputs["labels"].parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(
         tile_size=options.tile_size, overlap=options.overlap, batch_size=options.batch_size,
-        diameter=options.diameter, channel=options.channel,
+        diameter=options.diameter, channel=options.channel, optimize=options.optimize,
     )  # fmt: skip
     if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:
         labels, probabilities, metadata = _segment_big_in_memory(model, config, image, outputs, kwargs)

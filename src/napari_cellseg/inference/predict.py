@@ -65,10 +65,11 @@ def iter_predict_probabilities(
     channel: int | None = None,
     channel_axis: int | None = None,
     amp: bool = True,
+    optimize: bool = False,
 ) -> Generator[PredictProgress, None, np.ndarray]:
     """Generator version of :func:`predict_probabilities`; returns the probabilities."""
     layout = describe_layout(image, channel, channel_axis)
-    runner = make_runner(model, config, device, amp)
+    runner = make_runner(model, config, device, amp, optimize)
     factor = yield from iter_scale_factor(
         runner, config, image, layout, diameter, tile_size=tile_size, overlap=overlap
     )
@@ -98,6 +99,7 @@ def predict_probabilities(
     channel: int | None = None,
     channel_axis: int | None = None,
     amp: bool = True,
+    optimize: bool = False,
     callback: Callable[[PredictProgress], None] | None = None,
 ) -> np.ndarray:
     """Class probabilities of an image, predicted tile by tile and blended.
@@ -126,6 +128,10 @@ def predict_probabilities(
         Channel choice for multichannel images.
     amp : bool
         bf16/fp16 autocast on CUDA.
+    optimize : bool
+        On the CPU, run a frozen trace of the network compiled per tile shape
+        (see :func:`.runtime.compiled_for_shape`): pays off over many tiles or
+        images of one size.
     callback : callable, optional
         Called with each :class:`PredictProgress`.
 
@@ -138,5 +144,6 @@ def predict_probabilities(
     gen = iter_predict_probabilities(
         model, config, image, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
         device=device, diameter=diameter, channel=channel, channel_axis=channel_axis, amp=amp,
+        optimize=optimize,
     )  # fmt: skip
     return run_to_end(gen, callback)

@@ -6,7 +6,10 @@ registration and must stay light to import.
 
 from __future__ import annotations
 
+import itertools
 import os
+import warnings
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +103,38 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+# Frozen TorchScript versions of models, per input shape, valid while the weights are unchanged.
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _weights_fingerprint(model) -> tuple:
+    # In-place updates (an optimizer step, BatchNorm statistics) bump a tensor's _version.
+    return tuple((t.data_ptr(), t._version) for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+def compiled_for_shape(model, shape: tuple[int, ...]):
+    """``model`` traced at input ``shape``, frozen and optimised for CPU inference.
+
+    Freezing folds BatchNorm into the convolutions and fuses activations
+    (about a third less CPU time for the default network). Compiling costs a
+    few seconds per shape, so the result is cached for the model until its
+    weights change.
+    """
+    import torch
+
+    fingerprint = _weights_fingerprint(model)
+    entry = _COMPILED.get(model)
+    if entry is None or entry[0] != fingerprint:
+        entry = _COMPILED[model] = (fingerprint, {})
+    cache = entry[1]
+    if shape not in cache:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # tracer and deprecation warnings
+            traced = torch.jit.trace(model.eval(), torch.zeros(shape), check_trace=False)
+            cache[shape] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+    return cache[shape]
+
+
 class TileRunner:
     """Turns batches of normalised tiles into class probabilities.
 
@@ -117,9 +152,13 @@ class TileRunner:
         Move the model there; None keeps it where it is.
     amp : bool
         Mixed precision on CUDA (ignored on the CPU).
+    optimize : bool
+        On the CPU, run a frozen, optimised trace of the network per tile
+        shape (:func:`compiled_for_shape`): faster once compiled, so it pays
+        off over many tiles or images of one size.
     """
 
-    def __init__(self, model, loss: str, device: Any = None, amp: bool = True):
+    def __init__(self, model, loss: str, device: Any = None, amp: bool = True, optimize: bool = False):
         import torch
 
         from ..models.checkpoint import logits_to_probabilities
@@ -136,6 +175,7 @@ class TileRunner:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if self.cuda:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimize = optimize and self.device.type == "cpu"
 
     def default_batch_size(self) -> int:
         return 8 if self.cuda else 2
@@ -152,6 +192,8 @@ class TileRunner:
             if self.amp_dtype is not None:
                 with torch.autocast("cuda", dtype=self.amp_dtype):
                     logits = self.model(x)
+            elif self.optimize:
+                logits = compiled_for_shape(self.model, tuple(x.shape))(x)
             else:
                 logits = self.model(x)
             if logits.shape[-2:] != x.shape[-2:]:

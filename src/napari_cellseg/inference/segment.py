@@ -134,6 +134,7 @@ def iter_segment_image(
     translate: Sequence[float] | None = None,
     keep_probabilities: bool = True,
     amp: bool = True,
+    optimize: bool = False,
 ) -> Generator[PredictProgress, None, SegmentationResult]:
     """Generator version of :func:`segment_image`; returns the :class:`SegmentationResult`."""
     from .watershed import instances_from_probabilities
@@ -142,7 +143,7 @@ def iter_segment_image(
     scale = spatial_metadata(scale, layout, "scale")
     translate = spatial_metadata(translate, layout, "translate")
     params = watershed_params(config, params)
-    runner = make_runner(model, config, device, amp)
+    runner = make_runner(model, config, device, amp, optimize)
     estimate = diameter == 0
     factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap, params)
     if estimate:
@@ -206,7 +207,7 @@ def segment_image(
     **kwargs
         ``tile_size``, ``overlap``, ``batch_size``, ``device``, ``diameter``
         (0 = estimate), ``channel``, ``channel_axis``, ``scale``,
-        ``translate``, ``keep_probabilities``, ``amp``: see
+        ``translate``, ``keep_probabilities``, ``amp``, ``optimize``: see
         :func:`.predict.predict_probabilities`.
 
     Returns

@@ -41,6 +41,7 @@ def run_segment(args: argparse.Namespace) -> int:
         save_probabilities=args.save_probabilities,
         measurements=args.measurements,
         overwrite=args.overwrite,
+        optimize=args.optimize,
     )
     n_files = len(find_images(args.paths, exclude=out_dir))
     if n_files == 0:

@@ -99,7 +99,9 @@ def iter_predict_region(
         align = 1
     tiles = tile_grid(shape, tile_px, overlap_px, align)
     net_shape = (scaled_size(tiles[0].height, factor), scaled_size(tiles[0].width, factor))
-    batch_size = batch_size or runner.default_batch_size()
+    batch_size = min(batch_size or runner.default_batch_size(), len(tiles))
+    if getattr(runner, "optimize", False):  # one batch shape: one compilation
+        batch_size = max(b for b in range(1, batch_size + 1) if len(tiles) % b == 0)
     accumulated = np.zeros((3, *shape), np.float32)
     weights = np.zeros(shape, np.float32)
     windows: dict[tuple, np.ndarray] = {}
@@ -128,13 +130,13 @@ def iter_predict_region(
     return accumulated
 
 
-def make_runner(model, config, device: Any = None, amp: bool = True):
+def make_runner(model, config, device: Any = None, amp: bool = True, optimize: bool = False):
     """A :class:`~.runtime.TileRunner` for ``model`` (an existing runner is passed through)."""
     from .runtime import TileRunner
 
     if isinstance(model, TileRunner):
         return model
-    return TileRunner(model, config.loss, device=device, amp=amp)
+    return TileRunner(model, config.loss, device=device, amp=amp, optimize=optimize)
 
 
 def _with_plane(gen: Generator, plane: int, n_planes: int) -> Generator:

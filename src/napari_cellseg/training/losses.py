@@ -53,11 +53,16 @@ def _check_inputs(logits: torch.Tensor, target: torch.Tensor, channels: int, nam
         raise ValueError(f"{name}: target must be an integer class map (uint8/long), got {target.dtype}")
 
 
-def _weighted_mean(loss_sum: torch.Tensor, weight_sum: torch.Tensor, logits: torch.Tensor):
-    # An all-ignored batch has no valid pixel: return a zero that keeps the graph.
-    if float(weight_sum) == 0.0:
-        return logits.sum() * 0.0
-    return loss_sum / weight_sum
+def _at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    # Under AMP the logits may be bf16/fp16: compute the loss in float32.
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
+def _weighted_mean(loss_sum: torch.Tensor, weight_sum: torch.Tensor) -> torch.Tensor:
+    # An all-ignored batch (weight_sum 0, loss_sum 0) gives 0, not NaN; no GPU sync.
+    return loss_sum / weight_sum.clamp_min(1e-12)
 
 
 def weighted_cross_entropy(
@@ -90,6 +95,7 @@ def weighted_cross_entropy(
 
     n_classes = len(class_weights)
     _check_inputs(logits, target, n_classes, "weighted-ce")
+    logits = _at_least_float32(logits)
     target = target.long()
     valid = target != ignore_index
     bad = valid & ((target < 0) | (target >= n_classes))
@@ -103,7 +109,7 @@ def weighted_cross_entropy(
     safe_target = torch.where(valid, target, torch.zeros_like(target))
     log_p = F.log_softmax(logits, dim=1).gather(1, safe_target[:, None])[:, 0]
     pixel_weight = weights[safe_target] * valid
-    return _weighted_mean(-(pixel_weight * log_p).sum(), pixel_weight.sum(), logits)
+    return _weighted_mean(-(pixel_weight * log_p).sum(), pixel_weight.sum())
 
 
 def _weighted_bce_channel(
@@ -150,6 +156,7 @@ def weighted_binary_boundary_loss(
     import torch
 
     _check_inputs(logits, target, 2, "weighted-bce")
+    logits = _at_least_float32(logits)
     target = target.long()
     valid = target != ignore_index
     bad = valid & ((target < 0) | (target > 2))
@@ -167,7 +174,7 @@ def weighted_binary_boundary_loss(
     )
     for channel, (positive, weight) in enumerate(channels):
         loss_sum, weight_sum = _weighted_bce_channel(logits[:, channel], positive, validf, weight)
-        total = total + _weighted_mean(loss_sum, weight_sum, logits)
+        total = total + _weighted_mean(loss_sum, weight_sum)
     return total
 
 

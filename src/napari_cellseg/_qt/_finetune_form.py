@@ -1,0 +1,204 @@
+"""The settings of the Fine-tune panel: network surgery, loss, training, data (no logic)."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS
+from ..models.defaults import DEFAULT_M2_DEPTH, MAX_EXTRA_BLOCKS
+from ..training.config import LOSSES, TrainConfig
+from ._common import PathEdit
+
+AUGMENT_PRESETS = ("none", "light", "default", "strong")
+
+
+def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(low, high)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin
+
+
+def _double(
+    low: float, high: float, value: float, decimals: int, step: float, tip: str = ""
+) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setDecimals(decimals)
+    spin.setRange(low, high)
+    spin.setSingleStep(step)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin
+
+
+class FinetuneForm(QWidget):
+    """Every setting of a fine-tuning run; :meth:`values` gives them as TrainConfig fields.
+
+    The ``l`` / ``l_a`` / ``l_f`` spin boxes follow the chosen M2's depth
+    (:meth:`set_depth`): ``1 <= l <= depth``, ``1 <= l_a <= l + 2``, ``0 <= l_f <= l``.
+    """
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        defaults = TrainConfig()
+        self.depth = DEFAULT_M2_DEPTH
+        network = QGroupBox("Network (from the pretrained M2)")
+        form = QFormLayout(network)
+        self.m2_edit = PathEdit("dir", "default: ImageNet EfficientNet-Lite0 (bundled)")
+        self.m2_edit.setToolTip(
+            "The pretrained network to start from: empty for the default, or an M2 folder"
+        )
+        self.depth_label = QLabel("")
+        self.l_spin = _spin(1, self.depth, defaults.transfer_layers, "l: stages of M2 transferred")
+        self.la_spin = _spin(1, self.depth + MAX_EXTRA_BLOCKS, defaults.new_layers, "l_a: new decoder layers")
+        self.lf_spin = _spin(0, self.depth, defaults.frozen_layers, "l_f: transferred stages kept frozen")
+        form.addRow("M2", self.m2_edit)
+        form.addRow("", self.depth_label)
+        form.addRow("l (layers transferred)", self.l_spin)
+        form.addRow("l_a (new layers)", self.la_spin)
+        form.addRow("l_f (frozen layers)", self.lf_spin)
+        self.loss_combo = QComboBox()
+        self.loss_combo.addItems(list(LOSSES))
+        self.loss_combo.setToolTip(
+            "weighted-ce: softmax over background/boundary/interior; "
+            "weighted-bce: sigmoid foreground and boundary"
+        )
+        self.weight_spins = [
+            _double(0.01, 100.0, w, 2, 0.5, f"weight of the {name} class")
+            for w, name in zip(DEFAULT_CLASS_WEIGHTS, ("background", "boundary", "interior"))
+        ]
+        weights = QHBoxLayout()
+        for spin in self.weight_spins:
+            weights.addWidget(spin)
+        self.weights_label = QLabel("Class weights (bg / boundary / interior)")
+        self.boundary_spin = _double(
+            0.01, 100.0, DEFAULT_BOUNDARY_WEIGHT_BCE, 2, 0.5, "weight of the boundary term"
+        )
+        self.boundary_label = QLabel("Boundary weight")
+        form.addRow("Loss", self.loss_combo)
+        form.addRow(self.weights_label, weights)
+        form.addRow(self.boundary_label, self.boundary_spin)
+
+        training = QGroupBox("Training")
+        form = QFormLayout(training)
+        self.augment_combo = QComboBox()
+        self.augment_combo.addItems(list(AUGMENT_PRESETS))
+        self.augment_combo.setCurrentText(defaults.augment_preset)
+        self.augment_combo.setToolTip("Random crops, flips, rotations, stain and contrast changes")
+        self.epochs_spin = _spin(1, 10000, defaults.epochs, "passes; each is 'steps per epoch' batches")
+        self.steps_spin = _spin(1, 100000, defaults.steps_per_epoch, "optimizer steps per epoch")
+        self.batch_spin = _spin(1, 512, defaults.batch_size, "crops per step")
+        self.patch_spin = _spin(32, 2048, defaults.patch_size, "side of the square training crops, pixels")
+        self.patch_spin.setSingleStep(32)
+        self.lr_spin = _double(1e-6, 1.0, defaults.lr, 6, 1e-4, "AdamW learning rate")
+        form.addRow("Augmentation", self.augment_combo)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Steps per epoch", self.steps_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Crop size", self.patch_spin)
+        form.addRow("Learning rate", self.lr_spin)
+
+        data = QGroupBox("Data and output")
+        form = QFormLayout(data)
+        self.dataset_edit = PathEdit("dir", "dataset folder (Dataset panel)")
+        self.split_edit = PathEdit("open", "<dataset>/split.csv", "CSV (*.csv)")
+        self.out_edit = PathEdit("dir", "output model folder")
+        self.out_edit.setToolTip("Receives the best model, and last/ (the position for Resume)")
+        form.addRow("Dataset", self.dataset_edit)
+        form.addRow("Split file", self.split_edit)
+        form.addRow("Output model", self.out_edit)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for box in (network, training, data):
+            layout.addWidget(box)
+
+        self.l_spin.valueChanged.connect(self._l_changed)
+        self.loss_combo.currentTextChanged.connect(self._loss_changed)
+        self.set_depth(self.depth)
+        self._loss_changed(self.loss_combo.currentText())
+
+    def set_depth(self, depth: int) -> None:
+        """Bound ``l`` by the M2's depth (and ``l_a``, ``l_f`` by ``l``)."""
+        self.depth = int(depth)
+        self.l_spin.setRange(1, self.depth)
+        self.depth_label.setText(f"this M2 has {self.depth} stages: l from 1 to {self.depth}")
+        self._l_changed(self.l_spin.value())
+
+    def _l_changed(self, value: int) -> None:
+        self.la_spin.setRange(1, value + MAX_EXTRA_BLOCKS)
+        self.lf_spin.setRange(0, value)
+
+    def _loss_changed(self, loss: str) -> None:
+        ce = loss == "weighted-ce"
+        for widget in (self.weights_label, *self.weight_spins):
+            widget.setVisible(ce)
+        self.boundary_label.setVisible(not ce)
+        self.boundary_spin.setVisible(not ce)
+
+    def split_path(self):
+        """The split file: as given, else ``<dataset>/split.csv``."""
+        root = self.dataset_edit.path()
+        return self.split_edit.path() or (root / "split.csv" if root is not None else None)
+
+    def values(self) -> dict:
+        """The settings as :class:`TrainConfig` fields."""
+        root, split, out = self.dataset_edit.path(), self.split_path(), self.out_edit.path()
+        return dict(
+            data_dir=str(root) if root else "",
+            split_path=str(split) if split else None,
+            out_dir=str(out) if out else "",
+            m2=self.m2_edit.text() or "default",
+            transfer_layers=self.l_spin.value(),
+            new_layers=self.la_spin.value(),
+            frozen_layers=self.lf_spin.value(),
+            loss=self.loss_combo.currentText(),
+            class_weights=tuple(spin.value() for spin in self.weight_spins),
+            boundary_weight=self.boundary_spin.value(),
+            augment_preset=self.augment_combo.currentText(),
+            epochs=self.epochs_spin.value(),
+            steps_per_epoch=self.steps_spin.value(),
+            batch_size=self.batch_spin.value(),
+            patch_size=self.patch_spin.value(),
+            lr=self.lr_spin.value(),
+        )
+
+    def show_config(self, config: TrainConfig) -> None:
+        """Fill the form from a stored run (Resume)."""
+        self.m2_edit.edit.setText("" if config.m2 == "default" else config.m2)
+        self.l_spin.setValue(config.transfer_layers)
+        self.la_spin.setValue(config.new_layers)
+        self.lf_spin.setValue(config.frozen_layers)
+        self.loss_combo.setCurrentText(config.loss)
+        for spin, weight in zip(self.weight_spins, config.class_weights):
+            spin.setValue(weight)
+        self.boundary_spin.setValue(config.boundary_weight)
+        self.augment_combo.setCurrentText(config.augment_preset)
+        self.epochs_spin.setValue(config.epochs)
+        self.steps_spin.setValue(config.steps_per_epoch)
+        self.batch_spin.setValue(config.batch_size)
+        self.patch_spin.setValue(config.patch_size)
+        self.lr_spin.setValue(config.lr)
+
+    def changed_signals(self) -> list:
+        """Signals of the settings the time estimate depends on."""
+        spins = (
+            self.l_spin,
+            self.la_spin,
+            self.epochs_spin,
+            self.steps_spin,
+            self.batch_spin,
+            self.patch_spin,
+        )
+        return [spin.valueChanged for spin in spins]

@@ -1,0 +1,129 @@
+"""How long a fine-tuning run will take, and the device in plain words.
+
+On the CPU the estimate is ``planned crops / crops per second``. The rate is
+the one measured by the last run of the same network, crop size and thread
+count on this computer (kept in the settings file), else a configured
+figure scaled to the crop size and threads. The live ETA during training
+comes from the engine's own reports.
+
+No torch here except in :func:`probe_device`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .current_model import read_settings, update_settings
+from .training.config import TrainConfig
+
+# 256x256 crops per second of the default network (l=4, l_a=4, batch 8) on one
+# CPU thread, measured with the engine on a 2-core cloud VM (benchmarks/bench_gui_part2.py).
+REFERENCE_CPU_CROPS_PER_S = 1.5
+REFERENCE_PATCH = 256
+# Gain of each extra thread (convolutions do not scale perfectly).
+THREAD_EXPONENT = 0.7
+RATES_KEY = "cpu_training_rates"
+MAX_STORED_RATES = 20
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Planned training time on the CPU."""
+
+    seconds: float
+    crops_per_s: float
+    measured: bool  # the rate comes from an earlier run on this computer
+
+    @property
+    def minutes(self) -> int:
+        return max(1, math.ceil(self.seconds / 60))
+
+    def source(self) -> str:
+        how = (
+            "measured by an earlier run here" if self.measured else "configured figure, not measured here yet"
+        )
+        return f"{self.crops_per_s:.2g} crops/s ({how})"
+
+
+def planned_crops(config: TrainConfig) -> int:
+    return config.epochs * config.steps_per_epoch * config.batch_size
+
+
+def rate_signature(config: TrainConfig, threads: int) -> str:
+    """What the CPU speed depends on: M2, ``l``, ``l_a``, crop size, threads."""
+    return (
+        f"m2={config.m2}|l={config.transfer_layers}|l_a={config.new_layers}|"
+        f"patch={config.patch_size}|threads={threads}"
+    )
+
+
+def configured_crops_per_s(config: TrainConfig, threads: int) -> float:
+    """The reference rate scaled by crop area and threads."""
+    area = (REFERENCE_PATCH / config.patch_size) ** 2
+    return REFERENCE_CPU_CROPS_PER_S * area * max(1, threads) ** THREAD_EXPONENT
+
+
+def measured_crops_per_s(config: TrainConfig, threads: int) -> float | None:
+    rates = read_settings().get(RATES_KEY)
+    if not isinstance(rates, dict):
+        return None
+    value = rates.get(rate_signature(config, threads))
+    return float(value) if isinstance(value, int | float) and value > 0 else None
+
+
+def remember_crops_per_s(config: TrainConfig, threads: int, crops_per_s: float) -> None:
+    """Store a measured CPU rate for later estimates (the most recent few are kept)."""
+    if not crops_per_s > 0:
+        return
+    rates = read_settings().get(RATES_KEY)
+    rates = dict(rates) if isinstance(rates, dict) else {}
+    signature = rate_signature(config, threads)
+    rates.pop(signature, None)
+    rates[signature] = round(float(crops_per_s), 4)
+    while len(rates) > MAX_STORED_RATES:
+        rates.pop(next(iter(rates)))
+    try:
+        update_settings(**{RATES_KEY: rates})
+    except OSError:  # an estimate is not worth an error
+        pass
+
+
+def estimate_cpu(config: TrainConfig, threads: int | None = None) -> Estimate:
+    """Expected duration of ``config`` on the CPU (training steps; dev scoring adds a little)."""
+    threads = config.resolved_threads() if threads is None else threads
+    measured = measured_crops_per_s(config, threads)
+    rate = measured if measured is not None else configured_crops_per_s(config, threads)
+    return Estimate(planned_crops(config) / rate, rate, measured is not None)
+
+
+def format_duration(seconds: float) -> str:
+    """``"about 12 min"``, ``"about 3 h 10 min"``, ``"under a minute"``."""
+    if seconds < 60:
+        return "under a minute"
+    minutes = math.ceil(seconds / 60)
+    if minutes < 90:
+        return f"about {minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"about {hours} h {rest:02d} min"
+
+
+def device_text(kind: str, name: str, estimate: Estimate | None = None) -> str:
+    """``"GPU: <name>"`` or ``"CPU: slow, expect about N min"``."""
+    if kind in ("cuda", "mps"):
+        return f"GPU: {name}"
+    if estimate is None:
+        return "CPU: slow"
+    return f"CPU: slow, expect {format_duration(estimate.seconds)}"
+
+
+def probe_device() -> tuple[str, str]:
+    """``(kind, name)`` of the device training will use: ``cuda``, ``mps`` or ``cpu`` (imports torch)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda", torch.cuda.get_device_name(torch.cuda.current_device())
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps", "Apple GPU (MPS)"
+    return "cpu", "CPU"

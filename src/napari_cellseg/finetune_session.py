@@ -1,0 +1,332 @@
+"""Fine-tuning from the GUI: the run goes in a separate process; reports come back as dicts.
+
+Why a process: on a small machine the training loop (numpy augmentation,
+dev-set watershed) holds Python's GIL in bursts of hundreds of milliseconds,
+which freezes napari when it runs in a thread. In a spawned process with a
+lower priority, napari keeps the CPU it needs and the GUI thread only
+receives small report dicts.
+
+- :class:`TrainingProcess`: starts :func:`napari_cellseg.training.engine.train`
+  in a ``spawn`` process; :meth:`TrainingProcess.reports` is a generator of
+  the engine's report dataclasses (rebuilt from dicts) returning the
+  :class:`~napari_cellseg.training.reports.TrainResult`, as the engine does.
+  :meth:`~TrainingProcess.stop` asks for a clean stop (the engine saves its
+  position in ``out_dir/last`` so that Resume continues there);
+  :meth:`~TrainingProcess.kill` ends the process at once.
+- :func:`run_finetune`: the synchronous wrapper.
+- :func:`m2_depth`: stages of an M2 (the upper bound of ``l``).
+- Time estimates on the CPU are in :mod:`napari_cellseg.finetune_estimate`.
+
+No Qt or napari here; torch is imported only inside the training process
+(and by :func:`m2_depth` for an M2 of another architecture than the default).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import queue as queue_module
+import struct
+import threading
+import time
+import traceback
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+from .models.defaults import DEFAULT_ARCH, DEFAULT_M2_DEPTH
+from .training.config import TrainConfig
+from .training.reports import EpochReport, StartReport, StepReport, TrainResult
+
+logger = logging.getLogger(__name__)
+
+Report = StartReport | StepReport | EpochReport | TrainResult
+REPORT_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in (StartReport, StepReport, EpochReport, TrainResult)
+}
+# The training process runs at a lower priority: napari keeps the CPU it needs.
+TRAINING_NICENESS = 5
+# After a stop request, how long the process may take to save before it is killed.
+STOP_GRACE_S = 120.0
+
+
+class FinetuneError(ValueError):
+    """Training could not start or stopped on a problem the message explains."""
+
+
+class FinetuneCrash(RuntimeError):
+    """The training process failed unexpectedly (the message names the error)."""
+
+
+# --- the training process ------------------------------------------------------
+
+
+def _train_in_child(config: dict[str, Any], resume: bool, messages, stop, niceness: int) -> None:
+    """Entry point of the spawned process: run the engine, send every report as a dict."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in napari's terminal is the parent's
+    if niceness and hasattr(os, "nice"):
+        try:
+            os.nice(niceness)
+        except OSError:
+            pass
+    try:
+        from .training.engine import train
+
+        run = TrainConfig.from_dict(config)
+        for report in train(run, resume=resume, cancel=stop.is_set):
+            messages.put(("report", type(report).__name__, report.to_dict()))
+    except BaseException as err:  # every failure goes back to the GUI as a message
+        user = isinstance(err, ValueError | OSError | LookupError)
+        messages.put(("error", type(err).__name__, str(err), user, traceback.format_exc()))
+    else:
+        messages.put(("done",))
+    finally:
+        messages.close()
+        messages.join_thread()  # flush before the process exits
+
+
+def decode_report(name: str, data: dict[str, Any]) -> Report:
+    """A report dataclass from ``(type name, to_dict())``."""
+    try:
+        cls = REPORT_TYPES[name]
+    except KeyError:
+        raise FinetuneCrash(f"the training process sent an unknown report {name!r}") from None
+    return cls(**data)
+
+
+class TrainingProcess:
+    """One fine-tuning run of :func:`~napari_cellseg.training.engine.train` in a spawned process.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run (validated before the process starts).
+    resume : bool
+        Continue the run stored in ``config.out_dir/last``.
+    niceness : int
+        Added to the process's nice value (lower priority); 0 keeps it.
+
+    Examples
+    --------
+    >>> process = TrainingProcess(config)          # doctest: +SKIP
+    >>> for report in process.reports():            # doctest: +SKIP
+    ...     print(report)
+    """
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, niceness: int = TRAINING_NICENESS):
+        config.validate()
+        self.config = config
+        self.resume = resume
+        self.niceness = niceness
+        self._context = multiprocessing.get_context("spawn")
+        self._stop = self._context.Event()
+        self._messages = self._context.Queue()
+        self.process = None
+        self.result: TrainResult | None = None
+        self.killed = False
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.is_alive()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def start(self) -> None:
+        if self.process is not None:
+            raise RuntimeError("this training process was already started")
+        self.process = self._context.Process(
+            target=_train_in_child,
+            args=(self.config.to_dict(), self.resume, self._messages, self._stop, self.niceness),
+            name="napari-cellseg fine-tune",
+            daemon=True,  # never outlives napari
+        )
+        self.process.start()
+
+    def stop(self) -> None:
+        """Ask for a clean stop after the current step (the position is saved for Resume)."""
+        self._stop.set()
+
+    def kill(self) -> None:
+        """End the process now; ``out_dir/last`` keeps the last finished epoch."""
+        self._stop.set()
+        self.killed = True
+        if self.running:
+            self.process.terminate()
+            self.process.join(5)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join(5)
+
+    def reports(self, poll_s: float = 0.2) -> Generator[Report, None, TrainResult | None]:
+        """Start the run (if needed) and yield its reports as the engine does.
+
+        Returns
+        -------
+        TrainResult
+            Also yielded as the last report (``cancelled`` after :meth:`stop`).
+
+        Raises
+        ------
+        FinetuneError
+            The run could not start (bad dataset, split, settings...) or failed
+            on a problem its message explains.
+        FinetuneCrash
+            The process failed unexpectedly or died.
+        """
+        if self.process is None:
+            self.start()
+        finished = False
+        try:
+            while True:
+                message = self._next_message(poll_s)
+                if message is None:
+                    continue
+                if message[0] == "report":
+                    report = decode_report(message[1], message[2])
+                    if isinstance(report, TrainResult):
+                        self.result = report
+                    yield report
+                elif message[0] == "error":
+                    _, name, text, user, trace = message
+                    logger.error("fine-tuning process failed:\n%s", trace)
+                    raise (FinetuneError(text) if user else FinetuneCrash(f"{name}: {text}"))
+                else:  # "done"
+                    finished = True
+                    return self.result
+        finally:
+            if finished:
+                self.process.join(10)
+            else:  # closed early or failed: stop cleanly in the background
+                self._stop.set()
+                _drain_in_background(self.process, self._messages)
+
+    def _next_message(self, timeout: float):
+        try:
+            return self._messages.get(timeout=timeout)
+        except queue_module.Empty:
+            pass
+        if self.process.is_alive():
+            return None
+        try:  # it ended: its last words may still be in the pipe
+            return self._messages.get(timeout=1.0)
+        except queue_module.Empty:
+            if self.killed:  # stopped at once on purpose: no result
+                return ("done",)
+            raise FinetuneCrash(
+                f"the training process ended unexpectedly (exit code {self.process.exitcode}); "
+                "out of memory? The last finished epoch is in the output folder's last/ (Resume)"
+            ) from None
+
+
+def _drain_in_background(process, messages, grace_s: float = STOP_GRACE_S) -> None:
+    """Read a stopping process's messages until it exits (so it can flush), kill it after ``grace_s``."""
+
+    def drain() -> None:
+        deadline = time.monotonic() + grace_s
+        while process.is_alive() and time.monotonic() < deadline:
+            try:
+                messages.get(timeout=0.2)
+            except (queue_module.Empty, OSError, EOFError, ValueError):
+                pass
+        if process.is_alive():
+            logger.warning("the training process did not stop within %.0f s: killing it", grace_s)
+            process.kill()
+        process.join(5)
+
+    threading.Thread(target=drain, name="napari-cellseg fine-tune drain", daemon=True).start()
+
+
+def run_finetune(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    callback: Callable[[Report], None] | None = None,
+    niceness: int = TRAINING_NICENESS,
+) -> TrainResult | None:
+    """Synchronous :meth:`TrainingProcess.reports`; ``callback`` gets each report."""
+    generator = TrainingProcess(config, resume=resume, niceness=niceness).reports()
+    while True:
+        try:
+            report = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        if callback is not None:
+            callback(report)
+
+
+# --- M2 depth (the range of l) ------------------------------------------------
+
+
+def _safetensors_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file, read from its header (no torch)."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) != 8:
+            raise ValueError(f"{path}: not a safetensors file (shorter than its 8-byte header size)")
+        (size,) = struct.unpack("<Q", head)
+        if size > 100 << 20:
+            raise ValueError(f"{path}: not a safetensors file (header size {size} bytes)")
+        try:
+            header = json.loads(fh.read(size))
+        except ValueError:
+            raise ValueError(f"{path}: not a safetensors file (its header is not JSON)") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def m2_arch(m2: str | os.PathLike) -> str:
+    """The timm architecture an M2 checkpoint names (folder or ``.safetensors`` file).
+
+    Raises
+    ------
+    ValueError
+        If the path does not exist or does not name its architecture.
+    """
+    from .models.m2 import M2_CONFIG, SAFETENSORS_CONFIG_KEY
+
+    path = Path(m2).expanduser()
+    if path.is_dir():
+        config_path = path / M2_CONFIG
+        if not config_path.is_file():
+            raise ValueError(f"{path}: not an M2 folder ({M2_CONFIG} is missing)")
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+    elif path.is_file():
+        text = (
+            _safetensors_metadata(path).get(SAFETENSORS_CONFIG_KEY) if path.suffix == ".safetensors" else None
+        )
+        if not text:
+            raise ValueError(
+                f"{path}: this file does not name its architecture; choose an M2 folder or a "
+                ".safetensors file written by `napari-cellseg pretrain`"
+            )
+        data = json.loads(text)
+    else:
+        raise ValueError(f"{path}: no such M2 checkpoint (file or folder)")
+    arch = data.get("arch") if isinstance(data, dict) else None
+    if not isinstance(arch, str) or not arch:
+        raise ValueError(f"{path}: the M2 config names no architecture ('arch')")
+    return arch
+
+
+def m2_depth(m2: str | os.PathLike | None = "default") -> int:
+    """Number of transferable stages of an M2: ``l`` ranges over ``1..depth``.
+
+    The default M2 needs no torch; another architecture is built (random
+    weights, nothing downloaded) to count its stages.
+    """
+    if m2 is None or str(m2) in ("", "default"):
+        return DEFAULT_M2_DEPTH
+    arch = m2_arch(m2)
+    if arch == DEFAULT_ARCH:
+        return DEFAULT_M2_DEPTH
+    from .models.m2 import build_classifier
+    from .models.stages import split_stages
+
+    stages, _ = split_stages(build_classifier(arch, 0), arch)
+    return len(stages)

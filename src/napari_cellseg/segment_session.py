@@ -1,0 +1,184 @@
+"""Qt-free logic behind one-click segmentation (the Segment panel and the layer menu).
+
+- :func:`iter_segment_one_click`: load the current model (cached while its
+  files are unchanged), segment one image, keep the class probabilities;
+  a generator of progress reports returning a
+  :class:`~napari_cellseg.inference.segment.SegmentationResult`.
+- :func:`watershed_again`: instances from stored probabilities with other
+  watershed settings (what the sliders do), for one plane or a stack.
+- :func:`initial_watershed`: the settings a model's config stores, else the defaults.
+
+torch is imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Generator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .current_model import NO_MODEL_HELP, check_model_dir, model_watershed
+from .inference.tiled import PredictProgress
+from .inference.watershed import WatershedParams, check_probabilities, instances_from_probabilities
+
+# The watershed settings the sliders change.
+SLIDER_FIELDS = ("interior_threshold", "boundary_weight", "min_size")
+
+_cache_lock = threading.Lock()
+_cached: dict[str, Any] = {}
+
+
+def _files_key(directory: Path) -> tuple:
+    return tuple(
+        (name, (directory / name).stat().st_mtime_ns, (directory / name).stat().st_size)
+        for name in ("config.json", "model.safetensors")
+    )
+
+
+def load_model_cached(directory: str | os.PathLike, device: Any = "auto"):
+    """``(model, config)`` of a model folder; reused while its two files are unchanged.
+
+    Raises
+    ------
+    ValueError
+        If ``directory`` is not a model folder.
+    ModelLoadError
+        If its files are corrupt or do not match.
+    """
+    from .inference.runtime import resolve_model
+
+    path = check_model_dir(directory)
+    key = (str(path), _files_key(path), str(device))
+    with _cache_lock:
+        if _cached.get("key") == key:
+            return _cached["model"], _cached["config"]
+    model, config = resolve_model(path, device=device)
+    with _cache_lock:
+        _cached.update(key=key, model=model, config=config)
+    return model, config
+
+
+def clear_model_cache() -> None:
+    with _cache_lock:
+        _cached.clear()
+
+
+def initial_watershed(model_dir: str | os.PathLike | None) -> WatershedParams:
+    """The model's tuned watershed settings (``config.json``'s ``watershed``), else the defaults."""
+    stored = model_watershed(model_dir)
+    try:
+        return WatershedParams.from_dict(stored) if stored else WatershedParams()
+    except ValueError:  # a bad stored value: the defaults still segment
+        return WatershedParams()
+
+
+def with_slider_values(params: WatershedParams, values: Mapping[str, float]) -> WatershedParams:
+    """``params`` with the slider settings (interior threshold, boundary weight, min size) replaced."""
+    unknown = sorted(set(values) - set(SLIDER_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown watershed slider(s) {unknown}; sliders are {list(SLIDER_FIELDS)}")
+    changes: dict[str, Any] = dict(values)
+    if "min_size" in changes:
+        changes["min_size"] = round(changes["min_size"])
+    return replace(params, **changes)
+
+
+def image_plane_data(data: Any, *, rgb: bool, multiscale: bool = False) -> Any:
+    """The array to segment from a napari image layer's data (level 0 of a pyramid).
+
+    Raises
+    ------
+    ValueError
+        If it is not a 2D grey image, an RGB(A) image, or a stack of either.
+    """
+    if multiscale:
+        data = data[0]
+    shape = tuple(getattr(data, "shape", ()))
+    spatial = len(shape) - (1 if rgb else 0)
+    if spatial not in (2, 3):
+        kind = "RGB image" if rgb else "image"
+        raise ValueError(
+            f"this {kind} has shape {shape}: one-click segmentation takes a 2D image (H, W), "
+            "an RGB image (H, W, 3) or a stack of 2D planes (Z, H, W)"
+        )
+    return data
+
+
+def iter_segment_one_click(
+    image: Any,
+    model_dir: str | os.PathLike | None,
+    params: WatershedParams | None = None,
+    *,
+    rgb: bool = False,
+    scale=None,
+    translate=None,
+) -> Generator[PredictProgress, None, Any]:
+    """Segment ``image`` with the model in ``model_dir``, keeping the probabilities.
+
+    Parameters
+    ----------
+    image : array_like
+        ``(H, W)``, ``(H, W, 3)`` with ``rgb``, or a stack of planes.
+    model_dir : path or None
+        The model folder; None means there is no model (a clear error).
+    params : WatershedParams, optional
+        Default: the model's stored watershed settings.
+    rgb : bool
+        The last axis holds RGB(A) channels.
+    scale, translate : sequence of float, optional
+        Kept on the result (the image layer's).
+
+    Yields
+    ------
+    PredictProgress
+        ``stage`` ``"model"`` while loading, then the prediction's reports.
+
+    Returns
+    -------
+    SegmentationResult
+        ``labels``, float32 ``probabilities`` (3, ...) and the settings used.
+
+    Raises
+    ------
+    ValueError
+        If there is no model or the image has an unsupported shape or dtype.
+    """
+    from .inference.segment import iter_segment_image
+
+    if model_dir is None:
+        raise ValueError(NO_MODEL_HELP)
+    yield PredictProgress("model", 0, 1)
+    model, config = load_model_cached(model_dir)
+    yield PredictProgress("model", 1, 1)
+    return (
+        yield from iter_segment_image(
+            model, config, image, params, channel_axis=-1 if rgb else None,
+            scale=scale, translate=translate, keep_probabilities=True,
+        )
+    )  # fmt: skip
+
+
+def watershed_again(probabilities: np.ndarray, params: WatershedParams) -> np.ndarray:
+    """Instances from stored probabilities: ``(3, H, W)``, or ``(3, Z, H, W)`` plane by plane.
+
+    A stack's planes get consecutive ids (as one-click segmentation numbers them).
+    """
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim == 3:
+        return instances_from_probabilities(probabilities, params)
+    if probabilities.ndim != 4 or probabilities.shape[0] != 3:
+        check_probabilities(probabilities)  # raises with the shape in the message
+    planes = []
+    offset = 0
+    for index in range(probabilities.shape[1]):
+        plane = instances_from_probabilities(probabilities[:, index], params).astype(np.uint32)
+        plane[plane > 0] += offset
+        offset = max(offset, int(plane.max()))
+        planes.append(plane)
+    labels = np.stack(planes)
+    return labels.astype(np.uint16) if offset <= np.iinfo(np.uint16).max else labels
