@@ -12,7 +12,7 @@ memory (``VmHWM`` from /proc/self/status; tracemalloc does not see torch):
 
 Usage::
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_big_image.py [--size 10000] [--what pipeline watershed]
+    OMP_NUM_THREADS=2 python benchmarks/bench_big_image.py [--size 10000] [--what pipeline watershed] [--optimize]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def tiled(pieces: list[np.ndarray], size: int, axis0: int = 0) -> np.ndarray:
     return np.ascontiguousarray(out[tuple(index)])
 
 
-def run_pipeline(size: int, workdir: Path, tile: int, block: int) -> dict:
+def run_pipeline(size: int, workdir: Path, tile: int, block: int, optimize: bool) -> dict:
     import torch
 
     from napari_cellseg.inference.big import segment_big
@@ -73,8 +73,9 @@ def run_pipeline(size: int, workdir: Path, tile: int, block: int) -> dict:
             last[0] = now
 
     result = segment_big(
-        model, config, image, workdir / "labels.zarr", block_size=block, tile_size=tile, callback=progress
-    )
+        model, config, image, workdir / "labels.zarr", block_size=block, tile_size=tile,
+        optimize=optimize, callback=progress,
+    )  # fmt: skip
     return {
         "seconds": time.perf_counter() - start,
         "n_instances": result.n_instances,
@@ -114,7 +115,7 @@ def child(args) -> None:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="bench-big-", dir=args.workdir) as tmp:
         if args.child == "pipeline":
-            figures = run_pipeline(args.size, Path(tmp), args.tile, args.block)
+            figures = run_pipeline(args.size, Path(tmp), args.tile, args.block, args.optimize)
         else:
             figures = run_watershed(args.size, Path(tmp), args.block)
     figures["peak_rss_mb"] = peak_rss_mb()
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--block", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--optimize", action="store_true", help="compiled network (CPU)")
     parser.add_argument("--workdir", default=None, help="where the zarr outputs go (default: system temp)")
     parser.add_argument("--child", choices=("pipeline", "watershed"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -142,6 +144,8 @@ def main() -> None:
             sys.executable, __file__, "--child", what, "--size", str(args.size), "--tile", str(args.tile),
             "--block", str(args.block), "--threads", str(args.threads),
         ]  # fmt: skip
+        if args.optimize:
+            command.append("--optimize")
         if args.workdir:
             command += ["--workdir", args.workdir]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout

@@ -2,12 +2,13 @@
 
 Why a process: on a small machine the training loop (numpy augmentation,
 dev-set watershed) holds Python's GIL in bursts of hundreds of milliseconds,
-which freezes napari when it runs in a thread. In a spawned process with a
+which freezes napari when it runs in a thread. In another process with a
 lower priority, napari keeps the CPU it needs and the GUI thread only
-receives small report dicts.
+receives small report dicts. Processes come from a fork server that has
+imported torch once (:func:`warm_up`), so a run starts at once.
 
 - :class:`TrainingProcess`: starts :func:`napari_cellseg.training.engine.train`
-  in a ``spawn`` process; :meth:`TrainingProcess.reports` is a generator of
+  in a new process; :meth:`TrainingProcess.reports` is a generator of
   the engine's report dataclasses (rebuilt from dicts) returning the
   :class:`~napari_cellseg.training.reports.TrainResult`, as the engine does.
   :meth:`~TrainingProcess.stop` asks for a clean stop (the engine saves its
@@ -50,6 +51,10 @@ REPORT_TYPES: dict[str, type] = {
 TRAINING_NICENESS = 5
 # After a stop request, how long the process may take to save before it is killed.
 STOP_GRACE_S = 120.0
+# Imported once by the fork server, so that every run starts at once instead of
+# spending ~10 s importing torch and timm (see warm_up).
+PRELOAD = ("torch", "timm", "cv2", "skimage.segmentation", "napari_cellseg.models.surgery",
+           "napari_cellseg.training.engine")  # fmt: skip
 
 
 class FinetuneError(ValueError):
@@ -61,6 +66,33 @@ class FinetuneCrash(RuntimeError):
 
 
 # --- the training process ------------------------------------------------------
+
+
+def training_context():
+    """``forkserver`` with :data:`PRELOAD` where available (Linux, macOS), else ``spawn``.
+
+    Training processes never fork napari itself (Qt and OpenGL do not survive
+    a fork): they fork from a small server process started fresh, which has
+    imported only torch, timm and the training engine.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(PRELOAD))
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def warm_up() -> bool:
+    """Start the fork server now: it imports torch in its own process while the user fills the form.
+
+    Returns False where there is no fork server (Windows: each run imports torch itself).
+    """
+    if training_context().get_start_method() != "forkserver":
+        return False
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
+    return True
 
 
 def _train_in_child(config: dict[str, Any], resume: bool, messages, stop, niceness: int) -> None:
@@ -122,7 +154,7 @@ class TrainingProcess:
         self.config = config
         self.resume = resume
         self.niceness = niceness
-        self._context = multiprocessing.get_context("spawn")
+        self._context = training_context()
         self._stop = self._context.Event()
         self._messages = self._context.Queue()
         self.process = None

@@ -1,7 +1,8 @@
 """The Fine-tune dock widget: train a segmentation network from M2 and watch it learn.
 
 The run goes in a separate process (:mod:`napari_cellseg.finetune_session`):
-napari stays responsive however busy the training is. Its reports come back
+napari stays responsive however busy the training is; the process server
+is warmed up when the panel opens, so Start responds at once. Its reports come back
 through a thread worker (``run_task``) and drive the progress bar, the ETA
 and the live plot. Stop asks the run to save its position (Resume continues
 there; a second click stops at once). When a run ends, its best model
@@ -25,7 +26,7 @@ from ..finetune_estimate import (
     probe_device,
     remember_crops_per_s,
 )
-from ..finetune_session import TrainingProcess, m2_depth
+from ..finetune_session import TrainingProcess, m2_depth, warm_up
 from ..models.defaults import DEFAULT_M2_DEPTH
 from ..training.checkpoints import LAST_DIR, TRAIN_CONFIG, has_last
 from ..training.config import RUNTIME_FIELDS, TrainConfig
@@ -39,6 +40,21 @@ from ._workers import run_task
 def _stop_quietly(process: TrainingProcess) -> None:
     """The panel is gone: let the run save its position and end."""
     process.stop()
+
+
+def _while_shown(method):
+    """Drop a report that arrives after the panel was deleted (napari closing mid-run)."""
+
+    @functools.wraps(method)
+    def guarded(self, *args):
+        try:
+            return method(self, *args)
+        except RuntimeError as err:
+            if "has been deleted" not in str(err):
+                raise
+            return None
+
+    return guarded
 
 
 class FinetuneWidget(TaskPanel):
@@ -106,6 +122,10 @@ class FinetuneWidget(TaskPanel):
             probe_device, title="Find the training device", show_progress=False,
             on_result=self._device_found,
         )  # fmt: skip
+        try:
+            warm_up()  # the fork server imports torch now, in its own process: Start is then instant
+        except OSError as err:  # training still works, each run imports torch itself
+            self.say(f"could not prepare the training process early: {err}", error=True)
         self._update_buttons()
         self.say("Choose the dataset and an output folder, then Start.")
 
@@ -259,6 +279,7 @@ class FinetuneWidget(TaskPanel):
 
     # --- reports ----------------------------------------------------------------
 
+    @_while_shown
     def _on_report(self, report) -> None:
         if isinstance(report, StartReport):
             self.threads = report.threads
@@ -292,6 +313,7 @@ class FinetuneWidget(TaskPanel):
                 f"Epoch {report.epoch}/{report.epochs}: loss {report.train_loss:.4f}{score}{best}{saved}."
             )
 
+    @_while_shown
     def _on_result(self, result: TrainResult | None) -> None:
         self.result = result
         process = self.process
@@ -313,6 +335,7 @@ class FinetuneWidget(TaskPanel):
             f"{result.score_name} {best} at epoch {result.best_epoch}. Segment now uses {path}."
         )
 
+    @_while_shown
     def _finished(self) -> None:
         self.stop_button.setEnabled(False)
         self.stop_button.setText("Stop")

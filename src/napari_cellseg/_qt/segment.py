@@ -17,7 +17,7 @@ import weakref
 
 import numpy as np
 from napari.viewer import Viewer
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtGui import QFont
 from qtpy.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QLabel, QPushButton
 from superqt import QLabeledDoubleSlider, QLabeledSlider
@@ -60,7 +60,7 @@ def segment_selected_layer(viewer: Viewer) -> None:
 
 def _slider(kind, low: float, high: float, tip: str):
     slider = kind()
-    slider.setOrientation(1)  # Qt.Horizontal
+    slider.setOrientation(Qt.Orientation.Horizontal)
     slider.setRange(low, high)
     slider.setToolTip(tip)
     return slider

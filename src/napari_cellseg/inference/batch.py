@@ -232,21 +232,6 @@ def _segment_big_in_memory(model, config, image, outputs, kwargs):
     return labels, probabilities, metadata
 
 
-def _client(scheduler: Any, workers: int | None):
-    """A distributed Client from ``"local"``, an address, or a Client/LocalCluster."""
-    from distributed import Client, LocalCluster
-
-    if isinstance(scheduler, Client):
-        return scheduler, False
-    if isinstance(scheduler, LocalCluster):
-        return Client(scheduler), True
-    if scheduler == "local":
-        n = workers or max(1, (os.cpu_count() or 2) // 2)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-        return Client(cluster), True
-    return Client(scheduler), True
-
-
 def iter_segment_files(
     paths: Iterable[str | os.PathLike],
     model_dir: str | os.PathLike,
@@ -297,37 +282,10 @@ def iter_segment_files(
             summary.reports.append(report)
             yield report
         return summary
-    yield from _run_on_dask(todo, model_dir, out_dir, options, scheduler, workers, summary)
+    from .batch_dask import run_on_dask
+
+    yield from run_on_dask(todo, model_dir, out_dir, options, scheduler, workers, summary)
     return summary
-
-
-def _run_on_dask(todo, model_dir, out_dir, options, scheduler, workers, summary):
-    from distributed import as_completed
-
-    client, owned = _client(scheduler, workers)
-    try:
-        if owned and options.torch_threads is None:
-            n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-            options = SegmentOptions.from_dict({**options.to_dict(), "torch_threads": max(1, (os.cpu_count() or 1) // n_workers)})  # fmt: skip
-        payload = options.to_dict()
-        futures = {
-            client.submit(segment_file, str(p), str(Path(model_dir).resolve()), str(out_dir.resolve()), payload, pure=False): p
-            for p in todo
-        }  # fmt: skip
-        for future in as_completed(futures):
-            path = futures[future]
-            try:
-                report = future.result()
-            except Exception as err:  # a worker died or could not run the task
-                report = FileReport(str(path), path.stem, "failed", f"{path}: worker error {type(err).__name__}: {err}")  # fmt: skip
-            summary.reports.append(report)
-            yield report
-    finally:
-        if owned:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
 
 
 def segment_files(

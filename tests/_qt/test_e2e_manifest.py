@@ -1,0 +1,59 @@
+"""End to end through the plugin manifest: sample -> Segment panel -> button -> layers; the layer menu."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellseg import current_model
+
+COMMAND = "napari-cellseg.segment_selected_layer"
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setattr(current_model, "_current", None)
+    monkeypatch.setattr(current_model, "_listeners", [])
+
+
+def test_sample_segment_button_layers(make_napari_viewer, tiny_model_dir, wait_for_job):
+    current_model.set_current_model(tiny_model_dir)
+    viewer = make_napari_viewer()
+    image, mask = viewer.open_sample("napari-cellseg", "c_histology_1")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    assert widget.image_combo.currentText() == image.name
+    widget.segment_button.click()
+    task = wait_for_job(widget, timeout=60000)
+    assert task.error is None
+    names = [layer.name for layer in viewer.layers]
+    assert names == [
+        image.name,
+        mask.name,
+        f"{image.name} boundary probability",
+        f"{image.name} segmented cells",
+    ]
+    cells = viewer.layers[f"{image.name} segmented cells"]
+    assert type(cells).__name__ == "Labels" and cells.data.shape == mask.data.shape
+    assert cells.metadata["microscope"] == "C" and cells.metadata["model"] == str(tiny_model_dir.resolve())
+    assert type(viewer.layers[f"{image.name} boundary probability"]).__name__ == "Image"
+    assert f"cells in {image.name!r}" in widget.message.text()
+
+
+def test_layer_menu_command_segments_the_selected_layer(make_napari_viewer, tiny_model_dir, qtbot):
+    from napari._app_model import get_app_model
+
+    current_model.set_current_model(tiny_model_dir)
+    viewer = make_napari_viewer()
+    image, _ = viewer.open_sample("napari-cellseg", "c_histology_2")
+    viewer.layers.selection.active = image
+    app = get_app_model()
+    menu = [
+        item.command.id for item in app.menus.get_menu("napari/layers/segment") if hasattr(item, "command")
+    ]
+    assert COMMAND in menu
+    app.commands.execute_command(COMMAND).result()
+    qtbot.waitUntil(lambda: f"{image.name} segmented cells" in viewer.layers, timeout=60000)
+    cells = viewer.layers[f"{image.name} segmented cells"]
+    assert cells.data.shape == image.data.shape[:2] and np.asarray(cells.data).max() >= 0
+    assert any(type(w).__name__ == "SegmentWidget" for w in viewer.window.dock_widgets.values())

@@ -1,0 +1,176 @@
+"""The Fine-tune dock widget in a real napari viewer: bounds, estimate, live run, Stop, Resume.
+
+Training runs in a spawned process (about 10 s to import torch and timm on a
+loaded 2-core machine), so the run tests are the slowest of the widget tier.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+import pytest
+
+from napari_cellseg import current_model
+from napari_cellseg.data.dataset import CellDataset
+from napari_cellseg.data.splitfile import write_split
+from napari_cellseg.finetune_estimate import estimate_cpu, format_duration
+from napari_cellseg.training.checkpoints import has_last
+
+DEV_ID = "c_histology_2_crop0"  # a small C crop: cheap dev scoring
+TICK_MS = 50
+MAX_GAP_MS = 200
+TRAIN_SECONDS = 5.0
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setattr(current_model, "_current", None)
+    monkeypatch.setattr(current_model, "_listeners", [])
+
+
+@pytest.fixture
+def split_dataset(tiny_dataset):
+    """The tiny dataset with ``split.csv``: one C crop for dev, the rest train."""
+    dataset = CellDataset.open(tiny_dataset)
+    write_split(tiny_dataset / "split.csv", {i: "dev" if i == DEV_ID else "train" for i in dataset.ids})
+    return tiny_dataset
+
+
+def _dock(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Fine-tune")
+    return viewer, widget
+
+
+def _tiny_settings(widget, root, out, epochs: int, steps: int) -> None:
+    form = widget.form
+    form.dataset_edit.setText(str(root))
+    form.out_edit.setText(str(out))
+    form.l_spin.setValue(2)
+    form.la_spin.setValue(2)
+    form.patch_spin.setValue(64)
+    form.batch_spin.setValue(4)
+    form.augment_combo.setCurrentText("light")
+    form.epochs_spin.setValue(epochs)
+    form.steps_spin.setValue(steps)
+
+
+def test_bounds_follow_the_m2_and_the_estimate_is_computed(make_napari_viewer, qtbot, tmp_path):
+    from napari_cellseg.models.m2 import M2Config, build_classifier, save_m2
+
+    _viewer, widget = _dock(make_napari_viewer)
+    form = widget.form
+    assert form.l_spin.maximum() == 5 and form.l_spin.value() == 4  # default M2 (EfficientNet-Lite0)
+    form.l_spin.setValue(2)
+    assert (form.la_spin.maximum(), form.lf_spin.maximum()) == (4, 2)
+    form.lf_spin.setValue(2)
+    form.l_spin.setValue(1)
+    assert form.lf_spin.value() == 1  # l_f <= l holds when l shrinks
+    qtbot.waitUntil(lambda: widget.device_kind is not None, timeout=60000)
+    assert widget.device_label.text().startswith("CPU: slow, expect ")  # no GPU in the test machine
+    form.epochs_spin.setValue(7)
+    expected = estimate_cpu(widget.config_draft())
+    assert widget.device_label.text() == f"CPU: slow, expect {format_duration(expected.seconds)}"
+    form.epochs_spin.setValue(70)  # ten times the steps: the estimate grows
+    assert estimate_cpu(widget.config_draft()).seconds == pytest.approx(10 * expected.seconds)
+
+    model = build_classifier("mobilenetv3_small_050", 0)
+    m2_dir = save_m2(tmp_path / "m2", model, M2Config(arch="mobilenetv3_small_050", num_classes=0))
+    form.m2_edit.setText(str(m2_dir))
+    qtbot.waitUntil(lambda: "stages" in form.depth_label.text(), timeout=30000)
+    from napari_cellseg.models.stages import split_stages
+
+    depth = len(split_stages(model, "mobilenetv3_small_050")[0])
+    assert form.l_spin.maximum() == depth and f"{depth} stages" in form.depth_label.text()
+
+
+def test_bad_settings_are_refused_before_any_process(make_napari_viewer, tmp_path):
+    _viewer, widget = _dock(make_napari_viewer)
+    widget.start_button.click()
+    assert widget.process is None and widget.task is None
+    assert "choose the dataset folder" in widget.message.text()
+    widget.form.dataset_edit.setText(str(tmp_path))  # not a dataset
+    assert str(tmp_path / "models") in widget.form.out_edit.text()  # an output folder is proposed
+    widget.start_button.click()
+    assert "not a dataset folder (no manifest.csv)" in widget.message.text() and widget.process is None
+    assert not widget.resume_button.isEnabled()
+
+
+def test_live_run_keeps_napari_responsive_then_stop_and_resume(
+    make_napari_viewer, qtbot, split_dataset, tmp_path, wait_for_job
+):
+    from qtpy.QtCore import QTimer
+
+    _viewer, widget = _dock(make_napari_viewer)
+    out = tmp_path / "model"
+    _tiny_settings(widget, split_dataset, out, epochs=40, steps=25)
+    ticks: list[tuple[float, bool]] = []  # (time, training has produced a step)
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append((time.perf_counter(), widget.last_step is not None)))
+    timer.start(TICK_MS)
+    try:
+        widget.start_button.click()
+        assert widget.busy and widget.stop_button.isEnabled() and not widget.start_button.isEnabled()
+
+        def trained_long_enough() -> bool:
+            training = [t for t, stepping in ticks if stepping]
+            return bool(training) and training[-1] - training[0] >= TRAIN_SECONDS and bool(widget.plot.epochs)
+
+        qtbot.waitUntil(trained_long_enough, timeout=120000)
+        timer.stop()
+        training = [t for t, stepping in ticks if stepping]
+        gaps_ms = [1000 * (b - a) for a, b in itertools.pairwise(training)]
+        print(f"\n{len(gaps_ms)} ticks over {training[-1] - training[0]:.1f} s of training: "
+              f"largest gap {max(gaps_ms):.0f} ms")  # fmt: skip
+        assert max(gaps_ms) < MAX_GAP_MS
+        assert widget.progress_bar.value() > 0 and widget.progress_bar.maximum() == 40 * 25
+        assert "left" in widget.eta_label.text() and "crops/s" in widget.eta_label.text()
+        assert widget.plot.epochs[0] == 1 and all(math.isfinite(v) for v in widget.plot.losses)
+        assert widget.plot.scores[0] is not None  # the dev image was scored
+
+        widget.stop_button.click()
+        assert widget.stop_button.text() == "Stop now"
+        task = wait_for_job(widget, timeout=60000)
+        assert task.error is None and widget.result.cancelled
+        assert (
+            has_last(out) and widget.resume_button.isEnabled() and "Resume continues" in widget.message.text()
+        )
+        assert current_model.get_current_model_dir(default=False) is None  # a stopped run is not made current
+        done = widget.result.epochs_done
+        step = widget.last_step.global_step
+
+        widget.form.epochs_spin.setValue(1)  # Resume takes the stored run's settings, not the form's
+        widget.resume_button.click()
+        assert widget.form.epochs_spin.value() == 40
+        qtbot.waitUntil(
+            lambda: widget.last_step is not None and widget.last_step.global_step > step, timeout=60000
+        )
+        assert len(widget.plot.epochs) >= done  # the stored history is shown again
+        widget.stop_button.click()
+        widget.stop_button.click()  # "Stop now": ends the process at once
+        wait_for_job(widget, timeout=30000)
+        assert widget.result is None and "Stopped at once" in widget.message.text()
+        assert not widget.process.running and has_last(out)
+
+    finally:  # a failed check must not leave a training process behind
+        if widget.process is not None:
+            widget.process.kill()
+
+
+def test_a_finished_run_becomes_the_current_model(make_napari_viewer, split_dataset, tmp_path, wait_for_job):
+    viewer, widget = _dock(make_napari_viewer)
+    _, segment = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    out = tmp_path / "finished"
+    _tiny_settings(widget, split_dataset, out, epochs=1, steps=2)
+    widget.start_button.click()
+    task = wait_for_job(widget, timeout=120000)
+    assert task.error is None and not widget.result.cancelled and widget.result.epochs_done == 1
+    assert current_model.get_current_model_dir() == out.resolve()
+    assert current_model.read_settings()["current_model"] == str(out.resolve())  # kept after a restart
+    assert "Segment now uses" in widget.message.text()
+    assert out.name in segment.model_label.text()  # the Segment panel follows
+    assert widget.plot.epochs == [1] and widget.progress_bar.value() == 2
+    assert widget.start_button.isEnabled() and widget.use_button.isEnabled()
