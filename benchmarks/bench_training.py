@@ -65,13 +65,19 @@ def _run(config):
     return build_run(config, DistributedContext())
 
 
-def _median_rate(fn, items: int, runs: int) -> float:
-    rates = []
+def _interleaved(conditions: dict, runs: int) -> dict:
+    """Median rate per condition; runs alternate conditions so that load changes hit all alike."""
+    rates: dict = {name: [] for name in conditions}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        rates.append(items / (time.perf_counter() - start))
-    return statistics.median(rates)
+        for name, measure in conditions.items():
+            rates[name].append(measure())
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def _timed(fn, items: int) -> float:
+    start = time.perf_counter()
+    fn()
+    return items / (time.perf_counter() - start)
 
 
 def throughput(args) -> None:
@@ -84,60 +90,62 @@ def throughput(args) -> None:
 
     data_dir, split = _data(args)
     batch, patch = args.batch_size, 256
-    print(f"data {data_dir}, split {split}; crops {patch}x{patch}, batch {batch}, median of {args.runs} runs")
-    for preset in ("default", "none"):
-        config = TrainConfig(
-            data_dir=data_dir, split_path=split, out_dir=str(Path(args.workdir) / "unused"),
-            patch_size=patch, batch_size=batch, augment_preset=preset, num_threads=1, transfer_layers=4,
-        )  # fmt: skip
-        run = _run(config)
-        cv2.setNumThreads(1)
-        start = time.perf_counter()
+    print(f"data {data_dir}, split {split}; crops {patch}x{patch}, batch {batch}, median of {args.runs} "
+          f"interleaved runs; load average {os.getloadavg()[0]:.1f} at start", flush=True)  # fmt: skip
+
+    def config(**kw) -> TrainConfig:
+        base = dict(data_dir=data_dir, split_path=split, out_dir=str(Path(args.workdir) / "unused"),
+                    patch_size=patch, batch_size=batch, num_threads=1, transfer_layers=4, new_layers=4)  # fmt: skip
+        return TrainConfig(**{**base, **kw})
+
+    runs = {preset: _run(config(augment_preset=preset)) for preset in ("default", "none")}
+    runs["l5"] = _run(config(transfer_layers=5))
+    cv2.setNumThreads(1)
+    for run in runs.values():
         for image_id in run.train_ids:
             run.crops.cache.get(image_id)
-        load = time.perf_counter() - start
-        counter = iter(range(10**9))
+    counter = iter(range(10**9))
 
-        def crops(n=32, run=run, counter=counter):
-            for _ in range(n):
-                run.crops.sample(next(counter))
+    def data_rate(run):
+        return lambda: _timed(lambda: [run.crops.sample(next(counter)) for _ in range(32)], 32)
 
-        rate = _median_rate(crops, 32, args.runs)
-        print(f"data pipeline, augment {preset:<7}: {rate:6.1f} crops/s on 1 core "
-              f"(cache of {len(run.train_ids)} images filled in {load:.1f} s)")  # fmt: skip
-    for layers in (4, 5):
-        config = TrainConfig(
-            data_dir=data_dir, split_path=split, out_dir=str(Path(args.workdir) / "unused"),
-            patch_size=patch, batch_size=batch, transfer_layers=layers, new_layers=4, num_threads=1,
-        )  # fmt: skip
-        run = _run(config)
-        images, targets = next(iter(make_loader(run.crops, StepSampler(batch, 0, 1))))
-        for threads in (1, 2):
+    for name, rate in _interleaved({p: data_rate(runs[p]) for p in ("default", "none")}, args.runs).items():
+        print(f"data pipeline alone, augment {name:<7}: {rate:6.1f} crops/s on 1 core", flush=True)
+
+    images, targets = next(iter(make_loader(runs["default"].crops, StepSampler(batch, 0, 1))))
+
+    def step_rate(run, threads):
+        def measure():
             torch.set_num_threads(threads)
-            train_step(run, images, targets)  # warm-up
-            step = lambda run=run, x=images, y=targets: train_step(run, x, y)  # noqa: E731
-            rate = _median_rate(step, batch, args.runs)
-            print(f"optimizer step, l={layers} l_a=4, {threads} thread(s): {rate:6.2f} crops/s")
-    for preset in ("default", "none"):
-        for threads, workers in ((1, 0), (2, 0), (1, 1)):
-            config = TrainConfig(
-                data_dir=data_dir, split_path=split, out_dir=str(Path(args.workdir) / "unused"),
-                patch_size=patch, batch_size=batch, augment_preset=preset, num_threads=threads,
-                num_workers=workers, transfer_layers=4, new_layers=4,
-            )  # fmt: skip
-            run = _run(config)
-            steps = args.steps
-            rates = []
-            for r in range(args.runs):
-                loader = make_loader(run.crops, StepSampler(batch, r * steps, (r + 1) * steps), workers)
-                iterator = iter(loader)
-                train_step(run, *next(iterator))  # warm-up (and worker start)
-                start = time.perf_counter()
-                for images, targets in iterator:
-                    train_step(run, images, targets)
-                rates.append((steps - 1) * batch / (time.perf_counter() - start))
-            print(f"end to end, augment {preset:<7}, {threads} thread(s), {workers} worker(s): "
-                  f"{statistics.median(rates):6.2f} crops/s")  # fmt: skip
+            train_step(run, images, targets)  # warm-up at this thread count
+            return _timed(lambda: train_step(run, images, targets), batch)
+
+        return measure
+
+    steps = {(layers, threads): step_rate(runs["default" if layers == 4 else "l5"], threads)
+             for layers in (4, 5) for threads in (1, 2)}  # fmt: skip
+    for (layers, threads), rate in _interleaved(steps, args.runs).items():
+        print(f"optimizer step alone, l={layers} l_a=4, {threads} thread(s): {rate:6.2f} crops/s", flush=True)
+
+    position = iter(range(10**6))
+
+    def end_to_end(run, threads, workers):
+        def measure():
+            torch.set_num_threads(threads)
+            first = next(position) * args.steps
+            loader = make_loader(run.crops, StepSampler(batch, first, first + args.steps), workers)
+            iterator = iter(loader)
+            train_step(run, *next(iterator))  # warm-up (and worker start)
+            return _timed(lambda: [train_step(run, x, y) for x, y in iterator], (args.steps - 1) * batch)
+
+        return measure
+
+    combos = {("default", 1, 0), ("none", 1, 0), ("default", 2, 0), ("default", 1, 1)}
+    rates = _interleaved({c: end_to_end(runs[c[0]], c[1], c[2]) for c in sorted(combos)}, args.runs)
+    for (preset, threads, workers), rate in rates.items():
+        print(f"end to end (loader + step), l=4, augment {preset:<7}, {threads} thread(s), {workers} worker(s): "
+              f"{rate:6.2f} crops/s", flush=True)  # fmt: skip
+    print(f"load average {os.getloadavg()[0]:.1f} at the end (2 cores; other jobs share them)")
 
 
 def finetune(args) -> None:
@@ -175,8 +183,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("mode", nargs="?", choices=("throughput", "finetune"), default="throughput")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=4, help="steps per end-to-end run")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="steps per end-to-end run")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--split", help="split CSV (default: made with `napari-cellseg split --target C`)")
     parser.add_argument("--workdir", default="/tmp/napari-cellseg-bench-training")

@@ -1,4 +1,4 @@
-"""How long a fine-tuning run will take, and the device in plain words.
+"""How long a fine-tuning run will take, the device, and the run's reports in plain words.
 
 On the CPU the estimate is ``planned crops / crops per second``. The rate is
 the one measured by the last run of the same network, crop size and thread
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .current_model import read_settings, update_settings
 from .training.config import TrainConfig
+from .training.reports import EpochReport, StartReport, StepReport, TrainResult
 
 # 256x256 crops per second of the default network (l=4, l_a=4, batch 8) on one
 # CPU thread, measured with the engine on a 2-core cloud VM (benchmarks/bench_gui_part2.py).
@@ -127,3 +128,45 @@ def probe_device() -> tuple[str, str]:
     if mps is not None and mps.is_available():
         return "mps", "Apple GPU (MPS)"
     return "cpu", "CPU"
+
+
+# --- reports in words (the Fine-tune panel's status lines) ----------------------
+
+
+def start_text(report: StartReport) -> str:
+    return (
+        f"{report.n_train_images} train images, {report.n_dev_images} dev images; "
+        f"{report.trainable_params:,} of {report.total_params:,} parameters trained"
+    )
+
+
+def step_text(report: StepReport) -> str:
+    epochs = report.total_steps // report.steps_per_epoch
+    return (
+        f"epoch {report.epoch}/{epochs}, step {report.step}/{report.steps_per_epoch}; "
+        f"loss {report.loss:.4f}; {report.samples_per_s:.1f} crops/s; {format_duration(report.eta_s)} left"
+    )
+
+
+def epoch_text(report: EpochReport) -> str:
+    text = f"Epoch {report.epoch}/{report.epochs}: loss {report.train_loss:.4f}"
+    if report.dev_score is not None:
+        text += f", dev {report.score_name} {report.dev_score:.3f}"
+    if report.best_score is not None:
+        text += f", best {report.best_score:.3f} (epoch {report.best_epoch})"
+    return text + (" — best model saved." if report.is_best else ".")
+
+
+def result_text(result: TrainResult | None, current: str | None = None) -> str:
+    """How a run ended; ``current`` is the model folder Segment now uses (finished runs)."""
+    if result is None:
+        return "Stopped at once; Resume continues from the last finished epoch."
+    best = "n/a (no dev images)" if result.best_score is None else f"{result.best_score:.3f}"
+    if result.cancelled:
+        return (
+            f"Stopped after {result.epochs_done} epoch(s); best dev {result.score_name} {best}. "
+            "Resume continues; 'Use for Segment' takes the best model so far."
+        )
+    took = format_duration(result.elapsed_s).replace("about ", "")
+    text = f"Done in {took}: best dev {result.score_name} {best} at epoch {result.best_epoch}."
+    return text + (f" Segment now uses {current}." if current else "")

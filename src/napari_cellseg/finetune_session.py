@@ -15,29 +15,27 @@ imported torch once (:func:`warm_up`), so a run starts at once.
   position in ``out_dir/last`` so that Resume continues there);
   :meth:`~TrainingProcess.kill` ends the process at once.
 - :func:`run_finetune`: the synchronous wrapper.
-- :func:`m2_depth`: stages of an M2 (the upper bound of ``l``).
-- Time estimates on the CPU are in :mod:`napari_cellseg.finetune_estimate`.
+- :func:`call_in_training_process`: a small torch question (device, M2 depth) asked
+  of a process that has torch loaded.
+- Time estimates and texts are in :mod:`napari_cellseg.finetune_estimate`, M2 depth
+  in :mod:`napari_cellseg.m2_info`.
 
 No Qt or napari here; torch is imported only inside the training process
-(and by :func:`m2_depth` for an M2 of another architecture than the default).
+and the process server.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
 import queue as queue_module
-import struct
 import threading
 import time
 import traceback
 from collections.abc import Callable, Generator
-from pathlib import Path
 from typing import Any
 
-from .models.defaults import DEFAULT_ARCH, DEFAULT_M2_DEPTH
 from .training.config import TrainConfig
 from .training.reports import EpochReport, StartReport, StepReport, TrainResult
 
@@ -119,6 +117,19 @@ def _train_in_child(config: dict[str, Any], resume: bool, messages, stop, nicene
     finally:
         messages.close()
         messages.join_thread()  # flush before the process exits
+
+
+def call_in_training_process(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a process of :func:`training_context` (blocks until it returns).
+
+    For small torch questions (which device, how deep an M2 is) asked from
+    napari: the answer comes from a process that has torch loaded already,
+    and napari's own process never imports torch for them.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=training_context()) as pool:
+        return pool.submit(function, *args).result()
 
 
 def decode_report(name: str, data: dict[str, Any]) -> Report:
@@ -226,7 +237,7 @@ class TrainingProcess:
                     yield report
                 elif message[0] == "error":
                     _, name, text, user, trace = message
-                    logger.error("fine-tuning process failed:\n%s", trace)
+                    (logger.debug if user else logger.error)("fine-tuning process failed:\n%s", trace)
                     raise (FinetuneError(text) if user else FinetuneCrash(f"{name}: {text}"))
                 else:  # "done"
                     finished = True
@@ -290,75 +301,3 @@ def run_finetune(
             return stop.value
         if callback is not None:
             callback(report)
-
-
-# --- M2 depth (the range of l) ------------------------------------------------
-
-
-def _safetensors_metadata(path: Path) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors file, read from its header (no torch)."""
-    with path.open("rb") as fh:
-        head = fh.read(8)
-        if len(head) != 8:
-            raise ValueError(f"{path}: not a safetensors file (shorter than its 8-byte header size)")
-        (size,) = struct.unpack("<Q", head)
-        if size > 100 << 20:
-            raise ValueError(f"{path}: not a safetensors file (header size {size} bytes)")
-        try:
-            header = json.loads(fh.read(size))
-        except ValueError:
-            raise ValueError(f"{path}: not a safetensors file (its header is not JSON)") from None
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    return metadata if isinstance(metadata, dict) else {}
-
-
-def m2_arch(m2: str | os.PathLike) -> str:
-    """The timm architecture an M2 checkpoint names (folder or ``.safetensors`` file).
-
-    Raises
-    ------
-    ValueError
-        If the path does not exist or does not name its architecture.
-    """
-    from .models.m2 import M2_CONFIG, SAFETENSORS_CONFIG_KEY
-
-    path = Path(m2).expanduser()
-    if path.is_dir():
-        config_path = path / M2_CONFIG
-        if not config_path.is_file():
-            raise ValueError(f"{path}: not an M2 folder ({M2_CONFIG} is missing)")
-        data = json.loads(config_path.read_text(encoding="utf-8"))
-    elif path.is_file():
-        text = (
-            _safetensors_metadata(path).get(SAFETENSORS_CONFIG_KEY) if path.suffix == ".safetensors" else None
-        )
-        if not text:
-            raise ValueError(
-                f"{path}: this file does not name its architecture; choose an M2 folder or a "
-                ".safetensors file written by `napari-cellseg pretrain`"
-            )
-        data = json.loads(text)
-    else:
-        raise ValueError(f"{path}: no such M2 checkpoint (file or folder)")
-    arch = data.get("arch") if isinstance(data, dict) else None
-    if not isinstance(arch, str) or not arch:
-        raise ValueError(f"{path}: the M2 config names no architecture ('arch')")
-    return arch
-
-
-def m2_depth(m2: str | os.PathLike | None = "default") -> int:
-    """Number of transferable stages of an M2: ``l`` ranges over ``1..depth``.
-
-    The default M2 needs no torch; another architecture is built (random
-    weights, nothing downloaded) to count its stages.
-    """
-    if m2 is None or str(m2) in ("", "default"):
-        return DEFAULT_M2_DEPTH
-    arch = m2_arch(m2)
-    if arch == DEFAULT_ARCH:
-        return DEFAULT_M2_DEPTH
-    from .models.m2 import build_classifier
-    from .models.stages import split_stages
-
-    stages, _ = split_stages(build_classifier(arch, 0), arch)
-    return len(stages)

@@ -133,11 +133,13 @@ def test_clear_errors_before_training(tiny_config, tmp_path):
 
 def test_autocast_path_runs_in_bf16_on_the_cpu(tiny_config):
     # The mixed-precision branch that CUDA takes, exercised on the CPU with bfloat16.
-    config = tiny_config(split_path=None, amp="bf16", epochs=1, steps_per_epoch=1, microscopes=("A",))
+    config = tiny_config(split_path=None, amp="bf16", epochs=1, steps_per_epoch=2, microscopes=("A",),
+                         scheduler="one-cycle", grad_clip=1.0)  # fmt: skip
     reports = list(train(config))
     assert reports[0].amp == "bfloat16"
-    step = next(r for r in reports if isinstance(r, StepReport))
-    assert step.loss == step.loss and step.loss > 0  # finite
+    steps = [r for r in reports if isinstance(r, StepReport)]
+    assert all(s.loss == s.loss and s.loss > 0 for s in steps)  # finite
+    assert steps[1].lr < 1e-6 < steps[0].lr  # one-cycle anneals to max_lr / 25e4 at the end
     assert not reports[-1].cancelled
 
 

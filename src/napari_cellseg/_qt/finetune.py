@@ -21,12 +21,16 @@ from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QProgressBar, QPushBu
 from ..current_model import set_current_model
 from ..finetune_estimate import (
     device_text,
+    epoch_text,
     estimate_cpu,
-    format_duration,
     probe_device,
     remember_crops_per_s,
+    result_text,
+    start_text,
+    step_text,
 )
-from ..finetune_session import TrainingProcess, m2_depth, warm_up
+from ..finetune_session import TrainingProcess, call_in_training_process, warm_up
+from ..m2_info import m2_depth
 from ..models.defaults import DEFAULT_M2_DEPTH
 from ..training.checkpoints import LAST_DIR, TRAIN_CONFIG, has_last
 from ..training.config import RUNTIME_FIELDS, TrainConfig
@@ -119,7 +123,7 @@ class FinetuneWidget(TaskPanel):
         for signal in self.form.changed_signals():
             signal.connect(self.update_estimate)
         self._probe = run_task(
-            probe_device, title="Find the training device", show_progress=False,
+            call_in_training_process, probe_device, title="Find the training device", show_progress=False,
             on_result=self._device_found,
         )  # fmt: skip
         try:
@@ -131,6 +135,7 @@ class FinetuneWidget(TaskPanel):
 
     # --- device, M2 depth, estimate -------------------------------------------
 
+    @_while_shown
     def _device_found(self, found) -> None:
         self.device_kind, self.device_name = found
         self.update_estimate()
@@ -155,9 +160,17 @@ class FinetuneWidget(TaskPanel):
             return
         self.form.depth_label.setText("reading the M2…")
         run_task(
-            m2_depth, text, title="Read the M2", show_progress=False,
-            on_result=self.form.set_depth, on_error=lambda err: self.say(f"M2: {err}", error=True),
+            call_in_training_process, m2_depth, text, title="Read the M2", show_progress=False,
+            on_result=self._depth_found, on_error=lambda err: self._depth_found(None, err),
         )  # fmt: skip
+
+    @_while_shown
+    def _depth_found(self, depth: int | None, error: BaseException | None = None) -> None:
+        if depth is None:  # unreadable M2: keep the last bounds, say why
+            self.form.depth_label.setText("could not read this M2")
+            self.say(f"M2: {error}", error=True)
+            return
+        self.form.set_depth(depth)
 
     def _dataset_changed(self, text: str) -> None:
         root = self.form.dataset_edit.path()
@@ -286,32 +299,15 @@ class FinetuneWidget(TaskPanel):
             self.progress_bar.setValue(report.start_step)
             where = "GPU: " + self.device_name if report.device.startswith("cuda") else "CPU"
             self.device_label.setText(f"{where} ({report.device_reason})")
-            self.eta_label.setText(
-                f"{report.n_train_images} train images, {report.n_dev_images} dev images; "
-                f"{report.trainable_params:,} of {report.total_params:,} parameters trained"
-            )
+            self.eta_label.setText(start_text(report))
         elif isinstance(report, StepReport):
             self.last_step = report
             self.progress_bar.setMaximum(report.total_steps)
             self.progress_bar.setValue(report.global_step)
-            epochs = report.total_steps // report.steps_per_epoch
-            self.eta_label.setText(
-                f"epoch {report.epoch}/{epochs}, step {report.step}/{report.steps_per_epoch}; "
-                f"loss {report.loss:.4f}; {report.samples_per_s:.1f} crops/s; "
-                f"{format_duration(report.eta_s)} left"
-            )
+            self.eta_label.setText(step_text(report))
         elif isinstance(report, EpochReport):
             self.plot.add_epoch(report.epoch, report.train_loss, report.dev_score, report.score_name)
-            best = (
-                ""
-                if report.best_score is None
-                else f", best {report.best_score:.3f} (epoch {report.best_epoch})"
-            )
-            score = "" if report.dev_score is None else f", dev {report.score_name} {report.dev_score:.3f}"
-            saved = " — best model saved" if report.is_best else ""
-            self.say(
-                f"Epoch {report.epoch}/{report.epochs}: loss {report.train_loss:.4f}{score}{best}{saved}."
-            )
+            self.say(epoch_text(report))
 
     @_while_shown
     def _on_result(self, result: TrainResult | None) -> None:
@@ -319,21 +315,10 @@ class FinetuneWidget(TaskPanel):
         process = self.process
         if process is not None and self.last_step is not None and self.device_kind == "cpu":
             remember_crops_per_s(process.config, self.threads, self.last_step.samples_per_s)
-        if result is None:
-            self.say("Stopped at once; Resume continues from the last finished epoch.")
-            return
-        best = "n/a (no dev images)" if result.best_score is None else f"{result.best_score:.3f}"
-        if result.cancelled:
-            self.say(
-                f"Stopped after {result.epochs_done} epoch(s); best dev {result.score_name} {best}. "
-                "Resume continues; 'Use for Segment' takes the best model so far."
-            )
-            return
-        path = set_current_model(result.out_dir)
-        self.say(
-            f"Done in {format_duration(result.elapsed_s).replace('about ', '')}: best dev "
-            f"{result.score_name} {best} at epoch {result.best_epoch}. Segment now uses {path}."
-        )
+        current = None
+        if result is not None and not result.cancelled:
+            current = set_current_model(result.out_dir)  # Segment uses it from now on
+        self.say(result_text(result, str(current) if current else None))
 
     @_while_shown
     def _finished(self) -> None:

@@ -173,7 +173,9 @@ class TileRunner:
         self.amp_dtype = None
         if amp and self.cuda:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if self.cuda:
+        # channels_last is faster on CUDA and, for this network, 1.3-2x on the CPU too.
+        self.channels_last = self.device.type in ("cuda", "cpu")
+        if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimize = optimize and self.device.type == "cpu"
 
@@ -187,7 +189,7 @@ class TileRunner:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
             x = x.to(self.device, non_blocking=True)
-            if self.cuda:
+            if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             if self.amp_dtype is not None:
                 with torch.autocast("cuda", dtype=self.amp_dtype):

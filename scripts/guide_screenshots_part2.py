@@ -1,0 +1,147 @@
+"""Screenshots of the Fine-tune and Segment panels for docs/guide.md.
+
+Taken from the real plugin in a real viewer, under Xvfb::
+
+    QT_API=pyqt6 xvfb-run -a -s "-screen 0 1600x1000x24" \\
+        .venv/bin/python scripts/guide_screenshots_part2.py docs/images [--model DIR]
+
+Writes guide-finetune.png (a short run on the package samples, taken during
+its last epochs) and guide-segment.png (the C sample segmented with one
+click). The Segment shot uses ``--model DIR`` when given (a model trained on
+real C images looks like what users get), else the bundled default model,
+else the model the Fine-tune shot just trained. Settings go to a temporary
+XDG_CONFIG_HOME: the user's current model is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+
+def settle(seconds: float = 0.5) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    end = time.time() + seconds
+    while time.time() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def wait_until(condition, timeout: float = 900.0) -> None:
+    from qtpy.QtWidgets import QApplication
+
+    end = time.time() + timeout
+    while not condition():
+        if time.time() > end:
+            raise RuntimeError(f"not done after {timeout} s")
+        QApplication.processEvents()
+        time.sleep(0.02)
+    settle(0.5)
+
+
+def new_viewer():
+    import napari
+
+    viewer = napari.Viewer(title="napari-cellseg")
+    viewer.window._qt_window.resize(1560, 960)
+    return viewer
+
+
+def shot(viewer, path: Path) -> None:
+    settle(0.8)
+    viewer.window.screenshot(str(path), canvas_only=False)
+    print(f"wrote {path}")
+
+
+def camera(viewer):
+    scene = getattr(viewer, "scene", None)  # napari >= 0.9; viewer.camera before
+    return scene.camera if scene is not None else viewer.camera
+
+
+def sample_dataset(root: Path) -> Path:
+    """The package samples as a dataset; the second C sample is the dev image."""
+    from napari_cellseg.data.splitfile import write_split
+    from napari_cellseg.data.writer import add_to_dataset
+    from napari_cellseg.sample_data import list_samples, load_sample
+
+    subsets = {}
+    for key in list_samples():
+        image, mask, sample = load_sample(key)
+        add_to_dataset(root, sample.id, image, mask, sample.microscope)
+        subsets[sample.id] = "dev" if key == "c_histology_2" else "train"
+    write_split(root / "split.csv", subsets)
+    return root
+
+
+def finetune_shot(out: Path, tmp: Path) -> Path:
+    """A short real run (default network, 128 px crops), shot during its last epochs."""
+    viewer = new_viewer()
+    viewer.open_sample("napari-cellseg", "c_histology_2")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-cellseg", "Fine-tune")
+    root = sample_dataset(tmp / "my-dataset")
+    form = panel.form
+    form.dataset_edit.setText(str(root))
+    form.out_edit.setText(str(root / "models" / "model-first-run"))
+    form.patch_spin.setValue(128)
+    form.batch_spin.setValue(4)
+    form.epochs_spin.setValue(8)
+    form.steps_spin.setValue(8)
+    wait_until(lambda: panel.device_kind is not None)
+    panel.start_button.click()
+    wait_until(
+        lambda: len(panel.plot.epochs) >= 6 and panel.last_step is not None and panel.last_step.epoch == 7
+    )
+    shot(viewer, out / "guide-finetune.png")
+    wait_until(lambda: not panel.busy)
+    print(panel.message.text())
+    viewer.close()
+    return root / "models" / "model-first-run"
+
+
+def segment_shot(out: Path, model: Path) -> None:
+    from napari_cellseg.current_model import set_current_model
+
+    set_current_model(model)
+    viewer = new_viewer()
+    _, mask = viewer.open_sample("napari-cellseg", "c_histology_1")
+    _, panel = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    panel.interior_check.setChecked(False)
+    panel.segment_button.click()
+    wait_until(lambda: not panel.busy)
+    mask.visible = False
+    camera(viewer).center = (128.0, 160.0)
+    camera(viewer).zoom = 2.6
+    shot(viewer, out / "guide-segment.png")
+    print(panel.message.text())
+    viewer.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("out_dir", nargs="?", default="docs/images")
+    parser.add_argument("--model", type=Path, help="model folder for the Segment shot")
+    args = parser.parse_args()
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        os.environ["XDG_CONFIG_HOME"] = str(tmp / "config")
+        trained = finetune_shot(out, tmp)
+        from napari_cellseg.current_model import is_model_dir
+        from napari_cellseg.inference.runtime import default_model_dir
+
+        model = args.model or (default_model_dir() if is_model_dir(default_model_dir()) else trained)
+        if args.model is not None:  # shown by its folder name: give it a user-like one
+            model = Path(
+                shutil.copytree(args.model, tmp / "models" / "model-c-histology", dirs_exist_ok=True)
+            )
+        segment_shot(out, model)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,304 @@
+"""Hyperparameter sweeps: a grid over ``l``, ``l_a``, ``l_f`` (and lr, loss, weights...).
+
+:func:`iter_sweep` expands a grid file (see :mod:`.sweep_grid`) into runs,
+trains each into ``OUT/runs/NAME`` (a model directory with ``run.json``),
+scores it on the dev set by AP@0.5 after the watershed (the engine's
+``dev_metric="ap50"``), and keeps ``OUT/sweep_results.csv`` and
+``OUT/sweep_results.md`` ranked by dev score, rewritten after every run. It
+yields :class:`SweepReport`\\ s and returns a :class:`SweepResult`;
+:func:`run_sweep` is the synchronous wrapper.
+
+- **Resume**: running the same sweep again skips finished runs and resumes a
+  run interrupted mid-way from its ``last/`` checkpoint. Changing a run's
+  settings under the same ``OUT`` is refused.
+- **Where**: serially in this process (default), as tasks of a Dask cluster
+  (``scheduler="local"`` or a scheduler address, or a ``client``), or one
+  subprocess per GPU (``gpus``).
+
+Layout::
+
+    OUT/sweep.json                      grid, settings, planned runs, skipped combinations
+    OUT/sweep_results.csv, .md          ranked table
+    OUT/runs/NAME/                      model directory (best epoch) + last/ + run.json
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import JsonConfig, atomic_write_text
+from .config import TrainConfig
+from .sweep_exec import RunEvent, default_threads, run_dask, run_gpus, run_serial, worker_command
+from .sweep_grid import InvalidPoint, SweepError, SweepGrid, SweepPoint, expand_grid, load_grid
+from .sweep_run import RunRecord, read_record
+from .sweep_table import rank_records, write_tables
+
+__all__ = ["SweepConfig", "SweepError", "SweepReport", "SweepResult", "iter_sweep", "plan_sweep", "run_sweep"]
+
+SWEEP_FILE = "sweep.json"
+
+
+@dataclass
+class SweepConfig(JsonConfig):
+    """Where a sweep reads, writes and runs.
+
+    Parameters
+    ----------
+    data_dir, split_path : str
+        Dataset folder and its split (train rows train, dev rows score).
+    out_dir : str
+        The sweep folder.
+    scheduler : str
+        ``""``: serially in this process; ``"local"``: a Dask ``LocalCluster``
+        of ``local_workers`` processes; otherwise a Dask scheduler address.
+    gpus : tuple of str
+        Run one subprocess per listed GPU at a time (``CUDA_VISIBLE_DEVICES``).
+    threads : int
+        torch threads per run; 0: the grid's ``num_threads`` serially, 1 per
+        Dask task, the cores shared among the GPUs with ``gpus``.
+    local_workers : int
+        Worker processes of the local cluster (0: the cores / ``threads``).
+    """
+
+    data_dir: str = ""
+    split_path: str | None = None
+    out_dir: str = ""
+    scheduler: str = ""
+    gpus: tuple[str, ...] = ()
+    threads: int = 0
+    local_workers: int = 0
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """Progress of a sweep.
+
+    ``kind``: ``plan`` (once: ``total`` runs, ``message`` on skipped
+    combinations), ``skip`` (a finished run reused), ``start``, ``step`` (an
+    in-process run's optimizer step ``step`` of ``total_steps``), ``epoch``
+    (an in-process run's dev score, in ``message``), ``end``
+    (``record`` says how it went). ``done`` counts the runs finished so far.
+    """
+
+    kind: str
+    done: int
+    total: int
+    name: str = ""
+    record: RunRecord | None = None
+    step: int = 0
+    total_steps: int = 0
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """The ranked runs (best first), the skipped combinations and the table files."""
+
+    out_dir: str
+    records: list[RunRecord]
+    invalid: list[InvalidPoint]
+    csv_path: str
+    markdown_path: str
+    reused: list[str] = field(default_factory=list)
+    cancelled: bool = False
+
+    @property
+    def best(self) -> RunRecord | None:
+        return next((r for r in self.records if r.done and r.dev_score is not None), None)
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.records if r.status == "failed"]
+
+
+def plan_sweep(
+    grid: SweepGrid | str | os.PathLike, config: SweepConfig
+) -> tuple[list[SweepPoint], list[InvalidPoint]]:
+    """The runs of a sweep and the combinations skipped, without running anything."""
+    if not isinstance(grid, SweepGrid):
+        grid = load_grid(grid)
+    if not config.data_dir or not config.out_dir:
+        raise SweepError("a sweep needs a dataset folder (--data) and an output folder (--out)")
+    threads = default_threads(config.threads, config.scheduler, config.gpus)
+    overrides: dict[str, Any] = {} if threads is None else {"num_threads": threads}
+    return expand_grid(grid, config.data_dir, config.split_path, config.out_dir, overrides)
+
+
+def _check_inputs(config: SweepConfig) -> None:
+    """Fail once, before any run, on a dataset or split that every run would fail on."""
+    from ..data.dataset import CellDataset, DatasetError
+    from ..data.splitfile import SplitError, read_split
+
+    try:
+        dataset = CellDataset.open(config.data_dir)
+        if config.split_path:
+            missing = [i for i in read_split(config.split_path) if i not in dataset]
+            if missing:
+                raise SweepError(
+                    f"{config.split_path}: {len(missing)} id(s) are not in {config.data_dir} "
+                    f"(e.g. {', '.join(missing[:3])}): is it the split of another dataset?"
+                )
+    except (DatasetError, SplitError) as err:
+        raise SweepError(str(err)) from None
+
+
+def _stored_problem(point: SweepPoint, record: RunRecord | None) -> str | None:
+    """Why the run stored under ``point``'s name cannot be reused (None: it can)."""
+    if record is None or not record.train_config:
+        return None
+    try:
+        stored = TrainConfig.from_dict(record.train_config)
+    except (ValueError, TypeError) as err:
+        return f"its run.json holds an unreadable TrainConfig ({err})"
+    changed = point.config.incompatible_with(stored)
+    return f"it was trained with other settings ({'; '.join(changed)})" if changed else None
+
+
+def iter_sweep(
+    grid: SweepGrid | str | os.PathLike,
+    config: SweepConfig,
+    *,
+    client: Any = None,
+    cancel: Callable[[], bool] | None = None,
+    train_fn: Callable[..., Generator] | None = None,
+    command: Callable[[Path], list[str]] = worker_command,
+) -> Generator[SweepReport, None, SweepResult]:
+    """Run a sweep, yielding :class:`SweepReport`\\ s; return the :class:`SweepResult`.
+
+    Parameters
+    ----------
+    grid : SweepGrid or path
+        The grid, or a JSON/YAML grid file.
+    config : SweepConfig
+    client : dask.distributed.Client, optional
+        Run on this client (overrides ``config.scheduler``).
+    cancel : callable, optional
+        In-process runs only: polled before every step; True stops the running
+        run (its position is saved) and the sweep.
+    train_fn : callable, optional
+        The training generator (default :func:`.engine.train`), for tests.
+    command : callable, optional
+        ``command(task_path) -> argv`` of a ``gpus`` subprocess.
+
+    Raises
+    ------
+    SweepError
+        Bad grid, dataset or split, or a run directory holding other settings.
+    """
+    if not isinstance(grid, SweepGrid):
+        grid = load_grid(grid)
+    points, invalid = plan_sweep(grid, config)
+    _check_inputs(config)
+    out_dir = Path(config.out_dir)
+    records: dict[str, RunRecord] = {}
+    todo: list[SweepPoint] = []
+    for point in points:
+        stored = read_record(point.config.out_dir)
+        problem = _stored_problem(point, stored)
+        if problem:
+            raise SweepError(
+                f"{point.config.out_dir}: {problem}. Resume with the same settings, or use another --out."
+            )
+        if stored is not None and stored.done:
+            records[point.name] = stored
+        else:
+            records[point.name] = stored or RunRecord(name=point.name, params=dict(point.params),
+                                                      train_config=point.config.to_dict())  # fmt: skip
+            todo.append(point)
+    atomic_write_text(out_dir / SWEEP_FILE, json.dumps({
+        "sweep": config.to_dict(), "grid": grid.to_dict(), "runs": [p.name for p in points],
+        "invalid": [p.to_dict() for p in invalid]}, indent=2) + "\n")  # fmt: skip
+    write_tables(out_dir, list(records.values()), invalid)
+    total, reused = len(points), [n for n, r in records.items() if r.done]
+    message = f"{len(invalid)} invalid combination(s) skipped" if invalid else ""
+    yield SweepReport("plan", len(reused), total, message=message)
+    for index, name in enumerate(reused):
+        yield SweepReport("skip", index + 1, total, name=name, record=records[name])
+    finished = len(reused)
+    cancelled = False
+    for event in _events(todo, config, client, cancel, train_fn, command):
+        if event.kind == "end":
+            records[event.point.name] = event.payload
+            finished += 1
+            cancelled = cancelled or event.payload.status == "cancelled"
+            write_tables(out_dir, list(records.values()), invalid)
+        report = _report(event, finished, total)
+        if report is not None:
+            yield report
+    csv_path, md_path = write_tables(out_dir, list(records.values()), invalid)
+    return SweepResult(str(out_dir), rank_records(records.values()), invalid, str(csv_path), str(md_path),
+                       reused, cancelled)  # fmt: skip
+
+
+def _events(todo, config, client, cancel, train_fn, command) -> Generator[RunEvent, None, None]:
+    if not todo:
+        return
+    if client is not None:
+        yield from run_dask(todo, client)
+    elif config.scheduler:
+        with _dask_client(config) as own_client:
+            yield from run_dask(todo, own_client)
+    elif config.gpus:
+        yield from run_gpus(todo, config.gpus, command)
+    else:
+        yield from run_serial(todo, cancel, train_fn)
+
+
+@contextlib.contextmanager
+def _dask_client(config: SweepConfig) -> Iterator[Any]:
+    """A Dask client for ``config.scheduler`` (``local``: a LocalCluster of processes), closed on exit."""
+    from distributed import Client, LocalCluster
+
+    if config.scheduler != "local":
+        with Client(config.scheduler) as client:
+            yield client
+        return
+    threads = max(1, config.threads)
+    workers = config.local_workers or max(1, (os.cpu_count() or 1) // threads)
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def _report(event: RunEvent, finished: int, total: int) -> SweepReport | None:
+    """The sweep's report of a run event (None for engine reports a sweep does not show)."""
+    name = event.point.name
+    if event.kind == "step":
+        report, kind = event.payload, type(event.payload).__name__
+        if kind == "StepReport":
+            return SweepReport("step", finished, total, name=name, step=report.global_step,
+                               total_steps=report.total_steps)  # fmt: skip
+        if kind == "EpochReport" and report.dev_score is not None:
+            text = f"epoch {report.epoch}/{report.epochs}: dev {report.score_name} {report.dev_score:.4f}"
+            return SweepReport("epoch", finished, total, name=name, message=text)
+        return None
+    if event.kind == "end":
+        return SweepReport("end", finished, total, name=name, record=event.payload,
+                           message=event.payload.error)  # fmt: skip
+    return SweepReport(event.kind, finished, total, name=name, message=str(event.payload or ""))
+
+
+def run_sweep(
+    grid: SweepGrid | str | os.PathLike,
+    config: SweepConfig,
+    *,
+    callback: Callable[[SweepReport], None] | None = None,
+    **kwargs: Any,
+) -> SweepResult:
+    """Synchronous :func:`iter_sweep`; ``callback`` gets each report."""
+    generator = iter_sweep(grid, config, **kwargs)
+    while True:
+        try:
+            report = next(generator)
+        except StopIteration as stop:
+            return stop.value
+        if callback is not None:
+            callback(report)

@@ -1,0 +1,193 @@
+"""Where a sweep's runs execute: in this process, on a Dask cluster, or one per GPU.
+
+Each executor takes the runs still to do and yields :class:`RunEvent`\\ s:
+``start`` when a run begins (or is handed to the cluster), ``step`` for the
+engine's reports (in-process runs only), ``end`` with the run's
+:class:`~.sweep_run.RunRecord`. A run that crashes its worker or subprocess
+ends as ``failed`` with the reason; the other runs go on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .sweep_grid import SweepPoint
+from .sweep_run import TASK_FILE, RunRecord, execute_run, iter_run, read_record, record_path, task_dict
+
+LOG_FILE = "train.log"
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """``kind`` is ``start``, ``step`` (``payload``: an engine report) or ``end`` (``payload``: the record)."""
+
+    kind: str
+    point: SweepPoint
+    payload: Any = None
+
+
+def _failed(point: SweepPoint, reason: str, gpu: str = "") -> RunRecord:
+    """Record a run whose worker died before it could record its own end."""
+    previous = read_record(point.config.out_dir)
+    record = previous if previous is not None else RunRecord(name=point.name, params=dict(point.params))
+    record.status, record.error, record.gpu = "failed", reason, gpu or record.gpu
+    record.train_config = record.train_config or point.config.to_dict()
+    record.finished = time.strftime("%Y-%m-%dT%H:%M:%S")
+    record.save(record_path(point.config.out_dir))
+    return record
+
+
+def run_serial(
+    points: Sequence[SweepPoint],
+    cancel: Callable[[], bool] | None = None,
+    train_fn: Callable[..., Generator] | None = None,
+) -> Generator[RunEvent, None, None]:
+    """One run after the other in this process, forwarding the engine's reports.
+
+    A run that ends ``cancelled`` (``cancel`` returned True) stops the sweep.
+    """
+    for point in points:
+        yield RunEvent("start", point)
+        record = yield from _forward(point, iter_run(point.name, point.params, point.config,
+                                                     cancel=cancel, train_fn=train_fn))  # fmt: skip
+        yield RunEvent("end", point, record)
+        if record.status == "cancelled":
+            return
+
+
+def _forward(point: SweepPoint, generator: Generator) -> Generator[RunEvent, None, RunRecord]:
+    try:
+        while True:
+            try:
+                report = next(generator)
+            except StopIteration as stop:
+                return stop.value
+            yield RunEvent("step", point, report)
+    finally:
+        generator.close()  # closing the sweep closes the run: the engine saves its position
+
+
+def run_dask(points: Sequence[SweepPoint], client: Any) -> Generator[RunEvent, None, None]:
+    """Every run as a task of a ``dask.distributed`` client (each task calls the engine).
+
+    Closing the generator cancels the tasks not finished; runs stopped that
+    way resume from their last epoch next time.
+    """
+    from distributed import as_completed
+
+    futures = {}
+    for point in points:
+        future = client.submit(execute_run, task_dict(point.name, point.params, point.config),
+                               key=f"sweep-{point.name}-{uuid.uuid4().hex[:8]}", pure=False)  # fmt: skip
+        futures[future] = point
+        yield RunEvent("start", point)
+    pending = set(futures)
+    try:
+        for future in as_completed(list(futures)):
+            pending.discard(future)
+            point = futures[future]
+            try:
+                record = RunRecord.from_dict(future.result())
+            except Exception as err:  # the worker died or the task could not run
+                record = _failed(point, f"Dask task failed: {type(err).__name__}: {err}")
+            yield RunEvent("end", point, record)
+    finally:
+        if pending:
+            client.cancel(list(pending))
+
+
+def worker_command(task_path: Path) -> list[str]:
+    """The subprocess that runs one task (see :func:`.sweep_run.main`)."""
+    return [sys.executable, "-m", "napari_cellseg.training.sweep_run", str(task_path)]
+
+
+def run_gpus(
+    points: Sequence[SweepPoint],
+    gpus: Sequence[str],
+    command: Callable[[Path], list[str]] = worker_command,
+    poll_s: float = 0.5,
+) -> Generator[RunEvent, None, None]:
+    """One subprocess per GPU at a time, with ``CUDA_VISIBLE_DEVICES`` set to that GPU.
+
+    Each subprocess writes its output to ``RUN/train.log`` and its result to
+    ``RUN/run.json``. Closing the generator terminates the running subprocesses.
+    """
+    queue = list(points)
+    free = [str(g) for g in gpus]
+    running: dict[str, tuple[subprocess.Popen, SweepPoint, Any]] = {}
+    try:
+        while queue or running:
+            while queue and free:
+                gpu, point = free.pop(0), queue.pop(0)
+                running[gpu] = _launch(point, gpu, command)
+                yield RunEvent("start", point, gpu)
+            finished = [g for g, (proc, _, _) in running.items() if proc.poll() is not None]
+            if not finished:
+                time.sleep(poll_s)
+                continue
+            for gpu in finished:
+                proc, point, log = running.pop(gpu)
+                log.close()
+                free.append(gpu)
+                yield RunEvent("end", point, _gpu_record(point, proc.returncode, gpu))
+    finally:
+        for proc, _, _ in running.values():
+            proc.terminate()
+        for proc, _, log in running.values():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # pragma: no cover - a hung worker
+                proc.kill()
+            log.close()
+
+
+def _launch(point: SweepPoint, gpu: str, command: Callable[[Path], list[str]]):
+    from ..config import atomic_write_text
+
+    run_dir = Path(point.config.out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    task_path = run_dir / TASK_FILE
+    atomic_write_text(task_path, json.dumps(task_dict(point.name, point.params, point.config, gpu), indent=2))
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+    log = open(run_dir / LOG_FILE, "ab")  # closed when the subprocess ends
+    proc = subprocess.Popen(command(task_path), env=env, stdout=log, stderr=subprocess.STDOUT)
+    return proc, point, log
+
+
+def _gpu_record(point: SweepPoint, returncode: int, gpu: str) -> RunRecord:
+    record = read_record(point.config.out_dir)
+    if record is not None and record.status in ("done", "failed", "cancelled"):
+        return record
+    tail = _log_tail(Path(point.config.out_dir) / LOG_FILE)
+    return _failed(point, f"worker exited with status {returncode} on GPU {gpu}: {tail}", gpu)
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " / ".join(text[-lines:]) or "(empty log)"
+
+
+def default_threads(config_threads: int, scheduler: str, gpus: Sequence[str]) -> int | None:
+    """torch threads per run: as asked, else 1 per Dask task, else the cores shared among GPUs.
+
+    None keeps the grid's own ``num_threads``.
+    """
+    if config_threads > 0:
+        return config_threads
+    if scheduler:
+        return 1
+    if gpus:
+        return max(1, (os.cpu_count() or 1) // len(gpus))
+    return None

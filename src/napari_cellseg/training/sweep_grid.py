@@ -1,0 +1,306 @@
+"""Sweep grid files: load them, expand them into runs, skip invalid layer combinations.
+
+A grid file (JSON, or YAML when PyYAML is installed) holds::
+
+    {"base":   {TrainConfig fields shared by every run: epochs, steps_per_epoch, ...},
+     "grid":   {field: [values...], ...},     # every combination (cartesian product)
+     "points": [{field: value, ...}, ...]}    # and/or explicit runs
+
+``l``/``l_a``/``l_f`` (also ``la``, ``lf``) are accepted for ``transfer_layers``,
+``new_layers`` and ``frozen_layers``. Each run's settings are ``base``, then the
+sweep's own settings (data, split, out), then the point. Combinations that the
+network surgery refuses (``l_f > l``, ``l_a`` out of range for that ``l``) are
+listed as :class:`InvalidPoint` instead of failing the sweep.
+
+Nothing heavy is imported here (torch only to count the stages of a custom M2).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, JsonConfig
+from ..models.defaults import DEFAULT_M2_DEPTH, MAX_EXTRA_BLOCKS
+from .config import TrainConfig
+
+ALIASES = {"l": "transfer_layers", "l_a": "new_layers", "la": "new_layers",
+           "l_f": "frozen_layers", "lf": "frozen_layers"}  # fmt: skip
+# Settings a sweep sets itself: a grid file may not vary them.
+SWEEP_OWNED = ("data_dir", "split_path", "out_dir")
+# Fields always spelled in a run's name, in this order.
+NAMED_FIELDS = (
+    "transfer_layers",
+    "new_layers",
+    "frozen_layers",
+    "lr",
+    "loss",
+    "class_weights",
+    "boundary_weight",
+)
+RUNS_DIR = "runs"
+
+
+class SweepError(ValueError):
+    """A grid file or sweep cannot be run as given; the message says why."""
+
+
+@dataclass
+class SweepGrid(JsonConfig):
+    """The content of a grid file (see the module docstring)."""
+
+    base: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One run of a sweep: its stable ``name``, the settings it varies, its full config."""
+
+    name: str
+    params: dict[str, Any]
+    config: TrainConfig
+
+
+@dataclass(frozen=True)
+class InvalidPoint:
+    """A combination that was not run, and why."""
+
+    params: dict[str, Any]
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": dict(self.params), "reason": self.reason}
+
+
+def load_grid(path: str | os.PathLike) -> SweepGrid:
+    """Read a grid file (``.json``, or ``.yaml``/``.yml``).
+
+    Raises
+    ------
+    SweepError
+        Missing or unparsable file, wrong top-level keys, a ``grid`` entry that
+        is not a non-empty list, a field that ``TrainConfig`` does not have.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SweepError(f"{path}: no such grid file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise SweepError(f"{path}: cannot be read ({err})") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:  # pragma: no cover - PyYAML comes with napari
+            raise SweepError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use JSON") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise SweepError(f"{path}: not valid YAML ({err})") from None
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SweepError(f"{path}: not valid JSON ({err})") from None
+    return grid_from_dict(data, where=str(path))
+
+
+def grid_from_dict(data: Any, where: str = "grid") -> SweepGrid:
+    """A :class:`SweepGrid` from a dict, with aliases resolved and every key checked."""
+    if not isinstance(data, dict):
+        raise SweepError(
+            f"{where}: expected an object with 'base', 'grid' and/or 'points', got {type(data).__name__}"
+        )
+    try:
+        grid = SweepGrid.from_dict(data)
+    except ConfigError as err:
+        raise SweepError(f"{where}: {err}") from None
+    if (
+        not isinstance(grid.base, dict)
+        or not isinstance(grid.grid, dict)
+        or not isinstance(grid.points, list)
+    ):
+        raise SweepError(f"{where}: 'base' and 'grid' must be objects, 'points' a list of objects")
+    base = _canonical(grid.base, f"{where}: base")
+    axes = _canonical(grid.grid, f"{where}: grid")
+    for name, values in axes.items():
+        if not isinstance(values, list) or not values:
+            raise SweepError(f"{where}: grid.{name} must be a non-empty list of values, got {values!r}")
+    points = []
+    for index, point in enumerate(grid.points):
+        if not isinstance(point, dict):
+            raise SweepError(f"{where}: points[{index}] must be an object, got {point!r}")
+        points.append(_canonical(point, f"{where}: points[{index}]"))
+    if not axes and not points:
+        raise SweepError(f"{where}: nothing to run: give a 'grid' of values and/or a list of 'points'")
+    return SweepGrid(base=base, grid=axes, points=points)
+
+
+def _canonical(settings: dict[str, Any], where: str) -> dict[str, Any]:
+    known = {f for f in TrainConfig.__dataclass_fields__}
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = ALIASES.get(key, key)
+        if name not in known:
+            raise SweepError(f"{where}: unknown setting {key!r}; TrainConfig has {sorted(known)}")
+        if name in SWEEP_OWNED:
+            raise SweepError(f"{where}: {key!r} is set by the sweep (--data, --split, --out), not the grid")
+        if name in out:
+            raise SweepError(f"{where}: {name!r} is given twice (as {key!r} and another alias)")
+        out[name] = value
+    return out
+
+
+def combinations(grid: SweepGrid) -> list[dict[str, Any]]:
+    """The varied settings of every run: the grid's product, then the points (duplicates dropped)."""
+    keys = list(grid.grid)
+    product = [dict(zip(keys, values)) for values in itertools.product(*(grid.grid[k] for k in keys))]
+    out, seen = [], set()
+    for params in (product if keys else []) + [dict(p) for p in grid.points]:
+        key = json.dumps(params, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(params)
+    return out
+
+
+def layer_problem(transfer_layers: int, new_layers: int, frozen_layers: int, depth: int) -> str | None:
+    """Why ``l``/``l_a``/``l_f`` cannot be built from an M2 with ``depth`` stages (None if they can).
+
+    The same ranges as :func:`napari_cellseg.models.surgery.build_model`:
+    ``1 <= l <= depth``, ``1 <= l_a <= l + 2``, ``0 <= l_f <= l``.
+    """
+    l, l_a, l_f = transfer_layers, new_layers, frozen_layers  # noqa: E741
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (l, l_a, l_f)):
+        return f"l, l_a, l_f must be integers, got {l!r}, {l_a!r}, {l_f!r}"
+    problems = []
+    if not 1 <= l <= depth:
+        problems.append(f"l={l} is out of range: the M2 has {depth} stages (1..{depth})")
+    if not 1 <= l_a <= l + MAX_EXTRA_BLOCKS:
+        problems.append(f"l_a={l_a} is out of range for l={l} (1..{l + MAX_EXTRA_BLOCKS})")
+    if not 0 <= l_f <= l:
+        problems.append(f"l_f={l_f} is out of range for l={l} (0..{l}: at most the transferred stages)")
+    return "; ".join(problems) or None
+
+
+def m2_depth(m2: str) -> int:
+    """Number of transferable stages of an M2 (``"default"``: 5, without loading it)."""
+    if m2 in ("", "default"):
+        return DEFAULT_M2_DEPTH
+    from ..models.m2 import load_m2
+    from ..models.stages import split_stages
+
+    model, config = load_m2(m2)
+    return len(split_stages(model, config.arch)[0])
+
+
+def _slug(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "_".join(_slug(v) for v in value)
+    if isinstance(value, dict):
+        return "_".join(f"{k}{_slug(v)}" for k, v in sorted(value.items()))
+    return str(value)
+
+
+def run_name(config: TrainConfig, params: dict[str, Any], reference: TrainConfig | None = None) -> str:
+    """Stable directory name of a run, e.g. ``l4-la3-lf1-lr0.001-weighted-ce-w1_5_3``.
+
+    ``l``, ``l_a``, ``l_f``, ``lr``, the loss and its weights always appear;
+    the other settings in ``params`` are appended as ``field_value`` where
+    they differ from ``reference`` (the grid's base; default: all of them),
+    so one configuration always gets one name.
+    """
+
+    def differs(key: str) -> bool:
+        return reference is None or getattr(config, key) != getattr(reference, key)
+
+    parts = [
+        f"l{config.transfer_layers}", f"la{config.new_layers}", f"lf{config.frozen_layers}",
+        f"lr{_slug(float(config.lr))}", config.loss,
+    ]  # fmt: skip
+    if config.loss == "weighted-ce":
+        parts.append("w" + _slug([float(w) for w in config.class_weights]))
+    else:
+        parts.append("bw" + _slug(float(config.boundary_weight)))
+    parts += [
+        f"{key}_{_slug(params[key])}" for key in sorted(params) if key not in NAMED_FIELDS and differs(key)
+    ]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts))
+
+
+def expand_grid(
+    grid: SweepGrid,
+    data_dir: str | os.PathLike,
+    split_path: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[list[SweepPoint], list[InvalidPoint]]:
+    """The runs of a sweep and the combinations skipped as invalid.
+
+    Parameters
+    ----------
+    grid : SweepGrid
+    data_dir, split_path : path
+        The dataset and its split (every run uses them).
+    out_dir : path
+        The sweep folder; run ``name`` trains into ``out_dir/runs/name``.
+    overrides : dict, optional
+        Settings that win over ``base`` but not over the grid (e.g. ``num_threads``).
+
+    Raises
+    ------
+    SweepError
+        A setting that is invalid for another reason than the layer ranges
+        (e.g. a negative ``lr``), naming the run.
+    """
+    grid = grid_from_dict(grid.to_dict())  # aliases resolved, keys checked
+    fixed = {**grid.base, **(overrides or {}), "data_dir": os.path.abspath(data_dir),
+             "split_path": os.path.abspath(split_path) if split_path else None}  # fmt: skip
+    fixed.setdefault("dev_metric", "ap50")
+    runs_dir = Path(out_dir).absolute() / RUNS_DIR
+    reference = _config_from({**fixed, "out_dir": str(runs_dir)}, {})
+    points: list[SweepPoint] = []
+    invalid: list[InvalidPoint] = []
+    names: dict[str, TrainConfig] = {}
+    depths: dict[str, int] = {}
+    for params in combinations(grid):
+        config = _config_from({**fixed, **params, "out_dir": str(runs_dir)}, params)
+        if config.m2 not in depths:
+            depths[config.m2] = m2_depth(config.m2)
+        reason = layer_problem(
+            config.transfer_layers, config.new_layers, config.frozen_layers, depths[config.m2]
+        )
+        if reason is not None:
+            invalid.append(InvalidPoint(dict(params), reason))
+            continue
+        name = run_name(config, params, reference)
+        if name in names:
+            if names[name] == config:  # the same run listed twice (e.g. a grid point and a point)
+                continue
+            raise SweepError(f"two different runs would share the directory {name}; the second is {params}")
+        names[name] = config
+        config = TrainConfig.from_dict({**config.to_dict(), "out_dir": str(runs_dir / name)})
+        points.append(SweepPoint(name, dict(params), config))
+    return points, invalid
+
+
+def _config_from(settings: dict[str, Any], params: dict[str, Any]) -> TrainConfig:
+    try:
+        config = TrainConfig.from_dict(settings)
+    except (ConfigError, TypeError, ValueError) as err:
+        raise SweepError(f"run {params}: {err}") from None
+    problems = config.problems()
+    if problems:
+        raise SweepError(f"run {params}: invalid settings:\n  - " + "\n  - ".join(problems))
+    return config

@@ -1,0 +1,234 @@
+"""One run of a sweep: its ``run.json`` record, and running it in this or another process.
+
+Every run trains into its own model directory (``OUT/runs/NAME``) and keeps
+``run.json`` there: its parameters, status, dev scores, time and device.
+:func:`iter_run` drives the training engine in this process (resuming from
+``last/`` when a previous attempt stopped mid-way); :func:`execute_run` is its
+picklable synchronous form for Dask workers, and ``python -m
+napari_cellseg.training.sweep_run TASK.json`` runs a task in a subprocess (the
+``--gpus`` mode). torch is imported only by the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError, JsonConfig
+from .config import TrainConfig
+
+RUN_RECORD = "run.json"
+TASK_FILE = "task.json"
+STATUSES = ("pending", "running", "done", "failed", "cancelled")
+
+
+@dataclass
+class RunRecord(JsonConfig):
+    """``run.json``: what a run is and how it went.
+
+    Attributes
+    ----------
+    name : str
+        The run's directory name under ``OUT/runs``.
+    params : dict
+        The settings the sweep varies for this run.
+    status : {"pending", "running", "done", "failed", "cancelled"}
+    score_name : str
+        The dev metric that ranks runs (``ap50``: AP at IoU 0.5 after the watershed).
+    dev_score : float or None
+        ``score_name`` of the best epoch.
+    dev_metrics : dict
+        Every dev metric of the best epoch (``ap50``, ``pixel_f1``, ``mean_iou``...).
+    best_epoch, epochs_done : int
+    trainable_params, total_params : int or None
+    device : str
+        Where it trained (``cpu``, ``cuda``; with ``CUDA_VISIBLE_DEVICES`` in ``gpu``).
+    gpu : str
+        The GPU given by ``--gpus`` (empty otherwise).
+    elapsed_s : float
+        Training time of the last attempt (as reported by the engine, resumed parts included).
+    attempts : int
+        How many times the run was started (resumes included).
+    started, finished : str
+        Local times, ISO format.
+    error : str
+        Why the run failed.
+    train_config : dict
+        The full ``TrainConfig``; a resumed sweep refuses to mix other settings in.
+    """
+
+    name: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    status: str = "pending"
+    score_name: str = "ap50"
+    dev_score: float | None = None
+    dev_metrics: dict[str, float] = field(default_factory=dict)
+    best_epoch: int = 0
+    epochs_done: int = 0
+    trainable_params: int | None = None
+    total_params: int | None = None
+    device: str = ""
+    gpu: str = ""
+    elapsed_s: float = 0.0
+    attempts: int = 0
+    started: str = ""
+    finished: str = ""
+    error: str = ""
+    train_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.status == "done"
+
+    def metric(self, name: str) -> float | None:
+        value = self.dev_metrics.get(name)
+        return None if value is None else float(value)
+
+
+def record_path(run_dir: str | os.PathLike) -> Path:
+    return Path(run_dir) / RUN_RECORD
+
+
+def read_record(run_dir: str | os.PathLike) -> RunRecord | None:
+    """The ``run.json`` of a run directory, or None when there is none (or it is unreadable)."""
+    path = record_path(run_dir)
+    if not path.is_file():
+        return None
+    try:
+        return RunRecord.load(path)
+    except ConfigError:
+        return None  # a foreign or damaged file: the run starts over
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def new_record(
+    name: str, params: dict[str, Any], config: TrainConfig, previous: RunRecord | None, gpu: str = ""
+) -> RunRecord:
+    """The record of a run about to start (keeps the attempt count of ``previous``)."""
+    return RunRecord(
+        name=name, params=dict(params), status="running", attempts=(previous.attempts if previous else 0) + 1,
+        started=_now(), train_config=config.to_dict(), gpu=gpu,
+    )  # fmt: skip
+
+
+def _best_metrics(history: list[dict[str, Any]], best_epoch: int) -> dict[str, float]:
+    for entry in history:
+        if entry.get("epoch") == best_epoch and entry.get("dev"):
+            return {k: float(v) for k, v in entry["dev"].items()}
+    return {}
+
+
+def iter_run(
+    name: str,
+    params: dict[str, Any],
+    config: TrainConfig,
+    *,
+    cancel: Callable[[], bool] | None = None,
+    train_fn: Callable[..., Generator] | None = None,
+    gpu: str = "",
+) -> Generator[Any, None, RunRecord]:
+    """Train one run, yielding the engine's reports; return its final :class:`RunRecord`.
+
+    The run resumes from ``config.out_dir/last`` when a previous attempt left
+    one. Errors do not propagate: they end the run as ``failed`` with the
+    message in the record (``run.json`` is written at start and end).
+    """
+    from .checkpoints import has_last
+
+    if train_fn is None:
+        from .engine import train as train_fn
+    run_dir = Path(config.out_dir)
+    previous = read_record(run_dir)
+    record = new_record(name, params, config, previous, gpu)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record.save(record_path(run_dir))
+    generator = None
+    try:
+        generator = train_fn(config, resume=has_last(run_dir), cancel=cancel)
+        while True:
+            try:
+                report = next(generator)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            if type(report).__name__ == "StartReport":
+                record.device, record.score_name = report.device, report.score_name
+                record.trainable_params, record.total_params = report.trainable_params, report.total_params
+            yield report
+    except GeneratorExit:  # closed from outside: the engine saves its position in last/
+        if generator is not None:
+            generator.close()
+        record.status, record.finished = "cancelled", _now()
+        record.save(record_path(run_dir))
+        raise
+    except Exception as err:  # a run's failure must not end the sweep
+        record.status, record.finished = "failed", _now()
+        record.error = f"{type(err).__name__}: {err}"
+        record.save(record_path(run_dir))
+        return record
+    record.finished = _now()
+    record.status = "cancelled" if result.cancelled else "done"
+    record.epochs_done, record.best_epoch = result.epochs_done, result.best_epoch
+    record.dev_score = result.best_score
+    record.dev_metrics = _best_metrics(result.history, result.best_epoch)
+    record.elapsed_s = round(_stored_elapsed(run_dir, result.elapsed_s), 3)
+    record.save(record_path(run_dir))
+    return record
+
+
+def _stored_elapsed(run_dir: Path, fallback: float) -> float:
+    """Training time over every attempt, as ``last/config.json`` keeps it."""
+    try:
+        training = json.loads((run_dir / "last" / "config.json").read_text()).get("training", {})
+        return float(training.get("elapsed_s", fallback))
+    except (OSError, ValueError, AttributeError):
+        return float(fallback)
+
+
+def execute_run(task: dict[str, Any]) -> dict[str, Any]:
+    """Run a task (``name``, ``params``, ``config``) to the end; return the record as a dict.
+
+    Picklable entry point for Dask workers: settings travel as plain dicts.
+    """
+    config = TrainConfig.from_dict(task["config"])
+    generator = iter_run(task["name"], task["params"], config, gpu=str(task.get("gpu", "")))
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value.to_dict()
+
+
+def task_dict(name: str, params: dict[str, Any], config: TrainConfig, gpu: str = "") -> dict[str, Any]:
+    """A run as plain data, for Dask workers and ``--gpus`` subprocesses."""
+    return {"name": name, "params": dict(params), "config": config.to_dict(), "gpu": gpu}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m napari_cellseg.training.sweep_run TASK.json``: one run in this process."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m napari_cellseg.training.sweep_run TASK.json", file=sys.stderr)
+        return 2
+    try:
+        task = json.loads(Path(argv[0]).read_text())
+        record = execute_run(task)
+    except Exception:  # reported through the log and the exit status
+        traceback.print_exc()
+        return 1
+    print(f"{record['name']}: {record['status']} {record.get('error', '')}".rstrip(), file=sys.stderr)
+    return 0 if record["status"] == "done" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""One-click segmentation's core (no Qt): cached model, probabilities kept, watershed again."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from napari_cellseg.current_model import NO_MODEL_HELP
+from napari_cellseg.inference.tiled import run_to_end
+from napari_cellseg.inference.watershed import WatershedParams, instances_from_probabilities
+from napari_cellseg.models.checkpoint import ModelConfig
+from napari_cellseg.sample_data import load_sample
+from napari_cellseg.segment_session import (
+    clear_model_cache,
+    image_plane_data,
+    initial_watershed,
+    iter_segment_one_click,
+    load_model_cached,
+    watershed_again,
+    with_slider_values,
+)
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    torch = pytest.importorskip("torch")
+    from napari_cellseg.models.checkpoint import save_model_dir
+    from napari_cellseg.models.m2 import M2Config
+    from napari_cellseg.models.surgery import build_model
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    m2 = M2Config(arch="mobilenetv3_small_050", num_classes=0, name="tiny")
+    model = build_model(m2, 2, 2, out_channels=3, decoder_channels=(8, 8, 8), pretrained=False)
+    config = ModelConfig.for_model(model, watershed={"interior_threshold": 0.4, "min_size": 5})
+    clear_model_cache()
+    yield save_model_dir(tmp_path / "tiny", model.eval(), config)
+    clear_model_cache()
+
+
+def _probabilities(shape=(40, 50), seed=0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(3, *shape)).astype(np.float32)
+    logits[2, 5:18, 5:20] += 4  # two confident cells
+    logits[2, 22:35, 25:45] += 4
+    e = np.exp(logits)
+    return e / e.sum(axis=0)
+
+
+def test_one_click_keeps_probabilities_and_uses_the_models_watershed(tiny_model):
+    image, _, _ = load_sample("c_histology_1")
+    result = run_to_end(iter_segment_one_click(image, tiny_model, rgb=True))
+    assert result.labels.shape == image.shape[:2] and result.probabilities.shape == (3, *image.shape[:2])
+    params = WatershedParams.from_dict(result.watershed)
+    assert (params.interior_threshold, params.min_size) == (0.4, 5)  # from the model's config
+    np.testing.assert_array_equal(result.labels, instances_from_probabilities(result.probabilities, params))
+
+
+def test_the_model_is_loaded_once_while_its_files_are_unchanged(tiny_model):
+    first = load_model_cached(tiny_model)
+    assert load_model_cached(tiny_model)[0] is first[0]
+    config = ModelConfig.load(tiny_model / "config.json")
+    dataclasses.replace(config, watershed={"min_size": 9}).save(tiny_model / "config.json")
+    reloaded = load_model_cached(tiny_model)
+    assert reloaded[0] is not first[0] and reloaded[1].watershed == {"min_size": 9}
+
+
+def test_no_model_and_bad_images_are_explained():
+    with pytest.raises(ValueError, match="train one in the Fine-tune panel"):
+        run_to_end(iter_segment_one_click(np.zeros((8, 8)), None))
+    assert "Fine-tune" in NO_MODEL_HELP
+    with pytest.raises(ValueError, match=r"shape \(2, 3, 4, 5\).*2D image"):
+        image_plane_data(np.zeros((2, 3, 4, 5)), rgb=False)
+    assert image_plane_data([np.zeros((4, 4)), np.zeros((2, 2))], rgb=False, multiscale=True).shape == (4, 4)
+
+
+def test_sliders_change_only_their_settings():
+    base = WatershedParams(interior_threshold=0.6, compactness=0.5)
+    changed = with_slider_values(base, {"interior_threshold": 0.3, "boundary_weight": 2.0, "min_size": 12.0})
+    assert (changed.interior_threshold, changed.boundary_weight, changed.min_size) == (0.3, 2.0, 12)
+    assert changed.compactness == 0.5 and isinstance(changed.min_size, int)
+    with pytest.raises(ValueError, match="unknown watershed slider"):
+        with_slider_values(base, {"compactness": 1.0})
+    with pytest.raises(ValueError, match="interior_threshold must be in"):
+        with_slider_values(base, {"interior_threshold": 0.0})
+
+
+def test_initial_watershed_falls_back_to_the_defaults(tmp_path):
+    assert initial_watershed(None) == WatershedParams()
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"")
+    ModelConfig(watershed={"interior_threshold": 7.0}).save(folder / "config.json")  # invalid value
+    assert initial_watershed(folder) == WatershedParams()
+    ModelConfig(watershed={"boundary_weight": 2.0}).save(folder / "config.json")
+    assert initial_watershed(folder).boundary_weight == 2.0
+
+
+def test_watershed_again_matches_the_core_per_plane():
+    params = WatershedParams(min_size=5)
+    plane = _probabilities()
+    np.testing.assert_array_equal(watershed_again(plane, params), instances_from_probabilities(plane, params))
+    stack = np.stack([plane, _probabilities(seed=1)], axis=1)  # (3, Z, H, W)
+    labels = watershed_again(stack, params)
+    first = instances_from_probabilities(stack[:, 0], params)
+    second = instances_from_probabilities(stack[:, 1], params)
+    np.testing.assert_array_equal(labels[0], first)
+    np.testing.assert_array_equal(labels[1], np.where(second > 0, second + first.max(), 0))
+    with pytest.raises(ValueError, match=r"shape \(2, 4, 4\)"):
+        watershed_again(np.zeros((2, 4, 4), np.float32), params)
