@@ -59,6 +59,17 @@ def test_grid_expansion_skips_invalid_combinations_and_names_runs(tmp_path):
     assert Path(first.out_dir) == (tmp_path / "out" / "runs" / names[0]).absolute()
 
 
+def test_weights_a_loss_ignores_do_not_make_extra_runs(tmp_path):
+    grid = grid_from_dict(
+        {"grid": {"loss": ["weighted-ce", "weighted-bce"], "class_weights": [[1, 5, 3], [1, 1, 1]]}}
+    )
+    points, invalid = expand_grid(grid, "d", None, tmp_path)
+    assert [p.name for p in points] == ["l4-la4-lf0-lr0.001-weighted-ce-w1_5_3", "l4-la4-lf0-lr0.001-weighted-ce-w1_1_1",
+                                        "l4-la4-lf0-lr0.001-weighted-bce-bw3"]  # fmt: skip
+    assert [p.reason for p in invalid] == [
+        "the same run as l4-la4-lf0-lr0.001-weighted-bce-bw3: weighted-bce ignores class_weights"]  # fmt: skip
+
+
 def test_names_are_stable_and_only_spell_settings_that_differ_from_the_base():
     base = TrainConfig(data_dir="d", out_dir="o", pretrained=False)
     config = TrainConfig(data_dir="d", out_dir="o", loss="weighted-bce", lr=3e-4, microscopes=("C",))

@@ -22,6 +22,12 @@ from ._common import PathEdit
 AUGMENT_PRESETS = ("none", "light", "default", "strong")
 
 
+def _form(box: QGroupBox) -> QFormLayout:
+    form = QFormLayout(box)
+    form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)  # a narrow dock wraps, never clips
+    return form
+
+
 def _spin(low: int, high: int, value: int, tip: str) -> QSpinBox:
     spin = QSpinBox()
     spin.setRange(low, high)
@@ -54,7 +60,7 @@ class FinetuneForm(QWidget):
         defaults = TrainConfig()
         self.depth = DEFAULT_M2_DEPTH
         network = QGroupBox("Network (from the pretrained M2)")
-        form = QFormLayout(network)
+        form = _form(network)
         self.m2_edit = PathEdit("dir", "default: ImageNet EfficientNet-Lite0 (bundled)")
         self.m2_edit.setToolTip(
             "The pretrained network to start from: empty for the default, or an M2 folder"
@@ -81,7 +87,8 @@ class FinetuneForm(QWidget):
         weights = QHBoxLayout()
         for spin in self.weight_spins:
             weights.addWidget(spin)
-        self.weights_label = QLabel("Class weights (bg / boundary / interior)")
+        self.weights_label = QLabel("Class weights")
+        self.weights_label.setToolTip("background / boundary / interior: what a mistake on each costs")
         self.boundary_spin = _double(
             0.01, 100.0, DEFAULT_BOUNDARY_WEIGHT_BCE, 2, 0.5, "weight of the boundary term"
         )
@@ -91,7 +98,7 @@ class FinetuneForm(QWidget):
         form.addRow(self.boundary_label, self.boundary_spin)
 
         training = QGroupBox("Training")
-        form = QFormLayout(training)
+        form = _form(training)
         self.augment_combo = QComboBox()
         self.augment_combo.addItems(list(AUGMENT_PRESETS))
         self.augment_combo.setCurrentText(defaults.augment_preset)
@@ -110,7 +117,7 @@ class FinetuneForm(QWidget):
         form.addRow("Learning rate", self.lr_spin)
 
         data = QGroupBox("Data and output")
-        form = QFormLayout(data)
+        form = _form(data)
         self.dataset_edit = PathEdit("dir", "dataset folder (Dataset panel)")
         self.split_edit = PathEdit("open", "<dataset>/split.csv", "CSV (*.csv)")
         self.out_edit = PathEdit("dir", "output model folder")
@@ -133,7 +140,7 @@ class FinetuneForm(QWidget):
         """Bound ``l`` by the M2's depth (and ``l_a``, ``l_f`` by ``l``)."""
         self.depth = int(depth)
         self.l_spin.setRange(1, self.depth)
-        self.depth_label.setText(f"this M2 has {self.depth} stages: l from 1 to {self.depth}")
+        self.depth_label.setText(f"{self.depth} stages: l from 1 to {self.depth}")
         self._l_changed(self.l_spin.value())
 
     def _l_changed(self, value: int) -> None:

@@ -16,6 +16,7 @@ import functools
 import time
 from pathlib import Path
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton, QScrollArea
 
 from ..current_model import set_current_model
@@ -23,6 +24,7 @@ from ..finetune_estimate import (
     device_text,
     epoch_text,
     estimate_cpu,
+    format_duration,
     probe_device,
     remember_crops_per_s,
     result_text,
@@ -44,6 +46,11 @@ from ._workers import run_task
 def _stop_quietly(process: TrainingProcess) -> None:
     """The panel is gone: let the run save its position and end."""
     process.stop()
+
+
+def _resumable(out: Path) -> bool:
+    """Whether ``out`` holds a stopped run; read-only (``has_last`` may repair, never while a run writes)."""
+    return any((out / name / "training_state.json").is_file() for name in (LAST_DIR, f".{LAST_DIR}.old"))
 
 
 def _while_shown(method):
@@ -73,6 +80,8 @@ class FinetuneWidget(TaskPanel):
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(self.form)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.form.minimumSizeHint().width() + 20)
         scroll.setMinimumHeight(260)
         self.body.addWidget(scroll, 1)
 
@@ -181,7 +190,7 @@ class FinetuneWidget(TaskPanel):
     def _update_buttons(self, *_) -> None:
         out = self.form.out_edit.path()
         idle = not self.busy
-        self.resume_button.setEnabled(idle and out is not None and has_last(out))
+        self.resume_button.setEnabled(idle and out is not None and _resumable(out))
         self.use_button.setEnabled(idle and out is not None and (out / "config.json").is_file())
         self.start_button.setEnabled(idle)
 
@@ -297,14 +306,17 @@ class FinetuneWidget(TaskPanel):
         if isinstance(report, StartReport):
             self.threads = report.threads
             self.progress_bar.setValue(report.start_step)
-            where = "GPU: " + self.device_name if report.device.startswith("cuda") else "CPU"
-            self.device_label.setText(f"{where} ({report.device_reason})")
+            on_gpu = not report.device.startswith("cpu")
+            self.device_label.setText(f"GPU: {self.device_name}" if on_gpu else "CPU: slow")
+            self.device_label.setToolTip(report.device_reason)
             self.eta_label.setText(start_text(report))
         elif isinstance(report, StepReport):
             self.last_step = report
             self.progress_bar.setMaximum(report.total_steps)
             self.progress_bar.setValue(report.global_step)
             self.eta_label.setText(step_text(report))
+            if self.device_label.text().startswith("CPU"):
+                self.device_label.setText(f"CPU: slow, {format_duration(report.eta_s)} left")
         elif isinstance(report, EpochReport):
             self.plot.add_epoch(report.epoch, report.train_loss, report.dev_score, report.score_name)
             self.say(epoch_text(report))

@@ -229,6 +229,8 @@ class SegmentWidget(TaskPanel):
         )
         if added:
             labels.scale, labels.translate = spatial["scale"], spatial["translate"]
+        else:
+            labels.metadata.update(metadata)
         self.probabilities, self.labels_layer, self.image_layer = result.probabilities, labels, image
         self.base_params = WatershedParams.from_dict(result.watershed)
         self.viewer.layers.selection.active = labels

@@ -36,7 +36,8 @@ QUESTIONS = {
     "loss": "Weighted cross-entropy 1/5/3 (background/boundary/interior) versus unweighted "
     "1/1/1, and the binary variant (sigmoid foreground + boundary, boundary weight 3). "
     "Touching pairs merged: the share of touching ground-truth cell pairs whose two cells "
-    "end up mostly in one predicted object (lower is better).",
+    "end up mostly in one predicted object (lower is better; read it with AP: a model that "
+    "finds nothing merges nothing).",
 }
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 from ..config import JsonConfig, atomic_write_text
 from .config import TrainConfig
+from .reports import EpochReport, StepReport
 from .sweep_exec import RunEvent, default_threads, run_dask, run_gpus, run_serial, worker_command
 from .sweep_grid import InvalidPoint, SweepError, SweepGrid, SweepPoint, expand_grid, load_grid
 from .sweep_run import RunRecord, read_record
@@ -272,11 +273,11 @@ def _report(event: RunEvent, finished: int, total: int) -> SweepReport | None:
     """The sweep's report of a run event (None for engine reports a sweep does not show)."""
     name = event.point.name
     if event.kind == "step":
-        report, kind = event.payload, type(event.payload).__name__
-        if kind == "StepReport":
+        report = event.payload
+        if isinstance(report, StepReport):
             return SweepReport("step", finished, total, name=name, step=report.global_step,
                                total_steps=report.total_steps)  # fmt: skip
-        if kind == "EpochReport" and report.dev_score is not None:
+        if isinstance(report, EpochReport) and report.dev_score is not None:
             text = f"epoch {report.epoch}/{report.epochs}: dev {report.score_name} {report.dev_score:.4f}"
             return SweepReport("epoch", finished, total, name=name, message=text)
         return None

@@ -288,11 +288,26 @@ def expand_grid(
         if name in names:
             if names[name] == config:  # the same run listed twice (e.g. a grid point and a point)
                 continue
+            unused = _unused_by_loss(config)
+            if _without(names[name], unused) == _without(config, unused):
+                invalid.append(
+                    InvalidPoint(dict(params), f"the same run as {name}: {config.loss} ignores {unused}")
+                )
+                continue
             raise SweepError(f"two different runs would share the directory {name}; the second is {params}")
         names[name] = config
         config = TrainConfig.from_dict({**config.to_dict(), "out_dir": str(runs_dir / name)})
         points.append(SweepPoint(name, dict(params), config))
     return points, invalid
+
+
+def _unused_by_loss(config: TrainConfig) -> str:
+    """The weight setting the run's loss does not use."""
+    return "class_weights" if config.loss == "weighted-bce" else "boundary_weight"
+
+
+def _without(config: TrainConfig, name: str) -> dict[str, Any]:
+    return {k: v for k, v in config.to_dict().items() if k != name}
 
 
 def _config_from(settings: dict[str, Any], params: dict[str, Any]) -> TrainConfig:

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..config import ConfigError, JsonConfig
 from .config import TrainConfig
+from .reports import StartReport
 
 RUN_RECORD = "run.json"
 TASK_FILE = "task.json"
@@ -161,7 +162,7 @@ def iter_run(
             except StopIteration as stop:
                 result = stop.value
                 break
-            if type(report).__name__ == "StartReport":
+            if isinstance(report, StartReport):
                 record.device, record.score_name = report.device, report.score_name
                 record.trainable_params, record.total_params = report.trainable_params, report.total_params
             yield report
