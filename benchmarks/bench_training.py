@@ -91,7 +91,8 @@ def throughput(args) -> None:
     data_dir, split = _data(args)
     batch, patch = args.batch_size, 256
     print(f"data {data_dir}, split {split}; crops {patch}x{patch}, batch {batch}, median of {args.runs} "
-          f"interleaved runs; load average {os.getloadavg()[0]:.1f} at start", flush=True)  # fmt: skip
+          f"interleaved runs; load average {os.getloadavg()[0]:.1f} at start; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}", flush=True)  # fmt: skip
 
     def config(**kw) -> TrainConfig:
         base = dict(data_dir=data_dir, split_path=split, out_dir=str(Path(args.workdir) / "unused"),
@@ -184,7 +185,7 @@ def main() -> None:
     )
     parser.add_argument("mode", nargs="?", choices=("throughput", "finetune"), default="throughput")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=3, help="steps per end-to-end run")
+    parser.add_argument("--steps", type=int, default=5, help="steps per end-to-end run")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--split", help="split CSV (default: made with `napari-cellseg split --target C`)")
     parser.add_argument("--workdir", default="/tmp/napari-cellseg-bench-training")
@@ -199,7 +200,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--omp-wait-policy", choices=("active", "passive"),
+        help="OMP_WAIT_POLICY for torch's threads (passive: idle threads sleep instead of spinning)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.omp_wait_policy:  # before torch is imported
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     if args.mode == "finetune":
         finetune(args)

@@ -19,7 +19,8 @@ from .training.config import TrainConfig
 from .training.reports import EpochReport, StartReport, StepReport, TrainResult
 
 # 256x256 crops per second of the default network (l=4, l_a=4, batch 8) on one
-# CPU thread, measured with the engine on a 2-core cloud VM (benchmarks/bench_gui_part2.py).
+# CPU thread: the engine's own figure on a busy shared 2-core cloud VM (a
+# conservative start; the first run on a computer replaces it with its own).
 REFERENCE_CPU_CROPS_PER_S = 1.5
 REFERENCE_PATCH = 256
 # Gain of each extra thread (convolutions do not scale perfectly).

@@ -131,10 +131,10 @@ def test_send_to_annotate_and_model_changes(make_napari_viewer, tiny_model_dir, 
     assert "Annotate has" in widget.message.text()
 
 
-def test_bad_model_folder_and_shortcut(make_napari_viewer, tmp_path):
+def test_bad_model_folder_and_shortcut(make_napari_viewer, tiny_model_dir, tmp_path, qtbot):
     from napari.utils.key_bindings import KeyBinding
 
-    viewer, widget, _, _ = _dock(make_napari_viewer)
+    viewer, widget, layer, _ = _dock(make_napari_viewer)
     (tmp_path / "empty").mkdir()
     widget.model_edit.setText(str(tmp_path / "empty"))
     assert "missing config.json and model.safetensors" in widget.message.text()
@@ -142,3 +142,8 @@ def test_bad_model_folder_and_shortcut(make_napari_viewer, tmp_path):
     assert bound is not None and bound.__name__ == "segment_selected_layer"
     # Opening the panel again (another viewer or a re-dock) must not fail on the binding.
     viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    widget.model_edit.setText(str(tiny_model_dir))  # a good folder becomes the current model
+    assert current_model.get_current_model_dir() == tiny_model_dir.resolve()
+    viewer.layers.selection.active = layer
+    assert viewer.window._qt_viewer._key_map_handler.press_key("Control-Shift-S")  # as the keyboard does
+    qtbot.waitUntil(lambda: "[C] sample segmented cells" in viewer.layers, timeout=60000)

@@ -184,6 +184,10 @@ class FinetuneForm(QWidget):
     def show_config(self, config: TrainConfig) -> None:
         """Fill the form from a stored run (Resume)."""
         self.m2_edit.edit.setText("" if config.m2 == "default" else config.m2)
+        if config.m2 == "default":
+            self.set_depth(DEFAULT_M2_DEPTH)
+        else:  # the run was checked when it started: show its values whatever the bounds say
+            self.l_spin.setMaximum(max(self.l_spin.maximum(), config.transfer_layers))
         self.l_spin.setValue(config.transfer_layers)
         self.la_spin.setValue(config.new_layers)
         self.lf_spin.setValue(config.frozen_layers)

@@ -13,6 +13,7 @@ Segment panel uses.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from pathlib import Path
 
@@ -41,6 +42,8 @@ from ._finetune_form import FinetuneForm
 from ._panel import TaskPanel
 from ._training_plot import TrainingPlot
 from ._workers import run_task
+
+logger = logging.getLogger(__name__)
 
 
 def _stop_quietly(process: TrainingProcess) -> None:
@@ -119,7 +122,6 @@ class FinetuneWidget(TaskPanel):
         self.threads = 1
         self.last_step: StepReport | None = None
         self.result: TrainResult | None = None
-        self._started_at = 0.0
         self.action_buttons = [self.start_button, self.resume_button, self.use_button]
 
         self.start_button.clicked.connect(self.start_training)
@@ -131,14 +133,14 @@ class FinetuneWidget(TaskPanel):
         self.form.out_edit.changed.connect(self._update_buttons)
         for signal in self.form.changed_signals():
             signal.connect(self.update_estimate)
+        try:
+            warm_up()  # the fork server imports torch now, in its own process: Start is then instant
+        except OSError as err:  # training still works, each run imports torch itself
+            logger.warning("could not start the training process server early: %s", err)
         self._probe = run_task(
             call_in_training_process, probe_device, title="Find the training device", show_progress=False,
             on_result=self._device_found,
         )  # fmt: skip
-        try:
-            warm_up()  # the fork server imports torch now, in its own process: Start is then instant
-        except OSError as err:  # training still works, each run imports torch itself
-            self.say(f"could not prepare the training process early: {err}", error=True)
         self._update_buttons()
         self.say("Choose the dataset and an output folder, then Start.")
 
@@ -170,11 +172,14 @@ class FinetuneWidget(TaskPanel):
         self.form.depth_label.setText("reading the M2…")
         run_task(
             call_in_training_process, m2_depth, text, title="Read the M2", show_progress=False,
-            on_result=self._depth_found, on_error=lambda err: self._depth_found(None, err),
+            on_result=lambda depth: self._depth_found(text, depth),
+            on_error=lambda err: self._depth_found(text, None, err),
         )  # fmt: skip
 
     @_while_shown
-    def _depth_found(self, depth: int | None, error: BaseException | None = None) -> None:
+    def _depth_found(self, m2: str, depth: int | None, error: BaseException | None = None) -> None:
+        if m2 != self.form.m2_edit.text():  # the M2 changed again meanwhile: a newer answer follows
+            return
         if depth is None:  # unreadable M2: keep the last bounds, say why
             self.form.depth_label.setText("could not read this M2")
             self.say(f"M2: {error}", error=True)
@@ -262,7 +267,6 @@ class FinetuneWidget(TaskPanel):
         self.progress_bar.setRange(0, config.epochs * config.steps_per_epoch)
         self.progress_bar.setValue(0)
         self.eta_label.setText("starting the training process…")
-        self._started_at = time.monotonic()
         task = self.start(
             process.reports, title="Fine-tune", on_report=self._on_report, on_result=self._on_result,
             show_progress=False,

@@ -41,7 +41,7 @@ from ..segment_session import (
     with_slider_values,
 )
 from ._common import LayerCombo, PathEdit, is_layer_type
-from ._layers import put_labels
+from ._layers import put_labels, replace_labels
 from ._panel import TaskPanel
 from ._workers import run_task
 
@@ -298,24 +298,23 @@ class SegmentWidget(TaskPanel):
         if self._watershed_task is not None and not self._watershed_task.finished:
             self._watershed_pending = True  # one more run with the latest values once this one ends
             return
-        params = self.watershed_params()
+        params, probabilities = self.watershed_params(), self.probabilities
         self._watershed_task = run_task(
-            watershed_again, self.probabilities, params, title="Watershed", show_progress=False,
-            on_result=lambda labels: self._apply_watershed(labels, params),
+            watershed_again, probabilities, params, title="Watershed", show_progress=False,
+            on_result=lambda labels: self._apply_watershed(labels, params, probabilities),
             on_finished=self._watershed_finished,
         )  # fmt: skip
 
-    def _apply_watershed(self, labels: np.ndarray, params) -> None:
-        if params != self.watershed_params() or self.labels_layer not in self.viewer.layers:
-            return  # stale: the sliders moved on (a newer run follows), or the layer is gone
+    def _apply_watershed(self, labels: np.ndarray, params, probabilities) -> None:
+        current = params == self.watershed_params() and probabilities is self.probabilities
+        if not current or self.labels_layer not in self.viewer.layers:
+            return  # stale (the sliders moved on, or another image was segmented), or the layer is gone
         layer = self.labels_layer
         if np.asarray(layer.data).shape != labels.shape:
             return
         if labels.max() > np.iinfo(np.asarray(layer.data).dtype).max:
             layer.data = labels  # more cells than the layer's dtype holds
         else:
-            from ._layers import replace_labels
-
             replace_labels(layer, labels)  # one undo step
         layer.metadata["watershed"] = params.to_dict()
         self.watershed_updates += 1
