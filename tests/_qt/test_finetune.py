@@ -81,7 +81,8 @@ def test_bounds_follow_the_m2_and_the_estimate_is_computed(make_napari_viewer, q
     m2_dir = tmp_path / "m2"
     m2_dir.mkdir()
     (m2_dir / "config.json").write_text(json.dumps({"arch": "convnext_atto", "num_classes": 0}))
-    form.m2_edit.setText(str(m2_dir))
+    form.m2_edit.setText(str(m2_dir / "config.json"))  # as the Browse dialog gives it
+    assert form.m2_edit.text() == str(m2_dir)
     qtbot.waitUntil(lambda: "4 stages" in form.depth_label.text(), timeout=60000)
     assert form.l_spin.maximum() == 4 and form.l_spin.value() == 1
     form.m2_edit.setText("")

@@ -166,6 +166,9 @@ class FinetuneWidget(TaskPanel):
         self.device_label.setText(device_text(self.device_kind, self.device_name, estimate))
 
     def _m2_changed(self, text: str) -> None:
+        if Path(text).name == "config.json":  # an M2 folder, chosen by its config
+            self.form.m2_edit.setText(str(Path(text).parent))  # comes back here with the folder
+            return
         if not text or text == "default":
             self.form.set_depth(DEFAULT_M2_DEPTH)
             return

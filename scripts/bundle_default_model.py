@@ -1,0 +1,141 @@
+"""Bundle a trained run as the package's default model, with a model card.
+
+    .venv/bin/python scripts/bundle_default_model.py --run RUN_DIR \
+        --data ../shared/data/dsb2018-dev --split split.csv
+
+1. Copies the run's best model as fp16 safetensors + config.json into
+   ``src/napari_cellseg/weights/default-model/`` (replacing what was there).
+2. Chooses the watershed parameters on the dev images of microscope C
+   (``napari-cellseg tune-watershed``) and writes them into that config.
+3. Scores the model on the test images of C, the dev images of C, and, for the
+   other microscopes, their (training) images; scores the classical baseline on
+   the same test images in the same run; writes ``MODEL_CARD.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "src" / "napari_cellseg" / "weights" / "default-model"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="model directory written by `napari-cellseg train`")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--out", default=str(DEFAULT_OUT))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--skip-other-microscopes", action="store_true")
+    args = parser.parse_args()
+
+    from napari_cellseg.models.checkpoint import load_model_dir, save_model_dir
+    from napari_cellseg.training.holdout import score_classical, score_model
+
+    out = Path(args.out)
+    model, config = load_model_dir(args.run, device="cpu")
+    if out.exists():
+        shutil.rmtree(out)
+    save_model_dir(out, model, config, half=True)
+    print(f"wrote fp16 model to {out}")
+
+    exe = Path(sys.executable).with_name("napari-cellseg")
+    tune = [str(exe), "tune-watershed", "--model", str(out), "--data", args.data, "--split", args.split,
+            "--subset", "dev", "--microscope", "C", "--device", args.device]  # fmt: skip
+    start = time.perf_counter()
+    subprocess.run(tune, check=True)
+    print(f"watershed tuned on dev C in {time.perf_counter() - start:.0f} s")
+
+    scores = {}
+    scores["test C"] = score_model(out, args.data, args.split, subset="test", microscope="C", device=args.device)
+    scores["dev C"] = score_model(out, args.data, args.split, subset="dev", microscope="C", device=args.device)
+    if not args.skip_other_microscopes:
+        for microscope in ("A", "B"):
+            scores[f"train {microscope} (seen in training)"] = score_model(
+                out, args.data, args.split, subset="train", microscope=microscope, device=args.device
+            )
+    classical = score_classical(args.data, args.split, subset="test", microscope="C")
+    for name in [p.name for p in out.iterdir() if p.name.startswith("holdout_")]:
+        (out / name).unlink()  # caches: not part of the bundle
+    card = model_card(json.loads((out / "config.json").read_text()), scores, classical, args, out)
+    (out / "MODEL_CARD.md").write_text(card)
+    print(card)
+    return 0
+
+
+def _row(name, s) -> str:
+    mean, low, high = s.group_stats()
+    spread = f"{mean:.3f} [{low:.3f}-{high:.3f}]" if mean is not None else "-"
+    merged = f"{s.merged_touching:.3f}" if s.merged_touching is not None else "-"
+    return (
+        f"| {name} | {s.n_images} | {s.n_cells} | {s.ap50:.3f} | {s.dsb_score:.3f} | "
+        f"{s.ap50_image_mean:.3f} | {spread} | {merged} |"
+    )
+
+
+def model_card(config: dict, scores: dict, classical, args, out: Path) -> str:
+    training = config.get("training") or {}
+    train_config = training.get("train_config") or {}
+    size_mb = (out / "model.safetensors").stat().st_size / 1e6
+    header = (
+        "| images | n | cells | AP@0.5 | DSB score | mean AP@0.5 per image | "
+        "AP@0.5 per group: mean [min-max] | touching pairs merged |\n|---|---|---|---|---|---|---|---|"
+    )
+    rows = "\n".join(_row(name, s) for name, s in scores.items())
+    return f"""# Model card: napari-cellseg default model (microscope C)
+
+**What it does**: segments nuclei in stained histology (H&E-like, RGB) images,
+microscope C of the project, into instances: a 3-class network (background,
+boundary, interior) followed by a marker-controlled watershed.
+
+## Architecture and training
+- M2: `{config["m2"]["name"]}` (`{config["arch"]}`, ImageNet EfficientNet-Lite0, Apache-2.0).
+- `l` = {config["transfer_layers"]} stages transferred, `l_a` = {config["new_layers"]} new decoder layers,
+  `l_f` = {config["frozen_layers"]} frozen; decoder channels {config["decoder_channels"]}.
+- Loss: `{config["loss"]}`, class weights {config["class_weights"]} (background / boundary / interior).
+- Data: `dsb2018-dev` (DSB 2018 stage 1, CC0), split `{Path(args.split).name}` (target C, grouped
+  near-duplicates; split hash `{config.get("split_hash")}`); trained on the train rows of
+  microscopes {train_config.get("microscopes")}, over-sampling {train_config.get("sample_weights")};
+  dev = C images only.
+- Budget: {training.get("epochs")} epochs x {training.get("steps_per_epoch")} steps x batch
+  {training.get("batch_size")} of {train_config.get("patch_size")}x{train_config.get("patch_size")} crops,
+  AdamW lr {train_config.get("lr")} ({train_config.get("scheduler")}), augmentation preset
+  `{train_config.get("augment_preset")}` (crop, scale, flips, rotations, noise, contrast/gamma, blur, HED stain jitter).
+- Device: {training.get("device")} ({training.get("device_reason")}); training time
+  {float(training.get("elapsed_s", 0)) / 60:.0f} min. Best epoch by dev AP@0.5: {training.get("best_epoch")}.
+- Watershed parameters (chosen on dev C by `tune-watershed`): `{json.dumps(config.get("watershed"))}`.
+- Stored as fp16 safetensors, {size_mb:.1f} MB.
+
+## Figures
+AP is TP / (TP + FP + FN) at IoU 0.5 (DSB 2018 / StarDist / Cellpose convention), pooled
+over the images' objects; the DSB score averages it over IoU 0.50:0.05:0.95. Groups are the
+split's near-duplicate groups (tiles of one field), so their spread shows how much the score
+depends on which slides are tested.
+
+{header}
+{rows}
+{_row("classical baseline (Otsu + distance watershed), test C", classical)}
+
+The A and B rows are on images the model trained on (the split keeps every A and B image in
+train, since dev and test come from C only): they show it still handles those microscopes,
+not how it generalises.
+
+## Known limits
+- Trained on CPU with a small budget: the issue's goal on test C (AP@0.5 >= 0.80, DSB >= 0.55)
+  is not reached; a longer run on a GPU (`napari-cellseg train` with more epochs) should be the
+  next step.
+- The test split holds few slides: the per-group spread above is wide.
+- Trained at the DSB images' native scale; for other magnifications pass the nucleus diameter
+  (`--diameter`) so the image is rescaled.
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
