@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QTableWidget,
 )
 
+from ..current_model import add_listener, get_current_model_dir, remove_listener
 from ..review import (
     ERROR_COLORS,
     ERROR_KINDS,
@@ -90,7 +91,7 @@ class ReviewWidget(TaskPanel):
         self.split_edit = PathEdit("open", "<dataset>/split.csv", "CSV (*.csv)")
         self.subset_combo = QComboBox()
         self.subset_combo.addItems(["dev", "test"])
-        self.model_edit = PathEdit("dir", "model folder (empty: the bundled default model)")
+        self.model_edit = PathEdit("dir", "model folder (empty: the current model)")
         self.evaluate_button = QPushButton("Evaluate the model")
         self.model_table = QTableWidget()
         self.model_table.setFixedHeight(0)
@@ -106,6 +107,8 @@ class ReviewWidget(TaskPanel):
         self.compare_button.clicked.connect(self.compare)
         self.evaluate_button.clicked.connect(self.evaluate)
         self.model_edit.changed.connect(self.update_model_status)
+        add_listener(self._current_model_changed)
+        self.destroyed.connect(lambda *_: remove_listener(self._current_model_changed))
         self.update_model_status()
         self.say("Choose ground truth and prediction layers, then Compare.")
 
@@ -151,7 +154,14 @@ class ReviewWidget(TaskPanel):
     # --- evaluate a model ---------------------------------------------------
 
     def model_dir(self):
-        return self.model_edit.path()
+        """The chosen folder, else the current model (the last fine-tuned one, else the default)."""
+        return self.model_edit.path() or get_current_model_dir()
+
+    def _current_model_changed(self, *_) -> None:
+        try:
+            self.update_model_status()
+        except RuntimeError:  # the widget was deleted
+            remove_listener(self._current_model_changed)
 
     def update_model_status(self, *_) -> bool:
         """Enable the Evaluate button only when a model is there; say why otherwise."""
