@@ -17,7 +17,8 @@ CLI and tests. The GUI runs :func:`train` in a napari ``thread_worker``.
   restored. On the CPU with one thread this holds bit for bit.
 - **Devices**: CUDA, then MPS, then the CPU (the start report says which and
   why). On CUDA: bf16 autocast where supported (else fp16 with a gradient
-  scaler), ``channels_last``, pinned-memory loading with workers.
+  scaler), ``channels_last`` (also on the CPU, where it is faster too),
+  pinned-memory loading with workers.
 - **torchrun**: launched with ``RANK``/``WORLD_SIZE`` set, the engine joins
   the process group (gloo on CPU, nccl on CUDA), wraps the network in
   DistributedDataParallel with SyncBatchNorm, gives every rank a disjoint shard
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
+from copy import deepcopy
 from typing import Any
 
 from .checkpoints import (
@@ -226,7 +228,11 @@ def _end_epoch(run, position, dev_images, make, score_name, timer, started) -> E
     if evaluate and dev_images:
         timer.eval_started()
         model_config = model_config_for(run, {}, {})
-        metrics = evaluate_dev(run.model, model_config, dev_images, make(), device=run.device)
+        # A copy: prediction may change the model (eval mode, memory format, traces), and
+        # the training model must stay exactly as an uninterrupted run has it.
+        copy = deepcopy(run.model)
+        metrics = evaluate_dev(copy, model_config, dev_images, make(), device=run.device)
+        del copy
         score = metrics.get(score_name)
         timer.eval_done()
     best = position["best_score"]

