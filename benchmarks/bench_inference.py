@@ -1,8 +1,7 @@
 """Inference speed on this CPU: network alone, watershed alone, end to end, classical baseline.
 
-The network is the default architecture with its real M2 weights
-(``build_model(m2="default", transfer_layers=4, new_layers=4)``); speed does not
-depend on training. Images are real: a 1024 x 1024 RGB mosaic of the microscope
+The network is the bundled default model (``--model``: another model directory,
+or ``arch`` for ``build_model(m2="default", transfer_layers=4, new_layers=4)``). Images are real: a 1024 x 1024 RGB mosaic of the microscope
 C samples, and the C samples themselves (256 x 320). Prints medians of
 ``--repeats`` runs, in seconds and megapixels per second.
 
@@ -65,6 +64,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--model", default="bundled",
+        help="model directory, 'bundled' (the shipped default model) or 'arch' (l=4, l_a=4, untrained decoder)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     import torch
@@ -76,7 +79,12 @@ def main() -> None:
     from napari_cellseg.sample_data import load_sample
 
     torch.set_num_threads(args.threads)
-    model, config = default_model()
+    if args.model == "arch":
+        model, config = default_model()
+    else:
+        from napari_cellseg.inference.runtime import resolve_model
+
+        model, config = resolve_model(None if args.model == "bundled" else args.model, device="cpu")
     image = mosaic((1024, 1024))
     mp = image.shape[0] * image.shape[1] / 1e6
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); median of {args.repeats} runs")

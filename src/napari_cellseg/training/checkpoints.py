@@ -22,7 +22,6 @@ Without a dev set, the best model is the latest one. Only rank 0 writes.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +169,3 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def remove_run(out_dir: str | os.PathLike) -> None:
-    """Delete a run's ``last/`` (for tests and ``--overwrite``-like tools)."""
-    shutil.rmtree(Path(out_dir) / LAST_DIR, ignore_errors=True)

@@ -114,11 +114,6 @@ def wrap_model(model: torch.nn.Module, context: DistributedContext, device: torc
     return DistributedDataParallel(model)
 
 
-def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside a DDP wrapper (or the module itself)."""
-    return getattr(model, "module", model)
-
-
 def all_reduce_sum(value: float, context: DistributedContext, device: torch.device) -> float:
     """Sum a Python number over ranks (identity when not distributed)."""
     if not context.enabled:
