@@ -99,7 +99,8 @@ boundary, interior) followed by a marker-controlled watershed.
 - M2: `{config["m2"]["name"]}` (`{config["arch"]}`, ImageNet EfficientNet-Lite0, Apache-2.0).
 - `l` = {config["transfer_layers"]} stages transferred, `l_a` = {config["new_layers"]} new decoder layers,
   `l_f` = {config["frozen_layers"]} frozen; decoder channels {config["decoder_channels"]}.
-- Loss: `{config["loss"]}`, class weights {config["class_weights"]} (background / boundary / interior).
+- Loss: `{config["loss"]}`, class weights {config["class_weights"]} (background / boundary / interior);
+  boundary targets {config.get("target_thickness")} px thick.
 - Data: `dsb2018-dev` (DSB 2018 stage 1, CC0), split `{Path(args.split).name}` (target C, grouped
   near-duplicates; split hash `{config.get("split_hash")}`); trained on the train rows of
   microscopes {train_config.get("microscopes")}, over-sampling {train_config.get("sample_weights")};
