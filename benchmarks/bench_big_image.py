@@ -4,8 +4,7 @@ Each measurement runs in a fresh subprocess and reports its peak resident
 memory (``VmHWM`` from /proc/self/status; tracemalloc does not see torch):
 
 - ``pipeline``: ``segment_big`` on a SIZE x SIZE RGB mosaic of the microscope C
-  samples, with the default architecture and its real M2 weights (speed and
-  memory do not depend on training), labels written to a zarr array;
+  samples, with the bundled default model, labels written to a zarr array;
 - ``watershed``: the block-wise watershed alone on realistic probabilities
   (made from the samples' expert masks, tiled into a SIZE x SIZE zarr array),
   so the stitching handles ~100 000 real-sized nuclei.
@@ -56,12 +55,10 @@ def run_pipeline(size: int, workdir: Path, tile: int, block: int, optimize: bool
     import torch
 
     from napari_cellseg.inference.big import segment_big
-    from napari_cellseg.models.checkpoint import ModelConfig
-    from napari_cellseg.models.surgery import build_model
+    from napari_cellseg.inference.runtime import resolve_model
     from napari_cellseg.sample_data import load_sample
 
-    model = build_model(m2="default", transfer_layers=4, new_layers=4).eval()
-    config = ModelConfig.for_model(model)
+    model, config = resolve_model(None, device="cpu")  # the bundled default model
     image = tiled([load_sample(k)[0][:256, :320] for k in KEYS], size)
     start = time.perf_counter()
     last = [start]
