@@ -36,6 +36,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
+from .generators import run_to_end
 from .training.config import TrainConfig
 from .training.reports import EpochReport, StartReport, StepReport, TrainResult
 
@@ -294,10 +295,4 @@ def run_finetune(
 ) -> TrainResult | None:
     """Synchronous :meth:`TrainingProcess.reports`; ``callback`` gets each report."""
     generator = TrainingProcess(config, resume=resume, niceness=niceness).reports()
-    while True:
-        try:
-            report = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        if callback is not None:
-            callback(report)
+    return run_to_end(generator, callback)

@@ -10,12 +10,13 @@ return their result (:func:`run_to_end` drives them).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
+from ..generators import run_to_end  # noqa: F401  (re-exported: drives the generators below)
 from .images import ImageLayout, PlaneReader
 from .scale import resize_channels_first, scale_factor, scaled_size
 from .tiling import Tile, blend_window, tile_grid
@@ -39,17 +40,6 @@ class PredictProgress:
     @property
     def fraction(self) -> float:
         return self.done / self.total if self.total else 1.0
-
-
-def run_to_end(generator: Generator[Any, None, R], callback: Callable[[Any], None] | None = None) -> R:
-    """Exhaust a report generator, passing each report to ``callback``; return its value."""
-    while True:
-        try:
-            report = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        if callback is not None:
-            callback(report)
 
 
 def plane_percentiles(plane: PlaneReader, normalization) -> Any:

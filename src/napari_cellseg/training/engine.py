@@ -32,6 +32,7 @@ from collections.abc import Callable, Generator
 from copy import deepcopy
 from typing import Any
 
+from ..generators import run_to_end
 from .checkpoints import (
     capture_state,
     load_last,
@@ -114,13 +115,7 @@ def run_training(
 ) -> TrainResult:
     """Run :func:`train` to the end, passing each report to ``callback``; return the result."""
     generator = train(config, resume=resume, cancel=cancel, evaluator=evaluator)
-    while True:
-        try:
-            report = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        if callback is not None:
-            callback(report)
+    return run_to_end(generator, callback)
 
 
 def _group_initialized() -> bool:

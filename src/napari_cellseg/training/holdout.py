@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ConfigError, JsonConfig
+from ..generators import run_to_end
 
 CACHE_PREFIX = "holdout"
 
@@ -156,16 +157,6 @@ def iter_score_holdout(
     )  # fmt: skip
 
 
-def _drain(generator: Generator, callback: Callable[[Any], None] | None) -> Any:
-    while True:
-        try:
-            report = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        if callback is not None:
-            callback(report)
-
-
 def _cache_path(directory: Path, subset: str, microscope: str | None) -> Path:
     return directory / f"{CACHE_PREFIX}_{subset}_{microscope or 'all'}.json"
 
@@ -213,7 +204,7 @@ def score_model(
     def segment(image: np.ndarray) -> np.ndarray:
         return segment_image(model, config, image, keep_probabilities=False).labels
 
-    scores = _drain(iter_score_holdout(segment, data_dir, split_path, subset=subset, microscope=microscope,
+    scores = run_to_end(iter_score_holdout(segment, data_dir, split_path, subset=subset, microscope=microscope,
                                        name=name or model_dir.name), callback)  # fmt: skip
     scores.key = key
     scores.save(cache)
@@ -238,7 +229,7 @@ def score_classical(
     cached = _cached(cache, key) if cache else None
     if cached is not None:
         return cached
-    scores = _drain(iter_score_holdout(classical_segmentation, data_dir, split_path, subset=subset,
+    scores = run_to_end(iter_score_holdout(classical_segmentation, data_dir, split_path, subset=subset,
                                        microscope=microscope, name="classical"), callback)  # fmt: skip
     scores.key = key
     if cache:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..config import ConfigError, JsonConfig
+from ..generators import run_to_end
 from ..io import IMAGE_SUFFIXES
 from .reports import PretrainEpochReport, PretrainResult
 
@@ -260,10 +261,4 @@ def run_pretraining(
 ) -> PretrainResult:
     """Run :func:`iter_pretrain` to the end; return its result."""
     generator = iter_pretrain(config, cancel)
-    while True:
-        try:
-            report = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        if callback is not None:
-            callback(report)
+    return run_to_end(generator, callback)
