@@ -42,9 +42,11 @@ def _segment(widget, wait_for_job, layer=None, timeout=60000):
     return task
 
 
-def test_without_a_model_the_button_explains(make_napari_viewer):
-    if current_model.is_model_dir(default_model_dir()):
-        pytest.skip("the bundled default model is shipped: there is always a model")
+def test_without_a_model_the_button_explains(make_napari_viewer, tmp_path, monkeypatch):
+    # As in an install without the bundled model: the default folder holds nothing.
+    from napari_cellseg.inference import runtime
+
+    monkeypatch.setattr(runtime, "default_model_dir", lambda: tmp_path / "no-default-model")
     viewer, widget, _, _ = _dock(make_napari_viewer)
     assert "No model available" in widget.segment_button.text()
     assert "Fine-tune" in widget.segment_button.toolTip()
