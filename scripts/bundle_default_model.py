@@ -27,7 +27,9 @@ DEFAULT_OUT = REPO / "src" / "napari_cellseg" / "weights" / "default-model"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--run", required=True, help="model directory written by `napari-cellseg train`")
     parser.add_argument("--data", required=True)
     parser.add_argument("--split", required=True)
@@ -54,8 +56,12 @@ def main() -> int:
     print(f"watershed tuned on dev C in {time.perf_counter() - start:.0f} s")
 
     scores = {}
-    scores["test C"] = score_model(out, args.data, args.split, subset="test", microscope="C", device=args.device)
-    scores["dev C"] = score_model(out, args.data, args.split, subset="dev", microscope="C", device=args.device)
+    scores["test C"] = score_model(
+        out, args.data, args.split, subset="test", microscope="C", device=args.device
+    )
+    scores["dev C"] = score_model(
+        out, args.data, args.split, subset="dev", microscope="C", device=args.device
+    )
     if not args.skip_other_microscopes:
         for microscope in ("A", "B"):
             scores[f"train {microscope} (seen in training)"] = score_model(
