@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -19,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 from _synthetic_cells import random_cells
+from _timing import median_time, ms
 
 from napari_cellseg.metrics import (
     error_maps,
@@ -27,22 +26,6 @@ from napari_cellseg.metrics import (
     match_instances,
     merged_touching_share,
 )
-
-
-def median_time(fn, repeats: int) -> tuple[float, float]:
-    """Median wall and CPU seconds of ``fn()``; CPU time is steadier on a shared machine."""
-    fn()  # warm-up (imports, caches)
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
-        fn()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return statistics.median(wall), statistics.median(cpu)
-
-
-def ms(times: tuple[float, float]) -> str:
-    return f"median {times[0] * 1000:.1f} ms wall ({times[1] * 1000:.1f} ms CPU)"
 
 
 def main() -> None:
