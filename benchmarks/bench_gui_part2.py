@@ -24,11 +24,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+from _gui_shots import sample_dataset
 
 os.environ.setdefault("QT_API", "pyqt6")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -129,21 +133,6 @@ def realistic_probabilities() -> np.ndarray:
     target = instances_to_targets(cells)
     onehot = np.stack([ndi.gaussian_filter((target == k).astype(np.float32), 1.5) for k in range(3)])
     return onehot / onehot.sum(axis=0, keepdims=True)
-
-
-def sample_dataset(root: Path) -> Path:
-    """The package samples as a dataset with ``split.csv``: the second C sample is dev."""
-    from napari_cellseg.data.splitfile import write_split
-    from napari_cellseg.data.writer import add_to_dataset
-    from napari_cellseg.sample_data import list_samples, load_sample
-
-    subsets = {}
-    for key in list_samples():
-        image, mask, sample = load_sample(key)
-        add_to_dataset(root, sample.id, image, mask, sample.microscope)
-        subsets[sample.id] = "dev" if key == "c_histology_2" else "train"
-    write_split(root / "split.csv", subsets)
-    return root
 
 
 def bench_training_gaps(viewer, tmp: Path, seconds: float) -> None:

@@ -18,19 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
+from _gui_shots import camera, new_viewer, settle, shot
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DEV = REPO.parent / "shared" / "data" / "dsb2018-dev"
-
-
-def settle(seconds: float = 0.5) -> None:
-    from qtpy.QtWidgets import QApplication
-
-    end = time.time() + seconds
-    while time.time() < end:
-        QApplication.processEvents()
-        time.sleep(0.02)
 
 
 def wait(panel, timeout: float = 300.0) -> None:
@@ -43,25 +36,6 @@ def wait(panel, timeout: float = 300.0) -> None:
     if panel.busy:
         raise RuntimeError(f"{panel.title}: job still running after {timeout} s")
     settle(0.5)
-
-
-def new_viewer():
-    import napari
-
-    viewer = napari.Viewer(title="napari-cellseg")
-    viewer.window._qt_window.resize(1560, 960)
-    return viewer
-
-
-def shot(viewer, path: Path) -> None:
-    settle(0.8)
-    viewer.window.screenshot(str(path), canvas_only=False)
-    print(f"wrote {path}")
-
-
-def camera(viewer):
-    scene = getattr(viewer, "scene", None)  # napari >= 0.9; viewer.camera before
-    return scene.camera if scene is not None else viewer.camera
 
 
 def touching_pair(cells: np.ndarray) -> tuple[int, int]:
