@@ -65,6 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--batch-size", type=int, default=8)
     add("--patch-size", type=int, default=256)
     add("--lr", type=float, default=1e-3)
+    add("--target-thickness", type=int, default=2, help="boundary target width in pixels")
     add("--seed", type=int, default=0)
     add("--max-dev-images", type=int, help="score dev on at most this many images")
     add("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
@@ -103,6 +104,7 @@ def base_settings(args: argparse.Namespace, weight: float) -> dict[str, Any]:
         "batch_size": args.batch_size, "patch_size": args.patch_size, "lr": args.lr, "seed": args.seed,
         "device": args.device, "max_dev_images": args.max_dev_images, "dev_metric": "ap50",
         "loss": "weighted-ce", "class_weights": [1.0, 5.0, 3.0], "pretrained": True,
+        "target_thickness": args.target_thickness,
         "microscopes": ["A", "B", "C"], "sample_weights": {args.target: weight},
     }  # fmt: skip
 
