@@ -126,7 +126,8 @@ boundary, interior) followed by a marker-controlled watershed.
   {training.get("batch_size")} of {train_config.get("patch_size")}x{train_config.get("patch_size")} crops,
   AdamW lr {train_config.get("lr")} ({train_config.get("scheduler")}), augmentation preset
   `{train_config.get("augment_preset")}` (crop, scale, flips, rotations, noise, contrast/gamma, blur, HED stain jitter).
-- Device: {training.get("device")} ({training.get("device_reason")}); training time
+- Device: {training.get("device")} ({training.get("device_reason")}),
+  {train_config.get("num_threads") or "automatic"} torch thread(s); training time
   {float(training.get("elapsed_s", 0)) / 60:.0f} min. Best epoch by dev AP@0.5: {training.get("best_epoch")}.
 - Watershed parameters (chosen on dev C by `tune-watershed`): `{json.dumps(config.get("watershed"))}`.
 - Stored as fp16 safetensors, {size_mb:.1f} MB.
