@@ -91,6 +91,14 @@ def _row(name, s) -> str:
     )
 
 
+def total_minutes(run: str, training: dict) -> float:
+    """Training time of the whole run: the best model's config stops at the best epoch."""
+    last = Path(run) / "last" / "config.json"
+    if last.is_file():
+        training = json.loads(last.read_text()).get("training") or training
+    return float(training.get("elapsed_s", 0)) / 60
+
+
 def model_card(config: dict, scores: dict, classical, args, out: Path) -> str:
     training = config.get("training") or {}
     train_config = training.get("train_config") or {}
@@ -103,9 +111,7 @@ def model_card(config: dict, scores: dict, classical, args, out: Path) -> str:
     provenance = f"- Settings: {args.provenance.strip()}\n" if args.provenance.strip() else ""
     test = scores["test C"]
     goal_met = test.ap50 >= 0.80 and test.dsb_score >= 0.55
-    goal = (
-        "reached" if goal_met else f"not reached (AP@0.5 {test.ap50:.3f}, DSB {test.dsb_score:.3f})"
-    )
+    goal = "reached" if goal_met else f"not reached (AP@0.5 {test.ap50:.3f}, DSB {test.dsb_score:.3f})"
     return f"""# Model card: napari-cellseg default model (microscope C)
 
 **What it does**: segments nuclei in stained histology (H&E-like, RGB) images,
@@ -128,7 +134,8 @@ boundary, interior) followed by a marker-controlled watershed.
   `{train_config.get("augment_preset")}` (crop, scale, flips, rotations, noise, contrast/gamma, blur, HED stain jitter).
 - Device: {training.get("device")} ({training.get("device_reason")}),
   {train_config.get("num_threads") or "automatic"} torch thread(s); training time
-  {float(training.get("elapsed_s", 0)) / 60:.0f} min. Best epoch by dev AP@0.5: {training.get("best_epoch")}.
+  {total_minutes(args.run, training):.0f} min for all {training.get("epochs")} epochs (dev scored every
+  {train_config.get("dev_every")}). Best epoch by dev AP@0.5: {training.get("best_epoch")}.
 - Watershed parameters (chosen on dev C by `tune-watershed`): `{json.dumps(config.get("watershed"))}`.
 - Stored as fp16 safetensors, {size_mb:.1f} MB.
 
