@@ -110,6 +110,8 @@ def child(args) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-big-", dir=args.workdir) as tmp:
         if args.child == "pipeline":
             figures = run_pipeline(args.size, Path(tmp), args.tile, args.block, args.optimize)

@@ -86,17 +86,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out_dir", nargs="?", default="docs/images")
     parser.add_argument("--model", type=Path, help="model folder for the Segment shot")
+    parser.add_argument(
+        "--segment-only", action="store_true", help="only guide-segment.png (e.g. after a new default model)"
+    )
     args = parser.parse_args()
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         os.environ["XDG_CONFIG_HOME"] = str(tmp / "config")
-        trained = finetune_shot(out, tmp)
+        trained = None if args.segment_only else finetune_shot(out, tmp)
         from napari_cellseg.current_model import is_model_dir
         from napari_cellseg.inference.runtime import default_model_dir
 
         model = args.model or (default_model_dir() if is_model_dir(default_model_dir()) else trained)
+        if model is None:
+            parser.error("--segment-only needs --model or a bundled default model")
         if args.model is not None:  # shown by its folder name: give it a user-like one
             model = Path(
                 shutil.copytree(args.model, tmp / "models" / "model-c-histology", dirs_exist_ok=True)
