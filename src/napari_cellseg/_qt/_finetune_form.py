@@ -15,11 +15,10 @@ from qtpy.QtWidgets import (
 )
 
 from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS
+from ..data.augment import PRESETS as AUGMENT_PRESETS
 from ..models.defaults import DEFAULT_M2_DEPTH, MAX_EXTRA_BLOCKS
 from ..training.config import LOSSES, TrainConfig
 from ._common import PathEdit
-
-AUGMENT_PRESETS = ("none", "light", "default", "strong")
 
 
 def _form(box: QGroupBox) -> QFormLayout:

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..classes import MICROSCOPES
+from ..data.augment import PRESETS
 from ..dataset_tools import (
     check_dataset,
     default_split_path,
@@ -31,8 +32,6 @@ from ..dataset_tools import (
 )
 from ._common import PathEdit, annotation_colormap, clear_table, fill_table
 from ._panel import TaskPanel
-
-PRESETS = ("none", "light", "default", "strong")
 
 
 def _ratio_spin(value: float) -> QDoubleSpinBox:
@@ -100,7 +99,7 @@ class DatasetWidget(TaskPanel):
         pform = QFormLayout(preview)
         self.id_combo = QComboBox()
         self.preset_combo = QComboBox()
-        self.preset_combo.addItems(PRESETS)
+        self.preset_combo.addItems(list(PRESETS))
         self.preset_combo.setCurrentText("default")
         self.n_spin = QSpinBox()
         self.n_spin.setRange(1, 16)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..generators import run_to_end
 from ..metrics import DSB_THRESHOLDS, ImageMetrics, PooledMetrics, image_metrics, pool_metrics
 
 LABEL_SUFFIXES = (".tif", ".tiff", ".png")
@@ -186,13 +187,7 @@ def evaluate_directories(
         Missing folders or predictions, unreadable files, mismatched shapes.
     """
     gen = iter_evaluate_directories(pred_dir, gt_dir, microscopes=microscopes, skip_missing=skip_missing)
-    while True:
-        try:
-            report = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if callback is not None:
-            callback(report)
+    return run_to_end(gen, callback)
 
 
 def format_table(groups: Mapping[str, PooledMetrics]) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, atomic_write_text
+from ..generators import run_to_end
 from ..metrics import PooledMetrics, dataset_metrics
 from .watershed import WatershedParams, finalize_labels, unfiltered_instances
 
@@ -145,13 +146,7 @@ def tune_watershed(
         best first.
     """
     gen = iter_tune_watershed(probabilities, ground_truth, grid, base=base, score=score)
-    while True:
-        try:
-            report = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        if callback is not None:
-            callback(report)
+    return run_to_end(gen, callback)
 
 
 def write_watershed_params(model_dir: str | os.PathLike, params: WatershedParams) -> Path:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import JsonConfig, atomic_write_text
+from ..generators import run_to_end
 from .config import TrainConfig
 from .reports import EpochReport, StepReport
 from .sweep_exec import RunEvent, default_threads, run_dask, run_gpus, run_serial, worker_command
@@ -296,10 +297,4 @@ def run_sweep(
 ) -> SweepResult:
     """Synchronous :func:`iter_sweep`; ``callback`` gets each report."""
     generator = iter_sweep(grid, config, **kwargs)
-    while True:
-        try:
-            report = next(generator)
-        except StopIteration as stop:
-            return stop.value
-        if callback is not None:
-            callback(report)
+    return run_to_end(generator, callback)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, JsonConfig
+from ..generators import run_to_end
 from .config import TrainConfig
 from .reports import StartReport
 
@@ -203,11 +204,7 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     """
     config = TrainConfig.from_dict(task["config"])
     generator = iter_run(task["name"], task["params"], config, gpu=str(task.get("gpu", "")))
-    while True:
-        try:
-            next(generator)
-        except StopIteration as stop:
-            return stop.value.to_dict()
+    return run_to_end(generator).to_dict()
 
 
 def task_dict(name: str, params: dict[str, Any], config: TrainConfig, gpu: str = "") -> dict[str, Any]:
