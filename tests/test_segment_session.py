@@ -110,3 +110,15 @@ def test_watershed_again_matches_the_core_per_plane():
     np.testing.assert_array_equal(labels[1], np.where(second > 0, second + first.max(), 0))
     with pytest.raises(ValueError, match=r"shape \(2, 4, 4\)"):
         watershed_again(np.zeros((2, 4, 4), np.float32), params)
+
+
+def test_one_click_with_test_time_augmentation_uses_the_averaged_probabilities(tiny_model):
+    from napari_cellseg.inference.predict import predict_probabilities
+
+    image, _, _ = load_sample("c_histology_1")
+    plain = run_to_end(iter_segment_one_click(image, tiny_model, rgb=True))
+    tta = run_to_end(iter_segment_one_click(image, tiny_model, rgb=True, tta=True))
+    model, config = load_model_cached(tiny_model)
+    expected = predict_probabilities(model, config, image, channel_axis=-1, tta=True)
+    np.testing.assert_allclose(tta.probabilities, expected, atol=1e-5)
+    assert np.abs(tta.probabilities - plain.probabilities).max() > 1e-3

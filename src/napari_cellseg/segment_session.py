@@ -117,6 +117,7 @@ def iter_segment_one_click(
     rgb: bool = False,
     scale=None,
     translate=None,
+    tta: bool = False,
 ) -> Generator[PredictProgress, None, Any]:
     """Segment ``image`` with the model in ``model_dir``, keeping the probabilities.
 
@@ -132,6 +133,8 @@ def iter_segment_one_click(
         The last axis holds RGB(A) channels.
     scale, translate : sequence of float, optional
         Kept on the result (the image layer's).
+    tta : bool
+        Test-time augmentation (8 flips and quarter turns, 8x the network time).
 
     Yields
     ------
@@ -158,7 +161,7 @@ def iter_segment_one_click(
     return (
         yield from iter_segment_image(
             model, config, image, params, channel_axis=-1 if rgb else None,
-            scale=scale, translate=translate, keep_probabilities=True,
+            scale=scale, translate=translate, keep_probabilities=True, tta=tta,
         )
     )  # fmt: skip
 

@@ -149,3 +149,17 @@ def test_bad_model_folder_and_shortcut(make_napari_viewer, tiny_model_dir, tmp_p
     viewer.layers.selection.active = layer
     assert viewer.window._qt_viewer._key_map_handler.press_key("Control-Shift-S")  # as the keyboard does
     qtbot.waitUntil(lambda: "[C] sample segmented cells" in viewer.layers, timeout=60000)
+
+
+def test_test_time_augmentation_box_reaches_the_prediction(make_napari_viewer, tiny_model_dir, wait_for_job):
+    from napari_cellseg.inference.predict import predict_probabilities
+    from napari_cellseg.segment_session import load_model_cached
+
+    current_model.set_current_model(tiny_model_dir)
+    _viewer, widget, layer, _mask = _dock(make_napari_viewer)
+    assert not widget.tta_check.isChecked()  # off by default: 8x the network time
+    widget.tta_check.setChecked(True)
+    _segment(widget, wait_for_job)
+    model, config = load_model_cached(tiny_model_dir)
+    expected = predict_probabilities(model, config, layer.data, channel_axis=-1, tta=True)
+    np.testing.assert_allclose(widget.probabilities, expected, atol=1e-5)

@@ -320,3 +320,24 @@ def test_optimized_cpu_runs_match_eager_and_follow_weight_changes(model_and_conf
     changed = predict_probabilities(model, config, crop, tile_size=64, overlap=32, optimize=True)
     np.testing.assert_allclose(changed, predict_probabilities(model, config, crop, tile_size=64, overlap=32), atol=1e-5)  # fmt: skip
     assert not np.allclose(changed, fast, atol=1e-3)
+
+
+def test_test_time_augmentation_averages_the_eight_flips_and_turns(model_and_config, histology):
+    model, config = model_and_config
+    square = histology[0][:128, :128]
+    plain = predict_probabilities(model, config, square, tile_size=1024)
+    tta = predict_probabilities(model, config, square, tile_size=1024, tta=True)
+    assert tta.shape == plain.shape
+    np.testing.assert_allclose(tta.sum(axis=0), 1.0, atol=1e-4)
+    # The average over the dihedral group does not depend on how the image is turned...
+    turned = np.ascontiguousarray(np.rot90(square))
+    tta_turned = predict_probabilities(model, config, turned, tile_size=1024, tta=True)
+    np.testing.assert_allclose(np.rot90(tta, axes=(1, 2)), tta_turned, atol=1e-4)
+    # ...which the network alone is not, and it stays close to the network's own answer.
+    plain_turned = predict_probabilities(model, config, turned, tile_size=1024)
+    assert np.abs(np.rot90(plain, axes=(1, 2)) - plain_turned).max() > 1e-2
+    assert np.abs(tta - plain).mean() < 0.1
+    # Non-square tiles turn into tiles of the other shape and back.
+    wide = predict_probabilities(model, config, histology[0][:128, :160], tile_size=1024, tta=True)
+    assert wide.shape == (3, 128, 160)
+    np.testing.assert_allclose(wide.sum(axis=0), 1.0, atol=1e-4)

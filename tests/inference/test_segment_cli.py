@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from tiny_models import save_fitted_model, write_sample_images
 
@@ -39,6 +40,23 @@ def test_segment_writes_labels_and_keeps_them_on_a_second_run(tmp_path, model_di
     captured = capsys.readouterr()
     assert "2 skipped" in captured.out and "--overwrite" in captured.err
     assert (out / f"{paths[0].stem}.tif").stat().st_mtime_ns == before
+
+
+def test_tta_option_averages_the_flips_and_turns(tmp_path, model_dir):
+    from napari_cellseg.inference.predict import predict_probabilities
+    from napari_cellseg.inference.runtime import resolve_model
+    from napari_cellseg.io import read_image
+
+    (path,) = write_sample_images(tmp_path / "in", keys=("c_histology_2",))
+    common = ["segment", str(path), "--model", str(model_dir), "--tile", "128", "--save-probabilities", "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "tta"), "--tta"]) == 0
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    tta, _, _ = read_tiff_layer(tmp_path / "tta" / f"{path.stem}_probabilities.tif")
+    plain, _, _ = read_tiff_layer(tmp_path / "plain" / f"{path.stem}_probabilities.tif")
+    model, config = resolve_model(model_dir, device="cpu")
+    expected = predict_probabilities(model, config, read_image(path), tile_size=128, overlap=64, tta=True)
+    np.testing.assert_allclose(tta, expected, atol=2e-3)
+    assert np.abs(tta - plain).max() > 1e-2
 
 
 def test_bad_files_are_named_the_run_goes_on_and_exits_non_zero(tmp_path, model_dir, capsys):

@@ -81,10 +81,13 @@ class SegmentWidget(TaskPanel):
         self.segment_button.setFont(font)
         self.segment_button.setMinimumHeight(48)
         self.interior_check = QCheckBox("Also show the interior probability")
+        self.tta_check = QCheckBox("Test-time augmentation (8x slower, a little more accurate)")
+        self.tta_check.setToolTip("Average the predictions over the 8 flips and quarter turns of the image")
         top = QFormLayout()
         top.addRow("Image", self.image_combo)
         top.addRow(self.segment_button)
         top.addRow(self.interior_check)
+        top.addRow(self.tta_check)
         self.body.addLayout(top)
 
         model = QGroupBox("Model")
@@ -204,7 +207,8 @@ class SegmentWidget(TaskPanel):
         params = self.watershed_params()
         started = time.perf_counter()
         self.start(
-            iter_segment_one_click, data, model_dir, params, rgb=image.rgb, title=f"Segment {image.name!r}",
+            iter_segment_one_click, data, model_dir, params, rgb=image.rgb, tta=self.tta_check.isChecked(),
+            title=f"Segment {image.name!r}",
             on_result=lambda result: self._show(image, model_dir, result, time.perf_counter() - started),
         )  # fmt: skip
 

@@ -44,6 +44,7 @@ class SegmentOptions(JsonConfig):
     measurements: bool = False
     overwrite: bool = False
     optimize: bool = False  # CPU: compiled network per tile shape (pays off over many images)
+    tta: bool = False  # average over the 8 flips/quarter turns (8x the network time)
     torch_threads: int | None = None  # per process; set for Dask workers sharing a machine
     big_image_pixels: int = BIG_IMAGE_PIXELS
 
@@ -180,6 +181,7 @@ def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options:
     kwargs = dict(
         tile_size=options.tile_size, overlap=options.overlap, batch_size=options.batch_size,
         diameter=options.diameter, channel=options.channel, optimize=options.optimize,
+        tta=options.tta,
     )  # fmt: skip
     if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:
         labels, probabilities, metadata = _segment_big_in_memory(model, config, image, outputs, kwargs)

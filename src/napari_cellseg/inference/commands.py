@@ -248,6 +248,10 @@ def _register_segment(subparsers) -> None:
         help="CPU: compile the network once per tile shape (a few seconds), then about a third faster",
     )
     parser.add_argument(
+        "--tta", action="store_true",
+        help="test-time augmentation: average the 8 flips and quarter turns (8x slower, a little more accurate)",
+    )  # fmt: skip
+    parser.add_argument(
         "--scheduler", metavar="ADDRESS",
         help="spread the images over a Dask cluster: a scheduler address, or 'local' for a local cluster",
     )  # fmt: skip

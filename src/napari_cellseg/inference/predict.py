@@ -66,10 +66,11 @@ def iter_predict_probabilities(
     channel_axis: int | None = None,
     amp: bool = True,
     optimize: bool = False,
+    tta: bool = False,
 ) -> Generator[PredictProgress, None, np.ndarray]:
     """Generator version of :func:`predict_probabilities`; returns the probabilities."""
     layout = describe_layout(image, channel, channel_axis)
-    runner = make_runner(model, config, device, amp, optimize)
+    runner = make_runner(model, config, device, amp, optimize, tta)
     factor = yield from iter_scale_factor(
         runner, config, image, layout, diameter, tile_size=tile_size, overlap=overlap
     )
@@ -100,6 +101,7 @@ def predict_probabilities(
     channel_axis: int | None = None,
     amp: bool = True,
     optimize: bool = False,
+    tta: bool = False,
     callback: Callable[[PredictProgress], None] | None = None,
 ) -> np.ndarray:
     """Class probabilities of an image, predicted tile by tile and blended.
@@ -132,6 +134,9 @@ def predict_probabilities(
         On the CPU, run a frozen trace of the network compiled per tile shape
         (see :func:`.runtime.compiled_for_shape`): pays off over many tiles or
         images of one size.
+    tta : bool
+        Test-time augmentation: average over the 8 flips and quarter turns of
+        each tile (8x slower; a little more accurate, see docs/benchmarks.md).
     callback : callable, optional
         Called with each :class:`PredictProgress`.
 
@@ -144,6 +149,6 @@ def predict_probabilities(
     gen = iter_predict_probabilities(
         model, config, image, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
         device=device, diameter=diameter, channel=channel, channel_axis=channel_axis, amp=amp,
-        optimize=optimize,
+        optimize=optimize, tta=tta,
     )  # fmt: skip
     return run_to_end(gen, callback)

@@ -135,6 +135,7 @@ def iter_segment_image(
     keep_probabilities: bool = True,
     amp: bool = True,
     optimize: bool = False,
+    tta: bool = False,
 ) -> Generator[PredictProgress, None, SegmentationResult]:
     """Generator version of :func:`segment_image`; returns the :class:`SegmentationResult`."""
     from .watershed import instances_from_probabilities
@@ -143,7 +144,7 @@ def iter_segment_image(
     scale = spatial_metadata(scale, layout, "scale")
     translate = spatial_metadata(translate, layout, "translate")
     params = watershed_params(config, params)
-    runner = make_runner(model, config, device, amp, optimize)
+    runner = make_runner(model, config, device, amp, optimize, tta)
     estimate = diameter == 0
     factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap, params)
     if estimate:
@@ -207,7 +208,7 @@ def segment_image(
     **kwargs
         ``tile_size``, ``overlap``, ``batch_size``, ``device``, ``diameter``
         (0 = estimate), ``channel``, ``channel_axis``, ``scale``,
-        ``translate``, ``keep_probabilities``, ``amp``, ``optimize``: see
+        ``translate``, ``keep_probabilities``, ``amp``, ``optimize``, ``tta``: see
         :func:`.predict.predict_probabilities`.
 
     Returns

@@ -42,6 +42,7 @@ def run_segment(args: argparse.Namespace) -> int:
         measurements=args.measurements,
         overwrite=args.overwrite,
         optimize=args.optimize,
+        tta=args.tta,
     )
     n_files = len(find_images(args.paths, exclude=out_dir))
     if n_files == 0:

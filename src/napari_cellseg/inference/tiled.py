@@ -120,13 +120,15 @@ def iter_predict_region(
     return accumulated
 
 
-def make_runner(model, config, device: Any = None, amp: bool = True, optimize: bool = False):
+def make_runner(
+    model, config, device: Any = None, amp: bool = True, optimize: bool = False, tta: bool = False
+):
     """A :class:`~.runtime.TileRunner` for ``model`` (an existing runner is passed through)."""
     from .runtime import TileRunner
 
     if isinstance(model, TileRunner):
         return model
-    return TileRunner(model, config.loss, device=device, amp=amp, optimize=optimize)
+    return TileRunner(model, config.loss, device=device, amp=amp, optimize=optimize, tta=tta)
 
 
 def _with_plane(gen: Generator, plane: int, n_planes: int) -> Generator:
