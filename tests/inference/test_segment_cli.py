@@ -48,7 +48,16 @@ def test_tta_option_averages_the_flips_and_turns(tmp_path, model_dir):
     from napari_cellseg.io import read_image
 
     (path,) = write_sample_images(tmp_path / "in", keys=("c_histology_2",))
-    common = ["segment", str(path), "--model", str(model_dir), "--tile", "128", "--save-probabilities", "--quiet"]
+    common = [
+        "segment",
+        str(path),
+        "--model",
+        str(model_dir),
+        "--tile",
+        "128",
+        "--save-probabilities",
+        "--quiet",
+    ]
     assert main([*common, "--out", str(tmp_path / "tta"), "--tta"]) == 0
     assert main([*common, "--out", str(tmp_path / "plain")]) == 0
     tta, _, _ = read_tiff_layer(tmp_path / "tta" / f"{path.stem}_probabilities.tif")
