@@ -78,8 +78,10 @@ def test_no_model_and_bad_images_are_explained():
 
 def test_sliders_change_only_their_settings():
     base = WatershedParams(interior_threshold=0.6, compactness=0.5)
-    changed = with_slider_values(base, {"interior_threshold": 0.3, "boundary_weight": 2.0, "min_size": 12.0})
+    values = {"interior_threshold": 0.3, "boundary_weight": 2.0, "split_height": 1.2, "min_size": 12.0}
+    changed = with_slider_values(base, values)
     assert (changed.interior_threshold, changed.boundary_weight, changed.min_size) == (0.3, 2.0, 12)
+    assert changed.split_height == 1.2
     assert changed.compactness == 0.5 and isinstance(changed.min_size, int)
     with pytest.raises(ValueError, match="unknown watershed slider"):
         with_slider_values(base, {"compactness": 1.0})

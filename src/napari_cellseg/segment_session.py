@@ -27,7 +27,7 @@ from .inference.tiled import PredictProgress
 from .inference.watershed import WatershedParams, check_probabilities, instances_from_probabilities
 
 # The watershed settings the sliders change.
-SLIDER_FIELDS = ("interior_threshold", "boundary_weight", "min_size")
+SLIDER_FIELDS = ("interior_threshold", "boundary_weight", "split_height", "min_size")
 
 _cache_lock = threading.Lock()
 _cached: dict[str, Any] = {}
@@ -78,7 +78,7 @@ def initial_watershed(model_dir: str | os.PathLike | None) -> WatershedParams:
 
 
 def with_slider_values(params: WatershedParams, values: Mapping[str, float]) -> WatershedParams:
-    """``params`` with the slider settings (interior threshold, boundary weight, min size) replaced."""
+    """``params`` with the slider settings (:data:`SLIDER_FIELDS`) replaced."""
     unknown = sorted(set(values) - set(SLIDER_FIELDS))
     if unknown:
         raise ValueError(f"unknown watershed slider(s) {unknown}; sliders are {list(SLIDER_FIELDS)}")

@@ -23,6 +23,7 @@ from napari_cellseg.inference.watershed import (
     foreground_mask,
     instances_from_probabilities,
     markers_from_probabilities,
+    split_at_necks,
     watershed_from_markers,
 )
 from napari_cellseg.metrics import image_metrics
@@ -214,3 +215,39 @@ def test_touching_markers_of_different_labels_are_flooded_exactly():
     fast = watershed_from_markers(elevation, markers, mask)
     plain = watershed(elevation, markers, mask=mask)
     assert np.array_equal(fast, plain) and set(np.unique(fast)) == {1, 2, 7}
+
+
+def _disc(shape, centre, radius):
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+
+
+def test_split_height_parts_touching_nuclei_at_their_neck_but_not_single_cells():
+    shape = (40, 70)
+    # Two nuclei whose confident interiors touch along a neck, with no boundary predicted.
+    pair = _disc(shape, (20, 20), 10) | _disc(shape, (20, 36), 10)
+    # One elongated nucleus: a flat ridge, no neck.
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    ellipse = ((yy - 20) / 8.0) ** 2 + ((xx - 35) / 25.0) ** 2 <= 1
+    for mask, expected in ((pair, 2), (ellipse, 1), (_disc(shape, (20, 30), 12), 1)):
+        probabilities = one_hot(np.where(mask, 2, 0))
+        merged = instances_from_probabilities(probabilities, WatershedParams(min_size=1))
+        split = instances_from_probabilities(probabilities, WatershedParams(min_size=1, split_height=1.0))
+        assert merged.max() == 1
+        assert split.max() == expected
+        assert ((split > 0) == mask).all()  # splitting moves no pixel in or out
+    labels = instances_from_probabilities(
+        one_hot(np.where(pair, 2, 0)), WatershedParams(min_size=1, split_height=1.0)
+    )
+    assert labels[20, 15] != labels[20, 41]  # each disc centre in its own cell
+    with pytest.raises(ValueError, match="split_height"):
+        WatershedParams(split_height=-1)
+
+
+def test_split_markers_give_every_component_a_marker():
+    components = np.zeros((30, 30), np.int32)
+    components[2:4, 2:4] = 1  # too thin for a peak of height 3: kept whole
+    components[10:28, 10:28] = 2
+    markers = split_at_necks(components, height=3.0)
+    assert set(np.unique(markers[components == 1])) - {0} and set(np.unique(markers[components == 2])) - {0}
+    assert not (markers[components == 0]).any()

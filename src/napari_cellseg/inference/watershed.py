@@ -8,7 +8,10 @@ that block-wise processing can run them per chunk:
 2. :func:`markers_from_probabilities`: connected components (8-connected) of
    confident interior, ``P(interior) >= interior_threshold`` inside the mask,
    optionally after Gaussian smoothing, minus components below
-   ``min_marker_size``;
+   ``min_marker_size``; with ``split_height > 0`` a component whose
+   distance transform has several peaks (rising ``split_height`` pixels above
+   the saddle between them) gives one marker per peak, so that two touching
+   nuclei whose confident interiors still touch get a marker each;
 3. :func:`elevation_from_probabilities`:
    ``P(background) + boundary_weight * P(boundary)`` (with weight 1 this is
    ``1 - P(interior)``; larger weights make predicted boundaries steeper walls);
@@ -60,6 +63,11 @@ class WatershedParams(JsonConfig):
         Marker components smaller than this many pixels are ignored.
     keep_unmarked : bool
         Foreground components without any marker become instances.
+    split_height : float
+        Cut marker components at necks: parts whose distance-transform peak
+        rises this many pixels above the saddle to the next part become
+        markers of their own. 0 disables it. Small values split more (and
+        also cut elongated cells); about 0.5-1.5 px suits nuclei.
     """
 
     interior_threshold: float = 0.6
@@ -70,13 +78,14 @@ class WatershedParams(JsonConfig):
     marker_smoothing: float = 0.0
     min_marker_size: int = 4
     keep_unmarked: bool = True
+    split_height: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("interior_threshold", "foreground_threshold"):
             value = getattr(self, name)
             if not 0.0 < value <= 1.0:
                 raise ValueError(f"WatershedParams.{name} must be in (0, 1], got {value}")
-        for name in ("boundary_weight", "compactness", "marker_smoothing"):
+        for name in ("boundary_weight", "compactness", "marker_smoothing", "split_height"):
             if getattr(self, name) < 0:
                 raise ValueError(f"WatershedParams.{name} must be >= 0, got {getattr(self, name)}")
         for name in ("min_size", "min_marker_size"):
@@ -149,7 +158,33 @@ def _markers(probabilities: np.ndarray, params: WatershedParams, mask: np.ndarra
         small[0] = False
         if small.any():
             markers[small[markers]] = 0
+    if params.split_height > 0 and count:
+        markers = split_at_necks(markers, params.split_height)
     return markers
+
+
+def split_at_necks(components: np.ndarray, height: float, smoothing: float = 1.0) -> np.ndarray:
+    """int32 markers: one per distance-transform peak of each labelled component.
+
+    The peaks of the components' distance transform (Gaussian-smoothed by
+    ``smoothing`` px against pixel noise) that rise at least ``height`` pixels
+    above the saddle to a higher peak become markers; a component without
+    such a peak stays one marker. The watershed then floods the probability
+    elevation from them, so the predicted boundary decides where cells part.
+    """
+    from skimage.morphology import h_maxima
+
+    core = components > 0
+    distance = ndi.distance_transform_edt(core).astype(np.float32)
+    if smoothing > 0:
+        distance = ndi.gaussian_filter(distance, smoothing)
+    peaks = h_maxima(distance, height).astype(bool) & core
+    markers, count = ndi.label(peaks, structure=_FULL)
+    has_peak = np.zeros(int(components.max()) + 1, bool)
+    has_peak[components[peaks]] = True
+    unseeded = core & ~has_peak[components]
+    markers[unseeded] = components[unseeded] + count
+    return markers.astype(np.int32, copy=False)
 
 
 def elevation_from_probabilities(probabilities, params: WatershedParams | None = None) -> np.ndarray:
