@@ -41,6 +41,7 @@ def main() -> None:
         "default": default,
         "compactness=0.01": WatershedParams(compactness=0.01),
         "marker_smoothing=1": WatershedParams(marker_smoothing=1.0),
+        "split_height=1": WatershedParams(split_height=1.0),
     }
     for name, params in cases.items():
         times = median_time(lambda p=params: instances_from_probabilities(probabilities, p), args.repeats)

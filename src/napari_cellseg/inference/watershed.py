@@ -168,23 +168,46 @@ def split_at_necks(components: np.ndarray, height: float, smoothing: float = 1.0
 
     The peaks of the components' distance transform (Gaussian-smoothed by
     ``smoothing`` px against pixel noise) that rise at least ``height`` pixels
-    above the saddle to a higher peak become markers; a component without
-    such a peak stays one marker. The watershed then floods the probability
-    elevation from them, so the predicted boundary decides where cells part.
+    above the saddle to a higher peak (the h-maxima) become markers; a
+    component without such a peak stays one marker. The watershed then floods
+    the probability elevation from them, so the predicted boundary decides
+    where cells part.
     """
-    from skimage.morphology import h_maxima
+    import cv2
 
+    components = np.asarray(components)
     core = components > 0
-    distance = ndi.distance_transform_edt(core).astype(np.float32)
+    distance = cv2.distanceTransform(core.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     if smoothing > 0:
         distance = ndi.gaussian_filter(distance, smoothing)
-    peaks = h_maxima(distance, height).astype(bool) & core
+    # h-maxima: where the distance stands ``height`` above its reconstruction from distance - height.
+    # Background starts at its final value (0), so only the components need steps.
+    seed = np.where(core, distance - np.float32(height), np.float32(0))
+    dome = distance - _reconstruct_by_dilation(seed, distance)
+    peaks = (dome >= np.float32(height) - 1e-3) & core
     markers, count = ndi.label(peaks, structure=_FULL)
     has_peak = np.zeros(int(components.max()) + 1, bool)
     has_peak[components[peaks]] = True
     unseeded = core & ~has_peak[components]
     markers[unseeded] = components[unseeded] + count
     return markers.astype(np.int32, copy=False)
+
+
+def _reconstruct_by_dilation(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Grey-level reconstruction of ``seed`` under ``mask`` (float32), by repeated 3x3 dilation.
+
+    It converges in as many steps as the longest path a value must travel,
+    about a nucleus diameter here: much faster than a priority queue.
+    """
+    import cv2
+
+    kernel = np.ones((3, 3), np.uint8)
+    current = np.minimum(seed, mask)
+    while True:
+        grown = np.minimum(cv2.dilate(current, kernel), mask)
+        if np.array_equal(grown, current):
+            return grown
+        current = grown
 
 
 def elevation_from_probabilities(probabilities, params: WatershedParams | None = None) -> np.ndarray:
