@@ -85,3 +85,47 @@ def test_bad_inputs_are_refused_before_writing(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         add_to_dataset(tmp_path / "ds", **arguments)
     assert not (tmp_path / "ds").exists()
+
+
+def test_concurrent_saves_into_one_folder_keep_every_row(tmp_path, monkeypatch):
+    import os
+    import threading
+    import time
+
+    import napari_cellseg.data.writer as writer
+
+    original = writer.write_manifest
+
+    def slow_write(*args, **kwargs):  # widen the read-modify-write window
+        time.sleep(0.05)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(writer, "write_manifest", slow_write)
+    image = np.zeros((32, 40), np.uint8)
+    errors = []
+
+    def save(i):
+        try:
+            add_to_dataset(tmp_path / "ds", f"img-{i}", image, _cells(), "C")
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(CellDataset.open(tmp_path / "ds").ids) == [f"img-{i}" for i in range(6)]
+    assert not (tmp_path / "ds" / writer.LOCK_NAME).exists()
+
+    # A lock left by a crashed writer is taken over once stale; a live one times out clearly.
+    lock = tmp_path / "ds" / writer.LOCK_NAME
+    lock.write_text("12345")
+    old = time.time() - writer.LOCK_STALE_S - 5
+    os.utime(lock, (old, old))
+    add_to_dataset(tmp_path / "ds", "img-after-crash", image, _cells(), "C")
+    lock.write_text("12345")
+    with pytest.raises(TimeoutError, match="another program"):
+        with writer.manifest_lock(tmp_path / "ds", timeout=0.1):
+            pass

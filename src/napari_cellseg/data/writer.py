@@ -3,13 +3,18 @@
 Every file is written atomically (temporary file + rename) and the manifest is
 rewritten last, so a crash leaves either the old dataset or the new one: at
 worst an image file that no manifest row names yet, which opening ignores.
+Writers of one folder (two napari windows, the GUI and a script) take turns
+through a lock file, so none of them rewrites the manifest without the rows
+another has just added.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +81,46 @@ def add_to_dataset(
     """
     root = Path(root)
     _check_inputs(image_id, image, labels, microscope, kind, microscopes)
+    root.mkdir(parents=True, exist_ok=True)
+    with manifest_lock(root):
+        return _add_locked(
+            root, image_id, image, labels, microscope, kind, group, overwrite, extra, microscopes
+        )
+
+
+LOCK_NAME = ".manifest.lock"
+LOCK_STALE_S = 120.0  # a lock older than this was left by a crashed writer
+
+
+@contextlib.contextmanager
+def manifest_lock(root: Path, timeout: float = 30.0) -> Iterator[None]:
+    """Hold ``root/.manifest.lock`` (created exclusively) while the manifest is read and rewritten."""
+    path = root / LOCK_NAME
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - path.stat().st_mtime > LOCK_STALE_S:
+                    path.unlink(missing_ok=True)
+                    continue
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{root}: another program has been saving into this dataset for {timeout:.0f} s "
+                    f"(lock file {path}); try again, or delete the lock file if no other program is saving"
+                ) from None
+            time.sleep(0.02)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _add_locked(root, image_id, image, labels, microscope, kind, group, overwrite, extra, microscopes):
     manifest = root / MANIFEST_NAME
     columns, rows = _read_rows(manifest, microscopes)
     if image_id in rows and not overwrite:
