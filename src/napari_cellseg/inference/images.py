@@ -148,9 +148,10 @@ class PlaneReader:
         return window
 
     def subsample(self, max_pixels: int = 1_000_000) -> np.ndarray:
-        """A strided subsample with at most about ``max_pixels`` pixels (for percentiles)."""
-        height, width = self.shape
-        stride = max(1, math.ceil(math.sqrt(height * width / max_pixels)))
+        """The strided subsample :func:`~..data.normalize.compute_percentiles` would read (for percentiles)."""
+        from ..data.normalize import subsample_stride
+
+        stride = subsample_stride(self.shape, max_pixels)
         return self.read(slice(None, None, stride), slice(None, None, stride))
 
 
