@@ -107,7 +107,7 @@ def test_concurrent_saves_into_one_folder_keep_every_row(tmp_path, monkeypatch):
     def save(i):
         try:
             add_to_dataset(tmp_path / "ds", f"img-{i}", image, _cells(), "C")
-        except Exception as err:  # noqa: BLE001 - reported below
+        except Exception as err:
             errors.append(err)
 
     threads = [threading.Thread(target=save, args=(i,)) for i in range(6)]

@@ -72,7 +72,7 @@ def test_defaults_are_a_full_unet_of_all_stages(default_m2):
     ("kwargs", "message"),
     [
         ({"transfer_layers": 0}, r"transfer_layers l=0 is out of range .* l in 1\.\.5"),
-        ({"transfer_layers": 6}, r"transfer_layers l=6 .* \(5 stages\)"),
+        ({"transfer_layers": 6}, r"transfer_layers l=6 .* 5 stages \(1\.\.5\)"),
         ({"transfer_layers": 3, "new_layers": 0}, r"new_layers l_a=0 .* l_a in 1\.\.5"),
         ({"transfer_layers": 3, "new_layers": 6}, r"new_layers l_a=6 .* l_a in 1\.\.5"),
         ({"transfer_layers": 3, "frozen_layers": 4}, r"frozen_layers l_f=4 .* l_f in 0\.\.3"),

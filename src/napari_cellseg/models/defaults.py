@@ -8,3 +8,24 @@ DEFAULT_M2_DEPTH = 5
 DEFAULT_DECODER_CHANNELS = (64, 48, 32, 24, 16)
 # At most this many new layers beyond l (extra blocks at full resolution).
 MAX_EXTRA_BLOCKS = 2
+
+
+def layer_problems(transfer_layers, new_layers, frozen_layers, depth: int) -> list[str]:
+    """Why ``l``/``l_a``/``l_f`` cannot be built from an M2 with ``depth`` stages (empty if they can).
+
+    The rule of :func:`napari_cellseg.models.surgery.build_model`:
+    ``1 <= l <= depth``, ``1 <= l_a <= l + MAX_EXTRA_BLOCKS``, ``0 <= l_f <= l``.
+    """
+    l, l_a, l_f = transfer_layers, new_layers, frozen_layers  # noqa: E741
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (l, l_a, l_f)):
+        return [f"l, l_a, l_f must be integers, got {l!r}, {l_a!r}, {l_f!r}"]
+    if not 1 <= l <= depth:  # l_a and l_f are judged against l: only this problem counts
+        return [f"transfer_layers l={l} is out of range for the M2's {depth} stages (1..{depth})"]
+    problems = []
+    if not 1 <= l_a <= l + MAX_EXTRA_BLOCKS:
+        problems.append(f"new_layers l_a={l_a} is out of range for l={l} (1..{l + MAX_EXTRA_BLOCKS})")
+    if not 0 <= l_f <= l:
+        problems.append(
+            f"frozen_layers l_f={l_f} is out of range for l={l} (0..{l}: at most the transferred stages)"
+        )
+    return problems

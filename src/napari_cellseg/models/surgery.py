@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .decoder import DEFAULT_DECODER_CHANNELS, MAX_EXTRA_BLOCKS, UNetDecoder
+from .defaults import layer_problems
 from .m2 import M2Config, build_classifier, load_m2
 from .stages import StageInfo, check_stages, split_stages
 
@@ -295,21 +296,11 @@ def build_model(
     check_stages(stages, infos, config.arch)
     depth = len(stages)
     l = depth if transfer_layers is None else transfer_layers  # noqa: E741
-    if not isinstance(l, int) or not 1 <= l <= depth:
-        raise SurgeryError(
-            f"transfer_layers l={transfer_layers!r} is out of range for M2 {config.arch!r} "
-            f"({depth} stages); valid: {valid_ranges(depth)}"
-        )
     l_a = l if new_layers is None else new_layers
-    if not isinstance(l_a, int) or not 1 <= l_a <= l + MAX_EXTRA_BLOCKS:
-        raise SurgeryError(
-            f"new_layers l_a={new_layers!r} is out of range for l={l}; valid: {valid_ranges(depth, l)}"
-        )
-    if not isinstance(frozen_layers, int) or not 0 <= frozen_layers <= l:
-        raise SurgeryError(
-            f"frozen_layers l_f={frozen_layers!r} is out of range for l={l} "
-            f"(at most the transferred stages); valid: {valid_ranges(depth, l)}"
-        )
+    problems = layer_problems(l, l_a, frozen_layers, depth)
+    if problems:
+        valid = valid_ranges(depth, l if isinstance(l, int) and 1 <= l <= depth else None)
+        raise SurgeryError(f"M2 {config.arch!r}: {'; '.join(problems)}; valid: {valid}")
     if out_channels not in (2, 3):
         raise SurgeryError(f"out_channels must be 3 (weighted-ce) or 2 (weighted-bce), got {out_channels!r}")
     if len(decoder_channels) < l or any(int(c) < 1 for c in decoder_channels):

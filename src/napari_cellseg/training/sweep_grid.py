@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, JsonConfig
-from ..models.defaults import DEFAULT_M2_DEPTH, MAX_EXTRA_BLOCKS
+from ..models.defaults import DEFAULT_M2_DEPTH
 from .config import TrainConfig
 
 ALIASES = {"l": "transfer_layers", "l_a": "new_layers", "la": "new_layers",
@@ -172,22 +172,10 @@ def combinations(grid: SweepGrid) -> list[dict[str, Any]]:
 
 
 def layer_problem(transfer_layers: int, new_layers: int, frozen_layers: int, depth: int) -> str | None:
-    """Why ``l``/``l_a``/``l_f`` cannot be built from an M2 with ``depth`` stages (None if they can).
+    """Why ``l``/``l_a``/``l_f`` cannot be built from an M2 with ``depth`` stages (None if they can)."""
+    from ..models.defaults import layer_problems
 
-    The same ranges as :func:`napari_cellseg.models.surgery.build_model`:
-    ``1 <= l <= depth``, ``1 <= l_a <= l + 2``, ``0 <= l_f <= l``.
-    """
-    l, l_a, l_f = transfer_layers, new_layers, frozen_layers  # noqa: E741
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (l, l_a, l_f)):
-        return f"l, l_a, l_f must be integers, got {l!r}, {l_a!r}, {l_f!r}"
-    problems = []
-    if not 1 <= l <= depth:
-        problems.append(f"l={l} is out of range: the M2 has {depth} stages (1..{depth})")
-    if not 1 <= l_a <= l + MAX_EXTRA_BLOCKS:
-        problems.append(f"l_a={l_a} is out of range for l={l} (1..{l + MAX_EXTRA_BLOCKS})")
-    if not 0 <= l_f <= l:
-        problems.append(f"l_f={l_f} is out of range for l={l} (0..{l}: at most the transferred stages)")
-    return "; ".join(problems) or None
+    return "; ".join(layer_problems(transfer_layers, new_layers, frozen_layers, depth)) or None
 
 
 def m2_depth(m2: str) -> int:
