@@ -1,4 +1,4 @@
-"""Inference speed on this CPU: network alone, watershed alone, end to end, classical baseline.
+"""Inference speed on this CPU: network alone, watershed alone, end to end (also with TTA), classical baseline.
 
 The network is the bundled default model (``--model``: another model directory,
 or ``arch`` for ``build_model(m2="default", transfer_layers=4, new_layers=4)``). Images are real: a 1024 x 1024 RGB mosaic of the microscope
@@ -114,6 +114,8 @@ def main() -> None:
             run()  # warm-up (and compilation when optimized: the model is loaded and ready)
             name = f"end to end 1024x1024 RGB, tile {tile}" + (", optimized" if optimize else "")
             print(line(name, median_time(run, args.repeats), mp))
+    tta = lambda: segment_image(model, config, image, tile_size=512, tta=True)  # noqa: E731
+    print(line("end to end 1024x1024 RGB, tile 512, --tta", median_time(tta, args.repeats), mp))
     print(line("classical baseline, 1024x1024 RGB", median_time(lambda: classical_segmentation(image), args.repeats), mp))  # fmt: skip
     crop = load_sample("c_histology_1")[0]
     small_mp = crop.shape[0] * crop.shape[1] / 1e6
@@ -122,6 +124,8 @@ def main() -> None:
         run()
         name = "per microscope C image (256x320), model" + (", optimized" if optimize else "")
         print(line(name, median_time(run, 2 * args.repeats), small_mp))
+    run = lambda: segment_image(model, config, crop, tta=True)  # noqa: E731
+    print(line("per microscope C image (256x320), model, --tta", median_time(run, 2 * args.repeats), small_mp))
     print(line("per microscope C image (256x320), classical", median_time(lambda: classical_segmentation(crop), 2 * args.repeats), small_mp))  # fmt: skip
 
 
