@@ -125,7 +125,9 @@ def main() -> None:
         name = "per microscope C image (256x320), model" + (", optimized" if optimize else "")
         print(line(name, median_time(run, 2 * args.repeats), small_mp))
     run = lambda: segment_image(model, config, crop, tta=True)  # noqa: E731
-    print(line("per microscope C image (256x320), model, --tta", median_time(run, 2 * args.repeats), small_mp))
+    print(
+        line("per microscope C image (256x320), model, --tta", median_time(run, 2 * args.repeats), small_mp)
+    )
     print(line("per microscope C image (256x320), classical", median_time(lambda: classical_segmentation(crop), 2 * args.repeats), small_mp))  # fmt: skip
 
 
