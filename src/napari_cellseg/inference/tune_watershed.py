@@ -22,8 +22,8 @@ from ..metrics import PooledMetrics, dataset_metrics
 from .watershed import WatershedParams, finalize_labels, unfiltered_instances
 
 # 5 x 3 x 2 x 4 x 3 = 360 points, 120 watersheds (min_size comes last: grid points
-# that differ only in it share one watershed): about 5 minutes for 33 dev crops
-# of 256x320 on one core, most of it in the neck splitting (split_height > 0).
+# that differ only in it share one watershed): about a minute for 33 dev crops of
+# 256x320 on one core.
 DEFAULT_GRID: dict[str, tuple] = {
     "interior_threshold": (0.4, 0.5, 0.6, 0.7, 0.8),
     "foreground_threshold": (0.4, 0.5, 0.6),
