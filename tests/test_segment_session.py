@@ -124,3 +124,31 @@ def test_one_click_with_test_time_augmentation_uses_the_averaged_probabilities(t
     expected = predict_probabilities(model, config, image, channel_axis=-1, tta=True)
     np.testing.assert_allclose(tta.probabilities, expected, atol=1e-5)
     assert np.abs(tta.probabilities - plain.probabilities).max() > 1e-3
+
+
+def test_warm_up_loads_once_even_when_a_click_comes_during_it(tiny_model, monkeypatch, tmp_path):
+    import threading
+    import time
+
+    import napari_cellseg.inference.runtime as runtime
+    from napari_cellseg.segment_session import warm_up
+
+    assert warm_up(None) is False
+    assert warm_up(tmp_path) is False  # not a model folder: the click will explain
+    loads = []
+    original = runtime.resolve_model
+
+    def slow_resolve(*args, **kwargs):
+        loads.append(args)
+        time.sleep(0.3)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(runtime, "resolve_model", slow_resolve)
+    clear_model_cache()
+    warming = threading.Thread(target=warm_up, args=(tiny_model,))
+    warming.start()
+    time.sleep(0.05)
+    model, _ = load_model_cached(tiny_model)  # the click, while the warm-up loads
+    warming.join()
+    assert len(loads) == 1
+    assert load_model_cached(tiny_model)[0] is model

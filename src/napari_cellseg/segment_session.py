@@ -7,6 +7,8 @@
 - :func:`watershed_again`: instances from stored probabilities with other
   watershed settings (what the sliders do), for one plane or a stack.
 - :func:`initial_watershed`: the settings a model's config stores, else the defaults.
+- :func:`warm_up`: load the model ahead of the first click (the panel runs it
+  in the background when it opens: importing torch and timm takes seconds).
 
 torch is imported only when a model is loaded.
 """
@@ -30,6 +32,8 @@ from .inference.watershed import WatershedParams, check_probabilities, instances
 SLIDER_FIELDS = ("interior_threshold", "boundary_weight", "split_height", "min_size")
 
 _cache_lock = threading.Lock()
+# Held while a model loads: a click during the panel's warm-up waits for that load.
+_load_lock = threading.Lock()
 _cached: dict[str, Any] = {}
 
 
@@ -54,13 +58,28 @@ def load_model_cached(directory: str | os.PathLike, device: Any = "auto"):
 
     path = check_model_dir(directory)
     key = (str(path), _files_key(path), str(device))
-    with _cache_lock:
-        if _cached.get("key") == key:
-            return _cached["model"], _cached["config"]
-    model, config = resolve_model(path, device=device)
-    with _cache_lock:
-        _cached.update(key=key, model=model, config=config)
+    with _load_lock:
+        with _cache_lock:
+            if _cached.get("key") == key:
+                return _cached["model"], _cached["config"]
+        model, config = resolve_model(path, device=device)
+        with _cache_lock:
+            _cached.update(key=key, model=model, config=config)
     return model, config
+
+
+def warm_up(directory: str | os.PathLike | None) -> bool:
+    """Load the model in ``directory`` into the cache; True if it is ready.
+
+    Problems are not raised: the click that needs the model reports them.
+    """
+    if directory is None:
+        return False
+    try:
+        load_model_cached(directory)
+    except Exception:  # the click explains what is wrong
+        return False
+    return True
 
 
 def clear_model_cache() -> None:

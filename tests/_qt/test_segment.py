@@ -163,3 +163,17 @@ def test_test_time_augmentation_box_reaches_the_prediction(make_napari_viewer, t
     model, config = load_model_cached(tiny_model_dir)
     expected = predict_probabilities(model, config, layer.data, channel_axis=-1, tta=True)
     np.testing.assert_allclose(widget.probabilities, expected, atol=1e-5)
+
+
+def test_opening_the_panel_loads_the_current_model_in_the_background(
+    make_napari_viewer, tiny_model_dir, qtbot
+):
+    from napari_cellseg import segment_session
+
+    segment_session.clear_model_cache()
+    current_model.set_current_model(tiny_model_dir)
+    _viewer, widget, _layer, _mask = _dock(make_napari_viewer)
+    # Nothing was clicked: only the panel's warm-up can have loaded the model.
+    qtbot.waitUntil(lambda: segment_session._cached.get("model") is not None, timeout=30000)
+    assert widget._warm_worker is not None
+    assert segment_session.load_model_cached(tiny_model_dir)[0] is segment_session._cached["model"]

@@ -37,6 +37,7 @@ from ..segment_session import (
     image_plane_data,
     initial_watershed,
     iter_segment_one_click,
+    warm_up,
     watershed_again,
     with_slider_values,
 )
@@ -143,6 +144,7 @@ class SegmentWidget(TaskPanel):
         self.viewer.layers.selection.events.active.connect(self._active_changed)
         self._listen_to_model_changes()
         self.viewer.bind_key(SHORTCUT, segment_selected_layer, overwrite=True)
+        self._warm_worker = None
         self._model_changed(get_current_model_dir())
         self._active_changed()
 
@@ -173,6 +175,19 @@ class SegmentWidget(TaskPanel):
         )
         if self.probabilities is None:  # nothing tuned yet: start from the model's settings
             self.set_params(initial_watershed(directory))
+        self._warm_up(directory)
+
+    def _warm_up(self, directory) -> None:
+        """Import torch and load the model in the background, so the first click is fast."""
+        if directory is None:
+            return
+        from napari.qt.threading import create_worker
+
+        from ._workers import avoid_llvm_clash
+
+        avoid_llvm_clash()  # as before every job: torch must not load triton next to Mesa's LLVM
+        self._warm_worker = create_worker(warm_up, directory, _start_thread=False)
+        self._warm_worker.start()
 
     def _model_chosen(self, text: str) -> None:
         if not text:
