@@ -100,6 +100,8 @@ def parameters_figure(image, gt, probabilities, out: Path) -> None:
         ("min_size", (0, 16, 64, 128), WatershedParams()),
         ("compactness", (0.0, 0.01, 0.1, 1.0), WatershedParams()),
         ("marker_smoothing", (0.0, 1.0, 2.0, 4.0), WatershedParams()),
+        # At a low interior threshold touching interiors merge (row 1): splitting at necks parts them.
+        ("split_height", (0.0, 0.5, 1.0, 2.0), WatershedParams(interior_threshold=0.3)),
     ]
     image, gt, probabilities = image[CROP], gt[CROP], probabilities[(slice(None), *CROP)]
     fig, axes = plt.subplots(len(rows), 4, figsize=(12, 2.9 * len(rows)))
