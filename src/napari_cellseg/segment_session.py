@@ -31,9 +31,8 @@ from .inference.watershed import WatershedParams, check_probabilities, instances
 # The watershed settings the sliders change.
 SLIDER_FIELDS = ("interior_threshold", "boundary_weight", "split_height", "min_size")
 
+# Held while a model is looked up and loaded: a click during the panel's warm-up waits for that load.
 _cache_lock = threading.Lock()
-# Held while a model loads: a click during the panel's warm-up waits for that load.
-_load_lock = threading.Lock()
 _cached: dict[str, Any] = {}
 
 
@@ -58,14 +57,11 @@ def load_model_cached(directory: str | os.PathLike, device: Any = "auto"):
 
     path = check_model_dir(directory)
     key = (str(path), _files_key(path), str(device))
-    with _load_lock:
-        with _cache_lock:
-            if _cached.get("key") == key:
-                return _cached["model"], _cached["config"]
-        model, config = resolve_model(path, device=device)
-        with _cache_lock:
+    with _cache_lock:
+        if _cached.get("key") != key:
+            model, config = resolve_model(path, device=device)
             _cached.update(key=key, model=model, config=config)
-    return model, config
+        return _cached["model"], _cached["config"]
 
 
 def warm_up(directory: str | os.PathLike | None) -> bool:
