@@ -176,3 +176,38 @@ def test_a_finished_run_becomes_the_current_model(make_napari_viewer, split_data
     assert out.name in segment.model_label.text()  # the Segment panel follows
     assert widget.plot.epochs == [1] and widget.progress_bar.value() == 2
     assert widget.start_button.isEnabled() and widget.use_button.isEnabled()
+
+
+def test_start_from_the_current_model_keeps_its_network(
+    make_napari_viewer, split_dataset, tmp_path, wait_for_job
+):
+    from napari_cellseg.inference.runtime import default_model_dir
+    from napari_cellseg.models.checkpoint import load_model_config
+
+    _viewer, widget = _dock(make_napari_viewer)
+    form = widget.form
+    bundled = load_model_config(default_model_dir())
+    _tiny_settings(widget, split_dataset, tmp_path / "adapted", epochs=1, steps=2)
+    form.start_combo.setCurrentText("Current model")  # no choice yet: the bundled default model
+    assert "bundled default model" in form.start_label.text() and "network is kept" in form.start_label.text()
+    assert (form.l_spin.value(), form.la_spin.value()) == (bundled.transfer_layers, bundled.new_layers)
+    assert not form.l_spin.isEnabled() and not form.la_spin.isEnabled() and form.lf_spin.isEnabled()
+    assert widget.config_draft().init_model == str(default_model_dir())
+
+    form.start_combo.setCurrentText("Model folder")
+    form.start_edit.setText(str(tmp_path))  # not a model
+    assert "unusable model" in form.start_label.text() and form.l_spin.isEnabled()
+    widget.start_button.click()
+    assert widget.process is None and "is not a model folder" in widget.message.text()
+
+    form.start_combo.setCurrentText("Current model")
+    form.lf_spin.setValue(1)
+    widget.start_button.click()
+    task = wait_for_job(widget, timeout=120000)
+    assert task.error is None and widget.result.epochs_done == 1
+    adapted = load_model_config(tmp_path / "adapted")
+    assert adapted.training["train_config"]["init_model"] == str(default_model_dir())
+    assert (adapted.transfer_layers, adapted.new_layers, adapted.frozen_layers) == (
+        bundled.transfer_layers, bundled.new_layers, 1)  # fmt: skip
+    form.start_combo.setCurrentText("M2 (a new network)")
+    assert form.l_spin.isEnabled() and widget.config_draft().init_model is None

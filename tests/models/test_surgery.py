@@ -190,3 +190,16 @@ def test_non_sequential_architecture_is_refused():
     vit = build_classifier("vit_tiny_patch16_224", 0)
     with pytest.raises(ModelLoadError, match="vit_tiny_patch16_224"):
         build_model((vit, M2Config(arch="vit_tiny_patch16_224", num_classes=0)))
+
+
+def test_freeze_stages_refreezes_a_built_network(tiny_m2):
+    model = build_model(tiny_m2, transfer_layers=3, new_layers=3, frozen_layers=0)
+    model.freeze_stages(2)
+    assert model.frozen_layers == 2
+    assert not any(p.requires_grad for p in model.encoder[:2].parameters())
+    assert all(p.requires_grad for p in model.encoder[2].parameters())
+    assert not model.encoder[0].training and model.encoder[2].training
+    model.freeze_stages(0)  # and back: every stage trains again
+    assert all(p.requires_grad for p in model.encoder.parameters()) and model.encoder[0].training
+    with pytest.raises(SurgeryError, match=r"l_f=4 is out of range for l=3 \(0\.\.3"):
+        model.freeze_stages(4)

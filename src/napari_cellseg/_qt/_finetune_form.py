@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -15,10 +17,15 @@ from qtpy.QtWidgets import (
 )
 
 from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS
+from ..current_model import get_current_model_dir
 from ..data.augment import PRESETS as AUGMENT_PRESETS
+from ..inference.runtime import default_model_dir
 from ..models.defaults import DEFAULT_M2_DEPTH, MAX_EXTRA_BLOCKS
 from ..training.config import LOSSES, TrainConfig
 from ._common import PathEdit
+
+START_M2, START_CURRENT, START_FOLDER = "M2 (a new network)", "Current model", "Model folder"
+START_CHOICES = (START_M2, START_CURRENT, START_FOLDER)
 
 
 def _form(box: QGroupBox) -> QFormLayout:
@@ -58,8 +65,22 @@ class FinetuneForm(QWidget):
         super().__init__(parent)
         defaults = TrainConfig()
         self.depth = DEFAULT_M2_DEPTH
-        network = QGroupBox("Network (from the pretrained M2)")
+        network = QGroupBox("Network")
         form = _form(network)
+        self.start_combo = QComboBox()
+        self.start_combo.addItems(list(START_CHOICES))
+        self.start_combo.setToolTip(
+            "M2: a new network cut from the pretrained classifier (l, l_a, l_f below). "
+            "Current model / Model folder: go on training a segmentation model (for example the "
+            "bundled one on your own microscope's images); it keeps its network, only l_f applies"
+        )
+        self.start_edit = PathEdit("dir", "a trained model folder (model.safetensors + config.json)")
+        self.start_label = QLabel("")
+        self.start_label.setWordWrap(True)
+        form.addRow("Start from", self.start_combo)
+        self.start_edit_label = QLabel("Model folder")
+        form.addRow(self.start_edit_label, self.start_edit)
+        form.addRow("", self.start_label)
         self.m2_edit = PathEdit("dir", "default: ImageNet EfficientNet-Lite0 (bundled)")
         self.m2_edit.setToolTip(
             "The pretrained network to start from: empty for the default, or an M2 folder"
@@ -130,10 +151,41 @@ class FinetuneForm(QWidget):
         for box in (network, training, data):
             layout.addWidget(box)
 
+        self.start_combo.currentTextChanged.connect(self._start_choice_changed)
+        self._start_choice_changed(self.start_combo.currentText())
         self.l_spin.valueChanged.connect(self._l_changed)
         self.loss_combo.currentTextChanged.connect(self._loss_changed)
         self.set_depth(self.depth)
         self._loss_changed(self.loss_combo.currentText())
+
+    def _start_choice_changed(self, choice: str) -> None:
+        self.start_edit.setVisible(choice == START_FOLDER)
+        self.start_edit_label.setVisible(choice == START_FOLDER)
+        self.start_label.setVisible(choice != START_M2)
+        if choice == START_M2:
+            self.set_start_network(None)
+
+    def start_model_dir(self) -> Path | None:
+        """The model to start from: None for M2, else the current model or the chosen folder."""
+        choice = self.start_combo.currentText()
+        if choice == START_CURRENT:
+            return get_current_model_dir()
+        if choice == START_FOLDER:
+            return self.start_edit.path()
+        return None
+
+    def set_start_network(self, model_config) -> None:
+        """Show the starting model's network (fixed: only l_f can change), or free it (None)."""
+        fixed = model_config is not None
+        for widget in (self.m2_edit, self.l_spin, self.la_spin, self.loss_combo):
+            widget.setEnabled(not fixed)
+        if not fixed:
+            return
+        self.l_spin.setMaximum(max(self.l_spin.maximum(), model_config.transfer_layers))
+        self.l_spin.setValue(model_config.transfer_layers)
+        self.la_spin.setMaximum(max(self.la_spin.maximum(), model_config.new_layers))
+        self.la_spin.setValue(model_config.new_layers)
+        self.loss_combo.setCurrentText(model_config.loss)
 
     def set_depth(self, depth: int) -> None:
         """Bound ``l`` by the M2's depth (and ``l_a``, ``l_f`` by ``l``)."""
@@ -166,6 +218,7 @@ class FinetuneForm(QWidget):
             split_path=str(split) if split else None,
             out_dir=str(out) if out else "",
             m2=self.m2_edit.text() or "default",
+            init_model=str(start) if (start := self.start_model_dir()) is not None else None,
             transfer_layers=self.l_spin.value(),
             new_layers=self.la_spin.value(),
             frozen_layers=self.lf_spin.value(),
@@ -182,6 +235,12 @@ class FinetuneForm(QWidget):
 
     def show_config(self, config: TrainConfig) -> None:
         """Fill the form from a stored run (Resume)."""
+        if config.init_model:
+            folder = default_model_dir() if config.init_model == "default" else config.init_model
+            self.start_combo.setCurrentText(START_FOLDER)
+            self.start_edit.setText(str(folder))
+        else:
+            self.start_combo.setCurrentText(START_M2)
         self.m2_edit.edit.setText("" if config.m2 == "default" else config.m2)
         if config.m2 == "default":
             self.set_depth(DEFAULT_M2_DEPTH)

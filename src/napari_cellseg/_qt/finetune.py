@@ -1,4 +1,7 @@
-"""The Fine-tune dock widget: train a segmentation network from M2 and watch it learn.
+"""The Fine-tune dock widget: train a segmentation network and watch it learn.
+
+A run starts from M2 (a new network with ``l``, ``l_a``, ``l_f``) or from a
+trained model (the current one or a folder: ``init_model``, its network kept).
 
 The run goes in a separate process (:mod:`napari_cellseg.finetune_session`):
 napari stays responsive however busy the training is; the process server
@@ -20,7 +23,7 @@ from pathlib import Path
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton, QScrollArea
 
-from ..current_model import set_current_model
+from ..current_model import NO_MODEL_HELP, describe_model, is_model_dir, set_current_model
 from ..finetune_estimate import (
     device_text,
     epoch_text,
@@ -38,7 +41,7 @@ from ..models.defaults import DEFAULT_M2_DEPTH
 from ..training.checkpoints import LAST_DIR, TRAIN_CONFIG, has_last
 from ..training.config import RUNTIME_FIELDS, TrainConfig
 from ..training.reports import EpochReport, StartReport, StepReport, TrainResult
-from ._finetune_form import FinetuneForm
+from ._finetune_form import START_CURRENT, START_M2, FinetuneForm
 from ._panel import TaskPanel
 from ._training_plot import TrainingPlot
 from ._workers import run_task
@@ -72,7 +75,7 @@ def _while_shown(method):
 
 
 class FinetuneWidget(TaskPanel):
-    """Fine-tune a network from M2 on a dataset's train images, scored on its dev images."""
+    """Fine-tune a network (from M2 or a trained model) on a dataset's train images, scored on dev."""
 
     title = "Fine-tune"
 
@@ -129,6 +132,8 @@ class FinetuneWidget(TaskPanel):
         self.resume_button.clicked.connect(self.resume_training)
         self.use_button.clicked.connect(self.use_output_model)
         self.form.m2_edit.changed.connect(self._m2_changed)
+        self.form.start_combo.currentTextChanged.connect(self._start_changed)
+        self.form.start_edit.changed.connect(self._start_changed)
         self.form.dataset_edit.changed.connect(self._dataset_changed)
         self.form.out_edit.changed.connect(self._update_buttons)
         for signal in self.form.changed_signals():
@@ -179,6 +184,33 @@ class FinetuneWidget(TaskPanel):
             on_error=lambda err: self._depth_found(text, None, err),
         )  # fmt: skip
 
+    def _start_changed(self, *_) -> None:
+        """Show the network of the model to start from (its config.json only, no torch)."""
+        from ..models.checkpoint import load_model_config
+        from ..models.weights_io import ModelLoadError
+
+        if self.form.start_combo.currentText() == START_M2:
+            self._m2_changed(self.form.m2_edit.text())  # the M2's bounds again
+            return
+        directory = self.form.start_model_dir()
+        if directory is None:
+            self.form.start_label.setText(
+                NO_MODEL_HELP
+                if self.form.start_combo.currentText() == START_CURRENT
+                else "choose a model folder"
+            )
+            self.form.set_start_network(None)
+            return
+        try:
+            model_config = load_model_config(directory)
+        except ModelLoadError as err:
+            self.form.start_label.setText(f"unusable model: {err}")
+            self.form.set_start_network(None)
+            return
+        self.form.start_label.setText(describe_model(directory) + ": its network is kept")
+        self.form.set_start_network(model_config)
+        self.update_estimate()
+
     @_while_shown
     def _depth_found(self, m2: str, depth: int | None, error: BaseException | None = None) -> None:
         if m2 != self.form.m2_edit.text():  # the M2 changed again meanwhile: a newer answer follows
@@ -215,6 +247,11 @@ class FinetuneWidget(TaskPanel):
             problems.append(f"no split file at {config.split_path}: split the dataset first (Dataset panel)")
         if not config.out_dir:
             problems.append("choose the output model folder")
+        if self.form.start_combo.currentText() != START_M2 and not is_model_dir(config.init_model):
+            problems.append(
+                f"start from a model: {config.init_model or 'no model chosen'} is not a model folder "
+                "(model.safetensors + config.json)"
+            )
         problems += [p for p in config.problems() if not p.startswith(("data_dir", "out_dir"))]
         if problems:
             self.fail("; ".join(problems))

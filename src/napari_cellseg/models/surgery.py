@@ -120,14 +120,31 @@ class CellSegNet(nn.Module):
         self.head = nn.Conv2d(self.decoder.out_channels, out_channels, kernel_size=1)
         self.transfer_layers = len(stages)
         self.new_layers = new_layers
-        self.frozen_layers = frozen_layers
         self.out_channels = out_channels
         self.decoder_channels = tuple(int(c) for c in decoder_channels)
         self.m2_config = m2_config
         self.input_multiple = max(info.reduction for info in stage_infos)
-        for stage in self.encoder[:frozen_layers]:
-            stage.requires_grad_(False)
-        self.train()
+        self.freeze_stages(frozen_layers)
+
+    def freeze_stages(self, frozen_layers: int) -> None:
+        """Freeze the first ``frozen_layers`` transferred stages (``l_f``) and unfreeze the rest.
+
+        Raises
+        ------
+        SurgeryError
+            If ``frozen_layers`` is not in ``0..l``.
+        """
+        if isinstance(frozen_layers, bool) or not isinstance(frozen_layers, int) or not (
+            0 <= frozen_layers <= self.transfer_layers
+        ):
+            raise SurgeryError(
+                f"frozen_layers l_f={frozen_layers!r} is out of range for l={self.transfer_layers} "
+                f"(0..{self.transfer_layers}: at most the transferred stages)"
+            )
+        self.frozen_layers = frozen_layers
+        for index, stage in enumerate(self.encoder):
+            stage.requires_grad_(index >= frozen_layers)
+        self.train(self.training)
 
     def train(self, mode: bool = True) -> CellSegNet:
         """Set train/eval mode; frozen stages (BatchNorm included) always stay in eval mode."""

@@ -22,6 +22,8 @@ config.json, what `segment --model OUT` loads), train_config.json, and last/
 (the latest epoch and the training state: `--resume` continues from it and
 gives the same weights as an uninterrupted run). Settings come from the
 defaults, then --config FILE.json (a TrainConfig), then the options given.
+--init-model MODEL starts from a trained model instead (the bundled one with
+'default'): the way to adapt it to a new microscope with a short run.
 Ctrl-C stops after the current step and saves the position (twice: at once).
 Runs unchanged under `torchrun --nproc_per_node=N` (DistributedDataParallel).
 """
@@ -33,7 +35,7 @@ of images per class, and save it as an M2 directory that `train --m2` uses.
 
 # option dest -> TrainConfig field, for options that map one to one
 _TRAIN_FIELDS = {
-    "data": "data_dir", "split": "split_path", "out": "out_dir", "m2": "m2",
+    "data": "data_dir", "split": "split_path", "out": "out_dir", "m2": "m2", "init_model": "init_model",
     "transfer_layers": "transfer_layers", "new_layers": "new_layers", "frozen_layers": "frozen_layers",
     "loss": "loss", "class_weights": "class_weights", "boundary_weight": "boundary_weight",
     "epochs": "epochs", "steps_per_epoch": "steps_per_epoch", "batch_size": "batch_size", "lr": "lr",
@@ -65,6 +67,9 @@ def _register_train(subparsers) -> None:
     add("--new-layers", "--la", type=int, metavar="LA", help="l_a: new decoder layers")
     add("--frozen-layers", "--lf", type=int, metavar="LF", help="l_f: transferred stages frozen")
     add("--from-scratch", action="store_true", help="random initialisation instead of M2's weights")
+    add("--init-model", metavar="MODEL",
+        help="start from this trained model directory ('default': the bundled model) instead of M2; "
+             "its network (l, l_a, decoder, loss outputs) is kept")  # fmt: skip
     add("--loss", choices=("weighted-ce", "weighted-bce"))
     add("--class-weights", type=float, nargs=3, metavar=("BG", "BOUNDARY", "INTERIOR"))
     add("--boundary-weight", type=float, help="boundary weight of weighted-bce (default 3)")
@@ -137,6 +142,7 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     from ..config import ConfigError
     from .checkpoints import LAST_DIR, TRAIN_CONFIG
     from .config import TrainConfig
+    from .init_model import apply_init_model
 
     data: dict[str, Any] = {}
     stored = Path(args.out) / LAST_DIR / TRAIN_CONFIG
@@ -152,11 +158,14 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         data["pretrained"] = False
     if args.oversample is not None:
         data["sample_weights"] = parse_oversample(args.oversample)
+    # Network settings given on the command line must agree with --init-model's network.
+    explicit = {name for dest, name in _TRAIN_FIELDS.items() if getattr(args, dest, None) is not None}
     for key in ("class_weights", "microscopes"):
         if key in data:
             data[key] = tuple(data[key])
     try:
-        return TrainConfig.from_dict(data).validate()
+        config = TrainConfig.from_dict(data).validate()
+        return apply_init_model(config, explicit=explicit)
     except ConfigError:
         raise
     except (TypeError, ValueError) as err:

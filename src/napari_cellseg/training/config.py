@@ -46,6 +46,11 @@ class TrainConfig(JsonConfig):
         ``l``, ``l_a`` and ``l_f`` (see ``models.surgery.build_model``).
     pretrained : bool
         False: same architecture, random initialisation (the "from scratch" ablation).
+    init_model : str or None
+        A trained segmentation model directory to start from instead of M2
+        (``"default"``: the bundled model): the whole network starts from its
+        weights and keeps its ``l``, ``l_a``, decoder and outputs (see
+        :mod:`.init_model`); ``frozen_layers`` still applies.
     decoder_channels : tuple of int or None
         Decoder widths; None uses the model's default.
     loss : {"weighted-ce", "weighted-bce"}
@@ -111,6 +116,7 @@ class TrainConfig(JsonConfig):
     new_layers: int = 4
     frozen_layers: int = 0
     pretrained: bool = True
+    init_model: str | None = None
     decoder_channels: tuple[int, ...] | None = None
     loss: str = "weighted-ce"
     class_weights: tuple[float, float, float] = DEFAULT_CLASS_WEIGHTS
@@ -188,6 +194,11 @@ class TrainConfig(JsonConfig):
             out.append(f"num_workers must be >= -1 (-1: automatic), got {self.num_workers}")
         if self.max_dev_images is not None and self.max_dev_images < 1:
             out.append(f"max_dev_images must be >= 1 or None, got {self.max_dev_images}")
+        if self.init_model and not self.pretrained:
+            out.append(
+                f"init_model={self.init_model!r} and pretrained=False contradict "
+                "(start from a trained model or from random weights, not both)"
+            )
         if self.grad_clip is not None and not self.grad_clip > 0:
             out.append(f"grad_clip must be > 0 or None, got {self.grad_clip}")
         return out

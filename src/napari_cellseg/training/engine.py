@@ -146,6 +146,7 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
         prepare_out_dir(config.out_dir, resume)
     barrier(context)
     run = build_run(config, context)
+    config = run.config  # with the network fields of an init_model filled in
     position = restore_state(run, state) if state is not None else _new_position()
     if context.is_main and state is None:
         write_train_config(config.out_dir, config)

@@ -148,9 +148,10 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
 
     from ..models.surgery import build_model
     from .distributed import wrap_model
+    from .init_model import apply_init_model, load_init_model
     from .losses import build_loss
 
-    config.validate()
+    config = apply_init_model(config.validate())
     _limit_threads(config.resolved_threads())
     dataset, subsets, split_hash = _open_data(config)
     try:
@@ -164,22 +165,30 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
         )
     device, reason = pick_device(config, context)
     torch.manual_seed(config.seed)  # the new layers' initialisation
-    model = build_model(
-        m2=config.m2,
-        transfer_layers=config.transfer_layers,
-        new_layers=config.new_layers,
-        frozen_layers=config.frozen_layers,
-        out_channels=config.out_channels,
-        pretrained=config.pretrained,
-        **({"decoder_channels": tuple(config.decoder_channels)} if config.decoder_channels else {}),
-    )
+    init_normalization = None
+    if config.init_model:
+        model, init_config = load_init_model(config)
+        init_normalization = init_config.normalization
+    else:
+        model = build_model(
+            m2=config.m2,
+            transfer_layers=config.transfer_layers,
+            new_layers=config.new_layers,
+            frozen_layers=config.frozen_layers,
+            out_channels=config.out_channels,
+            pretrained=config.pretrained,
+            **({"decoder_channels": tuple(config.decoder_channels)} if config.decoder_channels else {}),
+        )
     # channels_last: faster on CUDA, and ~1.35x for this network's training step on the CPU.
     channels_last = device.type in ("cuda", "cpu")
     model = model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     net = wrap_model(model, context, device)
-    normalization = config.normalization_config(model.m2_config.mean, model.m2_config.std)
+    if init_normalization is not None and config.normalization is None:
+        normalization = init_normalization  # the input rule the starting model learned with
+    else:
+        normalization = config.normalization_config(model.m2_config.mean, model.m2_config.std)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     amp_dtype = pick_amp(config.amp, device)

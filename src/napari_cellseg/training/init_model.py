@@ -1,0 +1,115 @@
+"""Start a training run from a trained segmentation model instead of M2.
+
+This is how a user adapts a model (the bundled default, or one trained
+earlier) to their own microscope: the whole network, decoder included,
+starts from that model's weights, so a few labelled images and a short run
+go further than starting again from M2.
+
+- :func:`apply_init_model`: the :class:`~.config.TrainConfig` with the
+  network fields (``l``, ``l_a``, decoder, loss outputs) taken from the model;
+  a field the user set explicitly to another value is an error.
+- :func:`load_init_model`: the network with the model's weights, ``l_f``
+  frozen stages and train mode.
+
+torch is imported inside functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import ConfigError
+from .config import TrainConfig
+
+DEFAULT_MODEL = "default"
+# TrainConfig fields that must match the starting model (its network and outputs).
+NETWORK_FIELDS = ("transfer_layers", "new_layers", "decoder_channels", "loss")
+
+
+def init_model_dir(init_model: str | os.PathLike) -> Path:
+    """The directory of ``init_model``: ``"default"`` is the bundled default model."""
+    from ..inference.runtime import default_model_dir
+
+    if str(init_model) == DEFAULT_MODEL:
+        return default_model_dir()
+    return Path(init_model)
+
+
+def read_init_model_config(init_model: str | os.PathLike) -> Any:
+    """The ``ModelConfig`` of the starting model (no torch needed).
+
+    Raises
+    ------
+    ModelLoadError
+        If the directory is missing or is not a model directory.
+    """
+    from ..models.checkpoint import load_model_config
+
+    return load_model_config(init_model_dir(init_model))
+
+
+def apply_init_model(config: TrainConfig, explicit: frozenset[str] | set[str] = frozenset()) -> TrainConfig:
+    """``config`` with its network fields taken from ``config.init_model``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Returned unchanged when ``init_model`` is None.
+    explicit : set of str
+        Fields the user set on purpose (the CLI's options): if one of them
+        differs from the model, that is an error rather than a silent change.
+
+    Raises
+    ------
+    ConfigError
+        If an explicit field contradicts the model, or ``pretrained`` is False.
+    ModelLoadError
+        If the model directory cannot be read.
+    """
+    if not config.init_model:
+        return config
+    if not config.pretrained:
+        raise ConfigError(
+            f"init_model={config.init_model!r} and pretrained=False (--from-scratch) contradict: "
+            "a run starts either from a trained model or from random weights"
+        )
+    model = read_init_model_config(config.init_model)
+    wanted = {
+        "transfer_layers": model.transfer_layers,
+        "new_layers": model.new_layers,
+        "decoder_channels": tuple(model.decoder_channels),
+        "loss": model.loss,
+    }
+    conflicts = []
+    for name in NETWORK_FIELDS:
+        value = getattr(config, name)
+        if name == "decoder_channels" and value is not None:
+            value = tuple(value)
+        if name in explicit and value is not None and value != wanted[name]:
+            conflicts.append(f"{name}={value!r} but the model has {wanted[name]!r}")
+    if conflicts:
+        raise ConfigError(
+            f"init_model {init_model_dir(config.init_model)}: {'; '.join(conflicts)}. "
+            "A run that starts from a trained model keeps its network: leave these settings out"
+        )
+    return dataclasses.replace(config, **wanted)
+
+
+def load_init_model(config: TrainConfig) -> tuple[Any, Any]:
+    """The starting network (fp32, CPU, train mode, ``config.frozen_layers`` frozen) and its config.
+
+    Raises
+    ------
+    ModelLoadError
+        For a missing or damaged model directory.
+    SurgeryError
+        If ``frozen_layers`` is out of range for the model.
+    """
+    from ..models.checkpoint import load_model_dir
+
+    model, model_config = load_model_dir(init_model_dir(config.init_model), device="cpu")
+    model.freeze_stages(config.frozen_layers)
+    return model.train(), model_config

@@ -1,0 +1,92 @@
+"""Training that starts from a trained segmentation model (``init_model``, ``--init-model``)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_cellseg.cli import main
+from napari_cellseg.config import ConfigError
+from napari_cellseg.inference.runtime import default_model_dir
+from napari_cellseg.models.checkpoint import load_model_config, load_model_dir
+from napari_cellseg.models.m2 import ModelLoadError
+from napari_cellseg.sample_data import SAMPLE_DIR
+from napari_cellseg.training.distributed import DistributedContext
+from napari_cellseg.training.engine import run_training
+from napari_cellseg.training.init_model import apply_init_model
+from napari_cellseg.training.setup import build_run
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def trained_dir(tmp_path_factory, sample_split):
+    """A tiny trained model (l=2, l_a=3, weighted-bce): the run to start from."""
+    from napari_cellseg.training.config import TrainConfig
+
+    out = tmp_path_factory.mktemp("trained") / "model"
+    config = TrainConfig(
+        data_dir=str(SAMPLE_DIR), split_path=str(sample_split), out_dir=str(out), transfer_layers=2,
+        new_layers=3, loss="weighted-bce", epochs=1, steps_per_epoch=2, batch_size=2, patch_size=64,
+        num_threads=1, max_dev_images=1, dev_metric="pixel_f1",
+    )  # fmt: skip
+    run_training(config)
+    return out
+
+
+def test_the_network_and_its_weights_come_from_the_model(tiny_config, trained_dir):
+    config = apply_init_model(tiny_config(init_model=str(trained_dir), frozen_layers=1))
+    assert (config.transfer_layers, config.new_layers, config.loss) == (2, 3, "weighted-bce")
+    run = build_run(config, DistributedContext())
+    start, model_config = load_model_dir(trained_dir)
+    assert run.config.new_layers == 3 and run.model.out_channels == 2
+    own = run.model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in start.state_dict().items())
+    assert run.normalization == model_config.normalization
+    # l_f of the new run, not of the model it starts from
+    assert run.model.frozen_layers == 1
+    assert not any(p.requires_grad for p in run.model.encoder[0].parameters())
+    assert all(p.requires_grad for p in run.model.encoder[1].parameters())
+
+
+def test_a_run_from_a_model_trains_on_and_records_where_it_started(tiny_config, trained_dir):
+    config = tiny_config(init_model=str(trained_dir), frozen_layers=1, epochs=1)
+    result = run_training(config)
+    model, model_config = load_model_dir(config.out_dir)
+    start, start_config = load_model_dir(trained_dir)
+    assert result.epochs_done == 1 and model_config.new_layers == 3 and model_config.loss == "weighted-bce"
+    assert model_config.m2 == start_config.m2  # the M2 identity travels on
+    assert model_config.training["train_config"]["init_model"] == str(trained_dir)
+    mine, theirs = model.state_dict(), start.state_dict()
+    frozen = [k for k in mine if k.startswith("encoder.0.")]
+    assert frozen and all(torch.equal(mine[k], theirs[k]) for k in frozen)  # l_f=1: stage 0 kept
+    assert any(not torch.equal(mine[k], theirs[k]) for k in mine if k.startswith("decoder."))
+
+
+def test_contradictions_are_clear_errors(tiny_config, trained_dir, tmp_path):
+    config = tiny_config(init_model=str(trained_dir), transfer_layers=3)
+    with pytest.raises(ConfigError, match=r"transfer_layers=3 but the model has 2.*leave these settings out"):
+        apply_init_model(config, explicit={"transfer_layers"})
+    assert apply_init_model(config).transfer_layers == 2  # not set on purpose: taken from the model
+    with pytest.raises(ConfigError, match="pretrained=False contradict"):
+        tiny_config(init_model=str(trained_dir), pretrained=False).validate()
+    with pytest.raises(ModelLoadError, match="no such model directory"):
+        apply_init_model(tiny_config(init_model=str(tmp_path / "nowhere")))
+
+
+def test_cli_starts_from_the_bundled_model(tmp_path, sample_split, capsys, trained_dir):
+    out = tmp_path / "adapted"
+    common = ["--data", str(SAMPLE_DIR), "--split", str(sample_split), "--threads", "1", "--quiet",
+              "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1", "--patch-size", "64",
+              "--max-dev-images", "1", "--dev-metric", "pixel_f1"]  # fmt: skip
+    assert main(["train", *common, "--out", str(out), "--init-model", "default"]) == 0
+    bundled = load_model_config(default_model_dir())
+    adapted = load_model_dir(out)[1]
+    assert (adapted.transfer_layers, adapted.new_layers) == (bundled.transfer_layers, bundled.new_layers)
+    assert adapted.training["train_config"]["init_model"] == "default"
+    status = main(
+        ["train", *common, "--out", str(tmp_path / "x"), "--init-model", str(trained_dir), "--la", "2"]
+    )
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "new_layers=2 but the model has 3" in err and "Traceback" not in err
