@@ -134,8 +134,10 @@ class CellSegNet(nn.Module):
         SurgeryError
             If ``frozen_layers`` is not in ``0..l``.
         """
-        if isinstance(frozen_layers, bool) or not isinstance(frozen_layers, int) or not (
-            0 <= frozen_layers <= self.transfer_layers
+        if (
+            isinstance(frozen_layers, bool)
+            or not isinstance(frozen_layers, int)
+            or not (0 <= frozen_layers <= self.transfer_layers)
         ):
             raise SurgeryError(
                 f"frozen_layers l_f={frozen_layers!r} is out of range for l={self.transfer_layers} "
