@@ -74,12 +74,12 @@ def layer_edits() -> None:
 
 
 def core_steps() -> None:
-    from napari_cellseg.annotation import (
+    from napari_cellseg.app.annotation import (
         annotation_from_instances,
         instances_from_annotation,
         touching_boundary_pixels,
     )
-    from napari_cellseg.review import compare_labels
+    from napari_cellseg.app.review import compare_labels
 
     cells = random_cells((1024, 1024), n_cells=500)
     annotation = annotation_from_instances(cells)[0]

@@ -54,7 +54,7 @@ def process_events_until(condition, timeout: float = 600.0) -> float:
 
 
 def model_of_default_architecture(tmp: Path) -> Path:
-    from napari_cellseg.current_model import is_model_dir
+    from napari_cellseg.app.current_model import is_model_dir
     from napari_cellseg.inference.runtime import default_model_dir
 
     if is_model_dir(default_model_dir()):
@@ -96,7 +96,7 @@ def bench_segment(viewer, repeats: int, slider_moves: int, open_wait: float = 0.
 
     # The sliders on realistic maps: a random decoder's probabilities are flat (one blob).
     from napari_cellseg._qt._layers import replace_labels
-    from napari_cellseg.segment_session import watershed_again
+    from napari_cellseg.app.segment_session import watershed_again
 
     panel.probabilities = probabilities = realistic_probabilities()
     replace_labels(cells, watershed_again(probabilities, panel.watershed_params()))
@@ -183,7 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     import napari
 
-    from napari_cellseg import current_model
+    from napari_cellseg.app import current_model
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

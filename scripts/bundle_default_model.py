@@ -99,9 +99,28 @@ def total_minutes(run: str, training: dict) -> float:
     return float(training.get("elapsed_s", 0)) / 60
 
 
+def started_from(train_config: dict, minutes: float) -> str:
+    """The card's line on an ``init_model`` run: what it started from and the time in all."""
+    init = train_config.get("init_model")
+    if not init:
+        return ""
+    path = Path(init)
+    init_config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+    init_training = init_config.get("training") or {}
+    init_train_config = init_training.get("train_config") or {}
+    init_minutes = total_minutes(str(path), init_training)
+    return (
+        f"- Started from a trained model (`train --init-model`): {init_training.get('epochs')} epochs "
+        f"x {init_training.get('steps_per_epoch')} steps from M2, microscopes "
+        f"{init_train_config.get('microscopes')}, lr {init_train_config.get('lr')}, "
+        f"{init_minutes:.0f} min; with this run, {init_minutes + minutes:.0f} min of training in all.\n"
+    )
+
+
 def model_card(config: dict, scores: dict, classical, args, out: Path) -> str:
     training = config.get("training") or {}
     train_config = training.get("train_config") or {}
+    minutes = total_minutes(args.run, training)
     size_mb = (out / "model.safetensors").stat().st_size / 1e6
     header = (
         "| images | n | cells | AP@0.5 | DSB score | mean AP@0.5 per image | "
@@ -124,7 +143,7 @@ boundary, interior) followed by a marker-controlled watershed.
   `l_f` = {config["frozen_layers"]} frozen; decoder channels {config["decoder_channels"]}.
 - Loss: `{config["loss"]}`, class weights {config["class_weights"]} (background / boundary / interior);
   boundary targets {config.get("target_thickness")} px thick.
-{provenance}- Data: `dsb2018-dev` (DSB 2018 stage 1, CC0), split `{Path(args.split).name}` (target C, grouped
+{provenance}{started_from(train_config, minutes)}- Data: `dsb2018-dev` (DSB 2018 stage 1, CC0), split `{Path(args.split).name}` (target C, grouped
   near-duplicates; split hash `{config.get("split_hash")}`); trained on the train rows of
   microscopes {train_config.get("microscopes")}, over-sampling {train_config.get("sample_weights")};
   dev = C images only.
@@ -134,7 +153,7 @@ boundary, interior) followed by a marker-controlled watershed.
   `{train_config.get("augment_preset")}` (crop, scale, flips, rotations, noise, contrast/gamma, blur, HED stain jitter).
 - Device: {training.get("device")} ({training.get("device_reason")}),
   {train_config.get("num_threads") or "automatic"} torch thread(s); training time
-  {total_minutes(args.run, training):.0f} min for all {training.get("epochs")} epochs (dev scored every
+  {minutes:.0f} min for all {training.get("epochs")} epochs (dev scored every
   {train_config.get("dev_every")}). Best epoch by dev AP@0.5: {training.get("best_epoch")}.
 - Watershed parameters (chosen on dev C by `tune-watershed`): `{json.dumps(config.get("watershed"))}`.
 - Stored as fp16 safetensors, {size_mb:.1f} MB.

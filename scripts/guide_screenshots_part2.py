@@ -65,7 +65,7 @@ def finetune_shot(out: Path, tmp: Path) -> Path:
 
 
 def segment_shot(out: Path, model: Path) -> None:
-    from napari_cellseg.current_model import set_current_model
+    from napari_cellseg.app.current_model import set_current_model
 
     set_current_model(model)
     viewer = new_viewer()
@@ -96,7 +96,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         os.environ["XDG_CONFIG_HOME"] = str(tmp / "config")
         trained = None if args.segment_only else finetune_shot(out, tmp)
-        from napari_cellseg.current_model import is_model_dir
+        from napari_cellseg.app.current_model import is_model_dir
         from napari_cellseg.inference.runtime import default_model_dir
 
         model = args.model or (default_model_dir() if is_model_dir(default_model_dir()) else trained)

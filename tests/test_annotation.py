@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellseg.annotation import (
+from napari_cellseg.app.annotation import (
     annotation_from_instances,
     annotation_name,
     check_annotation,

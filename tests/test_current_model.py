@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from napari_cellseg import current_model
+from napari_cellseg.app import current_model
 from napari_cellseg.models.checkpoint import ModelConfig
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellseg.data.split import SplitConfig, SplitError
-from napari_cellseg.data.splitfile import read_split
-from napari_cellseg.dataset_tools import (
+from napari_cellseg.app.dataset_tools import (
     check_dataset,
     counts_table,
     iter_run_split,
     preview_dataset_augmentations,
     problem_lines,
 )
+from napari_cellseg.data.split import SplitConfig, SplitError
+from napari_cellseg.data.splitfile import read_split
 from napari_cellseg.inference.predict import run_to_end
 
 NO_GROUPING = SplitConfig(grouping=False)

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from napari_cellseg import current_model
-from napari_cellseg.finetune_estimate import (
+from napari_cellseg.app import current_model
+from napari_cellseg.app.finetune_estimate import (
     REFERENCE_CPU_CROPS_PER_S,
     configured_crops_per_s,
     device_text,
@@ -18,7 +18,7 @@ from napari_cellseg.finetune_estimate import (
     remember_crops_per_s,
     result_text,
 )
-from napari_cellseg.finetune_session import (
+from napari_cellseg.app.finetune_session import (
     FinetuneCrash,
     FinetuneError,
     TrainingProcess,

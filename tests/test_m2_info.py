@@ -7,7 +7,7 @@ import struct
 
 import pytest
 
-from napari_cellseg.m2_info import m2_arch, m2_depth
+from napari_cellseg.app.m2_info import m2_arch, m2_depth
 from napari_cellseg.models.m2 import default_m2_dir
 
 

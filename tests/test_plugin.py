@@ -108,3 +108,24 @@ def test_wheel_carries_manifest_and_package_data(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["6", "(256,", "320,", "3)", "97", "5"]
+
+
+def test_core_modules_import_neither_qt_nor_napari():
+    """Everything outside ``_qt`` (``app/`` included) must run without a GUI."""
+    code = textwrap.dedent(
+        """
+        import importlib, pkgutil, sys
+        import napari_cellseg
+        names = [m.name for m in pkgutil.walk_packages(napari_cellseg.__path__, "napari_cellseg.")
+                 if "._qt" not in m.name]
+        for name in names:
+            importlib.import_module(name)
+        gui = sorted(m for m in sys.modules if m.split(".")[0] in ("napari", "qtpy", "PyQt5", "PyQt6",
+                                                                    "PySide2", "PySide6", "vispy"))
+        print(len(names), "modules;", "GUI modules loaded:", gui)
+        assert not gui, gui
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert int(result.stdout.split()[0]) > 60  # the walk found the package's modules

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellseg.review import (
+from napari_cellseg.app.review import (
     METRICS_HEADER,
     compare_labels,
-    load_instances,
     metrics_row,
     model_status,
     subset_ids,
@@ -67,7 +66,7 @@ def test_model_status(tmp_path):
 
 
 def test_subset_ids_and_targets_ground_truth(tiny_dataset):
-    from napari_cellseg.annotation import save_annotation
+    from napari_cellseg.app.annotation import save_annotation
     from napari_cellseg.data.dataset import CellDataset
     from napari_cellseg.data.targets import instances_to_targets
     from napari_cellseg.sample_data import load_sample
@@ -75,7 +74,7 @@ def test_subset_ids_and_targets_ground_truth(tiny_dataset):
     image, mask, _ = load_sample("a_fluorescence_3")
     save_annotation(tiny_dataset, "painted", image, instances_to_targets(mask), "A", annotation=True)
     dataset = CellDataset.open(tiny_dataset)
-    cells = load_instances(dataset, "painted")  # a targets/ entry: instances from its interiors
+    cells = dataset.load_reference_instances("painted")  # a targets/ entry: instances from its interiors
     assert cells.max() == mask.max()
     split = dict.fromkeys(dataset.ids, "train") | {"painted": "dev"}
     assert subset_ids(split, dataset, "dev") == ["painted"]

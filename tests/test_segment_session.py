@@ -7,12 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from napari_cellseg.current_model import NO_MODEL_HELP
-from napari_cellseg.inference.tiled import run_to_end
-from napari_cellseg.inference.watershed import WatershedParams, instances_from_probabilities
-from napari_cellseg.models.checkpoint import ModelConfig
-from napari_cellseg.sample_data import load_sample
-from napari_cellseg.segment_session import (
+from napari_cellseg.app.current_model import NO_MODEL_HELP
+from napari_cellseg.app.segment_session import (
     clear_model_cache,
     image_plane_data,
     initial_watershed,
@@ -21,6 +17,10 @@ from napari_cellseg.segment_session import (
     watershed_again,
     with_slider_values,
 )
+from napari_cellseg.inference.tiled import run_to_end
+from napari_cellseg.inference.watershed import WatershedParams, instances_from_probabilities
+from napari_cellseg.models.checkpoint import ModelConfig
+from napari_cellseg.sample_data import load_sample
 
 
 @pytest.fixture
@@ -131,7 +131,7 @@ def test_warm_up_loads_once_even_when_a_click_comes_during_it(tiny_model, monkey
     import time
 
     import napari_cellseg.inference.runtime as runtime
-    from napari_cellseg.segment_session import warm_up
+    from napari_cellseg.app.segment_session import warm_up
 
     assert warm_up(None) is False
     assert warm_up(tmp_path) is False  # not a model folder: the click will explain

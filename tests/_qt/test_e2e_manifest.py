@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellseg import current_model
+from napari_cellseg.app import current_model
 
 COMMAND = "napari-cellseg.segment_selected_layer"
 

@@ -13,10 +13,10 @@ import time
 
 import pytest
 
-from napari_cellseg import current_model
+from napari_cellseg.app import current_model
+from napari_cellseg.app.finetune_estimate import estimate_cpu, format_duration
 from napari_cellseg.data.dataset import CellDataset
 from napari_cellseg.data.splitfile import write_split
-from napari_cellseg.finetune_estimate import estimate_cpu, format_duration
 from napari_cellseg.training.checkpoints import has_last
 
 DEV_ID = "c_histology_2_crop0"  # a small C crop: cheap dev scoring

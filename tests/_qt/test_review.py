@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_cellseg.app.review import compare_labels
 from napari_cellseg.metrics import DSB_THRESHOLDS
-from napari_cellseg.review import compare_labels
 
 
 def _expected(info):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellseg import current_model
+from napari_cellseg.app import current_model
 from napari_cellseg.inference.runtime import default_model_dir
 from napari_cellseg.inference.watershed import WatershedParams, instances_from_probabilities
 from napari_cellseg.metrics import image_metrics
@@ -152,8 +152,8 @@ def test_bad_model_folder_and_shortcut(make_napari_viewer, tiny_model_dir, tmp_p
 
 
 def test_test_time_augmentation_box_reaches_the_prediction(make_napari_viewer, tiny_model_dir, wait_for_job):
+    from napari_cellseg.app.segment_session import load_model_cached
     from napari_cellseg.inference.predict import predict_probabilities
-    from napari_cellseg.segment_session import load_model_cached
 
     current_model.set_current_model(tiny_model_dir)
     _viewer, widget, layer, _mask = _dock(make_napari_viewer)
@@ -168,7 +168,7 @@ def test_test_time_augmentation_box_reaches_the_prediction(make_napari_viewer, t
 def test_opening_the_panel_loads_the_current_model_in_the_background(
     make_napari_viewer, tiny_model_dir, qtbot
 ):
-    from napari_cellseg import segment_session
+    from napari_cellseg.app import segment_session
 
     segment_session.clear_model_cache()
     current_model.set_current_model(tiny_model_dir)

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from napari_cellseg.data.dataset import CellDataset
-from napari_cellseg.review import load_instances
 from napari_cellseg.training.holdout import HoldoutScores, holdout_ids, iter_score_holdout, score_classical
 
 
@@ -39,7 +38,8 @@ def test_perfect_and_merging_segmenters(grouped_split):
     data, split, dataset = grouped_split
     assert [g for _, g in holdout_ids(split, dataset)] == ["g1", "g1", "g2", "g2"]
     truth = {
-        dataset.load_image(i).tobytes(): load_instances(dataset, i) for i, _ in holdout_ids(split, dataset)
+        dataset.load_image(i).tobytes(): dataset.load_reference_instances(i)
+        for i, _ in holdout_ids(split, dataset)
     }
 
     def perfect(image):

@@ -16,8 +16,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from ..app.current_model import get_current_model_dir
 from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS
-from ..current_model import get_current_model_dir
 from ..data.augment import PRESETS as AUGMENT_PRESETS
 from ..inference.runtime import default_model_dir
 from ..models.defaults import DEFAULT_M2_DEPTH, MAX_EXTRA_BLOCKS

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..annotation import KIND_ANNOTATION, KIND_CELLS, KIND_KEY
+from ..app.annotation import KIND_ANNOTATION, KIND_CELLS, KIND_KEY
 from ._common import annotation_colormap, is_layer_type
 
 

@@ -1,6 +1,6 @@
 """The Annotate dock widget: cells and boundary annotation layers, microscope tag, save.
 
-The logic lives in :mod:`napari_cellseg.annotation`; this panel collects the
+The logic lives in :mod:`napari_cellseg.app.annotation`; this panel collects the
 layers and settings, runs the work in a thread worker and shows the result.
 Edits of existing layers are undoable with Ctrl+Z (see ``_layers``).
 """
@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
     QSpinBox,
 )
 
-from ..annotation import (
+from ..app.annotation import (
     annotation_from_instances,
     annotation_name,
     cells_name,

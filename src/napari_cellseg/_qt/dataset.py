@@ -1,6 +1,6 @@
 """The Dataset dock widget: check a dataset folder, split it, preview augmentation.
 
-The logic lives in :mod:`napari_cellseg.dataset_tools` and the ``data``
+The logic lives in :mod:`napari_cellseg.app.dataset_tools` and the ``data``
 package; this panel collects the settings, runs them in a thread worker and
 shows the counts table, the problems by file and the augmented samples.
 """
@@ -21,15 +21,15 @@ from qtpy.QtWidgets import (
     QTableWidget,
 )
 
-from ..classes import MICROSCOPES
-from ..data.augment import PRESETS
-from ..dataset_tools import (
+from ..app.dataset_tools import (
     check_dataset,
     default_split_path,
     iter_run_split,
     preview_dataset_augmentations,
     problem_lines,
 )
+from ..classes import MICROSCOPES
+from ..data.augment import PRESETS
 from ._common import PathEdit, annotation_colormap, clear_table, fill_table
 from ._panel import TaskPanel
 

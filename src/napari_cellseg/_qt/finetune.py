@@ -3,13 +3,13 @@
 A run starts from M2 (a new network with ``l``, ``l_a``, ``l_f``) or from a
 trained model (the current one or a folder: ``init_model``, its network kept).
 
-The run goes in a separate process (:mod:`napari_cellseg.finetune_session`):
+The run goes in a separate process (:mod:`napari_cellseg.app.finetune_session`):
 napari stays responsive however busy the training is; the process server
 is warmed up when the panel opens, so Start responds at once. Its reports come back
 through a thread worker (``run_task``) and drive the progress bar, the ETA
 and the live plot. Stop asks the run to save its position (Resume continues
 there; a second click stops at once). When a run ends, its best model
-becomes the current model (:mod:`napari_cellseg.current_model`), the one the
+becomes the current model (:mod:`napari_cellseg.app.current_model`), the one the
 Segment panel uses.
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton, QScrollArea
 
-from ..current_model import NO_MODEL_HELP, describe_model, is_model_dir, set_current_model
-from ..finetune_estimate import (
+from ..app.current_model import NO_MODEL_HELP, describe_model, is_model_dir, set_current_model
+from ..app.finetune_estimate import (
     device_text,
     epoch_text,
     estimate_cpu,
@@ -35,8 +35,8 @@ from ..finetune_estimate import (
     start_text,
     step_text,
 )
-from ..finetune_session import TrainingProcess, call_in_training_process, warm_up
-from ..m2_info import m2_depth
+from ..app.finetune_session import TrainingProcess, call_in_training_process, warm_up
+from ..app.m2_info import m2_depth
 from ..models.defaults import DEFAULT_M2_DEPTH
 from ..training.checkpoints import LAST_DIR, TRAIN_CONFIG, has_last
 from ..training.config import RUNTIME_FIELDS, TrainConfig

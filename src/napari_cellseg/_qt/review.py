@@ -1,6 +1,6 @@
 """The Review dock widget: score a prediction against ground truth, show its errors.
 
-Two jobs, both run in a thread worker with the logic in :mod:`napari_cellseg.review`:
+Two jobs, both run in a thread worker with the logic in :mod:`napari_cellseg.app.review`:
 
 - compare two Labels layers: AP@0.5, F1, DSB score, and layers marking false
   positives, false negatives, split and merged cells;
@@ -21,8 +21,8 @@ from qtpy.QtWidgets import (
     QTableWidget,
 )
 
-from ..current_model import add_listener, get_current_model_dir, remove_listener
-from ..review import (
+from ..app.current_model import add_listener, get_current_model_dir, remove_listener
+from ..app.review import (
     ERROR_COLORS,
     ERROR_KINDS,
     METRICS_HEADER,

@@ -1,6 +1,6 @@
 """The Segment dock widget: one click from an image to its cells, then live watershed sliders.
 
-The current model (:mod:`napari_cellseg.current_model`: the one Fine-tune
+The current model (:mod:`napari_cellseg.app.current_model`: the one Fine-tune
 trained last, a chosen folder, or the bundled default) segments the chosen
 image in a thread worker. The panel adds the boundary probability (and,
 optionally, the interior one) and the cells as a Labels layer, all with the
@@ -22,9 +22,8 @@ from qtpy.QtGui import QFont
 from qtpy.QtWidgets import QCheckBox, QFormLayout, QGroupBox, QLabel, QPushButton
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from ..annotation import KIND_KEY
-from ..classes import BOUNDARY, INTERIOR
-from ..current_model import (
+from ..app.annotation import KIND_KEY
+from ..app.current_model import (
     NO_MODEL_HELP,
     add_listener,
     describe_model,
@@ -32,8 +31,7 @@ from ..current_model import (
     remove_listener,
     set_current_model,
 )
-from ..inference.watershed import WatershedParams
-from ..segment_session import (
+from ..app.segment_session import (
     image_plane_data,
     initial_watershed,
     iter_segment_one_click,
@@ -41,6 +39,8 @@ from ..segment_session import (
     watershed_again,
     with_slider_values,
 )
+from ..classes import BOUNDARY, INTERIOR
+from ..inference.watershed import WatershedParams
 from ._common import LayerCombo, PathEdit, is_layer_type
 from ._layers import put_labels, replace_labels
 from ._panel import TaskPanel

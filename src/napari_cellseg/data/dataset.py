@@ -216,6 +216,18 @@ class CellDataset:
             raise DatasetError(self.root, [(str(record.label_path), reason)])
         return self._decode(record.label_path, instance_pixels, record.shape)
 
+    def load_reference_instances(self, image_id: str) -> np.ndarray:
+        """Ground-truth instances for scoring: ``masks/`` as stored, or derived from ``targets/``.
+
+        A target map's instances are its interior components grown into their
+        boundary (``targets.targets_to_instances``, orphan boundary kept).
+        """
+        if self[image_id].label_kind == MASK_DIR:
+            return self.load_instances(image_id)
+        from .targets import targets_to_instances
+
+        return targets_to_instances(self.load_target(image_id), keep_orphans=True)
+
     def load_target(self, image_id: str, thickness: int = 1) -> np.ndarray:
         """The 3-class map, uint8 (0 background, 1 boundary, 2 interior).
 

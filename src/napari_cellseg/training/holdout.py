@@ -126,14 +126,13 @@ def iter_score_holdout(
     """Segment the held-out images with ``segment`` and score them (see the module docstring)."""
     from ..data.dataset import CellDataset
     from ..metrics import image_metrics, merged_touching_share, pool_metrics, touching_pairs
-    from ..review import load_instances
 
     dataset = CellDataset.open(data_dir)
     chosen = holdout_ids(split_path, dataset, subset, microscope)
     per_image, by_group = [], {}
     merged_sum, pairs_total = 0.0, 0
     for index, (image_id, group) in enumerate(chosen):
-        gt = load_instances(dataset, image_id)
+        gt = dataset.load_reference_instances(image_id)
         labels = np.asarray(segment(dataset.load_image(image_id)))
         if labels.shape != gt.shape:
             raise ValueError(

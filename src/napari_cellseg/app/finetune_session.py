@@ -17,8 +17,8 @@ imported torch once (:func:`warm_up`), so a run starts at once.
 - :func:`run_finetune`: the synchronous wrapper.
 - :func:`call_in_training_process`: a small torch question (device, M2 depth) asked
   of a process that has torch loaded.
-- Time estimates and texts are in :mod:`napari_cellseg.finetune_estimate`, M2 depth
-  in :mod:`napari_cellseg.m2_info`.
+- Time estimates and texts are in :mod:`napari_cellseg.app.finetune_estimate`, M2 depth
+  in :mod:`napari_cellseg.app.m2_info`.
 
 No Qt or napari here; torch is imported only inside the training process
 and the process server.
@@ -36,9 +36,9 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import Any
 
-from .generators import run_to_end
-from .training.config import TrainConfig
-from .training.reports import EpochReport, StartReport, StepReport, TrainResult
+from ..generators import run_to_end
+from ..training.config import TrainConfig
+from ..training.reports import EpochReport, StartReport, StepReport, TrainResult
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def _train_in_child(config: dict[str, Any], resume: bool, messages, stop, nicene
         except OSError:
             pass
     try:
-        from .training.engine import train
+        from ..training.engine import train
 
         run = TrainConfig.from_dict(config)
         for report in train(run, resume=resume, cancel=stop.is_set):

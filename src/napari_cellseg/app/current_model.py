@@ -22,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .config import atomic_write_text
+from ..config import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def get_current_model_dir(*, default: bool = True) -> Path | None:
     if isinstance(stored, str) and is_model_dir(stored):
         return Path(stored)
     if default:
-        from .inference.runtime import default_model_dir
+        from ..inference.runtime import default_model_dir
 
         bundled = default_model_dir()
         if is_model_dir(bundled):
@@ -159,7 +159,7 @@ def get_current_model_dir(*, default: bool = True) -> Path | None:
 
 
 def is_bundled_default(directory: str | os.PathLike | None) -> bool:
-    from .inference.runtime import default_model_dir
+    from ..inference.runtime import default_model_dir
 
     return directory is not None and Path(directory).resolve() == default_model_dir().resolve()
 
@@ -190,8 +190,8 @@ def describe_model(directory: str | os.PathLike | None) -> str:
     """
     if directory is None:
         return NO_MODEL_HELP
-    from .models.checkpoint import load_model_config
-    from .models.weights_io import ModelLoadError
+    from ..models.checkpoint import load_model_config
+    from ..models.weights_io import ModelLoadError
 
     path = Path(directory)
     try:
@@ -211,8 +211,8 @@ def model_watershed(directory: str | os.PathLike | None) -> dict[str, Any]:
     """The ``watershed`` settings stored in a model's config (empty when none or no model)."""
     if not is_model_dir(directory):
         return {}
-    from .models.checkpoint import load_model_config
-    from .models.weights_io import ModelLoadError
+    from ..models.checkpoint import load_model_config
+    from ..models.weights_io import ModelLoadError
 
     try:
         return dict(load_model_config(directory).watershed or {})

@@ -13,7 +13,7 @@ import os
 import struct
 from pathlib import Path
 
-from .models.defaults import DEFAULT_ARCH, DEFAULT_M2_DEPTH
+from ..models.defaults import DEFAULT_ARCH, DEFAULT_M2_DEPTH
 
 
 def _safetensors_metadata(path: Path) -> dict[str, str]:
@@ -41,7 +41,7 @@ def m2_arch(m2: str | os.PathLike) -> str:
     ValueError
         If the path does not exist or does not name its architecture.
     """
-    from .models.m2 import M2_CONFIG, SAFETENSORS_CONFIG_KEY
+    from ..models.m2 import M2_CONFIG, SAFETENSORS_CONFIG_KEY
 
     path = Path(m2).expanduser()
     if path.is_dir():
@@ -78,8 +78,8 @@ def m2_depth(m2: str | os.PathLike | None = "default") -> int:
     arch = m2_arch(m2)
     if arch == DEFAULT_ARCH:
         return DEFAULT_M2_DEPTH
-    from .models.m2 import build_classifier
-    from .models.stages import split_stages
+    from ..models.m2 import build_classifier
+    from ..models.stages import split_stages
 
     stages, _ = split_stages(build_classifier(arch, 0), arch)
     return len(stages)

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from ..inference.tiled import PredictProgress
+from ..inference.watershed import WatershedParams, check_probabilities, instances_from_probabilities
 from .current_model import NO_MODEL_HELP, check_model_dir, model_watershed
-from .inference.tiled import PredictProgress
-from .inference.watershed import WatershedParams, check_probabilities, instances_from_probabilities
 
 # The watershed settings the sliders change.
 SLIDER_FIELDS = ("interior_threshold", "boundary_weight", "split_height", "min_size")
@@ -53,7 +53,7 @@ def load_model_cached(directory: str | os.PathLike, device: Any = "auto"):
     ModelLoadError
         If its files are corrupt or do not match.
     """
-    from .inference.runtime import resolve_model
+    from ..inference.runtime import resolve_model
 
     path = check_model_dir(directory)
     key = (str(path), _files_key(path), str(device))
@@ -166,7 +166,7 @@ def iter_segment_one_click(
     ValueError
         If there is no model or the image has an unsupported shape or dtype.
     """
-    from .inference.segment import iter_segment_image
+    from ..inference.segment import iter_segment_image
 
     if model_dir is None:
         raise ValueError(NO_MODEL_HELP)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .classes import BOUNDARY, MICROSCOPES
+from ..classes import BOUNDARY, MICROSCOPES
 
 ANNOTATION_SUFFIX = " boundary annotation"
 CELLS_SUFFIX = " cells"
@@ -92,7 +92,7 @@ def annotation_from_instances(instances: Any, thickness: int = 1):
     report : napari_cellseg.data.targets.TargetReport
         Thin, necked and multi-piece cells (each kept, see the targets module).
     """
-    from .data.targets import instances_to_targets
+    from ..data.targets import instances_to_targets
 
     instances = check_label_image(instances, "instances")
     return instances_to_targets(instances, thickness=thickness, return_report=True)
@@ -108,7 +108,7 @@ def instances_from_annotation(annotation: Any) -> np.ndarray:
     -------
     (H, W) uint16 array (uint32 beyond 65535 cells), consecutive 1..N.
     """
-    from .data.targets import targets_to_instances
+    from ..data.targets import targets_to_instances
 
     return targets_to_instances(check_annotation(annotation), keep_orphans=True)
 
@@ -132,7 +132,7 @@ def touching_boundary_pixels(
     n_pairs : int
         Number of touching cell pairs found.
     """
-    from .instance_errors import touching_pairs
+    from ..instance_errors import touching_pairs
 
     annotation = check_annotation(annotation)
     if instances is None:
@@ -178,7 +178,7 @@ def image_for_dataset(data: Any, name: str = "image") -> np.ndarray:
     RGBA drops alpha; three equal channels become grey. Other dtypes or
     shapes raise a ``ValueError`` that says what the layer holds.
     """
-    from .io import collapse_grey_rgb
+    from ..io import collapse_grey_rgb
 
     image = np.asarray(data)
     if image.ndim == 3 and image.shape[-1] == 4:
@@ -234,7 +234,7 @@ def save_annotation(
     ImageRecord
         The record of the saved image.
     """
-    from .data.writer import add_to_dataset
+    from ..data.writer import add_to_dataset
 
     if microscope not in MICROSCOPES:
         raise ValueError(
@@ -260,7 +260,7 @@ def save_annotation(
 
 def is_listed(root: str | os.PathLike, image_id: str) -> bool:
     """Whether the dataset's manifest lists ``image_id`` (no manifest: False)."""
-    from .data.manifest import MANIFEST_NAME, read_manifest
+    from ..data.manifest import MANIFEST_NAME, read_manifest
 
     _, rows, _ = read_manifest(Path(root) / MANIFEST_NAME, MICROSCOPES)
     return any(row.id == image_id for row in rows)
@@ -272,7 +272,7 @@ def saved_labels(root: str | os.PathLike, image_id: str) -> dict[str, np.ndarray
     Empty when the dataset does not hold that id. Raises ``DatasetError``
     (listing files and reasons) when the folder is not a valid dataset.
     """
-    from .data.dataset import CellDataset
+    from ..data.dataset import CellDataset
 
     dataset = CellDataset.open(root)
     if image_id not in dataset:

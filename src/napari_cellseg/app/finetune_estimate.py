@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..training.config import TrainConfig
+from ..training.reports import EpochReport, StartReport, StepReport, TrainResult
 from .current_model import read_settings, update_settings
-from .training.config import TrainConfig
-from .training.reports import EpochReport, StartReport, StepReport, TrainResult
 
 # 256x256 crops per second of the default network (l=4, l_a=4, batch 8) on one
 # CPU thread: the engine's own figure on a busy shared 2-core cloud VM (a

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .classes import MICROSCOPES
+from ..classes import MICROSCOPES
 
 SPLIT_FILE_NAME = "split.csv"
 
@@ -51,7 +51,7 @@ def problem_lines(root: str | os.PathLike, problems: Sequence[tuple[str, str]]) 
 
 def check_dataset(root: str | os.PathLike, microscopes: Sequence[str] = MICROSCOPES) -> DatasetCheck:
     """Open and validate a dataset folder, returning every problem instead of raising."""
-    from .data.dataset import CellDataset, DatasetError
+    from ..data.dataset import CellDataset, DatasetError
 
     root = Path(root)
     try:
@@ -118,9 +118,9 @@ def iter_run_split(
     SplitError
         The split cannot be made (too few target images, bad ratios...).
     """
-    from .data.dataset import CellDataset
-    from .data.split import SplitConfig, iter_split
-    from .data.splitfile import read_split, write_split
+    from ..data.dataset import CellDataset
+    from ..data.split import SplitConfig, iter_split
+    from ..data.splitfile import read_split, write_split
 
     config = config or SplitConfig()
     dataset = CellDataset.open(root)
@@ -165,8 +165,8 @@ def preview_dataset_augmentations(
     images : float32 array ``(n, patch, patch)`` or ``(n, patch, patch, 3)`` in [0, 1]
     targets : uint8 array ``(n, patch, patch)`` (0 background, 1 boundary, 2 interior)
     """
-    from .data.augment import AugmentConfig, preview_augmentations
-    from .data.dataset import CellDataset
+    from ..data.augment import AugmentConfig, preview_augmentations
+    from ..data.dataset import CellDataset
 
     if n < 1 or patch_size < 8:
         raise ValueError(f"ask for at least 1 sample of at least 8 pixels, got n={n}, patch {patch_size}")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import ImageMetrics, PooledMetrics, error_maps, image_metrics, pool_metrics
+from ..metrics import ImageMetrics, PooledMetrics, error_maps, image_metrics, pool_metrics
 
 ERROR_KINDS = ("false_positive", "false_negative", "split", "merged")
 # Colours of the error layers: bright hues that stand out on H&E purple and on dark fluorescence.
@@ -141,7 +141,7 @@ class EvaluateModelProgress:
 
 def model_status(model_dir: str | os.PathLike | None) -> tuple[bool, str]:
     """Whether a model is available at ``model_dir`` (None: the bundled default), and a sentence."""
-    from .inference.runtime import ModelNotFoundError, resolve_model_dir
+    from ..inference.runtime import ModelNotFoundError, resolve_model_dir
 
     try:
         directory = resolve_model_dir(model_dir)
@@ -162,16 +162,6 @@ def subset_ids(split: Mapping[str, str], dataset, subset: str) -> list[str]:
     if not ids:
         raise ValueError(f"the split holds no {subset} images")
     return ids
-
-
-def load_instances(dataset, image_id: str) -> np.ndarray:
-    """Ground-truth instances of an id, from ``masks/`` or derived from ``targets/``."""
-    record = dataset[image_id]
-    if record.label_kind == "masks":
-        return dataset.load_instances(image_id)
-    from .data.targets import targets_to_instances
-
-    return targets_to_instances(dataset.load_target(image_id), keep_orphans=True)
 
 
 def iter_evaluate_model(
@@ -213,10 +203,10 @@ def iter_evaluate_model(
     napari_cellseg.inference.evaluate.EvaluationResult
         Per-image metrics, and metrics pooled per microscope and over ``"all"``.
     """
-    from .data.dataset import CellDataset
-    from .data.splitfile import SUBSETS, read_split
-    from .inference.evaluate import ALL, EvaluationResult
-    from .inference.segment import iter_segment_image
+    from ..data.dataset import CellDataset
+    from ..data.splitfile import SUBSETS, read_split
+    from ..inference.evaluate import ALL, EvaluationResult
+    from ..inference.segment import iter_segment_image
 
     if subset not in SUBSETS:
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
@@ -225,12 +215,12 @@ def iter_evaluate_model(
     total = len(ids)
     yield EvaluateModelProgress("model", 0, total)
     if model_loader is None:
-        from .inference.runtime import resolve_model as model_loader
+        from ..inference.runtime import resolve_model as model_loader
     model, config = model_loader(model_dir, device=device)
     per_image: list[ImageMetrics] = []
     for index, image_id in enumerate(ids):
         image = dataset.load_image(image_id)
-        gt = load_instances(dataset, image_id)
+        gt = dataset.load_reference_instances(image_id)
         steps = iter_segment_image(
             model, config, image, keep_probabilities=False, **dict(segment_options or {})
         )
@@ -261,6 +251,6 @@ def _as_image_progress(
 
 def evaluate_model(*args: Any, callback: Callable[[Any], None] | None = None, **kwargs: Any):
     """Synchronous :func:`iter_evaluate_model`; ``callback`` gets each report."""
-    from .inference.predict import run_to_end
+    from ..inference.predict import run_to_end
 
     return run_to_end(iter_evaluate_model(*args, **kwargs), callback)
