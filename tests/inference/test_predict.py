@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from tiny_models import fitted_model
@@ -268,6 +270,16 @@ def test_nuclei_at_another_magnification_are_rescaled_to_the_model(model_and_con
     estimated = segment_image(model, config, zoomed, diameter=0, tile_size=512)
     assert estimated.diameter == pytest.approx(2 * median_diameter(reference.labels), rel=0.3)
     assert 0.35 < estimated.scale_factor < 0.7
+    # A model trained with size normalisation estimates by default (default_diameter 0).
+    normalised = dataclasses.replace(config, default_diameter=0.0)
+    by_default = segment_image(model, normalised, zoomed, tile_size=512)
+    assert by_default.scale_factor == pytest.approx(estimated.scale_factor)
+    assert by_default.diameter == pytest.approx(estimated.diameter)
+    assert np.array_equal(by_default.labels, estimated.labels)
+    given = segment_image(model, normalised, zoomed, diameter=2 * config.object_diameter, tile_size=512)
+    assert given.scale_factor == pytest.approx(0.5)  # a given diameter still wins
+    plain = predict_probabilities(model, normalised, zoomed, tile_size=512)
+    assert np.allclose(plain, predict_probabilities(model, config, zoomed, diameter=0, tile_size=512))
 
 
 # --- devices and models ----------------------------------------------------------------

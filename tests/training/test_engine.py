@@ -150,3 +150,33 @@ def test_generator_close_before_any_step_writes_nothing(tiny_config):
     generator.close()
     assert not (Path(config.out_dir) / "last").exists()
     assert (Path(config.out_dir) / "train_config.json").is_file()
+
+
+def test_size_normalised_training_resamples_crops_and_dev_and_the_model_estimates(tiny_config):
+    from napari_cellseg.data.size import size_factor
+    from napari_cellseg.models.checkpoint import load_model_config
+    from napari_cellseg.training.distributed import DistributedContext
+    from napari_cellseg.training.evaluate import load_dev_images
+    from napari_cellseg.training.setup import build_run
+
+    config = tiny_config(object_diameter=30.0, epochs=1)
+    run = build_run(config, DistributedContext())
+    assert set(run.size_factors) == {*run.train_ids, *run.dev_ids} and run.object_diameter == 30.0
+    image_id = run.train_ids[0]
+    factor = run.size_factors[image_id]
+    original = run.dataset.load_reference_instances(image_id)
+    assert factor == size_factor(original, 30.0) and factor != 1.0
+    image, labels, _ = run.crops.cache.get(image_id)
+    assert labels.shape == (round(original.shape[0] * factor), round(original.shape[1] * factor))
+    assert image.shape[:2] == labels.shape and size_factor(labels, 30.0) == pytest.approx(1.0, rel=0.1)
+    dev = load_dev_images(run.dataset, run.dev_ids, size_factors=run.size_factors)[0]
+    assert dev.image.shape[:2] == dev.target.shape == dev.instances.shape
+    assert size_factor(dev.instances, 30.0) == pytest.approx(1.0, rel=0.1)
+
+    run_training(config)
+    saved = load_model_config(config.out_dir)
+    assert saved.object_diameter == 30.0 and saved.default_diameter == 0.0
+    native = load_model_config(
+        run_training(tiny_config(out_dir=config.out_dir + "-native", epochs=1)).out_dir
+    )
+    assert native.default_diameter is None and native.object_diameter != 30.0

@@ -90,3 +90,17 @@ def test_cli_starts_from_the_bundled_model(tmp_path, sample_split, capsys, train
     assert status == 2
     err = capsys.readouterr().err
     assert "new_layers=2 but the model has 3" in err and "Traceback" not in err
+
+
+def test_a_size_normalised_model_passes_on_its_nucleus_size(tiny_config, trained_dir, tmp_path):
+    import json
+    import shutil
+
+    normalised = tmp_path / "normalised"
+    shutil.copytree(trained_dir, normalised)
+    config_json = json.loads((normalised / "config.json").read_text())
+    config_json.update(object_diameter=25.0, default_diameter=0.0)
+    (normalised / "config.json").write_text(json.dumps(config_json))
+    assert apply_init_model(tiny_config(init_model=str(normalised))).object_diameter == 25.0
+    assert apply_init_model(tiny_config(init_model=str(normalised), object_diameter=30.0)).object_diameter == 30.0
+    assert apply_init_model(tiny_config(init_model=str(trained_dir))).object_diameter is None  # native scale

@@ -38,7 +38,7 @@ class SegmentOptions(JsonConfig):
     overlap: int = 64
     batch_size: int | None = None
     device: str = "auto"
-    diameter: float | None = None  # nucleus diameter in px; 0 = estimate; None = model scale
+    diameter: float | None = None  # nucleus diameter in px; 0 = estimate; None = the model's default_diameter
     channel: int | None = None
     save_probabilities: bool = False
     measurements: bool = False

@@ -233,7 +233,8 @@ def _register_segment(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda:0...")
     parser.add_argument(
         "--diameter", type=float, metavar="PX",
-        help="nucleus diameter in pixels; images are rescaled to the model's training scale; 0 = estimate",
+        help="nucleus diameter in pixels; images are rescaled to the model's training scale; 0 = estimate; "
+             "default: the model's own choice (default_diameter in its config.json)",
     )  # fmt: skip
     parser.add_argument("--channel", type=int, metavar="N", help="channel to segment in multichannel images")
     parser.add_argument("--save-probabilities", action="store_true", help="also write <id>_probabilities.tif")

@@ -125,7 +125,8 @@ def predict_probabilities(
     diameter : float, optional
         Nucleus diameter in the image, in pixels: the image is resampled to
         the model's ``object_diameter``. 0 estimates it from a first pass;
-        None runs at the image's own scale.
+        None uses the model's ``default_diameter`` (the image's own scale,
+        unless the model was trained with size normalisation: then 0).
     channel, channel_axis : int, optional
         Channel choice for multichannel images.
     amp : bool

@@ -24,6 +24,7 @@ from .tiled import (
     iter_scale_factor,
     make_runner,
     plane_percentiles,
+    resolve_diameter,
     run_to_end,
 )
 
@@ -145,6 +146,7 @@ def iter_segment_image(
     translate = spatial_metadata(translate, layout, "translate")
     params = watershed_params(config, params)
     runner = make_runner(model, config, device, amp, optimize, tta)
+    diameter = resolve_diameter(config, diameter)
     estimate = diameter == 0
     factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap, params)
     if estimate:

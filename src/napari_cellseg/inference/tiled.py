@@ -141,6 +141,13 @@ def _with_plane(gen: Generator, plane: int, n_planes: int) -> Generator:
         yield PredictProgress(report.stage, report.done, report.total, plane, n_planes)
 
 
+def resolve_diameter(config, diameter: float | None) -> float | None:
+    """``diameter``, or the model's ``default_diameter`` when None (0 = estimate)."""
+    if diameter is None:
+        return getattr(config, "default_diameter", None)
+    return diameter
+
+
 def iter_scale_factor(
     runner,
     config,
@@ -151,8 +158,9 @@ def iter_scale_factor(
     overlap: int = DEFAULT_OVERLAP,
     params=None,
 ) -> Generator[PredictProgress, None, float]:
-    """The resampling factor for ``diameter`` (0: estimated from a first pass)."""
+    """The resampling factor for ``diameter`` (0: estimated from a first pass; None: the model's default)."""
     model_diameter = getattr(config, "object_diameter", None)
+    diameter = resolve_diameter(config, diameter)
     if diameter is None:
         return 1.0
     if model_diameter is None:

@@ -99,6 +99,11 @@ class ModelConfig(JsonConfig):
         Boundary thickness of the training targets, in pixels.
     object_diameter : float or None
         Training scale: median nucleus diameter in pixels.
+    default_diameter : float or None
+        The nucleus diameter segmentation assumes when none is given: None
+        uses images at their own scale, 0 estimates each image's diameter and
+        resamples it to ``object_diameter`` (models trained with size
+        normalisation, ``train --object-diameter``).
     watershed : dict
         Watershed settings (defaults filled by the inference package).
     split_hash : str or None
@@ -126,6 +131,7 @@ class ModelConfig(JsonConfig):
     normalization: NormalizationConfig = dataclasses.field(default_factory=NormalizationConfig)
     target_thickness: int = 1
     object_diameter: float | None = None
+    default_diameter: float | None = None
     watershed: dict[str, Any] = dataclasses.field(default_factory=dict)
     split_hash: str | None = None
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -140,6 +146,10 @@ class ModelConfig(JsonConfig):
         if self.out_channels != LOSS_OUT_CHANNELS[self.loss]:
             raise ConfigError(
                 f"loss {self.loss!r} needs out_channels={LOSS_OUT_CHANNELS[self.loss]}, got {self.out_channels}"
+            )
+        if self.default_diameter is not None and self.default_diameter < 0:
+            raise ConfigError(
+                f"default_diameter must be >= 0 (0 = estimate) or None, got {self.default_diameter}"
             )
         if self.format_version > MODEL_FORMAT_VERSION:
             raise ConfigError(

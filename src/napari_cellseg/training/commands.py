@@ -42,7 +42,7 @@ _TRAIN_FIELDS = {
     "weight_decay": "weight_decay", "scheduler": "scheduler", "patch_size": "patch_size",
     "microscopes": "microscopes", "threads": "num_threads", "workers": "num_workers", "device": "device",
     "amp": "amp", "seed": "seed", "augment": "augment_preset", "dev_metric": "dev_metric",
-    "max_dev_images": "max_dev_images", "thickness": "target_thickness", "dev_every": "dev_every",
+    "max_dev_images": "max_dev_images", "thickness": "target_thickness", "object_diameter": "object_diameter", "dev_every": "dev_every",
 }  # fmt: skip
 
 
@@ -74,6 +74,9 @@ def _register_train(subparsers) -> None:
     add("--class-weights", type=float, nargs=3, metavar=("BG", "BOUNDARY", "INTERIOR"))
     add("--boundary-weight", type=float, help="boundary weight of weighted-bce (default 3)")
     add("--thickness", type=int, help="boundary thickness of the targets in pixels (default 1)")
+    add("--object-diameter", type=float, metavar="PX",
+        help="size normalisation: resample each image so its nuclei measure PX pixels (median); "
+             "the model then estimates each image's nucleus size when it segments")  # fmt: skip
     add("--epochs", type=int)
     add("--steps-per-epoch", type=int, help="optimizer steps per epoch (an epoch is random crops)")
     add("--batch-size", type=int, help="crops per step (per process under torchrun)")

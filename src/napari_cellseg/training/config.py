@@ -60,6 +60,11 @@ class TrainConfig(JsonConfig):
         Boundary term weight of ``weighted-bce``.
     target_thickness : int
         Boundary thickness in pixels of the 3-class targets.
+    object_diameter : float or None
+        Size normalisation: resample every training and dev image so that its
+        nuclei's median diameter is this many pixels (see
+        :mod:`napari_cellseg.data.size`); the model then estimates each
+        image's diameter when it segments. None: images at their own scale.
     microscopes : tuple of str
         Train only on images of these microscopes (e.g. ``("C",)``).
     sample_weights : dict
@@ -122,6 +127,7 @@ class TrainConfig(JsonConfig):
     class_weights: tuple[float, float, float] = DEFAULT_CLASS_WEIGHTS
     boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE
     target_thickness: int = 1
+    object_diameter: float | None = None
     microscopes: tuple[str, ...] = MICROSCOPES
     sample_weights: dict[str, float] = field(default_factory=dict)
     area_weighted: bool = True
@@ -194,6 +200,8 @@ class TrainConfig(JsonConfig):
             out.append(f"num_workers must be >= -1 (-1: automatic), got {self.num_workers}")
         if self.max_dev_images is not None and self.max_dev_images < 1:
             out.append(f"max_dev_images must be >= 1 or None, got {self.max_dev_images}")
+        if self.object_diameter is not None and not self.object_diameter > 0:
+            out.append(f"object_diameter must be > 0 pixels or None, got {self.object_diameter}")
         if self.init_model and not self.pretrained:
             out.append(
                 f"init_model={self.init_model!r} and pretrained=False contradict "

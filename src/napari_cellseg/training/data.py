@@ -45,12 +45,14 @@ def image_weights(
     sample_weights: Mapping[str, float] | None = None,
     patch_size: int = 256,
     area_weighted: bool = True,
+    size_factors: Mapping[str, float] | None = None,
 ) -> np.ndarray:
     """Probability of drawing each image for a crop.
 
     Weight of an image = its microscope's factor (``sample_weights``, default
     1) times, when ``area_weighted``, the number of patches its area holds
-    (at least 1). Normalised to sum to 1.
+    (at least 1; the area after size normalisation by ``size_factors``).
+    Normalised to sum to 1.
 
     Raises
     ------
@@ -66,7 +68,8 @@ def image_weights(
         weight = float(sample_weights.get(record.microscope, 1.0))
         if area_weighted:
             height, width = record.shape
-            weight *= max(1.0, height * width / float(patch_size * patch_size))
+            zoom = (size_factors or {}).get(image_id, 1.0) ** 2
+            weight *= max(1.0, zoom * height * width / float(patch_size * patch_size))
         weights[i] = weight
     return weights / weights.sum()
 
@@ -76,7 +79,9 @@ class ImageCache:
 
     Holds per id the float32 image scaled to [0, 1] with its whole-image
     percentiles, and the instance labels (or the 3-class target when the
-    dataset stores targets). Least recently used entries are dropped first.
+    dataset stores targets), both resampled by the image's size factor
+    (:mod:`napari_cellseg.data.size`) when one is given. Least recently used
+    entries are dropped first.
     """
 
     def __init__(
@@ -85,8 +90,10 @@ class ImageCache:
         normalization: NormalizationConfig,
         thickness: int = 1,
         max_bytes: int = 1 << 30,
+        size_factors: Mapping[str, float] | None = None,
     ):
         self.dataset = dataset
+        self.size_factors = dict(size_factors or {})
         self.normalization = normalization
         self.thickness = thickness
         self.max_bytes = max_bytes
@@ -111,13 +118,14 @@ class ImageCache:
 
     def _load(self, image_id: str) -> tuple[np.ndarray, np.ndarray, bool]:
         from ..data.normalize import scale_intensity
+        from ..data.size import resize_image, resize_labels
 
         record = self.dataset[image_id]
-        image = scale_intensity(self.dataset.load_image(image_id), self.normalization)
+        factor = self.size_factors.get(image_id, 1.0)
+        image = resize_image(scale_intensity(self.dataset.load_image(image_id), self.normalization), factor)
         if record.label_kind == "masks":
-            labels = self.dataset.load_instances(image_id)
-            return image, labels, True
-        return image, self.dataset.load_target(image_id), False
+            return image, resize_labels(self.dataset.load_instances(image_id), factor), True
+        return image, resize_labels(self.dataset.load_target(image_id), factor), False
 
 
 class CropDataset:
@@ -138,6 +146,7 @@ class CropDataset:
         thickness: int = 1,
         seed: int = 0,
         cache_bytes: int = 1 << 30,
+        size_factors: Mapping[str, float] | None = None,
     ):
         if len(ids) != len(probabilities):
             raise ValueError(f"{len(ids)} ids but {len(probabilities)} probabilities")
@@ -147,7 +156,7 @@ class CropDataset:
         self.normalization = normalization
         self.thickness = thickness
         self.seed = int(seed)
-        self.cache = ImageCache(dataset, normalization, thickness, cache_bytes)
+        self.cache = ImageCache(dataset, normalization, thickness, cache_bytes, size_factors)
 
     def __len__(self) -> int:
         return 2**62  # an unbounded stream; the sampler decides what is read

@@ -154,7 +154,9 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
     score_name = make().score_name
     dev_images = []
     if context.is_main and run.dev_ids:
-        dev_images = load_dev_images(run.dataset, run.dev_ids, config.target_thickness, config.max_dev_images)
+        dev_images = load_dev_images(
+            run.dataset, run.dev_ids, config.target_thickness, config.max_dev_images, run.size_factors
+        )
     start_step, total, per_epoch = position["global_step"], run.total_steps, config.steps_per_epoch
     workers = worker_count(config, run.device)
     yield _start_report(run, position, resume, score_name, workers, len(dev_images))

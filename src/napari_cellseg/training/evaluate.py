@@ -22,7 +22,8 @@ engine instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -139,20 +140,31 @@ class DevImage:
 
 
 def load_dev_images(
-    dataset: CellDataset, ids: list[str], thickness: int = 1, limit: int | None = None
+    dataset: CellDataset,
+    ids: list[str],
+    thickness: int = 1,
+    limit: int | None = None,
+    size_factors: Mapping[str, float] | None = None,
 ) -> list[DevImage]:
-    """Read the dev images (the first ``limit`` of ``ids``) and their targets."""
+    """Read the dev images (the first ``limit`` of ``ids``) and their targets.
+
+    With ``size_factors`` (size-normalised training), each image and its labels
+    are resampled by its factor, so the dev score is measured at the scale the
+    network works at.
+    """
+    from ..data.size import resize_image, resize_labels
+    from ..data.targets import instances_to_targets
+
     out = []
     for image_id in ids[:limit]:
-        has_instances = dataset[image_id].label_kind == "masks"
-        out.append(
-            DevImage(
-                image_id,
-                dataset.load_image(image_id),
-                dataset.load_target(image_id, thickness=thickness),
-                dataset.load_instances(image_id) if has_instances else None,
-            )
-        )
+        factor = (size_factors or {}).get(image_id, 1.0)
+        image = resize_image(dataset.load_image(image_id), factor)
+        if dataset[image_id].label_kind == "masks":
+            instances = resize_labels(dataset.load_instances(image_id), factor)
+            target = instances_to_targets(instances, thickness=thickness)
+        else:
+            instances, target = None, resize_labels(dataset.load_target(image_id), factor)
+        out.append(DevImage(image_id, image, target, instances))
     return out
 
 
@@ -172,6 +184,9 @@ def evaluate_dev(
     """
     if predict is None:
         from ..inference.predict import predict_probabilities as predict
+    if getattr(model_config, "default_diameter", None) is not None:
+        # dev images are already at the network's scale (load_dev_images): no estimate
+        model_config = dataclasses.replace(model_config, default_diameter=None)
     try:
         for dev in images:
             probabilities = predict(model, model_config, dev.image, device=device)

@@ -7,7 +7,8 @@ go further than starting again from M2.
 
 - :func:`apply_init_model`: the :class:`~.config.TrainConfig` with the
   network fields (``l``, ``l_a``, decoder, loss outputs) taken from the model;
-  a field the user set explicitly to another value is an error.
+  a field the user set explicitly to another value is an error. A model
+  trained with size normalisation passes on its ``object_diameter`` too.
 - :func:`load_init_model`: the network with the model's weights, ``l_f``
   frozen stages and train mode.
 
@@ -95,6 +96,8 @@ def apply_init_model(config: TrainConfig, explicit: frozenset[str] | set[str] = 
             f"init_model {init_model_dir(config.init_model)}: {'; '.join(conflicts)}. "
             "A run that starts from a trained model keeps its network: leave these settings out"
         )
+    if config.object_diameter is None and model.default_diameter == 0 and model.object_diameter:
+        wanted["object_diameter"] = model.object_diameter  # it learned at one nucleus size: keep it
     return dataclasses.replace(config, **wanted)
 
 

@@ -46,6 +46,7 @@ class Run:
     normalization: Any
     crops: CropDataset
     object_diameter: float | None
+    size_factors: dict[str, float] = field(default_factory=dict)
     train_counts: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -194,14 +195,21 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
     amp_dtype = pick_amp(config.amp, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and device.type == "cuda" else None
     from ..data.augment import Augmenter
+    from ..data.size import size_factors
 
+    factors = size_factors(dataset, [*train_ids, *dev_ids], config.object_diameter)
     weights = image_weights(
-        dataset, train_ids, config.sample_weights, config.patch_size, config.area_weighted
+        dataset, train_ids, config.sample_weights, config.patch_size, config.area_weighted, factors
     )
     crops = CropDataset(
         dataset, train_ids, weights, Augmenter(config.augment_config()), normalization,
         thickness=config.target_thickness, seed=config.seed, cache_bytes=config.cache_mb << 20,
+        size_factors=factors,
     )  # fmt: skip
+    if config.object_diameter is not None:
+        object_diameter = float(config.object_diameter)  # every image is brought to it
+    else:
+        object_diameter = estimate_object_diameter(dataset, train_ids) if context.is_main else None
     counts: dict[str, int] = {}
     for image_id in train_ids:
         counts[dataset[image_id].microscope] = counts.get(dataset[image_id].microscope, 0) + 1
@@ -212,7 +220,7 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
         loss_fn=build_loss(config.loss, class_weights=config.class_weights, boundary_weight=config.boundary_weight),
         optimizer=optimizer, scheduler=make_scheduler(config, optimizer), scaler=scaler,
         normalization=normalization, crops=crops,
-        object_diameter=estimate_object_diameter(dataset, train_ids) if context.is_main else None,
+        object_diameter=object_diameter, size_factors=factors,
         train_counts=counts,
     )  # fmt: skip
 

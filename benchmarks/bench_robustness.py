@@ -1,0 +1,100 @@
+"""How the default model holds up on C images unlike its training set: scale and stain.
+
+Other scanners and labs differ from the shared data mostly by magnification
+(nucleus size in pixels) and by stain colour. This script imitates both on
+the dev C images of a split (never the test images):
+
+- **scale**: each image and its masks are resized by a factor (area averaging
+  / nearest), then segmented three ways: at the image's own scale (no
+  diameter), with the diameter estimated (``diameter=0``), and with the true
+  median diameter of the resized masks;
+- **stain**: the haematoxylin and eosin concentrations are scaled in HED space
+  (``data.photometric.stain_jitter``), beyond the training augmentation's range.
+
+It prints pooled AP@0.5 and the DSB score per case. Run::
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_robustness.py \\
+        --data ../shared/data/dsb2018-dev --split runs/split_C.csv [--model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+
+def _resize(image: np.ndarray, labels: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    import cv2
+
+    height, width = labels.shape
+    size = (max(16, round(width * factor)), max(16, round(height * factor)))
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, size, interpolation=interpolation)
+    return resized, cv2.resize(labels.astype(np.int32), size, interpolation=cv2.INTER_NEAREST)
+
+
+def _stained(image: np.ndarray, haematoxylin: float, eosin: float) -> np.ndarray:
+    from napari_cellseg.data.photometric import stain_jitter
+
+    rgb = image[..., :3].astype(np.float32) / 255.0
+    out = stain_jitter(rgb, np.array([haematoxylin, eosin, 1.0]), np.zeros(3))
+    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", required=True, help="dataset folder (e.g. dsb2018-dev)")
+    parser.add_argument("--split", required=True, help="split CSV with dev rows of microscope C")
+    parser.add_argument("--model", default=None, help="model directory (default: the bundled model)")
+    parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5, 2.0])
+    args = parser.parse_args()
+
+    from napari_cellseg.data.dataset import CellDataset
+    from napari_cellseg.inference.runtime import resolve_model
+    from napari_cellseg.inference.scale import equivalent_diameters
+    from napari_cellseg.inference.segment import segment_image
+    from napari_cellseg.metrics import image_metrics, pool_metrics
+    from napari_cellseg.training.holdout import holdout_ids
+
+    model, config = resolve_model(args.model, device="cpu")
+    dataset = CellDataset.open(args.data)
+    ids = [i for i, _ in holdout_ids(args.split, dataset, "dev", "C")]
+    pairs = [(dataset.load_image(i), dataset.load_reference_instances(i)) for i in ids]
+    print(f"{len(ids)} dev C images; model trained at nucleus diameter {config.object_diameter:.1f} px")
+
+    def score(cases, **options) -> str:
+        start = time.perf_counter()
+        metrics = []
+        for image, gt, extra in cases:
+            labels = segment_image(model, config, image, keep_probabilities=False, **options, **extra).labels
+            metrics.append(image_metrics(gt, labels))
+        pooled = pool_metrics(metrics)
+        return f"AP@0.5 {pooled.ap[0]:.3f} DSB {pooled.dsb_score:.3f} ({time.perf_counter() - start:.0f} s)"
+
+    print("\n| scale | nucleus diameter (px) | own scale | diameter estimated | true diameter |")
+    print("|---|---|---|---|---|")
+    for factor in args.scales:
+        resized = [_resize(image, gt, factor) for image, gt in pairs]
+        true_diameter = float(np.median(np.concatenate([equivalent_diameters(g) for _, g in resized])))
+        plain = [(image, gt, {}) for image, gt in resized]
+        known = [(image, gt, {"diameter": true_diameter}) for image, gt in resized]
+        print(
+            f"| {factor:g} | {true_diameter:.1f} | {score(plain)} | {score(plain, diameter=0)} | {score(known)} |",
+            flush=True,
+        )
+
+    print("\n| stain (haematoxylin x, eosin x) | own scale |")
+    print("|---|---|")
+    for haematoxylin, eosin in ((1.0, 1.0), (0.6, 1.0), (1.5, 1.0), (1.0, 0.5), (1.0, 1.6), (0.6, 1.6)):
+        cases = [(_stained(image, haematoxylin, eosin), gt, {}) for image, gt in pairs]
+        print(f"| {haematoxylin:g}, {eosin:g} | {score(cases)} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Size normalisation: per-image factors and resampling of images and labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellseg.data.size import (
+    MAX_TRAIN_FACTOR,
+    resize_image,
+    resize_labels,
+    size_factor,
+    size_factors,
+)
+
+
+def discs(diameter: int, count: int = 4, size: int = 200) -> np.ndarray:
+    """``count`` separate discs of ``diameter`` pixels in a row."""
+    yy, xx = np.mgrid[:size, :size]
+    labels = np.zeros((size, size), np.uint16)
+    for k in range(count):
+        cy, cx = size // 2, (k + 1) * size // (count + 1)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= (diameter / 2) ** 2] = k + 1
+    return labels
+
+
+def test_factor_brings_the_median_diameter_to_the_target():
+    assert size_factor(discs(10), 20.0) == pytest.approx(2.0, rel=0.05)
+    assert size_factor(discs(30), 15.0) == pytest.approx(0.5, rel=0.05)
+    assert size_factor(discs(10, count=2), 20.0) == 1.0  # too few nuclei to measure
+    assert size_factor(discs(4), 40.0) == MAX_TRAIN_FACTOR  # clipped: 10x is a labelling problem
+
+
+def test_resampling_keeps_dtypes_and_labels():
+    labels = discs(20)
+    image = np.dstack([labels.astype(np.uint8) * 40] * 3)
+    bigger, big_labels = resize_image(image, 1.5), resize_labels(labels, 1.5)
+    assert bigger.shape == (300, 300, 3) and bigger.dtype == np.uint8
+    assert big_labels.shape == (300, 300) and big_labels.dtype == np.uint16
+    assert set(np.unique(big_labels)) == set(np.unique(labels))  # nearest: no new ids
+    assert size_factor(big_labels, 20.0) == pytest.approx(1 / 1.5, rel=0.05)
+    floats = resize_image(np.random.default_rng(0).random((50, 40), dtype=np.float32), 0.5)
+    assert floats.shape == (25, 20) and floats.dtype == np.float32
+    assert resize_image(image, 1.0) is image and resize_labels(labels, 1.0) is labels
+
+
+def test_factors_of_a_dataset(tiny_dataset):
+    from napari_cellseg.data.dataset import CellDataset
+
+    dataset = CellDataset.open(tiny_dataset)
+    assert set(size_factors(dataset, dataset.ids, None).values()) == {1.0}
+    factors = size_factors(dataset, dataset.ids, 40.0)
+    for image_id, factor in factors.items():
+        measured = size_factor(dataset.load_reference_instances(image_id), 40.0)
+        assert factor == measured and 0.25 <= factor <= 4.0
+    assert len(set(factors.values())) > 1  # the images differ in scale
