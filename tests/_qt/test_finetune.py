@@ -211,3 +211,6 @@ def test_start_from_the_current_model_keeps_its_network(
         bundled.transfer_layers, bundled.new_layers, 1)  # fmt: skip
     form.start_combo.setCurrentText("M2 (a new network)")
     assert form.l_spin.isEnabled() and widget.config_draft().init_model is None
+    assert widget.config_draft().object_diameter is None and form.diameter_spin.text() == "own scale"
+    form.diameter_spin.setValue(22.0)  # size normalisation
+    assert widget.config_draft().object_diameter == 22.0

@@ -129,12 +129,20 @@ class FinetuneForm(QWidget):
         self.patch_spin = _spin(32, 2048, defaults.patch_size, "side of the square training crops, pixels")
         self.patch_spin.setSingleStep(32)
         self.lr_spin = _double(1e-6, 1.0, defaults.lr, 6, 1e-4, "AdamW learning rate")
+        self.diameter_spin = _double(
+            0.0, 500.0, 0.0, 1, 1.0,
+            "Size normalisation: every image is resampled so its nuclei measure this many pixels "
+            "(median), and the model then measures each image's nuclei when it segments. "
+            "'own scale' keeps the images as they are",
+        )  # fmt: skip
+        self.diameter_spin.setSpecialValueText("own scale")
         form.addRow("Augmentation", self.augment_combo)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Steps per epoch", self.steps_spin)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Crop size", self.patch_spin)
         form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Nucleus size (px)", self.diameter_spin)
 
         data = QGroupBox("Data and output")
         form = _form(data)
@@ -186,6 +194,8 @@ class FinetuneForm(QWidget):
         self.la_spin.setMaximum(max(self.la_spin.maximum(), model_config.new_layers))
         self.la_spin.setValue(model_config.new_layers)
         self.loss_combo.setCurrentText(model_config.loss)
+        if model_config.default_diameter == 0 and model_config.object_diameter:
+            self.diameter_spin.setValue(model_config.object_diameter)  # it learned at this size
 
     def set_depth(self, depth: int) -> None:
         """Bound ``l`` by the M2's depth (and ``l_a``, ``l_f`` by ``l``)."""
@@ -231,6 +241,7 @@ class FinetuneForm(QWidget):
             batch_size=self.batch_spin.value(),
             patch_size=self.patch_spin.value(),
             lr=self.lr_spin.value(),
+            object_diameter=self.diameter_spin.value() or None,
         )
 
     def show_config(self, config: TrainConfig) -> None:
@@ -259,6 +270,7 @@ class FinetuneForm(QWidget):
         self.batch_spin.setValue(config.batch_size)
         self.patch_spin.setValue(config.patch_size)
         self.lr_spin.setValue(config.lr)
+        self.diameter_spin.setValue(config.object_diameter or 0.0)
 
     def changed_signals(self) -> list:
         """Signals of the settings the time estimate depends on."""
