@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -37,6 +38,13 @@ def main() -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-other-microscopes", action="store_true")
     parser.add_argument(
+        "--default-diameter",
+        type=float,
+        default=None,
+        help="store this default_diameter (0: segment estimates each image's nucleus size); "
+        "default: the run's own",
+    )
+    parser.add_argument(
         "--provenance",
         default="",
         help="how the settings were chosen (Markdown, one sentence or more), written into the card",
@@ -48,6 +56,8 @@ def main() -> int:
 
     out = Path(args.out)
     model, config = load_model_dir(args.run, device="cpu")
+    if args.default_diameter is not None:
+        config = dataclasses.replace(config, default_diameter=args.default_diameter)
     if out.exists():
         shutil.rmtree(out)
     save_model_dir(out, model, config, half=True)
@@ -97,6 +107,30 @@ def total_minutes(run: str, training: dict) -> float:
     if last.is_file():
         training = json.loads(last.read_text()).get("training") or training
     return float(training.get("elapsed_s", 0)) / 60
+
+
+def _diameter(value) -> str:
+    return f"{value:.1f}" if isinstance(value, int | float) else "unknown"
+
+
+def _default_diameter_text(value) -> str:
+    if value == 0:
+        return "without `--diameter`, each image's nucleus size is estimated and the image resampled to it"
+    if value:
+        return f"without `--diameter`, images are assumed to have {value:g} px nuclei"
+    return "without `--diameter`, images are used at their own scale"
+
+
+def _scale_limit(config: dict) -> str:
+    if config.get("default_diameter") == 0:
+        return (
+            "The nucleus size is estimated from a first pass on a central crop; on images with very "
+            "few nuclei or mixed sizes, give `--diameter` instead."
+        )
+    return (
+        "Used at the images' own scale by default; for other magnifications pass the nucleus "
+        "diameter (`--diameter`, 0 = estimate) so the image is rescaled."
+    )
 
 
 def started_from(train_config: dict, minutes: float) -> str:
@@ -156,6 +190,8 @@ boundary, interior) followed by a marker-controlled watershed.
   {minutes:.0f} min for all {training.get("epochs")} epochs (dev scored every
   {train_config.get("dev_every")}). Best epoch by dev AP@0.5: {training.get("best_epoch")}.
 - Watershed parameters (chosen on dev C by `tune-watershed`): `{json.dumps(config.get("watershed"))}`.
+- Object scale: trained at nucleus diameter {_diameter(config.get("object_diameter"))} px;
+  {_default_diameter_text(config.get("default_diameter"))}.
 - Stored as fp16 safetensors, {size_mb:.1f} MB.
 
 ## Figures
@@ -177,8 +213,7 @@ not how it generalises.
   is touching nuclei merged into one (the last column); a longer run on a GPU
   (`napari-cellseg train` with more epochs) is the obvious next step.
 - The test split holds few slides: the per-group spread above is wide.
-- Trained at the DSB images' native scale; for other magnifications pass the nucleus diameter
-  (`--diameter`) so the image is rescaled.
+- {_scale_limit(config)}
 """
 
 
