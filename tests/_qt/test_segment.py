@@ -9,6 +9,7 @@ from napari_cellseg.app import current_model
 from napari_cellseg.inference.runtime import default_model_dir
 from napari_cellseg.inference.watershed import WatershedParams, instances_from_probabilities
 from napari_cellseg.metrics import image_metrics
+from napari_cellseg.models.checkpoint import load_model_config
 from napari_cellseg.sample_data import load_sample
 
 SAMPLE = "c_histology_1"
@@ -116,6 +117,9 @@ def test_default_model_reaches_the_ap_floor(make_napari_viewer, wait_for_job):
     cells = viewer.layers["[C] sample segmented cells"]
     ap = image_metrics(mask, np.asarray(cells.data)).at("ap", 0.5)
     assert ap >= DEFAULT_MODEL_AP_FLOOR, f"AP@0.5 {ap:.3f} on {SAMPLE}"
+    if load_model_config(default_model_dir()).default_diameter == 0:  # the model measures the nuclei
+        assert 0.25 < cells.metadata["scale_factor"] < 4 and cells.metadata["diameter"] > 3
+        assert "Nuclei measure about" in widget.message.text()
 
 
 def test_send_to_annotate_and_model_changes(make_napari_viewer, tiny_model_dir, wait_for_job):

@@ -246,6 +246,8 @@ class SegmentWidget(TaskPanel):
             )
         tag = image.metadata.get("microscope")
         metadata = {"model": str(model_dir), "watershed": dict(result.watershed)}
+        if result.scale_factor != 1.0:
+            metadata.update(diameter=result.diameter, scale_factor=result.scale_factor)
         if tag:
             metadata["microscope"] = tag
         labels, added = put_labels(
@@ -263,6 +265,11 @@ class SegmentWidget(TaskPanel):
             if tag in (None, "C")
             else f" Note: the image is tagged microscope {tag}; the model is meant for C."
         )
+        if result.scale_factor != 1.0 and result.diameter:
+            note += (
+                f" Nuclei measure about {result.diameter:.0f} px: the image was resampled "
+                f"x{result.scale_factor:.2f} for the model."
+            )
         self.say(
             f"{result.n_instances} cells in {image.name!r} ({seconds:.1f} s) → {labels.name!r}.{note} "
             "Move the sliders to tune, correct with napari's label tools, then Send to Annotate."
