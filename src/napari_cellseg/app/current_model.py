@@ -75,8 +75,9 @@ def is_model_dir(directory: str | os.PathLike | None) -> bool:
     """Whether ``directory`` holds ``config.json`` and ``model.safetensors``."""
     if directory is None:
         return False
-    path = Path(directory)
-    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
+    from ..models.checkpoint import missing_model_files
+
+    return Path(directory).is_dir() and not missing_model_files(directory)
 
 
 def check_model_dir(directory: str | os.PathLike) -> Path:
@@ -84,7 +85,9 @@ def check_model_dir(directory: str | os.PathLike) -> Path:
     path = Path(directory).expanduser()
     if not path.is_dir():
         raise ValueError(f"{path}: no such model folder")
-    missing = [n for n in ("config.json", "model.safetensors") if not (path / n).is_file()]
+    from ..models.checkpoint import missing_model_files
+
+    missing = missing_model_files(path)
     if missing:
         raise ValueError(
             f"{path}: not a model folder, missing {' and '.join(missing)} "

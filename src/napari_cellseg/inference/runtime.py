@@ -40,7 +40,7 @@ def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
     """
     if path is None:
         directory = default_model_dir()
-        if not (directory / "config.json").is_file():
+        if not (directory / "config.json").is_file():  # the package ships without a model
             raise ModelNotFoundError(
                 f"no bundled default model yet (expected at {directory}); pass a model "
                 "directory (model.safetensors + config.json, as written by `napari-cellseg train`) "
@@ -50,7 +50,9 @@ def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
     directory = Path(path)
     if not directory.is_dir():
         raise ModelNotFoundError(f"{directory}: no such model directory")
-    missing = [n for n in ("config.json", "model.safetensors") if not (directory / n).is_file()]
+    from ..models.checkpoint import missing_model_files
+
+    missing = missing_model_files(directory)
     if missing:
         raise ModelNotFoundError(
             f"{directory}: not a model directory, missing {', '.join(missing)} "

@@ -265,6 +265,11 @@ def save_model_dir(
     return directory
 
 
+def missing_model_files(directory: str | os.PathLike) -> list[str]:
+    """The files of a model directory (``config.json``, ``model.safetensors``) that ``directory`` lacks."""
+    return [name for name in (MODEL_CONFIG, MODEL_WEIGHTS) if not (Path(directory) / name).is_file()]
+
+
 def load_model_config(directory: str | os.PathLike) -> ModelConfig:
     """Read only ``config.json`` of a model directory (no torch needed).
 
@@ -276,7 +281,7 @@ def load_model_config(directory: str | os.PathLike) -> ModelConfig:
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelLoadError(f"{directory}: no such model directory")
-    missing = [n for n in (MODEL_WEIGHTS, MODEL_CONFIG) if not (directory / n).is_file()]
+    missing = missing_model_files(directory)
     if missing:
         raise ModelLoadError(
             f"{directory}: not a model directory, missing {', '.join(missing)} "
