@@ -5,9 +5,9 @@ Other scanners and labs differ from the shared data mostly by magnification
 the dev C images of a split (never the test images):
 
 - **scale**: each image and its masks are resized by a factor (area averaging
-  / nearest), then segmented three ways: at the image's own scale (no
-  diameter), with the diameter estimated (``diameter=0``), and with the true
-  median diameter of the resized masks;
+  / nearest), then segmented three ways: at the image's own scale, with each
+  image's diameter estimated (``diameter=0``), and with one diameter for all,
+  the median of the resized masks' nuclei (what a user who measured would give);
 - **stain**: the haematoxylin and eosin concentrations are scaled in HED space
   (``data.photometric.stain_jitter``), beyond the training augmentation's range.
 
@@ -20,6 +20,7 @@ It prints pooled AP@0.5 and the DSB score per case. Run::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -62,21 +63,25 @@ def main() -> int:
     from napari_cellseg.training.holdout import holdout_ids
 
     model, config = resolve_model(args.model, device="cpu")
+    own_scale = dataclasses.replace(config, default_diameter=None)  # whatever the model's default
     dataset = CellDataset.open(args.data)
     ids = [i for i, _ in holdout_ids(args.split, dataset, "dev", "C")]
     pairs = [(dataset.load_image(i), dataset.load_reference_instances(i)) for i in ids]
     print(f"{len(ids)} dev C images; model trained at nucleus diameter {config.object_diameter:.1f} px")
 
-    def score(cases, **options) -> str:
+    def score(cases, model_config=config, **options) -> str:
         start = time.perf_counter()
         metrics = []
         for image, gt, extra in cases:
-            labels = segment_image(model, config, image, keep_probabilities=False, **options, **extra).labels
+            labels = segment_image(
+                model, model_config, image, keep_probabilities=False, **options, **extra
+            ).labels
             metrics.append(image_metrics(gt, labels))
         pooled = pool_metrics(metrics)
         return f"AP@0.5 {pooled.ap[0]:.3f} DSB {pooled.dsb_score:.3f} ({time.perf_counter() - start:.0f} s)"
 
-    print("\n| scale | nucleus diameter (px) | own scale | diameter estimated | true diameter |")
+    print(f"model default: diameter {config.default_diameter} (None: own scale, 0: estimated)")
+    print("\n| scale | nucleus diameter (px) | own scale | diameter estimated | one measured diameter |")
     print("|---|---|---|---|---|")
     for factor in args.scales:
         resized = [_resize(image, gt, factor) for image, gt in pairs]
@@ -84,11 +89,12 @@ def main() -> int:
         plain = [(image, gt, {}) for image, gt in resized]
         known = [(image, gt, {"diameter": true_diameter}) for image, gt in resized]
         print(
-            f"| {factor:g} | {true_diameter:.1f} | {score(plain)} | {score(plain, diameter=0)} | {score(known)} |",
+            f"| {factor:g} | {true_diameter:.1f} | {score(plain, own_scale)} | {score(plain, diameter=0)} "
+            f"| {score(known)} |",
             flush=True,
         )
 
-    print("\n| stain (haematoxylin x, eosin x) | own scale |")
+    print("\n| stain (haematoxylin x, eosin x) | model default |")
     print("|---|---|")
     for haematoxylin, eosin in ((1.0, 1.0), (0.6, 1.0), (1.5, 1.0), (1.0, 0.5), (1.0, 1.6), (0.6, 1.6)):
         cases = [(_stained(image, haematoxylin, eosin), gt, {}) for image, gt in pairs]
