@@ -56,11 +56,11 @@ def test_a_vanished_model_is_not_current(tmp_path, monkeypatch):
 
 
 def test_bad_folders_are_refused_with_the_reason(tmp_path):
-    with pytest.raises(ValueError, match="no such model folder"):
+    with pytest.raises(ValueError, match="no such model directory"):
         current_model.set_current_model(tmp_path / "nope")
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "config.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"half: not a model folder, missing model\.safetensors"):
+    with pytest.raises(ValueError, match=r"half: not a model directory, missing model\.safetensors"):
         current_model.set_current_model(tmp_path / "half")
     assert current_model.get_current_model_dir(default=False) is None
 

@@ -102,5 +102,8 @@ def test_a_size_normalised_model_passes_on_its_nucleus_size(tiny_config, trained
     config_json.update(object_diameter=25.0, default_diameter=0.0)
     (normalised / "config.json").write_text(json.dumps(config_json))
     assert apply_init_model(tiny_config(init_model=str(normalised))).object_diameter == 25.0
-    assert apply_init_model(tiny_config(init_model=str(normalised), object_diameter=30.0)).object_diameter == 30.0
+    assert (
+        apply_init_model(tiny_config(init_model=str(normalised), object_diameter=30.0)).object_diameter
+        == 30.0
+    )
     assert apply_init_model(tiny_config(init_model=str(trained_dir))).object_diameter is None  # native scale

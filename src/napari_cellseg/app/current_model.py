@@ -82,17 +82,12 @@ def is_model_dir(directory: str | os.PathLike | None) -> bool:
 
 def check_model_dir(directory: str | os.PathLike) -> Path:
     """``directory`` as an absolute Path, or ``ValueError`` naming what is missing."""
-    path = Path(directory).expanduser()
-    if not path.is_dir():
-        raise ValueError(f"{path}: no such model folder")
-    from ..models.checkpoint import missing_model_files
+    from ..models.checkpoint import model_dir_problem
 
-    missing = missing_model_files(path)
-    if missing:
-        raise ValueError(
-            f"{path}: not a model folder, missing {' and '.join(missing)} "
-            "(a model folder holds model.safetensors and config.json, as Fine-tune writes it)"
-        )
+    path = Path(directory).expanduser()
+    problem = model_dir_problem(path)
+    if problem:
+        raise ValueError(problem)
     return path.resolve()
 
 

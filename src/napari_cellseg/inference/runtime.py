@@ -47,17 +47,12 @@ def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
                 "with --model DIR"
             )
         return directory
-    directory = Path(path)
-    if not directory.is_dir():
-        raise ModelNotFoundError(f"{directory}: no such model directory")
-    from ..models.checkpoint import missing_model_files
+    from ..models.checkpoint import model_dir_problem
 
-    missing = missing_model_files(directory)
-    if missing:
-        raise ModelNotFoundError(
-            f"{directory}: not a model directory, missing {', '.join(missing)} "
-            "(a model directory holds model.safetensors and config.json)"
-        )
+    directory = Path(path)
+    problem = model_dir_problem(directory)
+    if problem:
+        raise ModelNotFoundError(problem)
     return directory
 
 

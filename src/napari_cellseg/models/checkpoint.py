@@ -270,6 +270,19 @@ def missing_model_files(directory: str | os.PathLike) -> list[str]:
     return [name for name in (MODEL_CONFIG, MODEL_WEIGHTS) if not (Path(directory) / name).is_file()]
 
 
+def model_dir_problem(directory: str | os.PathLike) -> str | None:
+    """Why ``directory`` is not a model directory, as a sentence naming it; None when it is one."""
+    if not Path(directory).is_dir():
+        return f"{directory}: no such model directory"
+    missing = missing_model_files(directory)
+    if missing:
+        return (
+            f"{directory}: not a model directory, missing {' and '.join(missing)} "
+            "(a model directory holds model.safetensors and config.json, as `train` and Fine-tune write it)"
+        )
+    return None
+
+
 def load_model_config(directory: str | os.PathLike) -> ModelConfig:
     """Read only ``config.json`` of a model directory (no torch needed).
 
@@ -279,14 +292,9 @@ def load_model_config(directory: str | os.PathLike) -> ModelConfig:
         If the directory or its files are missing, or the config is invalid.
     """
     directory = Path(directory)
-    if not directory.is_dir():
-        raise ModelLoadError(f"{directory}: no such model directory")
-    missing = missing_model_files(directory)
-    if missing:
-        raise ModelLoadError(
-            f"{directory}: not a model directory, missing {', '.join(missing)} "
-            "(a model directory holds model.safetensors and config.json)"
-        )
+    problem = model_dir_problem(directory)
+    if problem:
+        raise ModelLoadError(problem)
     try:
         return ModelConfig.load(directory / MODEL_CONFIG)
     except ConfigError as err:
