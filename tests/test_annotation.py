@@ -9,7 +9,6 @@ from napari_cellseg.app.annotation import (
     annotation_from_instances,
     annotation_name,
     check_annotation,
-    check_label_image,
     image_for_dataset,
     instances_from_annotation,
     is_annotation,
@@ -21,7 +20,7 @@ from napari_cellseg.app.annotation import (
 )
 from napari_cellseg.classes import BOUNDARY, INTERIOR
 from napari_cellseg.data.dataset import CellDataset
-from napari_cellseg.data.targets import instances_to_targets
+from napari_cellseg.data.targets import check_label_image, instances_to_targets
 from napari_cellseg.sample_data import load_sample
 
 

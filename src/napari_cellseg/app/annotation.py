@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..classes import BOUNDARY, MICROSCOPES
+from ..data.targets import check_label_image
 
 ANNOTATION_SUFFIX = " boundary annotation"
 CELLS_SUFFIX = " cells"
@@ -47,20 +48,6 @@ def is_annotation(name: str, metadata: dict | None = None) -> bool:
     if metadata and metadata.get(KIND_KEY) in (KIND_ANNOTATION, KIND_CELLS):
         return metadata[KIND_KEY] == KIND_ANNOTATION
     return name.endswith(ANNOTATION_SUFFIX)
-
-
-def check_label_image(labels: Any, name: str = "labels") -> np.ndarray:
-    """``labels`` as a 2D non-negative integer numpy array, or a clear ``ValueError``."""
-    array = np.asarray(labels)
-    if array.ndim != 2:
-        raise ValueError(f"{name}: expected a 2D (H, W) label image, got shape {array.shape}")
-    if array.dtype == bool:
-        return array.astype(np.uint8)
-    if not np.issubdtype(array.dtype, np.integer):
-        raise ValueError(f"{name}: labels must be integers, got dtype {array.dtype} (shape {array.shape})")
-    if np.issubdtype(array.dtype, np.signedinteger) and array.size and array.min() < 0:
-        raise ValueError(f"{name}: labels must be >= 0, found {array.min()} (dtype {array.dtype})")
-    return array
 
 
 def check_annotation(annotation: Any, name: str = "annotation") -> np.ndarray:

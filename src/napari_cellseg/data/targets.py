@@ -47,6 +47,8 @@ component unless its label is in ``lost_labels`` (then none).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..classes import BACKGROUND, BOUNDARY, INTERIOR
@@ -60,19 +62,18 @@ __all__ = [
 ]
 
 
-def _check_labels(labels: np.ndarray) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be a 2D (H, W) array, got shape {labels.shape}")
-    if labels.dtype == bool:
-        return labels.view(np.uint8)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(
-            f"labels must be an integer (or bool) array, got dtype {labels.dtype} with shape {labels.shape}"
-        )
-    if np.issubdtype(labels.dtype, np.signedinteger) and labels.size and labels.min() < 0:
-        raise ValueError(f"labels must be >= 0, got minimum {labels.min()} (dtype {labels.dtype})")
-    return labels
+def check_label_image(labels: Any, name: str = "labels") -> np.ndarray:
+    """``labels`` as a 2D non-negative integer numpy array (bool as uint8), or a clear ``ValueError``."""
+    array = np.asarray(labels)
+    if array.ndim != 2:
+        raise ValueError(f"{name}: expected a 2D (H, W) label image, got shape {array.shape}")
+    if array.dtype == bool:
+        return array.astype(np.uint8)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name}: labels must be integers, got dtype {array.dtype} (shape {array.shape})")
+    if np.issubdtype(array.dtype, np.signedinteger) and array.size and array.min() < 0:
+        raise ValueError(f"{name}: labels must be >= 0, found {array.min()} (dtype {array.dtype})")
+    return array
 
 
 def _check_connectivity(connectivity: int) -> None:
@@ -159,7 +160,7 @@ def instances_to_targets(
     >>> instances_to_targets(labels)[2]  # label 2 is too thin: one seed pixel
     array([2, 2, 2, 1, 1, 2, 0], dtype=uint8)
     """
-    labels = _check_labels(labels)
+    labels = check_label_image(labels)
     _check_connectivity(connectivity)
     if int(thickness) != thickness or thickness < 1:
         raise ValueError(f"thickness must be an integer >= 1, got {thickness!r}")
