@@ -193,6 +193,8 @@ def test_start_from_the_current_model_keeps_its_network(
     assert (form.l_spin.value(), form.la_spin.value()) == (bundled.transfer_layers, bundled.new_layers)
     assert not form.l_spin.isEnabled() and not form.la_spin.isEnabled() and form.lf_spin.isEnabled()
     assert widget.config_draft().init_model == str(default_model_dir())
+    if bundled.default_diameter == 0:  # it segments at one nucleus size: it is adapted there too
+        assert form.diameter_spin.value() == pytest.approx(bundled.object_diameter, abs=0.05)
 
     form.start_combo.setCurrentText("Model folder")
     form.start_edit.setText(str(tmp_path))  # not a model

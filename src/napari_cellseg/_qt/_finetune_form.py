@@ -136,6 +136,7 @@ class FinetuneForm(QWidget):
             "'own scale' keeps the images as they are",
         )  # fmt: skip
         self.diameter_spin.setSpecialValueText("own scale")
+        self._diameter_from_model = 0.0
         form.addRow("Augmentation", self.augment_combo)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Steps per epoch", self.steps_spin)
@@ -188,6 +189,9 @@ class FinetuneForm(QWidget):
         for widget in (self.m2_edit, self.l_spin, self.la_spin, self.loss_combo):
             widget.setEnabled(not fixed)
         if not fixed:
+            if self._diameter_from_model and self.diameter_spin.value() == self._diameter_from_model:
+                self.diameter_spin.setValue(0.0)  # the model's size goes with the model
+            self._diameter_from_model = 0.0
             return
         self.l_spin.setMaximum(max(self.l_spin.maximum(), model_config.transfer_layers))
         self.l_spin.setValue(model_config.transfer_layers)
@@ -195,7 +199,9 @@ class FinetuneForm(QWidget):
         self.la_spin.setValue(model_config.new_layers)
         self.loss_combo.setCurrentText(model_config.loss)
         if model_config.default_diameter == 0 and model_config.object_diameter:
-            self.diameter_spin.setValue(model_config.object_diameter)  # it learned at this size
+            # it segments at this nucleus size (each image resampled to it): adapt it there too
+            self.diameter_spin.setValue(model_config.object_diameter)
+            self._diameter_from_model = self.diameter_spin.value()
 
     def set_depth(self, depth: int) -> None:
         """Bound ``l`` by the M2's depth (and ``l_a``, ``l_f`` by ``l``)."""

@@ -8,7 +8,8 @@ go further than starting again from M2.
 - :func:`apply_init_model`: the :class:`~.config.TrainConfig` with the
   network fields (``l``, ``l_a``, decoder, loss outputs) taken from the model;
   a field the user set explicitly to another value is an error. A model
-  trained with size normalisation passes on its ``object_diameter`` too.
+  that resamples images to one nucleus size (``default_diameter`` 0) passes
+  that size on, so it is adapted at the scale it works at.
 - :func:`load_init_model`: the network with the model's weights, ``l_f``
   frozen stages and train mode.
 
@@ -97,7 +98,8 @@ def apply_init_model(config: TrainConfig, explicit: frozenset[str] | set[str] = 
             "A run that starts from a trained model keeps its network: leave these settings out"
         )
     if config.object_diameter is None and model.default_diameter == 0 and model.object_diameter:
-        wanted["object_diameter"] = model.object_diameter  # it learned at one nucleus size: keep it
+        # it segments at one nucleus size (each image resampled to it): adapt it at that size
+        wanted["object_diameter"] = model.object_diameter
     return dataclasses.replace(config, **wanted)
 
 
