@@ -27,6 +27,10 @@ from ..io import IMAGE_SUFFIXES
 # Images with more pixels than this go through the block-wise (zarr) pipeline.
 BIG_IMAGE_PIXELS = 6000 * 6000
 _model_lock = threading.Lock()
+# Worker threads of one process share one model: they take turns running it. Two
+# forwards at once through one module were seen to disagree with a serial run (rarely,
+# in tests with a threaded LocalCluster); processes, the usual Dask setup, are unaffected.
+_inference_lock = threading.Lock()
 _OPTION = {"probabilities": "save_probabilities", "measurements": "measurements"}
 
 
@@ -183,14 +187,17 @@ def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options:
         diameter=options.diameter, channel=options.channel, optimize=options.optimize,
         tta=options.tta,
     )  # fmt: skip
-    if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:
-        labels, probabilities, metadata = _segment_big_in_memory(model, config, image, outputs, kwargs)
-    else:
-        from .segment import segment_image
+    with _inference_lock:
+        if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:
+            labels, probabilities, metadata = _segment_big_in_memory(model, config, image, outputs, kwargs)
+        else:
+            from .segment import segment_image
 
-        result = segment_image(model, config, image, keep_probabilities=options.save_probabilities, **kwargs)
-        labels, probabilities = result.labels, result.probabilities
-        metadata = result.layer_attributes()["metadata"]
+            result = segment_image(
+                model, config, image, keep_probabilities=options.save_probabilities, **kwargs
+            )
+            labels, probabilities = result.labels, result.probabilities
+            metadata = result.layer_attributes()["metadata"]
     metadata.update(source=str(path), model=str(model_dir))
     if options.measurements:
         from .measure import measure_cells, write_measurements
