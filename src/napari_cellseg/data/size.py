@@ -12,9 +12,11 @@ No torch here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
 import numpy as np
+
+from ..inference.scale import median_diameter, resize_channels_last, scaled_size
 
 # Training factors are kept in this range: beyond it, an image is mostly a
 # labelling problem (one huge nucleus, specks) rather than another scale.
@@ -24,8 +26,6 @@ MAX_TRAIN_FACTOR = 4.0
 
 def size_factor(instances: np.ndarray, object_diameter: float) -> float:
     """``object_diameter / median nucleus diameter`` of ``instances``, clipped; 1.0 with < 3 nuclei."""
-    from ..inference.scale import median_diameter
-
     diameter = median_diameter(instances)
     if diameter is None:
         return 1.0
@@ -41,21 +41,15 @@ def size_factors(dataset, ids: Iterable[str], object_diameter: float | None) -> 
     }
 
 
-def resized_shape(shape: tuple[int, ...], factor: float) -> tuple[int, int]:
-    """``(H, W)`` of an image of ``shape`` resampled by ``factor`` (at least 1 pixel)."""
-    return max(1, round(shape[0] * factor)), max(1, round(shape[1] * factor))
-
-
 def resize_image(image: np.ndarray, factor: float) -> np.ndarray:
     """Resample ``(H, W)`` or ``(H, W, C)`` pixels by ``factor``, keeping the dtype.
 
     Area averaging when shrinking, bilinear when enlarging.
     """
-    from ..inference.scale import resize_channels_last
-
     if factor == 1.0:
         return image
-    out = resize_channels_last(np.asarray(image, dtype=np.float32), resized_shape(image.shape, factor))
+    shape = (scaled_size(image.shape[0], factor), scaled_size(image.shape[1], factor))
+    out = resize_channels_last(np.asarray(image, dtype=np.float32), shape)
     if np.issubdtype(image.dtype, np.integer):
         info = np.iinfo(image.dtype)
         out = np.clip(np.rint(out), info.min, info.max)
@@ -68,11 +62,6 @@ def resize_labels(labels: np.ndarray, factor: float) -> np.ndarray:
 
     if factor == 1.0:
         return labels
-    height, width = resized_shape(labels.shape, factor)
+    height, width = scaled_size(labels.shape[0], factor), scaled_size(labels.shape[1], factor)
     out = cv2.resize(labels.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST)
     return out.astype(labels.dtype, copy=False)
-
-
-def mean_factor(factors: Mapping[str, float]) -> float:
-    """Mean of the factors (1.0 when there are none): a one-line summary for reports."""
-    return float(np.mean(list(factors.values()))) if factors else 1.0
