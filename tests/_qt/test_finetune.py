@@ -191,8 +191,14 @@ def test_start_from_the_current_model_keeps_its_network(
     form.start_combo.setCurrentText("Current model")  # no choice yet: the bundled default model
     assert "bundled default model" in form.start_label.text() and "network is kept" in form.start_label.text()
     assert (form.l_spin.value(), form.la_spin.value()) == (bundled.transfer_layers, bundled.new_layers)
-    assert not form.l_spin.isEnabled() and not form.la_spin.isEnabled() and form.lf_spin.isEnabled()
+    assert not form.l_spin.isEnabled() and form.lf_spin.isEnabled()
     assert widget.config_draft().init_model == str(default_model_dir())
+    # l_a can only grow: the model's decoder blocks are kept, finer ones added
+    assert form.la_spin.isEnabled() and form.la_spin.minimum() == bundled.new_layers
+    assert not widget.config_draft().grow_decoder
+    form.la_spin.setValue(bundled.new_layers + 1)
+    assert widget.config_draft().grow_decoder and widget.config_draft().new_layers == bundled.new_layers + 1
+    form.la_spin.setValue(bundled.new_layers)
     if bundled.default_diameter == 0:  # it segments at one nucleus size: it is adapted there too
         assert form.diameter_spin.value() == pytest.approx(bundled.object_diameter, abs=0.05)
 
@@ -213,6 +219,7 @@ def test_start_from_the_current_model_keeps_its_network(
         bundled.transfer_layers, bundled.new_layers, 1)  # fmt: skip
     form.start_combo.setCurrentText("M2 (a new network)")
     assert form.l_spin.isEnabled() and widget.config_draft().init_model is None
+    assert form.la_spin.minimum() == 1 and not widget.config_draft().grow_decoder
     assert widget.config_draft().object_diameter is None and form.diameter_spin.text() == "own scale"
     form.diameter_spin.setValue(22.0)  # size normalisation
     assert widget.config_draft().object_diameter == 22.0

@@ -107,3 +107,47 @@ def test_a_size_normalised_model_passes_on_its_nucleus_size(tiny_config, trained
         == 30.0
     )
     assert apply_init_model(tiny_config(init_model=str(trained_dir))).object_diameter is None  # native scale
+
+
+def test_a_larger_l_a_grows_the_decoder_to_a_finer_output(tiny_config):
+    from napari_cellseg.models.decoder import decoder_plan
+    from napari_cellseg.training.init_model import load_init_model
+
+    bundled, bundled_config = load_model_dir(default_model_dir())
+    assert bundled.decoder.out_level > 0  # its logits are coarser than the image
+    config = apply_init_model(tiny_config(init_model="default", new_layers=bundled_config.new_layers + 1),
+                              explicit={"new_layers"})  # fmt: skip
+    assert config.grow_decoder and config.new_layers == bundled_config.new_layers + 1
+    assert apply_init_model(config).new_layers == config.new_layers  # kept when the run is built
+    grown, grown_config = load_init_model(config)
+    assert grown_config.new_layers == config.new_layers
+    assert grown.decoder.out_level == decoder_plan(bundled_config.transfer_layers, config.new_layers)[-1]
+    assert grown.decoder.out_level < bundled.decoder.out_level
+    mine, theirs = grown.state_dict(), bundled.state_dict()
+    kept = [k for k in theirs if not k.startswith("head.")]
+    assert all(torch.equal(mine[k], theirs[k]) for k in kept)  # encoder and the model's blocks
+    new_block = f"decoder.blocks.{bundled_config.new_layers}."
+    assert any(k.startswith(new_block) for k in mine) and not any(k.startswith(new_block) for k in theirs)
+    assert mine["head.weight"].shape != theirs["head.weight"].shape
+    with torch.no_grad():
+        out = grown.eval()(torch.zeros(1, 3, 64, 64))
+    assert out.shape == (1, bundled_config.out_channels, 64, 64)
+
+
+def test_growing_is_checked(tiny_config, trained_dir):
+    with pytest.raises(ConfigError, match="grow_decoder=True needs init_model"):
+        tiny_config(grow_decoder=True).validate()
+    with pytest.raises(ConfigError, match="needs more new layers than the model's 3, got new_layers=3"):
+        apply_init_model(tiny_config(init_model=str(trained_dir), new_layers=3, grow_decoder=True))
+
+
+def test_a_grown_run_trains_and_saves_the_larger_network(tmp_path, sample_split, trained_dir):
+    out = tmp_path / "grown"
+    args = ["train", "--data", str(SAMPLE_DIR), "--split", str(sample_split), "--threads", "1", "--quiet",
+            "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "1", "--patch-size", "64",
+            "--max-dev-images", "1", "--dev-metric", "pixel_f1", "--out", str(out),
+            "--init-model", str(trained_dir), "--la", "4"]  # fmt: skip
+    assert main(args) == 0
+    model, config = load_model_dir(out)
+    assert config.new_layers == 4 and len(model.decoder.blocks) == 4
+    assert config.training["train_config"]["grow_decoder"] is True

@@ -26,6 +26,7 @@ from ._common import PathEdit
 
 START_M2, START_CURRENT, START_FOLDER = "M2 (a new network)", "Current model", "Model folder"
 START_CHOICES = (START_M2, START_CURRENT, START_FOLDER)
+LA_TOOLTIP = "l_a: new decoder layers"
 
 
 def _form(box: QGroupBox) -> QFormLayout:
@@ -87,7 +88,8 @@ class FinetuneForm(QWidget):
         )
         self.depth_label = QLabel("")
         self.l_spin = _spin(1, self.depth, defaults.transfer_layers, "l: stages of M2 transferred")
-        self.la_spin = _spin(1, self.depth + MAX_EXTRA_BLOCKS, defaults.new_layers, "l_a: new decoder layers")
+        self._start_new_layers: int | None = None  # l_a of the model to start from
+        self.la_spin = _spin(1, self.depth + MAX_EXTRA_BLOCKS, defaults.new_layers, LA_TOOLTIP)
         self.lf_spin = _spin(0, self.depth, defaults.frozen_layers, "l_f: transferred stages kept frozen")
         form.addRow("M2", self.m2_edit)
         form.addRow("", self.depth_label)
@@ -184,19 +186,31 @@ class FinetuneForm(QWidget):
         return None
 
     def set_start_network(self, model_config) -> None:
-        """Show the starting model's network (fixed: only l_f can change), or free it (None)."""
+        """Show the starting model's network (fixed but for l_f, and l_a upwards), or free it (None)."""
         fixed = model_config is not None
-        for widget in (self.m2_edit, self.l_spin, self.la_spin, self.loss_combo):
+        for widget in (self.m2_edit, self.l_spin, self.loss_combo):
             widget.setEnabled(not fixed)
         if not fixed:
+            self._start_new_layers = None
+            self._l_changed(self.l_spin.value())
+            self.la_spin.setToolTip(LA_TOOLTIP)
             if self._diameter_from_model and self.diameter_spin.value() == self._diameter_from_model:
                 self.diameter_spin.setValue(0.0)  # the model's size goes with the model
             self._diameter_from_model = 0.0
             return
         self.l_spin.setMaximum(max(self.l_spin.maximum(), model_config.transfer_layers))
         self.l_spin.setValue(model_config.transfer_layers)
-        self.la_spin.setMaximum(max(self.la_spin.maximum(), model_config.new_layers))
+        # l_a may only grow: the model's blocks are kept, finer ones added (init_model.grow_decoder)
+        self._start_new_layers = model_config.new_layers
+        self.la_spin.setRange(
+            model_config.new_layers,
+            max(model_config.new_layers, model_config.transfer_layers + MAX_EXTRA_BLOCKS),
+        )
         self.la_spin.setValue(model_config.new_layers)
+        self.la_spin.setToolTip(
+            f"the model has {model_config.new_layers} new layers; more adds decoder blocks at a finer "
+            "resolution (the model's blocks are kept, the new ones and the output layer start afresh)"
+        )
         self.loss_combo.setCurrentText(model_config.loss)
         if model_config.default_diameter == 0 and model_config.object_diameter:
             # it segments at this nucleus size (each image resampled to it): adapt it there too
@@ -211,7 +225,8 @@ class FinetuneForm(QWidget):
         self._l_changed(self.l_spin.value())
 
     def _l_changed(self, value: int) -> None:
-        self.la_spin.setRange(1, value + MAX_EXTRA_BLOCKS)
+        if self._start_new_layers is None:
+            self.la_spin.setRange(1, value + MAX_EXTRA_BLOCKS)
         self.lf_spin.setRange(0, value)
 
     def _loss_changed(self, loss: str) -> None:
@@ -237,6 +252,7 @@ class FinetuneForm(QWidget):
             init_model=str(start) if (start := self.start_model_dir()) is not None else None,
             transfer_layers=self.l_spin.value(),
             new_layers=self.la_spin.value(),
+            grow_decoder=self._start_new_layers is not None and self.la_spin.value() > self._start_new_layers,
             frozen_layers=self.lf_spin.value(),
             loss=self.loss_combo.currentText(),
             class_weights=tuple(spin.value() for spin in self.weight_spins),

@@ -207,7 +207,9 @@ class FinetuneWidget(TaskPanel):
             self.form.start_label.setText(f"unusable model: {err}")
             self.form.set_start_network(None)
             return
-        self.form.start_label.setText(describe_model(directory) + ": its network is kept")
+        self.form.start_label.setText(
+            describe_model(directory) + ": its network is kept (raise l_a for a finer output)"
+        )
         self.form.set_start_network(model_config)
         self.update_estimate()
 

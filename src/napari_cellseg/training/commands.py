@@ -24,6 +24,8 @@ gives the same weights as an uninterrupted run). Settings come from the
 defaults, then --config FILE.json (a TrainConfig), then the options given.
 --init-model MODEL starts from a trained model instead (the bundled one with
 'default'): the way to adapt it to a new microscope with a short run.
+With --init-model, --new-layers above the model's grows its decoder: its
+blocks are kept and finer-resolution blocks and a new output layer added.
 Ctrl-C stops after the current step and saves the position (twice: at once).
 Runs unchanged under `torchrun --nproc_per_node=N` (DistributedDataParallel).
 """
@@ -69,7 +71,8 @@ def _register_train(subparsers) -> None:
     add("--from-scratch", action="store_true", help="random initialisation instead of M2's weights")
     add("--init-model", metavar="MODEL",
         help="start from this trained model directory ('default': the bundled model) instead of M2; "
-             "its network (l, l_a, decoder, loss outputs) is kept")  # fmt: skip
+             "its network (l, l_a, decoder, loss outputs) is kept; a larger --new-layers "
+             "adds decoder blocks at finer resolution")  # fmt: skip
     add("--loss", choices=("weighted-ce", "weighted-bce"))
     add("--class-weights", type=float, nargs=3, metavar=("BG", "BOUNDARY", "INTERIOR"))
     add("--boundary-weight", type=float, help="boundary weight of weighted-bce (default 3)")

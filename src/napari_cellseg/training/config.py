@@ -51,6 +51,12 @@ class TrainConfig(JsonConfig):
         (``"default"``: the bundled model): the whole network starts from its
         weights and keeps its ``l``, ``l_a``, decoder and outputs (see
         :mod:`.init_model`); ``frozen_layers`` still applies.
+    grow_decoder : bool
+        With ``init_model``: keep this config's ``new_layers``, more than the
+        model's. The model's decoder blocks are kept and the finer-resolution
+        blocks and the output layer start new (a model whose logits are at
+        stride 4 becomes one at stride 2 or 1). The CLI sets it when
+        ``--new-layers`` asks for more layers than the model has.
     decoder_channels : tuple of int or None
         Decoder widths; None uses the model's default.
     loss : {"weighted-ce", "weighted-bce"}
@@ -122,6 +128,7 @@ class TrainConfig(JsonConfig):
     frozen_layers: int = 0
     pretrained: bool = True
     init_model: str | None = None
+    grow_decoder: bool = False
     decoder_channels: tuple[int, ...] | None = None
     loss: str = "weighted-ce"
     class_weights: tuple[float, float, float] = DEFAULT_CLASS_WEIGHTS
@@ -207,6 +214,8 @@ class TrainConfig(JsonConfig):
                 f"init_model={self.init_model!r} and pretrained=False contradict "
                 "(start from a trained model or from random weights, not both)"
             )
+        if self.grow_decoder and not self.init_model:
+            out.append("grow_decoder=True needs init_model (the model whose decoder grows)")
         if self.grad_clip is not None and not self.grad_clip > 0:
             out.append(f"grad_clip must be > 0 or None, got {self.grad_clip}")
         return out

@@ -79,12 +79,21 @@ def apply_init_model(config: TrainConfig, explicit: frozenset[str] | set[str] = 
             "a run starts either from a trained model or from random weights"
         )
     model = read_init_model_config(config.init_model)
+    if "new_layers" in explicit and config.new_layers > model.new_layers:
+        config = dataclasses.replace(config, grow_decoder=True)
     wanted = {
         "transfer_layers": model.transfer_layers,
         "new_layers": model.new_layers,
         "decoder_channels": tuple(model.decoder_channels),
         "loss": model.loss,
     }
+    if config.grow_decoder:
+        if config.new_layers <= model.new_layers:
+            raise ConfigError(
+                f"init_model {init_model_dir(config.init_model)}: grow_decoder needs more new layers "
+                f"than the model's {model.new_layers}, got new_layers={config.new_layers}"
+            )
+        wanted["new_layers"] = config.new_layers
     conflicts = []
     for name in NETWORK_FIELDS:
         value = getattr(config, name)
@@ -115,6 +124,28 @@ def load_init_model(config: TrainConfig) -> tuple[Any, Any]:
     """
     from ..models.checkpoint import load_model_dir
 
-    model, model_config = load_model_dir(init_model_dir(config.init_model), device="cpu")
+    directory = init_model_dir(config.init_model)
+    model, model_config = load_model_dir(directory, device="cpu")
+    if config.new_layers != model_config.new_layers:
+        model, model_config = _grown(model, model_config, config.new_layers, directory)
     model.freeze_stages(config.frozen_layers)
     return model.train(), model_config
+
+
+def _grown(model: Any, model_config: Any, new_layers: int, directory: Path) -> tuple[Any, Any]:
+    """``model`` with ``new_layers`` decoder blocks: its encoder and blocks kept, the rest new."""
+    from ..models.checkpoint import build_model_from_config
+    from ..models.decoder import decoder_plan
+
+    old_plan = decoder_plan(model_config.transfer_layers, model_config.new_layers)
+    if decoder_plan(model_config.transfer_layers, new_layers)[: len(old_plan)] != old_plan:
+        raise ConfigError(f"init_model {directory}: its decoder cannot grow to new_layers={new_layers}")
+    grown_config = dataclasses.replace(model_config, new_layers=new_layers)
+    grown = build_model_from_config(grown_config)  # new blocks and head: seeded random weights
+    target = grown.state_dict()
+    kept = {k: v for k, v in model.state_dict().items() if not k.startswith("head.")}
+    wrong = [k for k, v in kept.items() if k not in target or target[k].shape != v.shape]
+    if wrong:
+        raise ConfigError(f"init_model {directory}: weights that do not fit the grown network: {wrong[:3]}")
+    grown.load_state_dict(kept, strict=False)
+    return grown, grown_config
