@@ -87,7 +87,8 @@ def _batchnorm_in_eval_mode(monkeypatch) -> None:
 
 
 @pytest.mark.slow
-def test_two_process_ddp_step_equals_the_union_step(tmp_path, monkeypatch, tiny_config):
+@pytest.mark.parametrize("loss", ["weighted-ce", "weighted-bce"])
+def test_two_process_ddp_step_equals_the_union_step(tmp_path, monkeypatch, tiny_config, loss):
     from safetensors.torch import load_file
 
     from napari_cellseg.models.surgery import build_model
@@ -99,7 +100,7 @@ def test_two_process_ddp_step_equals_the_union_step(tmp_path, monkeypatch, tiny_
     args = [
         "train", "--data", str(SAMPLE_DIR), "-l", "2", "--la", "2", "--epochs", "1",
         "--steps-per-epoch", "1", "--patch-size", "64", "--threads", "1", "--quiet",
-        "--out", str(tmp_path / "ddp"), "--batch-size", "2",
+        "--out", str(tmp_path / "ddp"), "--batch-size", "2", "--loss", loss,
     ]  # fmt: skip
     env = {**os.environ, "RECORD_DIR": str(tmp_path), "OMP_NUM_THREADS": "1"}
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -115,7 +116,7 @@ def test_two_process_ddp_step_equals_the_union_step(tmp_path, monkeypatch, tiny_
     getitem = data.CropDataset.__getitem__
     monkeypatch.setattr(data.CropDataset, "__getitem__", lambda self, k: seen.append(k) or getitem(self, k))
     single = tiny_config(split_path=None, out_dir=str(tmp_path / "single"), epochs=1, steps_per_epoch=1,
-                         batch_size=4)  # fmt: skip
+                         batch_size=4, loss=loss)  # fmt: skip
     run_training(single)
     ddp_output = ddp.communicate(timeout=300)[0].decode()
     assert ddp.returncode == 0, ddp_output
@@ -130,5 +131,7 @@ def test_two_process_ddp_step_equals_the_union_step(tmp_path, monkeypatch, tiny_
     for key, value in single_weights.items():
         torch.testing.assert_close(ddp_weights[key], value, rtol=1e-5, atol=1e-6, msg=key)
     torch.manual_seed(0)  # the engine's initialisation: the step did change the weights
-    initial = build_model(transfer_layers=2, new_layers=2).state_dict()
+    initial = build_model(
+        transfer_layers=2, new_layers=2, out_channels=3 if loss == "weighted-ce" else 2
+    ).state_dict()
     assert not torch.allclose(initial["head.weight"], single_weights["head.weight"])

@@ -124,3 +124,23 @@ def test_half_precision_logits_give_a_float32_loss(name):
     loss = loss_fn(logits.to(torch.bfloat16), target)
     assert loss.dtype == torch.float32
     assert loss.item() == pytest.approx(loss_fn(logits, target).item(), rel=0.02)
+
+
+@pytest.mark.parametrize("name", ["weighted-ce", "weighted-bce"])
+def test_shards_divided_by_the_union_weight_sums_add_up_to_the_union_loss(name):
+    # What DDP relies on (training.steps.union_objective): each rank's loss sums over the
+    # weight sums of every rank, averaged over the ranks, times the world size.
+    from napari_cellseg.training.losses import combine_terms
+
+    loss_fn = build_loss(name)
+    torch.manual_seed(0)
+    logits = torch.randn(4, loss_fn.out_channels, 8, 8)
+    target = torch.randint(0, 3, (4, 8, 8))
+    target[0, :4] = 1  # shards with very different class mixes
+    shards = [loss_fn.terms(logits[:1], target[:1]), loss_fn.terms(logits[1:], target[1:])]
+    totals = [sum(shard[t][1] for shard in shards) for t in range(len(shards[0]))]
+    shares = [combine_terms([(s * 2, w) for (s, _), w in zip(shard, totals)]) for shard in shards]
+    union = loss_fn(logits, target)
+    assert (shares[0] + shares[1]) / 2 == pytest.approx(union.item(), rel=1e-5)
+    naive = (loss_fn(logits[:1], target[:1]) + loss_fn(logits[1:], target[1:])) / 2
+    assert naive.item() != pytest.approx(union.item(), rel=1e-3)  # the plain mean of the ranks' losses is not

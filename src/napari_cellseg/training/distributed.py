@@ -126,6 +126,17 @@ def all_reduce_sum(value: float, context: DistributedContext, device: torch.devi
     return float(tensor.item())
 
 
+def all_reduce_tensor_sum(tensor: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    """A tensor summed over ranks (a new tensor; the same values when not distributed)."""
+    if not context.enabled:
+        return tensor.clone()
+    import torch.distributed as dist
+
+    total = tensor.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total
+
+
 def broadcast_float(value: float, context: DistributedContext, device: torch.device) -> float:
     """Rank 0's ``value`` on every rank (identity when not distributed).
 

@@ -19,7 +19,9 @@ Reduction (both losses): the **weighted mean** over the valid pixels,
 ``i``'s log-likelihood. For ``weighted-ce`` this is exactly PyTorch's
 ``cross_entropy(weight=..., reduction="mean")``. For ``weighted-bce`` the two
 channels are reduced separately and added. Pixels equal to ``ignore_index``
-(255) count in neither sum; a batch with no valid pixel gives 0.
+(255) count in neither sum; a batch with no valid pixel gives 0. Each loss also
+gives its ``(loss sum, weight sum)`` terms (``loss.terms``), so that data-parallel
+training can divide by the weight sums of the whole batch (``training.steps``).
 
 torch is imported inside the functions, so importing this module is light.
 """
@@ -90,6 +92,31 @@ def weighted_cross_entropy(
     torch.Tensor
         Scalar ``sum_i w[y_i] (-log p[y_i]) / sum_i w[y_i]`` over valid pixels.
     """
+    return combine_terms(weighted_cross_entropy_terms(logits, target, class_weights, ignore_index))
+
+
+def combine_terms(terms, weight_sums=None) -> torch.Tensor:
+    """The loss from its ``(loss_sum, weight_sum)`` terms: ``sum_t loss_sum_t / weight_sum_t``.
+
+    ``weight_sums`` replaces the terms' own weight sums (DDP: the sums over
+    every rank, so that the ranks' shares add up to the union batch's loss).
+    """
+    if weight_sums is None:
+        weight_sums = [weight_sum for _, weight_sum in terms]
+    total = None
+    for (loss_sum, _), weight_sum in zip(terms, weight_sums):
+        term = _weighted_mean(loss_sum, weight_sum)
+        total = term if total is None else total + term
+    return total
+
+
+def weighted_cross_entropy_terms(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    class_weights: Sequence[float] = DEFAULT_CLASS_WEIGHTS,
+    ignore_index: int = IGNORE_INDEX,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`weighted_cross_entropy` before its division: ``[(sum_i w l_i, sum_i w_i)]``."""
     import torch
     import torch.nn.functional as F
 
@@ -109,7 +136,7 @@ def weighted_cross_entropy(
     safe_target = torch.where(valid, target, torch.zeros_like(target))
     log_p = F.log_softmax(logits, dim=1).gather(1, safe_target[:, None])[:, 0]
     pixel_weight = weights[safe_target] * valid
-    return _weighted_mean(-(pixel_weight * log_p).sum(), pixel_weight.sum())
+    return [(-(pixel_weight * log_p).sum(), pixel_weight.sum())]
 
 
 def _weighted_bce_channel(
@@ -153,6 +180,19 @@ def weighted_binary_boundary_loss(
         Scalar: the sum of the two channels' weighted means
         ``sum_i -(w y_i log p_i + (1 - y_i) log(1 - p_i)) / sum_i (w y_i + 1 - y_i)``.
     """
+    return combine_terms(
+        weighted_binary_boundary_terms(logits, target, boundary_weight, foreground_weight, ignore_index)
+    )
+
+
+def weighted_binary_boundary_terms(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE,
+    foreground_weight: float = 1.0,
+    ignore_index: int = IGNORE_INDEX,
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`weighted_binary_boundary_loss` before its divisions: one ``(loss sum, weight sum)`` per channel."""
     import torch
 
     _check_inputs(logits, target, 2, "weighted-bce")
@@ -167,15 +207,14 @@ def weighted_binary_boundary_loss(
             f"or {ignore_index} (ignored)"
         )
     validf = valid.to(logits.dtype)
-    total = logits.sum() * 0.0
     channels = (
         (target != BACKGROUND, foreground_weight),
         (target == BOUNDARY, boundary_weight),
     )
-    for channel, (positive, weight) in enumerate(channels):
-        loss_sum, weight_sum = _weighted_bce_channel(logits[:, channel], positive, validf, weight)
-        total = total + _weighted_mean(loss_sum, weight_sum)
-    return total
+    return [
+        _weighted_bce_channel(logits[:, channel], positive, validf, weight)
+        for channel, (positive, weight) in enumerate(channels)
+    ]
 
 
 class WeightedCrossEntropy:
@@ -209,7 +248,11 @@ class WeightedCrossEntropy:
         self.ignore_index = int(ignore_index)
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return weighted_cross_entropy(logits, target, self.class_weights, self.ignore_index)
+        return combine_terms(self.terms(logits, target))
+
+    def terms(self, logits: torch.Tensor, target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The ``(loss sum, weight sum)`` terms (see :func:`combine_terms`)."""
+        return weighted_cross_entropy_terms(logits, target, self.class_weights, self.ignore_index)
 
     forward = __call__
 
@@ -249,7 +292,11 @@ class WeightedBinaryBoundaryLoss:
         self.ignore_index = int(ignore_index)
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return weighted_binary_boundary_loss(
+        return combine_terms(self.terms(logits, target))
+
+    def terms(self, logits: torch.Tensor, target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The ``(loss sum, weight sum)`` terms, one per channel (see :func:`combine_terms`)."""
+        return weighted_binary_boundary_terms(
             logits, target, self.boundary_weight, self.foreground_weight, self.ignore_index
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .distributed import all_reduce_sum
+from .distributed import all_reduce_sum, all_reduce_tensor_sum
 from .setup import Run
 
 
@@ -24,8 +24,7 @@ def train_step(run: Run, images: Any, targets: Any) -> float:
     targets = targets.to(device, non_blocking=True)
     with torch.autocast(device.type, dtype=run.amp_dtype or torch.float32, enabled=run.amp_dtype is not None):
         logits = run.net(images)
-    loss = run.loss_fn(logits.float(), targets)
-    objective = union_objective(run, loss, targets)
+    loss, objective = union_objective(run, logits.float(), targets)
     run.optimizer.zero_grad(set_to_none=True)
     if run.scaler is not None:
         run.scaler.scale(objective).backward()
@@ -47,27 +46,29 @@ def train_step(run: Run, images: Any, targets: Any) -> float:
     return value
 
 
-def union_objective(run: Run, loss: Any, targets: Any) -> Any:
-    """The rank's share of the loss such that DDP's gradient mean is the union batch's.
+def union_objective(run: Run, logits: Any, targets: Any) -> tuple[Any, Any]:
+    """The rank's loss, and its share of the loss such that DDP's gradient mean is the union batch's.
 
-    ``weighted-ce`` is a weighted mean ``sum w l / sum w``: each rank's mean is
-    rescaled by its share of the global weight sum (times the world size, as
-    DDP divides by it), which makes a DDP step equal a one-process step on the
-    union of the shards. ``weighted-bce`` (two means) keeps DDP's plain mean of
-    the ranks' losses.
+    Both losses are sums of weighted means ``sum_t (sum_i w l_i) / (sum_i w_i)``
+    (one term for ``weighted-ce``, one per channel for ``weighted-bce``). Each
+    rank divides its loss sums by the weight sums over every rank, times the
+    world size as DDP divides the gradients by it: a DDP step then equals a
+    one-process step on the union of the shards.
     """
+    from .losses import combine_terms
+
+    terms = run.loss_fn.terms(logits, targets)
+    loss = combine_terms(terms)
     context = run.context
-    if not context.enabled or run.config.loss != "weighted-ce":
-        return loss
+    if not context.enabled:
+        return loss, loss
     import torch
 
-    weights = torch.as_tensor(run.config.class_weights, dtype=torch.float64, device=targets.device)
-    valid = targets < len(weights)
-    local = float(weights[targets.clamp(max=len(weights) - 1)][valid].sum())
-    total = all_reduce_sum(local, context, run.device)
-    if total == 0:
-        return loss * 0.0
-    return loss * (local * context.world_size / total)
+    local = torch.stack([weight_sum.detach().double() for _, weight_sum in terms])
+    total = all_reduce_tensor_sum(local, context)
+    shares = [(loss_sum * context.world_size, weight_sum.to(loss_sum.dtype)) for (loss_sum, _), weight_sum in
+              zip(terms, total)]  # fmt: skip
+    return loss, combine_terms(shares)
 
 
 class StepTimer:
