@@ -45,6 +45,12 @@ def main() -> int:
         "default: the run's own",
     )
     parser.add_argument(
+        "--init-model-dir",
+        default=None,
+        help="where the model the run started from is now (a copy of the bundled model, for a run "
+        "started with `--init-model default`, since bundling replaces it)",
+    )
+    parser.add_argument(
         "--provenance",
         default="",
         help="how the settings were chosen (Markdown, one sentence or more), written into the card",
@@ -133,21 +139,34 @@ def _scale_limit(config: dict) -> str:
     )
 
 
-def started_from(train_config: dict, minutes: float) -> str:
+def started_from(train_config: dict, minutes: float, init_dir: str | None = None) -> str:
     """The card's line on an ``init_model`` run: what it started from and the time in all."""
     init = train_config.get("init_model")
     if not init:
         return ""
-    path = Path(init)
+    path = Path(init_dir or init)
     init_config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
     init_training = init_config.get("training") or {}
     init_train_config = init_training.get("train_config") or {}
     init_minutes = total_minutes(str(path), init_training)
+    grown = (
+        f" Its decoder was grown from `l_a` = {init_config.get('new_layers')} to "
+        f"{train_config.get('new_layers')} (`grow_decoder`: its blocks kept, finer ones and a new "
+        "output layer added)."
+        if train_config.get("grow_decoder")
+        else ""
+    )
+    if init_train_config.get("init_model"):  # a chain of runs: its recorded time is its own part
+        origin = f"`{init}`, itself trained from an earlier model (see the settings line)"
+        total = ""
+    else:
+        origin = (
+            f"{init_training.get('epochs')} epochs x {init_training.get('steps_per_epoch')} steps from M2"
+        )
+        total = f"; with this run, {init_minutes + minutes:.0f} min of training in all"
     return (
-        f"- Started from a trained model (`train --init-model`): {init_training.get('epochs')} epochs "
-        f"x {init_training.get('steps_per_epoch')} steps from M2, microscopes "
-        f"{init_train_config.get('microscopes')}, lr {init_train_config.get('lr')}, "
-        f"{init_minutes:.0f} min; with this run, {init_minutes + minutes:.0f} min of training in all.\n"
+        f"- Started from a trained model (`train --init-model`): {origin}, microscopes "
+        f"{init_train_config.get('microscopes')}, lr {init_train_config.get('lr')}{total}.{grown}\n"
     )
 
 
@@ -177,7 +196,7 @@ boundary, interior) followed by a marker-controlled watershed.
   `l_f` = {config["frozen_layers"]} frozen; decoder channels {config["decoder_channels"]}.
 - Loss: `{config["loss"]}`, class weights {config["class_weights"]} (background / boundary / interior);
   boundary targets {config.get("target_thickness")} px thick.
-{provenance}{started_from(train_config, minutes)}- Data: `dsb2018-dev` (DSB 2018 stage 1, CC0), split `{Path(args.split).name}` (target C, grouped
+{provenance}{started_from(train_config, minutes, args.init_model_dir)}- Data: `dsb2018-dev` (DSB 2018 stage 1, CC0), split `{Path(args.split).name}` (target C, grouped
   near-duplicates; split hash `{config.get("split_hash")}`); trained on the train rows of
   microscopes {train_config.get("microscopes")}, over-sampling {train_config.get("sample_weights")};
   dev = C images only.

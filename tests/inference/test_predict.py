@@ -282,6 +282,36 @@ def test_nuclei_at_another_magnification_are_rescaled_to_the_model(model_and_con
     assert np.allclose(plain, predict_probabilities(model, config, zoomed, diameter=0, tile_size=512))
 
 
+def test_the_size_estimate_looks_further_only_when_the_centre_holds_few_nuclei(model_and_config, histology):
+    from napari_cellseg.inference.segment import ESTIMATE_CROPS, ESTIMATE_MIN_NUCLEI, iter_segment_image
+
+    model, config = model_and_config
+    image = histology[0]
+    reps = (-(-1100 // image.shape[0]), -(-1100 // image.shape[1]), 1)
+    mosaic = np.tile(image, reps)[:1100, :1100].copy()  # larger than the first crop, nuclei everywhere
+
+    def diameter_passes(picture) -> tuple[int, float]:
+        gen = iter_segment_image(model, config, picture, diameter=0, tile_size=512, keep_probabilities=False)
+        passes, last = 0, (0, 0)  # a pass starts when the count restarts or its total changes
+        while True:
+            try:
+                report = next(gen)
+            except StopIteration as stop:
+                return passes, stop.value.diameter
+            if report.stage == "diameter":
+                passes += report.done <= last[0] or report.total != last[1]
+                last = (report.done, report.total)
+
+    assert ESTIMATE_CROPS[0] < 1100 and ESTIMATE_MIN_NUCLEI > 3
+    passes, dense = diameter_passes(mosaic)
+    assert passes == 1 and dense == pytest.approx(median_diameter(histology[1]), rel=0.3)
+    background = np.median(image.reshape(-1, image.shape[-1]), axis=0).astype(image.dtype)
+    hollow = mosaic.copy()
+    hollow[250:850, 250:850] = background  # nothing in the first crop
+    passes, sparse = diameter_passes(hollow)
+    assert passes == 2 and sparse == pytest.approx(dense, rel=0.2)
+
+
 # --- devices and models ----------------------------------------------------------------
 
 

@@ -28,8 +28,10 @@ from .tiled import (
     run_to_end,
 )
 
-# The first pass of the diameter estimate looks at a central crop this big (image px).
-ESTIMATE_CROP = 1024
+# The first pass of the diameter estimate looks at a central crop of the first size
+# (image px); when that holds fewer than ESTIMATE_MIN_NUCLEI nuclei, at the next.
+ESTIMATE_CROPS = (512, 1024)
+ESTIMATE_MIN_NUCLEI = 30
 
 
 @dataclass
@@ -88,28 +90,34 @@ def iter_estimate_diameter(
 ) -> Generator[PredictProgress, None, float | None]:  # fmt: skip
     """Median nucleus diameter (image px) from a first pass at the image's own scale.
 
-    The pass runs on a central crop of the middle plane (at most
-    ``ESTIMATE_CROP`` px square). Returns None with fewer than 3 nuclei; the
-    result is clipped so the scale factor stays within the allowed range.
+    The pass runs on a central crop of the middle plane, ``ESTIMATE_CROPS[0]``
+    px square, and again on a larger one when the first holds fewer than
+    ``ESTIMATE_MIN_NUCLEI`` nuclei (a sparse or mostly empty centre). Returns
+    None with fewer than 3 nuclei; the result is clipped so the scale factor
+    stays within the allowed range.
     """
     from .watershed import instances_from_probabilities
 
     plane = PlaneReader(image, layout, layout.n_planes // 2)
     height, width = plane.shape
-    ch, cw = min(height, ESTIMATE_CROP), min(width, ESTIMATE_CROP)
-    region = (slice((height - ch) // 2, (height - ch) // 2 + ch), slice((width - cw) // 2, (width - cw) // 2 + cw))  # fmt: skip
     percentiles = plane_percentiles(plane, config.normalization)
-    gen = iter_predict_region(
-        runner, plane, config.normalization, percentiles, 1.0, region, tile_size, overlap
-    )
-    while True:
-        try:
-            report = next(gen)
-        except StopIteration as stop:
-            probabilities = stop.value
+    for crop in ESTIMATE_CROPS:
+        ch, cw = min(height, crop), min(width, crop)
+        region = (slice((height - ch) // 2, (height - ch) // 2 + ch), slice((width - cw) // 2, (width - cw) // 2 + cw))  # fmt: skip
+        gen = iter_predict_region(
+            runner, plane, config.normalization, percentiles, 1.0, region, tile_size, overlap
+        )
+        while True:
+            try:
+                report = next(gen)
+            except StopIteration as stop:
+                probabilities = stop.value
+                break
+            yield PredictProgress("diameter", report.done, report.total)
+        labels = instances_from_probabilities(probabilities, watershed_params(config, params))
+        whole = (ch, cw) == (height, width)
+        if whole or crop == ESTIMATE_CROPS[-1] or int(labels.max()) >= ESTIMATE_MIN_NUCLEI:
             break
-        yield PredictProgress("diameter", report.done, report.total)
-    labels = instances_from_probabilities(probabilities, watershed_params(config, params))
     diameter = median_diameter(labels)
     model_diameter = config.object_diameter
     if diameter is None or not model_diameter:
