@@ -221,5 +221,9 @@ def test_start_from_the_current_model_keeps_its_network(
     assert form.l_spin.isEnabled() and widget.config_draft().init_model is None
     assert form.la_spin.minimum() == 1 and not widget.config_draft().grow_decoder
     assert widget.config_draft().object_diameter is None and form.diameter_spin.text() == "own scale"
+    form.start_combo.setCurrentText("Current model")
+    form.diameter_spin.setValue(0.0)  # own scale, although the model resamples images
+    assert form.diameter_spin.text() == "own scale" and widget.config_draft().object_diameter == 0.0
+    form.start_combo.setCurrentText("M2 (a new network)")
     form.diameter_spin.setValue(22.0)  # size normalisation
     assert widget.config_draft().object_diameter == 22.0

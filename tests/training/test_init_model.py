@@ -107,6 +107,15 @@ def test_a_size_normalised_model_passes_on_its_nucleus_size(tiny_config, trained
         == 30.0
     )
     assert apply_init_model(tiny_config(init_model=str(trained_dir))).object_diameter is None  # native scale
+    # 0: the images' own scale, even from a model that resamples them
+    own = apply_init_model(tiny_config(init_model=str(normalised), object_diameter=0.0, epochs=1))
+    assert own.object_diameter == 0.0 and own.size_diameter is None
+    run = build_run(own, DistributedContext())
+    assert set(run.size_factors.values()) == {1.0}
+    run_training(own)
+    assert load_model_config(own.out_dir).default_diameter is None  # segments at the image's scale
+    with pytest.raises(ConfigError, match="object_diameter must be > 0 pixels, 0"):
+        tiny_config(object_diameter=-1.0).validate()
 
 
 def test_a_larger_l_a_grows_the_decoder_to_a_finer_output(tiny_config):

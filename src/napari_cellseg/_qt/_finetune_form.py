@@ -263,7 +263,9 @@ class FinetuneForm(QWidget):
             batch_size=self.batch_spin.value(),
             patch_size=self.patch_spin.value(),
             lr=self.lr_spin.value(),
-            object_diameter=self.diameter_spin.value() or None,
+            # "own scale" from a model that resamples images: 0, else the model's size would be taken
+            object_diameter=self.diameter_spin.value()
+            or (0.0 if self.start_model_dir() is not None else None),
         )
 
     def show_config(self, config: TrainConfig) -> None:

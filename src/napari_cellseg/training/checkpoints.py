@@ -47,7 +47,7 @@ def model_config_for(run: Any, metrics: dict[str, Any], training: dict[str, Any]
         target_thickness=config.target_thickness,
         object_diameter=run.object_diameter,
         # size-normalised training: segmentation estimates each image's diameter by default
-        default_diameter=0.0 if config.object_diameter is not None else None,
+        default_diameter=0.0 if config.size_diameter is not None else None,
         split_hash=run.split_hash,
         metrics=dict(metrics),
         training=dict(training),

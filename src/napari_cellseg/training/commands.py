@@ -79,7 +79,8 @@ def _register_train(subparsers) -> None:
     add("--thickness", type=int, help="boundary thickness of the targets in pixels (default 1)")
     add("--object-diameter", type=float, metavar="PX",
         help="size normalisation: resample each image so its nuclei measure PX pixels (median); "
-             "the model then estimates each image's nucleus size when it segments")  # fmt: skip
+             "the model then estimates each image's nucleus size when it segments; 0: each image's "
+             "own scale, also when the --init-model model resamples images")  # fmt: skip
     add("--epochs", type=int)
     add("--steps-per-epoch", type=int, help="optimizer steps per epoch (an epoch is random crops)")
     add("--batch-size", type=int, help="crops per step (per process under torchrun)")

@@ -70,7 +70,9 @@ class TrainConfig(JsonConfig):
         Size normalisation: resample every training and dev image so that its
         nuclei's median diameter is this many pixels (see
         :mod:`napari_cellseg.data.size`); the model then estimates each
-        image's diameter when it segments. None: images at their own scale.
+        image's diameter when it segments. None: images at their own scale,
+        unless ``init_model`` resamples images (then its size is taken);
+        0: images at their own scale in any case.
     microscopes : tuple of str
         Train only on images of these microscopes (e.g. ``("C",)``).
     sample_weights : dict
@@ -207,8 +209,10 @@ class TrainConfig(JsonConfig):
             out.append(f"num_workers must be >= -1 (-1: automatic), got {self.num_workers}")
         if self.max_dev_images is not None and self.max_dev_images < 1:
             out.append(f"max_dev_images must be >= 1 or None, got {self.max_dev_images}")
-        if self.object_diameter is not None and not self.object_diameter > 0:
-            out.append(f"object_diameter must be > 0 pixels or None, got {self.object_diameter}")
+        if self.object_diameter is not None and not self.object_diameter >= 0:
+            out.append(
+                f"object_diameter must be > 0 pixels, 0 (the images' own scale) or None, got {self.object_diameter}"
+            )
         if self.init_model and not self.pretrained:
             out.append(
                 f"init_model={self.init_model!r} and pretrained=False contradict "
@@ -226,6 +230,11 @@ class TrainConfig(JsonConfig):
         if problems:
             raise ConfigError("invalid training settings:\n  - " + "\n  - ".join(problems))
         return self
+
+    @property
+    def size_diameter(self) -> float | None:
+        """The nucleus size images are resampled to; None when they keep their own scale."""
+        return float(self.object_diameter) if self.object_diameter else None
 
     @property
     def out_channels(self) -> int:

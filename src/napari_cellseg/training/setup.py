@@ -197,7 +197,7 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
     from ..data.augment import Augmenter
     from ..data.size import size_factors
 
-    factors = size_factors(dataset, [*train_ids, *dev_ids], config.object_diameter)
+    factors = size_factors(dataset, [*train_ids, *dev_ids], config.size_diameter)
     weights = image_weights(
         dataset, train_ids, config.sample_weights, config.patch_size, config.area_weighted, factors
     )
@@ -206,8 +206,8 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
         thickness=config.target_thickness, seed=config.seed, cache_bytes=config.cache_mb << 20,
         size_factors=factors,
     )  # fmt: skip
-    if config.object_diameter is not None:
-        object_diameter = float(config.object_diameter)  # every image is brought to it
+    if config.size_diameter is not None:
+        object_diameter = config.size_diameter  # every image is brought to it
     else:
         object_diameter = estimate_object_diameter(dataset, train_ids) if context.is_main else None
     counts: dict[str, int] = {}
