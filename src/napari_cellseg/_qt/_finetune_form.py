@@ -244,12 +244,13 @@ class FinetuneForm(QWidget):
     def values(self) -> dict:
         """The settings as :class:`TrainConfig` fields."""
         root, split, out = self.dataset_edit.path(), self.split_path(), self.out_edit.path()
+        start = self.start_model_dir()
         return dict(
             data_dir=str(root) if root else "",
             split_path=str(split) if split else None,
             out_dir=str(out) if out else "",
             m2=self.m2_edit.text() or "default",
-            init_model=str(start) if (start := self.start_model_dir()) is not None else None,
+            init_model=str(start) if start is not None else None,
             transfer_layers=self.l_spin.value(),
             new_layers=self.la_spin.value(),
             grow_decoder=self._start_new_layers is not None and self.la_spin.value() > self._start_new_layers,
@@ -264,8 +265,7 @@ class FinetuneForm(QWidget):
             patch_size=self.patch_spin.value(),
             lr=self.lr_spin.value(),
             # "own scale" from a model that resamples images: 0, else the model's size would be taken
-            object_diameter=self.diameter_spin.value()
-            or (0.0 if self.start_model_dir() is not None else None),
+            object_diameter=self.diameter_spin.value() or (0.0 if start is not None else None),
         )
 
     def show_config(self, config: TrainConfig) -> None:

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from .distributed import all_reduce_sum, all_reduce_tensor_sum
+from .losses import combine_terms
 from .setup import Run
 
 
@@ -55,8 +56,6 @@ def union_objective(run: Run, logits: Any, targets: Any) -> tuple[Any, Any]:
     world size as DDP divides the gradients by it: a DDP step then equals a
     one-process step on the union of the shards.
     """
-    from .losses import combine_terms
-
     terms = run.loss_fn.terms(logits, targets)
     loss = combine_terms(terms)
     context = run.context
