@@ -7,6 +7,7 @@ The package's own sample data (``napari_cellseg.sample_data``) carries the core 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -79,3 +80,16 @@ def build_tiny_dataset(root, crops_per_c_image: int = 4):
 def tiny_dataset(tmp_path) -> Path:
     """A dataset folder of 14 images (3 A, 1 B, 10 C) from the package samples (see build_tiny_dataset)."""
     return build_tiny_dataset(tmp_path / "tiny-dataset")
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """A function that imports ``scripts/<name>.py`` (scripts are not a package) as a module."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "dev_group_folds.py"
-
 
 @pytest.fixture(scope="module")
-def folds_script():
-    spec = importlib.util.spec_from_file_location("dev_group_folds", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def folds_script(load_script):
+    return load_script("dev_group_folds")
 
 
 def test_fold_groups_cut_in_name_order_by_image_count(folds_script):

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "run_experiments.py"
-
 
 @pytest.fixture(scope="module")
-def run_experiments():
-    spec = importlib.util.spec_from_file_location("run_experiments", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def run_experiments(load_script):
+    return load_script("run_experiments")
 
 
 def test_every_experiment_at_a_tiny_budget_and_resume(run_experiments, tiny_dataset, tmp_path):
