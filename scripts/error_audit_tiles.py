@@ -24,6 +24,10 @@ def tile(image: np.ndarray, truth: np.ndarray, error: np.ndarray, colour) -> np.
     """The patch around ``error`` (a mask), plain and with outlines, side by side."""
     from skimage.segmentation import find_boundaries
 
+    # images smaller than a tile are padded so that every tile has the same shape
+    pad = [(0, max(0, TILE - n)) for n in image.shape[:2]]
+    image = np.pad(image, [*pad, (0, 0)])
+    truth, error = np.pad(truth, pad), np.pad(error, pad)
     ys, xs = np.nonzero(error)
     y0 = int(np.clip(ys.mean() - TILE // 2, 0, max(0, image.shape[0] - TILE)))
     x0 = int(np.clip(xs.mean() - TILE // 2, 0, max(0, image.shape[1] - TILE)))
