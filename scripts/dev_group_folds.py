@@ -46,25 +46,25 @@ def fold_groups(groups: dict[str, int], folds: int) -> list[list[str]]:
 
 
 def write_folds(split: Path, folds: int, out: Path) -> list[Path]:
-    with open(split, newline="") as handle:
+    from napari_cellseg.data.splitfile import read_split, write_split
+
+    subsets = read_split(split)  # checks ids and subsets
+    with open(split, newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.DictReader(handle))
-    if not rows or "group" not in rows[0]:
+    if "group" not in rows[0]:
         raise ValueError(f"{split}: expected a split CSV with a 'group' column")
+    group_of = {row["id"].strip(): row["group"] for row in rows}
+    microscopes = {row["id"].strip(): row.get("microscope", "") for row in rows}
     groups: dict[str, int] = {}
-    for row in rows:
-        if row["subset"] == "dev":
-            groups[row["group"]] = groups.get(row["group"], 0) + 1
+    for image_id, subset in subsets.items():
+        if subset == "dev":
+            groups[group_of[image_id]] = groups.get(group_of[image_id], 0) + 1
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for k, held_out in enumerate(fold_groups(groups, folds), start=1):
         kept = set(held_out)
-        path = out / f"fold_{k}.csv"
-        with open(path, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            for row in rows:
-                moved = row["subset"] == "dev" and row["group"] not in kept
-                writer.writerow({**row, "subset": "train"} if moved else row)
+        fold = {i: "train" if s == "dev" and group_of[i] not in kept else s for i, s in subsets.items()}
+        path = write_split(out / f"fold_{k}.csv", fold, microscopes, group_of)
         n_dev = sum(groups[g] for g in held_out)
         print(f"{path}: {len(held_out)} dev groups ({n_dev} images) held out")
         paths.append(path)
