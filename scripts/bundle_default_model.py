@@ -170,6 +170,15 @@ def started_from(train_config: dict, minutes: float, init_dir: str | None = None
     )
 
 
+def _targets_line(config: dict, train_config: dict) -> str:
+    if train_config.get("target_profile", "hard") == "distance":
+        return (
+            "soft targets, distance profile (a pixel's interior share is its distance to its cell's "
+            "edge over the cell's deepest distance; the rest is boundary)"
+        )
+    return f"boundary targets {config.get('target_thickness')} px thick"
+
+
 def model_card(config: dict, scores: dict, classical, args, out: Path) -> str:
     training = config.get("training") or {}
     train_config = training.get("train_config") or {}
@@ -195,7 +204,7 @@ boundary, interior) followed by a marker-controlled watershed.
 - `l` = {config["transfer_layers"]} stages transferred, `l_a` = {config["new_layers"]} new decoder layers,
   `l_f` = {config["frozen_layers"]} frozen; decoder channels {config["decoder_channels"]}.
 - Loss: `{config["loss"]}`, class weights {config["class_weights"]} (background / boundary / interior);
-  boundary targets {config.get("target_thickness")} px thick.
+  {_targets_line(config, train_config)}.
 {provenance}{started_from(train_config, minutes, args.init_model_dir)}- Data: `dsb2018-dev` (DSB 2018 stage 1, CC0), split `{Path(args.split).name}` (target C, grouped
   near-duplicates; split hash `{config.get("split_hash")}`); trained on the train rows of
   microscopes {train_config.get("microscopes")}, over-sampling {train_config.get("sample_weights")};

@@ -70,3 +70,17 @@ def test_default_threads_leave_a_core_and_share_among_local_ranks(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert TrainConfig().resolved_threads() == 4
     assert TrainConfig(num_threads=3).resolved_threads() == 3
+
+
+def test_target_profile_is_checked_and_needs_weighted_ce():
+    from napari_cellseg.training.config import TrainConfig
+
+    base = dict(data_dir="d", out_dir="o")
+    assert TrainConfig(**base, target_profile="distance").problems() == []
+    assert any(
+        "target_profile must be one of" in p for p in TrainConfig(**base, target_profile="soft").problems()
+    )
+    problems = TrainConfig(**base, target_profile="distance", loss="weighted-bce").problems()
+    assert problems == ["target_profile='distance' needs loss 'weighted-ce', got 'weighted-bce'"]
+    again = TrainConfig.from_dict(TrainConfig(**base, target_profile="distance").to_dict())
+    assert again.target_profile == "distance"

@@ -105,3 +105,19 @@ def test_select_ids_by_split_and_microscope(dataset, sample_split):
     assert select_ids(dataset, None, ("A",))[1] == []
     with pytest.raises(ValueError, match="not in the dataset"):
         select_ids(dataset, {**subsets, "nope": "train"}, ("A",))
+
+
+def test_distance_profile_crops_are_soft_targets(dataset):
+    probabilities = image_weights(dataset, dataset.ids, None, patch_size=64, area_weighted=False)
+    augmenter = Augmenter.preset("default", patch_size=(64, 64))
+    soft = CropDataset(dataset, dataset.ids, probabilities, augmenter, NormalizationConfig(),
+                       target_profile="distance")  # fmt: skip
+    hard = _crops(dataset)
+    for k in range(4):
+        image, target = soft[k]
+        assert target.shape == (3, 64, 64) and target.dtype == torch.float32
+        assert torch.allclose(target.sum(0), torch.ones(64, 64))
+        # the same crop: input identical, background where the hard target has it
+        hard_image, hard_target = hard.sample(k)
+        assert np.array_equal(image.numpy(), hard_image)
+        assert np.array_equal(target[0].numpy() == 1, hard_target == 0)

@@ -180,3 +180,12 @@ def test_size_normalised_training_resamples_crops_and_dev_and_the_model_estimate
         run_training(tiny_config(out_dir=config.out_dir + "-native", epochs=1)).out_dir
     )
     assert native.default_diameter is None and native.object_diameter != 30.0
+
+
+def test_distance_profile_trains_and_is_recorded(tiny_config):
+    from napari_cellseg.models.checkpoint import load_model_config
+
+    result = run_training(tiny_config(target_profile="distance", epochs=1))
+    saved = load_model_config(result.out_dir)
+    assert saved.training["train_config"]["target_profile"] == "distance"
+    assert saved.training["history"][-1]["train_loss"] > 0

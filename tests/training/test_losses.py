@@ -144,3 +144,28 @@ def test_shards_divided_by_the_union_weight_sums_add_up_to_the_union_loss(name):
     assert (shares[0] + shares[1]) / 2 == pytest.approx(union.item(), rel=1e-5)
     naive = (loss_fn(logits[:1], target[:1]) + loss_fn(logits[1:], target[1:])) / 2
     assert naive.item() != pytest.approx(union.item(), rel=1e-3)  # the plain mean of the ranks' losses is not
+
+
+def test_soft_targets_give_the_hard_loss_where_one_hot_and_weigh_mixtures():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 5, 4, dtype=torch.float64)
+    hard = torch.randint(0, 3, (2, 5, 4))
+    one_hot = torch.nn.functional.one_hot(hard, 3).permute(0, 3, 1, 2).double()
+    loss = WeightedCrossEntropy((1, 5, 3))
+    assert float(loss(logits, one_hot)) == pytest.approx(float(loss(logits, hard)))
+    # one pixel, half boundary half interior: weight 4, loss -(0.5 log p1 + 0.5 log p2)
+    pixel = torch.zeros(1, 3, 1, 1, dtype=torch.float64)
+    target = torch.tensor([0.0, 0.5, 0.5], dtype=torch.float64).view(1, 3, 1, 1)
+    p = torch.softmax(pixel, 1)[0, :, 0, 0]
+    expected = -(0.5 * math.log(p[1]) + 0.5 * math.log(p[2]))
+    assert float(loss(pixel, target)) == pytest.approx(expected)
+    ((sum_loss, sum_weight),) = loss.terms(pixel, target)
+    assert float(sum_weight) == pytest.approx(4.0) and float(sum_loss) == pytest.approx(4 * expected)
+
+
+def test_soft_targets_are_refused_by_the_binary_loss_and_in_the_wrong_shape():
+    logits = torch.zeros(1, 3, 4, 4)
+    with pytest.raises(ValueError, match=r"logits' shape \(1, 3, 4, 4\)"):
+        WeightedCrossEntropy()(logits, torch.zeros(1, 3, 4, 5))
+    with pytest.raises(ValueError, match="weighted-ce only"):
+        WeightedBinaryBoundaryLoss()(torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 4, 4))

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS, MICROSCOPES
 from ..config import ConfigError, JsonConfig
+from ..data.soft_targets import TARGET_PROFILES
 
 LOSSES = ("weighted-ce", "weighted-bce")
 SCHEDULERS = ("cosine", "one-cycle", "constant")
@@ -66,6 +67,10 @@ class TrainConfig(JsonConfig):
         Boundary term weight of ``weighted-bce``.
     target_thickness : int
         Boundary thickness in pixels of the 3-class targets.
+    target_profile : {"hard", "distance"}
+        ``hard``: one class per pixel. ``distance``: soft targets whose
+        interior share rises from each cell's edge to its centre
+        (:mod:`napari_cellseg.data.soft_targets`; ``weighted-ce`` only).
     object_diameter : float or None
         Size normalisation: resample every training and dev image so that its
         nuclei's median diameter is this many pixels (see
@@ -136,6 +141,7 @@ class TrainConfig(JsonConfig):
     class_weights: tuple[float, float, float] = DEFAULT_CLASS_WEIGHTS
     boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE
     target_thickness: int = 1
+    target_profile: str = "hard"
     object_diameter: float | None = None
     microscopes: tuple[str, ...] = MICROSCOPES
     sample_weights: dict[str, float] = field(default_factory=dict)
@@ -189,6 +195,10 @@ class TrainConfig(JsonConfig):
         ):
             if value not in valid:
                 out.append(f"{name} must be one of {list(valid)}, got {value!r}")
+        if self.target_profile not in TARGET_PROFILES:
+            out.append(f"target_profile must be one of {list(TARGET_PROFILES)}, got {self.target_profile!r}")
+        elif self.target_profile != "hard" and self.loss != "weighted-ce":
+            out.append(f"target_profile={self.target_profile!r} needs loss 'weighted-ce', got {self.loss!r}")
         if len(self.class_weights) != 3 or any(w <= 0 for w in self.class_weights):
             out.append(f"class_weights must be 3 positive numbers, got {list(self.class_weights)}")
         if self.boundary_weight <= 0:

@@ -131,7 +131,9 @@ class ImageCache:
 class CropDataset:
     """Map-style dataset: index ``k`` -> crop number ``k`` of the run (see module doc).
 
-    Returns ``(float32 tensor (3, P, P), int64 tensor (P, P))`` pairs. Works with a
+    Returns ``(float32 tensor (3, P, P), int64 tensor (P, P))`` pairs, or with
+    ``target_profile="distance"`` a float32 ``(3, P, P)`` soft target
+    (:func:`~napari_cellseg.data.soft_targets.distance_targets`). Works with a
     ``torch.utils.data.DataLoader`` and any number of workers (each worker keeps
     its own :class:`ImageCache`).
     """
@@ -147,6 +149,7 @@ class CropDataset:
         seed: int = 0,
         cache_bytes: int = 1 << 30,
         size_factors: Mapping[str, float] | None = None,
+        target_profile: str = "hard",
     ):
         if len(ids) != len(probabilities):
             raise ValueError(f"{len(ids)} ids but {len(probabilities)} probabilities")
@@ -155,6 +158,7 @@ class CropDataset:
         self.augmenter = augmenter
         self.normalization = normalization
         self.thickness = thickness
+        self.target_profile = target_profile
         self.seed = int(seed)
         self.cache = ImageCache(dataset, normalization, thickness, cache_bytes, size_factors)
 
@@ -170,13 +174,19 @@ class CropDataset:
         return min(position, len(self.ids) - 1)
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Crop ``index`` as numpy: float32 ``(3, P, P)`` input and uint8 ``(P, P)`` target."""
+        """Crop ``index`` as numpy: float32 ``(3, P, P)`` input and uint8 ``(P, P)`` target
+        (float32 ``(3, P, P)`` for the ``distance`` profile)."""
         from ..data.normalize import standardize
-        from ..data.targets import instances_to_targets
+        from ..data.targets import instances_to_targets, targets_to_instances
 
         rng = np.random.default_rng([self.seed, int(index)])
         image, labels, are_instances = self.cache.get(self.ids[self._pick(rng)])
         crop, crop_labels = self.augmenter(image, labels, rng)
+        if self.target_profile == "distance":
+            from ..data.soft_targets import distance_targets
+
+            instances = crop_labels if are_instances else targets_to_instances(crop_labels)
+            return standardize(crop, self.normalization), distance_targets(instances)
         if are_instances:
             crop_labels = instances_to_targets(crop_labels, thickness=self.thickness)
         return standardize(crop, self.normalization), np.ascontiguousarray(crop_labels, dtype=np.uint8)
@@ -185,6 +195,8 @@ class CropDataset:
         import torch
 
         image, target = self.sample(index)
+        if target.dtype == np.float32:  # soft targets
+            return torch.from_numpy(image), torch.from_numpy(target)
         return torch.from_numpy(image), torch.from_numpy(target.astype(np.int64))
 
 

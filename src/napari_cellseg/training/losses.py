@@ -5,7 +5,10 @@ Two losses, chosen by name in the model's config (``loss``):
 ``weighted-ce``
     Weighted multi-class cross-entropy over 3 softmax channels,
     ``l_i = -w[y_i] log p[y_i]``, default weights 1 / 5 / 3 for background /
-    boundary / interior.
+    boundary / interior. It also takes soft targets ``t`` (``(N, 3, H, W)``
+    class probabilities, :mod:`napari_cellseg.data.soft_targets`):
+    ``l_i = -w_i sum_c t_ic log p_ic`` with ``w_i = sum_c w[c] t_ic``, which is
+    the hard loss wherever ``t`` is one-hot.
 ``weighted-bce``
     Two sigmoid channels: foreground (boundary or interior) and boundary. A
     boundary map alone gives the watershed no markers, hence the foreground
@@ -44,6 +47,16 @@ LOSS_NAMES = tuple(LOSS_OUT_CHANNELS)  # ("weighted-ce", "weighted-bce")
 def _check_inputs(logits: torch.Tensor, target: torch.Tensor, channels: int, name: str) -> None:
     if logits.ndim != 4 or logits.shape[1] != channels:
         raise ValueError(f"{name}: logits must have shape (N, {channels}, H, W), got {tuple(logits.shape)}")
+    if target.ndim == 4 and target.dtype.is_floating_point:
+        if name != "weighted-ce":
+            raise ValueError(
+                f"{name}: needs an integer class map; soft (N, C, H, W) targets suit weighted-ce only"
+            )
+        if target.shape != logits.shape:
+            raise ValueError(
+                f"{name}: soft targets must have the logits' shape {tuple(logits.shape)}, got {tuple(target.shape)}"
+            )
+        return
     if target.ndim != 3 or target.shape != logits.shape[:1] + logits.shape[2:]:
         raise ValueError(
             f"{name}: target must have shape (N, H, W) = {(logits.shape[0], *logits.shape[2:])} "
@@ -81,7 +94,8 @@ def weighted_cross_entropy(
         ``(N, 3, H, W)`` float logits.
     target : torch.Tensor
         ``(N, H, W)`` integer classes (0 background, 1 boundary, 2 interior);
-        ``ignore_index`` marks pixels to exclude.
+        ``ignore_index`` marks pixels to exclude. Or ``(N, 3, H, W)`` float
+        class probabilities (soft targets, see the module doc).
     class_weights : sequence of 3 floats
         Weight of each class, default ``(1, 5, 3)``.
     ignore_index : int
@@ -123,6 +137,8 @@ def weighted_cross_entropy_terms(
     n_classes = len(class_weights)
     _check_inputs(logits, target, n_classes, "weighted-ce")
     logits = _at_least_float32(logits)
+    if target.ndim == 4:
+        return _soft_cross_entropy_terms(logits, target, class_weights)
     target = target.long()
     valid = target != ignore_index
     bad = valid & ((target < 0) | (target >= n_classes))
@@ -137,6 +153,19 @@ def weighted_cross_entropy_terms(
     log_p = F.log_softmax(logits, dim=1).gather(1, safe_target[:, None])[:, 0]
     pixel_weight = weights[safe_target] * valid
     return [(-(pixel_weight * log_p).sum(), pixel_weight.sum())]
+
+
+def _soft_cross_entropy_terms(
+    logits: torch.Tensor, target: torch.Tensor, class_weights: Sequence[float]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    import torch
+    import torch.nn.functional as F
+
+    target = target.to(logits.dtype)
+    weights = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
+    pixel_weight = (target * weights[None, :, None, None]).sum(1)
+    pixel_loss = -(target * F.log_softmax(logits, dim=1)).sum(1)
+    return [((pixel_weight * pixel_loss).sum(), pixel_weight.sum())]
 
 
 def _weighted_bce_channel(

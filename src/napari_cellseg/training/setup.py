@@ -204,7 +204,7 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
     crops = CropDataset(
         dataset, train_ids, weights, Augmenter(config.augment_config()), normalization,
         thickness=config.target_thickness, seed=config.seed, cache_bytes=config.cache_mb << 20,
-        size_factors=factors,
+        size_factors=factors, target_profile=config.target_profile,
     )  # fmt: skip
     if config.size_diameter is not None:
         object_diameter = config.size_diameter  # every image is brought to it
