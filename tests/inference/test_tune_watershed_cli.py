@@ -46,3 +46,22 @@ def test_tune_watershed_predicts_and_stores_loadable_params(model_and_data, caps
     before = json.loads((model_dir / "config.json").read_text())
     assert main([*args, "--grid", '{"min_size": [32]}', "--device", "cpu", "--dry-run"]) == 0
     assert json.loads((model_dir / "config.json").read_text()) == before
+
+
+def test_tune_watershed_takes_a_list_of_grids_and_refuses_other_json(model_and_data, capsys):
+    model_dir = model_and_data / "model"
+    args = [
+        "tune-watershed",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(model_and_data / "data"),
+        "--device",
+        "cpu",
+    ]
+    grids = '[{"split_height": [1.0]}, {"peak_height": [0.2], "marker_smoothing": [1.0]}]'
+    assert main([*args, "--grid", grids, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "grid search on 1 image(s)" in out and "peak_height=0.2" in out and "split_height=1" in out
+    assert main([*args, "--grid", '[{"min_size": 8}]']) != 0
+    assert "or a list of such objects" in capsys.readouterr().err

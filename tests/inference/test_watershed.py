@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from napari_cellseg.inference.watershed import (
     instances_from_probabilities,
     markers_from_probabilities,
     split_at_necks,
+    split_at_peaks,
     watershed_from_markers,
 )
 from napari_cellseg.metrics import image_metrics
@@ -251,3 +253,64 @@ def test_split_markers_give_every_component_a_marker():
     markers = split_at_necks(components, height=3.0)
     assert set(np.unique(markers[components == 1])) - {0} and set(np.unique(markers[components == 2])) - {0}
     assert not (markers[components == 0]).any()
+
+
+def _two_bumps() -> np.ndarray:
+    """Probabilities of two touching nuclei: P(interior) peaks 0.9 and 0.8, saddle 0.65 between."""
+    xx = np.arange(60)
+    profile = np.interp(xx, [8, 20, 30, 40, 52], [0.5, 0.9, 0.65, 0.8, 0.5]).astype(np.float32)
+    profile[(xx < 8) | (xx > 52)] = 0
+    interior = np.zeros((30, 60), np.float32)
+    interior[5:25] = profile
+    return np.stack([1 - interior, np.zeros_like(interior), interior])
+
+
+def test_peak_height_parts_nuclei_at_a_dip_of_the_interior_probability():
+    probabilities = _two_bumps()  # one thresholded component at 0.5; the lower peak rises 0.15
+    params = WatershedParams(interior_threshold=0.5, foreground_threshold=0.1, min_size=1)
+    merged = instances_from_probabilities(probabilities, params)
+    assert merged.max() == 1
+    for height, expected in ((0.1, 2), (0.2, 1)):
+        split = instances_from_probabilities(probabilities, replace(params, peak_height=height))
+        assert split.max() == expected
+        assert ((split > 0) == (merged > 0)).all()  # splitting moves no pixel in or out
+    split = instances_from_probabilities(probabilities, replace(params, peak_height=0.1))
+    assert split[15, 20] != split[15, 40]
+    with pytest.raises(ValueError, match="peak_height"):
+        WatershedParams(peak_height=-0.1)
+
+
+def test_split_at_peaks_keeps_peakless_components_whole():
+    components = np.zeros((20, 20), np.int32)
+    components[2:6, 2:6] = 4
+    components[10:18, 10:18] = 9
+    relief = np.zeros((20, 20), np.float32)
+    relief[2:6, 2:6] = 0.05  # flat and below the height: no peak
+    relief[10:18, 10:18] = 0.6
+    relief[13, 13] = relief[15, 16] = 0.9  # two peaks 0.3 above their saddle
+    markers = split_at_peaks(components, relief, height=0.2)
+    assert (markers[components == 4] == markers[3, 3]).all() and markers[3, 3] > 0
+    assert len(set(np.unique(markers[components == 9])) - {0}) == 2
+    assert not markers[components == 0].any()
+    with pytest.raises(ValueError, match=r"relief shape \(3, 3\)"):
+        split_at_peaks(components, np.zeros((3, 3), np.float32), 0.1)
+
+
+def test_tune_searches_a_list_of_grids_and_the_default_has_both_marker_kinds(histology):
+    from napari_cellseg.inference.tune_watershed import DEFAULT_GRID
+
+    gt, probabilities = histology
+    grids = [{"interior_threshold": (0.5,), "split_height": (0.0, 1.0)}, {"peak_height": (0.1, 0.2)}]
+    best, table = tune_watershed([probabilities], [gt], grids)
+    assert len(table) == 4
+    assert (best.split_height, best.peak_height) == (table[0]["split_height"], table[0]["peak_height"])
+    assert all({"interior_threshold", "split_height", "peak_height"} <= set(row) for row in table)
+    assert {(row["split_height"], row["peak_height"]) for row in table} == {
+        (0.0, 0.0),
+        (1.0, 0.0),
+        (0.0, 0.1),
+        (0.0, 0.2),
+    }
+    assert any("peak_height" in g for g in DEFAULT_GRID) and any("split_height" in g for g in DEFAULT_GRID)
+    with pytest.raises(ValueError, match="non-empty list"):
+        tune_watershed([probabilities], [gt], [])

@@ -124,8 +124,9 @@ def _register_tune_watershed(subparsers) -> None:
     parser.add_argument(
         "--grid",
         metavar="JSON",
-        help="parameter values to try, e.g. '{\"interior_threshold\": [0.5, 0.7]}' "
-        "(default: inference.tune_watershed.DEFAULT_GRID)",
+        help="parameter values to try, e.g. '{\"interior_threshold\": [0.5, 0.7]}', or a list of "
+        "such grids searched one after the other (default: inference.tune_watershed.DEFAULT_GRID, "
+        "threshold markers then peak markers)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda:0... (default: auto)")
     parser.add_argument("--table", type=Path, metavar="JSON", help="write every grid point's scores")
@@ -146,8 +147,13 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
             grid = json.loads(args.grid)
         except json.JSONDecodeError as err:
             raise CommandError(f"--grid is not valid JSON ({err})") from None
-        if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
-            raise CommandError('--grid must be a JSON object of lists, e.g. {"min_size": [8, 16]}')
+        grids = grid if isinstance(grid, list) else [grid]
+        if not grids or not all(
+            isinstance(g, dict) and all(isinstance(v, list) for v in g.values()) for g in grids
+        ):
+            raise CommandError(
+                '--grid must be a JSON object of lists, e.g. {"min_size": [8, 16]}, or a list of such objects'
+            )
     try:
         ids, images, ground_truth = load_tuning_images(
             args.data, args.split, subset=args.subset, microscope=args.microscope
