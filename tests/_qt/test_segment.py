@@ -93,8 +93,12 @@ def test_one_click_then_sliders_follow_the_core_watershed(
     widget.interior_slider.setValue(threshold)
     widget.boundary_slider.setValue(2.5)
     widget.split_slider.setValue(0.5)
+    widget.peak_slider.setValue(0.15)
     widget.min_size_slider.setValue(40)
-    changes = {"interior_threshold": threshold, "boundary_weight": 2.5, "split_height": 0.5, "min_size": 40}
+    changes = {
+        "interior_threshold": threshold, "boundary_weight": 2.5, "split_height": 0.5, "peak_height": 0.15,
+        "min_size": 40,
+    }  # fmt: skip
     expected_params = WatershedParams(**{**params.to_dict(), **changes})
     qtbot.waitUntil(lambda: widget.watershed_updates > before and not widget.watershed_busy, timeout=20000)
     assert widget.watershed_params() == expected_params

@@ -110,13 +110,19 @@ class SegmentWidget(TaskPanel):
         self.split_slider = _slider(
             QLabeledDoubleSlider, 0.0, 3.0, "cut touching cells where they narrow: lower cuts more, 0 never"
         )
+        self.peak_slider = _slider(
+            QLabeledDoubleSlider, 0.0, 1.0,
+            "cut touching cells where P(interior) dips between two peaks: lower cuts more, 0 never",
+        )  # fmt: skip
         self.min_size_slider = _slider(QLabeledSlider, 0, 1000, "smaller cells are removed (pixels)")
         self.interior_slider.setSingleStep(0.01)
+        self.peak_slider.setSingleStep(0.01)
         self.boundary_slider.setSingleStep(0.1)
         self.split_slider.setSingleStep(0.1)
         form.addRow("Interior threshold", self.interior_slider)
         form.addRow("Boundary weight", self.boundary_slider)
         form.addRow("Split at necks", self.split_slider)
+        form.addRow("Split at peaks", self.peak_slider)
         form.addRow("Minimum size (px)", self.min_size_slider)
         self.send_button = QPushButton("Send to Annotate")
         self.send_button.setToolTip("Open Annotate with these cells chosen, to correct and save them")
@@ -139,7 +145,7 @@ class SegmentWidget(TaskPanel):
         self.segment_button.clicked.connect(lambda: self.segment())
         self.send_button.clicked.connect(self.send_to_annotate)
         self.model_edit.changed.connect(self._model_chosen)
-        for slider in (self.interior_slider, self.boundary_slider, self.split_slider, self.min_size_slider):
+        for slider in self._sliders():
             slider.valueChanged.connect(self._debounce.start)
         self.viewer.layers.selection.events.active.connect(self._active_changed)
         self._listen_to_model_changes()
@@ -290,6 +296,10 @@ class SegmentWidget(TaskPanel):
 
     # --- watershed sliders ------------------------------------------------------
 
+    def _sliders(self) -> tuple:
+        return (self.interior_slider, self.boundary_slider, self.split_slider, self.peak_slider,
+                self.min_size_slider)  # fmt: skip
+
     def set_params(self, params) -> None:
         """Show ``params`` on the sliders (without re-running the watershed)."""
         self.base_params = params
@@ -297,6 +307,7 @@ class SegmentWidget(TaskPanel):
             (self.interior_slider, params.interior_threshold),
             (self.boundary_slider, params.boundary_weight),
             (self.split_slider, params.split_height),
+            (self.peak_slider, params.peak_height),
             (self.min_size_slider, params.min_size),
         )
         for slider, value in pairs:
@@ -312,6 +323,7 @@ class SegmentWidget(TaskPanel):
                 "interior_threshold": round(float(self.interior_slider.value()), 4),
                 "boundary_weight": round(float(self.boundary_slider.value()), 4),
                 "split_height": round(float(self.split_slider.value()), 4),
+                "peak_height": round(float(self.peak_slider.value()), 4),
                 "min_size": int(self.min_size_slider.value()),
             },
         )

@@ -29,7 +29,7 @@ from ..inference.watershed import WatershedParams, check_probabilities, instance
 from .current_model import NO_MODEL_HELP, check_model_dir, model_watershed
 
 # The watershed settings the sliders change.
-SLIDER_FIELDS = ("interior_threshold", "boundary_weight", "split_height", "min_size")
+SLIDER_FIELDS = ("interior_threshold", "boundary_weight", "split_height", "peak_height", "min_size")
 
 # Held while a model is looked up and loaded: a click during the panel's warm-up waits for that load.
 _cache_lock = threading.Lock()
