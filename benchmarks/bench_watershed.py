@@ -42,6 +42,9 @@ def main() -> None:
         "compactness=0.01": WatershedParams(compactness=0.01),
         "marker_smoothing=1": WatershedParams(marker_smoothing=1.0),
         "split_height=1": WatershedParams(split_height=1.0),
+        "peak_height=0.3, smoothing 1, threshold 0.2 (bundled model)": WatershedParams(
+            interior_threshold=0.2, marker_smoothing=1.0, peak_height=0.3
+        ),
     }
     for name, params in cases.items():
         times = median_time(lambda p=params: instances_from_probabilities(probabilities, p), args.repeats)
