@@ -65,3 +65,28 @@ def test_tune_watershed_takes_a_list_of_grids_and_refuses_other_json(model_and_d
     assert "grid search on 1 image(s)" in out and "peak_height=0.2" in out and "split_height=1" in out
     assert main([*args, "--grid", '[{"min_size": 8}]']) != 0
     assert "or a list of such objects" in capsys.readouterr().err
+
+
+def test_a_size_estimating_model_is_retuned_until_its_parameters_settle(model_and_data, capsys):
+    model_dir = model_and_data / "model"
+    config = json.loads((model_dir / "config.json").read_text())
+    config["default_diameter"] = 0.0  # segmentation estimates sizes with a watershed pass
+    config.pop("watershed", None)
+    (model_dir / "config.json").write_text(json.dumps(config))
+    args = [
+        "tune-watershed",
+        "--model",
+        str(model_dir),
+        "--data",
+        str(model_and_data / "data"),
+        "--device",
+        "cpu",
+    ]
+    grid = '{"interior_threshold": [0.5, 0.7], "min_size": [8]}'
+    assert main([*args, "--grid", grid, "--rounds", "3"]) == 0
+    out = capsys.readouterr().out
+    rounds = out.count("grid search on 1 image(s)")
+    assert 2 <= rounds <= 3 and "round 2: the size estimate uses the new parameters" in out
+    assert out.count("wrote the watershed parameters") == rounds
+    assert main([*args, "--grid", grid, "--rounds", "0"]) != 0
+    assert "--rounds must be >= 1" in capsys.readouterr().err

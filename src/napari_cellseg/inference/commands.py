@@ -131,6 +131,15 @@ def _register_tune_watershed(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda:0... (default: auto)")
     parser.add_argument("--table", type=Path, metavar="JSON", help="write every grid point's scores")
     parser.add_argument("--dry-run", action="store_true", help="print the best, leave config.json")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        metavar="N",
+        help="a model that estimates each image's nucleus size runs the watershed in that estimate "
+        "too: tune again with the new parameters stored until they stop changing, N rounds at most "
+        "(default 3; other models and --dry-run take one)",
+    )
     parser.set_defaults(func=_run_tune_watershed)
 
 
@@ -138,8 +147,8 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
     import json
 
     from ..cli import CommandError
-    from ..config import ConfigError, atomic_write_text
-    from .tune_watershed import load_tuning_images, tune_watershed, write_watershed_params
+    from ..config import ConfigError
+    from .tune_watershed import load_tuning_images, write_watershed_params
 
     grid = None
     if args.grid is not None:
@@ -160,6 +169,51 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
         )
     except ValueError as err:  # DatasetError and friends name the file
         raise CommandError(str(err)) from None
+    if args.rounds < 1:
+        raise CommandError(f"--rounds must be >= 1, got {args.rounds}")
+    for round_number in range(1, args.rounds + 1):
+        before = _stored_watershed(args.model)
+        best = _tune_round(args, grid, ids, images, ground_truth)
+        if best is None:  # dry run
+            return 0
+        try:
+            path = write_watershed_params(args.model, best)
+        except ConfigError as err:
+            raise CommandError(str(err)) from None
+        print(f"wrote the watershed parameters into {path}")
+        if best.to_dict() == before or not _estimates_size(args.model):
+            break
+        if round_number < args.rounds:
+            print(f"round {round_number + 1}: the size estimate uses the new parameters, tuning again")
+    return 0
+
+
+def _stored_watershed(model_dir: Path) -> dict | None:
+    import json
+
+    try:
+        return json.loads((model_dir / "config.json").read_text()).get("watershed")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _estimates_size(model_dir: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((model_dir / "config.json").read_text()).get("default_diameter") == 0
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _tune_round(args: argparse.Namespace, grid, ids, images, ground_truth):
+    """Predict, grid-search and report one round; the best params, or None after a dry run."""
+    import json
+
+    from ..cli import CommandError
+    from ..config import atomic_write_text
+    from .tune_watershed import tune_watershed
+
     probabilities = _predict_all(args.model, args.device, ids, images)
     print(f"grid search on {len(ids)} image(s)...")
     try:
@@ -177,13 +231,8 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
         atomic_write_text(args.table, json.dumps(table, indent=2) + "\n")
     if args.dry_run:
         print("dry run: config.json unchanged")
-        return 0
-    try:
-        path = write_watershed_params(args.model, best)
-    except ConfigError as err:
-        raise CommandError(str(err)) from None
-    print(f"wrote the watershed parameters into {path}")
-    return 0
+        return None
+    return best
 
 
 def _predict_all(model_dir: Path, device: str, ids, images) -> list:
