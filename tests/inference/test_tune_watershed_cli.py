@@ -48,17 +48,12 @@ def test_tune_watershed_predicts_and_stores_loadable_params(model_and_data, caps
     assert json.loads((model_dir / "config.json").read_text()) == before
 
 
+def _cpu_args(root):
+    return ["tune-watershed", "--model", str(root / "model"), "--data", str(root / "data"), "--device", "cpu"]
+
+
 def test_tune_watershed_takes_a_list_of_grids_and_refuses_other_json(model_and_data, capsys):
-    model_dir = model_and_data / "model"
-    args = [
-        "tune-watershed",
-        "--model",
-        str(model_dir),
-        "--data",
-        str(model_and_data / "data"),
-        "--device",
-        "cpu",
-    ]
+    args = _cpu_args(model_and_data)
     grids = '[{"split_height": [1.0]}, {"peak_height": [0.2], "marker_smoothing": [1.0]}]'
     assert main([*args, "--grid", grids, "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -73,15 +68,7 @@ def test_a_size_estimating_model_is_retuned_until_its_parameters_settle(model_an
     config["default_diameter"] = 0.0  # segmentation estimates sizes with a watershed pass
     config.pop("watershed", None)
     (model_dir / "config.json").write_text(json.dumps(config))
-    args = [
-        "tune-watershed",
-        "--model",
-        str(model_dir),
-        "--data",
-        str(model_and_data / "data"),
-        "--device",
-        "cpu",
-    ]
+    args = _cpu_args(model_and_data)
     grid = '{"interior_threshold": [0.5, 0.7], "min_size": [8]}'
     assert main([*args, "--grid", grid, "--rounds", "3"]) == 0
     out = capsys.readouterr().out

@@ -13,7 +13,8 @@ thresholding it gives a core per cell even where cells touch, while
 ``1 - P(background)`` still outlines the cells; the watershed's elevation
 ``P(background) + P(boundary)`` becomes a cone per cell, whose ridges follow
 the necks between touching nuclei (the deep-watershed idea of Bai & Urtasun,
-2017, within the project's 3-class contract).
+2017, within the project's 3-class contract). On the shared data it did not
+beat the hard targets (docs/experiments.md, step 9).
 
 A cell's edge is where a pixel of another label (another cell or background)
 is one 8-connected step away. The image border is not an edge, as in the hard
@@ -66,7 +67,8 @@ def distance_targets(labels) -> np.ndarray:
     out[BACKGROUND] = ~cells
     if not cells.any():
         return out
-    values = labels.astype(np.float32) if labels.max() < 2**24 else _dense(labels).astype(np.float32)
+    ids = _dense(labels)
+    values = ids.astype(np.float32)  # exact below 2**24 cells
     kernel = np.ones((3, 3), np.uint8)
     # A pixel is on a rim when its 3x3 neighbourhood holds another label; the
     # replicated border keeps the image edge from counting.
@@ -76,7 +78,6 @@ def distance_targets(labels) -> np.ndarray:
     depth = cv2.distanceTransform((cells & ~rim).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     # No rim at all (a crop inside one cell): the distance is "infinite"; every pixel is centre.
     depth = np.minimum(depth, np.float32(height + width)) + np.float32(1)
-    ids = _dense(labels)
     deepest = np.zeros(int(ids.max()) + 1, np.float32)
     np.maximum.at(deepest, ids[cells], depth[cells])
     share = np.where(cells, depth / np.maximum(deepest[ids], np.float32(1)), np.float32(0))
