@@ -172,7 +172,7 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         raise CommandError(f"--rounds must be >= 1, got {args.rounds}")
     for round_number in range(1, args.rounds + 1):
-        before = _stored_watershed(args.model)
+        before = _stored_config(args.model).get("watershed")
         best = _tune_round(args, grid, ids, images, ground_truth)
         if best is None:  # dry run
             return 0
@@ -181,29 +181,22 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
         except ConfigError as err:
             raise CommandError(str(err)) from None
         print(f"wrote the watershed parameters into {path}")
-        if best.to_dict() == before or not _estimates_size(args.model):
+        if best.to_dict() == before or _stored_config(args.model).get("default_diameter") != 0:
             break
         if round_number < args.rounds:
             print(f"round {round_number + 1}: the size estimate uses the new parameters, tuning again")
     return 0
 
 
-def _stored_watershed(model_dir: Path) -> dict | None:
+def _stored_config(model_dir: Path) -> dict:
+    """The model's config.json as a dict; {} when it cannot be read (the round loop then stops)."""
     import json
 
     try:
-        return json.loads((model_dir / "config.json").read_text()).get("watershed")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def _estimates_size(model_dir: Path) -> bool:
-    import json
-
-    try:
-        return json.loads((model_dir / "config.json").read_text()).get("default_diameter") == 0
-    except (OSError, ValueError, AttributeError):
-        return False
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def _tune_round(args: argparse.Namespace, grid, ids, images, ground_truth):
