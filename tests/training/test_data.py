@@ -121,3 +121,29 @@ def test_distance_profile_crops_are_soft_targets(dataset):
         hard_image, hard_target = hard.sample(k)
         assert np.array_equal(image.numpy(), hard_image)
         assert np.array_equal(target[0].numpy() == 1, hard_target == 0)
+
+
+@pytest.mark.parametrize(
+    ("asked", "device", "cores", "local_world", "expected"),
+    [
+        (-1, "cpu", 16, "", 0),  # the CPU: crops in the training process
+        (-1, "cuda", 16, "", 8),  # a core per worker, one left, at most 8
+        (-1, "cuda", 4, "", 3),
+        (-1, "cuda", 16, "4", 3),  # torchrun: 4 processes share the 16 cores
+        (-1, "cuda", 1, "", 0),
+        (2, "cuda", 16, "", 2),  # asked for: as asked, up to the cores
+        (32, "cpu", 16, "", 16),
+    ],
+)
+def test_worker_count_defaults_feed_a_gpu_from_the_cores(
+    monkeypatch, asked, device, cores, local_world, expected
+):
+    from types import SimpleNamespace
+
+    from napari_cellseg.training.config import TrainConfig
+    from napari_cellseg.training.setup import worker_count
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", local_world)
+    config = TrainConfig(data_dir="d", out_dir="o", num_workers=asked)
+    assert worker_count(config, SimpleNamespace(type=device)) == expected

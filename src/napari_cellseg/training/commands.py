@@ -97,7 +97,7 @@ def _register_train(subparsers) -> None:
     add("--augment", help="augmentation preset: none, light, default, strong")
     add("--seed", type=int)
     add("--threads", type=int, help="torch threads (0: all cores but one)")
-    add("--workers", type=int, help="data-loading processes (0: none; default: 0 on CPU, 4 on CUDA)")
+    add("--workers", type=int, help="data-loading processes (0: none; default: 0 on CPU, up to 8 on CUDA)")
     add("--device", choices=("auto", "cpu", "cuda", "mps"))
     add("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision (auto: bf16 on CUDA)")
     add("--dev-metric", choices=("auto", "ap50", "pixel_f1"), help="score that picks the best epoch")

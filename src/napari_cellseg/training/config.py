@@ -106,8 +106,8 @@ class TrainConfig(JsonConfig):
         torch threads; 0 leaves one core free for the GUI (``cpu_count - 1``, min 1).
     num_workers : int
         Data-loading processes (0: in the training process). -1 (default):
-        none on the CPU (leaves the cores to the network and a GUI), up to 4
-        pinned-memory workers on CUDA.
+        none on the CPU (leaves the cores to the network and a GUI); on CUDA
+        a pinned-memory worker per core but one, at most 8.
     device : {"auto", "cpu", "cuda", "mps"}
     amp : {"auto", "bf16", "fp16", "off"}
         Mixed precision; ``auto`` is bf16 on CUDA where supported, else fp16 on

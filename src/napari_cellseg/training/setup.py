@@ -238,7 +238,12 @@ def _limit_threads(threads: int) -> None:
 
 
 def worker_count(config: TrainConfig, device: Any) -> int:
-    """Data-loading workers: as configured, or for -1 none on the CPU and up to 4 on CUDA."""
+    """Data-loading workers: as configured, or for -1 none on the CPU and up to 8 on CUDA.
+
+    On a GPU the crops are the limit (about 120 augmented 256x256 crops/s per worker
+    measured beside an H100 that takes far more), so CUDA gets a core per worker,
+    one left for the training process, at most 8 (each keeps its own image cache).
+    """
     cores = os.cpu_count() or 1
     if config.num_workers >= 0:
         return min(config.num_workers, cores)
@@ -246,4 +251,4 @@ def worker_count(config: TrainConfig, device: Any) -> int:
         return 0
     local = os.environ.get("LOCAL_WORLD_SIZE", "").strip()
     per_process = cores // (int(local) if local.isdigit() and int(local) > 0 else 1)
-    return max(0, min(4, per_process - 1))
+    return max(0, min(8, per_process - 1))
