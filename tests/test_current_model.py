@@ -96,6 +96,12 @@ def test_describe_model_and_its_watershed(tmp_path):
         watershed={"interior_threshold": 0.7, "min_size": 30},
     )
     assert current_model.describe_model(model) == "run-5 (l=3, l_a=2, l_f=0; dev ap50 0.712)"
+    tuned = fake_model_dir(
+        tmp_path / "run-6",
+        metrics={"dev_score": 0.593, "score_name": "ap50",
+                 "watershed_tuned": {"subset": "dev", "microscope": "C", "ap_50": 0.6841, "dsb_score": 0.3691}},
+    )  # fmt: skip
+    assert current_model.describe_model(tuned).endswith("; dev C AP@0.5 0.684, DSB 0.369 with the tuned watershed)")
     assert current_model.model_watershed(model) == {"interior_threshold": 0.7, "min_size": 30}
     assert "train one in the Fine-tune panel" in current_model.describe_model(None)
     (model / "config.json").write_text("{ broken")

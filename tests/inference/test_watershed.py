@@ -197,6 +197,15 @@ def test_write_params_keeps_other_keys(tmp_path):
         write_watershed_params(tmp_path / "nope", WatershedParams())
 
 
+def test_write_params_records_their_scores_and_drops_stale_ones(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"metrics": {"dev_score": 0.5}}))
+    write_watershed_params(tmp_path, WatershedParams(min_size=9), {"subset": "dev", "ap_50": 0.7})
+    metrics = json.loads((tmp_path / "config.json").read_text())["metrics"]
+    assert metrics == {"dev_score": 0.5, "watershed_tuned": {"subset": "dev", "ap_50": 0.7}}
+    write_watershed_params(tmp_path, WatershedParams(min_size=16))  # no scores: the old ones are stale
+    assert json.loads((tmp_path / "config.json").read_text())["metrics"] == {"dev_score": 0.5}
+
+
 def test_background_only_and_markerless_maps():
     probabilities = np.zeros((3, 20, 20), np.float32)
     probabilities[0] = 1

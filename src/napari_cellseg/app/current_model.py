@@ -199,10 +199,25 @@ def describe_model(directory: str | os.PathLike | None) -> str:
     name = "bundled default model" if is_bundled_default(path) else path.name
     text = f"{name} (l={config.transfer_layers}, l_a={config.new_layers}, l_f={config.frozen_layers}"
     metrics = config.metrics or {}
+    tuned = _tuned_scores(metrics)
     score, score_name = metrics.get("dev_score"), metrics.get("score_name")
-    if isinstance(score, int | float) and score_name:
+    if tuned:
+        text += f"; {tuned}"
+    elif isinstance(score, int | float) and score_name:
         text += f"; dev {score_name} {score:.3f}"
     return text + ")"
+
+
+def _tuned_scores(metrics: dict[str, Any]) -> str:
+    """'dev C AP@0.5 0.684, DSB 0.369 with the tuned watershed' from ``tune-watershed``'s entry, or ''."""
+    tuned = metrics.get("watershed_tuned")
+    if not isinstance(tuned, dict):
+        return ""
+    ap, dsb = tuned.get("ap_50"), tuned.get("dsb_score")
+    if not (isinstance(ap, int | float) and isinstance(dsb, int | float)):
+        return ""
+    where = " ".join(str(tuned[k]) for k in ("subset", "microscope") if tuned.get(k))
+    return f"{where} AP@0.5 {ap:.3f}, DSB {dsb:.3f} with the tuned watershed".strip()
 
 
 def model_watershed(directory: str | os.PathLike | None) -> dict[str, Any]:

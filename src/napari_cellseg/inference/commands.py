@@ -102,7 +102,7 @@ def _register_tune_watershed(subparsers) -> None:
         description=(
             "Predict the dev images with the model once, grid-search the watershed parameters "
             "on the predictions and write the best into the model's config.json (key "
-            "'watershed')."
+            "'watershed'), with the scores they reached (metrics.watershed_tuned, shown by the GUI)."
         ),
     )
     parser.add_argument("--model", required=True, type=Path, metavar="DIR", help="model directory")
@@ -148,7 +148,7 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
 
     from ..cli import CommandError
     from ..config import ConfigError
-    from .tune_watershed import load_tuning_images, write_watershed_params
+    from .tune_watershed import METRIC_COLUMNS, load_tuning_images, write_watershed_params
 
     grid = None
     if args.grid is not None:
@@ -173,11 +173,16 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
         raise CommandError(f"--rounds must be >= 1, got {args.rounds}")
     for round_number in range(1, args.rounds + 1):
         before = _stored_config(args.model).get("watershed")
-        best = _tune_round(args, grid, ids, images, ground_truth)
-        if best is None:  # dry run
+        tuned = _tune_round(args, grid, ids, images, ground_truth)
+        if tuned is None:  # dry run
             return 0
+        best, best_row = tuned
+        scores = {
+            "subset": args.subset, "microscope": args.microscope, "images": len(ids), "score": args.score,
+            **{k: best_row[k] for k in METRIC_COLUMNS},
+        }  # fmt: skip
         try:
-            path = write_watershed_params(args.model, best)
+            path = write_watershed_params(args.model, best, scores)
         except ConfigError as err:
             raise CommandError(str(err)) from None
         print(f"wrote the watershed parameters into {path}")
@@ -200,7 +205,7 @@ def _stored_config(model_dir: Path) -> dict:
 
 
 def _tune_round(args: argparse.Namespace, grid, ids, images, ground_truth):
-    """Predict, grid-search and report one round; the best params, or None after a dry run."""
+    """Predict, grid-search and report one round; the best params and their table row, or None after a dry run."""
     import json
 
     from ..cli import CommandError
@@ -225,7 +230,7 @@ def _tune_round(args: argparse.Namespace, grid, ids, images, ground_truth):
     if args.dry_run:
         print("dry run: config.json unchanged")
         return None
-    return best
+    return best, table[0]
 
 
 def _predict_all(model_dir: Path, device: str, ids, images) -> list:

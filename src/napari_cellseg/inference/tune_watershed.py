@@ -43,6 +43,9 @@ PEAK_GRID: dict[str, tuple] = {
 # Both, one after the other: about 1.5 minutes for 33 dev crops of 256x320 on one core.
 DEFAULT_GRID: tuple[dict[str, tuple], ...] = (THRESHOLD_GRID, PEAK_GRID)
 SCORES = ("dsb_score", "aji", "image_mean_dsb_score", "image_mean_aji")
+# Where write_watershed_params keeps the scores of the stored parameters (in config.json's metrics).
+TUNED_METRICS_KEY = "watershed_tuned"
+METRIC_COLUMNS = ("ap_50", "ap_75", "f1_50", "dsb_score", "aji", "image_mean_dsb_score", "image_mean_aji")
 
 
 @dataclass(frozen=True)
@@ -178,10 +181,15 @@ def tune_watershed(
     return run_to_end(gen, callback)
 
 
-def write_watershed_params(model_dir: str | os.PathLike, params: WatershedParams) -> Path:
+def write_watershed_params(
+    model_dir: str | os.PathLike, params: WatershedParams, scores: Mapping[str, Any] | None = None
+) -> Path:
     """Store ``params`` under the ``watershed`` key of ``model_dir/config.json`` (atomic).
 
-    Other keys are left as they are.
+    ``scores`` (what the tuning measured with ``params``: images, subset,
+    AP@0.5, DSB score...) go to ``metrics["watershed_tuned"]``, where the GUI
+    shows them; without ``scores`` an earlier entry is dropped, since it no
+    longer describes the stored parameters. Other keys are left as they are.
     """
     path = Path(model_dir) / "config.json"
     try:
@@ -193,6 +201,11 @@ def write_watershed_params(model_dir: str | os.PathLike, params: WatershedParams
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a JSON object, got {type(config).__name__}")
     config["watershed"] = params.to_dict()
+    metrics = config.get("metrics") if isinstance(config.get("metrics"), dict) else {}
+    metrics.pop(TUNED_METRICS_KEY, None)
+    if scores is not None:
+        metrics[TUNED_METRICS_KEY] = dict(scores)
+    config["metrics"] = metrics
     return atomic_write_text(path, json.dumps(config, indent=2) + "\n")
 
 
