@@ -101,7 +101,9 @@ def test_describe_model_and_its_watershed(tmp_path):
         metrics={"dev_score": 0.593, "score_name": "ap50",
                  "watershed_tuned": {"subset": "dev", "microscope": "C", "ap_50": 0.6841, "dsb_score": 0.3691}},
     )  # fmt: skip
-    assert current_model.describe_model(tuned).endswith("; dev C AP@0.5 0.684, DSB 0.369 with the tuned watershed)")
+    assert current_model.describe_model(tuned).endswith(
+        "; dev C AP@0.5 0.684, DSB 0.369 with the tuned watershed)"
+    )
     assert current_model.model_watershed(model) == {"interior_threshold": 0.7, "min_size": 30}
     assert "train one in the Fine-tune panel" in current_model.describe_model(None)
     (model / "config.json").write_text("{ broken")

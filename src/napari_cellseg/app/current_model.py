@@ -188,7 +188,7 @@ def describe_model(directory: str | os.PathLike | None) -> str:
     """
     if directory is None:
         return NO_MODEL_HELP
-    from ..models.checkpoint import load_model_config
+    from ..models.checkpoint import TUNED_WATERSHED_METRICS, load_model_config
     from ..models.weights_io import ModelLoadError
 
     path = Path(directory)
@@ -199,7 +199,7 @@ def describe_model(directory: str | os.PathLike | None) -> str:
     name = "bundled default model" if is_bundled_default(path) else path.name
     text = f"{name} (l={config.transfer_layers}, l_a={config.new_layers}, l_f={config.frozen_layers}"
     metrics = config.metrics or {}
-    tuned = _tuned_scores(metrics)
+    tuned = _tuned_scores(metrics.get(TUNED_WATERSHED_METRICS))
     score, score_name = metrics.get("dev_score"), metrics.get("score_name")
     if tuned:
         text += f"; {tuned}"
@@ -208,9 +208,8 @@ def describe_model(directory: str | os.PathLike | None) -> str:
     return text + ")"
 
 
-def _tuned_scores(metrics: dict[str, Any]) -> str:
+def _tuned_scores(tuned: Any) -> str:
     """'dev C AP@0.5 0.684, DSB 0.369 with the tuned watershed' from ``tune-watershed``'s entry, or ''."""
-    tuned = metrics.get("watershed_tuned")
     if not isinstance(tuned, dict):
         return ""
     ap, dsb = tuned.get("ap_50"), tuned.get("dsb_score")

@@ -19,6 +19,7 @@ from typing import Any
 from ..config import ConfigError, atomic_write_text
 from ..generators import run_to_end
 from ..metrics import PooledMetrics, dataset_metrics
+from ..models.checkpoint import TUNED_WATERSHED_METRICS
 from .watershed import WatershedParams, finalize_labels, unfiltered_instances
 
 # Markers from thresholded interior, cut at distance-transform necks:
@@ -43,8 +44,6 @@ PEAK_GRID: dict[str, tuple] = {
 # Both, one after the other: about 1.5 minutes for 33 dev crops of 256x320 on one core.
 DEFAULT_GRID: tuple[dict[str, tuple], ...] = (THRESHOLD_GRID, PEAK_GRID)
 SCORES = ("dsb_score", "aji", "image_mean_dsb_score", "image_mean_aji")
-# Where write_watershed_params keeps the scores of the stored parameters (in config.json's metrics).
-TUNED_METRICS_KEY = "watershed_tuned"
 METRIC_COLUMNS = ("ap_50", "ap_75", "f1_50", "dsb_score", "aji", "image_mean_dsb_score", "image_mean_aji")
 
 
@@ -202,9 +201,9 @@ def write_watershed_params(
         raise ConfigError(f"{path}: expected a JSON object, got {type(config).__name__}")
     config["watershed"] = params.to_dict()
     metrics = config.get("metrics") if isinstance(config.get("metrics"), dict) else {}
-    metrics.pop(TUNED_METRICS_KEY, None)
+    metrics.pop(TUNED_WATERSHED_METRICS, None)
     if scores is not None:
-        metrics[TUNED_METRICS_KEY] = dict(scores)
+        metrics[TUNED_WATERSHED_METRICS] = dict(scores)
     config["metrics"] = metrics
     return atomic_write_text(path, json.dumps(config, indent=2) + "\n")
 

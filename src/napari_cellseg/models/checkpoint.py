@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
 MODEL_FORMAT_VERSION = 1
+# Key of metrics holding what `tune-watershed` measured with the stored watershed parameters.
+TUNED_WATERSHED_METRICS = "watershed_tuned"
 
 
 @dataclasses.dataclass
@@ -109,7 +111,8 @@ class ModelConfig(JsonConfig):
     split_hash : str or None
         Hash of the train/dev/test split used.
     metrics : dict
-        Dev/test metrics.
+        Dev/test metrics; ``metrics["watershed_tuned"]`` holds what
+        ``tune-watershed`` measured with the stored ``watershed``.
     training : dict
         Epochs, device, time, ... of the run.
     weights_sha256 : str or None
