@@ -240,8 +240,9 @@ not how it generalises.
 
 ## Known limits
 - The project's goal on test C (AP@0.5 >= 0.80, DSB >= 0.55) is {goal}. The dominant error
-  is touching nuclei merged into one (the last column); a longer run on a GPU
-  (`napari-cellseg train` with more epochs) is the obvious next step.
+  is touching nuclei merged into one (the last column). A training budget 3x larger, on a GPU,
+  fitted the training slides better but not the dev slides (docs/experiments.md, step 10):
+  separating touching nuclei better needs another output, such as a distance or flow map.
 - The test split holds few slides: the per-group spread above is wide.
 - {_scale_limit(config)}
 """
