@@ -148,7 +148,7 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
 
     from ..cli import CommandError
     from ..config import ConfigError
-    from .tune_watershed import METRIC_COLUMNS, load_tuning_images, write_watershed_params
+    from .tune_watershed import load_tuning_images, row_scores, write_watershed_params
 
     grid = None
     if args.grid is not None:
@@ -179,7 +179,7 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
         best, best_row = tuned
         scores = {
             "subset": args.subset, "microscope": args.microscope, "images": len(ids), "score": args.score,
-            **{k: best_row[k] for k in METRIC_COLUMNS},
+            **row_scores(best_row),
         }  # fmt: skip
         try:
             path = write_watershed_params(args.model, best, scores)

@@ -44,7 +44,6 @@ PEAK_GRID: dict[str, tuple] = {
 # Both, one after the other: about 1.5 minutes for 33 dev crops of 256x320 on one core.
 DEFAULT_GRID: tuple[dict[str, tuple], ...] = (THRESHOLD_GRID, PEAK_GRID)
 SCORES = ("dsb_score", "aji", "image_mean_dsb_score", "image_mean_aji")
-METRIC_COLUMNS = ("ap_50", "ap_75", "f1_50", "dsb_score", "aji", "image_mean_dsb_score", "image_mean_aji")
 
 
 @dataclass(frozen=True)
@@ -84,6 +83,12 @@ def _grid_points(grid: Mapping[str, Sequence], base: WatershedParams) -> list[Wa
     for values in itertools.product(*(grid[n] for n in names)):
         points.append(WatershedParams.from_dict({**base.to_dict(), **dict(zip(names, values))}))
     return points
+
+
+def row_scores(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The scores of a tuning table row, without its watershed parameters."""
+    params = {f.name for f in fields(WatershedParams)}
+    return {k: v for k, v in row.items() if k not in params}
 
 
 def _row(params: WatershedParams, pooled: PooledMetrics, names: Sequence[str]) -> dict[str, Any]:
