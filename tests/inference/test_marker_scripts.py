@@ -1,0 +1,88 @@
+"""scripts/error_ceilings.py (expert markers) and scripts/inference_variants.py (ensemble, stain)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellseg.inference.watershed import WatershedParams, instances_from_probabilities
+
+
+@pytest.fixture(scope="module")
+def ceilings(load_script):
+    return load_script("error_ceilings")
+
+
+@pytest.fixture(scope="module")
+def variants(load_script):
+    return load_script("inference_variants")
+
+
+def two_touching_cells() -> np.ndarray:
+    gt = np.zeros((24, 40), np.int32)
+    gt[4:20, 4:20] = 1
+    gt[4:20, 20:36] = 2  # shares a whole side with cell 1
+    return gt
+
+
+def merged_probabilities(gt: np.ndarray) -> np.ndarray:
+    """A network that sees one blob: interior all over both cells, no boundary between them."""
+    p = np.zeros((3, *gt.shape), np.float32)
+    p[0] = gt == 0
+    p[2] = gt > 0
+    return p
+
+
+def test_expert_cores_are_one_separate_core_per_cell(ceilings):
+    gt = two_touching_cells()
+    cores = ceilings.expert_cores(gt)
+    assert set(np.unique(cores)) == {0, 1, 2}
+    for cell in (1, 2):
+        core = cores == cell
+        assert core.sum() < (gt == cell).sum() / 2  # the core, not the whole cell
+        assert np.all(gt[core] == cell)
+    # the cores do not touch: a gap of at least the cells' half-depth between them
+    assert not np.any((cores[:, :-1] == 1) & (cores[:, 1:] == 2))
+
+
+def test_expert_markers_split_what_the_network_merges(ceilings):
+    gt = two_touching_cells()
+    probabilities = merged_probabilities(gt)
+    params = WatershedParams(min_size=0)
+    assert instances_from_probabilities(probabilities, params).max() == 1  # its own markers merge
+    seeded = ceilings.seeded_by_expert(gt, probabilities, params)
+    assert seeded.max() == 2
+    for cell in (1, 2):
+        _, counts = np.unique(seeded[gt == cell], return_counts=True)
+        assert counts.max() / counts.sum() > 0.9  # each cell is (almost) one predicted object
+
+
+def test_averaged_network_softmax_is_the_mean_of_the_members(variants):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    members = [torch.nn.Conv2d(3, 3, 1), torch.nn.Conv2d(3, 3, 3, padding=1)]
+    members[1].input_multiple = 8
+    ensemble = variants.averaged_network(members)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        expected = (torch.softmax(members[0](x), 1) + torch.softmax(members[1](x), 1)) / 2
+        got = torch.softmax(ensemble(x), 1)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert ensemble.input_multiple == 8
+
+
+def test_stain_transforms(variants):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    assert variants.stain_transform("none", [])(image) is image
+    grey = variants.stain_transform("grey", [])(image)
+    assert grey.shape == (16, 16) and grey.dtype == np.uint8
+    haematoxylin = variants.stain_transform("haematoxylin", [])
+    white, purple = np.full((1, 1, 3), 255, np.uint8), np.array([[[80, 40, 140]]], np.uint8)
+    assert haematoxylin(white)[0, 0] == 255
+    assert haematoxylin(purple)[0, 0] < 150  # a haematoxylin-stained pixel is dark
+    reference = [rng.integers(100, 200, (16, 16, 3), dtype=np.uint8) for _ in range(3)]
+    moved = variants.stain_transform("reinhard", reference)(image)
+    assert moved.shape == image.shape and moved.dtype == np.uint8
+    # the moved image's mean colour is the references', not the input's
+    assert np.abs(moved.mean((0, 1)) - np.mean(reference, (0, 1, 2))).max() < 20
