@@ -241,8 +241,10 @@ not how it generalises.
 ## Known limits
 - The project's goal on test C (AP@0.5 >= 0.80, DSB >= 0.55) is {goal}. The dominant error
   is touching nuclei merged into one (the last column). A training budget 3x larger, on a GPU,
-  fitted the training slides better but not the dev slides (docs/experiments.md, step 10):
-  separating touching nuclei better needs another output, such as a distance or flow map.
+  fitted the training slides better but not the dev slides (docs/experiments.md, step 10).
+  Seeded with the expert's markers, this network's own foreground scores AP@0.5 0.866 on dev C
+  (step 11): one marker per nucleus is what is missing, and thicker target boundaries did not
+  give it. Separating touching nuclei better needs another output, such as a distance or flow map.
 - The test split holds few slides: the per-group spread above is wide.
 - {_scale_limit(config)}
 """
