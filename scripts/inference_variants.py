@@ -102,7 +102,7 @@ def main() -> int:
     from napari_cellseg.training.holdout import iter_score_holdout
 
     dirs = args.ensemble or [args.model or "default"]
-    loaded = [resolve_model(None if d in (None, "default") else d, device="cpu") for d in dirs]
+    loaded = [resolve_model(None if d == "default" else d, device="cpu") for d in dirs]
     config = dataclasses.replace(loaded[0][1], default_diameter=0.0)
     model = loaded[0][0] if len(loaded) == 1 else averaged_network([m for m, _ in loaded])
     params = watershed_params(config)
@@ -114,7 +114,7 @@ def main() -> int:
         params, _ = tune_watershed(maps, truth, base=params)
         print(f"watershed tuned on {args.subset} {args.microscope}: {params.to_dict()}")
     reference = []
-    if any(s == "reinhard" for s in args.stain):
+    if "reinhard" in args.stain:
         _, reference, _ = load_tuning_images(args.data, args.split, subset="train", microscope="C")
     for stain in args.stain:
         transform = stain_transform(stain, reference)
