@@ -244,7 +244,9 @@ not how it generalises.
   fitted the training slides better but not the dev slides (docs/experiments.md, step 10).
   Seeded with the expert's markers, this network's own foreground scores AP@0.5 0.866 on dev C
   (step 11): one marker per nucleus is what is missing, and thicker target boundaries did not
-  give it. Separating touching nuclei better needs another output, such as a distance or flow map.
+  give it; nor did a centre output beside the three classes, trained frozen or jointly at
+  this project's budget (step 12). Separating touching nuclei better needs the encoder to learn
+  them, for example an instance representation (distance or flow) trained from the start.
 - The test split holds few slides: the per-group spread above is wide.
 - {_scale_limit(config)}
 """

@@ -1,4 +1,4 @@
-"""scripts/error_ceilings.py (expert markers) and scripts/inference_variants.py (ensemble, stain)."""
+"""scripts/error_ceilings.py (expert markers), inference_variants.py (ensemble, stain), centre_branch.py."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ def ceilings(load_script):
 @pytest.fixture(scope="module")
 def variants(load_script):
     return load_script("inference_variants")
+
+
+@pytest.fixture(scope="module")
+def centre(load_script):
+    return load_script("centre_branch")
 
 
 def two_touching_cells() -> np.ndarray:
@@ -86,3 +91,49 @@ def test_stain_transforms(variants):
     assert moved.shape == image.shape and moved.dtype == np.uint8
     # the moved image's mean colour is the references', not the input's
     assert np.abs(moved.mean((0, 1)) - np.mean(reference, (0, 1, 2))).max() < 20
+
+
+def test_centre_targets_peak_at_one_in_each_cell(centre):
+    gt = two_touching_cells()
+    target = centre.centre_targets(gt)
+    assert target.dtype == np.float32
+    assert np.all(target[gt == 0] == 0)
+    assert target.min() >= 0 and target.max() <= 1
+    for cell in (1, 2):
+        assert target[gt == cell].max() == pytest.approx(1.0)
+        assert target[gt == cell].min() < 0.2  # the cell's edge, the shared side included
+    assert target[11, 11] > 0.8 and target[11, 19] < 0.2  # cell 1's centre; its side by cell 2
+
+
+def test_centre_markers_split_what_the_network_merges(centre):
+    gt = two_touching_cells()
+    probabilities = merged_probabilities(gt)
+    params = WatershedParams(min_size=0)
+    assert instances_from_probabilities(probabilities, params).max() == 1  # P(interior) markers merge
+    markers = centre.centre_markers(centre.centre_targets(gt), gt > 0, threshold=0.5, height=0.0)
+    assert markers.max() == 2
+    labels = centre.segment_with_centre(probabilities, centre.centre_targets(gt), params, 0.5, 0.0)
+    assert labels.max() == 2
+    for cell in (1, 2):
+        _, counts = np.unique(labels[gt == cell], return_counts=True)
+        assert counts.max() / counts.sum() > 0.9
+
+
+def test_centre_branch_runs_beside_the_class_head(centre):
+    torch = pytest.importorskip("torch")
+    from napari_cellseg.models.m2 import M2Config
+    from napari_cellseg.models.surgery import build_model
+
+    torch.manual_seed(0)
+    m2 = M2Config(arch="mobilenetv3_small_050", num_classes=0, name="tiny")
+    net = build_model(m2, 2, 2, out_channels=3, decoder_channels=(8, 8, 8), pretrained=False).eval()
+    branch, forward = centre.build_branch(net)
+    x = torch.randn(2, 3, 37, 45)
+    with torch.no_grad():
+        logits, centre_logit = forward(x)
+        torch.testing.assert_close(logits, net(x))  # the class head is the network's own
+    assert centre_logit.shape == (2, 1, 37, 45)
+    # the branch starts from a copy of the last decoder block, then learns apart from it
+    first = next(branch["block"].parameters())
+    torch.testing.assert_close(first, next(net.decoder.blocks[-1].parameters()))
+    assert first.data_ptr() != next(net.decoder.blocks[-1].parameters()).data_ptr()
