@@ -1,7 +1,8 @@
 """Tiles around random errors of a model, to judge them by eye (a label audit).
 
-Each tile is 80x80 px around one false positive (red) or false negative (blue)
-of ``instance_errors.error_maps``, with the expert's outlines in green, next to
+Each tile is 80x80 px around one false positive (red), false negative (blue)
+or merge (yellow: one predicted object over two or more cells) of
+``instance_errors.error_maps``, with the expert's outlines in green, next to
 the same patch without outlines. Whether an error is the model's or the mask's
 is for the reader to decide::
 
@@ -17,7 +18,9 @@ import sys
 import numpy as np
 
 TILE = 80
-COLOURS = {"false_positive": (255, 0, 0), "false_negative": (0, 80, 255)}
+COLOURS = {"false_positive": (255, 0, 0), "false_negative": (0, 80, 255), "merged": (255, 220, 0)}
+PREDICTED_KINDS = ("false_positive", "merged")  # the others are expert cells
+PLURALS = {"false_positive": "false positives", "false_negative": "false negatives", "merged": "merges"}
 
 
 def tile(image: np.ndarray, truth: np.ndarray, error: np.ndarray, colour) -> np.ndarray:
@@ -70,17 +73,17 @@ def main() -> int:
         truth = dataset.load_reference_instances(image_id)
         labels = segment_image(model, config, image, keep_probabilities=False).labels
         errors = error_maps(truth, labels)
-        source = labels if args.kind == "false_positive" else truth
+        source = labels if args.kind in PREDICTED_KINDS else truth
         found += [(image, truth, source == i) for i in errors[f"{args.kind}_ids"]]
     if len(found) < 4:
-        print(f"error: only {len(found)} {args.kind.replace('_', ' ')}s found", file=sys.stderr)
+        print(f"error: only {len(found)} {PLURALS[args.kind]} found", file=sys.stderr)
         return 2
     count = min(args.count, len(found)) // 4 * 4
     picked = np.random.default_rng(args.seed).choice(len(found), size=count, replace=False)
     tiles = [tile(*found[k], COLOURS[args.kind]) for k in picked]
     rows = [np.concatenate(tiles[r : r + 4], axis=1) for r in range(0, count, 4)]
     Image.fromarray(np.concatenate(rows, axis=0).astype(np.uint8)).save(args.out)
-    print(f"{args.out}: {count} of {len(found)} {args.kind.replace('_', ' ')}s")
+    print(f"{args.out}: {count} of {len(found)} {PLURALS[args.kind]}")
     return 0
 
 

@@ -137,3 +137,17 @@ def test_centre_branch_runs_beside_the_class_head(centre):
     first = next(branch["block"].parameters())
     torch.testing.assert_close(first, next(net.decoder.blocks[-1].parameters()))
     assert first.data_ptr() != next(net.decoder.blocks[-1].parameters()).data_ptr()
+
+
+def test_audit_tile_outlines_a_merge_in_its_colour(load_script):
+    audit = load_script("error_audit_tiles")
+    gt = two_touching_cells()
+    image = np.full((*gt.shape, 3), 200, np.uint8)
+    merged = gt > 0  # one predicted object over both cells
+    tile = audit.tile(image, gt, merged, audit.COLOURS["merged"])
+    assert tile.shape == (audit.TILE, 2 * audit.TILE, 3)  # small images are padded to a whole tile
+    plain, outlined = tile[:, : audit.TILE], tile[:, audit.TILE :]
+    assert not np.any(np.all(plain == audit.COLOURS["merged"], axis=-1))
+    assert np.any(np.all(outlined == audit.COLOURS["merged"], axis=-1))
+    assert np.any(np.all(outlined == (0, 200, 0), axis=-1))  # the expert's outlines, the shared side too
+    assert "merged" in audit.PREDICTED_KINDS and "false_negative" not in audit.PREDICTED_KINDS
