@@ -61,21 +61,19 @@ def centre_targets(instances: np.ndarray) -> np.ndarray:
 
 def centre_markers(centre: np.ndarray, mask: np.ndarray, threshold: float, height: float,
                    smoothing: float = 0.0, min_marker_size: int = 4) -> np.ndarray:  # fmt: skip
-    """int32 markers: components of ``centre >= threshold`` in ``mask``, split at peaks ``height`` high."""
-    from scipy import ndimage as ndi
+    """int32 markers: components of ``centre >= threshold`` in ``mask``, split at peaks ``height`` high.
 
-    from napari_cellseg.inference.watershed import split_at_peaks
+    The package's interior markers, with the centre map in place of ``P(interior)``.
+    """
+    from napari_cellseg.inference.watershed import WatershedParams, markers_from_probabilities
 
-    if smoothing > 0:
-        centre = ndi.gaussian_filter(centre.astype(np.float32), smoothing)
-    markers, count = ndi.label((centre >= threshold) & mask, structure=np.ones((3, 3), bool))
-    if count and min_marker_size > 1:
-        small = np.bincount(markers.ravel()) < min_marker_size
-        small[0] = False
-        markers[small[markers]] = 0
-    if count and height > 0:
-        markers = split_at_peaks(markers, centre, height)
-    return markers
+    as_interior = np.zeros((3, *centre.shape), np.float32)
+    as_interior[2] = centre
+    params = WatershedParams(
+        interior_threshold=threshold, marker_smoothing=smoothing,
+        min_marker_size=min_marker_size, peak_height=height,
+    )  # fmt: skip
+    return markers_from_probabilities(as_interior, params, mask=mask)
 
 
 def segment_with_centre(probabilities, centre, params, threshold, height, smoothing=0.0):
