@@ -9,7 +9,12 @@ the dev C images of a split (never the test images):
   image's diameter estimated (``diameter=0``), and with one diameter for all,
   the median of the resized masks' nuclei (what a user who measured would give);
 - **stain**: the haematoxylin and eosin concentrations are scaled in HED space
-  (``data.photometric.stain_jitter``), beyond the training augmentation's range.
+  (``data.photometric.stain_jitter``), beyond the training augmentation's range;
+- **other stains**: the images redrawn as other slides would look
+  (``data.photometric.restain``): haematoxylin alone, haematoxylin-DAB
+  immunohistochemistry (DAB around the masks' nuclei), brown nuclei, and grey.
+  Restaining is also a training augmentation (``p_restain``), so these cases
+  say what the model learnt from it, not how it fares on real IHC slides.
 
 It prints pooled AP@0.5 and the DSB score per case. Run::
 
@@ -25,6 +30,7 @@ import sys
 import time
 
 import numpy as np
+from scipy import ndimage as ndi
 
 
 def _resize(image: np.ndarray, labels: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +51,32 @@ def _stained(image: np.ndarray, haematoxylin: float, eosin: float) -> np.ndarray
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _restained(
+    image: np.ndarray, labels: np.ndarray, haematoxylin: float, eosin: float, dab: float, brown_nuclei: bool
+) -> np.ndarray:
+    from napari_cellseg.data.photometric import gaussian_blur, restain
+
+    rgb = image[..., :3].astype(np.float32) / 255.0
+    # Brown around the nuclei, kept 2 px off their outlines and blurred, so no mask edge shows.
+    outside = ndi.binary_erosion(labels == 0, iterations=2).astype(np.float32)
+    dab = dab * gaussian_blur(outside, 3.0)
+    nuclear_dab = 0.0
+    if brown_nuclei:  # the left half's nuclei brown, the right half's blue
+        nuclear_dab = np.zeros(rgb.shape[:2], np.float32)
+        nuclear_dab[:, : rgb.shape[1] // 2] = 1.0
+    out = restain(rgb, haematoxylin, eosin, dab, nuclear_dab, percentiles=None)
+    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+# (name, haematoxylin x, eosin x, DAB optical density outside the nuclei, brown nuclei)
+OTHER_STAINS = (
+    ("haematoxylin only, pale (x0.5)", 0.5, 0.0, 0.0, False),
+    ("haematoxylin-DAB (x0.5, DAB 0.8 outside the nuclei)", 0.5, 0.0, 0.8, False),
+    ("haematoxylin-DAB, dark DAB (x0.4, DAB 1.5)", 0.4, 0.0, 1.5, False),
+    ("brown nuclei in half the image", 1.0, 1.0, 0.0, True),
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -52,7 +84,13 @@ def main() -> int:
     parser.add_argument("--data", required=True, help="dataset folder (e.g. dsb2018-dev)")
     parser.add_argument("--split", required=True, help="split CSV with dev rows of microscope C")
     parser.add_argument("--model", default=None, help="model directory (default: the bundled model)")
-    parser.add_argument("--scales", type=float, nargs="+", default=[0.5, 0.75, 1.0, 1.5, 2.0])
+    parser.add_argument(
+        "--scales",
+        type=float,
+        nargs="*",
+        default=[0.5, 0.75, 1.0, 1.5, 2.0],
+        help="resize factors (none: skip the scale table)",
+    )
     args = parser.parse_args()
 
     from napari_cellseg.data.dataset import CellDataset
@@ -99,6 +137,17 @@ def main() -> int:
     for haematoxylin, eosin in ((1.0, 1.0), (0.6, 1.0), (1.5, 1.0), (1.0, 0.5), (1.0, 1.6), (0.6, 1.6)):
         cases = [(_stained(image, haematoxylin, eosin), gt, {}) for image, gt in pairs]
         print(f"| {haematoxylin:g}, {eosin:g} | {score(cases)} |", flush=True)
+
+    print("\n| other stain | model default |")
+    print("|---|---|")
+    for name, *stain in OTHER_STAINS:
+        cases = [(_restained(image, gt, *stain), gt, {}) for image, gt in pairs]
+        print(f"| {name} | {score(cases)} |", flush=True)
+    grey = [
+        (np.round(image[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.uint8), gt, {})
+        for image, gt in pairs
+    ]
+    print(f"| grey (luminance) | {score(grey)} |", flush=True)
     return 0
 
 

@@ -18,6 +18,8 @@ PROBABILITIES = [
     "p_rot90",
     "p_rotate",
     "p_scale",
+    "p_restain",
+    "p_grey",
     "p_stain",
     "p_blur",
     "p_gamma",
@@ -215,3 +217,72 @@ def test_bad_inputs_are_refused_clearly():
         augment(np.zeros((8, 8, 2), np.float32), None, 0)
     with pytest.raises(ValueError, match="float32"):
         augment(np.zeros((8, 8), np.float32), np.zeros((8, 8), np.float32), 0)
+
+
+def _unmix(rgb: np.ndarray) -> np.ndarray:
+    """Haematoxylin, eosin and DAB concentrations of transmitted light."""
+    return -np.log(np.maximum(rgb, 1e-3)) @ photometric.HED_FROM_RGB
+
+
+def test_restain_redraws_each_stain_as_asked():
+    rng = np.random.default_rng(0)
+    stains = np.stack([rng.uniform(0, 1.0, (6, 6)), rng.uniform(0, 0.8, (6, 6)), np.zeros((6, 6))], -1)
+    he = np.exp(-stains @ photometric.RGB_FROM_HED).astype(np.float32)
+    kept = photometric.restain(he, 1.0, 1.0, percentiles=None)
+    np.testing.assert_allclose(kept, he, atol=1e-4)
+    # Pale haematoxylin, no eosin, DAB added: a haematoxylin-DAB slide.
+    dab = rng.uniform(0, 1.5, (6, 6))
+    ihc = _unmix(photometric.restain(he, 0.4, 0.0, dab=dab, percentiles=None))
+    np.testing.assert_allclose(ihc[..., 0], 0.4 * stains[..., 0], atol=1e-3)
+    np.testing.assert_allclose(ihc[..., 1], 0.0, atol=1e-3)
+    np.testing.assert_allclose(ihc[..., 2], dab, atol=1e-3)
+    # Brown nuclei: the haematoxylin moves to DAB where the field is 1, stays where it is 0.
+    field = np.zeros((6, 6), np.float32)
+    field[:, 3:] = 1.0
+    brown = _unmix(photometric.restain(he, 1.0, 1.0, nuclear_dab=field, percentiles=None))
+    np.testing.assert_allclose(brown[:, 3:, 0], 0.0, atol=1e-3)
+    np.testing.assert_allclose(brown[:, 3:, 2], stains[:, 3:, 0], atol=1e-3)
+    np.testing.assert_allclose(brown[:, :3], stains[:, :3], atol=1e-3)
+    stretched = photometric.restain(he, 0.4, 0.0)
+    assert stretched.min() == 0.0 and stretched.max() == 1.0
+    with pytest.raises(ValueError, match=r"\(6, 6\)"):
+        photometric.restain(he[..., 0], 1.0, 1.0)
+
+
+def test_smooth_field_has_regions_in_and_out():
+    field = photometric.smooth_field(np.random.default_rng(3), (192, 160))
+    again = photometric.smooth_field(np.random.default_rng(3), (192, 160))
+    assert field.shape == (192, 160) and field.dtype == np.float32 and np.array_equal(field, again)
+    assert 0.0 <= field.min() and field.max() <= 1.0
+    assert np.abs(np.diff(field, axis=0)).max() < 0.2, "the field must vary smoothly"
+
+
+def test_restaining_changes_colour_crops_only_and_not_the_target(histology):
+    image, _, target = histology
+    crop = np.ascontiguousarray(image[:64, :64])
+    restained = only(["p_restain"])
+    assert AugmentConfig().p_restain == 0.0 < AugmentConfig.preset("default").p_restain < restained.p_restain
+    out, out_target = Augmenter(restained)(crop, target[:64, :64], 1)
+    assert not np.allclose(out, crop, atol=1e-3) and np.array_equal(out_target, target[:64, :64])
+    grey = np.full((64, 64), 0.5, np.float32)
+    assert np.array_equal(Augmenter(restained)(grey, None, 0)[0], grey)
+    # DAB stays off the cells: a crop whose target is all cell gets none.
+    all_cells = np.full((64, 64), 2, np.uint8)
+    no_dab = only(["p_restain"], p_dab=1.0, p_nuclear_dab=0.0, restain_eosin=(1.0, 1.0))
+    no_dab = AugmentConfig(**{**no_dab.to_dict(), "restain_haematoxylin": (1.0, 1.0)})
+    kept, _ = Augmenter(no_dab)(crop, all_cells, 2)
+    background, _ = Augmenter(no_dab)(crop, np.zeros_like(all_cells), 2)
+    stretch = photometric.restain(crop, 1.0, 1.0)
+    np.testing.assert_allclose(kept, stretch, atol=1e-4)
+    assert np.abs(background - stretch).mean() > 0.02
+    with pytest.raises(ConfigError, match="restain_dab"):
+        AugmentConfig(restain_dab=(3.0, 1.0))
+
+
+def test_grey_step_gives_equal_channels_of_the_luminance(histology):
+    image, _, _ = histology
+    crop = np.ascontiguousarray(image[:64, :64])
+    out, _ = Augmenter(only(["p_grey"]))(crop, None, 0)
+    assert out.shape == crop.shape
+    np.testing.assert_allclose(out[..., 0], crop @ np.array([0.299, 0.587, 0.114]), atol=1e-5)
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])

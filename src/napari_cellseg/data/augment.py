@@ -27,8 +27,8 @@ int32); augmenting instance labels and calling
 :func:`~napari_cellseg.data.targets.instances_to_targets` afterwards keeps the
 boundary exactly ``thickness`` pixels wide at every scale.
 
-Photometric steps (in this order, each with its probability): stain jitter
-(colour images only), Gaussian blur, gamma + contrast + brightness, Gaussian
+Photometric steps (in this order, each with its probability): restaining,
+grey and stain jitter (colour images only), Gaussian blur, gamma + contrast + brightness, Gaussian
 noise; the result is clipped to ``[0, 1]`` like the normalised input.
 
 Determinism: all randomness comes from the ``numpy.random.Generator`` passed
@@ -69,6 +69,23 @@ class AugmentConfig(JsonConfig):
     p_stain, stain_scale, stain_shift : float
         HED stain jitter (colour images): each stain's concentration times
         ``1 +- stain_scale``, plus ``+- stain_shift`` optical density.
+    p_restain : float
+        Probability of re-rendering a colour image with other stain amounts
+        (:func:`~napari_cellseg.data.photometric.restain`), before the jitter:
+        haematoxylin times a factor in ``restain_haematoxylin``, eosin times
+        one in ``restain_eosin``, with probability ``p_dab`` DAB (up to
+        ``restain_dab`` optical density) over random regions outside the
+        target's cells, and with probability ``p_nuclear_dab`` the
+        haematoxylin of other regions drawn as DAB (brown nuclei): H&E slides
+        from other labs, and haematoxylin-DAB immunohistochemistry.
+    restain_haematoxylin, restain_eosin, restain_dab : (min, max)
+        Ranges of the restaining factors (uniform).
+    p_dab, p_nuclear_dab : float
+        Probabilities of DAB outside the cells, and of brown nuclei.
+    p_grey : float
+        Probability of turning a colour image grey (its luminance in all
+        three channels, as the network sees a grey image): stains whose
+        colour it has never seen, and H&E slides saved in grey.
     p_blur, blur_sigma : float
         Gaussian blur, sigma uniform in (0, ``blur_sigma``] pixels.
     p_gamma, gamma : float
@@ -89,6 +106,13 @@ class AugmentConfig(JsonConfig):
     p_stain: float = 0.5
     stain_scale: float = 0.1
     stain_shift: float = 0.05
+    p_restain: float = 0.0  # on in the "default" and "strong" presets
+    restain_haematoxylin: tuple[float, float] = (0.3, 1.2)
+    restain_eosin: tuple[float, float] = (0.0, 1.2)
+    restain_dab: tuple[float, float] = (0.3, 2.0)
+    p_dab: float = 0.6
+    p_nuclear_dab: float = 0.3
+    p_grey: float = 0.0  # likewise
     p_blur: float = 0.2
     blur_sigma: float = 1.0
     p_gamma: float = 0.3
@@ -102,6 +126,11 @@ class AugmentConfig(JsonConfig):
     def __post_init__(self) -> None:
         self.patch_size = tuple(int(v) for v in self.patch_size)
         self.scale_range = tuple(float(v) for v in self.scale_range)
+        for name in ("restain_haematoxylin", "restain_eosin", "restain_dab"):
+            pair = tuple(float(v) for v in getattr(self, name))
+            if len(pair) != 2 or not 0 <= pair[0] <= pair[1]:
+                raise ConfigError(f"{name} must be (min, max) with 0 <= min <= max, got {pair}")
+            setattr(self, name, pair)
         if len(self.patch_size) != 2 or min(self.patch_size) < 1:
             raise ConfigError(f"patch_size must be two positive integers, got {self.patch_size}")
         for f in fields(self):
@@ -122,7 +151,9 @@ class AugmentConfig(JsonConfig):
         return replace(cls(), **{**PRESETS[name], **overrides})
 
 
-_ALL_OFF = {f"p_{s}": 0.0 for s in ("flip rot90 rotate scale stain blur gamma contrast noise".split())}
+_ALL_OFF = {
+    f"p_{s}": 0.0 for s in ("flip rot90 rotate scale restain grey stain blur gamma contrast noise".split())
+}
 PRESETS: dict[str, dict[str, Any]] = {
     "none": dict(_ALL_OFF),  # crop only
     "light": {
@@ -132,8 +163,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         **dict(p_gamma=0.2, gamma=0.15, p_contrast=0.3, contrast=0.1, brightness=0.05),
         **dict(p_noise=0.2, noise_std=0.02),
     },
-    "default": {},
+    # Restaining and grey joined "default" with experiments.md step 13; runs before it
+    # (steps 1-12) had them off.
+    "default": dict(p_restain=0.3, p_grey=0.1),
     "strong": {
+        **dict(p_restain=0.5, p_grey=0.2),
         **dict(p_rotate=0.5, max_angle=180.0, p_scale=0.7, scale_range=(0.6, 1.67)),
         **dict(p_stain=0.7, stain_scale=0.2, stain_shift=0.1, p_blur=0.3, blur_sigma=1.5),
         **dict(p_gamma=0.5, gamma=0.5, p_contrast=0.7, contrast=0.35, brightness=0.15),
@@ -187,7 +221,7 @@ class Augmenter:
         rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         matrix = self._draw_geometry(rng, image.shape[:2])
         image, target = _warp(image, target, matrix, self.config.patch_size)
-        return self._photometric(image, rng), target
+        return self._photometric(image, target, rng), target
 
     def _draw_geometry(self, rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
         """The 2 x 3 map from output pixel (x, y) to source pixel (x, y)."""
@@ -213,8 +247,15 @@ class Augmenter:
             offset = np.round(offset)  # integer shift: an exact pixel permutation
         return np.hstack([linear, offset[:, None]]).astype(np.float64)
 
-    def _photometric(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _photometric(
+        self, image: np.ndarray, target: np.ndarray | None, rng: np.random.Generator
+    ) -> np.ndarray:
         c = self.config
+        # Steps added later draw only when on, so older settings give the crops they gave.
+        if c.p_restain > 0 and rng.random() < c.p_restain and image.ndim == 3:
+            image = self._restain(image, target, rng)
+        if c.p_grey > 0 and rng.random() < c.p_grey and image.ndim == 3:
+            image = np.repeat(image @ _LUMINANCE, 3, axis=-1)
         if rng.random() < c.p_stain and image.ndim == 3:
             scale = 1.0 + rng.uniform(-c.stain_scale, c.stain_scale, 3)
             image = photometric.stain_jitter(image, scale, rng.uniform(-c.stain_shift, c.stain_shift, 3))
@@ -232,6 +273,22 @@ class Augmenter:
             image = photometric.add_noise(image, rng.uniform(0.0, c.noise_std), rng)
         return np.clip(image, 0.0, 1.0, out=image)
 
+    def _restain(self, image: np.ndarray, target: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+        c = self.config
+        haematoxylin = rng.uniform(*c.restain_haematoxylin)
+        eosin = rng.uniform(*c.restain_eosin)
+        shape = image.shape[:2]
+        dab = 0.0
+        if rng.random() < c.p_dab:
+            # DAB on cytoplasm and membranes: regions of the tissue, never the nuclei.
+            dab = rng.uniform(*c.restain_dab) * photometric.smooth_field(rng, shape)
+            if target is not None:  # soft edges: the brown must not trace the masks' outlines
+                dab *= photometric.gaussian_blur((target == 0).astype(np.float32), 2.0)
+        nuclear = photometric.smooth_field(rng, shape) if rng.random() < c.p_nuclear_dab else 0.0
+        return photometric.restain(image, haematoxylin, eosin, dab, nuclear)
+
+
+_LUMINANCE = np.array([[0.299], [0.587], [0.114]], np.float32)  # ITU-R BT.601, as in cv2
 
 # Label dtypes cv2.warpAffine handles as they are.
 _WARPABLE = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.int32))

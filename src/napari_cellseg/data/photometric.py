@@ -16,6 +16,8 @@ __all__ = [
     "add_noise",
     "adjust_tone",
     "gaussian_blur",
+    "restain",
+    "smooth_field",
     "stain_jitter",
 ]
 
@@ -63,6 +65,88 @@ def stain_jitter(image: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.
     log_rgb = cv2.log(np.maximum(image, np.float32(_MIN_TRANSMISSION)))
     out = cv2.exp(cv2.transform(log_rgb, affine))
     return np.minimum(out, 1.0, out=out)
+
+
+def restain(
+    image: np.ndarray,
+    haematoxylin: float,
+    eosin: float,
+    dab: float | np.ndarray = 0.0,
+    nuclear_dab: float | np.ndarray = 0.0,
+    percentiles: tuple[float, float] | None = (1.0, 99.8),
+) -> np.ndarray:
+    """Render a brightfield RGB image with other amounts of stain, IHC included.
+
+    Stain jitter (:func:`stain_jitter`) nudges the concentrations of an H&E
+    image; this changes what the image looks like as a whole. The optical
+    density is unmixed into haematoxylin, eosin and DAB (Ruifrok & Johnston)
+    and mixed back as:
+
+    - haematoxylin times ``haematoxylin`` (below 1: the pale counterstain of
+      immunohistochemistry), of which the share ``nuclear_dab`` is drawn in
+      DAB instead (brown nuclei, as in Ki-67 staining);
+    - eosin times ``eosin`` (0: no eosin, as in haematoxylin-DAB slides);
+    - the original DAB plus ``dab`` (brown cytoplasm and membranes where the
+      caller puts it, for example outside the nuclei).
+
+    The result is stretched to its ``percentiles`` again, as the normalisation
+    rule would stretch such an image, so dark DAB, not the nuclei, can set its
+    contrast.
+
+    Parameters
+    ----------
+    image : (H, W, 3) float32 array in [0, 1]
+        Transmitted light (white background near 1).
+    haematoxylin, eosin : float
+        Factors on the two stains' concentrations.
+    dab, nuclear_dab : float or (H, W) array
+        DAB concentration added (optical-density units), and the share (0-1)
+        of haematoxylin rendered as DAB; arrays vary them across the image
+        (see :func:`smooth_field`).
+    percentiles : (low, high) or None
+        Percentiles of the result mapped to 0 and 1; None keeps the
+        transmitted light as it is.
+
+    Returns
+    -------
+    (H, W, 3) float32 array in [0, 1]
+    """
+    import cv2
+
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"restaining needs an RGB (H, W, 3) image, got shape {image.shape}")
+    od = -cv2.log(np.maximum(image, np.float32(_MIN_TRANSMISSION)))
+    stains = cv2.transform(od, HED_FROM_RGB.T.astype(np.float32))  # (H, W, 3): H, E, D
+    h, e, d = (stains[..., i] for i in range(3))
+    h = np.maximum(h, 0.0) * np.float32(haematoxylin)
+    e_pos = np.maximum(e, 0.0)
+    nuclear_dab = np.float32(nuclear_dab) if np.isscalar(nuclear_dab) else nuclear_dab.astype(np.float32)
+    dab = np.float32(dab) if np.isscalar(dab) else dab.astype(np.float32)
+    rendered = np.stack([h * (1 - nuclear_dab), e_pos * np.float32(eosin), d + dab + h * nuclear_dab], -1)
+    od = cv2.transform(rendered.astype(np.float32), RGB_FROM_HED.T.astype(np.float32))
+    out = cv2.exp(-od)
+    if percentiles is None:
+        return np.minimum(out, 1.0, out=out)
+    low, high = np.percentile(out, percentiles)
+    out -= np.float32(low)
+    out *= np.float32(1.0 / max(float(high - low), 1e-6))
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float = 48.0) -> np.ndarray:
+    """A random field in [0, 1] that varies over about ``scale`` pixels: patches of 0 and 1.
+
+    Noise on a coarse grid, upsampled bilinearly and pushed through a steep
+    logistic around a random threshold, so that some regions get it and
+    others do not (which cells of a slide take up a stain).
+    """
+    import cv2
+
+    height, width = shape
+    coarse = rng.standard_normal((max(2, round(height / scale) + 1), max(2, round(width / scale) + 1)))
+    field = cv2.resize(coarse.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    threshold = rng.uniform(-1.0, 1.0)
+    return (1.0 / (1.0 + np.exp(-4.0 * (field - threshold)))).astype(np.float32)
 
 
 def adjust_tone(image: np.ndarray, gamma: float, contrast: float, brightness: float) -> np.ndarray:
