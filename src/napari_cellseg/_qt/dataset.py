@@ -29,7 +29,7 @@ from ..app.dataset_tools import (
     problem_lines,
 )
 from ..classes import MICROSCOPES
-from ..data.augment import PRESETS
+from ..data.augment import PRESETS, TRAINING_PRESET
 from ._common import PathEdit, annotation_colormap, clear_table, fill_table
 from ._panel import TaskPanel
 
@@ -100,7 +100,7 @@ class DatasetWidget(TaskPanel):
         self.id_combo = QComboBox()
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(list(PRESETS))
-        self.preset_combo.setCurrentText("default")
+        self.preset_combo.setCurrentText(TRAINING_PRESET)
         self.n_spin = QSpinBox()
         self.n_spin.setRange(1, 16)
         self.n_spin.setValue(4)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..classes import MICROSCOPES
+from ..data.augment import TRAINING_PRESET
 
 SPLIT_FILE_NAME = "split.csv"
 
@@ -153,7 +154,7 @@ def counts_table(counts: dict[str, dict[str, int]]) -> tuple[list[str], list[lis
 def preview_dataset_augmentations(
     root: str | os.PathLike,
     image_id: str,
-    preset: str = "default",
+    preset: str = TRAINING_PRESET,
     n: int = 4,
     patch_size: int = 256,
     seed: int = 0,

@@ -46,7 +46,7 @@ import numpy as np
 from ..config import ConfigError, JsonConfig
 from . import photometric
 
-__all__ = ["PRESETS", "AugmentConfig", "Augmenter", "preview_augmentations"]
+__all__ = ["PRESETS", "TRAINING_PRESET", "AugmentConfig", "Augmenter", "preview_augmentations"]
 
 
 @dataclass
@@ -106,7 +106,7 @@ class AugmentConfig(JsonConfig):
     p_stain: float = 0.5
     stain_scale: float = 0.1
     stain_shift: float = 0.05
-    p_restain: float = 0.0  # on in the "default" and "strong" presets
+    p_restain: float = 0.0  # on in the "stains" and "strong" presets
     restain_haematoxylin: tuple[float, float] = (0.3, 1.2)
     restain_eosin: tuple[float, float] = (0.0, 1.2)
     restain_dab: tuple[float, float] = (0.3, 2.0)
@@ -145,7 +145,7 @@ class AugmentConfig(JsonConfig):
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> AugmentConfig:
-        """A named preset (``none``, ``light``, ``default``, ``strong``) with overrides."""
+        """A named preset (``none``, ``light``, ``default``, ``stains``, ``strong``) with overrides."""
         if name not in PRESETS:
             raise ConfigError(f"unknown augmentation preset {name!r}; choose from {sorted(PRESETS)}")
         return replace(cls(), **{**PRESETS[name], **overrides})
@@ -163,9 +163,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         **dict(p_gamma=0.2, gamma=0.15, p_contrast=0.3, contrast=0.1, brightness=0.05),
         **dict(p_noise=0.2, noise_std=0.02),
     },
-    # Restaining and grey joined "default" with experiments.md step 13; runs before it
-    # (steps 1-12) had them off.
-    "default": dict(p_restain=0.3, p_grey=0.1),
+    "default": {},
+    # "default" plus restaining and grey (experiments.md step 13): TrainConfig's default
+    # since then. "default" keeps its meaning, so older runs' configs still say what ran.
+    "stains": dict(p_restain=0.3, p_grey=0.1),
     "strong": {
         **dict(p_restain=0.5, p_grey=0.2),
         **dict(p_rotate=0.5, max_angle=180.0, p_scale=0.7, scale_range=(0.6, 1.67)),
@@ -174,6 +175,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         **dict(p_noise=0.5, noise_std=0.08),
     },
 }
+
+
+TRAINING_PRESET = "stains"  # what training uses unless told otherwise
 
 
 class Augmenter:

@@ -94,7 +94,11 @@ def _register_train(subparsers) -> None:
     add("--patch-size", type=int, help="side of the square training crops (default 256)")
     add("--microscopes", nargs="+", choices=MICROSCOPES, metavar="TAG", help="train on these only")
     add("--oversample", nargs="+", default=None, metavar="TAG=W", help="e.g. C=3 draws C crops 3x as often")
-    add("--augment", help="augmentation preset: none, light, default, strong")
+    add(
+        "--augment",
+        help="augmentation preset: none, light, default, stains (default: default plus "
+        "restaining to other stains and grey), strong",
+    )
     add("--seed", type=int)
     add("--threads", type=int, help="torch threads (0: all cores but one)")
     add("--workers", type=int, help="data-loading processes (0: none; default: 0 on CPU, up to 8 on CUDA)")

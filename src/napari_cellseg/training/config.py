@@ -14,6 +14,7 @@ from typing import Any
 
 from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS, MICROSCOPES
 from ..config import ConfigError, JsonConfig
+from ..data.augment import TRAINING_PRESET
 from ..data.soft_targets import TARGET_PROFILES
 
 LOSSES = ("weighted-ce", "weighted-bce")
@@ -95,7 +96,8 @@ class TrainConfig(JsonConfig):
     patch_size : int
         Side of the square training crops.
     augment_preset : str
-        ``Augmenter`` preset (``none``, ``light``, ``default``, ``strong``).
+        ``Augmenter`` preset (``none``, ``light``, ``default``, ``stains``,
+        ``strong``); ``stains`` is ``default`` plus restaining and grey.
     augment : dict or None
         A full ``AugmentConfig`` as a dict; overrides the preset when given.
     normalization : dict or None
@@ -154,7 +156,7 @@ class TrainConfig(JsonConfig):
     scheduler: str = "cosine"
     warmup_fraction: float = 0.05
     patch_size: int = 256
-    augment_preset: str = "default"
+    augment_preset: str = TRAINING_PRESET
     augment: dict[str, Any] | None = None
     normalization: dict[str, Any] | None = None
     seed: int = 0
