@@ -49,10 +49,10 @@ def ihc_figure(models: list[str], names: list[str], out: Path) -> None:
         model, config = resolve_model(None if model_dir == "default" else model_dir, device="cpu")
         result = segment_image(model, config, image, diameter=0, device="cpu")
         overlay = image.copy()
-        overlay[find_boundaries(result.labels, mode="inner")] = (0, 255, 0)
+        overlay[find_boundaries(result.labels, mode="thick")] = (0, 255, 0)
         panels.append(overlay)
         print(f"{name}: {result.n_instances} nuclei (estimated diameter {result.diameter:.1f} px)")
-    io.imsave(out / "ihc_segmented.png", np.concatenate(panels, axis=1)[::2, ::2], check_contrast=False)
+    io.imsave(out / "ihc_segmented.png", np.concatenate(panels, axis=1), check_contrast=False)
 
 
 def main() -> None:
