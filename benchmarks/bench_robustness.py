@@ -94,6 +94,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from napari_cellseg.data.dataset import CellDataset
+    from napari_cellseg.data.photometric import luminance
     from napari_cellseg.inference.runtime import resolve_model
     from napari_cellseg.inference.scale import equivalent_diameters
     from napari_cellseg.inference.segment import segment_image
@@ -143,10 +144,7 @@ def main() -> int:
     for name, *stain in OTHER_STAINS:
         cases = [(_restained(image, gt, *stain), gt, {}) for image, gt in pairs]
         print(f"| {name} | {score(cases)} |", flush=True)
-    grey = [
-        (np.round(image[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.uint8), gt, {})
-        for image, gt in pairs
-    ]
+    grey = [(np.round(luminance(image)).astype(np.uint8), gt, {}) for image, gt in pairs]
     print(f"| grey (luminance) | {score(grey)} |", flush=True)
     return 0
 

@@ -114,7 +114,9 @@ def _pale_haematoxylin(image):
 def _grey(image):
     import numpy as np
 
-    return np.round(image[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)
+    from napari_cellseg.data.photometric import luminance
+
+    return np.round(luminance(image)).astype(np.uint8)
 
 
 def score_other_stains(model_dir: Path, data: str, split: str, device: str) -> tuple[dict, int]:

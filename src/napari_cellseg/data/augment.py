@@ -259,7 +259,7 @@ class Augmenter:
         if c.p_restain > 0 and rng.random() < c.p_restain and image.ndim == 3:
             image = self._restain(image, target, rng)
         if c.p_grey > 0 and rng.random() < c.p_grey and image.ndim == 3:
-            image = np.repeat(image @ _LUMINANCE, 3, axis=-1)
+            image = np.repeat(photometric.luminance(image)[..., None], 3, axis=-1).astype(np.float32)
         if rng.random() < c.p_stain and image.ndim == 3:
             scale = 1.0 + rng.uniform(-c.stain_scale, c.stain_scale, 3)
             image = photometric.stain_jitter(image, scale, rng.uniform(-c.stain_shift, c.stain_shift, 3))
@@ -291,8 +291,6 @@ class Augmenter:
         nuclear = photometric.smooth_field(rng, shape) if rng.random() < c.p_nuclear_dab else 0.0
         return photometric.restain(image, haematoxylin, eosin, dab, nuclear)
 
-
-_LUMINANCE = np.array([[0.299], [0.587], [0.114]], np.float32)  # ITU-R BT.601, as in cv2
 
 # Label dtypes cv2.warpAffine handles as they are.
 _WARPABLE = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.int32))

@@ -16,6 +16,7 @@ __all__ = [
     "add_noise",
     "adjust_tone",
     "gaussian_blur",
+    "luminance",
     "restain",
     "smooth_field",
     "stain_jitter",
@@ -29,6 +30,7 @@ RGB_FROM_HED = np.array(
 )
 RGB_FROM_HED = RGB_FROM_HED / np.linalg.norm(RGB_FROM_HED, axis=1, keepdims=True)
 HED_FROM_RGB = np.linalg.inv(RGB_FROM_HED)
+_LUMINANCE = np.array([0.299, 0.587, 0.114])
 # Transmission floor: a black pixel has optical density -ln(1e-3) ~ 6.9, not infinity.
 _MIN_TRANSMISSION = 1e-3
 _TONE_LEVELS = 4096
@@ -131,6 +133,11 @@ def restain(
     out -= np.float32(low)
     out *= np.float32(1.0 / max(float(high - low), 1e-6))
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """Grey ``(H, W)`` float64 from RGB ``(H, W, 3)``: ITU-R BT.601 weights, as cv2 and PIL use."""
+    return np.asarray(image)[..., :3] @ _LUMINANCE
 
 
 def smooth_field(rng: np.random.Generator, shape: tuple[int, int], scale: float = 48.0) -> np.ndarray:

@@ -96,8 +96,8 @@ def _register_train(subparsers) -> None:
     add("--oversample", nargs="+", default=None, metavar="TAG=W", help="e.g. C=3 draws C crops 3x as often")
     add(
         "--augment",
-        help="augmentation preset: none, light, default, stains (default: default plus "
-        "restaining to other stains and grey), strong",
+        help="augmentation preset: none, light, default, strong, or stains (the default: "
+        "preset default plus restaining to other stains and grey)",
     )
     add("--seed", type=int)
     add("--threads", type=int, help="torch threads (0: all cores but one)")
