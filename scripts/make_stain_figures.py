@@ -30,12 +30,12 @@ def restain_figure(out: Path) -> None:
     rows = []
     for name in ("c_histology_1", "c_histology_2"):
         image, labels, _ = load_sample(name)
-        draws = preview_augmentations(image, labels, n=6, config=config, seed=3)
+        draws = preview_augmentations(image, labels, n=5, config=config, seed=3)
         crops = [(np.clip(d, 0, 1) * 255).astype(np.uint8) for d, _ in draws]
         stored = preview_augmentations(
             image, labels, n=1, config=AugmentConfig.preset("none", patch_size=(160, 160)), seed=3
         )
-        rows.append(np.concatenate([(stored[0][0] * 255).astype(np.uint8), *crops[:5]], axis=1))
+        rows.append(np.concatenate([(stored[0][0] * 255).astype(np.uint8), *crops], axis=1))
     io.imsave(out / "augment_restain.png", np.concatenate(rows, axis=0), check_contrast=False)
 
 

@@ -125,7 +125,7 @@ def restain(
     nuclear_dab = np.float32(nuclear_dab) if np.isscalar(nuclear_dab) else nuclear_dab.astype(np.float32)
     dab = np.float32(dab) if np.isscalar(dab) else dab.astype(np.float32)
     rendered = np.stack([h * (1 - nuclear_dab), e_pos * np.float32(eosin), d + dab + h * nuclear_dab], -1)
-    od = cv2.transform(rendered.astype(np.float32), RGB_FROM_HED.T.astype(np.float32))
+    od = cv2.transform(rendered, RGB_FROM_HED.T.astype(np.float32))
     out = cv2.exp(-od)
     if percentiles is None:
         return np.minimum(out, 1.0, out=out)
