@@ -1,4 +1,4 @@
-"""How the default model holds up on C images unlike its training set: scale and stain.
+"""How the default model holds up on C images unlike its training set: scale, stain and scanner.
 
 Other scanners and labs differ from the shared data mostly by magnification
 (nucleus size in pixels) and by stain colour. This script imitates both on
@@ -15,6 +15,10 @@ the dev C images of a split (never the test images):
   immunohistochemistry (DAB around the masks' nuclei), brown nuclei, and grey.
   Restaining is also a training augmentation (``p_restain``), so these cases
   say what the model learnt from it, not how it fares on real IHC slides.
+- **scanners**: the images JPEG-compressed, and sampled down and back up to
+  their size (``data.photometric.jpeg_compress``, ``lower_resolution``): a
+  scanner that records less detail, or software that saves lossy files.
+  Both are training augmentations too (preset ``scanners``).
 
 It prints pooled AP@0.5 and the DSB score per case. Run::
 
@@ -67,6 +71,24 @@ def _restained(
     out = restain(rgb, haematoxylin, eosin, dab, nuclear_dab, percentiles=None)
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
+
+def _scanned(image: np.ndarray, resolution: float, quality: int | None) -> np.ndarray:
+    from napari_cellseg.data.photometric import jpeg_compress, lower_resolution
+
+    out = lower_resolution(image[..., :3].astype(np.float32) / 255.0, resolution)
+    if quality is not None:
+        out = jpeg_compress(out, quality)
+    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+# (name, resolution kept, JPEG quality or None)
+SCANNERS = (
+    ("JPEG quality 40", 1.0, 40),
+    ("JPEG quality 20", 1.0, 20),
+    ("half the resolution", 0.5, None),
+    ("a third of the resolution", 0.35, None),
+    ("half the resolution, JPEG quality 40", 0.5, 40),
+)
 
 # (name, haematoxylin x, eosin x, DAB optical density outside the nuclei, brown nuclei)
 OTHER_STAINS = (
@@ -146,6 +168,12 @@ def main() -> int:
         print(f"| {name} | {score(cases)} |", flush=True)
     grey = [(np.round(luminance(image)).astype(np.uint8), gt, {}) for image, gt in pairs]
     print(f"| grey (luminance) | {score(grey)} |", flush=True)
+
+    print("\n| scanner | model default |")
+    print("|---|---|")
+    for name, resolution, quality in SCANNERS:
+        cases = [(_scanned(image, resolution, quality), gt, {}) for image, gt in pairs]
+        print(f"| {name} | {score(cases)} |", flush=True)
     return 0
 
 

@@ -171,6 +171,12 @@ def test_test_time_augmentation_box_reaches_the_prediction(make_napari_viewer, t
     model, config = load_model_cached(tiny_model_dir)
     expected = predict_probabilities(model, config, layer.data, channel_axis=-1, tta=True)
     np.testing.assert_allclose(widget.probabilities, expected, atol=1e-5)
+    assert not widget.zoom_check.isChecked()  # off by default: 3x the network time
+    widget.tta_check.setChecked(False)
+    widget.zoom_check.setChecked(True)
+    _segment(widget, wait_for_job)
+    expected = predict_probabilities(model, config, layer.data, channel_axis=-1, tta_scales=(0.8, 1.0, 1.25))
+    np.testing.assert_allclose(widget.probabilities, expected, atol=1e-5)
 
 
 def test_opening_the_panel_loads_the_current_model_in_the_background(

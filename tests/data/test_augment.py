@@ -22,9 +22,11 @@ PROBABILITIES = [
     "p_grey",
     "p_stain",
     "p_blur",
+    "p_lowres",
     "p_gamma",
     "p_contrast",
     "p_noise",
+    "p_jpeg",
 ]
 GEOMETRY = ["p_flip", "p_rot90", "p_rotate", "p_scale"]
 
@@ -134,7 +136,7 @@ def test_grey_images_stay_grey_and_skip_stain_jitter():
 def test_each_photometric_step_changes_the_image(histology):
     image, _, target = histology
     crop = np.ascontiguousarray(image[:64, :64])
-    for step in ["p_stain", "p_blur", "p_gamma", "p_contrast", "p_noise"]:
+    for step in ["p_stain", "p_blur", "p_lowres", "p_gamma", "p_contrast", "p_noise", "p_jpeg"]:
         out, out_target = Augmenter(only([step]))(crop, target[:64, :64], 1)
         assert not np.allclose(out, crop, atol=1e-3), step
         assert np.array_equal(out_target, target[:64, :64]), f"{step} must not move the target"
@@ -181,7 +183,7 @@ def test_preview_returns_n_deterministic_samples_from_a_raw_image():
 
 
 def test_presets_and_config_round_trip(tmp_path):
-    assert set(PRESETS) == {"none", "light", "default", "stains", "strong"}
+    assert set(PRESETS) == {"none", "light", "default", "stains", "scanners", "strong"}
     none = AugmentConfig.preset("none")
     assert all(getattr(none, p) == 0.0 for p in PROBABILITIES)
     strong, light = AugmentConfig.preset("strong"), AugmentConfig.preset("light")
@@ -198,6 +200,8 @@ def test_presets_and_config_round_trip(tmp_path):
         ({"noise_std": -0.1}, "noise_std must be >= 0"),
         ({"scale_range": (2.0, 1.0)}, "scale_range"),
         ({"patch_size": (0, 64)}, "patch_size"),
+        ({"lowres_range": (0.5, 1.5)}, "lowres_range"),
+        ({"jpeg_quality": (0, 50)}, "jpeg_quality"),
     ],
 )
 def test_bad_configs_are_refused(kwargs, message):
@@ -286,3 +290,39 @@ def test_grey_step_gives_equal_channels_of_the_luminance(histology):
     assert out.shape == crop.shape
     np.testing.assert_allclose(out[..., 0], crop @ np.array([0.299, 0.587, 0.114]), atol=1e-5)
     assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+
+
+def test_lower_resolution_loses_detail_but_keeps_size_and_mean(histology):
+    image, _, _ = histology
+    crop = np.ascontiguousarray(image[:96, :96])
+    detail = lambda a: np.abs(np.diff(a, axis=0)).mean()  # noqa: E731
+    halved, third = photometric.lower_resolution(crop, 0.5), photometric.lower_resolution(crop, 0.33)
+    assert halved.shape == crop.shape and halved.dtype == np.float32
+    assert detail(crop) > detail(halved) > detail(third)
+    assert abs(float(halved.mean() - crop.mean())) < 0.01
+    assert photometric.lower_resolution(crop, 1.0) is crop
+    grey = np.ascontiguousarray(crop[..., :1])
+    assert photometric.lower_resolution(grey, 0.5).shape == grey.shape
+
+
+def test_jpeg_compression_costs_more_at_lower_quality(histology):
+    image, _, _ = histology
+    crop = np.ascontiguousarray(image[:96, :96])
+    errors = [np.abs(photometric.jpeg_compress(crop, q) - crop).mean() for q in (95, 50, 10)]
+    assert errors[0] < errors[1] < errors[2] and errors[0] < 0.02
+    for shaped in (crop[..., 0], crop[..., :1]):
+        out = photometric.jpeg_compress(np.ascontiguousarray(shaped), 30)
+        assert out.shape == shaped.shape and out.dtype == np.float32 and 0 <= out.min() <= out.max() <= 1
+
+
+def test_steps_added_later_draw_nothing_when_off(histology):
+    """Older settings (the scanner steps off) must give the crops they always gave."""
+    image, _, target = histology
+    stains = AugmentConfig.preset("stains", patch_size=(64, 64))
+    scanners_off = AugmentConfig.preset("scanners", patch_size=(64, 64), p_lowres=0.0, p_jpeg=0.0)
+    for seed in range(3):
+        a, _ = Augmenter(stains)(image, target, seed)
+        b, _ = Augmenter(scanners_off)(image, target, seed)
+        assert np.array_equal(a, b)
+    on = AugmentConfig.preset("scanners", patch_size=(64, 64), p_lowres=1.0, p_jpeg=1.0)
+    assert not np.array_equal(Augmenter(on)(image, target, 0)[0], Augmenter(stains)(image, target, 0)[0])

@@ -84,11 +84,16 @@ class SegmentWidget(TaskPanel):
         self.interior_check = QCheckBox("Also show the interior probability")
         self.tta_check = QCheckBox("Test-time augmentation (8x slower, a little more accurate)")
         self.tta_check.setToolTip("Average the predictions over the 8 flips and quarter turns of the image")
+        self.zoom_check = QCheckBox("Also average over zooms 0.8x-1.25x (3x slower)")
+        self.zoom_check.setToolTip(
+            "Average the predictions over the image zoomed by 0.8, 1 and 1.25 around the nucleus size"
+        )
         top = QFormLayout()
         top.addRow("Image", self.image_combo)
         top.addRow(self.segment_button)
         top.addRow(self.interior_check)
         top.addRow(self.tta_check)
+        top.addRow(self.zoom_check)
         self.body.addLayout(top)
 
         model = QGroupBox("Model")
@@ -234,6 +239,7 @@ class SegmentWidget(TaskPanel):
         started = time.perf_counter()
         self.start(
             iter_segment_one_click, data, model_dir, params, rgb=image.rgb, tta=self.tta_check.isChecked(),
+            tta_zoom=self.zoom_check.isChecked(),
             title=f"Segment {image.name!r}",
             on_result=lambda result: self._show(image, model_dir, result, time.perf_counter() - started),
         )  # fmt: skip

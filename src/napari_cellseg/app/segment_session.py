@@ -133,6 +133,7 @@ def iter_segment_one_click(
     scale=None,
     translate=None,
     tta: bool = False,
+    tta_zoom: bool = False,
 ) -> Generator[PredictProgress, None, Any]:
     """Segment ``image`` with the model in ``model_dir``, keeping the probabilities.
 
@@ -150,6 +151,8 @@ def iter_segment_one_click(
         Kept on the result (the image layer's).
     tta : bool
         Test-time augmentation (8 flips and quarter turns, 8x the network time).
+    tta_zoom : bool
+        Also average over the image zoomed by ``MULTISCALE_FACTORS`` (3x the network time).
 
     Yields
     ------
@@ -166,6 +169,7 @@ def iter_segment_one_click(
     ValueError
         If there is no model or the image has an unsupported shape or dtype.
     """
+    from ..inference.runtime import MULTISCALE_FACTORS
     from ..inference.segment import iter_segment_image
 
     if model_dir is None:
@@ -177,6 +181,7 @@ def iter_segment_one_click(
         yield from iter_segment_image(
             model, config, image, params, channel_axis=-1 if rgb else None,
             scale=scale, translate=translate, keep_probabilities=True, tta=tta,
+            tta_scales=MULTISCALE_FACTORS if tta_zoom else None,
         )
     )  # fmt: skip
 

@@ -28,8 +28,9 @@ int32); augmenting instance labels and calling
 boundary exactly ``thickness`` pixels wide at every scale.
 
 Photometric steps (in this order, each with its probability): restaining,
-grey and stain jitter (colour images only), Gaussian blur, gamma + contrast + brightness, Gaussian
-noise; the result is clipped to ``[0, 1]`` like the normalised input.
+grey and stain jitter (colour images only), Gaussian blur, a lower resolution,
+gamma + contrast + brightness, Gaussian noise, JPEG compression; the result is
+clipped to ``[0, 1]`` like the normalised input.
 
 Determinism: all randomness comes from the ``numpy.random.Generator`` passed
 in, so the same seed gives identical outputs.
@@ -88,6 +89,14 @@ class AugmentConfig(JsonConfig):
         colour it has never seen, and H&E slides saved in grey.
     p_blur, blur_sigma : float
         Gaussian blur, sigma uniform in (0, ``blur_sigma``] pixels.
+    p_lowres, lowres_range : float, (min, max)
+        Probability of losing resolution: the crop sampled down to a factor
+        uniform in ``lowres_range`` of its size and back up
+        (:func:`~napari_cellseg.data.photometric.lower_resolution`), as a
+        low-magnification scan looks once resampled to the nucleus size.
+    p_jpeg, jpeg_quality : float, (min, max)
+        Probability of JPEG compression at a quality uniform in ``jpeg_quality``
+        (images exported from slide scanners and microscope software).
     p_gamma, gamma : float
         Gamma ``exp(+-gamma)``.
     p_contrast, contrast, brightness : float
@@ -115,6 +124,8 @@ class AugmentConfig(JsonConfig):
     p_grey: float = 0.0  # likewise
     p_blur: float = 0.2
     blur_sigma: float = 1.0
+    p_lowres: float = 0.0  # on in the "scanners" preset
+    lowres_range: tuple[float, float] = (0.35, 1.0)
     p_gamma: float = 0.3
     gamma: float = 0.3
     p_contrast: float = 0.5
@@ -122,6 +133,8 @@ class AugmentConfig(JsonConfig):
     brightness: float = 0.1
     p_noise: float = 0.3
     noise_std: float = 0.04
+    p_jpeg: float = 0.0  # likewise
+    jpeg_quality: tuple[float, float] = (20.0, 90.0)
 
     def __post_init__(self) -> None:
         self.patch_size = tuple(int(v) for v in self.patch_size)
@@ -142,17 +155,28 @@ class AugmentConfig(JsonConfig):
         low, high = self.scale_range
         if len(self.scale_range) != 2 or not 0 < low <= high:
             raise ConfigError(f"scale_range must be (min, max) with 0 < min <= max, got {self.scale_range}")
+        self.lowres_range = tuple(float(v) for v in self.lowres_range)
+        if len(self.lowres_range) != 2 or not 0 < self.lowres_range[0] <= self.lowres_range[1] <= 1:
+            raise ConfigError(
+                f"lowres_range must be (min, max) with 0 < min <= max <= 1, got {self.lowres_range}"
+            )
+        self.jpeg_quality = tuple(float(v) for v in self.jpeg_quality)
+        if len(self.jpeg_quality) != 2 or not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100:
+            raise ConfigError(
+                f"jpeg_quality must be (min, max) with 1 <= min <= max <= 100, got {self.jpeg_quality}"
+            )
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> AugmentConfig:
-        """A named preset (``none``, ``light``, ``default``, ``stains``, ``strong``) with overrides."""
+        """A named preset (``none``, ``light``, ``default``, ``stains``, ``scanners``, ``strong``) with overrides."""
         if name not in PRESETS:
             raise ConfigError(f"unknown augmentation preset {name!r}; choose from {sorted(PRESETS)}")
         return replace(cls(), **{**PRESETS[name], **overrides})
 
 
 _ALL_OFF = {
-    f"p_{s}": 0.0 for s in ("flip rot90 rotate scale restain grey stain blur gamma contrast noise".split())
+    f"p_{s}": 0.0
+    for s in ("flip rot90 rotate scale restain grey stain blur lowres gamma contrast noise jpeg".split())
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "none": dict(_ALL_OFF),  # crop only
@@ -167,6 +191,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # "default" plus restaining and grey (experiments.md step 13): TrainConfig's default
     # since then. "default" keeps its meaning, so older runs' configs still say what ran.
     "stains": dict(p_restain=0.3, p_grey=0.1),
+    # "stains" plus low-resolution and JPEG-compressed crops (experiments.md step 14)
+    "scanners": dict(p_restain=0.3, p_grey=0.1, p_lowres=0.2, p_jpeg=0.2),
     "strong": {
         **dict(p_restain=0.5, p_grey=0.2),
         **dict(p_rotate=0.5, max_angle=180.0, p_scale=0.7, scale_range=(0.6, 1.67)),
@@ -265,6 +291,8 @@ class Augmenter:
             image = photometric.stain_jitter(image, scale, rng.uniform(-c.stain_shift, c.stain_shift, 3))
         if rng.random() < c.p_blur and c.blur_sigma > 0:
             image = photometric.gaussian_blur(image, rng.uniform(0.0, c.blur_sigma))
+        if c.p_lowres > 0 and rng.random() < c.p_lowres:
+            image = photometric.lower_resolution(image, rng.uniform(*c.lowres_range))
         gamma = math.exp(rng.uniform(-c.gamma, c.gamma)) if rng.random() < c.p_gamma else 1.0
         if rng.random() < c.p_contrast:
             contrast = 1.0 + rng.uniform(-c.contrast, c.contrast)
@@ -275,7 +303,10 @@ class Augmenter:
             image = photometric.adjust_tone(image, gamma, contrast, brightness)
         if rng.random() < c.p_noise:
             image = photometric.add_noise(image, rng.uniform(0.0, c.noise_std), rng)
-        return np.clip(image, 0.0, 1.0, out=image)
+        image = np.clip(image, 0.0, 1.0, out=image)
+        if c.p_jpeg > 0 and rng.random() < c.p_jpeg:
+            image = photometric.jpeg_compress(image, round(rng.uniform(*c.jpeg_quality)))
+        return image
 
     def _restain(self, image: np.ndarray, target: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
         c = self.config

@@ -181,6 +181,36 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(image, (0, 0), sigmaX=float(sigma), borderType=cv2.BORDER_REFLECT_101)
 
 
+def lower_resolution(image: np.ndarray, factor: float) -> np.ndarray:
+    """The image as a scanner with ``factor`` times the sampling would record it, at the same size.
+
+    Area-averaged down to ``factor`` of each side, then bilinear back up: the
+    detail a low-magnification scan lacks once the nucleus size estimate has
+    resampled it to the network's scale.
+    """
+    import cv2
+
+    height, width = image.shape[:2]
+    small = (max(1, round(width * factor)), max(1, round(height * factor)))
+    if factor >= 1.0 or small == (width, height):
+        return image
+    reduced = cv2.resize(image, small, interpolation=cv2.INTER_AREA)
+    return cv2.resize(reduced, (width, height), interpolation=cv2.INTER_LINEAR).reshape(image.shape)
+
+
+def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
+    """``image`` (float in [0, 1], grey or RGB) saved as a JPEG of ``quality`` (1-100) and read back."""
+    import cv2
+
+    as_bytes = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    colour = as_bytes.ndim == 3 and as_bytes.shape[-1] == 3
+    ok, encoded = cv2.imencode(".jpg", as_bytes, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # cv2 returns False rather than raising
+        raise RuntimeError(f"JPEG encoding failed for an image of shape {image.shape}")
+    decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
+    return (decoded.reshape(image.shape).astype(np.float32)) * np.float32(1.0 / 255.0)
+
+
 def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Add zero-mean Gaussian noise of standard deviation ``sigma`` (independent per channel)."""
     noise = rng.standard_normal(image.shape, dtype=np.float32)

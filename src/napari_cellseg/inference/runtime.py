@@ -132,6 +132,24 @@ def compiled_for_shape(model, shape: tuple[int, ...]):
     return cache[shape]
 
 
+# The zooms of the Segment panel's zoom box and `segment --tta-zoom`
+# (experiments.md step 14: chosen on dev C among 3- and 5-scale sets).
+MULTISCALE_FACTORS = (0.8, 1.0, 1.25)
+
+
+def check_tta_scales(tta_scales: Any) -> tuple[float, ...]:
+    """``tta_scales`` as a tuple of positive floats; None gives ``(1.0,)``."""
+    if tta_scales is None:
+        return (1.0,)
+    try:
+        factors = tuple(float(v) for v in tta_scales)
+    except (TypeError, ValueError):
+        raise ValueError(f"tta_scales must be a sequence of numbers, got {tta_scales!r}") from None
+    if not factors or not all(0.25 <= v <= 4.0 for v in factors):
+        raise ValueError(f"tta_scales must be factors between 0.25 and 4, got {tta_scales!r}")
+    return factors
+
+
 class TileRunner:
     """Turns batches of normalised tiles into class probabilities.
 
@@ -156,11 +174,16 @@ class TileRunner:
     tta : bool
         Test-time augmentation: average the probabilities over the 8 flips
         and quarter turns of each tile (8x the network time).
+    tta_scales : sequence of float, optional
+        Also average over the tile zoomed by each factor (bilinear, antialiased
+        when shrinking), its probabilities zoomed back: nuclei seen at several
+        sizes around the working scale (``len(tta_scales)`` x the network
+        time, times 8 with ``tta``). None or ``(1,)``: one scale.
     """
 
     def __init__(
         self, model, loss: str, device: Any = None, amp: bool = True, optimize: bool = False,
-        tta: bool = False,
+        tta: bool = False, tta_scales: Any = None,
     ):  # fmt: skip
         import torch
 
@@ -182,6 +205,7 @@ class TileRunner:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimize = optimize and self.device.type == "cpu"
         self.tta = bool(tta)
+        self.tta_scales = check_tta_scales(tta_scales)
 
     def default_batch_size(self) -> int:
         return 8 if self.cuda else 2
@@ -193,17 +217,35 @@ class TileRunner:
         with torch.inference_mode():
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
             x = x.to(self.device, non_blocking=True)
-            if not self.tta:
-                probabilities = self._probabilities(x)
-            else:
-                # The dihedral group of the square: 4 quarter turns, each also mirrored.
-                probabilities = 0
-                for turns, mirror in itertools.product(range(4), (False, True)):
-                    view = torch.rot90(x.flip(-1) if mirror else x, turns, dims=(-2, -1))
-                    p = torch.rot90(self._probabilities(view), -turns, dims=(-2, -1))
-                    probabilities += p.flip(-1) if mirror else p
-                probabilities /= 8
+            probabilities = 0
+            for zoom in self.tta_scales:
+                if zoom == 1.0:
+                    probabilities += self._flipped_probabilities(x)
+                    continue
+                size = tuple(max(1, round(n * zoom)) for n in x.shape[-2:])
+                view = torch.nn.functional.interpolate(
+                    x, size=size, mode="bilinear", align_corners=False, antialias=zoom < 1
+                )
+                p = self._flipped_probabilities(view)
+                probabilities += torch.nn.functional.interpolate(
+                    p, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False, antialias=zoom > 1
+                )
+            if len(self.tta_scales) > 1:
+                probabilities /= len(self.tta_scales)
             return probabilities.cpu().numpy().astype(np.float32, copy=False)
+
+    def _flipped_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        if not self.tta:
+            return self._probabilities(x)
+        # The dihedral group of the square: 4 quarter turns, each also mirrored.
+        probabilities = 0
+        for turns, mirror in itertools.product(range(4), (False, True)):
+            view = torch.rot90(x.flip(-1) if mirror else x, turns, dims=(-2, -1))
+            p = torch.rot90(self._probabilities(view), -turns, dims=(-2, -1))
+            probabilities += p.flip(-1) if mirror else p
+        return probabilities / 8
 
     def _probabilities(self, x: torch.Tensor) -> torch.Tensor:
         import torch

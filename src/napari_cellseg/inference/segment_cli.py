@@ -43,6 +43,7 @@ def run_segment(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         optimize=args.optimize,
         tta=args.tta,
+        tta_zoom=args.tta_zoom,
     )
     n_files = len(find_images(args.paths, exclude=out_dir))
     if n_files == 0:

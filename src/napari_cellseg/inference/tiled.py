@@ -121,14 +121,17 @@ def iter_predict_region(
 
 
 def make_runner(
-    model, config, device: Any = None, amp: bool = True, optimize: bool = False, tta: bool = False
-):
+    model, config, device: Any = None, amp: bool = True, optimize: bool = False, tta: bool = False,
+    tta_scales: Any = None,
+):  # fmt: skip
     """A :class:`~.runtime.TileRunner` for ``model`` (an existing runner is passed through)."""
     from .runtime import TileRunner
 
     if isinstance(model, TileRunner):
         return model
-    return TileRunner(model, config.loss, device=device, amp=amp, optimize=optimize, tta=tta)
+    return TileRunner(
+        model, config.loss, device=device, amp=amp, optimize=optimize, tta=tta, tta_scales=tta_scales
+    )
 
 
 def _with_plane(gen: Generator, plane: int, n_planes: int) -> Generator:
