@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage as ndi
 
 from napari_cellseg.config import ConfigError
@@ -310,6 +313,12 @@ def test_jpeg_compression_costs_more_at_lower_quality(histology):
     crop = np.ascontiguousarray(image[:96, :96])
     errors = [np.abs(photometric.jpeg_compress(crop, q) - crop).mean() for q in (95, 50, 10)]
     assert errors[0] < errors[1] < errors[2] and errors[0] < 0.02
+    # The same as a JPEG file written and read by Pillow: colours in the order the codec expects.
+    rgb = np.clip(crop * 255 + 0.5, 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="JPEG", quality=40)
+    pillow = np.asarray(Image.open(buffer), np.float32) / 255
+    assert np.abs(photometric.jpeg_compress(crop, 40) - pillow).mean() < 1e-3
     for shaped in (crop[..., 0], crop[..., :1]):
         out = photometric.jpeg_compress(np.ascontiguousarray(shaped), 30)
         assert out.shape == shaped.shape and out.dtype == np.float32 and 0 <= out.min() <= out.max() <= 1

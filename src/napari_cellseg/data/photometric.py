@@ -204,11 +204,15 @@ def jpeg_compress(image: np.ndarray, quality: int) -> np.ndarray:
 
     as_bytes = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
     colour = as_bytes.ndim == 3 and as_bytes.shape[-1] == 3
+    if colour:  # cv2 codes BGR: its YCbCr (and the chroma it subsamples) must see the true colours
+        as_bytes = np.ascontiguousarray(as_bytes[..., ::-1])
     ok, encoded = cv2.imencode(".jpg", as_bytes, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:  # cv2 returns False rather than raising
         raise RuntimeError(f"JPEG encoding failed for an image of shape {image.shape}")
     decoded = cv2.imdecode(encoded, cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
-    return (decoded.reshape(image.shape).astype(np.float32)) * np.float32(1.0 / 255.0)
+    if colour:
+        decoded = decoded[..., ::-1]
+    return decoded.reshape(image.shape).astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 def add_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
