@@ -97,7 +97,8 @@ class TrainConfig(JsonConfig):
         Side of the square training crops.
     augment_preset : str
         ``Augmenter`` preset (``none``, ``light``, ``default``, ``stains``,
-        ``strong``); ``stains`` is ``default`` plus restaining and grey.
+        ``scanners``, ``strong``); ``stains`` is ``default`` plus restaining and
+        grey, ``scanners`` is ``stains`` plus lower resolution and JPEG.
     augment : dict or None
         A full ``AugmentConfig`` as a dict; overrides the preset when given.
     normalization : dict or None
