@@ -284,6 +284,12 @@ def test_restaining_changes_colour_crops_only_and_not_the_target(histology):
     assert np.abs(background - stretch).mean() > 0.02
     with pytest.raises(ConfigError, match="restain_dab"):
         AugmentConfig(restain_dab=(3.0, 1.0))
+    # dab_on_cells lets a share of the DAB fall on the cells too: the all-cell crop gets some.
+    on_cells = AugmentConfig(**{**no_dab.to_dict(), "dab_on_cells": (0.5, 0.5)})
+    hazed, _ = Augmenter(on_cells)(crop, all_cells, 2)
+    assert np.abs(hazed - stretch).mean() > 0.01
+    with pytest.raises(ConfigError, match="dab_on_cells"):
+        AugmentConfig(dab_on_cells=(0.2, 1.5))
 
 
 def test_grey_step_gives_equal_channels_of_the_luminance(histology):

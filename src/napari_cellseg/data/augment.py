@@ -83,6 +83,9 @@ class AugmentConfig(JsonConfig):
         Ranges of the restaining factors (uniform).
     p_dab, p_nuclear_dab : float
         Probabilities of DAB outside the cells, and of brown nuclei.
+    dab_on_cells : (min, max)
+        Share of that DAB that also lies over the cells (uniform; default none):
+        nuclei seen through brown cytoplasm.
     p_grey : float
         Probability of turning a colour image grey (its luminance in all
         three channels, as the network sees a grey image): stains whose
@@ -120,6 +123,7 @@ class AugmentConfig(JsonConfig):
     restain_eosin: tuple[float, float] = (0.0, 1.2)
     restain_dab: tuple[float, float] = (0.3, 2.0)
     p_dab: float = 0.6
+    dab_on_cells: tuple[float, float] = (0.0, 0.0)
     p_nuclear_dab: float = 0.3
     p_grey: float = 0.0  # likewise
     p_blur: float = 0.2
@@ -139,11 +143,13 @@ class AugmentConfig(JsonConfig):
     def __post_init__(self) -> None:
         self.patch_size = tuple(int(v) for v in self.patch_size)
         self.scale_range = tuple(float(v) for v in self.scale_range)
-        for name in ("restain_haematoxylin", "restain_eosin", "restain_dab"):
+        for name in ("restain_haematoxylin", "restain_eosin", "restain_dab", "dab_on_cells"):
             pair = tuple(float(v) for v in getattr(self, name))
             if len(pair) != 2 or not 0 <= pair[0] <= pair[1]:
                 raise ConfigError(f"{name} must be (min, max) with 0 <= min <= max, got {pair}")
             setattr(self, name, pair)
+        if self.dab_on_cells[1] > 1:
+            raise ConfigError(f"dab_on_cells is a share in [0, 1], got {self.dab_on_cells}")
         if len(self.patch_size) != 2 or min(self.patch_size) < 1:
             raise ConfigError(f"patch_size must be two positive integers, got {self.patch_size}")
         for f in fields(self):
@@ -318,7 +324,11 @@ class Augmenter:
             # DAB on cytoplasm and membranes: regions of the tissue, never the nuclei.
             dab = rng.uniform(*c.restain_dab) * photometric.smooth_field(rng, shape)
             if target is not None:  # soft edges: the brown must not trace the masks' outlines
-                dab *= photometric.gaussian_blur((target == 0).astype(np.float32), 2.0)
+                outside = photometric.gaussian_blur((target == 0).astype(np.float32), 2.0)
+                if c.dab_on_cells[1] > 0:  # some over the nuclei too, as in thick sections
+                    share = rng.uniform(*c.dab_on_cells)
+                    outside = share + (1.0 - share) * outside
+                dab *= outside
         nuclear = photometric.smooth_field(rng, shape) if rng.random() < c.p_nuclear_dab else 0.0
         return photometric.restain(image, haematoxylin, eosin, dab, nuclear)
 
