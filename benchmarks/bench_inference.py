@@ -74,7 +74,7 @@ def main() -> None:
 
     from napari_cellseg.inference.classical import classical_segmentation
     from napari_cellseg.inference.predict import segment_image
-    from napari_cellseg.inference.runtime import MULTISCALE_FACTORS, compiled_for_shape
+    from napari_cellseg.inference.runtime import TTA_ZOOMS, compiled_for_shape
     from napari_cellseg.inference.watershed import instances_from_probabilities
     from napari_cellseg.sample_data import load_sample
 
@@ -116,7 +116,7 @@ def main() -> None:
             print(line(name, median_time(run, args.repeats), mp))
     tta = lambda: segment_image(model, config, image, tile_size=512, tta=True)  # noqa: E731
     print(line("end to end 1024x1024 RGB, tile 512, --tta", median_time(tta, args.repeats), mp))
-    zoom = lambda: segment_image(model, config, image, tile_size=512, tta_scales=MULTISCALE_FACTORS)  # noqa: E731
+    zoom = lambda: segment_image(model, config, image, tile_size=512, tta_zooms=TTA_ZOOMS)  # noqa: E731
     print(line("end to end 1024x1024 RGB, tile 512, --tta-zoom", median_time(zoom, args.repeats), mp))
     print(line("classical baseline, 1024x1024 RGB", median_time(lambda: classical_segmentation(image), args.repeats), mp))  # fmt: skip
     crop = load_sample("c_histology_1")[0]
@@ -130,7 +130,7 @@ def main() -> None:
     print(
         line("per microscope C image (256x320), model, --tta", median_time(run, 2 * args.repeats), small_mp)
     )
-    run = lambda: segment_image(model, config, crop, tta_scales=MULTISCALE_FACTORS)  # noqa: E731
+    run = lambda: segment_image(model, config, crop, tta_zooms=TTA_ZOOMS)  # noqa: E731
     print(
         line(
             "per microscope C image (256x320), model, --tta-zoom",

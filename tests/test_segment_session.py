@@ -125,7 +125,7 @@ def test_one_click_with_test_time_augmentation_uses_the_averaged_probabilities(t
     np.testing.assert_allclose(tta.probabilities, expected, atol=1e-5)
     assert np.abs(tta.probabilities - plain.probabilities).max() > 1e-3
     zoom = run_to_end(iter_segment_one_click(image, tiny_model, rgb=True, tta_zoom=True))
-    expected = predict_probabilities(model, config, image, channel_axis=-1, tta_scales=(0.8, 1.0, 1.25))
+    expected = predict_probabilities(model, config, image, channel_axis=-1, tta_zooms=(0.8, 1.0, 1.25))
     np.testing.assert_allclose(zoom.probabilities, expected, atol=1e-5)
 
 

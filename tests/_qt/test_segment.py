@@ -175,7 +175,7 @@ def test_test_time_augmentation_box_reaches_the_prediction(make_napari_viewer, t
     widget.tta_check.setChecked(False)
     widget.zoom_check.setChecked(True)
     _segment(widget, wait_for_job)
-    expected = predict_probabilities(model, config, layer.data, channel_axis=-1, tta_scales=(0.8, 1.0, 1.25))
+    expected = predict_probabilities(model, config, layer.data, channel_axis=-1, tta_zooms=(0.8, 1.0, 1.25))
     np.testing.assert_allclose(widget.probabilities, expected, atol=1e-5)
 
 

@@ -367,15 +367,13 @@ def test_optimized_cpu_runs_match_eager_and_follow_weight_changes(model_and_conf
 def test_zoom_tta_averages_the_network_over_zoomed_tiles(model_and_config, histology):
     import torch
 
-    from napari_cellseg.inference.runtime import MULTISCALE_FACTORS, TileRunner, check_tta_scales
+    from napari_cellseg.inference.runtime import TTA_ZOOMS, TileRunner, check_tta_zooms
 
     model, config = model_and_config
     crop = np.ascontiguousarray(histology[0][:96, :128])
     plain = predict_probabilities(model, config, crop, tile_size=1024)
-    assert np.array_equal(
-        predict_probabilities(model, config, crop, tile_size=1024, tta_scales=(1.0,)), plain
-    )
-    zoomed = predict_probabilities(model, config, crop, tile_size=1024, tta_scales=MULTISCALE_FACTORS)
+    assert np.array_equal(predict_probabilities(model, config, crop, tile_size=1024, tta_zooms=(1.0,)), plain)
+    zoomed = predict_probabilities(model, config, crop, tile_size=1024, tta_zooms=TTA_ZOOMS)
     assert zoomed.shape == plain.shape
     np.testing.assert_allclose(zoomed.sum(axis=0), 1.0, atol=1e-4)
     assert 1e-3 < np.abs(zoomed - plain).mean() < 0.1
@@ -384,16 +382,16 @@ def test_zoom_tta_averages_the_network_over_zoomed_tiles(model_and_config, histo
     tile = np.random.default_rng(0).standard_normal((1, 3, 64, 80)).astype(np.float32)
     x = torch.from_numpy(tile)
     parts = []
-    for zoom in MULTISCALE_FACTORS:
+    for zoom in TTA_ZOOMS:
         size = (round(64 * zoom), round(80 * zoom))
         view = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=zoom < 1)
         p = torch.from_numpy(runner(view.numpy()))
         parts.append(torch.nn.functional.interpolate(p, size=(64, 80), mode="bilinear", antialias=zoom > 1))
     expected = torch.stack(parts).mean(0).numpy()
-    np.testing.assert_allclose(TileRunner(model, config.loss, device="cpu", tta_scales=MULTISCALE_FACTORS)(tile), expected, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(TileRunner(model, config.loss, device="cpu", tta_zooms=TTA_ZOOMS)(tile), expected, atol=1e-5)  # fmt: skip
     for bad in ([], [0.1], "x", [1.0, float("nan")]):
-        with pytest.raises(ValueError, match="tta_scales"):
-            check_tta_scales(bad)
+        with pytest.raises(ValueError, match="tta_zooms"):
+            check_tta_zooms(bad)
 
 
 def test_test_time_augmentation_averages_the_eight_flips_and_turns(model_and_config, histology):

@@ -69,7 +69,7 @@ def test_tta_option_averages_the_flips_and_turns(tmp_path, model_dir):
     assert main([*common, "--out", str(tmp_path / "zoom"), "--tta-zoom"]) == 0
     zoom, _, _ = read_tiff_layer(tmp_path / "zoom" / f"{path.stem}_probabilities.tif")
     expected = predict_probabilities(
-        model, config, read_image(path), tile_size=128, overlap=64, tta_scales=(0.8, 1.0, 1.25)
+        model, config, read_image(path), tile_size=128, overlap=64, tta_zooms=(0.8, 1.0, 1.25)
     )
     np.testing.assert_allclose(zoom, expected, atol=2e-3)
     assert np.abs(zoom - plain).max() > 1e-2

@@ -152,7 +152,7 @@ def iter_segment_one_click(
     tta : bool
         Test-time augmentation (8 flips and quarter turns, 8x the network time).
     tta_zoom : bool
-        Also average over the image zoomed by ``MULTISCALE_FACTORS`` (3x the network time).
+        Also average over the image zoomed by ``TTA_ZOOMS`` (3x the network time).
 
     Yields
     ------
@@ -169,7 +169,7 @@ def iter_segment_one_click(
     ValueError
         If there is no model or the image has an unsupported shape or dtype.
     """
-    from ..inference.runtime import MULTISCALE_FACTORS
+    from ..inference.runtime import TTA_ZOOMS
     from ..inference.segment import iter_segment_image
 
     if model_dir is None:
@@ -181,7 +181,7 @@ def iter_segment_one_click(
         yield from iter_segment_image(
             model, config, image, params, channel_axis=-1 if rgb else None,
             scale=scale, translate=translate, keep_probabilities=True, tta=tta,
-            tta_scales=MULTISCALE_FACTORS if tta_zoom else None,
+            tta_zooms=TTA_ZOOMS if tta_zoom else None,
         )
     )  # fmt: skip
 

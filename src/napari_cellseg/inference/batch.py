@@ -49,7 +49,7 @@ class SegmentOptions(JsonConfig):
     overwrite: bool = False
     optimize: bool = False  # CPU: compiled network per tile shape (pays off over many images)
     tta: bool = False  # average over the 8 flips/quarter turns (8x the network time)
-    tta_zoom: bool = False  # also over runtime.MULTISCALE_FACTORS (3x the network time)
+    tta_zoom: bool = False  # also over runtime.TTA_ZOOMS (3x the network time)
     torch_threads: int | None = None  # per process; set for Dask workers sharing a machine
     big_image_pixels: int = BIG_IMAGE_PIXELS
 
@@ -174,7 +174,7 @@ def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options:
 
     from ..io import collapse_grey_rgb, read_image, write_tiff_layer
     from .images import describe_layout
-    from .runtime import MULTISCALE_FACTORS
+    from .runtime import TTA_ZOOMS
 
     if options.torch_threads:
         import torch
@@ -187,7 +187,7 @@ def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options:
     kwargs = dict(
         tile_size=options.tile_size, overlap=options.overlap, batch_size=options.batch_size,
         diameter=options.diameter, channel=options.channel, optimize=options.optimize,
-        tta=options.tta, tta_scales=MULTISCALE_FACTORS if options.tta_zoom else None,
+        tta=options.tta, tta_zooms=TTA_ZOOMS if options.tta_zoom else None,
     )  # fmt: skip
     with _inference_lock:
         if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:

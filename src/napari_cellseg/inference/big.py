@@ -96,7 +96,7 @@ def iter_predict_probabilities_big(
     block_size: int = DEFAULT_BLOCK_SIZE, tile_size: int = DEFAULT_TILE_SIZE,
     overlap: int = DEFAULT_OVERLAP, batch_size: int | None = None, device: Any = None,
     diameter: float | None = None, channel: int | None = None, channel_axis: int | None = None,
-    amp: bool = True, optimize: bool = False, tta: bool = False, tta_scales: Any = None,
+    amp: bool = True, optimize: bool = False, tta: bool = False, tta_zooms: Any = None,
     dtype: str = "float16",
 ) -> Generator[PredictProgress, None, tuple[Any, float]]:  # fmt: skip
     """Generator version of :func:`predict_probabilities_big`; returns ``(zarr array, factor)``."""
@@ -106,7 +106,7 @@ def iter_predict_probabilities_big(
             f"big mode segments one 2D plane; the image (shape {layout.shape}) is a stack: "
             "pass one plane at a time"
         )
-    runner = make_runner(model, config, device, amp, optimize, tta, tta_scales)
+    runner = make_runner(model, config, device, amp, optimize, tta, tta_zooms)
     factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap)
     plane = PlaneReader(image, layout)
     shape = plane.shape
@@ -148,7 +148,7 @@ def predict_probabilities_big(model, config, image: Any, out: Any, *, callback=N
     **kwargs
         ``block_size`` (image px, default 2048), ``tile_size``, ``overlap``,
         ``batch_size``, ``device``, ``diameter``, ``channel``, ``channel_axis``,
-        ``amp``, ``optimize``, ``tta``, ``tta_scales``, ``dtype`` (of the stored probabilities, default float16).
+        ``amp``, ``optimize``, ``tta``, ``tta_zooms``, ``dtype`` (of the stored probabilities, default float16).
 
     Returns
     -------

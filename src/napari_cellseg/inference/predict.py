@@ -67,11 +67,11 @@ def iter_predict_probabilities(
     amp: bool = True,
     optimize: bool = False,
     tta: bool = False,
-    tta_scales: Sequence[float] | None = None,
+    tta_zooms: Sequence[float] | None = None,
 ) -> Generator[PredictProgress, None, np.ndarray]:
     """Generator version of :func:`predict_probabilities`; returns the probabilities."""
     layout = describe_layout(image, channel, channel_axis)
-    runner = make_runner(model, config, device, amp, optimize, tta, tta_scales)
+    runner = make_runner(model, config, device, amp, optimize, tta, tta_zooms)
     factor = yield from iter_scale_factor(
         runner, config, image, layout, diameter, tile_size=tile_size, overlap=overlap
     )
@@ -103,7 +103,7 @@ def predict_probabilities(
     amp: bool = True,
     optimize: bool = False,
     tta: bool = False,
-    tta_scales: Sequence[float] | None = None,
+    tta_zooms: Sequence[float] | None = None,
     callback: Callable[[PredictProgress], None] | None = None,
 ) -> np.ndarray:
     """Class probabilities of an image, predicted tile by tile and blended.
@@ -140,10 +140,10 @@ def predict_probabilities(
     tta : bool
         Test-time augmentation: average over the 8 flips and quarter turns of
         each tile (8x slower; a little more accurate, see docs/benchmarks.md).
-    tta_scales : sequence of float, optional
+    tta_zooms : sequence of float, optional
         Also average over each tile zoomed by these factors, for example
-        :data:`.runtime.MULTISCALE_FACTORS` (0.8, 1, 1.25): nuclei seen at
-        several sizes (``len(tta_scales)`` x slower; see docs/predicting.md).
+        :data:`.runtime.TTA_ZOOMS` (0.8, 1, 1.25): nuclei seen at
+        several sizes (``len(tta_zooms)`` x slower; see docs/predicting.md).
     callback : callable, optional
         Called with each :class:`PredictProgress`.
 
@@ -156,6 +156,6 @@ def predict_probabilities(
     gen = iter_predict_probabilities(
         model, config, image, tile_size=tile_size, overlap=overlap, batch_size=batch_size,
         device=device, diameter=diameter, channel=channel, channel_axis=channel_axis, amp=amp,
-        optimize=optimize, tta=tta, tta_scales=tta_scales,
+        optimize=optimize, tta=tta, tta_zooms=tta_zooms,
     )  # fmt: skip
     return run_to_end(gen, callback)

@@ -133,20 +133,20 @@ def compiled_for_shape(model, shape: tuple[int, ...]):
 
 
 # The zooms of the Segment panel's zoom box and `segment --tta-zoom`
-# (experiments.md step 14: chosen on dev C among 3- and 5-scale sets).
-MULTISCALE_FACTORS = (0.8, 1.0, 1.25)
+# (experiments.md step 14: chosen on dev C among sets of 3 and 5 zooms).
+TTA_ZOOMS = (0.8, 1.0, 1.25)
 
 
-def check_tta_scales(tta_scales: Any) -> tuple[float, ...]:
-    """``tta_scales`` as a tuple of positive floats; None gives ``(1.0,)``."""
-    if tta_scales is None:
+def check_tta_zooms(tta_zooms: Any) -> tuple[float, ...]:
+    """``tta_zooms`` as a tuple of positive floats; None gives ``(1.0,)``."""
+    if tta_zooms is None:
         return (1.0,)
     try:
-        factors = tuple(float(v) for v in tta_scales)
+        factors = tuple(float(v) for v in tta_zooms)
     except (TypeError, ValueError):
-        raise ValueError(f"tta_scales must be a sequence of numbers, got {tta_scales!r}") from None
+        raise ValueError(f"tta_zooms must be a sequence of numbers, got {tta_zooms!r}") from None
     if not factors or not all(0.25 <= v <= 4.0 for v in factors):
-        raise ValueError(f"tta_scales must be factors between 0.25 and 4, got {tta_scales!r}")
+        raise ValueError(f"tta_zooms must be factors between 0.25 and 4, got {tta_zooms!r}")
     return factors
 
 
@@ -174,16 +174,16 @@ class TileRunner:
     tta : bool
         Test-time augmentation: average the probabilities over the 8 flips
         and quarter turns of each tile (8x the network time).
-    tta_scales : sequence of float, optional
+    tta_zooms : sequence of float, optional
         Also average over the tile zoomed by each factor (bilinear, antialiased
         when shrinking), its probabilities zoomed back: nuclei seen at several
-        sizes around the working scale (``len(tta_scales)`` x the network
+        sizes around the working scale (``len(tta_zooms)`` x the network
         time, times 8 with ``tta``). None or ``(1,)``: one scale.
     """
 
     def __init__(
         self, model, loss: str, device: Any = None, amp: bool = True, optimize: bool = False,
-        tta: bool = False, tta_scales: Any = None,
+        tta: bool = False, tta_zooms: Any = None,
     ):  # fmt: skip
         import torch
 
@@ -205,7 +205,7 @@ class TileRunner:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimize = optimize and self.device.type == "cpu"
         self.tta = bool(tta)
-        self.tta_scales = check_tta_scales(tta_scales)
+        self.tta_zooms = check_tta_zooms(tta_zooms)
 
     def default_batch_size(self) -> int:
         return 8 if self.cuda else 2
@@ -218,7 +218,7 @@ class TileRunner:
             x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
             x = x.to(self.device, non_blocking=True)
             probabilities = 0
-            for zoom in self.tta_scales:
+            for zoom in self.tta_zooms:
                 if zoom == 1.0:
                     probabilities += self._flipped_probabilities(x)
                     continue
@@ -230,8 +230,8 @@ class TileRunner:
                 probabilities += torch.nn.functional.interpolate(
                     p, size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False, antialias=zoom > 1
                 )
-            if len(self.tta_scales) > 1:
-                probabilities /= len(self.tta_scales)
+            if len(self.tta_zooms) > 1:
+                probabilities /= len(self.tta_zooms)
             return probabilities.cpu().numpy().astype(np.float32, copy=False)
 
     def _flipped_probabilities(self, x: torch.Tensor) -> torch.Tensor:

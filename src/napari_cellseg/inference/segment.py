@@ -145,7 +145,7 @@ def iter_segment_image(
     amp: bool = True,
     optimize: bool = False,
     tta: bool = False,
-    tta_scales: Sequence[float] | None = None,
+    tta_zooms: Sequence[float] | None = None,
 ) -> Generator[PredictProgress, None, SegmentationResult]:
     """Generator version of :func:`segment_image`; returns the :class:`SegmentationResult`."""
     from .watershed import instances_from_probabilities
@@ -154,7 +154,7 @@ def iter_segment_image(
     scale = spatial_metadata(scale, layout, "scale")
     translate = spatial_metadata(translate, layout, "translate")
     params = watershed_params(config, params)
-    runner = make_runner(model, config, device, amp, optimize, tta, tta_scales)
+    runner = make_runner(model, config, device, amp, optimize, tta, tta_zooms)
     diameter = resolve_diameter(config, diameter)
     estimate = diameter == 0
     factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap, params)
@@ -220,7 +220,7 @@ def segment_image(
         ``tile_size``, ``overlap``, ``batch_size``, ``device``, ``diameter``
         (0 = estimate), ``channel``, ``channel_axis``, ``scale``,
         ``translate``, ``keep_probabilities``, ``amp``, ``optimize``, ``tta``,
-        ``tta_scales``: see
+        ``tta_zooms``: see
         :func:`.predict.predict_probabilities`.
 
     Returns

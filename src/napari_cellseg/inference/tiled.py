@@ -122,7 +122,7 @@ def iter_predict_region(
 
 def make_runner(
     model, config, device: Any = None, amp: bool = True, optimize: bool = False, tta: bool = False,
-    tta_scales: Any = None,
+    tta_zooms: Any = None,
 ):  # fmt: skip
     """A :class:`~.runtime.TileRunner` for ``model`` (an existing runner is passed through)."""
     from .runtime import TileRunner
@@ -130,7 +130,7 @@ def make_runner(
     if isinstance(model, TileRunner):
         return model
     return TileRunner(
-        model, config.loss, device=device, amp=amp, optimize=optimize, tta=tta, tta_scales=tta_scales
+        model, config.loss, device=device, amp=amp, optimize=optimize, tta=tta, tta_zooms=tta_zooms
     )
 
 
