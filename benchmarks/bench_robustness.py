@@ -12,7 +12,7 @@ the dev C images of a split (never the test images):
   (``data.photometric.stain_jitter``), beyond the training augmentation's range;
 - **other stains**: the images redrawn as other slides would look
   (``data.photometric.restain``): haematoxylin alone, haematoxylin-DAB
-  immunohistochemistry (DAB around the masks' nuclei), brown nuclei, and grey.
+  immunohistochemistry (DAB around the masks' nuclei, and partly over them), brown nuclei, and grey.
   Restaining is also a training augmentation (``p_restain``), so these cases
   say what the model learnt from it, not how it fares on real IHC slides.
 - **scanners**: the images JPEG-compressed, and sampled down and back up to
@@ -56,14 +56,15 @@ def _stained(image: np.ndarray, haematoxylin: float, eosin: float) -> np.ndarray
 
 
 def _restained(
-    image: np.ndarray, labels: np.ndarray, haematoxylin: float, eosin: float, dab: float, brown_nuclei: bool
-) -> np.ndarray:
+    image: np.ndarray, labels: np.ndarray, haematoxylin: float, eosin: float, dab: float, brown_nuclei: bool,
+    dab_on_nuclei: float = 0.0,
+) -> np.ndarray:  # fmt: skip
     from napari_cellseg.data.photometric import gaussian_blur, restain
 
     rgb = image[..., :3].astype(np.float32) / 255.0
     # Brown around the nuclei, kept 2 px off their outlines and blurred, so no mask edge shows.
     outside = ndi.binary_erosion(labels == 0, iterations=2).astype(np.float32)
-    dab = dab * gaussian_blur(outside, 3.0)
+    dab = dab * (dab_on_nuclei + (1.0 - dab_on_nuclei) * gaussian_blur(outside, 3.0))
     nuclear_dab = 0.0
     if brown_nuclei:  # the left half's nuclei brown, the right half's blue
         nuclear_dab = np.zeros(rgb.shape[:2], np.float32)
@@ -90,12 +91,21 @@ SCANNERS = (
     ("half the resolution, JPEG quality 40", 0.5, 40),
 )
 
-# (name, haematoxylin x, eosin x, DAB optical density outside the nuclei, brown nuclei)
+# (name, haematoxylin x, eosin x, DAB optical density outside the nuclei, brown nuclei[,
+# share of that DAB over the nuclei too])
 OTHER_STAINS = (
     ("haematoxylin only, pale (x0.5)", 0.5, 0.0, 0.0, False),
     ("haematoxylin-DAB (x0.5, DAB 0.8 outside the nuclei)", 0.5, 0.0, 0.8, False),
     ("haematoxylin-DAB, dark DAB (x0.4, DAB 1.5)", 0.4, 0.0, 1.5, False),
     ("brown nuclei in half the image", 1.0, 1.0, 0.0, True),
+    (
+        "haematoxylin-DAB, nuclei under DAB (x0.5, DAB 1.0, 40 % of it over the nuclei)",
+        0.5,
+        0.0,
+        1.0,
+        False,
+        0.4,
+    ),
 )
 
 
