@@ -15,6 +15,7 @@ the dev C images of a split (never the test images):
   immunohistochemistry (DAB around the masks' nuclei, and partly over them), brown nuclei, and grey.
   Restaining is also a training augmentation (``p_restain``), so these cases
   say what the model learnt from it, not how it fares on real IHC slides.
+  Each is also segmented as haematoxylin only (``inference.stains``).
 - **scanners**: the images JPEG-compressed, and sampled down and back up to
   their size (``data.photometric.jpeg_compress``, ``lower_resolution``): a
   scanner that records less detail, or software that saves lossy files.
@@ -130,6 +131,7 @@ def main() -> int:
     from napari_cellseg.inference.runtime import resolve_model
     from napari_cellseg.inference.scale import equivalent_diameters
     from napari_cellseg.inference.segment import segment_image
+    from napari_cellseg.inference.stains import haematoxylin_only
     from napari_cellseg.metrics import image_metrics, pool_metrics
     from napari_cellseg.training.holdout import holdout_ids
 
@@ -171,11 +173,12 @@ def main() -> int:
         cases = [(_stained(image, haematoxylin, eosin), gt, {}) for image, gt in pairs]
         print(f"| {haematoxylin:g}, {eosin:g} | {score(cases)} |", flush=True)
 
-    print("\n| other stain | model default |")
-    print("|---|---|")
+    print("\n| other stain | model default | haematoxylin only (`--haematoxylin-only`) |")
+    print("|---|---|---|")
     for name, *stain in OTHER_STAINS:
         cases = [(_restained(image, gt, *stain), gt, {}) for image, gt in pairs]
-        print(f"| {name} | {score(cases)} |", flush=True)
+        unmixed = [(haematoxylin_only(image), gt, extra) for image, gt, extra in cases]
+        print(f"| {name} | {score(cases)} | {score(unmixed)} |", flush=True)
     grey = [(np.round(luminance(image)).astype(np.uint8), gt, {}) for image, gt in pairs]
     print(f"| grey (luminance) | {score(grey)} |", flush=True)
 

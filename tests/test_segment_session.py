@@ -116,6 +116,7 @@ def test_watershed_again_matches_the_core_per_plane():
 
 def test_one_click_with_test_time_augmentation_uses_the_averaged_probabilities(tiny_model):
     from napari_cellseg.inference.predict import predict_probabilities
+    from napari_cellseg.inference.stains import haematoxylin_only
 
     image, _, _ = load_sample("c_histology_1")
     plain = run_to_end(iter_segment_one_click(image, tiny_model, rgb=True))
@@ -124,6 +125,11 @@ def test_one_click_with_test_time_augmentation_uses_the_averaged_probabilities(t
     expected = predict_probabilities(model, config, image, channel_axis=-1, tta=True)
     np.testing.assert_allclose(tta.probabilities, expected, atol=1e-5)
     assert np.abs(tta.probabilities - plain.probabilities).max() > 1e-3
+    unmixed = run_to_end(iter_segment_one_click(image, tiny_model, rgb=True, haematoxylin_only=True))
+    expected = predict_probabilities(model, config, haematoxylin_only(image), channel_axis=-1)
+    np.testing.assert_allclose(unmixed.probabilities, expected, atol=1e-5)
+    with pytest.raises(ValueError, match="RGB"):
+        run_to_end(iter_segment_one_click(image[..., 0], tiny_model, haematoxylin_only=True))
     zoom = run_to_end(iter_segment_one_click(image, tiny_model, rgb=True, tta_zoom=True))
     expected = predict_probabilities(model, config, image, channel_axis=-1, tta_zooms=(0.8, 1.0, 1.25))
     np.testing.assert_allclose(zoom.probabilities, expected, atol=1e-5)

@@ -177,6 +177,14 @@ def test_test_time_augmentation_box_reaches_the_prediction(make_napari_viewer, t
     _segment(widget, wait_for_job)
     expected = predict_probabilities(model, config, layer.data, channel_axis=-1, tta_zooms=(0.8, 1.0, 1.25))
     np.testing.assert_allclose(widget.probabilities, expected, atol=1e-5)
+    assert not widget.haematoxylin_check.isChecked()  # off by default: H&E slides need their eosin
+    widget.zoom_check.setChecked(False)
+    widget.haematoxylin_check.setChecked(True)
+    _segment(widget, wait_for_job)
+    from napari_cellseg.inference.stains import haematoxylin_only
+
+    expected = predict_probabilities(model, config, haematoxylin_only(layer.data), channel_axis=-1)
+    np.testing.assert_allclose(widget.probabilities, expected, atol=1e-5)
 
 
 def test_opening_the_panel_loads_the_current_model_in_the_background(

@@ -75,6 +75,35 @@ def test_tta_option_averages_the_flips_and_turns(tmp_path, model_dir):
     assert np.abs(zoom - plain).max() > 1e-2
 
 
+def test_haematoxylin_only_segments_the_unmixed_slide_and_measures_the_original(tmp_path, model_dir):
+    from napari_cellseg.inference.predict import predict_probabilities
+    from napari_cellseg.inference.runtime import resolve_model
+    from napari_cellseg.inference.stains import haematoxylin_only
+    from napari_cellseg.io import read_image
+
+    (path,) = write_sample_images(tmp_path / "in", keys=("c_histology_2",))
+    out = tmp_path / "out"
+    args = ["segment", str(path), "--model", str(model_dir), "--tile", "128", "--out", str(out)]
+    assert main([*args, "--save-probabilities", "--measurements", "--haematoxylin-only", "--quiet"]) == 0
+    probabilities, _, _ = read_tiff_layer(out / f"{path.stem}_probabilities.tif")
+    _, attributes, _ = read_tiff_layer(out / f"{path.stem}.tif")
+    model, config = resolve_model(model_dir, device="cpu")
+    image = read_image(path)
+    unmixed = predict_probabilities(model, config, haematoxylin_only(image), tile_size=128, overlap=64)
+    np.testing.assert_allclose(probabilities, unmixed, atol=2e-3)
+    assert (
+        np.abs(probabilities - predict_probabilities(model, config, image, tile_size=128, overlap=64)).max()
+        > 1e-2
+    )
+    assert attributes["metadata"]["haematoxylin_only"] is True
+    # Measurements read the slide as it is, not the unmixed one.
+    header, first = (out / f"{path.stem}.csv").read_text().splitlines()[:2]
+    assert (
+        "mean_intensity_0" in header
+        and float(first.split(",")[header.split(",").index("mean_intensity_0")]) > 1
+    )
+
+
 def test_bad_files_are_named_the_run_goes_on_and_exits_non_zero(tmp_path, model_dir, capsys):
     paths = write_sample_images(tmp_path / "in", keys=("c_histology_2",))
     empty = tmp_path / "in" / "empty.png"

@@ -94,6 +94,12 @@ class SegmentWidget(TaskPanel):
         top.addRow(self.interior_check)
         top.addRow(self.tta_check)
         top.addRow(self.zoom_check)
+        self.haematoxylin_check = QCheckBox("IHC slide: segment the haematoxylin only (removes brown DAB)")
+        self.haematoxylin_check.setToolTip(
+            "Unmix the stains and segment the blue haematoxylin alone: for DAB on cytoplasm or "
+            "membranes. Leave it off for brown nuclei (Ki-67, ER/PR) and for H&E."
+        )
+        top.addRow(self.haematoxylin_check)
         self.body.addLayout(top)
 
         model = QGroupBox("Model")
@@ -239,7 +245,7 @@ class SegmentWidget(TaskPanel):
         started = time.perf_counter()
         self.start(
             iter_segment_one_click, data, model_dir, params, rgb=image.rgb, tta=self.tta_check.isChecked(),
-            tta_zoom=self.zoom_check.isChecked(),
+            tta_zoom=self.zoom_check.isChecked(), haematoxylin_only=self.haematoxylin_check.isChecked(),
             title=f"Segment {image.name!r}",
             on_result=lambda result: self._show(image, model_dir, result, time.perf_counter() - started),
         )  # fmt: skip

@@ -134,6 +134,7 @@ def iter_segment_one_click(
     translate=None,
     tta: bool = False,
     tta_zoom: bool = False,
+    haematoxylin_only: bool = False,
 ) -> Generator[PredictProgress, None, Any]:
     """Segment ``image`` with the model in ``model_dir``, keeping the probabilities.
 
@@ -153,6 +154,9 @@ def iter_segment_one_click(
         Test-time augmentation (8 flips and quarter turns, 8x the network time).
     tta_zoom : bool
         Also average over the image zoomed by ``TTA_ZOOMS`` (3x the network time).
+    haematoxylin_only : bool
+        Segment the unmixed haematoxylin of an RGB image
+        (:func:`~napari_cellseg.inference.stains.haematoxylin_only`): IHC slides.
 
     Yields
     ------
@@ -174,6 +178,12 @@ def iter_segment_one_click(
 
     if model_dir is None:
         raise ValueError(NO_MODEL_HELP)
+    if haematoxylin_only:
+        from ..inference.stains import haematoxylin_only as unmix
+
+        if not rgb:
+            raise ValueError("haematoxylin only needs an RGB image (a brightfield slide)")
+        image = unmix(image)
     yield PredictProgress("model", 0, 1)
     model, config = load_model_cached(model_dir)
     yield PredictProgress("model", 1, 1)

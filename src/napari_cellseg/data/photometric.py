@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
+    "HED_FROM_RGB",
     "RGB_FROM_HED",
     "add_noise",
     "adjust_tone",

@@ -50,6 +50,7 @@ class SegmentOptions(JsonConfig):
     optimize: bool = False  # CPU: compiled network per tile shape (pays off over many images)
     tta: bool = False  # average over the 8 flips/quarter turns (8x the network time)
     tta_zoom: bool = False  # also over runtime.TTA_ZOOMS (3x the network time)
+    haematoxylin_only: bool = False  # IHC: segment the unmixed haematoxylin (stains.haematoxylin_only)
     torch_threads: int | None = None  # per process; set for Dask workers sharing a machine
     big_image_pixels: int = BIG_IMAGE_PIXELS
 
@@ -189,18 +190,23 @@ def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options:
         diameter=options.diameter, channel=options.channel, optimize=options.optimize,
         tta=options.tta, tta_zooms=TTA_ZOOMS if options.tta_zoom else None,
     )  # fmt: skip
+    seen = image  # what the network gets; measurements read the image as it is
+    if options.haematoxylin_only:
+        from .stains import haematoxylin_only
+
+        seen = haematoxylin_only(image, name=str(path))
     with _inference_lock:
         if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:
-            labels, probabilities, metadata = _segment_big_in_memory(model, config, image, outputs, kwargs)
+            labels, probabilities, metadata = _segment_big_in_memory(model, config, seen, outputs, kwargs)
         else:
             from .segment import segment_image
 
             result = segment_image(
-                model, config, image, keep_probabilities=options.save_probabilities, **kwargs
+                model, config, seen, keep_probabilities=options.save_probabilities, **kwargs
             )
             labels, probabilities = result.labels, result.probabilities
             metadata = result.layer_attributes()["metadata"]
-    metadata.update(source=str(path), model=str(model_dir))
+    metadata.update(source=str(path), model=str(model_dir), haematoxylin_only=options.haematoxylin_only)
     if options.measurements:
         from .measure import measure_cells, write_measurements
 

@@ -306,6 +306,11 @@ def _register_segment(subparsers) -> None:
         help="test-time augmentation: average the 8 flips and quarter turns (8x slower, a little more accurate)",
     )  # fmt: skip
     parser.add_argument(
+        "--haematoxylin-only", action="store_true",
+        help="immunohistochemistry slides with brown DAB on cytoplasm or membranes: unmix the stains and "
+        "segment the haematoxylin alone (not for nuclear DAB such as Ki-67)",
+    )  # fmt: skip
+    parser.add_argument(
         "--tta-zoom", action="store_true",
         help="average the network over the image zoomed by 0.8, 1 and 1.25 (3x slower, a little more accurate; "
         "with --tta 24x)",

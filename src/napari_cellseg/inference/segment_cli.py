@@ -44,6 +44,7 @@ def run_segment(args: argparse.Namespace) -> int:
         optimize=args.optimize,
         tta=args.tta,
         tta_zoom=args.tta_zoom,
+        haematoxylin_only=args.haematoxylin_only,
     )
     n_files = len(find_images(args.paths, exclude=out_dir))
     if n_files == 0:
