@@ -7,9 +7,12 @@
   restrictions) segmented by each model with the nucleus size estimated. No
   model here has seen it, and it has no expert masks: the picture and the counts
   are what it shows.
+- ``ihc_haematoxylin_only.png`` (with ``--haematoxylin-only``): the same image, the
+  bundled model's nuclei as the image is and with ``--haematoxylin-only`` (the
+  network given the unmixed haematoxylin alone), and that haematoxylin.
 
-Run: ``python scripts/make_stain_figures.py [--out docs/images] [--models DIR DIR --names A B]``
-(``default`` is the bundled model).
+Run: ``python scripts/make_stain_figures.py [--out docs/images] [--models DIR DIR --names A B]
+[--haematoxylin-only]`` (``default`` is the bundled model).
 """
 
 from __future__ import annotations
@@ -55,6 +58,25 @@ def ihc_figure(models: list[str], names: list[str], out: Path) -> None:
     io.imsave(out / "ihc_segmented.png", np.concatenate(panels, axis=1), check_contrast=False)
 
 
+def haematoxylin_figure(out: Path) -> None:
+    from napari_cellseg.inference.runtime import resolve_model
+    from napari_cellseg.inference.segment import segment_image
+    from napari_cellseg.inference.stains import haematoxylin_only
+
+    image = data.immunohistochemistry()
+    unmixed = haematoxylin_only(image)  # what `--haematoxylin-only` gives the network
+    model, config = resolve_model(None, device="cpu")
+    panels = []
+    for name, seen in (("as it is", image), ("haematoxylin only", unmixed)):
+        result = segment_image(model, config, seen, device="cpu")
+        overlay = image.copy()
+        overlay[find_boundaries(result.labels, mode="thick")] = (0, 255, 0)
+        panels.append(overlay)
+        print(f"bundled, {name}: {result.n_instances} nuclei")
+    panels.append((unmixed * 255 + 0.5).astype(np.uint8))
+    io.imsave(out / "ihc_haematoxylin_only.png", np.concatenate(panels, axis=1), check_contrast=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -64,11 +86,16 @@ def main() -> None:
         "--models", nargs="*", default=[], help="model directories ('default': the bundled one)"
     )
     parser.add_argument("--names", nargs="*", default=[], help="a name per model, for the printout")
+    parser.add_argument(
+        "--haematoxylin-only", action="store_true", help="also draw ihc_haematoxylin_only.png (bundled model)"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     restain_figure(args.out)
     if args.models:
         ihc_figure(args.models, args.names or args.models, args.out)
+    if args.haematoxylin_only:
+        haematoxylin_figure(args.out)
 
 
 if __name__ == "__main__":
