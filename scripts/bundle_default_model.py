@@ -171,7 +171,10 @@ def _stain_limit(ihc_nuclei: int) -> str:
         f"- Other stains: it finds {ihc_nuclei} nuclei in "
         "scikit-image's immunohistochemistry image (haematoxylin-DAB, never seen), many in the stroma "
         "and some in the glands; most nuclei under the glands' dark DAB are missed. The rows "
-        "'haematoxylin only' and 'in grey' above are the dev C images redrawn so.\n"
+        "'haematoxylin only' and 'in grey' above are the dev C images redrawn so. On slides whose DAB "
+        "stains cytoplasm or membranes, `segment --haematoxylin-only` (the Segment panel's IHC box) gives "
+        "the network the unmixed haematoxylin alone (its figures: docs/predicting.md); not for H&E or "
+        "brown nuclei.\n"
     )
 
 
