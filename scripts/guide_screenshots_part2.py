@@ -6,8 +6,9 @@ Taken from the real plugin in a real viewer, under Xvfb::
         .venv/bin/python scripts/guide_screenshots_part2.py docs/images [--model DIR]
 
 Writes guide-finetune.png (a short run on the package samples, taken during
-its last epochs) and guide-segment.png (the C sample segmented with one
-click). The Segment shot uses ``--model DIR`` when given (a model trained on
+its last epochs), guide-segment.png (the C sample segmented with one
+click) and guide-segment-ihc.png (scikit-image's immunohistochemistry image
+segmented with the haematoxylin-only box ticked). The Segment shot uses ``--model DIR`` when given (a model trained on
 real C images looks like what users get), else the bundled default model,
 else the model the Fine-tune shot just trained. Settings go to a temporary
 XDG_CONFIG_HOME: the user's current model is left alone.
@@ -82,6 +83,20 @@ def segment_shot(out: Path, model: Path) -> None:
     viewer.close()
 
 
+def ihc_shot(out: Path) -> None:
+    from skimage import data
+
+    viewer = new_viewer()
+    viewer.add_image(data.immunohistochemistry(), name="IHC slide", rgb=True)
+    _, panel = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    panel.haematoxylin_check.setChecked(True)
+    panel.segment_button.click()
+    wait_until(lambda: not panel.busy)
+    shot(viewer, out / "guide-segment-ihc.png")
+    print(panel.message.text())
+    viewer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out_dir", nargs="?", default="docs/images")
@@ -107,6 +122,7 @@ def main() -> None:
                 shutil.copytree(args.model, tmp / "models" / "model-c-histology", dirs_exist_ok=True)
             )
         segment_shot(out, model)
+        ihc_shot(out)
 
 
 if __name__ == "__main__":
