@@ -23,6 +23,7 @@ PROBABILITIES = [
     "p_scale",
     "p_restain",
     "p_grey",
+    "p_haematoxylin_only",
     "p_stain",
     "p_blur",
     "p_lowres",
@@ -79,7 +80,9 @@ def test_a_marker_moves_with_image_and_target(seed):
     y, x = rng.integers(30, 60), rng.integers(30, 80)
     image[y : y + 5, x : x + 5], target[y : y + 5, x : x + 5] = 1.0, 2
     image[y, x + 8], target[y, x + 8] = 1.0, 2  # an asymmetric tail: catches flips
-    augment = Augmenter(every_step(patch=(80, 80), max_angle=180.0, p_noise=0.0, p_blur=0.0))
+    augment = Augmenter(
+        every_step(patch=(80, 80), max_angle=180.0, p_noise=0.0, p_blur=0.0, p_lowres=0.0, p_jpeg=0.0)
+    )
     out_image, out_target = augment(image, target, seed)
     marker_image, marker_target = out_image > 0.5, out_target == 2
     assert marker_target.any(), "the crop keeps the marker (it lies well inside the image)"
@@ -341,3 +344,15 @@ def test_steps_added_later_draw_nothing_when_off(histology):
         assert np.array_equal(a, b)
     on = AugmentConfig.preset("scanners", patch_size=(64, 64), p_lowres=1.0, p_jpeg=1.0)
     assert not np.array_equal(Augmenter(on)(image, target, 0)[0], Augmenter(stains)(image, target, 0)[0])
+
+
+def test_haematoxylin_only_step_gives_the_crop_as_the_inference_option_would(histology):
+    from napari_cellseg.inference.stains import haematoxylin_only
+
+    image, _, target = histology
+    crop = np.ascontiguousarray(image[:64, :64])
+    out, out_target = Augmenter(only(["p_haematoxylin_only"]))(crop, target[:64, :64], 0)
+    np.testing.assert_allclose(out, np.clip(haematoxylin_only(crop), 0, 1), atol=1e-6)
+    assert np.array_equal(out_target, target[:64, :64])
+    grey = np.full((64, 64), 0.5, np.float32)
+    assert np.array_equal(Augmenter(only(["p_haematoxylin_only"]))(grey, None, 0)[0], grey)

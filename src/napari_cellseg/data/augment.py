@@ -127,6 +127,8 @@ class Augmenter:
         # Steps added later draw only when on, so older settings give the crops they gave.
         if c.p_restain > 0 and rng.random() < c.p_restain and image.ndim == 3:
             image = self._restain(image, target, rng)
+        if c.p_haematoxylin_only > 0 and rng.random() < c.p_haematoxylin_only and image.ndim == 3:
+            image = photometric.haematoxylin_only(image)
         if c.p_grey > 0 and rng.random() < c.p_grey and image.ndim == 3:
             image = np.repeat(photometric.luminance(image)[..., None], 3, axis=-1).astype(np.float32)
         if rng.random() < c.p_stain and image.ndim == 3:

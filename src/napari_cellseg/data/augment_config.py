@@ -52,6 +52,9 @@ class AugmentConfig(JsonConfig):
         Probability of turning a colour image grey (its luminance in all
         three channels, as the network sees a grey image): stains whose
         colour it has never seen, and H&E slides saved in grey.
+    p_haematoxylin_only : float
+        Probability of giving a colour crop as ``segment --haematoxylin-only``
+        gives a slide to the network (:func:`~napari_cellseg.inference.stains.haematoxylin_only`).
     p_blur, blur_sigma : float
         Gaussian blur, sigma uniform in (0, ``blur_sigma``] pixels.
     p_lowres, lowres_range : float, (min, max)
@@ -88,6 +91,7 @@ class AugmentConfig(JsonConfig):
     dab_on_cells: tuple[float, float] = (0.0, 0.0)
     p_nuclear_dab: float = 0.3
     p_grey: float = 0.0  # likewise
+    p_haematoxylin_only: float = 0.0
     p_blur: float = 0.2
     blur_sigma: float = 1.0
     p_lowres: float = 0.0  # on in the "scanners" preset

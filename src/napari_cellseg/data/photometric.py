@@ -17,6 +17,7 @@ __all__ = [
     "add_noise",
     "adjust_tone",
     "gaussian_blur",
+    "haematoxylin_only",
     "luminance",
     "restain",
     "smooth_field",
@@ -134,6 +135,17 @@ def restain(
     out -= np.float32(low)
     out *= np.float32(1.0 / max(float(high - low), 1e-6))
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def haematoxylin_only(image: np.ndarray) -> np.ndarray:
+    """Transmitted light ``(..., 3)`` in [0, 1] with its eosin and DAB taken out (float32).
+
+    The optical density is unmixed (Ruifrok & Johnston) and the haematoxylin
+    drawn alone: what ``segment --haematoxylin-only`` gives the network.
+    """
+    density = -np.log(np.maximum(image, np.float32(_MIN_TRANSMISSION)))
+    haematoxylin = np.maximum(density @ HED_FROM_RGB[:, 0].astype(np.float32), 0.0)
+    return np.exp(-haematoxylin[..., None] * RGB_FROM_HED[0].astype(np.float32)).astype(np.float32)
 
 
 def luminance(image: np.ndarray) -> np.ndarray:

@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-_MIN_TRANSMISSION = 1e-3
-
 
 def haematoxylin_only(image: Any, name: str = "image") -> np.ndarray:
     """The haematoxylin of a brightfield RGB(A) image, drawn alone as float32 RGB in [0, 1].
@@ -34,7 +32,7 @@ def haematoxylin_only(image: Any, name: str = "image") -> np.ndarray:
     (..., 3) float32 array
         The same slide with its eosin and DAB taken out.
     """
-    from ..data.photometric import HED_FROM_RGB, RGB_FROM_HED
+    from ..data import photometric
 
     array = np.asarray(image)
     if array.ndim < 3 or array.shape[-1] not in (3, 4):
@@ -49,6 +47,4 @@ def haematoxylin_only(image: Any, name: str = "image") -> np.ndarray:
         peak = float(light.max()) if light.size else 1.0
         if peak > 1.0:  # float images on another range: the brightest pixel is white
             light /= np.float32(peak)
-    density = -np.log(np.maximum(light, np.float32(_MIN_TRANSMISSION)))
-    haematoxylin = np.maximum(density @ HED_FROM_RGB[:, 0].astype(np.float32), 0.0)
-    return np.exp(-haematoxylin[..., None] * RGB_FROM_HED[0].astype(np.float32)).astype(np.float32)
+    return photometric.haematoxylin_only(light)
