@@ -14,6 +14,8 @@ import numpy as np
 from ..app.annotation import KIND_ANNOTATION, KIND_CELLS, KIND_KEY
 from ._common import annotation_colormap, is_layer_type
 
+KIND_PROBABILITY = "probability"  # metadata kind of the probability layers Segment adds
+
 
 def find_layer(viewer, name: str, layer_type: str = "Labels"):
     """The layer called ``name`` if it has type ``layer_type``, else None."""
@@ -92,3 +94,21 @@ def put_labels(viewer, name: str, data: np.ndarray, *, like=None, annotation: bo
     else:
         kwargs["opacity"] = 0.5
     return viewer.add_labels(data, **kwargs), True
+
+
+def put_probability(viewer, name: str, data: np.ndarray, spatial: dict, colormap: str):
+    """Show a probability map as an additive Image layer, reusing ``name`` where the shape fits.
+
+    ``spatial`` holds the ``scale`` and ``translate`` of the image it was predicted from.
+    """
+    if name in viewer.layers:
+        layer = viewer.layers[name]
+        if is_layer_type(layer, "Image") and layer.data.shape == data.shape:
+            layer.data = data
+            layer.scale, layer.translate = spatial["scale"], spatial["translate"]
+            return layer
+        viewer.layers.remove(name)
+    return viewer.add_image(
+        data, name=name, colormap=colormap, contrast_limits=(0.0, 1.0), blending="additive",
+        opacity=0.7, metadata={KIND_KEY: KIND_PROBABILITY}, **spatial,
+    )  # fmt: skip

@@ -42,14 +42,13 @@ from ..app.segment_session import (
 from ..classes import BOUNDARY, INTERIOR
 from ..inference.watershed import WatershedParams
 from ._common import LayerCombo, PathEdit, is_layer_type
-from ._layers import put_labels, replace_labels
+from ._layers import KIND_PROBABILITY, put_labels, put_probability, replace_labels
 from ._panel import TaskPanel
 from ._workers import run_task
 
 BUTTON_TEXT = "Segment microscope C image"
 NO_MODEL_TEXT = "No model available: train one in Fine-tune, or choose a model folder below"
 SHORTCUT = "Control-Shift-S"
-KIND_PROBABILITY = "probability"
 DEBOUNCE_MS = 60
 
 
@@ -255,12 +254,20 @@ class SegmentWidget(TaskPanel):
 
     def _show(self, image, model_dir, result, seconds: float) -> None:
         spatial = self._spatial(image, result.labels.ndim)
-        self._put_probability(
-            f"{image.name} boundary probability", result.probabilities[BOUNDARY], spatial, "yellow"
+        put_probability(
+            self.viewer,
+            f"{image.name} boundary probability",
+            result.probabilities[BOUNDARY],
+            spatial,
+            "yellow",
         )
         if self.interior_check.isChecked():
-            self._put_probability(
-                f"{image.name} interior probability", result.probabilities[INTERIOR], spatial, "cyan"
+            put_probability(
+                self.viewer,
+                f"{image.name} interior probability",
+                result.probabilities[INTERIOR],
+                spatial,
+                "cyan",
             )
         tag = image.metadata.get("microscope")
         metadata = {"model": str(model_dir), "watershed": dict(result.watershed)}
@@ -292,19 +299,6 @@ class SegmentWidget(TaskPanel):
             f"{result.n_instances} cells in {image.name!r} ({seconds:.1f} s) → {labels.name!r}.{note} "
             "Move the sliders to tune, correct with napari's label tools, then Send to Annotate."
         )
-
-    def _put_probability(self, name: str, data: np.ndarray, spatial: dict, colormap: str) -> None:
-        if name in self.viewer.layers:
-            layer = self.viewer.layers[name]
-            if is_layer_type(layer, "Image") and layer.data.shape == data.shape:
-                layer.data = data
-                layer.scale, layer.translate = spatial["scale"], spatial["translate"]
-                return
-            self.viewer.layers.remove(name)
-        self.viewer.add_image(
-            data, name=name, colormap=colormap, contrast_limits=(0.0, 1.0), blending="additive",
-            opacity=0.7, metadata={KIND_KEY: KIND_PROBABILITY}, **spatial,
-        )  # fmt: skip
 
     # --- watershed sliders ------------------------------------------------------
 
