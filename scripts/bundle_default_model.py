@@ -319,7 +319,9 @@ not how it generalises.
 ## Known limits
 - The project's goal on test C (AP@0.5 >= 0.80, DSB >= 0.55) is {goal}. The dominant error
   is touching nuclei merged into one (the last column). A training budget 3x larger, on a GPU,
-  fitted the training slides better but not the dev slides (docs/experiments.md, step 10).
+  fitted the training slides better but not the dev slides (docs/experiments.md, step 10);
+  one run from M2 on a GPU with the current augmentation, and a second run after it, land at
+  0.63-0.66 on dev C, as every recipe since step 4 has (step 15).
   Seeded with the expert's markers, this network's own foreground scores AP@0.5 0.845 on dev C
   (`scripts/error_ceilings.py`, step 11; the step-9 network 0.866): one marker per nucleus is
   what is missing, and thicker target boundaries did not
