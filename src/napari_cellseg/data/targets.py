@@ -117,6 +117,35 @@ def _widen(edge: np.ndarray, steps: int, connectivity: int) -> np.ndarray:
     return cv2.dilate(edge.view(np.uint8), kernel).view(bool)
 
 
+def contact_pixels(instances: Any, radius: int = 3) -> np.ndarray:
+    """Pixels within ``radius`` (a square window) of two different cells.
+
+    These are the gaps and boundaries between touching or nearly touching cells,
+    where a merge happens; a lone cell's outer edge is not one.
+
+    Parameters
+    ----------
+    instances : (H, W) array of int
+        Instance labels (0 background).
+    radius : int
+        Half the window's side, in pixels (>= 1).
+
+    Returns
+    -------
+    (H, W) bool array
+    """
+    from scipy import ndimage as ndi
+
+    labels = check_label_image(instances, "instances").astype(np.int64, copy=False)
+    if int(radius) < 1:
+        raise ValueError(f"radius must be >= 1 pixel, got {radius}")
+    size = 2 * int(radius) + 1
+    absent = int(labels.max()) + 1  # background, for the minimum (scipy's filters go through float)
+    highest = ndi.maximum_filter(labels, size=size)
+    lowest = ndi.minimum_filter(np.where(labels > 0, labels, absent), size=size)
+    return (lowest != absent) & (highest != lowest)
+
+
 def instances_to_targets(
     labels: np.ndarray,
     thickness: int = 1,

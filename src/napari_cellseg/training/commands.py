@@ -45,7 +45,7 @@ _TRAIN_FIELDS = {
     "microscopes": "microscopes", "threads": "num_threads", "workers": "num_workers", "device": "device",
     "amp": "amp", "seed": "seed", "augment": "augment_preset", "dev_metric": "dev_metric",
     "max_dev_images": "max_dev_images", "thickness": "target_thickness", "object_diameter": "object_diameter", "dev_every": "dev_every",
-    "target_profile": "target_profile",
+    "target_profile": "target_profile", "contact_weight": "contact_weight",
 }  # fmt: skip
 
 
@@ -81,6 +81,9 @@ def _register_train(subparsers) -> None:
     add("--target-profile", choices=("hard", "distance"),
         help="hard: one class per pixel (default); distance: soft targets whose interior share "
              "rises from each cell's edge to its centre (weighted-ce only)")  # fmt: skip
+    add("--contact-weight", type=float, metavar="W",
+        help="multiply the loss weight of boundary pixels between two cells, where touching cells "
+             "merge, by W (weighted-ce, hard targets; default 1: off)")  # fmt: skip
     add("--object-diameter", type=float, metavar="PX",
         help="size normalisation: resample each image so its nuclei measure PX pixels (median); "
              "the model then estimates each image's nucleus size when it segments; 0: each image's "

@@ -72,6 +72,10 @@ class TrainConfig(JsonConfig):
         ``hard``: one class per pixel. ``distance``: soft targets whose
         interior share rises from each cell's edge to its centre
         (:mod:`napari_cellseg.data.soft_targets`; ``weighted-ce`` only).
+    contact_weight : float
+        Weight multiplier of the boundary pixels within ``target_thickness + 1``
+        pixels of two cells, where touching cells merge (``weighted-ce`` with
+        hard targets only); 1: off.
     object_diameter : float or None
         Size normalisation: resample every training and dev image so that its
         nuclei's median diameter is this many pixels (see
@@ -145,6 +149,7 @@ class TrainConfig(JsonConfig):
     boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE
     target_thickness: int = 1
     target_profile: str = "hard"
+    contact_weight: float = 1.0
     object_diameter: float | None = None
     microscopes: tuple[str, ...] = MICROSCOPES
     sample_weights: dict[str, float] = field(default_factory=dict)
@@ -202,6 +207,13 @@ class TrainConfig(JsonConfig):
             out.append(f"target_profile must be one of {list(TARGET_PROFILES)}, got {self.target_profile!r}")
         elif self.target_profile != "hard" and self.loss != "weighted-ce":
             out.append(f"target_profile={self.target_profile!r} needs loss 'weighted-ce', got {self.loss!r}")
+        if not self.contact_weight > 0:
+            out.append(f"contact_weight must be > 0 (1: off), got {self.contact_weight}")
+        elif self.contact_weight != 1.0 and (self.loss != "weighted-ce" or self.target_profile != "hard"):
+            out.append(
+                f"contact_weight={self.contact_weight} needs loss 'weighted-ce' with target_profile 'hard', "
+                f"got {self.loss!r} / {self.target_profile!r}"
+            )
         if len(self.class_weights) != 3 or any(w <= 0 for w in self.class_weights):
             out.append(f"class_weights must be 3 positive numbers, got {list(self.class_weights)}")
         if self.boundary_weight <= 0:

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..classes import BOUNDARY
+
 if TYPE_CHECKING:
     import torch
 
@@ -150,6 +152,7 @@ class CropDataset:
         cache_bytes: int = 1 << 30,
         size_factors: Mapping[str, float] | None = None,
         target_profile: str = "hard",
+        contact_weight: float = 1.0,
     ):
         if len(ids) != len(probabilities):
             raise ValueError(f"{len(ids)} ids but {len(probabilities)} probabilities")
@@ -159,6 +162,7 @@ class CropDataset:
         self.normalization = normalization
         self.thickness = thickness
         self.target_profile = target_profile
+        self.mark_contacts = contact_weight != 1.0  # the loss weighs them (losses.CONTACT_TARGET)
         self.seed = int(seed)
         self.cache = ImageCache(dataset, normalization, thickness, cache_bytes, size_factors)
 
@@ -175,7 +179,9 @@ class CropDataset:
 
     def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Crop ``index`` as numpy: float32 ``(3, P, P)`` input and uint8 ``(P, P)`` target
-        (float32 ``(3, P, P)`` for the ``distance`` profile)."""
+        (float32 ``(3, P, P)`` for the ``distance`` profile). With ``contact_weight``
+        other than 1, boundary pixels within ``thickness + 1`` pixels of two cells
+        hold ``CONTACT_TARGET`` (3) for the loss."""
         from ..data.normalize import standardize
         from ..data.targets import instances_to_targets, targets_to_instances
 
@@ -187,9 +193,17 @@ class CropDataset:
 
             instances = crop_labels if are_instances else targets_to_instances(crop_labels)
             return standardize(crop, self.normalization), distance_targets(instances)
-        if are_instances:
-            crop_labels = instances_to_targets(crop_labels, thickness=self.thickness)
-        return standardize(crop, self.normalization), np.ascontiguousarray(crop_labels, dtype=np.uint8)
+        target = instances_to_targets(crop_labels, thickness=self.thickness) if are_instances else crop_labels
+        target = np.array(target, dtype=np.uint8)  # a copy: the cache's target stays as it is
+        if self.mark_contacts:
+            from ..data.targets import contact_pixels
+            from .losses import CONTACT_TARGET
+
+            instances = crop_labels if are_instances else targets_to_instances(crop_labels)
+            target[(target == BOUNDARY) & contact_pixels(instances, radius=self.thickness + 1)] = (
+                CONTACT_TARGET
+            )
+        return standardize(crop, self.normalization), target
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         import torch

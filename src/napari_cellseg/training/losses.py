@@ -17,6 +17,11 @@ Two losses, chosen by name in the model's config (``loss``):
     the foreground channel and ``w = boundary_weight`` (default 3) for the
     boundary channel.
 
+``contact_weight`` (``weighted-ce``, hard targets): pixels whose target is
+``CONTACT_TARGET`` (3) are boundary pixels between two cells
+(``training.data.CropDataset`` marks them); they count as boundary with their
+weight multiplied by ``contact_weight``, so merges of touching cells cost more.
+
 Reduction (both losses): the **weighted mean** over the valid pixels,
 ``L = sum_i l_i / sum_i w_i``, where ``w_i`` is the weight that multiplies pixel
 ``i``'s log-likelihood. For ``weighted-ce`` this is exactly PyTorch's
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
     import torch
 
 IGNORE_INDEX = 255
+CONTACT_TARGET = 3  # training targets only: a boundary pixel between two cells (see contact_weight)
 LOSS_NAMES = tuple(LOSS_OUT_CHANNELS)  # ("weighted-ce", "weighted-bce")
 
 
@@ -129,6 +135,7 @@ def weighted_cross_entropy_terms(
     target: torch.Tensor,
     class_weights: Sequence[float] = DEFAULT_CLASS_WEIGHTS,
     ignore_index: int = IGNORE_INDEX,
+    contact_weight: float = 1.0,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """:func:`weighted_cross_entropy` before its division: ``[(sum_i w l_i, sum_i w_i)]``."""
     import torch
@@ -140,6 +147,9 @@ def weighted_cross_entropy_terms(
     if target.ndim == 4:
         return _soft_cross_entropy_terms(logits, target, class_weights)
     target = target.long()
+    contact = target == CONTACT_TARGET if contact_weight != 1.0 else None
+    if contact is not None:
+        target = torch.where(contact, torch.full_like(target, BOUNDARY), target)
     valid = target != ignore_index
     bad = valid & ((target < 0) | (target >= n_classes))
     if bool(bad.any()):
@@ -152,6 +162,8 @@ def weighted_cross_entropy_terms(
     safe_target = torch.where(valid, target, torch.zeros_like(target))
     log_p = F.log_softmax(logits, dim=1).gather(1, safe_target[:, None])[:, 0]
     pixel_weight = weights[safe_target] * valid
+    if contact is not None:
+        pixel_weight = pixel_weight * torch.where(contact, float(contact_weight), 1.0).to(pixel_weight.dtype)
     return [(-(pixel_weight * log_p).sum(), pixel_weight.sum())]
 
 
@@ -258,6 +270,9 @@ class WeightedCrossEntropy:
         Background, boundary, interior weights (default 1, 5, 3).
     ignore_index : int
         Target value excluded from the loss (default 255).
+    contact_weight : float
+        Weight multiplier of the boundary pixels between two cells (target
+        value ``CONTACT_TARGET``); 1 (default): off, and 3 is not a valid target.
     """
 
     name = "weighted-ce"
@@ -267,7 +282,11 @@ class WeightedCrossEntropy:
         self,
         class_weights: Sequence[float] = DEFAULT_CLASS_WEIGHTS,
         ignore_index: int = IGNORE_INDEX,
+        contact_weight: float = 1.0,
     ):
+        if not float(contact_weight) > 0:
+            raise ValueError(f"contact_weight must be > 0, got {contact_weight!r}")
+        self.contact_weight = float(contact_weight)
         weights = tuple(float(w) for w in class_weights)
         if len(weights) != 3 or min(weights) < 0 or sum(weights) == 0:
             raise ValueError(
@@ -281,12 +300,15 @@ class WeightedCrossEntropy:
 
     def terms(self, logits: torch.Tensor, target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The ``(loss sum, weight sum)`` terms (see :func:`combine_terms`)."""
-        return weighted_cross_entropy_terms(logits, target, self.class_weights, self.ignore_index)
+        return weighted_cross_entropy_terms(
+            logits, target, self.class_weights, self.ignore_index, self.contact_weight
+        )
 
     forward = __call__
 
     def __repr__(self) -> str:
-        return f"WeightedCrossEntropy(class_weights={self.class_weights})"
+        contact = f", contact_weight={self.contact_weight}" if self.contact_weight != 1.0 else ""
+        return f"WeightedCrossEntropy(class_weights={self.class_weights}{contact})"
 
 
 class WeightedBinaryBoundaryLoss:
@@ -343,7 +365,7 @@ def build_loss(name: str, **kwargs) -> WeightedCrossEntropy | WeightedBinaryBoun
     name : {"weighted-ce", "weighted-bce"}
         The loss.
     **kwargs
-        ``class_weights`` / ``ignore_index`` for ``weighted-ce``;
+        ``class_weights`` / ``ignore_index`` / ``contact_weight`` for ``weighted-ce``;
         ``boundary_weight`` / ``foreground_weight`` / ``ignore_index`` for
         ``weighted-bce``. The other loss's keywords are accepted and unused,
         and a keyword that is ``None`` takes its default, so a model config's
@@ -356,7 +378,7 @@ def build_loss(name: str, **kwargs) -> WeightedCrossEntropy | WeightedBinaryBoun
         number of network output channels it trains.
     """
     keys = {
-        "weighted-ce": ("class_weights", "ignore_index"),
+        "weighted-ce": ("class_weights", "ignore_index", "contact_weight"),
         "weighted-bce": ("boundary_weight", "foreground_weight", "ignore_index"),
     }
     if name not in keys:

@@ -204,7 +204,7 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
     crops = CropDataset(
         dataset, train_ids, weights, Augmenter(config.augment_config()), normalization,
         thickness=config.target_thickness, seed=config.seed, cache_bytes=config.cache_mb << 20,
-        size_factors=factors, target_profile=config.target_profile,
+        size_factors=factors, target_profile=config.target_profile, contact_weight=config.contact_weight,
     )  # fmt: skip
     if config.size_diameter is not None:
         object_diameter = config.size_diameter  # every image is brought to it
@@ -217,7 +217,8 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
         config=config, context=context, device=device, device_reason=reason, amp_dtype=amp_dtype,
         channels_last=channels_last, dataset=dataset, train_ids=train_ids, dev_ids=dev_ids,
         split_hash=split_hash, model=model, net=net,
-        loss_fn=build_loss(config.loss, class_weights=config.class_weights, boundary_weight=config.boundary_weight),
+        loss_fn=build_loss(config.loss, class_weights=config.class_weights, boundary_weight=config.boundary_weight,
+                           contact_weight=config.contact_weight if config.loss == "weighted-ce" else None),
         optimizer=optimizer, scheduler=make_scheduler(config, optimizer), scaler=scaler,
         normalization=normalization, crops=crops,
         object_diameter=object_diameter, size_factors=factors,
