@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "napari_cellseg.demo",
     "napari_cellseg.data.commands",
     "napari_cellseg.training.commands",
+    "napari_cellseg.models.commands",
     "napari_cellseg.training.sweep_commands",
     "napari_cellseg.inference.commands",
 )

@@ -191,8 +191,9 @@ def _read_m2_source(path: Path, arch: str | None) -> tuple[dict, M2Config | None
         return state, config
     if arch is None:
         raise ModelLoadError(
-            f"{path}: a bare state dict does not name its architecture; pass arch (--arch), "
-            "e.g. arch='tf_efficientnet_lite0'"
+            f"{path}: a bare state dict does not name its architecture; make it an M2 directory with "
+            f"`napari-cellseg import-m2 {path} --arch ARCH --out M2_DIR` (in Python: "
+            "load_m2(path, arch='tf_efficientnet_lite0'), for example)"
         )
     return state, None
 
