@@ -321,7 +321,8 @@ not how it generalises.
   is touching nuclei merged into one (the last column). A training budget 3x larger, on a GPU,
   fitted the training slides better but not the dev slides (docs/experiments.md, step 10);
   one run from M2 on a GPU with the current augmentation, and a second run after it, land at
-  0.63-0.66 on dev C, as every recipe since step 4 has (step 15).
+  0.63-0.66 on dev C, as every recipe since step 4 has (step 15), and so does a larger
+  ImageNet M2, EfficientNet-Lite2 (0.65-0.67, step 17).
   Seeded with the expert's markers, this network's own foreground scores AP@0.5 0.845 on dev C
   (`scripts/error_ceilings.py`, step 11; the step-9 network 0.866): one marker per nucleus is
   what is missing, and thicker target boundaries did not
