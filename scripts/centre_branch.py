@@ -89,8 +89,11 @@ def segment_with_centre(probabilities, centre, params, threshold, height, smooth
     return ws.finalize_labels(labels, params.min_size)
 
 
-def build_branch(net):
-    """The centre branch for a ``CellSegNet``, and ``forward(x) -> (logits, centre_logit)``."""
+def build_branch(net, out_channels: int = 1):
+    """A branch beside a ``CellSegNet``'s head, and ``forward(x) -> (logits, branch_output)``.
+
+    One output channel is the centre map; ``scripts/offset_branch.py`` uses two.
+    """
     import copy
 
     import torch.nn.functional as F
@@ -102,7 +105,7 @@ def build_branch(net):
     branch = nn.ModuleDict({
         "block": copy.deepcopy(last),  # starts from the trained block: the same features
         "extra": ConvBNReLU(last.conv2[0].out_channels, BRANCH_CHANNELS),
-        "head": nn.Conv2d(BRANCH_CHANNELS, 1, 1),
+        "head": nn.Conv2d(BRANCH_CHANNELS, out_channels, 1),
     })  # fmt: skip
     level = net.decoder.levels[-1]
 

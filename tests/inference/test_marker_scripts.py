@@ -1,4 +1,4 @@
-"""scripts/error_ceilings.py (expert markers), inference_variants.py (ensemble, stain), centre_branch.py."""
+"""scripts/error_ceilings.py (expert markers), inference_variants.py (ensemble, stain), centre_branch.py, offset_branch.py."""
 
 from __future__ import annotations
 
@@ -151,3 +151,59 @@ def test_audit_tile_outlines_a_merge_in_its_colour(load_script):
     assert np.any(np.all(outlined == audit.COLOURS["merged"], axis=-1))
     assert np.any(np.all(outlined == (0, 200, 0), axis=-1))  # the expert's outlines, the shared side too
     assert "merged" in audit.PREDICTED_KINDS and "false_negative" not in audit.PREDICTED_KINDS
+
+
+@pytest.fixture(scope="module")
+def offsets(load_script):
+    return load_script("offset_branch")
+
+
+def test_offset_targets_point_to_each_cells_deepest_point(offsets):
+    gt = two_touching_cells()
+    target, cells = offsets.offset_targets(gt)
+    assert target.shape == (2, *gt.shape) and target.dtype == np.float32
+    assert np.array_equal(cells, gt > 0)
+    assert np.all(target[:, gt == 0] == 0)
+    rows, cols = np.indices(gt.shape)
+    unit = offsets.OFFSET_UNIT
+    for cell in (1, 2):
+        inside = gt == cell
+        centre_y = rows[inside] + target[0][inside] * unit
+        centre_x = cols[inside] + target[1][inside] * unit
+        # every pixel of a cell points to one place, inside that cell and near its middle
+        assert np.ptp(centre_y) < 1e-4 and np.ptp(centre_x) < 1e-4
+        cy, cx = round(centre_y[0]), round(centre_x[0])
+        assert gt[cy, cx] == cell
+        assert abs(cy - 11.5) <= 1 and abs(cx - (11.5 if cell == 1 else 27.5)) <= 1
+    # at the contact the offsets point apart: left into cell 1, right into cell 2
+    assert target[1][11, 19] < 0 < target[1][11, 20]
+
+
+def test_vote_markers_split_what_the_network_merges(offsets):
+    gt = two_touching_cells()
+    probabilities = merged_probabilities(gt)
+    params = WatershedParams(min_size=0)
+    assert instances_from_probabilities(probabilities, params).max() == 1  # P(interior) markers merge
+    target, cells = offsets.offset_targets(gt)
+    markers = offsets.vote_markers(target * offsets.OFFSET_UNIT, cells, 16, min_votes=0.2, near=1.0)
+    assert np.array_equal(markers > 0, cells)
+    for cell in (1, 2):  # one marker per cell, covering it
+        assert len(np.unique(markers[gt == cell])) == 1
+    assert markers[gt == 1][0] != markers[gt == 2][0]
+    # votes below the threshold make no centre; no cells, no markers
+    assert offsets.vote_markers(target * offsets.OFFSET_UNIT, cells, 16, min_votes=5.0, near=1.0).max() == 0
+    assert offsets.vote_markers(target, np.zeros_like(cells), 16, 0.2, 1.0).max() == 0
+
+
+def test_offset_branch_has_two_channels(offsets):
+    torch = pytest.importorskip("torch")
+    from napari_cellseg.models.m2 import M2Config
+    from napari_cellseg.models.surgery import build_model
+
+    torch.manual_seed(0)
+    m2 = M2Config(arch="mobilenetv3_small_050", num_classes=0, name="tiny")
+    net = build_model(m2, 2, 2, out_channels=3, decoder_channels=(8, 8, 8), pretrained=False).eval()
+    _branch, forward = offsets.build_branch(net, out_channels=2)
+    with torch.no_grad():
+        logits, predicted = forward(torch.randn(1, 3, 37, 45))
+    assert logits.shape == (1, 3, 37, 45) and predicted.shape == (1, 2, 37, 45)
