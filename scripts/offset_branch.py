@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts are not a pa
 from centre_branch import build_branch
 
 OFFSET_UNIT = 10.0  # px: offsets of nuclei (radius ~10 px at the training scale) near 1
+FLOW = (40, 0.3)  # end_points' iterations and step for the flow markers
 
 
 def offset_targets(instances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,40 +71,69 @@ def offset_targets(instances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return offsets, instances > 0
 
 
-def vote_markers(offsets: np.ndarray, mask: np.ndarray, diameter: float, min_votes: float,
-                 near: float) -> np.ndarray:  # fmt: skip
-    """int32 markers from ``offsets`` (image px, ``(2, H, W)``) of the pixels in ``mask``.
+def end_points(offsets: np.ndarray, mask: np.ndarray, iterations: int = 1, step: float = 1.0):
+    """Where the pixels of ``mask`` end when moved ``iterations`` times by ``step`` x their offset.
 
-    Each pixel votes at ``position + offset``; local maxima of the votes within
-    ``0.2 * diameter`` that gather at least ``min_votes`` x a disc of ``diameter``
-    become centres; a pixel whose vote lands within ``near * diameter`` of its
-    nearest centre gets that centre's label.
+    One iteration of step 1 is the plain vote (Panoptic-DeepLab); more, smaller
+    steps follow the offset field to where it vanishes (Cellpose's flows), which
+    gathers a cell's votes more tightly. Returns ``(ys, xs, end_ys, end_xs)``.
+    """
+    from scipy import ndimage as ndi
+
+    ys, xs = np.nonzero(mask)
+    end_y, end_x = ys.astype(np.float32), xs.astype(np.float32)
+    for _ in range(iterations):
+        dy = ndi.map_coordinates(offsets[0], [end_y, end_x], order=1, mode="nearest")
+        dx = ndi.map_coordinates(offsets[1], [end_y, end_x], order=1, mode="nearest")
+        end_y = np.clip(end_y + step * dy, 0, mask.shape[0] - 1)
+        end_x = np.clip(end_x + step * dx, 0, mask.shape[1] - 1)
+    return ys, xs, end_y, end_x
+
+
+def markers_from_end_points(ends, shape, diameter: float, min_votes: float, near: float,
+                            min_distance: float = 0.2) -> np.ndarray:  # fmt: skip
+    """int32 markers: centres where the end points gather, and the pixels that end near them.
+
+    Local maxima (at least ``min_distance * diameter`` apart) of the end points
+    counted within ``0.2 * diameter`` that gather at least ``min_votes`` x the area
+    of a disc of ``diameter`` become centres; a pixel whose end point lies within
+    ``near * diameter`` of its nearest centre gets that centre's label.
     """
     import cv2
     from scipy.spatial import cKDTree
     from skimage.feature import peak_local_max
 
-    height, width = mask.shape
-    ys, xs = np.nonzero(mask)
-    markers = np.zeros(mask.shape, np.int32)
+    ys, xs, end_y, end_x = ends
+    height, width = shape
+    markers = np.zeros(shape, np.int32)
     if ys.size == 0:
         return markers
-    vy = np.clip(np.rint(ys + offsets[0, ys, xs]), 0, height - 1).astype(np.intp)
-    vx = np.clip(np.rint(xs + offsets[1, ys, xs]), 0, width - 1).astype(np.intp)
-    votes = np.bincount(vy * width + vx, minlength=height * width).reshape(height, width).astype(np.float32)
+    cells = np.rint(end_y).astype(np.intp) * width + np.rint(end_x).astype(np.intp)
+    votes = np.bincount(cells, minlength=height * width).reshape(shape).astype(np.float32)
     radius = max(2, round(0.2 * diameter))
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)).astype(np.float32)
     gathered = cv2.filter2D(votes, -1, disc, borderType=cv2.BORDER_CONSTANT)
     area = np.pi * diameter**2 / 4
     centres = peak_local_max(
-        gathered, min_distance=radius, threshold_abs=min_votes * area, exclude_border=False
-    )
+        gathered, min_distance=max(1, round(min_distance * diameter)), threshold_abs=min_votes * area,
+        exclude_border=False,
+    )  # fmt: skip
     if len(centres) == 0:
         return markers
-    distance, nearest = cKDTree(centres).query(np.stack([vy, vx], 1))
+    distance, nearest = cKDTree(centres).query(np.stack([end_y, end_x], 1))
     close = distance <= near * diameter
     markers[ys[close], xs[close]] = nearest[close] + 1
     return markers
+
+
+def vote_markers(offsets: np.ndarray, mask: np.ndarray, diameter: float, min_votes: float, near: float,
+                 iterations: int = 1, step: float = 1.0, min_distance: float = 0.2) -> np.ndarray:  # fmt: skip
+    """int32 markers from ``offsets`` (image px, ``(2, H, W)``) of the pixels in ``mask``.
+
+    :func:`end_points`, then :func:`markers_from_end_points`.
+    """
+    ends = end_points(offsets, mask, iterations, step)
+    return markers_from_end_points(ends, mask.shape, diameter, min_votes, near, min_distance)
 
 
 def train(args) -> int:
@@ -242,20 +272,22 @@ def score(args) -> int:
     print(f"{len(images)} {args.subset} {args.microscope} images, nucleus size estimated; "
           f"{args.weights}\n")  # fmt: skip
 
+    for index, (_gt, probabilities, offsets, _diameter) in enumerate(images):  # end points once per image
+        mask = ws.foreground_mask(probabilities, params)
+        images[index] += (mask, {key: end_points(offsets, mask, *key) for key in ((1, 1.0), FLOW)})
+
     def pooled(segment, *options):
-        metrics = pool_metrics([image_metrics(gt, segment(p, o, d, *options)) for gt, p, o, d in images])
+        metrics = pool_metrics([image_metrics(image[0], segment(image, *options)) for image in images])
         return metrics.ap[0], metrics.dsb_score
 
-    def own_markers(probabilities, _offsets, _diameter, watershed):
-        return ws.instances_from_probabilities(probabilities, watershed)
+    def own_markers(image, watershed):
+        return ws.instances_from_probabilities(image[1], watershed)
 
-    def vote_seeded(probabilities, offsets, diameter, min_votes, near):
-        mask = ws.foreground_mask(probabilities, params)
-        markers = vote_markers(offsets, mask, diameter, min_votes, near)
-        labels = ws.watershed_from_markers(
-            ws.elevation_from_probabilities(probabilities, params), markers, mask
-        )
-        return ws.finalize_labels(labels, params.min_size)
+    def end_point_seeded(image, key, min_votes, near, min_distance):
+        _gt, probabilities, _offsets, diameter, mask, ends = image
+        markers = markers_from_end_points(ends[key], mask.shape, diameter, min_votes, near, min_distance)
+        elevation = ws.elevation_from_probabilities(probabilities, params)
+        return ws.finalize_labels(ws.watershed_from_markers(elevation, markers, mask), params.min_size)
 
     rows = [("own markers, the model's parameters", *pooled(own_markers, params))]
     own = []
@@ -266,16 +298,56 @@ def score(args) -> int:
     best = max(own)
     rows.append((f"own markers, best of 24 (threshold {best[2]}, peak {best[3]}, smoothing {best[4]})",
                  *best[:2]))  # fmt: skip
-    votes = []
-    for min_votes, near in itertools.product((0.05, 0.1, 0.2, 0.3), (0.15, 0.25, 0.4, 1.0)):
-        votes.append((*pooled(vote_seeded, min_votes, near), min_votes, near))
-        print(f"votes {min_votes} near {near}: AP@0.5 {votes[-1][0]:.3f} DSB {votes[-1][1]:.3f}", flush=True)
-    best = max(votes)
-    rows.append((f"vote markers, best of 16 (min votes {best[2]}, near {best[3]})", *best[:2]))
+    grids = {
+        "vote markers (one step)": ((1, 1.0), (0.1, 0.2, 0.3), (0.15, 0.25), (0.2,)),
+        f"flow markers ({FLOW[0]} steps of {FLOW[1]})": (FLOW, (0.1, 0.2, 0.3), (0.25, 0.4), (0.3, 0.4)),
+    }
+    for name, (key, *grid) in grids.items():
+        scores = []
+        for option in itertools.product(*grid):
+            scores.append((*pooled(end_point_seeded, key, *option), *option))
+            print(f"{name}, min votes {option[0]}, near {option[1]}, apart {option[2]}: "
+                  f"AP@0.5 {scores[-1][0]:.3f} DSB {scores[-1][1]:.3f}", flush=True)  # fmt: skip
+        best = max(scores)
+        rows.append((f"{name}, best of {len(scores)} (min votes {best[2]}, near {best[3]}, apart {best[4]})",
+                     *best[:2]))  # fmt: skip
     print("\n| markers | AP@0.5 | DSB score |\n|---|---|---|")
     for name, ap, dsb in rows:
         print(f"| {name} | {ap:.3f} | {dsb:.3f} |")
+    apart = merged_pairs_apart(images, params)
+    print(f"\nTouching pairs of the expert's cells that the own markers merge: {apart.size}. Distance "
+          f"between the median flow end points of the two cells, in diameters: median {np.median(apart):.2f}, "
+          f"share >= 0.3: {np.mean(apart >= 0.3):.2f}")  # fmt: skip
     return 0
+
+
+def merged_pairs_apart(images, params) -> np.ndarray:
+    """For each touching pair of expert cells merged by the own markers: how far apart the flow takes them.
+
+    The distance, in nucleus diameters, between the median flow end points of
+    the two cells' foreground pixels: near 0 when the offsets see one nucleus.
+    """
+    from napari_cellseg.inference.watershed import instances_from_probabilities
+    from napari_cellseg.instance_errors import touching_pairs
+
+    apart = []
+    for gt, probabilities, _offsets, diameter, mask, ends in images:
+        labels = instances_from_probabilities(probabilities, params)
+        ys, xs, end_y, end_x = ends[FLOW]
+        where = np.full(gt.shape, -1, np.intp)
+        where[ys, xs] = np.arange(ys.size)
+        for a, b in touching_pairs(gt):
+            home = [np.bincount(labels[gt == cell]).argmax() for cell in (a, b)]
+            if home[0] == 0 or home[0] != home[1]:
+                continue
+            centres = []
+            for cell in (a, b):
+                index = where[(gt == cell) & mask]
+                centres.append(
+                    (np.median(end_y[index]), np.median(end_x[index])) if index.size else (np.nan,) * 2
+                )
+            apart.append(np.hypot(*np.subtract(*centres)) / diameter)
+    return np.array(apart)
 
 
 def main() -> int:

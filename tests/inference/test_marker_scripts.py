@@ -190,6 +190,10 @@ def test_vote_markers_split_what_the_network_merges(offsets):
     for cell in (1, 2):  # one marker per cell, covering it
         assert len(np.unique(markers[gt == cell])) == 1
     assert markers[gt == 1][0] != markers[gt == 2][0]
+    # following the offsets (many small steps) ends each cell's pixels at its centre too
+    flowed = offsets.vote_markers(target * offsets.OFFSET_UNIT, cells, 16, 0.2, 0.25, iterations=40, step=0.3)
+    assert len(np.unique(flowed[gt == 1])) == 1 and len(np.unique(flowed[gt == 2])) == 1
+    assert flowed[gt == 1][0] != flowed[gt == 2][0] and flowed[gt == 1][0] > 0
     # votes below the threshold make no centre; no cells, no markers
     assert offsets.vote_markers(target * offsets.OFFSET_UNIT, cells, 16, min_votes=5.0, near=1.0).max() == 0
     assert offsets.vote_markers(target, np.zeros_like(cells), 16, 0.2, 1.0).max() == 0
