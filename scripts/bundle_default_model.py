@@ -327,8 +327,10 @@ not how it generalises.
   (`scripts/error_ceilings.py`, step 11; the step-9 network 0.866): one marker per nucleus is
   what is missing, and thicker target boundaries did not
   give it; nor did a centre output beside the three classes, trained frozen or jointly at
-  this project's budget (step 12). Separating touching nuclei better needs the encoder to learn
-  them, for example an instance representation (distance or flow) trained from the start.
+  this project's budget (step 12), nor an offset-to-centre output trained with them from M2
+  (step 18): for most merged pairs its offsets point both nuclei to one centre. Separating
+  touching nuclei better needs the encoder to learn them; whether a GPU budget gets there is
+  not measured.
 - The test split holds few slides: the per-group spread above is wide.
 {_stain_limit(ihc_nuclei)}- {_scale_limit(config)}
 """
