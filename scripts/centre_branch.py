@@ -208,44 +208,57 @@ def train(args) -> int:
     return 0
 
 
-def score(args) -> int:
+def scoring_networks(model, weights, channels: int):
+    """``(config, class_net, branch_nets)`` of ``model`` with the branch of ``weights`` (or untrained).
+
+    Each of ``branch_nets`` (one per branch channel) passes its channel, through a
+    sigmoid, as class 0 of a 3-class softmax, so ``segment_image`` tiles and
+    rescales it like probabilities; ``class_net`` is the network's own head.
+    All in float32 and eval mode.
+    """
     import torch
     import torch.nn.functional as F
     from safetensors.torch import load_file
 
-    from napari_cellseg.data.dataset import CellDataset
-    from napari_cellseg.inference import watershed as ws
     from napari_cellseg.inference.runtime import resolve_model
-    from napari_cellseg.inference.segment import segment_image, watershed_params
-    from napari_cellseg.metrics import image_metrics, pool_metrics
-    from napari_cellseg.training.holdout import holdout_ids
 
-    net, config = resolve_model(args.model, device="cpu")
+    net, config = resolve_model(model, device="cpu")
     net = net.float()
-    branch, forward = build_branch(net)
-    if args.weights:
-        tensors = load_file(args.weights)
+    branch, forward = build_branch(net, out_channels=channels)
+    if weights:
+        tensors = load_file(weights)
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
         branch.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("branch.")})
     net.eval()
     branch.eval()
 
-    class CentreAsClasses(torch.nn.Module):
-        """The centre map as channel 0 of a 3-class softmax, so ``segment_image`` tiles and rescales it."""
-
+    class Output(torch.nn.Module):
         input_multiple = net.input_multiple
 
-        def forward(self, x):
-            centre = forward(x.float())[1]
-            return torch.cat([F.logsigmoid(centre), F.logsigmoid(-centre), torch.full_like(centre, -30.0)], 1)
-
-    class ClassesOnly(torch.nn.Module):
-        input_multiple = net.input_multiple
+        def __init__(self, channel: int | None):
+            super().__init__()
+            self.channel = channel
 
         def forward(self, x):
-            return forward(x.float())[0]
+            logits, extra = forward(x.float())
+            if self.channel is None:
+                return logits
+            value = extra[:, self.channel : self.channel + 1]
+            return torch.cat([F.logsigmoid(value), F.logsigmoid(-value), torch.full_like(value, -30.0)], 1)
 
-    centre_net, class_net = CentreAsClasses().eval(), ClassesOnly().eval()
+    return config, Output(None).eval(), [Output(channel).eval() for channel in range(channels)]
+
+
+def score(args) -> int:
+    import torch
+
+    from napari_cellseg.data.dataset import CellDataset
+    from napari_cellseg.inference import watershed as ws
+    from napari_cellseg.inference.segment import segment_image, watershed_params
+    from napari_cellseg.metrics import image_metrics, pool_metrics
+    from napari_cellseg.training.holdout import holdout_ids
+
+    config, class_net, (centre_net,) = scoring_networks(args.model, args.weights, channels=1)
     dataset = CellDataset.open(args.data)
     params = watershed_params(config)
     images = []

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts are not a package
-from centre_branch import build_branch
+from centre_branch import build_branch, scoring_networks
 
 OFFSET_UNIT = 10.0  # px: offsets of nuclei (radius ~10 px at the training scale) near 1
 FLOW = (40, 0.3)  # end_points' iterations and step for the flow markers
@@ -210,47 +210,14 @@ def score(args) -> int:
     import dataclasses
 
     import torch
-    import torch.nn.functional as F
-    from safetensors.torch import load_file
 
     from napari_cellseg.data.dataset import CellDataset
     from napari_cellseg.inference import watershed as ws
-    from napari_cellseg.inference.runtime import resolve_model
     from napari_cellseg.inference.segment import segment_image, watershed_params
     from napari_cellseg.metrics import image_metrics, pool_metrics
     from napari_cellseg.training.holdout import holdout_ids
 
-    net, config = resolve_model(args.model, device="cpu")
-    net = net.float()
-    branch, forward = build_branch(net, out_channels=2)
-    tensors = load_file(args.weights)
-    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    branch.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("branch.")})
-    net.eval()
-    branch.eval()
-
-    class OffsetAsClasses(torch.nn.Module):
-        """Offset channel ``axis`` as ``sigmoid`` in channel 0 of a 3-class softmax, so
-        ``segment_image`` tiles and rescales it like probabilities."""
-
-        input_multiple = net.input_multiple
-
-        def __init__(self, axis: int):
-            super().__init__()
-            self.axis = axis
-
-        def forward(self, x):
-            offset = forward(x.float())[1][:, self.axis : self.axis + 1]
-            return torch.cat([F.logsigmoid(offset), F.logsigmoid(-offset), torch.full_like(offset, -30.0)], 1)
-
-    class ClassesOnly(torch.nn.Module):
-        input_multiple = net.input_multiple
-
-        def forward(self, x):
-            return forward(x.float())[0]
-
-    class_net = ClassesOnly().eval()
-    offset_nets = [OffsetAsClasses(axis).eval() for axis in (0, 1)]
+    config, class_net, offset_nets = scoring_networks(args.model, args.weights, channels=2)
     dataset = CellDataset.open(args.data)
     params = watershed_params(config)
     if args.min_size is not None:
