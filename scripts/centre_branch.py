@@ -249,6 +249,23 @@ def scoring_networks(model, weights, channels: int):
     return config, Output(None).eval(), [Output(channel).eval() for channel in range(channels)]
 
 
+def own_marker_rows(pooled, own_markers, params) -> list[tuple[str, float, float]]:
+    """Table rows ``(name, AP@0.5, DSB)`` of the network's own markers.
+
+    With ``params``, and the best AP@0.5 of 24 marker settings (interior threshold,
+    peak height, smoothing); ``pooled(own_markers, watershed)`` scores one setting.
+    """
+    rows = [("own markers, the model's parameters", *pooled(own_markers, params))]
+    own = []
+    for threshold, height, smoothing in itertools.product((0.2, 0.3, 0.4, 0.5), (0.1, 0.2, 0.3), (1.0, 2.0)):
+        tuned = dataclasses.replace(params, interior_threshold=threshold, peak_height=height,
+                                    marker_smoothing=smoothing)  # fmt: skip
+        own.append((*pooled(own_markers, tuned), threshold, height, smoothing))
+    best = max(own)
+    name = f"own markers, best of 24 (threshold {best[2]}, peak {best[3]}, smoothing {best[4]})"
+    return [*rows, (name, *best[:2])]
+
+
 def score(args) -> int:
     import torch
 
@@ -283,16 +300,7 @@ def score(args) -> int:
     def centre_seeded(probabilities, centre, threshold, height, smoothing):
         return segment_with_centre(probabilities, centre, params, threshold, height, smoothing)
 
-    rows = [("own markers, the model's parameters", *pooled(own_markers, params))]
-    own = []
-    for threshold, height, smoothing in itertools.product((0.2, 0.3, 0.4, 0.5), (0.1, 0.2, 0.3), (1.0, 2.0)):
-        tuned = dataclasses.replace(params, interior_threshold=threshold, peak_height=height,
-                                    marker_smoothing=smoothing)  # fmt: skip
-        own.append((*pooled(own_markers, tuned), threshold, height, smoothing))
-    best = max(own)
-    rows.append(
-        (f"own markers, best of 24 (threshold {best[2]}, peak {best[3]}, smoothing {best[4]})", *best[:2])
-    )
+    rows = own_marker_rows(pooled, own_markers, params)
     if args.weights:
         options = itertools.product((0.2, 0.3, 0.4, 0.5), (0.0, 0.1, 0.2, 0.3), (0.0, 1.0))
         best = max((*pooled(centre_seeded, *option), *option) for option in options)

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts are not a package
-from centre_branch import build_branch, scoring_networks
+from centre_branch import build_branch, own_marker_rows, scoring_networks
 
 OFFSET_UNIT = 10.0  # px: offsets of nuclei (radius ~10 px at the training scale) near 1
 FLOW = (40, 0.3)  # end_points' iterations and step for the flow markers
@@ -256,15 +256,7 @@ def score(args) -> int:
         elevation = ws.elevation_from_probabilities(probabilities, params)
         return ws.finalize_labels(ws.watershed_from_markers(elevation, markers, mask), params.min_size)
 
-    rows = [("own markers, the model's parameters", *pooled(own_markers, params))]
-    own = []
-    for threshold, height, smoothing in itertools.product((0.2, 0.3, 0.4, 0.5), (0.1, 0.2, 0.3), (1.0, 2.0)):
-        tuned = dataclasses.replace(params, interior_threshold=threshold, peak_height=height,
-                                    marker_smoothing=smoothing)  # fmt: skip
-        own.append((*pooled(own_markers, tuned), threshold, height, smoothing))
-    best = max(own)
-    rows.append((f"own markers, best of 24 (threshold {best[2]}, peak {best[3]}, smoothing {best[4]})",
-                 *best[:2]))  # fmt: skip
+    rows = own_marker_rows(pooled, own_markers, params)
     grids = {
         "vote markers (one step)": ((1, 1.0), (0.1, 0.2, 0.3), (0.15, 0.25), (0.2,)),
         f"flow markers ({FLOW[0]} steps of {FLOW[1]})": (FLOW, (0.1, 0.2, 0.3), (0.25, 0.4), (0.3, 0.4)),
