@@ -2,6 +2,9 @@
 
 - ``augment_restain.png``: the package's two microscope C samples, as stored and
   in five draws of the restaining augmentation (``p_restain`` = 1, nothing else).
+- ``augment_render_he.png``: the package's fluorescence (A) and brightfield (B)
+  samples, as stored and in four draws of the H&E rendering (``p_render_he`` = 1,
+  nothing else), beside a microscope C sample as stored.
 - ``ihc_segmented.png`` (with ``--models``): scikit-image's immunohistochemistry
   image (haematoxylin counterstain, DAB; colonic glands, CMMI, no known copyright
   restrictions) segmented by each model with the nucleus size estimated. No
@@ -40,6 +43,24 @@ def restain_figure(out: Path) -> None:
         )
         rows.append(np.concatenate([(stored[0][0] * 255).astype(np.uint8), *crops], axis=1))
     io.imsave(out / "augment_restain.png", np.concatenate(rows, axis=0), check_contrast=False)
+
+
+def render_figure(out: Path) -> None:
+    config = AugmentConfig.preset("none", patch_size=(160, 160), p_render_he=1.0)
+    as_stored = AugmentConfig.preset("none", patch_size=(160, 160))
+    rows = []
+    for name in ("a_fluorescence_1", "a_fluorescence_2", "b_brightfield"):
+        image, labels, _ = load_sample(name)
+        stored = preview_augmentations(image, labels, n=1, config=as_stored, seed=3)[0][0]
+        draws = preview_augmentations(image, labels, n=4, config=config, seed=3)
+        tiles = [np.repeat(stored[..., None], 3, -1)] + [d for d, _ in draws]
+        rows.append(np.concatenate([(np.clip(t, 0, 1) * 255).astype(np.uint8) for t in tiles], axis=1))
+    c_image, c_labels, _ = load_sample("c_histology_1")
+    c_crop = preview_augmentations(c_image, c_labels, n=1, config=as_stored, seed=3)[0][0]
+    c_row = np.full_like(rows[0], 255)
+    c_row[:, : c_crop.shape[1]] = (np.clip(c_crop, 0, 1) * 255).astype(np.uint8)
+    rows.append(c_row)
+    io.imsave(out / "augment_render_he.png", np.concatenate(rows, axis=0), check_contrast=False)
 
 
 def ihc_figure(models: list[str], names: list[str], out: Path) -> None:
@@ -92,6 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     restain_figure(args.out)
+    render_figure(args.out)
     if args.models:
         ihc_figure(args.models, args.names or args.models, args.out)
     if args.haematoxylin_only:

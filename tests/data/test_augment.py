@@ -189,7 +189,7 @@ def test_preview_returns_n_deterministic_samples_from_a_raw_image():
 
 
 def test_presets_and_config_round_trip(tmp_path):
-    assert set(PRESETS) == {"none", "light", "default", "stains", "scanners", "strong"}
+    assert set(PRESETS) == {"none", "light", "default", "stains", "rendered", "scanners", "strong"}
     none = AugmentConfig.preset("none")
     assert all(getattr(none, p) == 0.0 for p in PROBABILITIES)
     strong, light = AugmentConfig.preset("strong"), AugmentConfig.preset("light")

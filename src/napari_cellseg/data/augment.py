@@ -125,6 +125,8 @@ class Augmenter:
     ) -> np.ndarray:
         c = self.config
         # Steps added later draw only when on, so older settings give the crops they gave.
+        if c.p_render_he > 0 and image.ndim == 2 and target is not None and rng.random() < c.p_render_he:
+            image = self._render_he(image, target, rng)
         if c.p_restain > 0 and rng.random() < c.p_restain and image.ndim == 3:
             image = self._restain(image, target, rng)
         if c.p_haematoxylin_only > 0 and rng.random() < c.p_haematoxylin_only and image.ndim == 3:
@@ -152,6 +154,16 @@ class Augmenter:
         if c.p_jpeg > 0 and rng.random() < c.p_jpeg:
             image = photometric.jpeg_compress(image, round(rng.uniform(*c.jpeg_quality)))
         return image
+
+    def _render_he(self, image: np.ndarray, target: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        c = self.config
+        grain = photometric.gaussian_blur(rng.standard_normal(image.shape, dtype=np.float32), 0.8)
+        grain *= np.float32(rng.uniform(0.0, c.render_texture) / max(float(grain.std()), 1e-6))
+        return photometric.render_he(
+            image, target > 0, rng.uniform(*c.render_nucleus), rng.uniform(*c.render_background),
+            rng.uniform(*c.render_eosin), photometric.gaussian_blur(photometric.smooth_field(rng, image.shape), 6.0),
+            grain,
+        )  # fmt: skip
 
     def _restain(self, image: np.ndarray, target: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
         c = self.config

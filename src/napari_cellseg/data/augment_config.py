@@ -48,6 +48,15 @@ class AugmentConfig(JsonConfig):
     dab_on_cells : (min, max)
         Share of that DAB that also lies over the cells (uniform; default none):
         nuclei seen through brown cytoplasm.
+    p_render_he : float
+        Probability of drawing a grey crop that has labels (fluorescence,
+        brightfield) as an H&E slide (:func:`~napari_cellseg.data.photometric.render_he`):
+        the touching nuclei of other microscopes in the target's colours.
+    render_nucleus, render_background, render_eosin : (min, max)
+        Ranges (uniform) of its optical densities: haematoxylin in the nuclei
+        and around them, and eosin.
+    render_texture : float
+        Largest strength of its chromatin grain (uniform from 0).
     p_grey : float
         Probability of turning a colour image grey (its luminance in all
         three channels, as the network sees a grey image): stains whose
@@ -91,6 +100,11 @@ class AugmentConfig(JsonConfig):
     dab_on_cells: tuple[float, float] = (0.0, 0.0)
     p_nuclear_dab: float = 0.3
     p_grey: float = 0.0  # likewise
+    p_render_he: float = 0.0  # on in the "rendered" preset (experiments.md step 19)
+    render_nucleus: tuple[float, float] = (0.75, 1.45)
+    render_background: tuple[float, float] = (0.2, 0.55)
+    render_eosin: tuple[float, float] = (0.2, 0.9)
+    render_texture: float = 0.3
     p_haematoxylin_only: float = 0.0
     p_blur: float = 0.2
     blur_sigma: float = 1.0
@@ -109,7 +123,10 @@ class AugmentConfig(JsonConfig):
     def __post_init__(self) -> None:
         self.patch_size = tuple(int(v) for v in self.patch_size)
         self.scale_range = tuple(float(v) for v in self.scale_range)
-        for name in ("restain_haematoxylin", "restain_eosin", "restain_dab", "dab_on_cells"):
+        for name in (
+            "restain_haematoxylin", "restain_eosin", "restain_dab", "dab_on_cells",
+            "render_nucleus", "render_background", "render_eosin",
+        ):  # fmt: skip
             pair = tuple(float(v) for v in getattr(self, name))
             if len(pair) != 2 or not 0 <= pair[0] <= pair[1]:
                 raise ConfigError(f"{name} must be (min, max) with 0 <= min <= max, got {pair}")
@@ -140,7 +157,8 @@ class AugmentConfig(JsonConfig):
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> AugmentConfig:
-        """A named preset (``none``, ``light``, ``default``, ``stains``, ``scanners``, ``strong``) with overrides."""
+        """A named preset (``none``, ``light``, ``default``, ``stains``, ``rendered``, ``scanners``,
+        ``strong``) with overrides."""
         if name not in PRESETS:
             raise ConfigError(f"unknown augmentation preset {name!r}; choose from {sorted(PRESETS)}")
         return replace(cls(), **{**PRESETS[name], **overrides})
@@ -148,7 +166,9 @@ class AugmentConfig(JsonConfig):
 
 _ALL_OFF = {
     f"p_{s}": 0.0
-    for s in ("flip rot90 rotate scale restain grey stain blur lowres gamma contrast noise jpeg".split())
+    for s in (
+        "flip rot90 rotate scale restain render_he grey stain blur lowres gamma contrast noise jpeg".split()
+    )
 }
 PRESETS: dict[str, dict[str, Any]] = {
     "none": dict(_ALL_OFF),  # crop only
@@ -163,6 +183,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # "default" plus restaining and grey (experiments.md step 13): TrainConfig's default
     # since then. "default" keeps its meaning, so older runs' configs still say what ran.
     "stains": dict(p_restain=0.3, p_grey=0.1),
+    # "stains" plus grey crops of other microscopes drawn as H&E (experiments.md step 19)
+    "rendered": dict(p_restain=0.3, p_grey=0.1, p_render_he=0.5),
     # "stains" plus low-resolution and JPEG-compressed crops (experiments.md step 14)
     "scanners": dict(p_restain=0.3, p_grey=0.1, p_lowres=0.2, p_jpeg=0.2),
     "strong": {

@@ -99,8 +99,9 @@ def _register_train(subparsers) -> None:
     add("--oversample", nargs="+", default=None, metavar="TAG=W", help="e.g. C=3 draws C crops 3x as often")
     add(
         "--augment",
-        help="augmentation preset: none, light, default, strong, or stains (the default: "
-        "preset default plus restaining to other stains and grey)",
+        help="augmentation preset: none, light, default, strong, scanners, rendered (stains plus "
+        "grey crops of other microscopes drawn as H&E), or stains (the default: preset default "
+        "plus restaining to other stains and grey)",
     )
     add("--seed", type=int)
     add("--threads", type=int, help="torch threads (0: all cores but one)")
