@@ -1,7 +1,8 @@
 """Tiles around random errors of a model, to judge them by eye (a label audit).
 
-Each tile is 80x80 px around one false positive (red), false negative (blue)
-or merge (yellow: one predicted object over two or more cells) of
+Each tile is 80x80 px around one false positive (red), false negative (blue),
+merge (yellow: one predicted object over two or more cells) or split cell
+(magenta: the predicted pieces of one expert cell) of
 ``instance_errors.error_maps``, with the expert's outlines in green, next to
 the same patch without outlines. Whether an error is the model's or the mask's
 is for the reader to decide::
@@ -18,13 +19,19 @@ import sys
 import numpy as np
 
 TILE = 80
-COLOURS = {"false_positive": (255, 0, 0), "false_negative": (0, 80, 255), "merged": (255, 220, 0)}
+COLOURS = {
+    "false_positive": (255, 0, 0), "false_negative": (0, 80, 255), "merged": (255, 220, 0),
+    "split": (255, 0, 255),
+}  # fmt: skip
 PREDICTED_KINDS = ("false_positive", "merged")  # the others are expert cells
-PLURALS = {"false_positive": "false positives", "false_negative": "false negatives", "merged": "merges"}
+PLURALS = {
+    "false_positive": "false positives", "false_negative": "false negatives", "merged": "merges",
+    "split": "split cells",
+}  # fmt: skip
 
 
 def tile(image: np.ndarray, truth: np.ndarray, error: np.ndarray, colour) -> np.ndarray:
-    """The patch around ``error`` (a mask), plain and with outlines, side by side."""
+    """The patch around ``error`` (a mask or labels), plain and with outlines, side by side."""
     from skimage.segmentation import find_boundaries
 
     # images smaller than a tile are padded so that every tile has the same shape
@@ -73,6 +80,11 @@ def main() -> int:
         truth = dataset.load_reference_instances(image_id)
         labels = segment_image(model, config, image, keep_probabilities=False).labels
         errors = error_maps(truth, labels)
+        if args.kind == "split":  # the cell's predicted pieces, as labels so the cuts show
+            for cell in errors["split_ids"]:
+                pieces = np.intersect1d(np.unique(labels[truth == cell]), errors["split_pred_ids"])
+                found.append((image, truth, np.where(np.isin(labels, pieces), labels, 0)))
+            continue
         source = labels if args.kind in PREDICTED_KINDS else truth
         found += [(image, truth, source == i) for i in errors[f"{args.kind}_ids"]]
     if len(found) < 4:
