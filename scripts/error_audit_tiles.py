@@ -48,6 +48,12 @@ def tile(image: np.ndarray, truth: np.ndarray, error: np.ndarray, colour) -> np.
     return np.concatenate([image[window], outlined[window]], axis=1)
 
 
+def split_pieces(truth: np.ndarray, labels: np.ndarray, errors: dict, cell: int) -> np.ndarray:
+    """The predicted pieces of the split expert ``cell``, as labels (0 elsewhere)."""
+    pieces = np.intersect1d(np.unique(labels[truth == cell]), errors["split_pred_ids"])
+    return np.where(np.isin(labels, pieces), labels, 0)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -81,9 +87,7 @@ def main() -> int:
         labels = segment_image(model, config, image, keep_probabilities=False).labels
         errors = error_maps(truth, labels)
         if args.kind == "split":  # the cell's predicted pieces, as labels so the cuts show
-            for cell in errors["split_ids"]:
-                pieces = np.intersect1d(np.unique(labels[truth == cell]), errors["split_pred_ids"])
-                found.append((image, truth, np.where(np.isin(labels, pieces), labels, 0)))
+            found += [(image, truth, split_pieces(truth, labels, errors, c)) for c in errors["split_ids"]]
             continue
         source = labels if args.kind in PREDICTED_KINDS else truth
         found += [(image, truth, source == i) for i in errors[f"{args.kind}_ids"]]

@@ -153,6 +153,22 @@ def test_audit_tile_outlines_a_merge_in_its_colour(load_script):
     assert "merged" in audit.PREDICTED_KINDS and "false_negative" not in audit.PREDICTED_KINDS
 
 
+def test_audit_tile_shows_the_cut_through_a_split_cell(load_script):
+    from napari_cellseg.instance_errors import error_maps
+
+    audit = load_script("error_audit_tiles")
+    gt = np.zeros((40, 40), np.int32)
+    gt[8:32, 8:32] = 1
+    pred = np.zeros_like(gt)
+    pred[8:32, 8:20], pred[8:32, 20:32] = 1, 2  # one cell cut in two halves
+    pieces = audit.split_pieces(gt, pred, error_maps(gt, pred), cell=1)
+    assert set(np.unique(pieces)) == {0, 1, 2}
+    tile = audit.tile(np.full((40, 40, 3), 200, np.uint8), gt, pieces, audit.COLOURS["split"])
+    outlined = tile[:, audit.TILE :]
+    magenta = np.all(outlined == audit.COLOURS["split"], axis=-1)
+    assert magenta[12:28, 18:22].any(), "the cut inside the cell must be drawn"
+
+
 @pytest.fixture(scope="module")
 def offsets(load_script):
     return load_script("offset_branch")
