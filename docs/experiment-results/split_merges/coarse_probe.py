@@ -1,0 +1,89 @@
+"""Can a coarser pass give the large nuclei back? (experiments.md step 20)
+
+The bundled model on the held-out C images twice: at the estimated nucleus size (*fine*), and
+with the image zoomed a further 0.6-0.8 (*coarse*: the diameter given as the estimate over the
+zoom), where a nucleus twice the median looks like a usual one. Each coarse object of at least
+``k`` times the fine objects' median area that covers two or more fine objects (each half
+inside it, their union at IoU >= ``min_iou`` with it) replaces them.
+
+python coarse_probe.py DATA SPLIT [--subset dev]
+"""
+
+import argparse
+
+import numpy as np
+
+from napari_cellseg.data.dataset import CellDataset
+from napari_cellseg.inference.runtime import resolve_model
+from napari_cellseg.inference.segment import segment_image
+from napari_cellseg.metrics import image_metrics, pool_metrics
+from napari_cellseg.training.holdout import holdout_ids
+
+ZOOMS = (0.6, 0.7, 0.8)
+
+
+def combine(fine: np.ndarray, coarse: np.ndarray, k: float, min_iou: float) -> np.ndarray:
+    """``fine`` with the pieces of each large coarse object replaced by that object."""
+    out = fine.copy()
+    fine_area = np.bincount(fine.ravel(), minlength=int(fine.max()) + 1)
+    if fine_area[1:].sum() == 0:
+        return out
+    median = np.median(fine_area[1:][fine_area[1:] > 0])
+    next_id = int(fine.max()) + 1
+    for obj in range(1, int(coarse.max()) + 1):
+        inside = coarse == obj
+        if inside.sum() < k * median:
+            continue
+        ids, counts = np.unique(fine[inside], return_counts=True)
+        pieces = ids[(ids > 0) & (counts >= 0.5 * fine_area[ids])]
+        if len(pieces) < 2:
+            continue
+        union = np.isin(fine, pieces)
+        if (union & inside).sum() / (union | inside).sum() < min_iou:
+            continue
+        out[union] = 0
+        out[inside & (out == 0)] = next_id
+        next_id += 1
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("data")
+    parser.add_argument("split")
+    parser.add_argument("--subset", default="dev")
+    args = parser.parse_args()
+    dataset = CellDataset.open(args.data)
+    model, config = resolve_model(None, device="cpu")
+    cases = []
+    for image_id, _ in holdout_ids(args.split, dataset, args.subset, "C"):
+        image = dataset.load_image(image_id)
+        fine = segment_image(model, config, image, device="cpu")
+        coarse = {
+            zoom: np.asarray(
+                segment_image(model, config, image, device="cpu", diameter=fine.diameter / zoom).labels
+            )
+            for zoom in ZOOMS
+        }
+        cases.append((dataset.load_reference_instances(image_id), np.asarray(fine.labels), coarse))
+
+    def score(pick) -> str:
+        pooled = pool_metrics([image_metrics(gt, pick(fine, coarse)) for gt, fine, coarse in cases])
+        return f"AP@0.5 {pooled.ap[0]:.4f} DSB {pooled.dsb_score:.4f}"
+
+    print(f"{len(cases)} {args.subset} C images; fine only: {score(lambda fine, coarse: fine)}")
+    for zoom in ZOOMS:
+        print(f"coarse only, x{zoom}: {score(lambda fine, coarse: coarse[zoom])}", flush=True)  # noqa: B023
+        for k in (1.5, 2.0, 3.0):
+            for min_iou in (0.6, 0.75):
+                rule = f"x{zoom}, coarse objects >= {k} x the median area, IoU >= {min_iou}"
+                print(
+                    f"{rule}: {score(lambda fine, coarse: combine(fine, coarse[zoom], k, min_iou))}",
+                    flush=True,
+                )  # noqa: B023
+
+
+if __name__ == "__main__":
+    main()
