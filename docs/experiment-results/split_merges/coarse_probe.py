@@ -69,20 +69,20 @@ def main() -> None:
         }
         cases.append((dataset.load_reference_instances(image_id), np.asarray(fine.labels), coarse))
 
-    def score(pick) -> str:
-        pooled = pool_metrics([image_metrics(gt, pick(fine, coarse)) for gt, fine, coarse in cases])
+    def score(pick, *params) -> str:
+        pooled = pool_metrics([image_metrics(gt, pick(fine, coarse, *params)) for gt, fine, coarse in cases])
         return f"AP@0.5 {pooled.ap[0]:.4f} DSB {pooled.dsb_score:.4f}"
 
     print(f"{len(cases)} {args.subset} C images; fine only: {score(lambda fine, coarse: fine)}")
     for zoom in ZOOMS:
-        print(f"coarse only, x{zoom}: {score(lambda fine, coarse: coarse[zoom])}", flush=True)  # noqa: B023
+        print(f"coarse only, x{zoom}: {score(lambda fine, coarse, z: coarse[z], zoom)}", flush=True)
         for k in (1.5, 2.0, 3.0):
             for min_iou in (0.6, 0.75):
                 rule = f"x{zoom}, coarse objects >= {k} x the median area, IoU >= {min_iou}"
-                print(
-                    f"{rule}: {score(lambda fine, coarse: combine(fine, coarse[zoom], k, min_iou))}",
-                    flush=True,
-                )  # noqa: B023
+                mended = score(
+                    lambda fine, coarse, z, *rest: combine(fine, coarse[z], *rest), zoom, k, min_iou
+                )
+                print(f"{rule}: {mended}", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Which expert cells the model splits: their size and elongation against the other cells'.
 
-python split_shapes.py DATA SPLIT   (bundled model, dev C, nucleus size estimated)
+python split_shapes.py DATA SPLIT [MODEL]   (default: the bundled model; dev C, nucleus size estimated)
 """
 
 import sys
@@ -16,7 +16,7 @@ from napari_cellseg.training.holdout import holdout_ids
 
 data, split = sys.argv[1:3]
 dataset = CellDataset.open(data)
-model, config = resolve_model(None, device="cpu")
+model, config = resolve_model(sys.argv[3] if len(sys.argv) > 3 else None, device="cpu")
 area, elongation, is_split = [], [], []
 for image_id, _ in holdout_ids(split, dataset, "dev", "C"):
     gt = dataset.load_reference_instances(image_id)
