@@ -133,9 +133,15 @@ def restain(
     out = cv2.exp(-od)
     if percentiles is None:
         return np.minimum(out, 1.0, out=out)
+    return _stretch(out, percentiles, min_range=1e-6)
+
+
+def _stretch(out: np.ndarray, percentiles: tuple[float, float], min_range: float) -> np.ndarray:
+    """``out`` (float32) with its ``percentiles`` mapped to 0 and 1, in place, clipped; a range
+    below ``min_range`` is stretched as if it were ``min_range``."""
     low, high = np.percentile(out, percentiles)
     out -= np.float32(low)
-    out *= np.float32(1.0 / max(float(high - low), 1e-6))
+    out *= np.float32(1.0 / max(float(high - low), min_range))
     return np.clip(out, 0.0, 1.0, out=out)
 
 
@@ -199,10 +205,7 @@ def render_he(
     eosin_density = eosin * (0.2 * tissue + np.minimum(nuclear, 1.0))
     stains = np.stack([haematoxylin, eosin_density, np.zeros_like(haematoxylin)], -1).astype(np.float32)
     out = cv2.exp(-cv2.transform(stains, RGB_FROM_HED.T.astype(np.float32)))
-    low_out, high_out = np.percentile(out, (1.0, 99.8))
-    out -= np.float32(low_out)
-    out *= np.float32(1.0 / max(float(high_out - low_out), 0.5))  # a flat crop stays flat
-    return np.clip(out, 0.0, 1.0, out=out)
+    return _stretch(out, (1.0, 99.8), min_range=0.5)  # a flat crop stays flat
 
 
 def haematoxylin_only(image: np.ndarray) -> np.ndarray:
