@@ -6,18 +6,14 @@ zoom), where a nucleus twice the median looks like a usual one. Each coarse obje
 ``k`` times the fine objects' median area that covers two or more fine objects (each half
 inside it, their union at IoU >= ``min_iou`` with it) replaces them.
 
-python coarse_probe.py DATA SPLIT [--subset dev]
+python coarse_probe.py DATA SPLIT [--subset dev] [--model DIR]   (default: the bundled model)
 """
 
-import argparse
-
 import numpy as np
+from merge_probe import held_out  # this folder's probe: the same arguments and images
 
-from napari_cellseg.data.dataset import CellDataset
-from napari_cellseg.inference.runtime import resolve_model
 from napari_cellseg.inference.segment import segment_image
 from napari_cellseg.metrics import image_metrics, pool_metrics
-from napari_cellseg.training.holdout import holdout_ids
 
 ZOOMS = (0.6, 0.7, 0.8)
 
@@ -48,18 +44,9 @@ def combine(fine: np.ndarray, coarse: np.ndarray, k: float, min_iou: float) -> n
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("data")
-    parser.add_argument("split")
-    parser.add_argument("--subset", default="dev")
-    args = parser.parse_args()
-    dataset = CellDataset.open(args.data)
-    model, config = resolve_model(None, device="cpu")
+    args, model, config, images = held_out(__doc__)
     cases = []
-    for image_id, _ in holdout_ids(args.split, dataset, args.subset, "C"):
-        image = dataset.load_image(image_id)
+    for image, truth in images:
         fine = segment_image(model, config, image, device="cpu")
         coarse = {
             zoom: np.asarray(
@@ -67,7 +54,7 @@ def main() -> None:
             )
             for zoom in ZOOMS
         }
-        cases.append((dataset.load_reference_instances(image_id), np.asarray(fine.labels), coarse))
+        cases.append((truth, np.asarray(fine.labels), coarse))
 
     def score(pick, *params) -> str:
         pooled = pool_metrics([image_metrics(gt, pick(fine, coarse, *params)) for gt, fine, coarse in cases])

@@ -84,24 +84,31 @@ def by_shape(labels, stats, solidity, ratio, area_factor):
     return relabel(labels, pairs)
 
 
-def main() -> None:
+def held_out(description: str) -> tuple[argparse.Namespace, object, object, list]:
+    """``DATA SPLIT [--subset dev] [--model DIR]`` parsed; the model, its config, and the held-out
+    C images with their expert instances, as ``(image, truth)`` pairs."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("data")
     parser.add_argument("split")
     parser.add_argument("--subset", default="dev")
-    parser.add_argument("--model", default=None)
+    parser.add_argument("--model", default=None, help="model directory (default: the bundled model)")
     args = parser.parse_args()
     dataset = CellDataset.open(args.data)
     model, config = resolve_model(args.model, device="cpu")
+    chosen = holdout_ids(args.split, dataset, args.subset, "C")
+    images = [(dataset.load_image(i), dataset.load_reference_instances(i)) for i, _ in chosen]
+    return args, model, config, images
+
+
+def main() -> None:
+    args, model, config, images = held_out(__doc__)
     cases = []
-    for image_id, _ in holdout_ids(args.split, dataset, args.subset, "C"):
-        result = segment_image(
-            model, config, dataset.load_image(image_id), device="cpu", keep_probabilities=True
-        )
+    for image, truth in images:
+        result = segment_image(model, config, image, device="cpu", keep_probabilities=True)
         labels, prob = np.asarray(result.labels), np.asarray(result.probabilities)
-        cases.append((dataset.load_reference_instances(image_id), labels, border_stats(labels, prob)))
+        cases.append((truth, labels, border_stats(labels, prob)))
 
     def score(rule, *params) -> str:
         pooled = pool_metrics(
