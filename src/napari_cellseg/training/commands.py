@@ -46,6 +46,7 @@ _TRAIN_FIELDS = {
     "amp": "amp", "seed": "seed", "augment": "augment_preset", "dev_metric": "dev_metric",
     "max_dev_images": "max_dev_images", "thickness": "target_thickness", "object_diameter": "object_diameter", "dev_every": "dev_every",
     "target_profile": "target_profile", "contact_weight": "contact_weight",
+    "dice_weight": "dice_weight",
 }  # fmt: skip
 
 
@@ -84,6 +85,9 @@ def _register_train(subparsers) -> None:
     add("--contact-weight", type=float, metavar="W",
         help="multiply the loss weight of boundary pixels between two cells, where touching cells "
              "merge, by W (weighted-ce, hard targets; default 1: off)")  # fmt: skip
+    add("--dice-weight", type=float, metavar="W",
+        help="add W times a soft Dice loss over the boundary and interior classes to the "
+             "cross-entropy (weighted-ce; default 0: off)")  # fmt: skip
     add("--object-diameter", type=float, metavar="PX",
         help="size normalisation: resample each image so its nuclei measure PX pixels (median); "
              "the model then estimates each image's nucleus size when it segments; 0: each image's "

@@ -76,6 +76,9 @@ class TrainConfig(JsonConfig):
         Weight multiplier of the boundary pixels within ``target_thickness + 1``
         pixels of two cells, where touching cells merge (``weighted-ce`` with
         hard targets only); 1: off.
+    dice_weight : float
+        Weight of a soft Dice loss over the boundary and interior classes added
+        to the cross-entropy (``weighted-ce`` only; :mod:`.losses`); 0: off.
     object_diameter : float or None
         Size normalisation: resample every training and dev image so that its
         nuclei's median diameter is this many pixels (see
@@ -150,6 +153,7 @@ class TrainConfig(JsonConfig):
     target_thickness: int = 1
     target_profile: str = "hard"
     contact_weight: float = 1.0
+    dice_weight: float = 0.0
     object_diameter: float | None = None
     microscopes: tuple[str, ...] = MICROSCOPES
     sample_weights: dict[str, float] = field(default_factory=dict)
@@ -214,6 +218,10 @@ class TrainConfig(JsonConfig):
                 f"contact_weight={self.contact_weight} needs loss 'weighted-ce' with target_profile 'hard', "
                 f"got {self.loss!r} / {self.target_profile!r}"
             )
+        if not self.dice_weight >= 0:
+            out.append(f"dice_weight must be >= 0 (0: off), got {self.dice_weight}")
+        elif self.dice_weight and self.loss != "weighted-ce":
+            out.append(f"dice_weight={self.dice_weight} needs loss 'weighted-ce', got {self.loss!r}")
         if len(self.class_weights) != 3 or any(w <= 0 for w in self.class_weights):
             out.append(f"class_weights must be 3 positive numbers, got {list(self.class_weights)}")
         if self.boundary_weight <= 0:

@@ -22,6 +22,13 @@ Two losses, chosen by name in the model's config (``loss``):
 (``training.data.CropDataset`` marks them); they count as boundary with their
 weight multiplied by ``contact_weight``, so merges of touching cells cost more.
 
+``dice_weight`` (``weighted-ce``): adds ``dice_weight`` times the soft Dice loss
+``1 - mean_c 2 sum_i p_ic t_ic / (sum_i p_ic + sum_i t_ic)`` over the boundary and
+interior classes (nnU-Net's "CE + Dice"; background left out, as it dominates). The
+sums run over the whole batch (batch Dice), so a crop without cells does not count
+as a failure; under DDP each rank takes its own batch's Dice and the gradients are
+averaged. 0 (default): off.
+
 Reduction (both losses): the **weighted mean** over the valid pixels,
 ``L = sum_i l_i / sum_i w_i``, where ``w_i`` is the weight that multiplies pixel
 ``i``'s log-likelihood. For ``weighted-ce`` this is exactly PyTorch's
@@ -39,7 +46,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..classes import BACKGROUND, BOUNDARY, DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS
+from ..classes import BACKGROUND, BOUNDARY, DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS, INTERIOR
 from ..models.probabilities import LOSS_OUT_CHANNELS
 
 if TYPE_CHECKING:
@@ -136,8 +143,10 @@ def weighted_cross_entropy_terms(
     class_weights: Sequence[float] = DEFAULT_CLASS_WEIGHTS,
     ignore_index: int = IGNORE_INDEX,
     contact_weight: float = 1.0,
+    dice_weight: float = 0.0,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """:func:`weighted_cross_entropy` before its division: ``[(sum_i w l_i, sum_i w_i)]``."""
+    """:func:`weighted_cross_entropy` before its division: ``[(sum_i w l_i, sum_i w_i)]``,
+    and a ``(dice_weight * Dice loss, 1)`` term when ``dice_weight`` > 0 (module doc)."""
     import torch
     import torch.nn.functional as F
 
@@ -145,7 +154,8 @@ def weighted_cross_entropy_terms(
     _check_inputs(logits, target, n_classes, "weighted-ce")
     logits = _at_least_float32(logits)
     if target.ndim == 4:
-        return _soft_cross_entropy_terms(logits, target, class_weights)
+        terms = _soft_cross_entropy_terms(logits, target, class_weights)
+        return terms + _dice_terms(logits, target, None, dice_weight)
     target = target.long()
     contact = target == CONTACT_TARGET if contact_weight != 1.0 else None
     if contact is not None:
@@ -164,7 +174,32 @@ def weighted_cross_entropy_terms(
     pixel_weight = weights[safe_target] * valid
     if contact is not None:
         pixel_weight = pixel_weight * torch.where(contact, float(contact_weight), 1.0).to(pixel_weight.dtype)
-    return [(-(pixel_weight * log_p).sum(), pixel_weight.sum())]
+    terms = [(-(pixel_weight * log_p).sum(), pixel_weight.sum())]
+    if dice_weight > 0:
+        one_hot = F.one_hot(safe_target, n_classes).permute(0, 3, 1, 2).to(logits.dtype)
+        terms += _dice_terms(logits, one_hot, valid, dice_weight)
+    return terms
+
+
+DICE_CLASSES = (BOUNDARY, INTERIOR)  # the classes of the cells
+DICE_EPS = 1.0  # keeps a batch without boundary pixels at a finite, near-zero loss
+
+
+def _dice_terms(logits, target_probs, valid, dice_weight: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``[(dice_weight * (1 - mean Dice of DICE_CLASSES), 1)]``, or ``[]`` when ``dice_weight`` is 0."""
+    if not dice_weight > 0:
+        return []
+    import torch
+
+    probs = torch.softmax(logits, dim=1)
+    if valid is not None:
+        mask = valid[:, None].to(probs.dtype)
+        probs, target_probs = probs * mask, target_probs * mask
+    classes = list(DICE_CLASSES)
+    p, t = probs[:, classes], target_probs[:, classes].to(probs.dtype)
+    overlap = (p * t).sum(dim=(0, 2, 3))
+    dice = (2 * overlap + DICE_EPS) / (p.sum(dim=(0, 2, 3)) + t.sum(dim=(0, 2, 3)) + DICE_EPS)
+    return [(float(dice_weight) * (1 - dice.mean()), torch.ones((), dtype=probs.dtype, device=probs.device))]
 
 
 def _soft_cross_entropy_terms(
@@ -273,6 +308,9 @@ class WeightedCrossEntropy:
     contact_weight : float
         Weight multiplier of the boundary pixels between two cells (target
         value ``CONTACT_TARGET``); 1 (default): off, and 3 is not a valid target.
+    dice_weight : float
+        Weight of the soft Dice loss added to the cross-entropy (module doc);
+        0 (default): off.
     """
 
     name = "weighted-ce"
@@ -283,10 +321,14 @@ class WeightedCrossEntropy:
         class_weights: Sequence[float] = DEFAULT_CLASS_WEIGHTS,
         ignore_index: int = IGNORE_INDEX,
         contact_weight: float = 1.0,
+        dice_weight: float = 0.0,
     ):
         if not float(contact_weight) > 0:
             raise ValueError(f"contact_weight must be > 0, got {contact_weight!r}")
+        if not float(dice_weight) >= 0:
+            raise ValueError(f"dice_weight must be >= 0, got {dice_weight!r}")
         self.contact_weight = float(contact_weight)
+        self.dice_weight = float(dice_weight)
         weights = tuple(float(w) for w in class_weights)
         if len(weights) != 3 or min(weights) < 0 or sum(weights) == 0:
             raise ValueError(
@@ -301,14 +343,15 @@ class WeightedCrossEntropy:
     def terms(self, logits: torch.Tensor, target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The ``(loss sum, weight sum)`` terms (see :func:`combine_terms`)."""
         return weighted_cross_entropy_terms(
-            logits, target, self.class_weights, self.ignore_index, self.contact_weight
+            logits, target, self.class_weights, self.ignore_index, self.contact_weight, self.dice_weight
         )
 
     forward = __call__
 
     def __repr__(self) -> str:
         contact = f", contact_weight={self.contact_weight}" if self.contact_weight != 1.0 else ""
-        return f"WeightedCrossEntropy(class_weights={self.class_weights}{contact})"
+        dice = f", dice_weight={self.dice_weight}" if self.dice_weight else ""
+        return f"WeightedCrossEntropy(class_weights={self.class_weights}{contact}{dice})"
 
 
 class WeightedBinaryBoundaryLoss:
@@ -365,7 +408,7 @@ def build_loss(name: str, **kwargs) -> WeightedCrossEntropy | WeightedBinaryBoun
     name : {"weighted-ce", "weighted-bce"}
         The loss.
     **kwargs
-        ``class_weights`` / ``ignore_index`` / ``contact_weight`` for ``weighted-ce``;
+        ``class_weights`` / ``ignore_index`` / ``contact_weight`` / ``dice_weight`` for ``weighted-ce``;
         ``boundary_weight`` / ``foreground_weight`` / ``ignore_index`` for
         ``weighted-bce``. The other loss's keywords are accepted and unused,
         and a keyword that is ``None`` takes its default, so a model config's
@@ -378,7 +421,7 @@ def build_loss(name: str, **kwargs) -> WeightedCrossEntropy | WeightedBinaryBoun
         number of network output channels it trains.
     """
     keys = {
-        "weighted-ce": ("class_weights", "ignore_index", "contact_weight"),
+        "weighted-ce": ("class_weights", "ignore_index", "contact_weight", "dice_weight"),
         "weighted-bce": ("boundary_weight", "foreground_weight", "ignore_index"),
     }
     if name not in keys:

@@ -218,7 +218,7 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
         channels_last=channels_last, dataset=dataset, train_ids=train_ids, dev_ids=dev_ids,
         split_hash=split_hash, model=model, net=net,
         loss_fn=build_loss(config.loss, class_weights=config.class_weights, boundary_weight=config.boundary_weight,
-                           contact_weight=config.contact_weight),
+                           contact_weight=config.contact_weight, dice_weight=config.dice_weight),
         optimizer=optimizer, scheduler=make_scheduler(config, optimizer), scaler=scaler,
         normalization=normalization, crops=crops,
         object_diameter=object_diameter, size_factors=factors,
