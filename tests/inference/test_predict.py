@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -282,9 +283,13 @@ def test_nuclei_at_another_magnification_are_rescaled_to_the_model(model_and_con
     assert np.allclose(plain, predict_probabilities(model, config, zoomed, diameter=0, tile_size=512))
 
 
-def test_the_size_estimate_looks_further_only_when_the_centre_holds_few_nuclei(model_and_config, histology):
+def test_the_size_estimate_looks_further_only_when_the_centre_holds_few_nuclei(
+    model_and_config, histology, monkeypatch
+):
+    import napari_cellseg.inference.segment as segment
     from napari_cellseg.inference.segment import ESTIMATE_CROPS, ESTIMATE_MIN_NUCLEI, iter_segment_image
 
+    monkeypatch.setattr(segment, "ESTIMATE_REFINE_PASSES", 0)  # the first pass's crops only
     model, config = model_and_config
     image = histology[0]
     reps = (-(-1100 // image.shape[0]), -(-1100 // image.shape[1]), 1)
@@ -310,6 +315,52 @@ def test_the_size_estimate_looks_further_only_when_the_centre_holds_few_nuclei(m
     hollow[250:850, 250:850] = background  # nothing in the first crop
     passes, sparse = diameter_passes(hollow)
     assert passes == 2 and sparse == pytest.approx(dense, rel=0.2)
+
+
+def _biased_measure(true_diameter: float, model_diameter: float, calls: list):
+    """A stand-in for one estimate pass whose network pulls sizes towards its own, as real ones do:
+    nuclei of ``s`` network px are measured as ``model + 0.5 (s - model)``."""
+
+    def measure(runner, config, plane, percentiles, params, factor, tile_size, overlap):
+        calls.append(factor)
+        yield from ()
+        seen = true_diameter * factor
+        return (model_diameter + 0.5 * (seen - model_diameter)) / factor
+
+    return measure
+
+
+@pytest.mark.parametrize("true_diameter", [40.0, 10.0])
+def test_the_size_estimate_measures_again_at_the_scale_it_found(monkeypatch, true_diameter):
+    import napari_cellseg.inference.segment as segment
+    from napari_cellseg.generators import run_to_end
+
+    model_diameter = 20.0
+    config = SimpleNamespace(object_diameter=model_diameter, normalization=None, watershed={})
+    monkeypatch.setattr(segment, "plane_percentiles", lambda plane, normalization: None)
+    image = np.zeros((64, 64), np.uint8)
+    layout = describe_layout(image, None, None)
+
+    def estimate(passes: int) -> tuple[float, list]:
+        calls: list = []
+        monkeypatch.setattr(
+            segment, "_measure_diameter", _biased_measure(true_diameter, model_diameter, calls)
+        )
+        monkeypatch.setattr(segment, "ESTIMATE_REFINE_PASSES", passes)
+        return run_to_end(segment.iter_estimate_diameter(None, config, image, layout)), calls
+
+    refine_passes = segment.ESTIMATE_REFINE_PASSES
+    first, calls = estimate(0)
+    assert calls == [1.0] and abs(first - true_diameter) > 0.25 * abs(true_diameter - model_diameter)
+    refined, calls = estimate(refine_passes)
+    assert calls[0] == 1.0 and calls[1] == pytest.approx(model_diameter / first)  # resampled by the estimate
+    assert refine_passes >= 1 and len(calls) == 1 + refine_passes
+    assert abs(refined - true_diameter) < 0.5 * abs(first - true_diameter)
+    # An estimate within ESTIMATE_TOLERANCE of the model's size is kept after one pass.
+    calls = []
+    monkeypatch.setattr(segment, "_measure_diameter", _biased_measure(22.0, model_diameter, calls))
+    near = run_to_end(segment.iter_estimate_diameter(None, config, image, layout))
+    assert calls == [1.0] and near == pytest.approx(21.0)
 
 
 # --- devices and models ----------------------------------------------------------------

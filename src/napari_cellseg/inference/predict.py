@@ -126,7 +126,7 @@ def predict_probabilities(
         Where to run (the model is moved there); None keeps the model's device.
     diameter : float, optional
         Nucleus diameter in the image, in pixels: the image is resampled to
-        the model's ``object_diameter``. 0 estimates it from a first pass;
+        the model's ``object_diameter``. 0 estimates it (:func:`.segment.iter_estimate_diameter`);
         None uses the model's ``default_diameter`` (the image's own scale,
         unless the model was trained with size normalisation: then 0).
     channel, channel_axis : int, optional

@@ -32,6 +32,12 @@ from .tiled import (
 # (image px); when that holds fewer than ESTIMATE_MIN_NUCLEI nuclei, at the next.
 ESTIMATE_CROPS = (512, 1024)
 ESTIMATE_MIN_NUCLEI = 30
+# A pass at the image's own scale pulls the estimate towards the model's diameter (nuclei
+# twice its size are measured a fifth too small, half its size a fifth too large): while an
+# estimate is further than ESTIMATE_TOLERANCE from the diameter it was measured at, measure
+# again with the image resampled by it, at most ESTIMATE_REFINE_PASSES more times.
+ESTIMATE_TOLERANCE = 1.15
+ESTIMATE_REFINE_PASSES = 2
 
 
 @dataclass
@@ -88,24 +94,55 @@ def iter_estimate_diameter(
     runner, config, image: Any, layout: ImageLayout, params=None,
     tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_OVERLAP,
 ) -> Generator[PredictProgress, None, float | None]:  # fmt: skip
-    """Median nucleus diameter (image px) from a first pass at the image's own scale.
+    """Median nucleus diameter (image px), measured by the network and the watershed.
 
-    The pass runs on a central crop of the middle plane, ``ESTIMATE_CROPS[0]``
-    px square, and again on a larger one when the first holds fewer than
-    ``ESTIMATE_MIN_NUCLEI`` nuclei (a sparse or mostly empty centre). Returns
-    None with fewer than 3 nuclei; the result is clipped so the scale factor
-    stays within the allowed range.
+    The first pass runs at the image's own scale on a central crop of the middle
+    plane, ``ESTIMATE_CROPS[0]`` px square, and again on a larger one when the
+    first holds fewer than ``ESTIMATE_MIN_NUCLEI`` nuclei (a sparse or mostly
+    empty centre). While the estimate is further than ``ESTIMATE_TOLERANCE``
+    from the diameter it was measured at, another pass measures it with the crop
+    resampled to the model's scale by the estimate (``ESTIMATE_REFINE_PASSES`` at
+    most). Returns None with fewer than 3 nuclei; the result is clipped so the
+    scale factor stays within the allowed range.
     """
+    plane = PlaneReader(image, layout, layout.n_planes // 2)
+    percentiles = plane_percentiles(plane, config.normalization)
+    params = watershed_params(config, params)
+    diameter = yield from _measure_diameter(
+        runner, config, plane, percentiles, params, 1.0, tile_size, overlap
+    )
+    model_diameter = config.object_diameter
+    if diameter is None or not model_diameter:
+        return diameter
+    # a hair inside the bounds, so that rounding cannot push the scale factor outside them
+    low, high = model_diameter / MAX_SCALE_FACTOR * (1 + 1e-9), model_diameter / MIN_SCALE_FACTOR * (1 - 1e-9)
+    diameter = float(np.clip(diameter, low, high))
+    measured_at = model_diameter  # the first pass saw the nuclei as if they had the model's size
+    for _ in range(ESTIMATE_REFINE_PASSES):
+        if max(diameter / measured_at, measured_at / diameter) < ESTIMATE_TOLERANCE:
+            break
+        factor = model_diameter / diameter
+        refined = yield from _measure_diameter(
+            runner, config, plane, percentiles, params, factor, tile_size, overlap
+        )
+        if refined is None:
+            break
+        measured_at, diameter = diameter, float(np.clip(refined, low, high))
+    return diameter
+
+
+def _measure_diameter(runner, config, plane, percentiles, params, factor, tile_size, overlap):
+    """One pass of :func:`iter_estimate_diameter` with the image resampled by ``factor``:
+    the median diameter (image px) of the nuclei found, or None with fewer than 3."""
     from .watershed import instances_from_probabilities
 
-    plane = PlaneReader(image, layout, layout.n_planes // 2)
     height, width = plane.shape
-    percentiles = plane_percentiles(plane, config.normalization)
     for crop in ESTIMATE_CROPS:
-        ch, cw = min(height, crop), min(width, crop)
+        # the crop's size in network pixels stays the same at every factor
+        ch, cw = min(height, round(crop / factor)), min(width, round(crop / factor))
         region = (slice((height - ch) // 2, (height - ch) // 2 + ch), slice((width - cw) // 2, (width - cw) // 2 + cw))  # fmt: skip
         gen = iter_predict_region(
-            runner, plane, config.normalization, percentiles, 1.0, region, tile_size, overlap
+            runner, plane, config.normalization, percentiles, factor, region, tile_size, overlap
         )
         while True:
             try:
@@ -114,16 +151,11 @@ def iter_estimate_diameter(
                 probabilities = stop.value
                 break
             yield PredictProgress("diameter", report.done, report.total)
-        labels = instances_from_probabilities(probabilities, watershed_params(config, params))
+        labels = instances_from_probabilities(probabilities, params)
         whole = (ch, cw) == (height, width)
         if whole or crop == ESTIMATE_CROPS[-1] or int(labels.max()) >= ESTIMATE_MIN_NUCLEI:
             break
-    diameter = median_diameter(labels)
-    model_diameter = config.object_diameter
-    if diameter is None or not model_diameter:
-        return diameter
-    low, high = model_diameter / MAX_SCALE_FACTOR, model_diameter / MIN_SCALE_FACTOR
-    return float(np.clip(diameter, low, high))
+    return median_diameter(labels)
 
 
 def iter_segment_image(

@@ -161,7 +161,7 @@ def iter_scale_factor(
     overlap: int = DEFAULT_OVERLAP,
     params=None,
 ) -> Generator[PredictProgress, None, float]:
-    """The resampling factor for ``diameter`` (0: estimated from a first pass; None: the model's default)."""
+    """The resampling factor for ``diameter`` (0: estimated by a first pass and up to two more; None: the model's default)."""
     model_diameter = getattr(config, "object_diameter", None)
     diameter = resolve_diameter(config, diameter)
     if diameter is None:
