@@ -17,10 +17,8 @@ import numpy as np
 from skimage.segmentation import expand_labels
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "split_merges"))
+from coarse_probe import score, zoomed_cases  # step 20's coarser pass: the same cases and scores
 from merge_probe import held_out  # step 20's probe: the same arguments and images
-
-from napari_cellseg.inference.segment import segment_image
-from napari_cellseg.metrics import image_metrics, pool_metrics
 
 ZOOMS = (1.3, 1.6, 2.0)
 
@@ -53,28 +51,16 @@ def combine(base: np.ndarray, fine: np.ndarray, k: float, min_cover: float) -> n
 
 def main() -> None:
     args, model, config, images = held_out(__doc__)
-    cases = []
-    for image, truth in images:
-        base = segment_image(model, config, image, device="cpu")
-        fine = {
-            zoom: np.asarray(
-                segment_image(model, config, image, device="cpu", diameter=base.diameter / zoom).labels
-            )
-            for zoom in ZOOMS
-        }
-        cases.append((truth, np.asarray(base.labels), fine))
-
-    def score(pick, *params) -> str:
-        pooled = pool_metrics([image_metrics(gt, pick(base, fine, *params)) for gt, base, fine in cases])
-        return f"AP@0.5 {pooled.ap[0]:.4f} DSB {pooled.dsb_score:.4f}"
-
-    print(f"{len(cases)} {args.subset} C images; base only: {score(lambda base, fine: base)}")
+    cases = zoomed_cases(model, config, images, ZOOMS)
+    print(f"{len(cases)} {args.subset} C images; base only: {score(cases, lambda base, fine: base)}")
     for zoom in ZOOMS:
-        print(f"fine only, x{zoom}: {score(lambda base, fine, z: fine[z], zoom)}", flush=True)
+        print(f"fine only, x{zoom}: {score(cases, lambda base, fine, z: fine[z], zoom)}", flush=True)
         for k in (1.3, 1.6, 2.0):
             for min_cover in (0.5, 0.7):
                 rule = f"x{zoom}, base objects >= {k} x the median area, pieces cover >= {min_cover}"
-                mended = score(lambda base, fine, z, *rest: combine(base, fine[z], *rest), zoom, k, min_cover)
+                mended = score(
+                    cases, lambda base, fine, z, *rest: combine(base, fine[z], *rest), zoom, k, min_cover
+                )
                 print(f"{rule}: {mended}", flush=True)
 
 

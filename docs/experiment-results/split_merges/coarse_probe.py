@@ -43,31 +43,39 @@ def combine(fine: np.ndarray, coarse: np.ndarray, k: float, min_iou: float) -> n
     return out
 
 
-def main() -> None:
-    args, model, config, images = held_out(__doc__)
+def zoomed_cases(model, config, images, zooms) -> list:
+    """``(truth, labels at the estimated size, {zoom: labels with the image zoomed a further zoom})``
+    for each ``(image, truth)`` pair; shared with ``../dice_and_soups/zoom_in_probe.py``."""
     cases = []
     for image, truth in images:
-        fine = segment_image(model, config, image, device="cpu")
-        coarse = {
+        plain = segment_image(model, config, image, device="cpu")
+        zoomed = {
             zoom: np.asarray(
-                segment_image(model, config, image, device="cpu", diameter=fine.diameter / zoom).labels
+                segment_image(model, config, image, device="cpu", diameter=plain.diameter / zoom).labels
             )
-            for zoom in ZOOMS
+            for zoom in zooms
         }
-        cases.append((truth, np.asarray(fine.labels), coarse))
+        cases.append((truth, np.asarray(plain.labels), zoomed))
+    return cases
 
-    def score(pick, *params) -> str:
-        pooled = pool_metrics([image_metrics(gt, pick(fine, coarse, *params)) for gt, fine, coarse in cases])
-        return f"AP@0.5 {pooled.ap[0]:.4f} DSB {pooled.dsb_score:.4f}"
 
-    print(f"{len(cases)} {args.subset} C images; fine only: {score(lambda fine, coarse: fine)}")
+def score(cases, pick, *params) -> str:
+    """Pooled AP@0.5 and DSB of ``pick(plain, zoomed, *params)`` over ``cases``."""
+    pooled = pool_metrics([image_metrics(gt, pick(plain, zoomed, *params)) for gt, plain, zoomed in cases])
+    return f"AP@0.5 {pooled.ap[0]:.4f} DSB {pooled.dsb_score:.4f}"
+
+
+def main() -> None:
+    args, model, config, images = held_out(__doc__)
+    cases = zoomed_cases(model, config, images, ZOOMS)
+    print(f"{len(cases)} {args.subset} C images; fine only: {score(cases, lambda fine, coarse: fine)}")
     for zoom in ZOOMS:
-        print(f"coarse only, x{zoom}: {score(lambda fine, coarse, z: coarse[z], zoom)}", flush=True)
+        print(f"coarse only, x{zoom}: {score(cases, lambda fine, coarse, z: coarse[z], zoom)}", flush=True)
         for k in (1.5, 2.0, 3.0):
             for min_iou in (0.6, 0.75):
                 rule = f"x{zoom}, coarse objects >= {k} x the median area, IoU >= {min_iou}"
                 mended = score(
-                    lambda fine, coarse, z, *rest: combine(fine, coarse[z], *rest), zoom, k, min_iou
+                    cases, lambda fine, coarse, z, *rest: combine(fine, coarse[z], *rest), zoom, k, min_iou
                 )
                 print(f"{rule}: {mended}", flush=True)
 
