@@ -363,6 +363,26 @@ def test_the_size_estimate_measures_again_at_the_scale_it_found(monkeypatch, tru
     assert calls == [1.0] and near == pytest.approx(21.0)
 
 
+@pytest.mark.parametrize("measured", [1e6, 1e-3])
+def test_an_estimate_clipped_to_the_scale_limits_gives_an_allowed_factor(monkeypatch, measured):
+    import napari_cellseg.inference.segment as segment
+    from napari_cellseg.generators import run_to_end
+
+    def measure(runner, config, plane, percentiles, params, factor, tile_size, overlap):
+        yield from ()
+        return measured
+
+    config = SimpleNamespace(object_diameter=18.8, normalization=None, watershed={})
+    monkeypatch.setattr(segment, "plane_percentiles", lambda plane, normalization: None)
+    monkeypatch.setattr(segment, "_measure_diameter", measure)
+    image = np.zeros((64, 64), np.uint8)
+    diameter = run_to_end(
+        segment.iter_estimate_diameter(None, config, image, describe_layout(image, None, None))
+    )
+    factor = scale_factor(config.object_diameter, diameter)  # accepted: within the limits
+    assert factor == pytest.approx(0.125 if measured > 1 else 8.0)
+
+
 # --- devices and models ----------------------------------------------------------------
 
 

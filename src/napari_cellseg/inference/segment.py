@@ -114,8 +114,7 @@ def iter_estimate_diameter(
     model_diameter = config.object_diameter
     if diameter is None or not model_diameter:
         return diameter
-    # a hair inside the bounds, so that rounding cannot push the scale factor outside them
-    low, high = model_diameter / MAX_SCALE_FACTOR * (1 + 1e-9), model_diameter / MIN_SCALE_FACTOR * (1 - 1e-9)
+    low, high = model_diameter / MAX_SCALE_FACTOR, model_diameter / MIN_SCALE_FACTOR
     diameter = float(np.clip(diameter, low, high))
     measured_at = model_diameter  # the first pass saw the nuclei as if they had the model's size
     for _ in range(ESTIMATE_REFINE_PASSES):
