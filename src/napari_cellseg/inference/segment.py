@@ -116,7 +116,8 @@ def iter_estimate_diameter(
         return diameter
     low, high = model_diameter / MAX_SCALE_FACTOR, model_diameter / MIN_SCALE_FACTOR
     diameter = float(np.clip(diameter, low, high))
-    measured_at = model_diameter  # the first pass saw the nuclei as if they had the model's size
+    # a pass measures best the nuclei of the size it resampled to: the first, the model's
+    measured_at = model_diameter
     for _ in range(ESTIMATE_REFINE_PASSES):
         if max(diameter / measured_at, measured_at / diameter) < ESTIMATE_TOLERANCE:
             break
