@@ -188,12 +188,24 @@ def _row(name, s) -> str:
     )
 
 
-def total_minutes(run: str, training: dict) -> float:
-    """Training time of the whole run: the best model's config stops at the best epoch."""
+def total_minutes(run: str, training: dict) -> tuple[float, bool]:
+    """Training time in minutes, and whether it is the whole run's: the best model's own config
+    stops at the best epoch, the run's ``last/`` config has them all."""
     last = Path(run) / "last" / "config.json"
     if last.is_file():
-        training = json.loads(last.read_text()).get("training") or training
-    return float(training.get("elapsed_s", 0)) / 60
+        return float(
+            (json.loads(last.read_text()).get("training") or training).get("elapsed_s", 0)
+        ) / 60, True
+    return float(training.get("elapsed_s", 0)) / 60, False
+
+
+def _time_line(minutes: float, whole: bool, training: dict) -> str:
+    if whole:
+        return f"{minutes:.0f} min for all {training.get('epochs')} epochs"
+    return (
+        f"{minutes:.0f} min up to epoch {training.get('epoch')} of {training.get('epochs')} (the run's "
+        "`last/` folder, with the whole run's time, was not at hand)"
+    )
 
 
 def _diameter(value) -> str:
@@ -226,10 +238,17 @@ def started_from(train_config: dict, minutes: float, init_dir: str | None = None
     if not init:
         return ""
     path = Path(init_dir or init)
-    init_config = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+    if not (path / "config.json").is_file():
+        print(f"warning: the model this run started from, {path}, is not on disk: the card cannot say "
+              "what it was (give --init-model-dir)", file=sys.stderr)  # fmt: skip
+        return (
+            f"- Started from a trained model (`train --init-model {init}`), not on disk when this card "
+            "was written: its budget is not stated here.\n"
+        )
+    init_config = json.loads((path / "config.json").read_text())
     init_training = init_config.get("training") or {}
     init_train_config = init_training.get("train_config") or {}
-    init_minutes = total_minutes(str(path), init_training)
+    init_minutes, _ = total_minutes(str(path), init_training)
     grown = (
         f" Its decoder was grown from `l_a` = {init_config.get('new_layers')} to "
         f"{train_config.get('new_layers')} (`grow_decoder`: its blocks kept, finer ones and a new "
@@ -263,7 +282,7 @@ def _targets_line(config: dict, train_config: dict) -> str:
 def model_card(config: dict, scores: dict, classical, args, out: Path, ihc_nuclei: int) -> str:
     training = config.get("training") or {}
     train_config = training.get("train_config") or {}
-    minutes = total_minutes(args.run, training)
+    minutes, whole_run = total_minutes(args.run, training)
     size_mb = (out / "model.safetensors").stat().st_size / 1e6
     header = (
         "| images | n | cells | AP@0.5 | DSB score | mean AP@0.5 per image | "
@@ -295,7 +314,7 @@ boundary, interior) followed by a marker-controlled watershed.
   AdamW lr {train_config.get("lr")} ({train_config.get("scheduler")}), {_augment_line(train_config)}.
 - Device: {training.get("device")} ({training.get("device_reason")}),
   {train_config.get("num_threads") or "automatic"} torch thread(s); training time
-  {minutes:.0f} min for all {training.get("epochs")} epochs (dev scored every
+  {_time_line(minutes, whole_run, training)} (dev scored every
   {train_config.get("dev_every")}). Best epoch by dev AP@0.5: {training.get("best_epoch")}.
 - Watershed parameters (chosen on dev C by `tune-watershed`): `{json.dumps(config.get("watershed"))}`.
 - Object scale: trained at nucleus diameter {_diameter(config.get("object_diameter"))} px;
