@@ -155,7 +155,7 @@ def weighted_cross_entropy_terms(
     logits = _at_least_float32(logits)
     if target.ndim == 4:
         terms = _soft_cross_entropy_terms(logits, target, class_weights)
-        return terms + _dice_terms(logits, target, None, dice_weight)
+        return terms + (_dice_terms(logits, target, None, dice_weight) if dice_weight > 0 else [])
     target = target.long()
     contact = target == CONTACT_TARGET if contact_weight != 1.0 else None
     if contact is not None:
@@ -186,9 +186,7 @@ DICE_EPS = 1.0  # keeps a batch without boundary pixels at a finite, near-zero l
 
 
 def _dice_terms(logits, target_probs, valid, dice_weight: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``[(dice_weight * (1 - mean Dice of DICE_CLASSES), 1)]``, or ``[]`` when ``dice_weight`` is 0."""
-    if not dice_weight > 0:
-        return []
+    """``[(dice_weight * (1 - mean Dice of DICE_CLASSES), 1)]``; ``valid`` (None: all) masks pixels."""
     import torch
 
     probs = torch.softmax(logits, dim=1)
