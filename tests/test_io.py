@@ -60,8 +60,26 @@ def test_missing_and_corrupt_files_name_the_file(tmp_path):
         read_image(text)
     fake_png = tmp_path / "fake.png"
     fake_png.write_bytes(b"not a png")
-    with pytest.raises(ImageReadError, match=r"fake\.png: cannot be read"):
+    with pytest.raises(ImageReadError, match=r"fake\.png: not a PNG file \(its first bytes are text\)"):
         read_image(fake_png)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"empty\.jpg: empty file \(0 bytes\)"):
+        read_image(empty)
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    with pytest.raises(ImageReadError, match=r"truncated\.png: cannot be read"):
+        read_image(truncated)
+
+
+def test_planar_rgb_tiff_is_read_with_colours_last_and_a_stack_stays_a_stack(tmp_path):
+    import tifffile
+
+    pixels = np.random.default_rng(0).integers(0, 255, (3, 16, 20), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "planar.tif", pixels, photometric="rgb", planarconfig="separate")
+    tifffile.imwrite(tmp_path / "stack.tif", pixels, photometric="minisblack")
+    np.testing.assert_array_equal(read_image(tmp_path / "planar.tif"), np.moveaxis(pixels, 0, -1))
+    np.testing.assert_array_equal(read_image(tmp_path / "stack.tif"), pixels)
 
 
 def test_foreign_mask_tiff_opens_as_labels(shared_data):

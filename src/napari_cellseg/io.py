@@ -58,13 +58,22 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise ImageReadError(f"{path}: unsupported file type {suffix!r} (expected one of {IMAGE_SUFFIXES})")
+    if path.stat().st_size == 0:
+        raise ImageReadError(f"{path}: empty file (0 bytes)")
+    kind = _content_kind(path)
+    if kind is not None:
+        raise ImageReadError(f"{path}: not a {suffix[1:].upper()} file (its first bytes are {kind})")
     try:
         if _is_tiff(path):
             import tifffile
 
-            data = tifffile.imread(path)
+            with tifffile.TiffFile(path) as tif:
+                axes = tif.series[0].axes if tif.series else ""
+                data = tif.asarray()
             if np.asarray(data).size == 0:
                 raise ValueError("no image data found")
+            if "S" in axes and axes.index("S") != len(axes) - 1 and data.ndim == len(axes):
+                data = np.moveaxis(data, axes.index("S"), -1)  # planar RGB: colour samples last
         else:
             import imageio.v3 as iio
 
@@ -77,6 +86,28 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if data.size == 0:
         raise ImageReadError(f"{path}: the image is empty (shape {data.shape})")
     return data
+
+
+_SIGNATURES = {
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".bmp": (b"BM",),
+}
+
+
+def _content_kind(path: Path) -> str | None:
+    """None if the file starts as its suffix says (or the suffix has no check), else a hint."""
+    signatures = _SIGNATURES.get(path.suffix.lower())
+    if signatures is None:
+        return None
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if any(head.startswith(sig) for sig in signatures):
+        return None
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "text"
+    return repr(head[:8])
 
 
 def collapse_grey_rgb(image: np.ndarray) -> np.ndarray:

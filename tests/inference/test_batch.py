@@ -62,6 +62,33 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, model_dir, images)
     assert forced.status == "done" and read_tiff_layer(marker)[0].max() == first.n_instances
 
 
+def test_leftovers_of_an_unfinished_image_do_not_mark_it_done(tmp_path, model_dir, images):
+    _, paths = images
+    out = tmp_path / "out"
+    out.mkdir()
+    leftover = out / f"{paths[0].stem}.csv"  # a run that died before writing the labels
+    leftover.write_text("stale")
+    report = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128, measurements=True))
+    assert report.status == "done" and (out / f"{paths[0].stem}.tif").is_file()
+    assert len(read_measurements(leftover)) == report.n_instances > 5
+
+
+def test_a_failed_image_leaves_no_orphan_outputs(tmp_path, model_dir):
+    out = tmp_path / "out"
+    out.mkdir()
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    (out / "bad.csv").write_text("stale")
+    report = segment_file(bad, model_dir, out, SegmentOptions(measurements=True))
+    assert report.status == "failed" and not (out / "bad.csv").exists()
+
+
+def test_the_same_file_named_twice_is_segmented_once(tmp_path, model_dir, images):
+    _, paths = images
+    summary = segment_files([paths[0], paths[0]], model_dir, tmp_path / "out", SegmentOptions(tile_size=128))
+    assert [r.status for r in summary.reports] == ["done"]
+
+
 def test_wrong_dimensions_and_missing_files_are_reported(tmp_path, model_dir):
     import tifffile
 

@@ -198,6 +198,20 @@ def test_layout_rules():
     assert stack.stack and stack.n_planes == 5 and stack.labels_shape == (5, 10, 12)
 
 
+def test_a_small_last_axis_holds_channels_and_channels_first_rgb_gets_a_note():
+    from napari_cellseg.inference.images import stack_note
+
+    with pytest.raises(ValueError, match="5 channels on axis 2"):
+        describe_layout(np.zeros((64, 80, 5), np.uint8))
+    picked = describe_layout(np.zeros((64, 80, 5), np.uint8), channel=1)
+    assert picked.channel_axis == 2 and picked.labels_shape == (64, 80)
+    planes = describe_layout(np.zeros((5, 64, 80), np.uint8))  # a stack stays a stack
+    assert planes.stack and planes.labels_shape == (5, 64, 80) and stack_note(planes) is None
+    rgb_first = describe_layout(np.zeros((3, 64, 80), np.uint8))
+    assert rgb_first.stack and "(3, 64, 80)" in stack_note(rgb_first)
+    assert stack_note(describe_layout(np.zeros((64, 80, 3), np.uint8))) is None
+
+
 @pytest.mark.parametrize(
     ("shape", "dtype", "kwargs", "message"),
     [

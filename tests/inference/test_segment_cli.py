@@ -134,6 +134,43 @@ def test_bad_options_are_refused(tmp_path, model_dir, capsys):
     assert main([*base, "--overlap", "600"]) == 2
     assert "--overlap" in capsys.readouterr().err
     assert main(["segment", str(tmp_path / "nothing-here"), "--model", str(model_dir)]) == 1
+    assert main([*base, "--batch-size", "-3"]) == 2
+    assert "--batch-size" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("x")
+    assert main([*base, "--out", str(tmp_path / "a-file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    folder = paths[0].parent
+    assert main(["segment", str(folder), "--model", str(model_dir), "--out", str(folder)]) == 2
+    assert "also an input folder" in capsys.readouterr().err
+
+
+def test_a_broken_model_fails_once_before_any_image(tmp_path, model_dir, capsys):
+    import shutil
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(model_dir, broken)
+    (broken / "config.json").write_text("{ not json")
+    paths = write_sample_images(tmp_path / "in")
+    assert main(["segment", str(paths[0].parent), "--model", str(broken), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("config.json") == 1 and not (tmp_path / "o").exists()
+
+
+def test_channels_first_rgb_is_segmented_as_planes_with_a_note(tmp_path, model_dir, capsys):
+    import tifffile
+
+    image = np.zeros((3, 64, 80), np.uint8)
+    tifffile.imwrite(tmp_path / "rgb_first.tif", image, photometric="minisblack")  # saved as 3 planes
+    args = [
+        "segment",
+        str(tmp_path / "rgb_first.tif"),
+        "--model",
+        str(model_dir),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert main(args) == 0
+    assert "read as 3 planes" in capsys.readouterr().err
 
 
 def test_help_does_not_import_torch():

@@ -66,6 +66,7 @@ class FileReport:
     output: str | None = None
     n_instances: int = 0
     seconds: float = 0.0
+    note: str = ""  # a warning about a done image (e.g. how its axes were read)
 
 
 @dataclass
@@ -138,8 +139,9 @@ def segment_file(
     Returns
     -------
     FileReport
-        ``status`` is ``"done"``, ``"skipped"`` (outputs exist and
+        ``status`` is ``"done"``, ``"skipped"`` (its labels exist and
         ``overwrite`` is off) or ``"failed"`` with the reason in ``message``.
+        A failed image leaves no measurements or probabilities without labels.
     """
     from ..io import ImageReadError
 
@@ -149,18 +151,21 @@ def segment_file(
     image_id = path.stem
     outputs = output_paths(out_dir, image_id)
     report = FileReport(str(path), image_id, "done", output=str(outputs["labels"]))
-    wanted = ["labels"] + [k for k in ("probabilities", "measurements") if getattr(options, _OPTION[k])]
-    existing = [str(outputs[k]) for k in wanted if outputs[k].exists()]
-    if existing and not options.overwrite:
-        report.status, report.message = "skipped", f"{', '.join(existing)} exist(s) (use --overwrite)"
+    # The labels are written last: they alone mark an image as done. Leftovers of an
+    # unfinished run (a measurements table, probabilities) are redone.
+    if outputs["labels"].exists() and not options.overwrite:
+        report.status, report.message = "skipped", f"{outputs['labels']} exists (use --overwrite)"
         return report
     start = time.perf_counter()
     try:
-        report.n_instances = _segment_and_write(path, model_dir, outputs, options)
+        report.n_instances, report.note = _segment_and_write(path, model_dir, outputs, options)
     except (ImageReadError, ValueError, FileExistsError) as err:
         report.status, report.message = "failed", _name_file(path, err)
     except Exception as err:  # keep the batch going; say what and where
         report.status, report.message = "failed", f"{path}: {type(err).__name__}: {err}"
+    if report.status == "failed" and not outputs["labels"].exists():
+        for key in _OPTION:  # no orphans: a table of cells whose labels were never written
+            outputs[key].unlink(missing_ok=True)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -170,11 +175,14 @@ def _name_file(path: Path, err: Exception) -> str:
     return text if str(path) in text else f"{path}: {text}"
 
 
-def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options: SegmentOptions) -> int:
+def _segment_and_write(
+    path: Path, model_dir, outputs: dict[str, Path], options: SegmentOptions
+) -> tuple[int, str]:
+    """Segment one file and write its outputs: ``(number of cells, note about its axes or "")``."""
     import numpy as np
 
     from ..io import collapse_grey_rgb, read_image, write_tiff_layer
-    from .images import describe_layout
+    from .images import describe_layout, stack_note
     from .runtime import TTA_ZOOMS
 
     if options.torch_threads:
@@ -221,7 +229,7 @@ def _segment_and_write(path: Path, model_dir, outputs: dict[str, Path], options:
     write_tiff_layer(
         outputs["labels"], labels, "labels", {"name": f"{path.stem} cells", "metadata": metadata}
     )
-    return int(labels.max()) if labels.size else 0
+    return (int(labels.max()) if labels.size else 0), stack_note(layout) or ""
 
 
 def _segment_big_in_memory(model, config, image, outputs, kwargs):
@@ -285,7 +293,7 @@ def iter_segment_files(
     summary = BatchSummary()
     seen: dict[str, Path] = {}
     todo = []
-    for path in files:
+    for path in dict.fromkeys(files):  # the same file named twice is segmented once
         if path.stem in seen:
             report = FileReport(str(path), path.stem, "failed", f"{path}: same id as {seen[path.stem]}; outputs would collide")  # fmt: skip
             summary.reports.append(report)

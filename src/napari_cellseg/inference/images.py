@@ -6,7 +6,8 @@ any size are accepted and never loaded whole. The layout rules:
 - ``(H, W)``: one grey plane.
 - A last axis of size 1 to 4 is the channel axis (grey, -, RGB, RGBA), unless
   ``channel_axis`` says otherwise. Three channels are used as RGB, four as RGB
-  (alpha dropped); any other count needs ``channel``.
+  (alpha dropped); any other count needs ``channel``. A last axis of 5 to 16
+  that is under a quarter of the two axes before it is a channel axis too.
 - ``channel`` picks one channel as a grey image. On a 3D image without a
   detected channel axis, ``channel`` refers to axis 0 (``(C, H, W)``).
 - The remaining axes are ``(H, W)`` (one plane) or ``(Z, H, W)`` (a stack of 2D
@@ -76,6 +77,9 @@ def describe_layout(image: Any, channel: int | None = None, channel_axis: int | 
         channel_axis %= ndim
     elif ndim >= 3 and shape[-1] <= 4:
         channel_axis = ndim - 1
+    elif ndim >= 3 and _looks_like_channels(shape):
+        # (H, W, 5..16): multichannel pixels, not a stack of H planes W x 5 pixels wide
+        channel_axis = ndim - 1
     elif ndim == 3 and channel is not None:
         channel_axis = 0
     rgb = False
@@ -106,6 +110,25 @@ def describe_layout(image: Any, channel: int | None = None, channel_axis: int | 
             + (f" with channels on axis {channel_axis}" if channel_axis is not None else "")
         )
     return ImageLayout(shape, channel_axis, channel, rgb, n_spatial == 3)
+
+
+MAX_LAST_AXIS_CHANNELS = 16
+
+
+def _looks_like_channels(shape: tuple[int, ...]) -> bool:
+    """A last axis of at most 16, under a quarter of both axes before it, holds channels."""
+    last, height, width = shape[-1], shape[-3], shape[-2]
+    return last <= MAX_LAST_AXIS_CHANNELS and 4 * last <= min(height, width)
+
+
+def stack_note(layout: ImageLayout) -> str | None:
+    """A warning for a ``(3 or 4, H, W)`` image read as planes: often RGB stored channels first."""
+    if layout.stack and layout.channel is None and len(layout.shape) == 3 and layout.shape[0] in (3, 4):
+        return (
+            f"shape {layout.shape} was read as {layout.shape[0]} planes (Z, H, W); if these are "
+            "colour channels, save the image as (H, W, 3) or pick one with --channel N"
+        )
+    return None
 
 
 class PlaneReader:

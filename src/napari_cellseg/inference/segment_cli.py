@@ -13,7 +13,7 @@ def run_segment(args: argparse.Namespace) -> int:
     """Segment every image of ``args.paths``; exit status 1 if any failed, 0 otherwise."""
     from tqdm import tqdm
 
-    from .batch import SegmentOptions, find_images, iter_segment_files
+    from .batch import SegmentOptions, cached_model, find_images, iter_segment_files
     from .measure import read_measurements, write_measurements
     from .runtime import ModelNotFoundError, pick_device, resolve_model_dir
     from .tiled import run_to_end
@@ -30,7 +30,13 @@ def run_segment(args: argparse.Namespace) -> int:
         raise CommandError(f"--tile must be >= 32 pixels, got {args.tile}")
     if not 0 <= args.overlap < args.tile:
         raise CommandError(f"--overlap must be in [0, {args.tile - 1}], got {args.overlap}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise CommandError(f"--batch-size must be >= 1 (tiles per forward pass), got {args.batch_size}")
     out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CommandError(f"--out {out_dir} is a file, not a folder")
+    if any(Path(p).is_dir() and Path(p).resolve() == out_dir.resolve() for p in args.paths):
+        raise CommandError(f"--out {out_dir} is also an input folder: choose another output folder")
     options = SegmentOptions(
         tile_size=args.tile,
         overlap=args.overlap,
@@ -46,9 +52,15 @@ def run_segment(args: argparse.Namespace) -> int:
         tta_zoom=args.tta_zoom,
         haematoxylin_only=args.haematoxylin_only,
     )
-    n_files = len(find_images(args.paths, exclude=out_dir))
+    n_files = len(dict.fromkeys(find_images(args.paths, exclude=out_dir)))
     if n_files == 0:
         raise CommandError(f"no images found in {' '.join(map(str, args.paths))}")
+    if args.scheduler is None:  # a broken model fails once here, not once per image
+        try:
+            cached_model(model_dir, args.device)
+        except Exception as err:  # any load failure is the model's, not an image's
+            text = str(err)
+            raise CommandError(text if str(model_dir) in text else f"{model_dir}: {text}") from None
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else "this machine"
     print(f"segmenting {n_files} image(s) with {model_dir} on {where}; outputs in {out_dir}")
     bar = tqdm(total=n_files, unit="image", file=sys.stderr, disable=args.quiet)
@@ -59,7 +71,10 @@ def run_segment(args: argparse.Namespace) -> int:
             bar.write(f"error: {file_report.message}", file=sys.stderr)
         elif file_report.status == "skipped":
             bar.write(f"skipped: {file_report.message}", file=sys.stderr)
-        bar.set_postfix_str(f"{file_report.image_id}: {file_report.n_instances} cells")
+        if file_report.note:
+            bar.write(f"note: {file_report.path}: {file_report.note}", file=sys.stderr)
+        if file_report.status == "done":
+            bar.set_postfix_str(f"{file_report.image_id}: {file_report.n_instances} cells")
 
     generator = iter_segment_files(
         args.paths, model_dir, out_dir, options, scheduler=args.scheduler, workers=args.workers
