@@ -49,9 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
+    if not getattr(args, "func", None):  # no command: usage, as argparse does for a bad one
+        parser.print_help(sys.stderr)
+        return 2
     try:
         result = args.func(args)
     except CommandError as err:

@@ -309,6 +309,10 @@ def _check_row(root: Path, row: ManifestRow, files, problems) -> ImageRecord | N
     elif labels.shape != image.shape:
         reason = f"shape {labels.shape} does not match the image's {image.shape} ({image_path.name})"
         problems.append((str(label_path), reason))
+    if str(labels.dtype).startswith(("float", "complex", "bool")):
+        # caught here, at the first check, rather than when training reads the pixels
+        what = "instance labels" if label_kind == MASK_DIR else "class targets"
+        problems.append((str(label_path), f"{what} must be integers, the file holds {labels.dtype}"))
     _check_manifest_size(row, image, image_path, problems)
     if len(problems) > n_before:
         return None
