@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 import tempfile
 import types
@@ -24,32 +25,122 @@ class ConfigError(ValueError):
     """A configuration file or dictionary is not valid."""
 
 
-def _from_value(tp: Any, value: Any, where: str) -> Any:
+class FieldTypeError(ConfigError):
+    """A value of the wrong JSON type for its field: ``what`` it must be, the ``value`` given."""
+
+    def __init__(self, name: str, what: str, value: Any) -> None:
+        self.name, self.what, self.value = name, what, value
+        super().__init__(f"{name} must be {what}, got {show_value(value)}")
+
+
+def show_value(value: Any) -> str:
+    """``value`` as the user wrote it in JSON (``true``, ``"0.001"``), else its repr."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _describe(tp: Any) -> str:
+    """What a value of type ``tp`` is, in words, for error messages."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        text = " or ".join(_describe(a) for a in non_none)
+        return text + " or null" if len(non_none) < len(args) else text
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "a whole number"
+    if tp is float:
+        return "a number"
+    if tp is str:
+        return "a string"
+    if origin in (tuple, list):
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            kinds = {_describe(a) for a in args}
+            if len(kinds) == 1:
+                return f"a list of {len(args)} {_plural(kinds.pop())}"
+            return f"a list of {len(args)} values"
+        return f"a list of {_plural(_describe(args[0]))}" if args and args[0] is not Any else "a list"
+    if origin is dict or tp is dict or (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
+        return "an object"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _plural(what: str) -> str:
+    return {"a number": "numbers", "a whole number": "whole numbers", "a string": "strings",
+            "true or false": "true/false values", "an object": "objects"}.get(what, "values")  # fmt: skip
+
+
+def _from_value(tp: Any, value: Any, where: str, name: str) -> Any:
+    """``value`` converted to ``tp``; :class:`FieldTypeError` when JSON gave the wrong type.
+
+    ``where`` is the file (or class) for the messages of nested configs, ``name``
+    the field's dotted path.
+    """
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if value is None:
-        return None
+    if value is None or tp is Any:
+        return value
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]
         if len(non_none) == 1:
-            return _from_value(non_none[0], value, where)
+            try:
+                return _from_value(non_none[0], value, where, name)
+            except FieldTypeError as err:
+                if err.name != name:  # an element or nested field is wrong: say which
+                    raise
+                raise FieldTypeError(name, _describe(tp), value) from None
         return value
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected an object, got {type(value).__name__}")
-        return tp.from_dict(value, _where=where)
-    if origin is tuple:
-        if args and args[-1] is Ellipsis:
-            return tuple(_from_value(args[0], v, where) for v in value)
-        if args:
-            return tuple(_from_value(a, v, where) for a, v in zip(args, value))
-        return tuple(value)
-    if origin is list:
-        return [_from_value(args[0], v, where) for v in value] if args else list(value)
-    if origin is dict:
-        return {k: _from_value(args[1], v, where) for k, v in value.items()} if args else value
-    if tp is float and isinstance(value, int):
-        return float(value)
+            raise FieldTypeError(name, "an object", value)
+        return tp.from_dict(value, _where=where, _prefix=f"{name}.")
+    if origin in (tuple, list):
+        # A string is iterable, but never a list of settings.
+        if not isinstance(value, list | tuple):
+            raise FieldTypeError(name, _describe(tp), value)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise FieldTypeError(name, _describe(tp), value)
+            return tuple(
+                _from_value(a, v, where, f"{name}[{i}]") for i, (a, v) in enumerate(zip(args, value))
+            )
+        items = (
+            [_from_value(args[0], v, where, f"{name}[{i}]") for i, v in enumerate(value)]
+            if args
+            else list(value)
+        )
+        return tuple(items) if origin is tuple else items
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise FieldTypeError(name, "an object", value)
+        if len(args) == 2:
+            return {k: _from_value(args[1], v, where, f"{name}.{k}") for k, v in value.items()}
+        return value
+    # JSON true/false are Python bools, and bool is an int: never let one pass as a number.
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise FieldTypeError(name, "true or false", value)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise FieldTypeError(name, "a whole number", value)
+        if not isinstance(value, numbers.Integral):
+            if not float(value).is_integer():
+                raise FieldTypeError(name, "a whole number", value)
+            return int(value)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise FieldTypeError(name, "a number", value)
+        return float(value) if isinstance(value, numbers.Integral) else value
+    if tp is str:
+        # Paths given in code are fine; a number or list is not a name.
+        if not isinstance(value, str | os.PathLike):
+            raise FieldTypeError(name, "a string", value)
+        return value
     return value
 
 
@@ -61,14 +152,24 @@ class JsonConfig:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
-    def from_dict(cls: type[T], data: dict[str, Any], *, _where: str | None = None) -> T:
+    def from_dict(cls: type[T], data: dict[str, Any], *, _where: str | None = None, _prefix: str = "") -> T:
+        """Build from a dict (e.g. parsed JSON); :class:`ConfigError` names a wrong key or value type."""
         where = _where or cls.__name__
+        if not isinstance(data, dict):
+            what = f"{_prefix[:-1]} must be an object" if _prefix else "must be a JSON object"
+            raise ConfigError(f"{where}: {what}, got {show_value(data)}")
         hints = typing.get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+        unknown = sorted(set(data) - names, key=str)
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys are {sorted(names)}")
-        kwargs = {k: _from_value(hints[k], v, f"{where}.{k}") for k, v in data.items()}
+            inside = f" in {_prefix[:-1]}" if _prefix else ""
+            raise ConfigError(f"{where}: unknown key(s) {unknown}{inside}; valid keys are {sorted(names)}")
+        try:
+            kwargs = {k: _from_value(hints[k], v, where, f"{_prefix}{k}") for k, v in data.items()}
+        except FieldTypeError as err:
+            if _prefix:  # the outermost from_dict adds the file
+                raise
+            raise ConfigError(f"{where}: {err}") from None
         try:
             return cls(**kwargs)
         except TypeError as err:
@@ -79,7 +180,11 @@ class JsonConfig:
 
     @classmethod
     def from_json(cls: type[T], text: str) -> T:
-        return cls.from_dict(json.loads(text))
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"{cls.__name__}: not valid JSON ({err})") from None
+        return cls.from_dict(data)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the config as JSON atomically."""

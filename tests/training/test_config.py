@@ -84,3 +84,44 @@ def test_target_profile_is_checked_and_needs_weighted_ce():
     assert problems == ["target_profile='distance' needs loss 'weighted-ce', got 'weighted-bce'"]
     again = TrainConfig.from_dict(TrainConfig(**base, target_profile="distance").to_dict())
     assert again.target_profile == "distance"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"lr": true}', "lr must be a number, got true"),
+        ('{"lr": "0.001"}', 'lr must be a number, got "0.001"'),
+        ('{"epochs": "1"}', 'epochs must be a whole number, got "1"'),
+        ('{"epochs": 2.5}', "epochs must be a whole number, got 2.5"),
+        ('{"pretrained": 1}', "pretrained must be true or false, got 1"),
+        ('{"microscopes": "C"}', 'microscopes must be a list of strings, got "C"'),
+        ('{"class_weights": [1, 5]}', r"class_weights must be a list of 3 numbers, got \[1, 5\]"),
+        ('{"sample_weights": {"C": "x"}}', 'sample_weights.C must be a number, got "x"'),
+        ('{"object_diameter": "big"}', 'object_diameter must be a number or null, got "big"'),
+        ("[1, 2]", r"must be a JSON object, got \[1, 2\]"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_naming_the_file(tmp_path, text, message):
+    (tmp_path / "c.json").write_text(text)
+    with pytest.raises(
+        ConfigError, match=r"^" + str(tmp_path / "c.json").replace(".", r"\.") + ": " + message
+    ):
+        TrainConfig.load(tmp_path / "c.json")
+
+
+def test_json_numbers_convert_where_the_value_is_exact():
+    config = TrainConfig.from_dict({"lr": 1, "epochs": 3.0, "object_diameter": 20})
+    assert isinstance(config.lr, float) and config.lr == 1.0
+    assert isinstance(config.epochs, int) and config.epochs == 3
+    assert isinstance(config.object_diameter, float)
+
+
+def test_a_nested_config_names_the_field_path():
+    from napari_cellseg.models.checkpoint import ModelConfig
+
+    with pytest.raises(
+        ConfigError, match=r'^ModelConfig: normalization\.mean\[1\] must be a number, got "a"$'
+    ):
+        ModelConfig.from_dict({"normalization": {"mean": [0.5, "a", 0.5]}})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['meen'\] in normalization"):
+        ModelConfig.from_dict({"normalization": {"meen": [0.5, 0.5, 0.5]}})
