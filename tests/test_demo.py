@@ -27,3 +27,16 @@ def test_demo_rejects_unknown_sample():
     )
     assert result.returncode == 2
     assert "unknown sample 'nope'" in result.stderr
+
+
+def test_demo_refuses_a_file_as_out_and_a_window_without_display(tmp_path, monkeypatch, capsys):
+    from napari_cellseg.cli import main
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    (tmp_path / "a-file").write_text("x")
+    assert main(["demo", "--headless", "--out", str(tmp_path / "a-file")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    if sys.platform.startswith("linux"):
+        assert main(["demo", "--gui"]) == 2
+        assert "--headless" in capsys.readouterr().err

@@ -44,9 +44,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.sample not in list_samples():
         raise CommandError(f"unknown sample {args.sample!r}; choose from {', '.join(list_samples())}")
+    if args.gui and not has_display():  # Qt would abort the process without a word of why
+        raise CommandError("--gui needs a display (DISPLAY or WAYLAND_DISPLAY is not set); use --headless")
     if args.gui or (not args.headless and has_display()):
         return run_gui(args.sample)
-    return run_headless(args.sample, Path(args.out))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} is a file, not a folder")
+    return run_headless(args.sample, out)
 
 
 def run_gui(sample_key: str) -> int:
@@ -79,7 +84,7 @@ def run_headless(sample_key: str, out: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     labels_path, overlay_path = write_outputs(out, sample_key, image, labels)
     print(f"Segmented {labels.max()} cells in {elapsed:.2f} s (expert mask: {mask.max()} nuclei).")
-    print(f"Wrote {labels_path} and {overlay_path} into {out.resolve()}")
+    print(f"Wrote {labels_path.name} and {overlay_path.name} into {out.resolve()}")
     return 0
 
 
