@@ -158,6 +158,13 @@ def test_previous_split_with_a_retagged_image_is_refused():
     ("counts", "kwargs", "message"),
     [
         ({"A": 650, "C": 10}, {}, r"target 'C' has 10 images: dev 33 and test 33 .* at least 100 C images"),
+        ({"A": 650, "C": 10}, {}, r"at least 100 C images, or smaller dev/test ratios$"),
+        (
+            {"A": 3, "C": 2},
+            {},
+            r"dev 1 and test 1 .* at least 4 C images, or a test ratio of 0 \(no test set\)$",
+        ),
+        ({"A": 3, "C": 2}, {"ratios": (0.95, 0.05, 0.0)}, r"at least 3 C images$"),
         ({"A": 10, "C": 60}, {"ratios": (0.9, 0.1, 0.1)}, r"ratios must sum to 1, got \(0.9, 0.1, 0.1\)"),
         ({"A": 10, "C": 60}, {"ratios": (1.2, -0.1, -0.1)}, r"ratios must lie in \[0, 1\)"),
         ({"A": 10, "C": 60}, {"ratios": (0.9, 0.1)}, "three ratios"),

@@ -201,11 +201,17 @@ def _check_quotas(target: str, n_target: int, quotas: dict[str, int], ratios, po
     train = n_target - dev - test
     if train <= max(dev, test):
         need = dev + test + max(dev, test) + 1
+        if max(dev, test) > 1:
+            instead = ", or smaller dev/test ratios"
+        elif test:  # a positive ratio takes at least one image: only 0 frees it
+            instead = ", or a test ratio of 0 (no test set)"
+        else:
+            instead = ""
         raise SplitError(
             f"target {target!r} has {n_target} images: dev {dev} and test {test} "
             f"({ratios[1]:g} and {ratios[2]:g} of {pool}) leave {max(train, 0)} for train, but train "
             f"must hold more {target} images than dev and than test; this needs at least {need} "
-            f"{target} images, or smaller dev/test ratios"
+            f"{target} images{instead}"
         )
 
 
