@@ -180,3 +180,16 @@ def test_help_does_not_import_torch():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_an_unreachable_dask_scheduler_is_one_clear_error(tmp_path, model_dir, monkeypatch, capsys):
+    distributed = pytest.importorskip("distributed")
+
+    def refuse(*args, **kwargs):
+        raise OSError("Timed out trying to connect")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    paths = write_sample_images(tmp_path / "in", keys=("c_histology_2",))
+    args = ["segment", str(paths[0]), "--model", str(model_dir), "--out", str(tmp_path / "o")]
+    assert main([*args, "--scheduler", "tcp://127.0.0.1:1", "--quiet"]) == 2
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err

@@ -26,7 +26,10 @@ def dask_client(scheduler: Any, workers: int | None):
         n = workers or max(1, (os.cpu_count() or 2) // 2)
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
         return Client(cluster), True
-    return Client(scheduler), True
+    try:
+        return Client(scheduler, timeout="20s"), True
+    except OSError as err:  # unreachable address, refused connection, timeout
+        raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler} ({err})") from None
 
 
 def run_on_dask(

@@ -81,6 +81,8 @@ def run_segment(args: argparse.Namespace) -> int:
     )
     try:
         summary = run_to_end(generator, report)
+    except ConnectionError as err:  # the Dask scheduler could not be reached
+        raise CommandError(str(err)) from None
     finally:
         bar.close()
     if args.measurements:
