@@ -185,10 +185,14 @@ def test_help_does_not_import_torch():
 def test_an_unreachable_dask_scheduler_is_one_clear_error(tmp_path, model_dir, monkeypatch, capsys):
     distributed = pytest.importorskip("distributed")
 
-    def refuse(*args, **kwargs):
-        raise OSError("Timed out trying to connect")
+    class RefusingClient(distributed.Client):
+        def __init__(self, *args, **kwargs):
+            raise OSError("Timed out trying to connect")
 
-    monkeypatch.setattr(distributed, "Client", refuse)
+        def __del__(self):
+            pass
+
+    monkeypatch.setattr(distributed, "Client", RefusingClient)
     paths = write_sample_images(tmp_path / "in", keys=("c_histology_2",))
     args = ["segment", str(paths[0]), "--model", str(model_dir), "--out", str(tmp_path / "o")]
     assert main([*args, "--scheduler", "tcp://127.0.0.1:1", "--quiet"]) == 2
