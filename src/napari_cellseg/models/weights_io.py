@@ -64,6 +64,13 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        raise ModelLoadError(f"{path}: cannot be read ({err.strerror or err})") from None
+    if not head:
+        raise ModelLoadError(f"{path}: empty file (0 bytes)")
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError, safe_open
 
@@ -73,6 +80,10 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
                 return {k: fh.get_tensor(k) for k in fh.keys()}, metadata
         except (SafetensorError, OSError, ValueError) as err:
             raise ModelLoadError(f"{path}: not a readable safetensors file ({err})") from None
+    # torch files are zip archives (torch.save) or pickles (protocol 2+ opens with 0x80);
+    # anything else (a text file renamed .pt) makes torch's unpickler fail with a bare KeyError.
+    if head != b"PK\x03\x04" and head[:1] != b"\x80":
+        raise ModelLoadError(f"{path}: not a PyTorch weights file (nor a safetensors file)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "pickle protocol 4" notes from torch
@@ -84,15 +95,26 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             "(torch.load with weights_only=True); convert it to safetensors in a trusted environment."
         ) from None
     except (RuntimeError, OSError, EOFError, ValueError) as err:
-        raise ModelLoadError(f"{path}: not a readable PyTorch weights file ({err})") from None
+        raise ModelLoadError(
+            f"{path}: not a readable PyTorch weights file ({err or type(err).__name__})"
+        ) from None
+    except (KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as err:
+        # A damaged pickle: torch's unpickler fails on an opcode or a record it does not know.
+        raise ModelLoadError(
+            f"{path}: not a PyTorch weights file (damaged or another format: {type(err).__name__})"
+        ) from None
     return _unnest_state_dict(obj, path), {}
 
 
 def _unpickler_reason(err: Exception) -> str:
     # torch's message is long advice; keep the line that names the refused object.
-    for line in str(err).splitlines():
+    lines = str(err).splitlines()
+    for index, line in enumerate(lines):
         if "WeightsUnpickler error" in line:
-            return line.split("error:", 1)[1].split(". Please", 1)[0].strip()
+            reason = line.split("error:", 1)[1].split(". Please", 1)[0].strip()
+            # Some reasons follow on the next non-empty line ("Unsupported operand 99").
+            following = [rest.strip() for rest in lines[index + 1 : index + 3] if rest.strip()]
+            return reason or (following[0] if following else type(err).__name__)
     return type(err).__name__
 
 
