@@ -27,7 +27,7 @@ from ..config import ConfigError, JsonConfig, atomic_write_bytes
 from ..data.normalize import NormalizationConfig
 from .defaults import DEFAULT_ARCH, DEFAULT_DECODER_CHANNELS
 from .device import resolve_device
-from .m2 import M2Config
+from .m2 import M2Config, config_kind
 from .probabilities import LOSS_OUT_CHANNELS, logits_to_probabilities
 from .weights_io import ModelLoadError, load_weights_into, read_state_dict, state_dict_sha256
 
@@ -298,6 +298,10 @@ def load_model_config(directory: str | os.PathLike) -> ModelConfig:
     problem = model_dir_problem(directory)
     if problem:
         raise ModelLoadError(problem)
+    if config_kind(directory / MODEL_CONFIG) == "m2":
+        raise ModelLoadError(
+            f"{directory} is an M2 classifier, not a segmentation model (train from it with --m2)"
+        )
     try:
         return ModelConfig.load(directory / MODEL_CONFIG)
     except ConfigError as err:

@@ -171,15 +171,39 @@ def save_m2(directory: str | os.PathLike, model: torch.nn.Module, config: M2Conf
     return directory
 
 
+def config_kind(path: str | os.PathLike) -> str | None:
+    """``"m2"`` or ``"segmentation"``: which kind of ``config.json`` this is (None: neither or unreadable).
+
+    M2 directories and segmentation model directories both hold a ``config.json``;
+    telling them apart turns a list of "unknown keys" into a sentence that says
+    which option the folder belongs to.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    if "transfer_layers" in data and "new_layers" in data:
+        return "segmentation"
+    if "num_classes" in data and "arch" in data:
+        return "m2"
+    return None
+
+
 def _read_m2_source(path: Path, arch: str | None) -> tuple[dict, M2Config | None]:
     if path.is_dir():
         for name in (M2_WEIGHTS, M2_CONFIG):
             if not (path / name).is_file():
                 raise ModelLoadError(f"{path}: not an M2 directory: {name} is missing")
+        if config_kind(path / M2_CONFIG) == "segmentation":
+            raise ModelLoadError(
+                f"{path} is a segmentation model, not an M2 classifier (start training from it with --init-model)"
+            )
         try:
             config = M2Config.load(path / M2_CONFIG)
         except ConfigError as err:
-            raise ModelLoadError(f"{path / M2_CONFIG}: {err}") from None
+            raise ModelLoadError(str(err)) from None  # the message names the file
         state, _ = read_state_dict(path / M2_WEIGHTS)
         return state, config
     state, metadata = read_state_dict(path)
