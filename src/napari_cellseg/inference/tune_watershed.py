@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, fields, replace
@@ -78,6 +79,9 @@ def _grid_points(grid: Mapping[str, Sequence], base: WatershedParams) -> list[Wa
     empty = [name for name, values in grid.items() if len(values) == 0]
     if empty:
         raise ValueError(f"grid values for {empty} are empty")
+    for name, values in grid.items():
+        for value in values:
+            _check_value(name, value)
     names = list(grid)
     points = []
     for values in itertools.product(*(grid[n] for n in names)):
@@ -85,9 +89,39 @@ def _grid_points(grid: Mapping[str, Sequence], base: WatershedParams) -> list[Wa
     return points
 
 
+def _check_value(name: str, value: Any) -> None:
+    """Refuse a grid value of the wrong type in words (WatershedParams would fail on ``'<'``)."""
+    kind = type(getattr(WatershedParams(), name))
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}: {value!r} is not true or false")
+        return
+    # bool is an int in Python, but true/false for a threshold is surely a mistake.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name}: {value!r} is not a number")
+    if not math.isfinite(value):  # JSON allows NaN and Infinity
+        raise ValueError(f"{name}: {value!r} is not a finite number")
+    if kind is int and value != int(value):
+        raise ValueError(f"{name}: {value!r} is not a whole number")
+
+
+def grid_points(grid=None, base: WatershedParams | None = None) -> list[WatershedParams]:
+    """Every point of ``grid`` (a mapping, a sequence of them, or None for :data:`DEFAULT_GRID`).
+
+    Call it to check a grid before predicting any image.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter and what is wrong with its values.
+    """
+    grids = _grids(DEFAULT_GRID if grid is None else grid)
+    return [point for g in grids for point in _grid_points(g, base or WatershedParams())]
+
+
 def row_scores(row: Mapping[str, Any]) -> dict[str, Any]:
     """The scores of a tuning table row, without its watershed parameters."""
-    params = {f.name for f in fields(WatershedParams)}
+    params = {f.name for f in fields(WatershedParams)} | {"current"}
     return {k: v for k, v in row.items() if k not in params}
 
 
@@ -111,6 +145,7 @@ def iter_tune_watershed(
     grid: Mapping[str, Sequence] | None = None,
     *,
     base: WatershedParams | None = None,
+    current: WatershedParams | None = None,
     score: str = "dsb_score",
 ) -> Generator[TuneProgress, None, tuple[WatershedParams, list[dict[str, Any]]]]:
     """Generator form of :func:`tune_watershed`: yields a :class:`TuneProgress`
@@ -122,8 +157,11 @@ def iter_tune_watershed(
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
     grids = _grids(DEFAULT_GRID if grid is None else grid)
-    points = [point for g in grids for point in _grid_points(g, base or WatershedParams())]
+    points = grid_points(grids, base)
     names = _names(grids)
+    if current is not None:
+        # The incumbent goes first: ties keep the earlier point, so a grid point must beat it.
+        points = [current] + [p for p in points if p != current]
     table: list[dict[str, Any]] = []
     best_index, best_score = 0, float("-inf")
     cached_key, unfiltered = None, []
@@ -136,6 +174,8 @@ def iter_tune_watershed(
         predictions = [finalize_labels(u, params.min_size) for u in unfiltered]
         _, pooled = dataset_metrics(ground_truth, predictions)
         row = _row(params, pooled, names)
+        if current is not None:
+            row["current"] = index == 0
         table.append(row)
         if row[score] > best_score:  # ties keep the earlier (grid order) point
             best_index, best_score = index, row[score]
@@ -150,6 +190,7 @@ def tune_watershed(
     grid: Mapping[str, Sequence] | None = None,
     *,
     base: WatershedParams | None = None,
+    current: WatershedParams | None = None,
     score: str = "dsb_score",
     callback: Callable[[TuneProgress], None] | None = None,
 ) -> tuple[WatershedParams, list[dict[str, Any]]]:
@@ -168,6 +209,10 @@ def tune_watershed(
         grid keep ``base``'s values.
     base : WatershedParams, optional
         Starting parameters (defaults: ``WatershedParams()``).
+    current : WatershedParams, optional
+        Parameters in use now (a model's ``watershed``): scored first, and
+        returned as best unless a grid point scores strictly higher. Rows then
+        carry ``current`` (True for its row).
     score : str
         Pooled score to maximise, one of :data:`SCORES`. ``dsb_score`` pools
         the matches of all images (see :class:`~napari_cellseg.metrics.PooledMetrics`).
@@ -181,7 +226,7 @@ def tune_watershed(
         One row per grid point (the varied parameters and pooled scores),
         best first.
     """
-    gen = iter_tune_watershed(probabilities, ground_truth, grid, base=base, score=score)
+    gen = iter_tune_watershed(probabilities, ground_truth, grid, base=base, current=current, score=score)
     return run_to_end(gen, callback)
 
 
