@@ -30,15 +30,20 @@ def default_model_dir() -> Path:
     return DEFAULT_MODEL_DIR
 
 
+# `--model default` names the bundled model, as `train --init-model default` does.
+DEFAULT_MODEL_NAME = "default"
+
+
 def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
-    """The model directory to use: ``path``, or the bundled default when None.
+    """The model directory to use: ``path``, or the bundled default when None or ``"default"``.
 
     Raises
     ------
     ModelNotFoundError
-        If the directory or its ``config.json`` / ``model.safetensors`` is missing.
+        If the directory or its ``config.json`` / ``model.safetensors`` is
+        missing, or it is not a segmentation model (a file, an M2 classifier).
     """
-    if path is None:
+    if path is None or str(path) == DEFAULT_MODEL_NAME:
         directory = default_model_dir()
         if not (directory / "config.json").is_file():  # the package ships without a model
             raise ModelNotFoundError(
@@ -50,14 +55,30 @@ def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
     from ..models.checkpoint import model_dir_problem
 
     directory = Path(path)
-    problem = model_dir_problem(directory)
+    if directory.is_file():
+        raise ModelNotFoundError(
+            f"{directory} is a file; give the folder that holds model.safetensors and config.json"
+        )
+    problem = model_dir_problem(directory) or _m2_problem(directory)
     if problem:
         raise ModelNotFoundError(problem)
     return directory
 
 
+def _m2_problem(directory: Path) -> str | None:
+    """A sentence when ``directory`` holds an M2 classifier (same file names), else None."""
+    from ..models.m2 import config_kind
+
+    if config_kind(directory / "config.json") == "m2":
+        return (
+            f"{directory} is an M2 classifier, not a segmentation model; give a model folder "
+            "written by `napari-cellseg train` or Fine-tune (train from an M2 with --m2)"
+        )
+    return None
+
+
 def resolve_model(path: str | os.PathLike | None = None, device: Any = "auto"):
-    """Load the model at ``path`` (the bundled default when None) in eval mode.
+    """Load the model at ``path`` (the bundled default when None or ``"default"``) in eval mode.
 
     Returns
     -------
