@@ -53,9 +53,9 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from ..cli import CommandError
-    from ..config import atomic_write_text
     from .evaluate import EvaluationError, evaluate_directories, format_table, read_microscopes
 
+    _check_writable_file(args.out, "--out")
     manifest = args.manifest
     if manifest is None and (args.gt.parent / "manifest.csv").is_file():
         manifest = args.gt.parent / "manifest.csv"
@@ -78,11 +78,18 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             f"truth: {_listed(result.unmatched_predictions)}",
             file=sys.stderr,
         )
+    unlisted = [m.name for m in result.images if m.name not in microscopes]
+    if manifest is not None and unlisted:  # a wrong manifest would otherwise pass unnoticed
+        print(
+            f"note: {len(unlisted)} of {len(result.images)} images are not in {manifest.name} "
+            f"(e.g. {unlisted[0]}); they are grouped as microscope '?'",
+            file=sys.stderr,
+        )
     source = f"microscopes from {manifest}" if manifest is not None else "no manifest: microscope '?'"
     print(f"{len(result.images)} image(s); {source}")
     print(format_table(result.groups), end="")
     if args.out is not None:
-        atomic_write_text(args.out, json.dumps(result.to_dict(), indent=2) + "\n")
+        _write_text(args.out, json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
 

@@ -110,6 +110,8 @@ def read_labels(path: Path, what: str) -> np.ndarray:
             f"{what} {path}: expected 2D integer instance labels, got shape {labels.shape} "
             f"and dtype {labels.dtype}"
         )
+    if labels.size and labels.min() < 0:  # signed labels: scoring would fail without the file name
+        raise EvaluationError(f"{what} {path}: instance labels must be >= 0, found {labels.min()}")
     return labels
 
 
@@ -148,7 +150,10 @@ def iter_evaluate_directories(
             raise EvaluationError(
                 f"{pred_path} has shape {pred.shape} but its ground truth {gt_path} has {gt.shape}"
             )
-        per_image.append(image_metrics(gt, pred, name=stem))
+        try:
+            per_image.append(image_metrics(gt, pred, name=stem))
+        except ValueError as err:  # the metrics' own label checks: name the files
+            raise EvaluationError(f"{pred_path} against {gt_path}: {err}") from None
         yield EvaluateProgress(index + 1, len(pairs), stem)
     by_id = {m.name: microscopes.get(m.name, UNKNOWN_MICROSCOPE) for m in per_image}
     groups = {
