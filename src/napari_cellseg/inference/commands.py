@@ -451,11 +451,14 @@ def _register_export(subparsers) -> None:
             "and written beside it as FILE.json."
         ),
     )
-    parser.add_argument("--model", type=Path, metavar="DIR", help="model directory (default: the bundled default model)")  # fmt: skip
-    parser.add_argument("--format", required=True, choices=("torchscript", "onnx"), dest="export_format")
+    parser.add_argument("--model", type=Path, metavar="DIR", help="model directory (default, or 'default': the bundled default model)")  # fmt: skip
+    parser.add_argument(
+        "--format", choices=("torchscript", "onnx"), dest="export_format",
+        help="default: from the --out suffix (.pt, .pth, .ts: torchscript; .onnx: onnx)",
+    )  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="file to write")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing FILE")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing FILE and FILE.json")
     parser.set_defaults(func=_run_export)
 
 
@@ -463,16 +466,42 @@ def _run_export(args: argparse.Namespace) -> int:
     from ..cli import CommandError
     from .runtime import ModelNotFoundError, resolve_model
 
-    if args.out.exists() and not args.overwrite:
-        raise CommandError(f"{args.out} exists; use --overwrite to replace it")
+    out, sidecar = args.out, args.out.with_suffix(".json")
+    # Everything about --out is checked before the model is loaded and compiled.
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a folder; give a file name such as {out / 'model.onnx'}")
+    if out.exists() and not args.overwrite:
+        raise CommandError(f"{out} exists; use --overwrite to replace it")
+    if out.suffix.lower() == ".json":
+        raise CommandError(f"--out {out}: .json is the sidecar's suffix; give a .pt or .onnx file")
+    if sidecar.exists() and not args.overwrite:  # e.g. an earlier a.onnx export's a.json
+        raise CommandError(
+            f"{sidecar} exists (the FILE.json of an earlier export?); use --overwrite to replace it"
+        )
+    from .export import SUFFIXES, ExportError, check_opset, export_model, format_of
+
+    implied = format_of(out)
+    fmt = args.export_format or implied
+    if fmt is None:
+        raise CommandError(
+            f"--out {out}: cannot tell the format from its suffix; add --format torchscript or onnx"
+        )
+    if implied is not None and implied != fmt:
+        raise CommandError(
+            f"--format {fmt} but --out {out} is named for {implied}; "
+            f"name it {out.with_suffix(SUFFIXES[fmt][0])} or use --format {implied}"
+        )
+    if fmt == "onnx":
+        try:
+            check_opset(args.opset)
+        except ExportError as err:
+            raise CommandError(str(err)) from None
     try:
         model, config = resolve_model(args.model, device="cpu")
     except (ModelNotFoundError, OSError, ValueError) as err:
         raise CommandError(str(err)) from None
-    from .export import ExportError, export_model
-
     try:
-        written = export_model(model, config, args.out, args.export_format, opset=args.opset)
+        written = export_model(model, config, out, fmt, opset=args.opset)
     except ExportError as err:
         raise CommandError(str(err)) from None
     print(

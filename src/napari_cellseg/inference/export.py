@@ -36,11 +36,15 @@ from torch import nn
 
 from .. import __version__
 from ..classes import CLASS_NAMES
-from ..config import atomic_write_bytes, atomic_write_text
+from ..config import atomic_write_bytes
 
 METADATA_KEY = "napari_cellseg"
 EXTRA_FILE = "napari_cellseg.json"
 FORMATS = ("torchscript", "onnx")
+# File suffixes of each format: an export is refused under the other format's suffix.
+SUFFIXES = {"torchscript": (".pt", ".pth", ".ts", ".torchscript"), "onnx": (".onnx",)}
+# Below opset 11 ONNX cannot pad by an input-dependent amount, which any export here needs.
+MIN_OPSET = 11
 # Exports are checked at these sizes: one multiple of 32, one not.
 CHECK_SIZES = ((64, 64), (70, 90))
 TOLERANCE = 1e-4
@@ -84,6 +88,30 @@ def bce_probabilities(logits: torch.Tensor) -> torch.Tensor:
     foreground = torch.sigmoid(logits[:, 0:1])
     boundary = torch.minimum(torch.sigmoid(logits[:, 1:2]), foreground)
     return torch.cat([1.0 - foreground, boundary, foreground - boundary], dim=1)
+
+
+def opset_range() -> tuple[int, int]:
+    """The ONNX opsets :func:`export_model` can write with this torch: ``(lowest, highest)``."""
+    from torch.onnx import _constants
+
+    # torch's TorchScript-based exporter: its highest opset (a private constant, hence the fallback).
+    return MIN_OPSET, int(getattr(_constants, "ONNX_MAX_OPSET", 20))
+
+
+def check_opset(opset: Any) -> int:
+    """``opset`` if this torch can export it, else :class:`ExportError` giving the range."""
+    low, high = opset_range()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+        raise ExportError(
+            f"--opset must be between {low} and {high} (torch {torch.__version__}), got {opset}"
+        )
+    return opset
+
+
+def format_of(path: str | os.PathLike) -> str | None:
+    """The export format a file name's suffix stands for (None for other suffixes)."""
+    suffix = Path(path).suffix.lower()
+    return next((fmt for fmt, suffixes in SUFFIXES.items() if suffix in suffixes), None)
 
 
 def export_metadata(config, fmt: str) -> dict[str, Any]:
@@ -209,6 +237,8 @@ def export_model(
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {FORMATS}")
+    if fmt == "onnx":
+        check_opset(opset)
     out = Path(out)
     reference = ProbabilityNet(model.cpu().float().eval(), config.loss).eval()
     _check_probability_step(model, config, reference)
@@ -227,8 +257,15 @@ def export_model(
         _save_torchscript(compiled, out, text)
     else:
         _save_onnx(compiled, example, out, text, opset)
-    sidecar = atomic_write_text(out.with_suffix(".json"), text + "\n")
+    sidecar = _write(out.with_suffix(".json"), (text + "\n").encode("utf-8"))
     return ExportResult(out, sidecar, method, error)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    try:
+        return atomic_write_bytes(path, data)
+    except OSError as err:  # full disk, no permission, a folder in the way
+        raise ExportError(f"cannot write {path}: {err.strerror or err}") from None
 
 
 def _check_probability_step(model: nn.Module, config, reference: ProbabilityNet) -> None:
@@ -253,7 +290,7 @@ def _save_torchscript(compiled, out: Path, text: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # TorchScript is deprecated, still the format asked
         torch.jit.save(compiled, buffer, _extra_files={EXTRA_FILE: text})
-    atomic_write_bytes(out, buffer.getvalue())
+    _write(out, buffer.getvalue())
 
 
 def _save_onnx(compiled, example: torch.Tensor, out: Path, text: str, opset: int) -> None:
@@ -264,17 +301,21 @@ def _save_onnx(compiled, example: torch.Tensor, out: Path, text: str, opset: int
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            compiled, (example,), buffer, dynamo=False, opset_version=opset,
-            input_names=["image"], output_names=["probabilities"],
-            dynamic_axes={"image": {0: "N", 2: "H", 3: "W"}, "probabilities": {0: "N", 2: "H", 3: "W"}},
-        )  # fmt: skip
+        try:
+            torch.onnx.export(
+                compiled, (example,), buffer, dynamo=False, opset_version=opset,
+                input_names=["image"], output_names=["probabilities"],
+                dynamic_axes={"image": {0: "N", 2: "H", 3: "W"}, "probabilities": {0: "N", 2: "H", 3: "W"}},
+            )  # fmt: skip
+        except Exception as err:  # torch's exporter raises many types, with pages of graph
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ExportError(f"ONNX export at opset {opset} failed: {first[:300]}") from None
     proto = onnx.load_model_from_string(buffer.getvalue())
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, text
     proto.doc_string = "napari-cellseg nucleus segmentation: normalised image -> class probabilities"
     onnx.checker.check_model(proto)
-    atomic_write_bytes(out, proto.SerializeToString())
+    _write(out, proto.SerializeToString())
 
 
 def load_torchscript(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
