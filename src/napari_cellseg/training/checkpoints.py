@@ -149,15 +149,53 @@ def restore_state(run: Any, state: dict[str, Any]) -> dict[str, Any]:
     return dict(state["position"])
 
 
-def prepare_out_dir(out_dir: str | os.PathLike, resume: bool) -> None:
-    """Create ``out_dir``; refuse to start afresh over an existing run."""
+def prepare_out_dir(out_dir: str | os.PathLike, resume: bool, create: bool = True) -> None:
+    """Refuse to start afresh over an existing run; create ``out_dir`` unless ``create`` is False."""
     out_dir = Path(out_dir)
     if not resume and has_last(out_dir):
         raise ConfigError(
             f"{out_dir} already holds a training run; pass resume (--resume) to continue it, "
             "or choose another --out directory"
         )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if create:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def out_dir_state(out_dir: str | os.PathLike) -> tuple[list[Path], set[str]]:
+    """What a run starts from: the folders creating ``out_dir`` would make (deepest first)
+    and the names already in ``out_dir``; see :func:`remove_unused_out_dir`."""
+    missing = []
+    path = Path(out_dir).absolute()
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    out_dir = Path(out_dir)
+    before = {p.name for p in out_dir.iterdir()} if not missing and out_dir.is_dir() else set()
+    return missing, before
+
+
+def remove_unused_out_dir(out_dir: str | os.PathLike, state: tuple[list[Path], set[str]]) -> None:
+    """Undo what a run that failed before its first checkpoint wrote into ``out_dir``.
+
+    ``state`` comes from :func:`out_dir_state` before the run. When the run
+    added nothing but its ``train_config.json``, that file goes, and so do the
+    folders the run created (a failed start should not leave a folder that
+    looks like a run). Anything that was there before stays.
+    """
+    created, before = state
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return
+    added = {p.name for p in out_dir.iterdir()} - before
+    if not added <= {TRAIN_CONFIG}:
+        return  # a checkpoint or model was written: keep the run
+    if TRAIN_CONFIG in added:
+        (out_dir / TRAIN_CONFIG).unlink(missing_ok=True)
+    for folder in created:
+        try:
+            folder.rmdir()  # only when empty: never deletes anything else
+        except OSError:
+            return
 
 
 def _fsync_dir(directory: Path) -> None:

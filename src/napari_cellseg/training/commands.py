@@ -144,7 +144,9 @@ def _register_pretrain(subparsers) -> None:
 
 
 def parse_oversample(items: list[str] | None) -> dict[str, float]:
-    """``["C=3", "B=2"]`` -> ``{"C": 3.0, "B": 2.0}``; ValueError naming the bad item."""
+    """``["C=3", "B=2"]`` -> ``{"C": 3.0, "B": 2.0}``; ConfigError (a ValueError) naming the bad item."""
+    from ..config import ConfigError
+
     weights = {}
     for item in items or []:
         tag, sep, value = item.partition("=")
@@ -153,7 +155,7 @@ def parse_oversample(items: list[str] | None) -> dict[str, float]:
         except ValueError:
             weight = -1.0
         if not sep or tag not in MICROSCOPES or not weight > 0:
-            raise ValueError(
+            raise ConfigError(
                 f"--oversample {item!r}: expected TAG=WEIGHT with TAG in {MICROSCOPES}, WEIGHT > 0"
             )
         weights[tag] = weight

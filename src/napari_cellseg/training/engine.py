@@ -37,7 +37,9 @@ from .checkpoints import (
     capture_state,
     load_last,
     model_config_for,
+    out_dir_state,
     prepare_out_dir,
+    remove_unused_out_dir,
     restore_state,
     save_best,
     save_last,
@@ -96,10 +98,15 @@ def train(
         Before the first step, with a message naming what is wrong.
     """
     config.validate()
+    started_from = out_dir_state(config.out_dir)  # to undo if the run fails to start
     owns_group = not _group_initialized()
     context = init_distributed(_device_type(config.device))
     try:
         return (yield from _train(config, context, resume, cancel, evaluator))
+    except Exception:
+        if context.is_main:
+            remove_unused_out_dir(config.out_dir, started_from)
+        raise
     finally:
         if owns_group:
             shutdown_distributed(context)
@@ -143,10 +150,12 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
     if resume:
         config, state = load_last(config.out_dir, config)
     if context.is_main:
-        prepare_out_dir(config.out_dir, resume)
+        prepare_out_dir(config.out_dir, resume, create=False)
     barrier(context)
-    run = build_run(config, context)
+    run = build_run(config, context)  # every check of the data, model and device first
     config = run.config  # with the network fields of an init_model filled in
+    if context.is_main:
+        prepare_out_dir(config.out_dir, resume)
     position = restore_state(run, state) if state is not None else _new_position()
     if context.is_main and state is None:
         write_train_config(config.out_dir, config)

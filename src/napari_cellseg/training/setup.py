@@ -18,6 +18,9 @@ from .config import TrainConfig
 from .data import CropDataset, image_weights, select_ids
 from .distributed import DistributedContext
 
+# Crops up to this side are allowed whatever the images' size (the TrainConfig default).
+PATCH_SIZE_FLOOR = TrainConfig.__dataclass_fields__["patch_size"].default
+
 
 class TrainingError(ValueError):
     """A training run cannot start as configured (the message says why)."""
@@ -64,7 +67,10 @@ def pick_device(config: TrainConfig, context: DistributedContext) -> tuple[Any, 
 
     from ..models.checkpoint import resolve_device
 
-    device, reason = resolve_device(config.device)
+    try:
+        device, reason = resolve_device(config.device)
+    except ValueError as err:  # e.g. device 'cuda' asked for on a machine without a GPU
+        raise TrainingError(str(err)) from None
     device = torch.device(device)
     if device.type == "cuda" and context.enabled:
         device = torch.device("cuda", context.local_rank % max(1, torch.cuda.device_count()))
@@ -164,6 +170,10 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
             f"no training images: the split {config.split_path} has no 'train' rows of microscopes "
             f"{list(config.microscopes)} in {config.data_dir}"
         )
+    from ..data.size import size_factors
+
+    factors = size_factors(dataset, [*train_ids, *dev_ids], config.size_diameter)
+    _check_patch_size(config, dataset, train_ids, factors)
     device, reason = pick_device(config, context)
     torch.manual_seed(config.seed)  # the new layers' initialisation
     init_normalization = None
@@ -195,9 +205,7 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
     amp_dtype = pick_amp(config.amp, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and device.type == "cuda" else None
     from ..data.augment import Augmenter
-    from ..data.size import size_factors
 
-    factors = size_factors(dataset, [*train_ids, *dev_ids], config.size_diameter)
     weights = image_weights(
         dataset, train_ids, config.sample_weights, config.patch_size, config.area_weighted, factors
     )
@@ -224,6 +232,32 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
         object_diameter=object_diameter, size_factors=factors,
         train_counts=counts,
     )  # fmt: skip
+
+
+def _check_patch_size(
+    config: TrainConfig, dataset: Any, train_ids: list[str], factors: dict[str, float]
+) -> None:
+    """Refuse crops larger than every training image (after resampling).
+
+    Such crops are mostly padding, and their memory grows with the square of
+    the side: --patch-size 5000 was killed at 24 GB before its first step. The
+    default size always passes (small images are padded up to it, as before).
+    """
+    sides = {}
+    for image_id in train_ids:
+        height, width = dataset[image_id].shape
+        factor = factors.get(image_id, 1.0)
+        sides[image_id] = (round(height * factor), round(width * factor))
+    largest_id = max(sides, key=lambda i: max(sides[i]))
+    height, width = sides[largest_id]
+    limit = max(height, width, PATCH_SIZE_FLOOR)
+    if config.patch_size > limit:
+        resampled = " after size normalisation" if config.size_diameter is not None else ""
+        raise TrainingError(
+            f"patch_size {config.patch_size} (--patch-size) is larger than the largest training image "
+            f"({largest_id}: {height}x{width} px{resampled}); crops would be mostly padding and need "
+            f"far more memory: choose at most {limit}"
+        )
 
 
 def _limit_threads(threads: int) -> None:
