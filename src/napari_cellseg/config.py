@@ -144,6 +144,11 @@ def _from_value(tp: Any, value: Any, where: str, name: str) -> Any:
     return value
 
 
+def check_value(tp: Any, value: Any, name: str) -> Any:
+    """``value`` converted to the field type ``tp``; :class:`FieldTypeError` naming ``name`` if it is wrong."""
+    return _from_value(tp, value, name, name)
+
+
 @dataclasses.dataclass
 class JsonConfig:
     """Base class: ``to_dict``/``from_dict``, ``to_json``/``from_json``, ``save``/``load``."""

@@ -41,7 +41,10 @@ from .sweep_grid import InvalidPoint, SweepError, SweepGrid, SweepPoint, expand_
 from .sweep_run import RunRecord, read_record
 from .sweep_table import rank_records, write_tables
 
-__all__ = ["SweepConfig", "SweepError", "SweepReport", "SweepResult", "iter_sweep", "plan_sweep", "run_sweep"]
+__all__ = [
+    "SweepConfig", "SweepError", "SweepReport", "SweepResult", "check_inputs", "iter_sweep", "plan_sweep",
+    "run_sweep",
+]  # fmt: skip
 
 SWEEP_FILE = "sweep.json"
 
@@ -129,10 +132,17 @@ def plan_sweep(
         raise SweepError("a sweep needs a dataset folder (--data) and an output folder (--out)")
     threads = default_threads(config.threads, config.scheduler, config.gpus)
     overrides: dict[str, Any] = {} if threads is None else {"num_threads": threads}
-    return expand_grid(grid, config.data_dir, config.split_path, config.out_dir, overrides)
+    points, invalid = expand_grid(grid, config.data_dir, config.split_path, config.out_dir, overrides)
+    if not points:  # every combination skipped: a sweep that trains nothing is a mistake, not a success
+        shown = "; ".join(
+            f"{', '.join(f'{k}={v}' for k, v in p.params.items())}: {p.reason}" for p in invalid[:3]
+        )
+        more = f"; and {len(invalid) - 3} more" if len(invalid) > 3 else ""
+        raise SweepError(f"no runnable combination: all {len(invalid)} are skipped ({shown}{more})")
+    return points, invalid
 
 
-def _check_inputs(config: SweepConfig) -> None:
+def check_inputs(config: SweepConfig) -> None:
     """Fail once, before any run, on a dataset or split that every run would fail on."""
     from ..data.dataset import CellDataset, DatasetError
     from ..data.splitfile import SplitError, read_split
@@ -196,7 +206,7 @@ def iter_sweep(
     if not isinstance(grid, SweepGrid):
         grid = load_grid(grid)
     points, invalid = plan_sweep(grid, config)
-    _check_inputs(config)
+    check_inputs(config)
     out_dir = Path(config.out_dir)
     records: dict[str, RunRecord] = {}
     todo: list[SweepPoint] = []

@@ -118,7 +118,7 @@ def _score_text(record) -> str:
 def run_sweep_command(args: argparse.Namespace) -> int:
     from ..cli import CommandError
     from .commands import _GracefulStop
-    from .sweep import SweepConfig, iter_sweep, plan_sweep
+    from .sweep import SweepConfig, check_inputs, iter_sweep, plan_sweep
 
     try:
         config = SweepConfig(
@@ -132,6 +132,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             raise CommandError("give --scheduler or --gpus, not both")
         if args.dry_run:
             points, invalid = plan_sweep(args.grid, config)
+            check_inputs(config)  # a plan over a dataset or split that cannot be read is no plan
             print(f"{len(points)} run(s) in {args.out / 'runs'}:")
             print("".join(f"  {p.name}\n" for p in points), end="")
             for point in invalid:

@@ -21,11 +21,12 @@ import itertools
 import json
 import os
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, JsonConfig
+from ..config import ConfigError, FieldTypeError, JsonConfig, check_value, show_value
 from ..models.defaults import DEFAULT_M2_DEPTH
 from .config import TrainConfig
 
@@ -113,34 +114,71 @@ def load_grid(path: str | os.PathLike) -> SweepGrid:
 
 
 def grid_from_dict(data: Any, where: str = "grid") -> SweepGrid:
-    """A :class:`SweepGrid` from a dict, with aliases resolved and every key checked."""
+    """A :class:`SweepGrid` from a dict, with aliases resolved and every key and value type checked."""
     if not isinstance(data, dict):
         raise SweepError(
             f"{where}: expected an object with 'base', 'grid' and/or 'points', got {type(data).__name__}"
         )
-    try:
-        grid = SweepGrid.from_dict(data)
-    except ConfigError as err:
-        raise SweepError(f"{where}: {err}") from None
-    if (
-        not isinstance(grid.base, dict)
-        or not isinstance(grid.grid, dict)
-        or not isinstance(grid.points, list)
-    ):
+    unknown = sorted(set(data) - {"base", "grid", "points"}, key=str)
+    if unknown:
+        raise SweepError(f"{where}: unknown key(s) {unknown}; valid keys are ['base', 'grid', 'points']")
+    raw_base, raw_grid, raw_points = data.get("base", {}), data.get("grid", {}), data.get("points", [])
+    if not isinstance(raw_base, dict) or not isinstance(raw_grid, dict) or not isinstance(raw_points, list):
         raise SweepError(f"{where}: 'base' and 'grid' must be objects, 'points' a list of objects")
-    base = _canonical(grid.base, f"{where}: base")
-    axes = _canonical(grid.grid, f"{where}: grid")
-    for name, values in axes.items():
-        if not isinstance(values, list) or not values:
+    base = _typed(_canonical(raw_base, f"{where}: base"), raw_base, "base", where)
+    axes = _canonical(raw_grid, f"{where}: grid")
+    for (key, values), name in zip(raw_grid.items(), axes):
+        if not isinstance(values, list):
+            raise SweepError(f"{where}: grid.{key} must be a list, e.g. [{show_value(values)}]")
+        if not values:
             raise SweepError(f"{where}: grid.{name} must be a non-empty list of values, got {values!r}")
+        axes[name] = _typed_axis(name, key, values, where)
     points = []
-    for index, point in enumerate(grid.points):
+    for index, point in enumerate(raw_points):
         if not isinstance(point, dict):
             raise SweepError(f"{where}: points[{index}] must be an object, got {point!r}")
-        points.append(_canonical(point, f"{where}: points[{index}]"))
+        label = f"points[{index}]"
+        points.append(_typed(_canonical(point, f"{where}: {label}"), point, label, where))
     if not axes and not points:
         raise SweepError(f"{where}: nothing to run: give a 'grid' of values and/or a list of 'points'")
     return SweepGrid(base=base, grid=axes, points=points)
+
+
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _typed(settings: dict[str, Any], raw: dict[str, Any], label: str, where: str) -> dict[str, Any]:
+    """``settings`` (canonical names) with each value checked against its TrainConfig field."""
+    types_ = _field_types()
+    out = {}
+    for key, (name, value) in zip(raw, settings.items()):
+        try:
+            check_value(types_[name], value, f"{label}.{key}")
+        except FieldTypeError as err:
+            raise SweepError(f"{where}: {err}") from None
+        out[name] = value  # kept as written: TrainConfig converts it when each run is built
+    return out
+
+
+def _typed_axis(name: str, key: str, values: list[Any], where: str) -> list[Any]:
+    """A grid axis whose every value fits the field; a flat list for a list field gets a hint."""
+    field_type = _field_types()[name]
+    for value in values:
+        try:
+            check_value(field_type, value, f"grid.{key}")
+        except FieldTypeError as err:
+            try:  # the list itself is one valid value: the user meant a grid of one
+                check_value(field_type, values, f"grid.{key}")
+            except FieldTypeError:
+                if err.name == f"grid.{key}":
+                    raise SweepError(f"{where}: grid.{key}: {show_value(value)} is not {err.what}") from None
+                inner = f"{show_value(err.value)} is not {err.what}"  # an element of a list value
+                raise SweepError(f"{where}: grid.{key}: in {show_value(value)}, {inner}") from None
+            raise SweepError(
+                f"{where}: grid.{key}: each value is {err.what}; did you mean [{show_value(values)}]?"
+            ) from None
+    return values
 
 
 def _canonical(settings: dict[str, Any], where: str) -> dict[str, Any]:
