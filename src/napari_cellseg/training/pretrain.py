@@ -80,8 +80,9 @@ def scan_image_folder(
     Raises
     ------
     ConfigError
-        If the folder is missing, a class folder holds no image, or the number
-        of classes differs from ``num_classes``.
+        If the folder is missing, has fewer than two class folders, a class
+        folder holds no image, an image cannot be read, or the number of
+        classes differs from ``num_classes``.
     """
     root = Path(root)
     if not root.is_dir():
@@ -102,7 +103,30 @@ def scan_image_folder(
             f"{root}: --classes {num_classes} but the folder has {len(folders)} class subfolders: "
             f"{[f.name for f in folders]}"
         )
+    if len(folders) < 2:  # a one-class classifier learns nothing and its features are useless as an M2
+        raise ConfigError(
+            f"{root}: only one class folder ({folders[0].name!r}); a classifier needs at least 2, "
+            f"one subfolder of images per class"
+        )
+    unreadable = [problem for path, _ in samples if (problem := _image_problem(path))]
+    if unreadable:
+        shown = "\n  ".join(unreadable[:10])
+        more = f"\n  and {len(unreadable) - 10} more" if len(unreadable) > 10 else ""
+        raise ConfigError(f"{root}: {len(unreadable)} image(s) cannot be read:\n  {shown}{more}")
     return [f.name for f in folders], samples
+
+
+def _image_problem(path: Path) -> str | None:
+    """Why ``path`` is not a readable image, from its header (fast: no pixels are decoded)."""
+    from ..data.headers import HeaderError, read_header
+
+    try:
+        if path.stat().st_size == 0:
+            return f"{path}: empty file (0 bytes)"
+        read_header(path)
+    except (HeaderError, OSError, ValueError) as err:
+        return f"{path}: {err}"
+    return None
 
 
 def split_samples(samples: list[tuple[Path, int]], fraction: float, seed: int) -> tuple[list, list]:
@@ -125,7 +149,11 @@ def prepare_image(path: Path, size: int, normalization: Any, rng: np.random.Gene
     from ..data.normalize import scale_intensity, standardize
     from ..io import collapse_grey_rgb, read_image
 
-    image = scale_intensity(collapse_grey_rgb(read_image(path)), normalization)
+    try:
+        pixels = read_image(path)
+    except (OSError, ValueError) as err:  # a file whose header was fine but whose pixels are damaged
+        raise ConfigError(f"{path}: cannot be read ({err})") from None
+    image = scale_intensity(collapse_grey_rgb(pixels), normalization)
     height, width = image.shape[:2]
     side = min(height, width)
     if rng is not None:
@@ -184,11 +212,17 @@ def iter_pretrain(
 
     config.validate()
     started = time.perf_counter()
+    out = Path(config.out_dir)
+    if out.is_file() or (out.is_dir() and any(out.iterdir())):  # as import-m2: never replace an M2
+        raise ConfigError(f"{out}: already exists; choose a new M2 directory")
     classes, samples = scan_image_folder(config.data_dir, config.num_classes)
     train_set, val_set = split_samples(samples, config.val_fraction, config.seed)
     torch.set_num_threads(config.num_threads or max(1, (os.cpu_count() or 2) - 1))
     torch.manual_seed(config.seed)
-    device, _ = resolve_device(config.device)
+    try:
+        device, _ = resolve_device(config.device)
+    except ValueError as err:  # e.g. --device cuda without a GPU
+        raise ConfigError(str(err)) from None
     model, mean, std = _build(config, len(classes))
     model = model.to(device)
     norm = NormalizationConfig(mean=mean, std=std)
