@@ -121,6 +121,8 @@ def _from_value(tp: Any, value: Any, where: str, name: str) -> Any:
         return value
     # JSON true/false are Python bools, and bool is an int: never let one pass as a number.
     if tp is bool:
+        if getattr(getattr(value, "dtype", None), "kind", "") == "b":  # numpy.bool_ from code
+            return bool(value)
         if not isinstance(value, bool):
             raise FieldTypeError(name, "true or false", value)
         return value
