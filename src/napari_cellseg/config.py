@@ -133,11 +133,11 @@ def _from_value(tp: Any, value: Any, where: str, name: str) -> Any:
             if not float(value).is_integer():
                 raise FieldTypeError(name, "a whole number", value)
             return int(value)
-        return value
+        return int(value)  # a numpy integer set from code becomes a JSON-ready int
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise FieldTypeError(name, "a number", value)
-        return float(value) if isinstance(value, numbers.Integral) else value
+        return float(value)
     if tp is str:
         # Paths given in code are fine; a number or list is not a name.
         if not isinstance(value, str | os.PathLike):

@@ -125,3 +125,17 @@ def test_a_nested_config_names_the_field_path():
         ModelConfig.from_dict({"normalization": {"mean": [0.5, "a", 0.5]}})
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['meen'\] in normalization"):
         ModelConfig.from_dict({"normalization": {"meen": [0.5, 0.5, 0.5]}})
+
+
+def test_numpy_scalars_set_from_code_become_json_values():
+    import json
+
+    import numpy as np
+
+    from napari_cellseg.inference.watershed import WatershedParams
+
+    params = WatershedParams.from_dict(
+        {"min_size": np.int64(3), "interior_threshold": np.float32(0.5), "keep_unmarked": np.bool_(False)}
+    )
+    assert json.loads(params.to_json())["min_size"] == 3 and params.keep_unmarked is False
+    assert type(params.interior_threshold) is float
