@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -94,7 +95,10 @@ def test_initial_watershed_falls_back_to_the_defaults(tmp_path):
     folder = tmp_path / "model"
     folder.mkdir()
     (folder / "model.safetensors").write_bytes(b"")
-    ModelConfig(watershed={"interior_threshold": 7.0}).save(folder / "config.json")  # invalid value
+    ModelConfig().save(folder / "config.json")
+    data = json.loads((folder / "config.json").read_text())
+    data["watershed"] = {"interior_threshold": 7.0}  # invalid value, as a hand edit would leave it
+    (folder / "config.json").write_text(json.dumps(data))
     assert initial_watershed(folder) == WatershedParams()
     ModelConfig(watershed={"boundary_weight": 2.0}).save(folder / "config.json")
     assert initial_watershed(folder).boundary_weight == 2.0

@@ -38,7 +38,7 @@ def _config(model, **fields):
         loss="weighted-bce",
         normalization=NormalizationConfig(low_percentile=2.0),
         object_diameter=21.5,
-        watershed={"min_distance": 3},
+        watershed={"min_size": 3},
         metrics={"ap50": 0.8},
         training={"epochs": 2},
         split_hash="abc",
@@ -56,7 +56,7 @@ def test_save_and_load_round_trip_fp32(tmp_path, bce_model):
     assert loaded_config.normalization.mean == tiny_mean(bce_model)
     assert (loaded_config.transfer_layers, loaded_config.new_layers, loaded_config.frozen_layers) == (3, 2, 1)
     assert loaded_config.m2.arch == "mobilenetv3_small_050" and loaded_config.m2.sha256
-    assert loaded_config.watershed == {"min_distance": 3} and loaded_config.object_diameter == 21.5
+    assert loaded_config.watershed == {"min_size": 3} and loaded_config.object_diameter == 21.5
     x = torch.randn(1, 3, 70, 90)
     with torch.no_grad():
         assert torch.equal(loaded(x), bce_model(x))
@@ -134,6 +134,22 @@ def test_invalid_config_is_a_clear_error(tmp_path, bce_model):
         load_model_config(directory)
     with pytest.raises(ConfigError, match="needs out_channels=2"):
         ModelConfig(loss="weighted-bce", out_channels=3)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"watershed": {"min_size": -5}}, r"config\.json: watershed: WatershedParams\.min_size must be"),
+        ({"object_diameter": -3.0}, r"config\.json: object_diameter must be > 0 px"),
+    ],
+)
+def test_bad_segmentation_settings_fail_at_load_naming_the_file(tmp_path, bce_model, change, message):
+    directory = save_model_dir(tmp_path / "m", bce_model, _config(bce_model))
+    data = json.loads((directory / MODEL_CONFIG).read_text())
+    data.update(change)
+    (directory / MODEL_CONFIG).write_text(json.dumps(data))
+    with pytest.raises(ModelLoadError, match=message):
+        load_model_config(directory)
 
 
 def test_config_round_trips_through_json():

@@ -154,6 +154,15 @@ class ModelConfig(JsonConfig):
             raise ConfigError(
                 f"default_diameter must be >= 0 (0 = estimate) or None, got {self.default_diameter}"
             )
+        if self.object_diameter is not None and not self.object_diameter > 0:
+            raise ConfigError(f"object_diameter must be > 0 px or None, got {self.object_diameter}")
+        if self.watershed:  # checked at load, not on the first image it would segment
+            from ..inference.watershed import WatershedParams
+
+            try:
+                WatershedParams.from_dict(self.watershed)
+            except (ConfigError, ValueError) as err:
+                raise ConfigError(f"watershed: {err}") from None
         if self.format_version > MODEL_FORMAT_VERSION:
             raise ConfigError(
                 f"model format version {self.format_version} is newer than this napari-cellseg "
@@ -305,7 +314,8 @@ def load_model_config(directory: str | os.PathLike) -> ModelConfig:
     try:
         return ModelConfig.load(directory / MODEL_CONFIG)
     except ConfigError as err:
-        raise ModelLoadError(str(err)) from None
+        text, path = str(err), str(directory / MODEL_CONFIG)
+        raise ModelLoadError(text if path in text else f"{path}: {text}") from None
 
 
 def load_model_dir(
