@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from napari_cellseg.cli import main
-from napari_cellseg.inference import commands
+from napari_cellseg.inference import tune_watershed_cli
 from napari_cellseg.inference.synthetic import probabilities_from_instances
 from napari_cellseg.inference.tune_watershed import tune_watershed
 from napari_cellseg.inference.watershed import WatershedParams
@@ -40,7 +40,7 @@ def setup(tmp_path, monkeypatch):
         _, gt, _ = load_sample("c_histology_2")
         return [probabilities_from_instances(gt)]
 
-    monkeypatch.setattr(commands, "_predict_all", fake_predict)
+    monkeypatch.setattr(tune_watershed_cli, "_predict_all", fake_predict)
     args = ["tune-watershed", "--model", str(model), "--data", str(data)]
     return args, model, predicted
 

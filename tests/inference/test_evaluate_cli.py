@@ -13,7 +13,7 @@ import pytest
 import tifffile
 
 from napari_cellseg.cli import main
-from napari_cellseg.inference import commands
+from napari_cellseg.inference import tune_watershed_cli
 from napari_cellseg.inference.synthetic import probabilities_from_instances
 from napari_cellseg.sample_data import SAMPLE_DIR, list_samples, load_sample
 
@@ -156,7 +156,7 @@ def test_tune_watershed_writes_the_model_config(tiny_dataset, monkeypatch, capsy
         _, gt, _ = load_sample("c_histology_2")
         return [probabilities_from_instances(gt)]
 
-    monkeypatch.setattr(commands, "_predict_all", fake_predict)
+    monkeypatch.setattr(tune_watershed_cli, "_predict_all", fake_predict)
     model, data, split = (str(tiny_dataset / name) for name in ("model", "data", "split.csv"))
     grid = '{"interior_threshold": [0.2, 0.5, 0.7], "min_size": [8, 16]}'
     table_path = tiny_dataset / "t.json"

@@ -1,4 +1,4 @@
-"""``napari-cellseg segment``, ``evaluate``, ``tune-watershed`` and ``export``.
+"""``napari-cellseg segment``, ``evaluate`` and ``export``; ``tune-watershed`` is in :mod:`.tune_watershed_cli`.
 
 Nothing heavy is imported at module level: each subcommand imports its work
 when it runs, so ``napari-cellseg --help`` stays fast.
@@ -10,12 +10,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import tune_watershed_cli
+from .cli_files import check_writable_file, write_text
+
 
 def register(subparsers) -> None:
     """Add this package's subcommands to the ``napari-cellseg`` parser."""
     _register_segment(subparsers)
     _register_evaluate(subparsers)
-    _register_tune_watershed(subparsers)
+    tune_watershed_cli.register(subparsers)
     _register_export(subparsers)
 
 
@@ -55,7 +58,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from ..cli import CommandError
     from .evaluate import EvaluationError, evaluate_directories, format_table, read_microscopes
 
-    _check_writable_file(args.out, "--out")
+    check_writable_file(args.out, "--out")
     manifest = args.manifest
     if manifest is None and (args.gt.parent / "manifest.csv").is_file():
         manifest = args.gt.parent / "manifest.csv"
@@ -89,7 +92,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     print(f"{len(result.images)} image(s); {source}")
     print(format_table(result.groups), end="")
     if args.out is not None:
-        _write_text(args.out, json.dumps(result.to_dict(), indent=2) + "\n")
+        write_text(args.out, json.dumps(result.to_dict(), indent=2) + "\n")
         print(f"wrote {args.out}")
     return 0
 
@@ -97,275 +100,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 def _listed(ids: list[str], shown: int = 5) -> str:
     more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
     return ", ".join(ids[:shown]) + more
-
-
-# --- tune-watershed -------------------------------------------------------------
-
-
-def _register_tune_watershed(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "tune-watershed",
-        help="choose a model's watershed parameters on dev images",
-        description=(
-            "Predict the dev images with the model once, grid-search the watershed parameters "
-            "on the predictions and write the best into the model's config.json (key "
-            "'watershed'), with the scores they reached (metrics.watershed_tuned, shown by the GUI). "
-            "The model's current parameters are scored too: config.json changes only when a grid "
-            "point beats them."
-        ),
-    )
-    parser.add_argument(
-        "--model", required=True, type=Path, metavar="DIR",
-        help="model directory ('default': the bundled model, with --dry-run only)",
-    )  # fmt: skip
-    parser.add_argument("--data", required=True, type=Path, metavar="DIR", help="dataset folder")
-    parser.add_argument(
-        "--split",
-        type=Path,
-        metavar="CSV",
-        help="split file (columns id, subset; see `napari-cellseg split`); default: every image",
-    )
-    parser.add_argument("--subset", default="dev", help="subset to tune on (default: dev)")
-    parser.add_argument("--microscope", help="only images of this microscope (e.g. C)")
-    parser.add_argument(
-        "--score",
-        default="dsb_score",
-        choices=("dsb_score", "aji", "image_mean_dsb_score", "image_mean_aji"),
-        help="pooled score to maximise (default: dsb_score)",
-    )
-    parser.add_argument(
-        "--grid",
-        metavar="JSON",
-        help="parameter values to try, e.g. '{\"interior_threshold\": [0.5, 0.7]}', or a list of "
-        "such grids searched one after the other, inline or in a .json/.yaml file; parameters a "
-        "grid does not list keep the model's values (default: inference.tune_watershed.DEFAULT_GRID, "
-        "threshold markers then peak markers, complete grids from the library defaults)",
-    )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda:0... (default: auto)")
-    parser.add_argument("--table", type=Path, metavar="JSON", help="write every grid point's scores")
-    parser.add_argument("--dry-run", action="store_true", help="print the best, leave config.json")
-    parser.add_argument(
-        "--rounds",
-        type=int,
-        default=3,
-        metavar="N",
-        help="a model that estimates each image's nucleus size runs the watershed in that estimate "
-        "too: tune again with the new parameters stored until they stop changing, N rounds at most "
-        "(default 3; other models and --dry-run take one)",
-    )
-    parser.set_defaults(func=_run_tune_watershed)
-
-
-def _run_tune_watershed(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
-    from ..config import ConfigError
-    from .runtime import ModelNotFoundError, default_model_dir, resolve_model_dir
-    from .tune_watershed import grid_points, load_tuning_images, row_scores, write_watershed_params
-
-    # Every argument is checked before the (slow) predictions.
-    if args.rounds < 1:
-        raise CommandError(f"--rounds must be >= 1, got {args.rounds}")
-    try:
-        args.model = resolve_model_dir(args.model)
-    except ModelNotFoundError as err:
-        raise CommandError(str(err)) from None
-    if not args.dry_run and args.model.resolve() == default_model_dir().resolve():
-        raise CommandError(
-            f"--model {args.model} is the bundled default model, which tune-watershed does not "
-            "change; copy the folder and tune the copy, or add --dry-run"
-        )
-    grid = _read_grid(args.grid) if args.grid is not None else None
-    try:
-        # The default grids are complete searches from the library defaults; a user's grid
-        # varies the parameters it lists and keeps the model's own for the others.
-        grid_points(grid, _current_params(args.model) if grid is not None else None)
-    except ValueError as err:
-        raise CommandError(f"--grid: {err}") from None
-    _check_writable_file(args.table, "--table")
-    try:
-        ids, images, ground_truth = load_tuning_images(
-            args.data, args.split, subset=args.subset, microscope=args.microscope
-        )
-    except ValueError as err:  # DatasetError and friends name the file
-        raise CommandError(str(err)) from None
-    for round_number in range(1, args.rounds + 1):
-        current = _current_params(args.model)
-        tuned = _tune_round(args, grid, current, ids, images, ground_truth)
-        if tuned is None:  # dry run
-            return 0
-        best, best_row = tuned
-        if best == current:
-            print(
-                f"the model's current parameters score best ({args.score} {best_row[args.score]:.4f}); "
-                "config.json unchanged"
-            )
-            break
-        scores = {
-            "subset": args.subset, "microscope": args.microscope, "images": len(ids), "score": args.score,
-            **row_scores(best_row),
-        }  # fmt: skip
-        try:
-            path = write_watershed_params(args.model, best, scores)
-        except ConfigError as err:
-            raise CommandError(str(err)) from None
-        except OSError as err:
-            raise CommandError(f"cannot write {args.model / 'config.json'}: {err.strerror or err}") from None
-        print(f"wrote the watershed parameters into {path}")
-        if _stored_config(args.model).get("default_diameter") != 0:
-            break
-        if round_number < args.rounds:
-            print(f"round {round_number + 1}: the size estimate uses the new parameters, tuning again")
-    return 0
-
-
-def _read_grid(text: str):
-    """``--grid`` as a dict or list of dicts: inline JSON, or a .json/.yaml file (as sweep takes)."""
-    import json
-
-    from ..cli import CommandError
-
-    example = '{"min_size": [8, 16]}'
-    source = "--grid"
-    if text.lstrip().startswith(("{", "[")):
-        try:
-            grid = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise CommandError(f"--grid is not valid JSON ({err})") from None
-    else:
-        path = Path(text)
-        if not path.is_file():
-            what = "no such file" if path.suffix.lower() in (".json", ".yaml", ".yml") else "neither"
-            raise CommandError(
-                f"--grid {text}: {what}; give inline JSON such as '{example}' or a .json/.yaml file"
-            )
-        source = f"--grid {path}"
-        try:
-            content = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise CommandError(f"{source}: cannot read it ({err})") from None
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            try:
-                grid = yaml.safe_load(content)
-            except yaml.YAMLError as err:
-                raise CommandError(f"{source}: not valid YAML ({err})") from None
-        else:
-            try:
-                grid = json.loads(content)
-            except json.JSONDecodeError as err:
-                raise CommandError(f"{source}: not valid JSON ({err})") from None
-    grids = grid if isinstance(grid, list) else [grid]
-    if not grids or not all(
-        isinstance(g, dict) and g and all(isinstance(v, list) for v in g.values()) for g in grids
-    ):
-        raise CommandError(
-            f"{source} must be a JSON object of lists, e.g. {example}, or a list of such objects"
-        )
-    return grid
-
-
-def _current_params(model_dir: Path):
-    """The watershed parameters the model segments with now (library defaults when it stores none)."""
-    from ..cli import CommandError
-    from ..config import ConfigError
-    from .watershed import WatershedParams
-
-    stored = _stored_config(model_dir).get("watershed")
-    try:
-        return WatershedParams.from_dict(stored) if stored else WatershedParams()
-    except (ConfigError, TypeError, ValueError) as err:
-        raise CommandError(
-            f"{model_dir / 'config.json'}: its 'watershed' parameters are invalid ({err})"
-        ) from None
-
-
-def _check_writable_file(path: Path | None, option: str) -> None:
-    """Refuse an output file that is a folder before the work, not after it."""
-    from ..cli import CommandError
-
-    if path is not None and path.is_dir():
-        raise CommandError(f"{option} {path} is a folder; give a .json file")
-
-
-def _write_text(path: Path, text: str) -> None:
-    from ..cli import CommandError
-    from ..config import atomic_write_text
-
-    try:
-        atomic_write_text(path, text)
-    except OSError as err:  # full disk, no permission...
-        raise CommandError(f"cannot write {path}: {err.strerror or err}") from None
-
-
-def _stored_config(model_dir: Path) -> dict:
-    """The model's config.json as a dict; {} when it cannot be read (the round loop then stops)."""
-    import json
-
-    try:
-        config = json.loads((model_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return config if isinstance(config, dict) else {}
-
-
-def _tune_round(args: argparse.Namespace, grid, current, ids, images, ground_truth):
-    """Predict, grid-search and report one round; the best params and their table row, or None after a dry run."""
-    import json
-
-    from ..cli import CommandError
-    from .tune_watershed import tune_watershed
-
-    probabilities = _predict_all(args.model, args.device, ids, images)
-    print(f"grid search on {len(ids)} image(s)...")
-    try:
-        best, table = tune_watershed(
-            probabilities, ground_truth, grid, base=current if grid is not None else None,
-            current=current, score=args.score, callback=_print_every(20),
-        )  # fmt: skip
-    except ValueError as err:  # unknown or invalid grid parameters
-        raise CommandError(str(err)) from None
-    current_row = next(row for row in table if row["current"])
-    print(f"the model's current parameters: {args.score} {current_row[args.score]:.4f}")
-    print(f"best {args.score} {table[0][args.score]:.4f} with {best.to_dict()}")
-    for row in table[:5]:
-        print(
-            "  " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-        )
-    if args.table is not None:
-        _write_text(args.table, json.dumps(table, indent=2) + "\n")
-    if args.dry_run:
-        print("dry run: config.json unchanged")
-        return None
-    return best, table[0]
-
-
-def _predict_all(model_dir: Path, device: str, ids, images) -> list:
-    from ..cli import CommandError
-
-    # Wiring to the prediction package (inference.runtime / inference.predict).
-    try:
-        from .predict import predict_probabilities
-        from .runtime import resolve_model
-    except ImportError as err:
-        raise CommandError(f"prediction is not available: {err}") from None
-    try:
-        model, config = resolve_model(model_dir, device=device)
-    except (OSError, ValueError) as err:
-        raise CommandError(f"cannot load the model in {model_dir}: {err}") from None
-    probabilities = []
-    for index, (image_id, image) in enumerate(zip(ids, images)):
-        probabilities.append(predict_probabilities(model, config, image))
-        print(f"predicted {index + 1}/{len(ids)}: {image_id}", flush=True)
-    return probabilities
-
-
-def _print_every(step: int):
-    def report(progress) -> None:
-        if progress.done % step == 0 or progress.done == progress.total:
-            print(f"  {progress.done}/{progress.total} grid points, best so far {progress.best_score:.4f}")
-
-    return report
 
 
 # --- segment --------------------------------------------------------------------
