@@ -9,16 +9,13 @@ import itertools
 import sys
 
 import numpy as np
+from outline_probe import dev_c_predictions  # this folder's script: the same dev C predictions
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
 from skimage.segmentation import watershed
 
-from napari_cellseg.data.dataset import CellDataset
-from napari_cellseg.inference.runtime import resolve_model
-from napari_cellseg.inference.segment import segment_image
 from napari_cellseg.inference.watershed import split_at_necks
 from napari_cellseg.metrics import dataset_metrics
-from napari_cellseg.training.holdout import holdout_ids
 
 
 def split_big(labels: np.ndarray, factor: float, height: float, solidity_max: float) -> np.ndarray:
@@ -45,15 +42,7 @@ def split_big(labels: np.ndarray, factor: float, height: float, solidity_max: fl
 
 
 def main() -> None:
-    data, split = sys.argv[1:3]
-    model, config = resolve_model(None, device="cpu")
-    dataset = CellDataset.open(data)
-    truths, preds, names = [], [], []
-    for image_id, _ in holdout_ids(split, dataset, "dev", "C"):
-        truths.append(dataset.load_reference_instances(image_id))
-        image = dataset.load_image(image_id)
-        preds.append(segment_image(model, config, image, device="cpu", keep_probabilities=False).labels)
-        names.append(image_id)
+    truths, preds, names = dev_c_predictions(*sys.argv[1:3])
 
     def score(labels) -> str:
         _, pooled = dataset_metrics(truths, labels, names=names)

@@ -42,8 +42,8 @@ def matched_area_ratios(truths, preds) -> np.ndarray:
     return np.array(ratios)
 
 
-def main() -> None:
-    data, split = sys.argv[1:3]
+def dev_c_predictions(data: str, split: str):
+    """The expert's instances, the bundled model's and the ids of dev C (size estimated)."""
     model, config = resolve_model(None, device="cpu")
     dataset = CellDataset.open(data)
     truths, preds, names = [], [], []
@@ -52,6 +52,11 @@ def main() -> None:
         image = dataset.load_image(image_id)
         preds.append(segment_image(model, config, image, device="cpu", keep_probabilities=False).labels)
         names.append(image_id)
+    return truths, preds, names
+
+
+def main() -> None:
+    truths, preds, names = dev_c_predictions(*sys.argv[1:3])
     r = matched_area_ratios(truths, preds)
     print(
         f"matched cells {len(r)}: area ratio pred/gt median {np.median(r):.3f} "

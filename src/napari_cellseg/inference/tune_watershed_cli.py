@@ -132,6 +132,7 @@ def _read_grid(text: str):
     import json
 
     from ..cli import CommandError
+    from ..config import ConfigError, read_json_or_yaml
 
     example = '{"min_size": [8, 16]}'
     source = "--grid"
@@ -149,21 +150,9 @@ def _read_grid(text: str):
             )
         source = f"--grid {path}"
         try:
-            content = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise CommandError(f"{source}: cannot read it ({err})") from None
-        if path.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            try:
-                grid = yaml.safe_load(content)
-            except yaml.YAMLError as err:
-                raise CommandError(f"{source}: not valid YAML ({err})") from None
-        else:
-            try:
-                grid = json.loads(content)
-            except json.JSONDecodeError as err:
-                raise CommandError(f"{source}: not valid JSON ({err})") from None
+            grid = read_json_or_yaml(path)
+        except ConfigError as err:
+            raise CommandError(f"--grid {err}") from None
     grids = grid if isinstance(grid, list) else [grid]
     if not grids or not all(
         isinstance(g, dict) and g and all(isinstance(v, list) for v in g.values()) for g in grids

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, FieldTypeError, JsonConfig, check_value, show_value
+from ..config import ConfigError, FieldTypeError, JsonConfig, check_value, read_json_or_yaml, show_value
 from ..models.defaults import DEFAULT_M2_DEPTH
 from .config import TrainConfig
 
@@ -90,26 +90,12 @@ def load_grid(path: str | os.PathLike) -> SweepGrid:
         is not a non-empty list, a field that ``TrainConfig`` does not have.
     """
     path = Path(path)
+    if not path.exists():
+        raise SweepError(f"{path}: no such grid file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SweepError(f"{path}: no such grid file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SweepError(f"{path}: cannot be read ({err})") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:  # pragma: no cover - PyYAML comes with napari
-            raise SweepError(f"{path}: reading YAML needs PyYAML (pip install pyyaml), or use JSON") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise SweepError(f"{path}: not valid YAML ({err})") from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise SweepError(f"{path}: not valid JSON ({err})") from None
+        data = read_json_or_yaml(path)
+    except ConfigError as err:
+        raise SweepError(str(err)) from None
     return grid_from_dict(data, where=str(path))
 
 
