@@ -178,6 +178,17 @@ def test_float_labels_fail_at_open_and_negative_ones_when_read_naming_the_file(t
         ds.load_instances("x")
 
 
+def test_a_binary_mask_of_many_cells_is_named_and_one_cell_is_fine(tmp_path):
+    binary = np.zeros((8, 8), np.uint8)
+    binary[0:2, 0:2] = binary[4:6, 0:2] = binary[0:2, 5:7] = 255  # three cells, one value
+    ds = CellDataset.open(_minimal_dataset(tmp_path / "b", binary))
+    with pytest.raises(DatasetError, match=r"masks/x\.tif: one label \(255\) covers 3 separate regions"):
+        ds.load_instances("x")
+    one_cell = np.zeros((8, 8), np.uint8)
+    one_cell[2:5, 2:5] = 1
+    assert CellDataset.open(_minimal_dataset(tmp_path / "o", one_cell)).load_instances("x").max() == 1
+
+
 def test_labels_are_renumbered_consecutively(tmp_path):
     labels = np.zeros((8, 8), np.int32)
     labels[:2, :2], labels[4:, 4:] = 5, 70000
