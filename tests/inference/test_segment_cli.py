@@ -136,6 +136,8 @@ def test_bad_options_are_refused(tmp_path, model_dir, capsys):
     assert main(["segment", str(tmp_path / "nothing-here"), "--model", str(model_dir)]) == 1
     assert main([*base, "--batch-size", "-3"]) == 2
     assert "--batch-size" in capsys.readouterr().err
+    assert main([*base, "--workers", "2"]) == 2
+    assert "--scheduler local" in capsys.readouterr().err
     (tmp_path / "a-file").write_text("x")
     assert main([*base, "--out", str(tmp_path / "a-file")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err

@@ -315,6 +315,11 @@ def test_cli_dry_run_and_user_errors(tmp_path, sample_split, capsys):
     assert "l2-la4-lf2-lr0.001-weighted-ce-w1_5_3" in out and "l_f=2 is out of range for l=1" in out
     assert main([*common, "--gpus", "0,x"]) == 2
     assert "expected GPU indices" in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main([*common, "--gpus", "0"]) == 2
+        assert "no CUDA GPU on this machine" in capsys.readouterr().err
     grid.write_text('{"grid": {"l": [2], "epoch": [1]}}')
     assert main(common) == 2
     assert "unknown setting 'epoch'" in capsys.readouterr().err

@@ -30,6 +30,8 @@ def run_segment(args: argparse.Namespace) -> int:
         raise CommandError(f"--tile must be >= 32 pixels, got {args.tile}")
     if not 0 <= args.overlap < args.tile:
         raise CommandError(f"--overlap must be in [0, {args.tile - 1}], got {args.overlap}")
+    if args.workers is not None and args.scheduler != "local":
+        raise CommandError("--workers sets the processes of --scheduler local; add --scheduler local")
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1 (tiles per forward pass), got {args.batch_size}")
     out_dir = Path(args.out)

@@ -139,6 +139,13 @@ def run_sweep_command(args: argparse.Namespace) -> int:
                 settings = ", ".join(f"{k}={v}" for k, v in point.params.items())
                 print(f"skipped {settings}: {point.reason}")
             return 0
+        if config.gpus:
+            import torch
+
+            if not torch.cuda.is_available():  # CUDA_VISIBLE_DEVICES would be set for nothing
+                raise CommandError(
+                    f"--gpus {args.gpus}: no CUDA GPU on this machine; leave --gpus out to run on the CPU"
+                )
         with _GracefulStop() as stop, SweepProgress(enabled=not args.quiet) as progress:
             generator = iter_sweep(args.grid, config, cancel=stop)
             while True:
