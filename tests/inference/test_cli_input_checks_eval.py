@@ -37,6 +37,14 @@ def test_negative_labels_name_the_file(folders, capsys):
     assert "b1.tif: instance labels must be >= 0, found -48" in err and "Traceback" not in err
 
 
+def test_a_binary_mask_is_named(folders, capsys):
+    binary = np.zeros((32, 32), np.uint8)
+    binary[2:6, 2:6] = binary[10:14, 2:6] = binary[2:6, 20:24] = 255
+    tifffile.imwrite(folders / "gt" / "a1.tif", binary)
+    assert main(_args(folders)) == 2
+    assert "a1.tif: one label (255) covers 3 separate regions" in capsys.readouterr().err
+
+
 def test_out_folder_is_refused_before_scoring(folders, capsys):
     (folders / "outdir").mkdir()
     assert main([*_args(folders), "--out", str(folders / "outdir")]) == 2

@@ -67,14 +67,14 @@ def instance_pixels(path: Path, shape: tuple[int, int]) -> np.ndarray:
         low = int(labels.min())
         if low < 0:
             raise PixelError(f"instance labels must be >= 0, found {low} (dtype {labels.dtype})")
-    _refuse_binary_mask(labels)
+    refuse_binary_mask(labels)
     return _consecutive(labels)
 
 
 BINARY_MASK_REGIONS = 3  # one label over this many separate regions is a binary mask, not cells
 
 
-def _refuse_binary_mask(labels: np.ndarray) -> None:
+def refuse_binary_mask(labels: np.ndarray) -> None:
     """A 0/255 (or 0/1) mask of many cells would train as one giant cell: say so instead."""
     top = int(labels.max())
     if top == 0 or np.any((labels > 0) & (labels != top)):

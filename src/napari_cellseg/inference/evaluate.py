@@ -112,6 +112,12 @@ def read_labels(path: Path, what: str) -> np.ndarray:
         )
     if labels.size and labels.min() < 0:  # signed labels: scoring would fail without the file name
         raise EvaluationError(f"{what} {path}: instance labels must be >= 0, found {labels.min()}")
+    from ..data.pixels import PixelError, refuse_binary_mask
+
+    try:
+        refuse_binary_mask(labels)  # a semantic mask would score as one object
+    except PixelError as err:
+        raise EvaluationError(f"{what} {path}: {err}") from None
     return labels
 
 
