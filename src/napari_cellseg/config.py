@@ -129,11 +129,9 @@ def _from_value(tp: Any, value: Any, where: str, name: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise FieldTypeError(name, "a whole number", value)
-        if not isinstance(value, numbers.Integral):
-            if not float(value).is_integer():
-                raise FieldTypeError(name, "a whole number", value)
-            return int(value)
-        return int(value)  # a numpy integer set from code becomes a JSON-ready int
+        if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+            raise FieldTypeError(name, "a whole number", value)
+        return int(value)  # 3.0 from JSON, or a numpy integer set from code, becomes a plain int
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             raise FieldTypeError(name, "a number", value)

@@ -90,7 +90,8 @@ class BatchSummary:
 def find_images(paths: Iterable[str | os.PathLike], exclude: Path | None = None) -> list[Path]:
     """Image files among ``paths``; folders are expanded (sorted, not recursive).
 
-    Paths that do not exist are kept so they are reported as failures.
+    Paths that do not exist are kept so they are reported as failures; a file
+    named twice is listed once.
     """
     found: list[Path] = []
     exclude = exclude.resolve() if exclude is not None else None
@@ -104,7 +105,7 @@ def find_images(paths: Iterable[str | os.PathLike], exclude: Path | None = None)
             )  # fmt: skip
         else:
             found.append(path)
-    return found
+    return list(dict.fromkeys(found))
 
 
 def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:
@@ -293,7 +294,7 @@ def iter_segment_files(
     summary = BatchSummary()
     seen: dict[str, Path] = {}
     todo = []
-    for path in dict.fromkeys(files):  # the same file named twice is segmented once
+    for path in files:
         if path.stem in seen:
             report = FileReport(str(path), path.stem, "failed", f"{path}: same id as {seen[path.stem]}; outputs would collide")  # fmt: skip
             summary.reports.append(report)

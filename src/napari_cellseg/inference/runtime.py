@@ -55,26 +55,10 @@ def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
     from ..models.checkpoint import model_dir_problem
 
     directory = Path(path)
-    if directory.is_file():
-        raise ModelNotFoundError(
-            f"{directory} is a file; give the folder that holds model.safetensors and config.json"
-        )
-    problem = model_dir_problem(directory) or _m2_problem(directory)
+    problem = model_dir_problem(directory)  # a file, a missing folder or file, an M2 classifier
     if problem:
         raise ModelNotFoundError(problem)
     return directory
-
-
-def _m2_problem(directory: Path) -> str | None:
-    """A sentence when ``directory`` holds an M2 classifier (same file names), else None."""
-    from ..models.m2 import config_kind
-
-    if config_kind(directory / "config.json") == "m2":
-        return (
-            f"{directory} is an M2 classifier, not a segmentation model; give a model folder "
-            "written by `napari-cellseg train` or Fine-tune (train from an M2 with --m2)"
-        )
-    return None
 
 
 def resolve_model(path: str | os.PathLike | None = None, device: Any = "auto"):

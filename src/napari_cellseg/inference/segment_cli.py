@@ -54,7 +54,7 @@ def run_segment(args: argparse.Namespace) -> int:
         tta_zoom=args.tta_zoom,
         haematoxylin_only=args.haematoxylin_only,
     )
-    n_files = len(dict.fromkeys(find_images(args.paths, exclude=out_dir)))
+    n_files = len(find_images(args.paths, exclude=out_dir))
     if n_files == 0:
         raise CommandError(f"no images found in {' '.join(map(str, args.paths))}")
     if args.scheduler is None:  # a broken model fails once here, not once per image

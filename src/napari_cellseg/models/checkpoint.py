@@ -284,7 +284,10 @@ def missing_model_files(directory: str | os.PathLike) -> list[str]:
 
 def model_dir_problem(directory: str | os.PathLike) -> str | None:
     """Why ``directory`` is not a model directory, as a sentence naming it; None when it is one."""
-    if not Path(directory).is_dir():
+    directory = Path(directory)
+    if directory.is_file():
+        return f"{directory} is a file; give the folder that holds model.safetensors and config.json"
+    if not directory.is_dir():
         return f"{directory}: no such model directory"
     missing = missing_model_files(directory)
     if missing:
@@ -292,6 +295,8 @@ def model_dir_problem(directory: str | os.PathLike) -> str | None:
             f"{directory}: not a model directory, missing {' and '.join(missing)} "
             "(a model directory holds model.safetensors and config.json, as `train` and Fine-tune write it)"
         )
+    if config_kind(directory / MODEL_CONFIG) == "m2":  # same file names: say which kind it is
+        return f"{directory} is an M2 classifier, not a segmentation model (train from it with --m2)"
     return None
 
 
@@ -307,10 +312,6 @@ def load_model_config(directory: str | os.PathLike) -> ModelConfig:
     problem = model_dir_problem(directory)
     if problem:
         raise ModelLoadError(problem)
-    if config_kind(directory / MODEL_CONFIG) == "m2":
-        raise ModelLoadError(
-            f"{directory} is an M2 classifier, not a segmentation model (train from it with --m2)"
-        )
     try:
         return ModelConfig.load(directory / MODEL_CONFIG)
     except ConfigError as err:
