@@ -3,6 +3,7 @@
 Prints, for ``../shared/data/dsb2018-dev`` (skipped if absent):
 
 * time to open and validate it (manifest + every header), median of runs;
+* time of the pixel pass of a check (every image and label decoded);
 * time to open a 20,000-image folder (symlinks to the dsb2018 files, so real
   headers are parsed), to show that opening reads no pixel;
 * time of the near-duplicate search (C images, and all 660) and of a split
@@ -22,9 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from napari_cellseg.data.check import iter_check_pixels
 from napari_cellseg.data.dataset import CellDataset
 from napari_cellseg.data.grouping import find_near_duplicates
 from napari_cellseg.data.split import split_dataset
+from napari_cellseg.generators import run_to_end
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -103,6 +106,11 @@ def main() -> None:
     seconds, ds = median_time(lambda: CellDataset.open(root), args.runs)
     print(
         f"open + validate dsb2018-dev ({len(ds)} images): {seconds * 1000:.0f} ms (median of {args.runs}) {cpu()}"
+    )
+    seconds, found = median_time(lambda: run_to_end(iter_check_pixels(ds)), max(1, args.runs // 2))
+    print(
+        f"check pixels of dsb2018-dev ({len(ds)} images + labels decoded): {seconds:.2f} s "
+        f"({seconds / len(ds) * 1000:.1f} ms per image), {len(found.problems)} problems {cpu()}"
     )
     with tempfile.TemporaryDirectory() as tmp:
         big = symlinked_pool(ds, args.big, Path(tmp) / "big")

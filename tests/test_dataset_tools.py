@@ -22,6 +22,9 @@ NO_GROUPING = SplitConfig(grouping=False)
 def test_check_dataset(sample_dataset_dir, tmp_path):
     result = check_dataset(sample_dataset_dir)
     assert result.ok and result.counts() == {"A": 3, "B": 1, "C": 2}
+    cells = result.cells()
+    assert set(cells) == {"A", "B", "C"} and all(n > 0 for n in cells.values())
+    assert check_dataset(sample_dataset_dir, pixels=False).cells() == {}  # headers only
     broken = check_dataset(tmp_path)
     assert not broken.ok and broken.dataset is None
     lines = problem_lines(tmp_path, broken.problems)

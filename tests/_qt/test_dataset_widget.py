@@ -75,6 +75,29 @@ def test_check_lists_problems_by_file(make_napari_viewer, tiny_dataset, wait_for
     assert not (tiny_dataset / "split.csv").exists()
 
 
+def test_check_reads_pixels_counts_cells_and_names_a_binary_mask(
+    make_napari_viewer, tiny_dataset, wait_for_job
+):
+    import tifffile
+
+    _, widget = _dock(make_napari_viewer)
+    widget.dataset_edit.setText(str(tiny_dataset))
+    widget.check_button.click()
+    assert wait_for_job(widget).error is None
+    header, images, cells = _table(widget.counts_table)
+    assert header == ["", "A", "B", "C", "total"] and images == ["images", "3", "1", "10", "14"]
+    assert cells[0] == "cells" and int(cells[-1]) == sum(int(n) for n in cells[1:-1]) > 14
+
+    mask_path = tiny_dataset / "masks" / "c_histology_2_crop1.tif"
+    mask = tifffile.imread(mask_path)
+    tifffile.imwrite(mask_path, np.where(mask > 0, 255, 0).astype(np.uint8))  # a binary mask
+    widget.check_button.click()
+    wait_for_job(widget)
+    items = [widget.problems_list.item(i).text() for i in range(widget.problems_list.count())]
+    assert len(items) == 1 and items[0].startswith("masks/c_histology_2_crop1.tif: one label (255)")
+    assert "1 problem(s)" in widget.message.text() and widget.counts_table.rowCount() == 0
+
+
 def test_impossible_split_fails_clearly(make_napari_viewer, sample_dataset_dir, tmp_path, wait_for_job):
     _, widget = _dock(make_napari_viewer)
     widget.dataset_edit.setText(str(sample_dataset_dir))  # 2 C images only

@@ -22,8 +22,8 @@ from qtpy.QtWidgets import (
 )
 
 from ..app.dataset_tools import (
-    check_dataset,
     default_split_path,
+    iter_check_dataset,
     iter_run_split,
     preview_dataset_augmentations,
     problem_lines,
@@ -161,7 +161,7 @@ class DatasetWidget(TaskPanel):
     # --- actions -----------------------------------------------------------
 
     def check(self) -> None:
-        """Validate the folder: problems by file, or images per microscope."""
+        """Validate the folder, headers then pixels: problems by file, or images and cells per microscope."""
         root = self._root()
         if root is None:
             return
@@ -173,15 +173,16 @@ class DatasetWidget(TaskPanel):
                 self.say(f"{len(result.problems)} problem(s) in {root}: see the list.", error=True)
                 return
             self._show_dataset(result.dataset)
-            counts = result.counts()
-            fill_table(
-                self.counts_table,
-                ["images", *counts, "total"],
-                [["all", *counts.values(), len(result.dataset)]],
-            )
-            self.say(f"{root}: {len(result.dataset)} images, no problem found.")
+            counts, cells = result.counts(), result.cells()
+            rows = [["images", *counts.values(), len(result.dataset)]]
+            rows.append(["cells", *(cells.get(m, 0) for m in counts), sum(cells.values())])
+            fill_table(self.counts_table, ["", *counts, "total"], rows)
+            text = f"{root}: {len(result.dataset)} images, no problem found."
+            if result.pixels.empty:
+                text += f" {len(result.pixels.empty)} image(s) hold no cell (they teach background)."
+            self.say(text)
 
-        self.start(check_dataset, root, title="Check dataset", on_result=show)
+        self.start(iter_check_dataset, root, title="Check dataset", on_result=show)
 
     def split(self) -> None:
         """Split the dataset, write the split file and show the counts."""

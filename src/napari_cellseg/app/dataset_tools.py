@@ -24,11 +24,16 @@ SPLIT_FILE_NAME = "split.csv"
 
 @dataclass(frozen=True)
 class DatasetCheck:
-    """Outcome of :func:`check_dataset`: the dataset, or the problems found (file, reason)."""
+    """Outcome of :func:`iter_check_dataset`: the dataset, or the problems found (file, reason).
+
+    ``pixels`` is the pixel pass (:class:`~napari_cellseg.data.check.PixelCheck`),
+    None when the headers already failed or it was not asked for.
+    """
 
     root: Path
     dataset: Any = None  # CellDataset when it opened
     problems: tuple[tuple[str, str], ...] = ()
+    pixels: Any = None
 
     @property
     def ok(self) -> bool:
@@ -36,6 +41,10 @@ class DatasetCheck:
 
     def counts(self) -> dict[str, int]:
         return self.dataset.counts() if self.dataset is not None else {}
+
+    def cells(self) -> dict[str, int]:
+        """Cells per microscope, from the pixel pass ({} without one)."""
+        return dict(self.pixels.cells) if self.pixels is not None else {}
 
 
 def problem_lines(root: str | os.PathLike, problems: Sequence[tuple[str, str]]) -> list[str]:
@@ -50,8 +59,21 @@ def problem_lines(root: str | os.PathLike, problems: Sequence[tuple[str, str]]) 
     return lines
 
 
-def check_dataset(root: str | os.PathLike, microscopes: Sequence[str] = MICROSCOPES) -> DatasetCheck:
-    """Open and validate a dataset folder, returning every problem instead of raising."""
+def iter_check_dataset(
+    root: str | os.PathLike, microscopes: Sequence[str] = MICROSCOPES, *, pixels: bool = True
+) -> Generator[Any, None, DatasetCheck]:
+    """Open and validate a dataset folder, returning every problem instead of raising.
+
+    The manifest and headers are checked first; with ``pixels`` every image
+    and label file is then decoded (:func:`napari_cellseg.data.check.iter_check_pixels`),
+    which finds binary masks and bad label values before training does.
+
+    Yields
+    ------
+    napari_cellseg.data.check.PixelCheckProgress
+        One per image of the pixel pass.
+    """
+    from ..data.check import iter_check_pixels
     from ..data.dataset import CellDataset, DatasetError
 
     root = Path(root)
@@ -59,7 +81,19 @@ def check_dataset(root: str | os.PathLike, microscopes: Sequence[str] = MICROSCO
         dataset = CellDataset.open(root, microscopes)
     except DatasetError as err:
         return DatasetCheck(root, None, tuple(err.problems))
-    return DatasetCheck(root, dataset, ())
+    if not pixels:
+        return DatasetCheck(root, dataset, ())
+    found = yield from iter_check_pixels(dataset)
+    return DatasetCheck(root, dataset, found.problems, found)
+
+
+def check_dataset(
+    root: str | os.PathLike, microscopes: Sequence[str] = MICROSCOPES, *, pixels: bool = True
+) -> DatasetCheck:
+    """:func:`iter_check_dataset` run to its end."""
+    from ..generators import run_to_end
+
+    return run_to_end(iter_check_dataset(root, microscopes, pixels=pixels))
 
 
 def default_split_path(root: str | os.PathLike) -> Path:

@@ -1,4 +1,4 @@
-"""``napari-cellseg split``: write a train/dev/test split of a dataset folder.
+"""``napari-cellseg check`` and ``split``: check a dataset folder, write its train/dev/test split.
 
 Nothing heavy is imported here; the work modules load when the command runs.
 """
@@ -24,7 +24,34 @@ seeded hash), so nothing trained on ever moves to dev/test.
 """
 
 
+CHECK_DESCRIPTION = """\
+Check a dataset folder before splitting or training it: the manifest, every
+file's header, then every image and label file decoded as training reads it
+(binary masks, float or negative labels, target maps with values other than
+0/1/2, files that do not decode). Prints the images and cells per microscope,
+or every problem by file (exit status 2).
+"""
+
+
 def register(subparsers) -> None:
+    check = subparsers.add_parser(
+        "check",
+        help="check a dataset folder: manifest, headers and pixels; count images and cells",
+        description=CHECK_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument(
+        "--data", required=True, type=Path, help="dataset folder (images/, masks/, manifest.csv)"
+    )
+    check.add_argument(
+        "--headers-only", action="store_true", help="check the manifest and headers, read no pixel (fast)"
+    )
+    check.add_argument(
+        "--microscopes", nargs="+", default=list(MICROSCOPES), metavar="TAG",
+        help=f"microscope tags allowed in the manifest (default: {' '.join(MICROSCOPES)})",
+    )  # fmt: skip
+    check.set_defaults(func=run_check)
+
     parser = subparsers.add_parser(
         "split",
         help="split a dataset into train/dev/test by target microscope",
@@ -52,6 +79,31 @@ def register(subparsers) -> None:
         help=f"microscope tags allowed in the manifest (default: {' '.join(MICROSCOPES)})",
     )  # fmt: skip
     parser.set_defaults(func=run_split)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..app.dataset_tools import iter_check_dataset
+    from ..cli import CommandError
+    from ..generators import run_to_end
+    from .dataset import DatasetError
+
+    def report(progress) -> None:
+        if progress.done % 500 == 0 or progress.done == progress.total:
+            print(f"read {progress.done} of {progress.total} images", file=sys.stderr, flush=True)
+
+    found = run_to_end(iter_check_dataset(args.data, args.microscopes, pixels=not args.headers_only), report)
+    if not found.ok:
+        raise CommandError(str(DatasetError(args.data, found.problems)))
+    counts, cells = found.counts(), found.cells()
+    print(f"{'microscope':<12}{'images':>8}" + (f"{'cells':>9}" if cells else ""))
+    for tag, n in counts.items():
+        print(f"{tag:<12}{n:>8}" + (f"{cells.get(tag, 0):>9}" if cells else ""))
+    print(f"{'total':<12}{sum(counts.values()):>8}" + (f"{sum(cells.values()):>9}" if cells else ""))
+    if found.pixels is not None and found.pixels.empty:
+        print(f"note: {len(found.pixels.empty)} image(s) hold no cell: {', '.join(found.pixels.empty[:5])}")
+    checked = "headers only" if args.headers_only else "manifest, headers and pixels"
+    print(f"{args.data}: no problem found ({checked})")
+    return 0
 
 
 def run_split(args: argparse.Namespace) -> int:

@@ -57,9 +57,10 @@ class DatasetError(ValueError):
 
 def _relative(file: str, root: Path) -> str:
     try:
-        return str(Path(file).relative_to(root))
+        relative = Path(file).relative_to(root)
     except ValueError:
         return file
+    return str(relative) if relative.parts else file  # the root itself: its own name
 
 
 @dataclass(frozen=True)
