@@ -10,12 +10,8 @@ Two losses, chosen by name in the model's config (``loss``):
     ``l_i = -w_i sum_c t_ic log p_ic`` with ``w_i = sum_c w[c] t_ic``, which is
     the hard loss wherever ``t`` is one-hot.
 ``weighted-bce``
-    Two sigmoid channels: foreground (boundary or interior) and boundary. A
-    boundary map alone gives the watershed no markers, hence the foreground
-    channel. Each channel's pixel loss is
-    ``l_i = -(w y_i log p_i + (1 - y_i) log(1 - p_i))``, with ``w = 1`` for
-    the foreground channel and ``w = boundary_weight`` (default 3) for the
-    boundary channel.
+    Two sigmoid channels, foreground and boundary, the boundary's positives
+    weighted 3 by default: :mod:`.binary_loss` (re-exported here).
 
 ``contact_weight`` (``weighted-ce``, hard targets): pixels whose target is
 ``CONTACT_TARGET`` (3) are boundary pixels between two cells
@@ -36,7 +32,8 @@ Reduction (both losses): the **weighted mean** over the valid pixels,
 channels are reduced separately and added. Pixels equal to ``ignore_index``
 (255) count in neither sum; a batch with no valid pixel gives 0. Each loss also
 gives its ``(loss sum, weight sum)`` terms (``loss.terms``), so that data-parallel
-training can divide by the weight sums of the whole batch (``training.steps``).
+training can divide by the weight sums of the whole batch (``training.steps``;
+the terms and their reduction: :mod:`.loss_terms`).
 
 torch is imported inside the functions, so importing this module is light.
 """
@@ -46,51 +43,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ..classes import BACKGROUND, BOUNDARY, DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS, INTERIOR
+from ..classes import BOUNDARY, DEFAULT_CLASS_WEIGHTS, INTERIOR
 from ..models.probabilities import LOSS_OUT_CHANNELS
+from .binary_loss import (
+    WeightedBinaryBoundaryLoss,
+    weighted_binary_boundary_loss,
+    weighted_binary_boundary_terms,
+)
+from .loss_terms import IGNORE_INDEX, _at_least_float32, _check_inputs, combine_terms
 
 if TYPE_CHECKING:
     import torch
 
-IGNORE_INDEX = 255
+__all__ = [
+    "CONTACT_TARGET", "IGNORE_INDEX", "LOSS_NAMES", "WeightedBinaryBoundaryLoss", "WeightedCrossEntropy",
+    "build_loss", "combine_terms", "weighted_binary_boundary_loss", "weighted_binary_boundary_terms",
+    "weighted_cross_entropy", "weighted_cross_entropy_terms",
+]  # fmt: skip
+
 CONTACT_TARGET = 3  # training targets only: a boundary pixel between two cells (see contact_weight)
 LOSS_NAMES = tuple(LOSS_OUT_CHANNELS)  # ("weighted-ce", "weighted-bce")
-
-
-def _check_inputs(logits: torch.Tensor, target: torch.Tensor, channels: int, name: str) -> None:
-    if logits.ndim != 4 or logits.shape[1] != channels:
-        raise ValueError(f"{name}: logits must have shape (N, {channels}, H, W), got {tuple(logits.shape)}")
-    if target.ndim == 4 and target.dtype.is_floating_point:
-        if name != "weighted-ce":
-            raise ValueError(
-                f"{name}: needs an integer class map; soft (N, C, H, W) targets suit weighted-ce only"
-            )
-        if target.shape != logits.shape:
-            raise ValueError(
-                f"{name}: soft targets must have the logits' shape {tuple(logits.shape)}, got {tuple(target.shape)}"
-            )
-        return
-    if target.ndim != 3 or target.shape != logits.shape[:1] + logits.shape[2:]:
-        raise ValueError(
-            f"{name}: target must have shape (N, H, W) = {(logits.shape[0], *logits.shape[2:])} "
-            f"matching the logits, got {tuple(target.shape)}"
-        )
-    import torch
-
-    if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
-        raise ValueError(f"{name}: target must be an integer class map (uint8/long), got {target.dtype}")
-
-
-def _at_least_float32(logits: torch.Tensor) -> torch.Tensor:
-    import torch
-
-    # Under AMP the logits may be bf16/fp16: compute the loss in float32.
-    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-
-
-def _weighted_mean(loss_sum: torch.Tensor, weight_sum: torch.Tensor) -> torch.Tensor:
-    # An all-ignored batch (weight_sum 0, loss_sum 0) gives 0, not NaN; no GPU sync.
-    return loss_sum / weight_sum.clamp_min(1e-12)
 
 
 def weighted_cross_entropy(
@@ -120,21 +92,6 @@ def weighted_cross_entropy(
         Scalar ``sum_i w[y_i] (-log p[y_i]) / sum_i w[y_i]`` over valid pixels.
     """
     return combine_terms(weighted_cross_entropy_terms(logits, target, class_weights, ignore_index))
-
-
-def combine_terms(terms, weight_sums=None) -> torch.Tensor:
-    """The loss from its ``(loss_sum, weight_sum)`` terms: ``sum_t loss_sum_t / weight_sum_t``.
-
-    ``weight_sums`` replaces the terms' own weight sums (DDP: the sums over
-    every rank, so that the ranks' shares add up to the union batch's loss).
-    """
-    if weight_sums is None:
-        weight_sums = [weight_sum for _, weight_sum in terms]
-    total = None
-    for (loss_sum, _), weight_sum in zip(terms, weight_sums):
-        term = _weighted_mean(loss_sum, weight_sum)
-        total = term if total is None else total + term
-    return total
 
 
 def weighted_cross_entropy_terms(
@@ -213,84 +170,6 @@ def _soft_cross_entropy_terms(
     return [((pixel_weight * pixel_loss).sum(), pixel_weight.sum())]
 
 
-def _weighted_bce_channel(
-    logit: torch.Tensor, positive: torch.Tensor, valid: torch.Tensor, positive_weight: float
-):
-    import torch.nn.functional as F
-
-    y = positive.to(logit.dtype)
-    # -(w y log p + (1 - y) log(1 - p)), computed stably from the logit.
-    pixel_loss = positive_weight * y * F.softplus(-logit) + (1 - y) * F.softplus(logit)
-    pixel_weight = (positive_weight * y + (1 - y)) * valid
-    return (pixel_loss * valid).sum(), pixel_weight.sum()
-
-
-def weighted_binary_boundary_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE,
-    foreground_weight: float = 1.0,
-    ignore_index: int = IGNORE_INDEX,
-) -> torch.Tensor:
-    """Weighted binary cross-entropy on a foreground and a boundary channel.
-
-    Parameters
-    ----------
-    logits : torch.Tensor
-        ``(N, 2, H, W)``: channel 0 the foreground logit, channel 1 the boundary logit.
-    target : torch.Tensor
-        ``(N, H, W)`` 3-class map (0 background, 1 boundary, 2 interior);
-        foreground is ``target != 0``, boundary is ``target == 1``.
-    boundary_weight : float
-        Weight ``w`` of boundary pixels in the boundary channel (default 3).
-    foreground_weight : float
-        Weight of foreground pixels in the foreground channel (default 1).
-    ignore_index : int
-        Target value of pixels that count nowhere.
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar: the sum of the two channels' weighted means
-        ``sum_i -(w y_i log p_i + (1 - y_i) log(1 - p_i)) / sum_i (w y_i + 1 - y_i)``.
-    """
-    return combine_terms(
-        weighted_binary_boundary_terms(logits, target, boundary_weight, foreground_weight, ignore_index)
-    )
-
-
-def weighted_binary_boundary_terms(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE,
-    foreground_weight: float = 1.0,
-    ignore_index: int = IGNORE_INDEX,
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """:func:`weighted_binary_boundary_loss` before its divisions: one ``(loss sum, weight sum)`` per channel."""
-    import torch
-
-    _check_inputs(logits, target, 2, "weighted-bce")
-    logits = _at_least_float32(logits)
-    target = target.long()
-    valid = target != ignore_index
-    bad = valid & ((target < 0) | (target > 2))
-    if bool(bad.any()):
-        values = sorted(torch.unique(target[bad]).tolist())
-        raise ValueError(
-            f"weighted-bce: target holds class value(s) {values}; expected 0, 1, 2 "
-            f"or {ignore_index} (ignored)"
-        )
-    validf = valid.to(logits.dtype)
-    channels = (
-        (target != BACKGROUND, foreground_weight),
-        (target == BOUNDARY, boundary_weight),
-    )
-    return [
-        _weighted_bce_channel(logits[:, channel], positive, validf, weight)
-        for channel, (positive, weight) in enumerate(channels)
-    ]
-
-
 class WeightedCrossEntropy:
     """Callable ``loss(logits, target)``: :func:`weighted_cross_entropy` with fixed weights.
 
@@ -350,52 +229,6 @@ class WeightedCrossEntropy:
         contact = f", contact_weight={self.contact_weight}" if self.contact_weight != 1.0 else ""
         dice = f", dice_weight={self.dice_weight}" if self.dice_weight else ""
         return f"WeightedCrossEntropy(class_weights={self.class_weights}{contact}{dice})"
-
-
-class WeightedBinaryBoundaryLoss:
-    """Callable ``loss(logits, target)``: :func:`weighted_binary_boundary_loss`.
-
-    Parameters
-    ----------
-    boundary_weight : float
-        Weight of boundary pixels in the boundary channel (default 3).
-    foreground_weight : float
-        Weight of foreground pixels in the foreground channel (default 1).
-    ignore_index : int
-        Target value excluded from the loss (default 255).
-    """
-
-    name = "weighted-bce"
-    out_channels = 2
-
-    def __init__(
-        self,
-        boundary_weight: float = DEFAULT_BOUNDARY_WEIGHT_BCE,
-        foreground_weight: float = 1.0,
-        ignore_index: int = IGNORE_INDEX,
-    ):
-        if boundary_weight <= 0 or foreground_weight <= 0:
-            raise ValueError(
-                f"boundary_weight and foreground_weight must be > 0, got "
-                f"{boundary_weight!r} and {foreground_weight!r}"
-            )
-        self.boundary_weight = float(boundary_weight)
-        self.foreground_weight = float(foreground_weight)
-        self.ignore_index = int(ignore_index)
-
-    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return combine_terms(self.terms(logits, target))
-
-    def terms(self, logits: torch.Tensor, target: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """The ``(loss sum, weight sum)`` terms, one per channel (see :func:`combine_terms`)."""
-        return weighted_binary_boundary_terms(
-            logits, target, self.boundary_weight, self.foreground_weight, self.ignore_index
-        )
-
-    forward = __call__
-
-    def __repr__(self) -> str:
-        return f"WeightedBinaryBoundaryLoss(boundary_weight={self.boundary_weight})"
 
 
 def build_loss(name: str, **kwargs) -> WeightedCrossEntropy | WeightedBinaryBoundaryLoss:
