@@ -52,6 +52,7 @@ def test_split_tiny_dataset_shows_counts(make_napari_viewer, tiny_dataset, wait_
             assert f"{image_id},C" in manifest
     assert widget.problems_list.count() == 0
     assert "split.csv" in widget.message.text()
+    assert widget.counts_label.text() == "Images per subset and microscope"
 
 
 def test_check_lists_problems_by_file(make_napari_viewer, tiny_dataset, wait_for_job):
@@ -86,6 +87,7 @@ def test_check_reads_pixels_counts_cells_and_names_a_binary_mask(
     assert wait_for_job(widget).error is None
     header, images, cells = _table(widget.counts_table)
     assert header == ["", "A", "B", "C", "total"] and images == ["images", "3", "1", "10", "14"]
+    assert widget.counts_label.text() == "Images and cells per microscope"
     assert cells[0] == "cells" and int(cells[-1]) == sum(int(n) for n in cells[1:-1]) > 14
 
     mask_path = tiny_dataset / "masks" / "c_histology_2_crop1.tif"

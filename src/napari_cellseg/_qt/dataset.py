@@ -86,7 +86,8 @@ class DatasetWidget(TaskPanel):
         buttons.addWidget(self.split_button)
         self.body.addLayout(buttons)
 
-        self.body.addWidget(QLabel("Images per subset and microscope"))
+        self.counts_label = QLabel("Counts per microscope")
+        self.body.addWidget(self.counts_label)
         self.counts_table = QTableWidget()
         self.counts_table.setFixedHeight(0)
         self.body.addWidget(self.counts_table)
@@ -177,6 +178,7 @@ class DatasetWidget(TaskPanel):
             rows = [["images", *counts.values(), len(result.dataset)]]
             rows.append(["cells", *(cells.get(m, 0) for m in counts), sum(cells.values())])
             fill_table(self.counts_table, ["", *counts, "total"], rows)
+            self.counts_label.setText("Images and cells per microscope")
             text = f"{root}: {len(result.dataset)} images, no problem found."
             if result.pixels.empty:
                 text += f" {len(result.pixels.empty)} image(s) hold no cell (they teach background)."
@@ -199,6 +201,7 @@ class DatasetWidget(TaskPanel):
         def show(run) -> None:
             header, rows = run.table()
             fill_table(self.counts_table, header, rows)
+            self.counts_label.setText("Images per subset and microscope")
             self.problems_list.clear()
             pairs = len(run.result.pairs)
             text = f"wrote {run.path} ({len(run.result.subsets)} images"
