@@ -109,3 +109,24 @@ def test_write_is_atomic_on_failure(tmp_path, monkeypatch):
     data, _, _ = read_tiff_layer(path)
     assert data.sum() == 16  # the old labels survive
     assert [p.name for p in tmp_path.iterdir()] == ["keep.tif"]  # no temp file left behind
+
+
+def test_labels_layer_saves_as_qupath_geojson_through_the_manifest(tmp_path):
+    """File > Save Selected Layer... with a .geojson name picks the plugin's outline writer."""
+    import json
+
+    import npe2
+
+    from napari_cellseg.sample_data import load_sample
+
+    _, mask, _ = load_sample("c_histology_2")
+    npe2.PluginManager.instance().discover()  # napari does this at start-up
+    written = npe2.write(
+        str(tmp_path / "cells.geojson"),
+        [(mask, {"name": "slide 7 cells"}, "labels")],
+        plugin_name="napari-cellseg",
+    )
+    assert written == [str(tmp_path / "cells.geojson")]
+    features = json.loads((tmp_path / "cells.geojson").read_text())["features"]
+    assert len(features) == len(np.unique(mask)) - 1
+    assert features[0]["properties"]["name"].startswith("slide 7 cells cell ")

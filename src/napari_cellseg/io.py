@@ -23,6 +23,7 @@ from .config import atomic_write_bytes
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", *TIFF_SUFFIXES)
+GEOJSON_SUFFIXES = (".geojson", ".json")
 _META_KEY = "napari_cellseg"
 
 
@@ -249,6 +250,20 @@ def write_image_layer(path: str, data: Any, attributes: dict) -> list[str]:
 def write_labels_layer(path: str, data: Any, attributes: dict) -> list[str]:
     """npe2 writer for one labels layer."""
     return [str(write_tiff_layer(_with_tif_suffix(path), np.asarray(data), "labels", attributes))]
+
+
+def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
+    """npe2 writer: one labels layer as cell outlines in GeoJSON, for QuPath.
+
+    Coordinates are the layer's pixels (its scale and translate are not applied),
+    as QuPath places objects on the image they were segmented from.
+    """
+    from .inference.outlines import write_geojson
+
+    target = (
+        Path(path) if Path(path).suffix.lower() in GEOJSON_SUFFIXES else Path(path).with_suffix(".geojson")
+    )
+    return [str(write_geojson(target, np.asarray(data), image_id=attributes.get("name")))]
 
 
 def _with_tif_suffix(path: str) -> Path:

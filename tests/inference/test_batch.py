@@ -79,8 +79,9 @@ def test_a_failed_image_leaves_no_orphan_outputs(tmp_path, model_dir):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     (out / "bad.csv").write_text("stale")
-    report = segment_file(bad, model_dir, out, SegmentOptions(measurements=True))
-    assert report.status == "failed" and not (out / "bad.csv").exists()
+    (out / "bad.geojson").write_text("stale")
+    report = segment_file(bad, model_dir, out, SegmentOptions(measurements=True, geojson=True))
+    assert report.status == "failed" and not (out / "bad.csv").exists() and not (out / "bad.geojson").exists()
 
 
 def test_the_same_file_named_twice_is_segmented_once(tmp_path, model_dir, images):

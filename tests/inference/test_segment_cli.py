@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -27,12 +28,14 @@ def test_segment_writes_labels_and_keeps_them_on_a_second_run(tmp_path, model_di
     paths = write_sample_images(tmp_path / "in")
     out = tmp_path / "out"
     args = ["segment", str(tmp_path / "in"), "--model", str(model_dir), "--out", str(out), "--tile", "128"]
-    assert main([*args, "--measurements", "--quiet"]) == 0
+    assert main([*args, "--measurements", "--geojson", "--quiet"]) == 0
     stdout = capsys.readouterr().out
     assert "2 segmented" in stdout and "0 failed" in stdout
     for path in paths:
         labels, _, kind = read_tiff_layer(out / f"{path.stem}.tif")
         assert kind == "labels" and labels.max() > 5
+        outlines = json.loads((out / f"{path.stem}.geojson").read_text())["features"]
+        assert sorted(f["properties"]["label"] for f in outlines) == list(range(1, labels.max() + 1))
     header = (out / "measurements.csv").read_text().splitlines()[0]
     assert header.startswith("image_id,label,area,centroid_y,centroid_x")
     before = (out / f"{paths[0].stem}.tif").stat().st_mtime_ns

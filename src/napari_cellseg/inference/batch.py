@@ -2,7 +2,7 @@
 
 Each file becomes ``<out>/<id>.tif`` (instance labels, via
 :func:`napari_cellseg.io.write_tiff_layer`), optionally ``<id>_probabilities.tif``
-and ``<id>.csv`` (per-cell measurements). A file that fails is reported with
+``<id>.csv`` (per-cell measurements) and ``<id>.geojson`` (outlines for QuPath). A file that fails is reported with
 its name and the reason, and the run goes on with the others.
 
 With a Dask ``scheduler`` the images travel as paths and the workers write the
@@ -31,7 +31,7 @@ _model_lock = threading.Lock()
 # forwards at once through one module were seen to disagree with a serial run (rarely,
 # in tests with a threaded LocalCluster); processes, the usual Dask setup, are unaffected.
 _inference_lock = threading.Lock()
-_OPTION = {"probabilities": "save_probabilities", "measurements": "measurements"}
+_OPTION = {"probabilities": "save_probabilities", "measurements": "measurements", "geojson": "geojson"}
 
 
 @dataclass
@@ -46,6 +46,7 @@ class SegmentOptions(JsonConfig):
     channel: int | None = None
     save_probabilities: bool = False
     measurements: bool = False
+    geojson: bool = False  # outlines for QuPath (outlines.write_geojson)
     overwrite: bool = False
     optimize: bool = False  # CPU: compiled network per tile shape (pays off over many images)
     tta: bool = False  # average over the 8 flips/quarter turns (8x the network time)
@@ -113,6 +114,7 @@ def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:
         "labels": out_dir / f"{image_id}.tif",
         "probabilities": out_dir / f"{image_id}_probabilities.tif",
         "measurements": out_dir / f"{image_id}.csv",
+        "geojson": out_dir / f"{image_id}.geojson",
     }
 
 
@@ -221,6 +223,10 @@ def _segment_and_write(
 
         intensity = image if layout.channel is None else np.take(image, layout.channel, axis=layout.channel_axis)  # fmt: skip
         write_measurements(outputs["measurements"], measure_cells(labels, intensity, path.stem))
+    if options.geojson:
+        from .outlines import write_geojson
+
+        write_geojson(outputs["geojson"], labels, image_id=path.stem)
     if options.save_probabilities and probabilities is not None:
         write_tiff_layer(
             outputs["probabilities"], probabilities, "image",

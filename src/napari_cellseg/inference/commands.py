@@ -136,6 +136,10 @@ def _register_segment(subparsers) -> None:
         "--measurements", action="store_true",
         help="write per-cell <id>.csv and measurements.csv (label, area, centroid, mean intensity)",
     )  # fmt: skip
+    parser.add_argument(
+        "--geojson", action="store_true",
+        help="also write <id>.geojson: the cells' outlines for QuPath (File > Import objects from file)",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument(
         "--optimize",

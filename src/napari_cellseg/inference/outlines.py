@@ -1,0 +1,196 @@
+"""Cell outlines as polygons, and as GeoJSON for QuPath.
+
+Pathologists count and classify nuclei in QuPath, which imports GeoJSON
+(*File > Import objects from file*, or drag the file onto the image). Each
+cell becomes one ``Feature``: a ``Polygon`` (``MultiPolygon`` when a label has
+several pieces) in pixel coordinates of the image, x to the right and y down,
+with QuPath's properties: ``objectType`` ``"detection"``, a ``classification``,
+and ``measurements`` (area in pixels, centroid). Stacks get one plane per
+feature (``geometry.plane.z``).
+
+Outlines run along the pixel edges: each object's mask is traced at level 0.5
+(:func:`skimage.measure.find_contours`), so a vertex lies half-way between an
+inside and an outside pixel centre, and the coordinates are shifted by half a
+pixel so that pixel ``(row, col)`` covers ``[col, col + 1) x [row, row + 1)``, as
+in QuPath. Corners are cut diagonally, so a polygon's area is the pixel count
+less an eighth of a pixel per corner.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..config import atomic_write_text
+
+OBJECT_TYPES = ("detection", "annotation")
+DEFAULT_CLASS = "Nucleus"
+DEFAULT_COLOR = (255, 200, 0)  # the annotation colour of the plugin's cells
+
+
+def label_polygons(labels: np.ndarray) -> dict[int, list[list[np.ndarray]]]:
+    """Each label's outline as polygons, holes included.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W)
+        Instance labels, 0 background.
+
+    Returns
+    -------
+    dict
+        ``{label: [polygon, ...]}``, one polygon per separate piece of the
+        label; a polygon is ``[exterior, hole, ...]``, each ring an ``(N, 2)``
+        float array of ``(x, y)`` vertices, closed (first vertex repeated),
+        exterior counter-clockwise and holes clockwise in x-y axes (RFC 7946).
+    """
+    from scipy import ndimage as ndi
+
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"label_polygons needs a 2D label image, got shape {labels.shape}")
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"label_polygons needs integer instance labels, got dtype {labels.dtype}")
+    polygons: dict[int, list[list[np.ndarray]]] = {}
+    for index, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is None:
+            continue
+        mask = np.pad(labels[box] == index, 1)
+        offset = np.array([box[1].start - 1, box[0].start - 1], dtype=np.float64)
+        polygons[index] = _mask_polygons(mask, offset)
+    return polygons
+
+
+def _mask_polygons(mask: np.ndarray, offset: np.ndarray) -> list[list[np.ndarray]]:
+    from skimage.measure import find_contours, points_in_poly
+
+    exteriors, holes = [], []
+    for contour in find_contours(mask.astype(np.uint8), 0.5):
+        ring = _drop_collinear(contour[:, ::-1] + offset + 0.5)  # (row, col) -> (x, y), corner-based
+        if len(ring) < 4:  # a closed ring needs three distinct vertices
+            continue
+        # find_contours winds round the mask's pieces one way (positive area in x-y
+        # axes: counter-clockwise) and round its holes the other.
+        (exteriors if _signed_area(ring) > 0 else holes).append(ring)
+    polygons = [[ring] for ring in exteriors]
+    for hole in holes:
+        for polygon in polygons:
+            if points_in_poly(hole[:1], polygon[0])[0]:
+                polygon.append(hole)
+                break
+    return polygons
+
+
+def _drop_collinear(ring: np.ndarray) -> np.ndarray:
+    """A closed ring without the vertices that lie on a straight run (one per pixel edge)."""
+    points = ring[:-1]
+    before, after = np.roll(points, 1, axis=0), np.roll(points, -1, axis=0)
+    turn = (points - before)[:, 0] * (after - points)[:, 1] - (points - before)[:, 1] * (after - points)[:, 0]
+    kept = points[np.abs(turn) > 1e-9]
+    return np.concatenate([kept, kept[:1]]) if len(kept) else kept
+
+
+def _signed_area(ring: np.ndarray) -> float:
+    x, y = ring[:, 0], ring[:, 1]
+    return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(x[1:], y[:-1]))
+
+
+def polygon_area(polygon: list[np.ndarray]) -> float:
+    """Area of ``[exterior, hole, ...]`` as from :func:`label_polygons`, in pixels."""
+    return abs(_signed_area(polygon[0])) - sum(abs(_signed_area(hole)) for hole in polygon[1:])
+
+
+def labels_to_geojson(
+    labels: np.ndarray,
+    *,
+    object_type: str = "detection",
+    classification: str | None = DEFAULT_CLASS,
+    image_id: str | None = None,
+) -> dict:
+    """A GeoJSON ``FeatureCollection`` with one feature per cell, as QuPath imports it.
+
+    Parameters
+    ----------
+    labels : ndarray of int, shape (H, W) or (Z, H, W)
+        Instance labels, 0 background; a stack puts its plane index in each
+        feature's ``geometry.plane``.
+    object_type : {"detection", "annotation"}
+        QuPath's object type: detections are light (thousands per slide),
+        annotations can be edited one by one.
+    classification : str or None
+        The QuPath class of every cell (None: unclassified).
+    image_id : str, optional
+        Written in each feature's ``name`` as ``"<image_id> cell <label>"``.
+
+    Returns
+    -------
+    dict
+        ``{"type": "FeatureCollection", "features": [...]}``; each feature's
+        properties hold ``objectType``, ``classification``, ``name``,
+        ``label`` (its value in ``labels``) and ``measurements`` (``Area px``,
+        ``Centroid X px``, ``Centroid Y px``, from the pixels).
+    """
+    if object_type not in OBJECT_TYPES:
+        raise ValueError(f"object_type must be one of {OBJECT_TYPES}, got {object_type!r}")
+    labels = np.asarray(labels)
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"labels must be (H, W) or (Z, H, W), got shape {labels.shape}")
+    planes = [labels] if labels.ndim == 2 else list(labels)
+    features = []
+    for z, plane in enumerate(planes):
+        features.extend(
+            _plane_features(plane, z if labels.ndim == 3 else None, object_type, classification, image_id)
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _plane_features(plane, z, object_type, classification, image_id) -> list[dict]:
+    from scipy import ndimage as ndi
+
+    polygons = label_polygons(plane)
+    index = np.array(sorted(polygons), dtype=np.int64)
+    areas = ndi.sum_labels(np.ones(plane.shape), plane, index) if len(index) else []
+    centroids = ndi.center_of_mass(np.ones(plane.shape), plane, index) if len(index) else []
+    features = []
+    for label, area, (cy, cx) in zip(index.tolist(), areas, centroids):
+        rings = [[_rounded(ring) for ring in polygon] for polygon in polygons[label]]
+        if not rings:
+            continue  # a label of single pixels on a diagonal has no area to outline
+        geometry: dict = (
+            {"type": "Polygon", "coordinates": rings[0]}
+            if len(rings) == 1
+            else {"type": "MultiPolygon", "coordinates": rings}
+        )
+        if z is not None:
+            geometry["plane"] = {"c": -1, "z": z, "t": 0}
+        properties = {
+            "objectType": object_type,
+            "label": label,
+            "measurements": {
+                "Area px": float(area),
+                "Centroid X px": round(float(cx) + 0.5, 3),
+                "Centroid Y px": round(float(cy) + 0.5, 3),
+            },
+        }
+        if image_id is not None:
+            properties["name"] = f"{image_id} cell {label}"
+        if classification is not None:
+            properties["classification"] = {"name": classification, "color": list(DEFAULT_COLOR)}
+        features.append({"type": "Feature", "geometry": geometry, "properties": properties})
+    return features
+
+
+def _rounded(ring: np.ndarray) -> list[list[float]]:
+    return [[round(float(x), 3), round(float(y), 3)] for x, y in ring]
+
+
+def write_geojson(path: str | os.PathLike, labels: np.ndarray, **kwargs) -> Path:
+    """Write :func:`labels_to_geojson` of ``labels`` to ``path`` atomically; returns the path.
+
+    Keywords go to :func:`labels_to_geojson`.
+    """
+    collection = labels_to_geojson(labels, **kwargs)
+    return atomic_write_text(path, json.dumps(collection, separators=(",", ":")) + "\n")
