@@ -130,3 +130,27 @@ def test_labels_layer_saves_as_qupath_geojson_through_the_manifest(tmp_path):
     features = json.loads((tmp_path / "cells.geojson").read_text())["features"]
     assert len(features) == len(np.unique(mask)) - 1
     assert features[0]["properties"]["name"].startswith("slide 7 cells cell ")
+
+
+def test_qupath_outlines_open_as_labels_sized_like_the_image_beside_them(tmp_path):
+    """Drag slide.geojson into napari: a labels layer with the shape of slide.png next to it."""
+    import npe2
+
+    from napari_cellseg.inference.outlines import write_geojson
+    from napari_cellseg.sample_data import load_sample
+
+    _, mask, _ = load_sample("c_histology_2")
+    padded = np.zeros((mask.shape[0] + 20, mask.shape[1] + 30), mask.dtype)
+    padded[: mask.shape[0], : mask.shape[1]] = mask  # no outline reaches the image's far edges
+    write_geojson(tmp_path / "slide.geojson", padded)
+    npe2.PluginManager.instance().discover()
+    (alone,) = npe2.read([str(tmp_path / "slide.geojson")], stack=False, plugin_name="napari-cellseg")
+    assert alone[2] == "labels" and alone[0].shape[0] <= mask.shape[0]  # sized to the outlines
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "slide.png", np.zeros((*padded.shape, 3), np.uint8))
+    (layer,) = npe2.read([str(tmp_path / "slide.geojson")], stack=False, plugin_name="napari-cellseg")
+    data, attributes, kind = layer
+    assert kind == "labels" and attributes["name"] == "slide"
+    np.testing.assert_array_equal(data, padded)
+    assert attributes["metadata"]["image"] == str(tmp_path / "slide.png")

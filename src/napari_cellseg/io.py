@@ -233,6 +233,48 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
     return _read_tiff_layers
 
 
+def napari_get_outlines_reader(path: str | Sequence[str]) -> Callable | None:
+    """npe2 reader contribution: GeoJSON cell outlines (QuPath) as labels layers, else None."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths or not all(Path(p).suffix.lower() in GEOJSON_SUFFIXES for p in paths):
+        return None
+    return read_outlines_layers
+
+
+def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
+    """One labels layer per GeoJSON file, sized like the image of the same name beside it.
+
+    ``slide7.geojson`` next to ``slide7.tif`` (or .png, .jpg...) gets that image's
+    height and width; without one the labels just hold every outline.
+    """
+    from .data.outlines_import import read_outlines
+
+    layers = []
+    for p in [path] if isinstance(path, (str, os.PathLike)) else list(path):
+        p = Path(p)
+        image = _image_beside(p)
+        shape = None
+        if image is not None:
+            from .data.headers import HeaderError, read_header
+
+            try:
+                shape = read_header(image).shape
+            except HeaderError:
+                image = None
+        imported = read_outlines(p, shape)
+        metadata = {"source": str(p), "image": str(image) if image else None, "notes": list(imported.notes)}
+        layers.append((imported.labels, {"name": p.stem, "metadata": metadata}, "labels"))
+    return layers
+
+
+def _image_beside(path: Path) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        for candidate in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 def _read_tiff_layers(path: str | Sequence[str]) -> list[tuple]:
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers = []

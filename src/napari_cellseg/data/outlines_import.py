@@ -1,0 +1,167 @@
+"""Cell outlines drawn elsewhere (QuPath's GeoJSON) as instance labels.
+
+Doctors who outlined nuclei in QuPath (*File > Export objects as GeoJSON*)
+can open the file in napari and save it into a dataset as training labels.
+Polygons are in pixel coordinates with pixel ``(row, col)`` covering
+``[col, col + 1) x [row, row + 1)``, as QuPath writes them and as
+:mod:`napari_cellseg.inference.outlines` writes them, so a file written by the
+plugin reads back to the same labels. A pixel belongs to an outline when its
+centre lies inside it; where outlines overlap, the later feature wins.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+POLYGON_TYPES = ("Polygon", "MultiPolygon")
+
+
+class OutlinesError(ValueError):
+    """A GeoJSON file cannot be read as cell outlines (the message names the file)."""
+
+
+@dataclass(frozen=True)
+class ImportedOutlines:
+    """Labels made from a GeoJSON file, and what was left out or changed on the way."""
+
+    labels: np.ndarray
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> ImportedOutlines:
+    """Instance labels from the polygons of a GeoJSON file.
+
+    Parameters
+    ----------
+    path : path
+        A ``FeatureCollection``, a list of features (QuPath's other export) or
+        one feature. ``Polygon`` and ``MultiPolygon`` features become cells;
+        others (points, lines) are skipped with a note.
+    shape : (H, W), optional
+        The image's shape. Default: just large enough for every outline.
+
+    Returns
+    -------
+    ImportedOutlines
+        ``labels`` (uint16, uint32 past 65535 cells), one label per feature in
+        file order, or each feature's own ``label`` property where every
+        feature has a distinct positive one (files written by the plugin).
+
+    Raises
+    ------
+    OutlinesError
+        Naming the file: unreadable, not JSON, not GeoJSON features, or
+        holding no polygon.
+    """
+    path = Path(path)
+    features = _features(path)
+    polygons, notes = [], []
+    for number, feature in enumerate(features, start=1):
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        kind = geometry.get("type") if isinstance(geometry, dict) else None
+        if kind not in POLYGON_TYPES:
+            notes.append(f"feature {number}: {kind or 'no geometry'} skipped (only polygons are cells)")
+            continue
+        try:
+            rings = _rings(geometry)
+        except (TypeError, ValueError, IndexError):
+            raise OutlinesError(f"{path}: feature {number}: malformed {kind} coordinates") from None
+        properties = feature.get("properties") or {}
+        polygons.append((properties.get("label") if isinstance(properties, dict) else None, rings))
+    if not polygons:
+        raise OutlinesError(f"{path}: holds no Polygon or MultiPolygon feature: no cell to read")
+    if shape is None:
+        shape = _extent(polygons)
+        notes.append(f"no image given: labels sized {shape[0]} x {shape[1]} to hold every outline")
+    labels, more = _rasterise(polygons, tuple(int(n) for n in shape))
+    return ImportedOutlines(labels, tuple(notes + more))
+
+
+def _features(path: Path) -> list:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise OutlinesError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise OutlinesError(f"{path}: cannot be read ({err})") from None
+    except json.JSONDecodeError as err:
+        raise OutlinesError(f"{path}: not valid JSON ({err})") from None
+    if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+        data = data.get("features")
+    elif isinstance(data, dict) and data.get("type") == "Feature":
+        data = [data]
+    if not isinstance(data, list):
+        raise OutlinesError(
+            f"{path}: not GeoJSON features (expected a FeatureCollection or a list of features)"
+        )
+    return data
+
+
+def _rings(geometry: dict) -> list[list[np.ndarray]]:
+    """``[[exterior, hole, ...], ...]`` of (x, y) arrays, one entry per polygon."""
+    coordinates = geometry["coordinates"]
+    polygons = [coordinates] if geometry["type"] == "Polygon" else coordinates
+    out = []
+    for polygon in polygons:
+        rings = [np.asarray(ring, dtype=np.float64)[:, :2] for ring in polygon]
+        if not rings or any(len(ring) < 3 for ring in rings) or not all(np.isfinite(r).all() for r in rings):
+            raise ValueError("ring")
+        out.append(rings)
+    return out
+
+
+def _extent(polygons) -> tuple[int, int]:
+    high = np.zeros(2)
+    for _, rings in polygons:
+        for polygon in rings:
+            high = np.maximum(high, polygon[0].max(axis=0))
+    return int(np.ceil(high[1])), int(np.ceil(high[0]))  # (H, W) from (x, y)
+
+
+def _rasterise(polygons, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
+    values = [label for label, _ in polygons]
+    own = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+    own = own and len(set(values)) == len(values)
+    top = max(values) if own else len(polygons)
+    labels = np.zeros(shape, np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
+    notes, overlapped, outside = [], 0, 0
+    for number, (label, rings) in enumerate(polygons, start=1):
+        painted = 0
+        for polygon in rings:
+            box, inside = _polygon_mask(polygon, shape)
+            if inside is None:
+                continue
+            window = labels[box]
+            overlapped += int(np.count_nonzero(window[inside]))
+            window[inside] = label if own else number
+            painted += int(np.count_nonzero(inside))
+        outside += painted == 0
+    if outside:
+        notes.append(f"{outside} outline(s) hold no pixel centre of the image (outside it, or too thin)")
+    if overlapped:
+        notes.append(f"outlines overlap on {overlapped} pixel(s): the later feature kept them")
+    return labels, notes
+
+
+def _polygon_mask(polygon: list[np.ndarray], shape: tuple[int, int]):
+    """``(window, mask)``: the pixels whose centres lie inside the exterior and outside the holes."""
+    from skimage.draw import polygon as fill_polygon
+
+    exterior = polygon[0]
+    low = np.maximum(np.floor(exterior.min(axis=0)).astype(int), 0)  # (x, y)
+    high = np.minimum(np.ceil(exterior.max(axis=0)).astype(int), (shape[1], shape[0]))
+    if np.any(high <= low):
+        return None, None
+    size = (int(high[1] - low[1]), int(high[0] - low[0]))
+    inside = np.zeros(size, bool)
+    for k, ring in enumerate(polygon):
+        local = ring - low - 0.5  # corner-based (x, y) -> pixel centres of the window
+        rows, cols = fill_polygon(local[:, 1], local[:, 0], size)
+        inside[rows, cols] = k == 0  # the exterior fills, holes clear
+    box = (slice(int(low[1]), int(high[1])), slice(int(low[0]), int(high[0])))
+    return box, (inside if inside.any() else None)

@@ -1,0 +1,101 @@
+"""Cell outlines from GeoJSON (QuPath's export, or the plugin's own) as instance labels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from napari_cellseg.data.outlines_import import OutlinesError, read_outlines
+from napari_cellseg.inference.outlines import labels_to_geojson, write_geojson
+from napari_cellseg.sample_data import list_samples, load_sample
+
+
+@pytest.mark.parametrize("key", sorted(list_samples()))
+def test_the_plugins_own_outlines_read_back_to_the_same_labels(tmp_path, key):
+    _, mask, _ = load_sample(key)
+    path = write_geojson(tmp_path / "cells.geojson", mask)
+    imported = read_outlines(path, mask.shape)
+    np.testing.assert_array_equal(imported.labels, mask)
+    assert imported.notes == ()
+
+
+def test_holes_pieces_and_diagonal_pixels_survive_the_round_trip(tmp_path):
+    labels = np.zeros((12, 12), np.uint16)
+    labels[2:10, 2:10] = 1
+    labels[4:7, 4:7] = 2  # inside a hole of cell 1
+    labels[0, 0] = 3
+    labels[0, 5] = labels[0, 7] = 5  # one label, two pieces
+    labels[5, 11] = labels[6, 10] = 6  # touching at a corner only
+    labels[11, 3:6] = 7  # on the last row: the labels just hold it
+    imported = read_outlines(write_geojson(tmp_path / "x.geojson", labels))
+    np.testing.assert_array_equal(imported.labels, labels)  # sized to the outlines: 12 x 12
+    assert imported.notes == ("no image given: labels sized 12 x 12 to hold every outline",)
+
+
+def _qupath_style(tmp_path, features) -> str:
+    path = tmp_path / "qupath.geojson"
+    path.write_text(json.dumps(features))  # QuPath can export a bare list of features
+    return path
+
+
+def test_a_qupath_export_numbers_cells_in_file_order_and_skips_points(tmp_path):
+    square = {"type": "Polygon", "coordinates": [[[1, 1], [4, 1], [4, 3], [1, 3], [1, 1]]]}
+    shifted = {"type": "Polygon", "coordinates": [[[3, 2], [6, 2], [6, 5], [3, 5], [3, 2]]]}
+    point = {"type": "Point", "coordinates": [7, 7]}
+    features = [
+        {"type": "Feature", "geometry": g, "properties": {"objectType": "annotation"}}
+        for g in (square, point, shifted)
+    ]
+    imported = read_outlines(_qupath_style(tmp_path, features), shape=(8, 8))
+    expected = np.zeros((8, 8), np.uint16)
+    expected[1:3, 1:4] = 1
+    expected[2:5, 3:6] = 2  # the later outline keeps the pixel they share
+    np.testing.assert_array_equal(imported.labels, expected)
+    assert imported.notes == (
+        "feature 2: Point skipped (only polygons are cells)",
+        "outlines overlap on 1 pixel(s): the later feature kept them",
+    )
+    outside = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [[[20, 20], [24, 20], [24, 24], [20, 20]]]},
+        }
+    ]
+    notes = read_outlines(_qupath_style(tmp_path, features + outside), (8, 8)).notes
+    assert any(note.startswith("1 outline(s) hold no pixel centre of the image") for note in notes)
+
+
+def test_bad_files_are_named_with_the_reason(tmp_path):
+    missing = tmp_path / "missing.geojson"
+    with pytest.raises(OutlinesError, match=r"missing\.geojson: no such file"):
+        read_outlines(missing)
+    broken = tmp_path / "broken.geojson"
+    broken.write_text("{not json")
+    with pytest.raises(OutlinesError, match=r"broken\.geojson: not valid JSON"):
+        read_outlines(broken)
+    other = tmp_path / "other.geojson"
+    other.write_text(json.dumps({"type": "Topology"}))
+    with pytest.raises(OutlinesError, match="not GeoJSON features"):
+        read_outlines(other)
+    points = tmp_path / "points.geojson"
+    points.write_text(json.dumps({"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 1]}}))
+    with pytest.raises(OutlinesError, match=r"points\.geojson: holds no Polygon"):
+        read_outlines(points)
+    malformed = tmp_path / "malformed.geojson"
+    malformed.write_text(
+        json.dumps([{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[1, 2]]}}])
+    )
+    with pytest.raises(OutlinesError, match="feature 1: malformed Polygon coordinates"):
+        read_outlines(malformed)
+
+
+def test_own_label_values_are_kept_only_when_distinct(tmp_path):
+    _, mask, _ = load_sample("c_histology_2")
+    collection = labels_to_geojson(mask)
+    for feature in collection["features"]:
+        feature["properties"]["label"] = 7  # every feature says 7: numbered in file order instead
+    path = tmp_path / "same.geojson"
+    path.write_text(json.dumps(collection))
+    assert read_outlines(path, mask.shape).labels.max() == mask.max()
