@@ -199,3 +199,43 @@ def test_opening_the_panel_loads_the_current_model_in_the_background(
     qtbot.waitUntil(lambda: segment_session._cached.get("model") is not None, timeout=30000)
     assert widget._warm_worker is not None
     assert segment_session.load_model_cached(tiny_model_dir)[0] is segment_session._cached["model"]
+
+
+def test_save_results_writes_the_corrected_cells_table_and_outlines(
+    make_napari_viewer, tiny_model_dir, wait_for_job, tmp_path, monkeypatch
+):
+    import json
+
+    from napari_cellseg.inference.measure import read_measurements
+    from napari_cellseg.io import read_tiff_layer
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where results go without a folder or a file
+    viewer, widget, layer, mask = _dock(make_napari_viewer, scale=(0.5, 0.5))
+    widget.results_box.save_button.click()
+    assert "segment an image first" in widget.message.text()
+    current_model.set_current_model(tiny_model_dir)
+    _segment(widget, wait_for_job, layer=layer)
+    cells = viewer.layers["[C] sample segmented cells"]
+    cells.data = np.where(mask == 1, 0, mask).astype(cells.data.dtype)  # the doctor's corrections
+    widget.results_box.save_button.click()
+    assert wait_for_job(widget).error is None
+    folder = tmp_path / "home" / "cellseg-results"  # the sample came from no file
+    labels, attributes, _ = read_tiff_layer(folder / "C_sample.tif")
+    np.testing.assert_array_equal(labels, cells.data)
+    assert list(attributes["scale"]) == [0.5, 0.5] and attributes["metadata"]["watershed"]
+    rows = read_measurements(folder / "C_sample.csv")
+    assert len(rows) == len(np.unique(cells.data)) - 1 and "mean_intensity_0" in rows[0]
+    assert len(json.loads((folder / "C_sample.geojson").read_text())["features"]) == len(rows)
+    assert f"Saved {len(rows)} cells to {folder}" in widget.message.text()
+
+    widget.results_box.folder_edit.setText(str(tmp_path / "chosen"))
+    widget.results_box.save_button.click()
+    wait_for_job(widget)
+    assert sorted(p.name for p in (tmp_path / "chosen").iterdir()) == [
+        "C_sample.csv",
+        "C_sample.geojson",
+        "C_sample.tif",
+    ]
+    widget.results_box.save_button.click()  # again: kept, and a second set beside it
+    wait_for_job(widget)
+    assert (tmp_path / "chosen" / "C_sample-2.geojson").is_file()
