@@ -239,3 +239,27 @@ def test_save_results_writes_the_corrected_cells_table_and_outlines(
     widget.results_box.save_button.click()  # again: kept, and a second set beside it
     wait_for_job(widget)
     assert (tmp_path / "chosen" / "C_sample-2.geojson").is_file()
+
+
+def test_segment_every_image_of_a_folder(make_napari_viewer, tiny_model_dir, wait_for_job, tmp_path):
+    import shutil
+
+    from napari_cellseg.sample_data import list_samples
+
+    folder = tmp_path / "slides"
+    folder.mkdir()
+    for key in ("c_histology_1", "c_histology_2"):
+        shutil.copyfile(list_samples()[key].image_path, folder / f"{key}.png")
+    _, widget, _, _ = _dock(make_napari_viewer)
+    box = widget.results_box
+    box.batch_button.click()
+    assert "choose a folder of images first" in widget.message.text()
+    box.images_edit.setText(str(folder))
+    current_model.set_current_model(tiny_model_dir)
+    box.batch_button.click()
+    assert wait_for_job(widget, timeout=60000).error is None
+    out = folder / "cellseg-results"
+    assert (
+        len(list(out.glob("*.geojson"))) == len(list(out.glob("*.csv"))) == len(list(out.glob("*.tif"))) == 2
+    )
+    assert "2 image(s): 2 segmented" in widget.message.text() and str(out) in widget.message.text()

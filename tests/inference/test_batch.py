@@ -170,3 +170,27 @@ def test_large_images_take_the_blockwise_path_with_the_same_outputs(tmp_path, mo
     assert match_instances(label_overlap(a, b), 0.9).n_matched >= 0.9 * normal.n_instances
     assert read_tiff_layer(tmp_path / "b" / f"{paths[0].stem}_probabilities.tif")[0].shape == (3, 256, 320)
     assert not any(p.name.startswith(".cellseg-") for p in (tmp_path / "b").iterdir())  # scratch removed
+
+
+def test_the_guis_folder_batch_reports_progress_writes_three_files_and_resumes(tmp_path, model_dir, images):
+    from napari_cellseg.app.segment_results import iter_segment_folder
+    from napari_cellseg.generators import run_to_end
+
+    folder, paths = images
+    reports = []
+    summary = run_to_end(iter_segment_folder(folder, model_dir, tile_size=128), reports.append)
+    assert [(r.done, r.total) for r in reports] == [(1, 3), (2, 3), (3, 3)]
+    out = folder / "cellseg-results"  # the default: inside the folder, not segmented itself
+    for path in paths:
+        assert {p.name for p in out.glob(f"{path.stem}.*")} == {
+            f"{path.stem}{s}" for s in (".tif", ".csv", ".geojson")
+        }
+    assert summary.count("done") == 2 and summary.count("failed") == 1
+    again = run_to_end(iter_segment_folder(folder, model_dir, tile_size=128))
+    assert again.count("skipped") == 2  # an interrupted folder resumes
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="empty: no image files here"):
+        run_to_end(iter_segment_folder(empty, model_dir))
+    with pytest.raises(ValueError, match="not a folder of images"):
+        run_to_end(iter_segment_folder(paths[0], model_dir))

@@ -139,7 +139,7 @@ class SegmentWidget(TaskPanel):
         self.send_button.setToolTip("Open Annotate with these cells chosen, to correct and save them")
         form.addRow(self.send_button)
         self.body.addWidget(tune)
-        self.results_box = ResultsBox()
+        self.results_box = ResultsBox(self)
         self.body.addWidget(self.results_box)
 
         self.probabilities: np.ndarray | None = None
@@ -157,7 +157,6 @@ class SegmentWidget(TaskPanel):
 
         self.segment_button.clicked.connect(lambda: self.segment())
         self.send_button.clicked.connect(self.send_to_annotate)
-        self.results_box.save_button.clicked.connect(self.save_results)
         self.model_edit.changed.connect(self._model_chosen)
         for slider in self._sliders():
             slider.valueChanged.connect(self._debounce.start)
@@ -395,35 +394,6 @@ class SegmentWidget(TaskPanel):
         annotate.cells_combo.set_layer(labels)
         self.viewer.layers.selection.active = labels
         self.say(f"Annotate has {labels.name!r} as its cells: correct them, then save them into a dataset.")
-
-    def save_results(self) -> None:
-        """Write the cells (as corrected), their table and their QuPath outlines; never overwrite."""
-        from ..app.annotation import suggest_image_id
-        from ..app.segment_results import save_segmentation
-
-        labels, image = self.labels_layer, self.image_layer
-        if labels is None or labels not in self.viewer.layers:
-            self.fail("segment an image first: there are no segmented cells to save")
-            return
-        have_image = image is not None and image in self.viewer.layers
-        name = image.name if have_image else labels.name
-        folder = self.results_box.folder_for(image.source.path if have_image else None)
-        pixels = (
-            image_plane_data(image.data, rgb=image.rgb, multiscale=image.multiscale) if have_image else None
-        )
-        attributes = {"scale": labels.scale, "translate": labels.translate, "metadata": dict(labels.metadata)}
-
-        def show(saved) -> None:
-            names = ", ".join(p.name for p in saved.paths)
-            self.say(
-                f"Saved {saved.n_cells} cells to {saved.labels.parent}: {names} (the .geojson opens in QuPath)."
-            )
-
-        self.start(
-            save_segmentation, folder, suggest_image_id(name, image.metadata if have_image else None),
-            np.asarray(labels.data), None if pixels is None else np.asarray(pixels), attributes,
-            title="Save results", on_result=show,
-        )  # fmt: skip
 
     def closeEvent(self, event) -> None:
         self._debounce.stop()

@@ -5,7 +5,8 @@ One click writes ``<id>.tif`` (the labels, as napari reopens them),
 ``<id>.geojson`` (the outlines, for QuPath), the same three files that
 ``napari-cellseg segment --measurements --geojson`` writes. A result is never
 overwritten: when one of the names is taken, the next free ``<id>-2``,
-``<id>-3``... is used for all three.
+``<id>-3``... is used for all three. :func:`iter_segment_folder` does the same
+for every image of a folder (skipping those already done).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 RESULT_SUFFIXES = (".tif", ".csv", ".geojson")
+DEFAULT_FOLDER_NAME = "cellseg-results"
 
 
 @dataclass(frozen=True)
@@ -99,3 +101,72 @@ def save_segmentation(
     stored = {k: v for k, v in (attributes or {}).items() if k in ("scale", "translate", "metadata")}
     write_tiff_layer(paths[0], labels, "labels", {**stored, "name": f"{stem} cells"})
     return SavedResults(*paths, n_cells=len(rows))
+
+
+@dataclass(frozen=True)
+class FolderProgress:
+    """One image of a folder done (or skipped, or failed): ``done`` of ``total``."""
+
+    done: int
+    total: int
+    image_id: str
+    status: str
+    message: str = ""
+    stage: str = "segmenting"
+
+
+def default_results_folder(source: str | os.PathLike) -> Path:
+    """``cellseg-results`` beside an image file, or inside a folder of images."""
+    source = Path(source).expanduser()
+    return (source if source.is_dir() else source.parent) / DEFAULT_FOLDER_NAME
+
+
+def iter_segment_folder(
+    images: str | os.PathLike,
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike | None = None,
+    **options: Any,
+):
+    """Segment every image of a folder into labels, tables and QuPath outlines (the GUI's batch).
+
+    Parameters
+    ----------
+    images : path
+        A folder of images (PNG, JPEG, BMP, TIFF; not recursive).
+    model_dir : path
+        The model.
+    out_dir : path, optional
+        Default: ``cellseg-results`` inside ``images``.
+    **options
+        :class:`~napari_cellseg.inference.batch.SegmentOptions` fields (``tta``,
+        ``tta_zoom``, ``haematoxylin_only``...). Measurements and outlines are on.
+
+    Yields
+    ------
+    FolderProgress
+        One per image. Images already segmented in ``out_dir`` are skipped, so an
+        interrupted folder resumes.
+
+    Returns
+    -------
+    napari_cellseg.inference.batch.BatchSummary
+    """
+    from ..inference.batch import SegmentOptions, find_images, iter_segment_files
+
+    images = Path(images).expanduser()
+    if not images.is_dir():
+        raise ValueError(f"{images}: not a folder of images")
+    out = Path(out_dir).expanduser() if out_dir is not None else default_results_folder(images)
+    total = len(find_images([images], exclude=out))
+    if total == 0:
+        raise ValueError(f"{images}: no image files here (PNG, JPEG, BMP or TIFF)")
+    settings = SegmentOptions(**{**options, "measurements": True, "geojson": True})
+    reports = iter_segment_files([images], model_dir, out, settings)
+    done = 0
+    while True:
+        try:
+            report = next(reports)
+        except StopIteration as stop:
+            return stop.value
+        done += 1
+        yield FolderProgress(done, total, report.image_id, report.status, report.message)
