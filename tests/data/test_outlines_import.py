@@ -83,6 +83,11 @@ def test_bad_files_are_named_with_the_reason(tmp_path):
     points.write_text(json.dumps({"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 1]}}))
     with pytest.raises(OutlinesError, match=r"points\.geojson: holds no Polygon"):
         read_outlines(points)
+    slide = tmp_path / "slide.geojson"
+    far = [[[80000, 60000], [80010, 60000], [80010, 60010], [80000, 60000]]]
+    slide.write_text(json.dumps([{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": far}}]))
+    with pytest.raises(OutlinesError, match=r"slide\.geojson: the outlines reach x 80010, y 60010"):
+        read_outlines(slide)
     malformed = tmp_path / "malformed.geojson"
     malformed.write_text(
         json.dumps([{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[1, 2]]}}])

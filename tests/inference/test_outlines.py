@@ -99,3 +99,14 @@ def test_write_geojson_writes_one_file_atomically(tmp_path):
     path = write_geojson(tmp_path / "out" / "slide.geojson", mask, image_id="slide")
     assert json.loads(path.read_text())["type"] == "FeatureCollection"
     assert [p.name for p in path.parent.iterdir()] == ["slide.geojson"]  # no temporary file left
+
+
+def test_huge_label_values_are_outlined_without_a_list_of_every_id():
+    labels = np.zeros((6, 6), np.uint32)
+    labels[1:3, 1:3] = 4_000_000_000
+    labels[4:6, 4:6] = 7
+    features = labels_to_geojson(labels)["features"]
+    assert [f["properties"]["label"] for f in features] == [7, 4_000_000_000]
+    assert [f["properties"]["measurements"]["Area px"] for f in features] == [4.0, 4.0]
+    with pytest.raises(ValueError, match="must be >= 0, found -2"):
+        label_polygons(np.full((3, 3), -2, np.int16))

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 POLYGON_TYPES = ("Polygon", "MultiPolygon")
+MAX_PIXELS = 200_000_000  # labels sized from the outlines alone: 400 MB of uint16 at most
 
 
 class OutlinesError(ValueError):
@@ -77,6 +78,12 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
         raise OutlinesError(f"{path}: holds no Polygon or MultiPolygon feature: no cell to read")
     if shape is None:
         shape = _extent(polygons)
+        if shape[0] * shape[1] > MAX_PIXELS:
+            raise OutlinesError(
+                f"{path}: the outlines reach x {shape[1]}, y {shape[0]} (a whole-slide export?): "
+                "labels that large would not fit in memory; export the objects of a region, "
+                "or give the image's shape"
+            )
         notes.append(f"no image given: labels sized {shape[0]} x {shape[1]} to hold every outline")
     labels, more = _rasterise(polygons, tuple(int(n) for n in shape))
     return ImportedOutlines(labels, tuple(notes + more))

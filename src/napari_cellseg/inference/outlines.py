@@ -47,21 +47,39 @@ def label_polygons(labels: np.ndarray) -> dict[int, list[list[np.ndarray]]]:
         float array of ``(x, y)`` vertices, closed (first vertex repeated),
         exterior counter-clockwise and holes clockwise in x-y axes (RFC 7946).
     """
-    from scipy import ndimage as ndi
-
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"label_polygons needs a 2D label image, got shape {labels.shape}")
     if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"label_polygons needs integer instance labels, got dtype {labels.dtype}")
-    polygons: dict[int, list[list[np.ndarray]]] = {}
-    for index, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None:
-            continue
-        mask = np.pad(labels[box] == index, 1)
-        offset = np.array([box[1].start - 1, box[0].start - 1], dtype=np.float64)
-        polygons[index] = _mask_polygons(mask, offset)
-    return polygons
+    return {label: _object_polygons(labels, label, box) for label, box in _objects(labels)}
+
+
+SPARSE_IDS = 1_000_000  # above this label value, number the cells 1..N first (find_objects lists every id)
+
+
+def _objects(labels: np.ndarray) -> list[tuple[int, tuple[slice, slice]]]:
+    """``(label, bounding box)`` of every cell, in label order."""
+    from scipy import ndimage as ndi
+
+    if labels.size == 0:
+        return []
+    if int(labels.min()) < 0:
+        raise ValueError(f"instance labels must be >= 0, found {int(labels.min())}")
+    if int(labels.max()) <= SPARSE_IDS:
+        return [(k, box) for k, box in enumerate(ndi.find_objects(labels), start=1) if box is not None]
+    from skimage.segmentation import relabel_sequential
+
+    sequential, _, back = relabel_sequential(labels)
+    return [
+        (int(back[k]), box) for k, box in enumerate(ndi.find_objects(sequential), start=1) if box is not None
+    ]
+
+
+def _object_polygons(labels: np.ndarray, label: int, box) -> list[list[np.ndarray]]:
+    mask = np.pad(labels[box] == label, 1)
+    offset = np.array([box[1].start - 1, box[0].start - 1], dtype=np.float64)
+    return _mask_polygons(mask, offset)
 
 
 def _mask_polygons(mask: np.ndarray, offset: np.ndarray) -> list[list[np.ndarray]]:
@@ -148,17 +166,15 @@ def labels_to_geojson(
 
 
 def _plane_features(plane, z, object_type, classification, image_id) -> list[dict]:
-    from scipy import ndimage as ndi
-
-    polygons = label_polygons(plane)
-    index = np.array(sorted(polygons), dtype=np.int64)
-    areas = ndi.sum_labels(np.ones(plane.shape), plane, index) if len(index) else []
-    centroids = ndi.center_of_mass(np.ones(plane.shape), plane, index) if len(index) else []
+    if plane.dtype == bool or not np.issubdtype(plane.dtype, np.integer):
+        raise ValueError(f"labels must be integer instance labels, got dtype {plane.dtype}")
     features = []
-    for label, area, (cy, cx) in zip(index.tolist(), areas, centroids):
-        rings = [[_rounded(ring) for ring in polygon] for polygon in polygons[label]]
-        if not rings:
+    for label, box in _objects(plane):  # one cell's box at a time: memory stays small
+        pieces = _object_polygons(plane, label, box)
+        if not pieces:
             continue  # a label of single pixels on a diagonal has no area to outline
+        rows, cols = np.nonzero(plane[box] == label)
+        rings = [[_rounded(ring) for ring in polygon] for polygon in pieces]
         geometry: dict = (
             {"type": "Polygon", "coordinates": rings[0]}
             if len(rings) == 1
@@ -170,9 +186,9 @@ def _plane_features(plane, z, object_type, classification, image_id) -> list[dic
             "objectType": object_type,
             "label": label,
             "measurements": {
-                "Area px": float(area),
-                "Centroid X px": round(float(cx) + 0.5, 3),
-                "Centroid Y px": round(float(cy) + 0.5, 3),
+                "Area px": float(len(rows)),
+                "Centroid X px": round(float(cols.mean()) + box[1].start + 0.5, 3),
+                "Centroid Y px": round(float(rows.mean()) + box[0].start + 0.5, 3),
             },
         }
         if image_id is not None:
