@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..classes import BOUNDARY, CLASS_COLORS
 from ..config import atomic_write_text
 
 OBJECT_TYPES = ("detection", "annotation")
 DEFAULT_CLASS = "Nucleus"
-DEFAULT_COLOR = (255, 200, 0)  # the annotation colour of the plugin's cells
+DEFAULT_COLOR = tuple(round(255 * c) for c in CLASS_COLORS[BOUNDARY][:3])  # the plugin's boundary yellow
 
 
 def label_polygons(labels: np.ndarray) -> dict[int, list[list[np.ndarray]]]:
