@@ -17,6 +17,7 @@ from . import __version__
 COMMAND_MODULES = (
     "napari_cellseg.demo",
     "napari_cellseg.data.commands",
+    "napari_cellseg.data.outlines_cli",
     "napari_cellseg.training.commands",
     "napari_cellseg.models.commands",
     "napari_cellseg.training.sweep_commands",

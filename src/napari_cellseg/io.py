@@ -13,7 +13,7 @@ from __future__ import annotations
 import io as _io
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,27 @@ def _json_ok(value: Any) -> bool:
 
 
 # --- napari hooks -----------------------------------------------------------
+
+
+def find_images(paths: Iterable[str | os.PathLike], exclude: Path | None = None) -> list[Path]:
+    """Image files among ``paths``; folders are expanded (sorted, not recursive).
+
+    Paths that do not exist are kept so they are reported as failures; a file
+    named twice is listed once.
+    """
+    found: list[Path] = []
+    exclude = exclude.resolve() if exclude is not None else None
+    for path in map(Path, paths):
+        if path.is_dir():
+            if exclude is not None and path.resolve() == exclude:
+                continue
+            found.extend(
+                p for p in sorted(path.iterdir())
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+            )  # fmt: skip
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
 
 
 def napari_get_reader(path: str | Sequence[str]) -> Callable | None:

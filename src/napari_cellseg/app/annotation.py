@@ -25,6 +25,7 @@ import numpy as np
 
 from ..classes import BOUNDARY, MICROSCOPES
 from ..data.targets import check_label_image
+from ..data.writer import image_for_dataset
 
 ANNOTATION_SUFFIX = " boundary annotation"
 CELLS_SUFFIX = " cells"
@@ -157,30 +158,6 @@ def suggest_image_id(name: str, metadata: dict | None = None) -> str:
         return metadata["id"]
     safe = _ID_UNSAFE.sub("_", name).strip("_.-")
     return safe or "image"
-
-
-def image_for_dataset(data: Any, name: str = "image") -> np.ndarray:
-    """An image layer's data as a dataset image: ``(H, W)`` or ``(H, W, 3)``, uint8/uint16.
-
-    RGBA drops alpha; three equal channels become grey. Other dtypes or
-    shapes raise a ``ValueError`` that says what the layer holds.
-    """
-    from ..io import collapse_grey_rgb
-
-    image = np.asarray(data)
-    if image.ndim == 3 and image.shape[-1] == 4:
-        image = image[..., :3]
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
-        raise ValueError(
-            f"{name}: only 2D grey (H, W) or RGB (H, W, 3) images can be saved into a dataset, "
-            f"got shape {image.shape}"
-        )
-    if image.dtype not in (np.uint8, np.uint16):
-        raise ValueError(
-            f"{name}: dataset images are 8- or 16-bit integers, got dtype {image.dtype}; "
-            "convert the layer first"
-        )
-    return collapse_grey_rgb(np.ascontiguousarray(image))
 
 
 def save_annotation(

@@ -172,3 +172,74 @@ def _polygon_mask(polygon: list[np.ndarray], shape: tuple[int, int]):
         inside[rows, cols] = k == 0  # the exterior fills, holes clear
     box = (slice(int(low[1]), int(high[1])), slice(int(low[0]), int(high[0])))
     return box, (inside if inside.any() else None)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """One image of :func:`iter_import_outlines`: ``done`` of ``total``."""
+
+    done: int
+    total: int
+    image_id: str
+    status: str  # "added", "no outlines" or "failed"
+    message: str = ""
+    cells: int = 0
+
+
+def iter_import_outlines(
+    images: list[str | os.PathLike],
+    outlines: str | os.PathLike | None,
+    dataset: str | os.PathLike,
+    microscope: str,
+    *,
+    group: str | None = None,
+    overwrite: bool = False,
+):
+    """Add images and their GeoJSON outlines (``<image stem>.geojson``) to a dataset folder.
+
+    Parameters
+    ----------
+    images : list of path
+        Image files or folders of images (not recursive).
+    outlines : path, optional
+        The folder of the ``.geojson`` files; default: beside each image.
+    dataset : path
+        The dataset folder (created if new); each image becomes ``id`` = its stem.
+    microscope : str
+        The microscope tag of every image.
+    group : str, optional
+        Their slide or patient key (kept together by the split).
+    overwrite : bool
+        Replace images already in the dataset under the same id.
+
+    Yields
+    ------
+    ImportReport
+        One per image; an image without outlines or with a bad file is
+        reported and the others go on.
+    """
+    from ..io import ImageReadError, find_images, read_image
+    from .dataset import DatasetError
+    from .writer import add_to_dataset, image_for_dataset
+
+    files = find_images(images, exclude=Path(dataset))
+    if not files:
+        raise ValueError(f"no image files in {', '.join(map(str, images))}")
+    for done, image_path in enumerate(files, start=1):
+        folder = Path(outlines) if outlines is not None else image_path.parent
+        source = folder / f"{image_path.stem}.geojson"
+        report = {"done": done, "total": len(files), "image_id": image_path.stem}
+        if not source.is_file():
+            yield ImportReport(**report, status="no outlines", message=f"no {source}")
+            continue
+        try:
+            image = image_for_dataset(read_image(image_path), str(image_path))
+            imported = read_outlines(source, image.shape[:2])
+            add_to_dataset(dataset, image_path.stem, image, imported.labels, microscope, group=group, overwrite=overwrite)  # fmt: skip
+        except (ImageReadError, OutlinesError, DatasetError, ValueError, OSError) as err:
+            yield ImportReport(**report, status="failed", message=str(err))
+            continue
+        notes = "; ".join(imported.notes)
+        yield ImportReport(
+            **report, status="added", message=notes, cells=int(len(np.unique(imported.labels)) - 1)
+        )

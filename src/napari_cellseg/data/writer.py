@@ -16,12 +16,13 @@ import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..classes import MICROSCOPES
 from ..config import atomic_write_bytes
-from ..io import write_tiff_layer
+from ..io import collapse_grey_rgb, write_tiff_layer
 from .dataset import IMAGE_DIR, MASK_DIR, TARGET_DIR, ImageRecord
 from .headers import read_header
 from .manifest import MANIFEST_NAME, check_id, read_manifest, write_manifest
@@ -215,3 +216,25 @@ def _write_labels(folder: Path, image_id: str, labels: np.ndarray, kind: str) ->
     else:
         labels = labels.astype(np.uint16 if labels.max(initial=0) <= 65535 else np.uint32)
     return write_tiff_layer(folder / f"{image_id}.tif", labels, "labels", {"name": image_id})
+
+
+def image_for_dataset(data: Any, name: str = "image") -> np.ndarray:
+    """An image layer's data as a dataset image: ``(H, W)`` or ``(H, W, 3)``, uint8/uint16.
+
+    RGBA drops alpha; three equal channels become grey. Other dtypes or
+    shapes raise a ``ValueError`` that says what the layer holds.
+    """
+    image = np.asarray(data)
+    if image.ndim == 3 and image.shape[-1] == 4:
+        image = image[..., :3]
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
+        raise ValueError(
+            f"{name}: only 2D grey (H, W) or RGB (H, W, 3) images can be saved into a dataset, "
+            f"got shape {image.shape}"
+        )
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(
+            f"{name}: dataset images are 8- or 16-bit integers, got dtype {image.dtype}; "
+            "convert the layer first"
+        )
+    return collapse_grey_rgb(np.ascontiguousarray(image))

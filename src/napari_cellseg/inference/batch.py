@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import JsonConfig
-from ..io import IMAGE_SUFFIXES
+from ..io import find_images
 
 # Images with more pixels than this go through the block-wise (zarr) pipeline.
 BIG_IMAGE_PIXELS = 6000 * 6000
@@ -86,27 +86,6 @@ class BatchSummary:
             f"{len(self.reports)} image(s): {self.count('done')} segmented, "
             f"{self.count('skipped')} skipped (output exists), {self.count('failed')} failed"
         )
-
-
-def find_images(paths: Iterable[str | os.PathLike], exclude: Path | None = None) -> list[Path]:
-    """Image files among ``paths``; folders are expanded (sorted, not recursive).
-
-    Paths that do not exist are kept so they are reported as failures; a file
-    named twice is listed once.
-    """
-    found: list[Path] = []
-    exclude = exclude.resolve() if exclude is not None else None
-    for path in map(Path, paths):
-        if path.is_dir():
-            if exclude is not None and path.resolve() == exclude:
-                continue
-            found.extend(
-                p for p in sorted(path.iterdir())
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-            )  # fmt: skip
-        else:
-            found.append(path)
-    return list(dict.fromkeys(found))
 
 
 def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:

@@ -1,0 +1,73 @@
+"""``napari-cellseg import-outlines``: images and their QuPath outlines into a dataset folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..classes import MICROSCOPES
+
+DESCRIPTION = """\
+Add images and the cell outlines drawn on them in QuPath (File > Export objects
+as GeoJSON, one <image name>.geojson per image) to a dataset folder, as
+instance masks ready for split and train. Each polygon becomes one cell (a
+pixel belongs to it when its centre lies inside); points and lines are
+skipped. Images without a .geojson are listed and left out. Exit status 1 if
+any image failed.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "import-outlines",
+        help="add images and their QuPath GeoJSON outlines to a dataset folder as masks",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("images", nargs="+", type=Path, metavar="PATH", help="images or folders of images")
+    parser.add_argument(
+        "--outlines", type=Path, help="folder of the .geojson files (default: beside each image)"
+    )
+    parser.add_argument("--dataset", required=True, type=Path, help="dataset folder (created if new)")
+    parser.add_argument(
+        "--microscope", required=True, help=f"microscope tag of these images ({', '.join(MICROSCOPES)})"
+    )
+    parser.add_argument("--group", help="slide or patient key: these images stay on one side of the split")
+    parser.add_argument("--overwrite", action="store_true", help="replace images already in the dataset")
+    parser.set_defaults(func=run_import)
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from ..cli import CommandError
+    from .outlines_import import iter_import_outlines
+
+    if args.microscope not in MICROSCOPES:
+        raise CommandError(f"unknown microscope {args.microscope!r} (allowed: {' '.join(MICROSCOPES)})")
+    if args.outlines is not None and not args.outlines.is_dir():
+        raise CommandError(f"--outlines {args.outlines}: no such folder")
+    counts = {"added": 0, "no outlines": 0, "failed": 0}
+    cells = 0
+    try:
+        for report in iter_import_outlines(
+            args.images,
+            args.outlines,
+            args.dataset,
+            args.microscope,
+            group=args.group,
+            overwrite=args.overwrite,
+        ):
+            counts[report.status] += 1
+            cells += report.cells
+            if report.status == "added":
+                note = f" ({report.message})" if report.message else ""
+                print(f"{report.image_id}: {report.cells} cells{note}")
+            else:
+                print(f"{report.image_id}: {report.status}: {report.message}", file=sys.stderr)
+    except ValueError as err:
+        raise CommandError(str(err)) from None
+    print(
+        f"{counts['added']} image(s) added to {args.dataset} with {cells} cells; "
+        f"{counts['no outlines']} without outlines, {counts['failed']} failed"
+    )
+    return 1 if counts["failed"] else 0

@@ -1,0 +1,54 @@
+"""``napari-cellseg import-outlines``: QuPath outlines and their images into a dataset folder."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+
+from napari_cellseg.cli import main
+from napari_cellseg.data.dataset import CellDataset
+from napari_cellseg.inference.outlines import write_geojson
+from napari_cellseg.sample_data import SAMPLE_DIR
+
+
+def test_images_with_outlines_become_a_dataset_and_the_others_are_named(tmp_path, capsys):
+    samples = CellDataset.open(SAMPLE_DIR)
+    slides, outlines = tmp_path / "slides", tmp_path / "qupath"
+    slides.mkdir()
+    outlines.mkdir()
+    records = samples.records
+    for record in records:
+        shutil.copyfile(record.image_path, slides / record.image_path.name)
+    for record in records[:3]:
+        write_geojson(outlines / f"{record.id}.geojson", samples.load_instances(record.id))
+    (outlines / f"{records[3].id}.geojson").write_text("{broken")
+    dataset = tmp_path / "dataset"
+    args = ["import-outlines", str(slides), "--outlines", str(outlines), "--dataset", str(dataset)]
+    assert main([*args, "--microscope", "C", "--group", "slide-1"]) == 1  # one file failed
+    captured = capsys.readouterr()
+    assert "3 image(s) added" in captured.out and "2 without outlines, 1 failed" in captured.out
+    assert f"{records[3].id}: failed: " in captured.err and "not valid JSON" in captured.err
+    imported = CellDataset.open(dataset)
+    assert sorted(imported.ids) == sorted(r.id for r in records[:3])
+    for record in records[:3]:
+        np.testing.assert_array_equal(imported.load_instances(record.id), samples.load_instances(record.id))
+        assert imported[record.id].microscope == "C" and imported[record.id].group == "slide-1"
+
+    for record in records[3:]:
+        write_geojson(outlines / f"{record.id}.geojson", samples.load_instances(record.id))
+    assert main([*args, "--microscope", "C"]) == 1  # the first three are listed: refused, named
+    err = capsys.readouterr().err
+    assert err.count("failed") == 3 and "overwrite" in err
+    assert len(CellDataset.open(dataset)) == len(records)
+
+
+def test_bad_arguments_are_refused(tmp_path, capsys):
+    assert (
+        main(["import-outlines", str(tmp_path), "--dataset", str(tmp_path / "d"), "--microscope", "D"]) == 2
+    )
+    assert "unknown microscope 'D'" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["import-outlines", str(empty), "--dataset", str(tmp_path / "d"), "--microscope", "C"]) == 2
+    assert "no image files in" in capsys.readouterr().err
