@@ -186,8 +186,11 @@ def test_the_guis_folder_batch_reports_progress_writes_three_files_and_resumes(t
             f"{path.stem}{s}" for s in (".tif", ".csv", ".geojson")
         }
     assert summary.count("done") == 2 and summary.count("failed") == 1
+    combined = read_measurements(out / "measurements.csv")
+    assert {r["image_id"] for r in combined} == {p.stem for p in paths}
     again = run_to_end(iter_segment_folder(folder, model_dir, tile_size=128))
     assert again.count("skipped") == 2  # an interrupted folder resumes
+    assert len(read_measurements(out / "measurements.csv")) == len(combined)  # skipped images still count
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(ValueError, match="empty: no image files here"):

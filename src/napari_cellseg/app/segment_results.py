@@ -139,7 +139,8 @@ def iter_segment_folder(
         Default: ``cellseg-results`` inside ``images``.
     **options
         :class:`~napari_cellseg.inference.batch.SegmentOptions` fields (``tta``,
-        ``tta_zoom``, ``haematoxylin_only``...). Measurements and outlines are on.
+        ``tta_zoom``, ``haematoxylin_only``...). Measurements and outlines are on,
+        and ``measurements.csv`` in ``out_dir`` holds every cell of the folder.
 
     Yields
     ------
@@ -151,7 +152,7 @@ def iter_segment_folder(
     -------
     napari_cellseg.inference.batch.BatchSummary
     """
-    from ..inference.batch import SegmentOptions, find_images, iter_segment_files
+    from ..inference.batch import SegmentOptions, combine_measurements, find_images, iter_segment_files
 
     images = Path(images).expanduser()
     if not images.is_dir():
@@ -167,6 +168,7 @@ def iter_segment_folder(
         try:
             report = next(reports)
         except StopIteration as stop:
+            combine_measurements(out, stop.value)  # one table of every cell of the folder
             return stop.value
         done += 1
         yield FolderProgress(done, total, report.image_id, report.status, report.message)

@@ -299,6 +299,23 @@ def iter_segment_files(
     return summary
 
 
+def combine_measurements(out_dir: str | os.PathLike, summary: BatchSummary) -> tuple[Path, int] | None:
+    """``<out>/measurements.csv``: the per-image tables of ``summary``'s images (done or skipped) in one.
+
+    Returns ``(path, rows)``, or None when no image has a table.
+    """
+    from .measure import read_measurements, write_measurements
+
+    out_dir, rows = Path(out_dir), []
+    for report in summary.reports:
+        table = out_dir / f"{report.image_id}.csv"
+        if report.status != "failed" and table.is_file():
+            rows.extend(read_measurements(table))
+    if not rows:
+        return None
+    return write_measurements(out_dir / "measurements.csv", rows), len(rows)
+
+
 def segment_files(
     paths: Iterable[str | os.PathLike],
     model_dir: str | os.PathLike,

@@ -13,8 +13,7 @@ def run_segment(args: argparse.Namespace) -> int:
     """Segment every image of ``args.paths``; exit status 1 if any failed, 0 otherwise."""
     from tqdm import tqdm
 
-    from .batch import SegmentOptions, cached_model, find_images, iter_segment_files
-    from .measure import read_measurements, write_measurements
+    from .batch import SegmentOptions, cached_model, combine_measurements, find_images, iter_segment_files
     from .runtime import ModelNotFoundError, pick_device, resolve_model_dir
     from .tiled import run_to_end
 
@@ -88,14 +87,9 @@ def run_segment(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from None
     finally:
         bar.close()
-    if args.measurements:
-        rows = []
-        for file_report in summary.reports:
-            csv_path = out_dir / f"{file_report.image_id}.csv"
-            if file_report.status != "failed" and csv_path.is_file():
-                rows.extend(read_measurements(csv_path))
-        if rows:
-            print(f"wrote {len(rows)} cell measurement(s) to {write_measurements(out_dir / 'measurements.csv', rows)}")  # fmt: skip
+    combined = combine_measurements(out_dir, summary) if args.measurements else None
+    if combined is not None:
+        print(f"wrote {combined[1]} cell measurement(s) to {combined[0]}")
     print(summary.describe())
     for file_report in summary.reports:
         if file_report.status == "failed":
