@@ -180,3 +180,36 @@ def test_tune_watershed_reports_a_bad_split(tiny_dataset, capsys):
     args = ["tune-watershed", "--model", str(tiny_dataset / "model"), "--data", str(tiny_dataset / "data")]
     assert main([*args, "--split", str(tiny_dataset / "split.csv")]) == 2
     assert "needs columns 'id' and 'subset'" in capsys.readouterr().err
+
+
+def test_outlines_from_qupath_score_like_the_labels_they_came_from(tmp_path, capsys):
+    """Either side may be GeoJSON outlines: another tool's cells, or annotations drawn in QuPath."""
+    import json
+
+    import numpy as np
+
+    from napari_cellseg.cli import main
+    from napari_cellseg.inference.outlines import write_geojson
+    from napari_cellseg.io import write_tiff_layer
+    from napari_cellseg.sample_data import load_sample
+
+    _, mask, _ = load_sample("c_histology_2")
+    pred = mask.copy()
+    pred[pred == 3] = 0  # one missed cell
+    folders = {name: tmp_path / name for name in ("gt_tif", "gt_json", "pred_tif", "pred_json")}
+    for folder in folders.values():
+        folder.mkdir()
+    write_tiff_layer(folders["gt_tif"] / "x.tif", mask, "labels")
+    write_geojson(folders["gt_json"] / "x.geojson", mask)
+    write_tiff_layer(folders["pred_tif"] / "x.tif", pred, "labels")
+    write_geojson(folders["pred_json"] / "x.geojson", pred)
+    scores = []
+    for pred_dir, gt_dir in (("pred_tif", "gt_tif"), ("pred_json", "gt_tif"), ("pred_tif", "gt_json"), ("pred_json", "gt_json")):  # fmt: skip
+        out = tmp_path / f"{pred_dir}-{gt_dir}.json"
+        assert main(["evaluate", "--pred", str(folders[pred_dir]), "--gt", str(folders[gt_dir]), "--out", str(out)]) == 0  # fmt: skip
+        scores.append(json.loads(out.read_text()))
+    capsys.readouterr()
+    first = scores[0]["groups"]["all"]
+    assert all(s["groups"]["all"] == first for s in scores[1:])  # outlines read back exactly
+    assert first["tp"][0] == mask.max() - 1 and first["fn"][0] == 1 and first["fp"][0] == 0
+    assert np.isclose(first["ap"][0], (mask.max() - 1) / mask.max())

@@ -32,7 +32,9 @@ def _register_evaluate(subparsers) -> None:
         description=(
             "Match predicted and ground-truth label images by file stem (<id>.tif) and print "
             "AP@0.5, AP@0.75, DSB score, F1 and AJI per microscope and overall, pooled over "
-            "objects and as means of per-image scores."
+            "objects and as means of per-image scores. Either side may also be cell outlines "
+            "(<id>.geojson, e.g. exported from QuPath: another tool's cells, or annotations "
+            "drawn there)."
         ),
     )
     parser.add_argument("--pred", required=True, type=Path, metavar="DIR", help="predicted labels")

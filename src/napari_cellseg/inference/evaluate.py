@@ -19,7 +19,7 @@ import numpy as np
 from ..generators import run_to_end
 from ..metrics import DSB_THRESHOLDS, ImageMetrics, PooledMetrics, image_metrics, pool_metrics
 
-LABEL_SUFFIXES = (".tif", ".tiff", ".png")
+LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".geojson")  # GeoJSON: outlines, e.g. exported from QuPath
 UNKNOWN_MICROSCOPE = "?"
 ALL = "all"
 
@@ -97,13 +97,18 @@ def read_microscopes(manifest: str | os.PathLike) -> dict[str, str]:
         raise EvaluationError(f"{path}: not a readable CSV ({err})") from None
 
 
-def read_labels(path: Path, what: str) -> np.ndarray:
-    """A 2D integer label image, or :class:`EvaluationError` naming the file."""
+def read_labels(path: Path, what: str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A 2D integer label image, or :class:`EvaluationError` naming the file.
+
+    A ``.geojson`` file's outlines are drawn into labels of ``shape`` (that of
+    the image it is compared with), else just large enough for them.
+    """
+    from ..data.outlines_import import OutlinesError, read_outlines
     from ..io import ImageReadError, read_image
 
     try:
-        labels = read_image(path)
-    except ImageReadError as err:
+        labels = read_outlines(path, shape).labels if _is_outlines(path) else read_image(path)
+    except (ImageReadError, OutlinesError) as err:
         raise EvaluationError(f"{what}: {err}") from None
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
         raise EvaluationError(
@@ -119,6 +124,23 @@ def read_labels(path: Path, what: str) -> np.ndarray:
     except PixelError as err:
         raise EvaluationError(f"{what} {path}: {err}") from None
     return labels
+
+
+def _is_outlines(path: Path) -> bool:
+    return path.suffix.lower() == ".geojson"
+
+
+def _read_pair(pred_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Prediction and ground truth; outlines take the shape of the label image they meet."""
+    if _is_outlines(pred_path) and not _is_outlines(gt_path):
+        gt = read_labels(gt_path, "ground truth")
+        return read_labels(pred_path, "prediction", gt.shape), gt
+    pred = read_labels(pred_path, "prediction")
+    gt = read_labels(gt_path, "ground truth", pred.shape if not _is_outlines(pred_path) else None)
+    if _is_outlines(pred_path) and _is_outlines(gt_path) and pred.shape != gt.shape:
+        shape = tuple(max(a, b) for a, b in zip(pred.shape, gt.shape))  # both sized by their outlines
+        pred, gt = (np.pad(x, [(0, s - n) for s, n in zip(shape, x.shape)]) for x in (pred, gt))
+    return pred, gt
 
 
 def _pairs(pred_dir, gt_dir, skip_missing: bool) -> tuple[list, list[str], list[str]]:
@@ -150,8 +172,7 @@ def iter_evaluate_directories(
     microscopes = dict(microscopes or {})
     per_image: list[ImageMetrics] = []
     for index, (stem, pred_path, gt_path) in enumerate(pairs):
-        pred = read_labels(pred_path, "prediction")
-        gt = read_labels(gt_path, "ground truth")
+        pred, gt = _read_pair(pred_path, gt_path)
         if pred.shape != gt.shape:
             raise EvaluationError(
                 f"{pred_path} has shape {pred.shape} but its ground truth {gt_path} has {gt.shape}"
