@@ -161,3 +161,38 @@ def test_preview_augmented_samples(make_napari_viewer, tiny_dataset, wait_for_jo
     assert targets.data.shape == (3, 64, 64)
     assert set(np.unique(targets.data)) <= {0, 1, 2} and (targets.data == 1).any()
     assert not np.array_equal(images.data[0], images.data[1])  # three different draws
+
+
+def test_images_outlined_in_qupath_are_added_and_the_others_listed(
+    make_napari_viewer, tmp_path, wait_for_job
+):
+    import shutil
+
+    from napari_cellseg.data.dataset import CellDataset
+    from napari_cellseg.inference.outlines import write_geojson
+    from napari_cellseg.sample_data import SAMPLE_DIR
+
+    samples = CellDataset.open(SAMPLE_DIR)
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    for record in samples.records:
+        shutil.copyfile(record.image_path, slides / record.image_path.name)
+    outlined = samples.records[:2]
+    for record in outlined:
+        write_geojson(slides / f"{record.id}.geojson", samples.load_instances(record.id))
+    _, widget = _dock(make_napari_viewer)
+    box = widget.import_box
+    box.import_button.click()
+    assert "choose a dataset folder first" in widget.message.text()
+    widget.dataset_edit.setText(str(tmp_path / "new-dataset"))
+    box.images_edit.setText(str(slides))
+    box.microscope_combo.setCurrentText("B")
+    box.import_button.click()
+    assert wait_for_job(widget).error is None
+    cells = sum(int(samples.load_instances(r.id).max()) for r in outlined)
+    assert f"Added 2 image(s) with {cells} cells" in widget.message.text()
+    assert widget.problems_list.count() == len(samples) - 2
+    assert "no outlines" in widget.problems_list.item(0).text()
+    imported = CellDataset.open(tmp_path / "new-dataset")
+    assert sorted(imported.ids) == sorted(r.id for r in outlined)
+    assert {r.microscope for r in imported} == {"B"}

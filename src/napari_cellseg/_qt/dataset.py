@@ -31,6 +31,7 @@ from ..app.dataset_tools import (
 from ..classes import MICROSCOPES
 from ..data.augment import PRESETS, TRAINING_PRESET
 from ._common import PathEdit, annotation_colormap, clear_table, fill_table
+from ._import_box import ImportBox
 from ._panel import TaskPanel
 
 
@@ -116,8 +117,12 @@ class DatasetWidget(TaskPanel):
         pform.addRow("Patch size", self.patch_spin)
         pform.addRow(self.preview_button)
         self.body.addWidget(preview)
+        self.import_box = ImportBox(self)
+        self.body.addWidget(self.import_box)
 
-        self.action_buttons = [self.check_button, self.split_button, self.preview_button]
+        self.action_buttons = [
+            self.check_button, self.split_button, self.preview_button, self.import_box.import_button,
+        ]  # fmt: skip
         self.check_button.clicked.connect(self.check)
         self.split_button.clicked.connect(self.split)
         self.preview_button.clicked.connect(self.preview)

@@ -217,29 +217,38 @@ def iter_import_outlines(
     ImportReport
         One per image; an image without outlines or with a bad file is
         reported and the others go on.
+
+    Returns
+    -------
+    list of ImportReport
+        All of them.
     """
-    from ..io import ImageReadError, find_images, read_image
-    from .dataset import DatasetError
-    from .writer import add_to_dataset, image_for_dataset
+    from ..io import find_images
 
     files = find_images(images, exclude=Path(dataset))
     if not files:
         raise ValueError(f"no image files in {', '.join(map(str, images))}")
+    reports = []
     for done, image_path in enumerate(files, start=1):
-        folder = Path(outlines) if outlines is not None else image_path.parent
-        source = folder / f"{image_path.stem}.geojson"
-        report = {"done": done, "total": len(files), "image_id": image_path.stem}
-        if not source.is_file():
-            yield ImportReport(**report, status="no outlines", message=f"no {source}")
-            continue
-        try:
-            image = image_for_dataset(read_image(image_path), str(image_path))
-            imported = read_outlines(source, image.shape[:2])
-            add_to_dataset(dataset, image_path.stem, image, imported.labels, microscope, group=group, overwrite=overwrite)  # fmt: skip
-        except (ImageReadError, OutlinesError, DatasetError, ValueError, OSError) as err:
-            yield ImportReport(**report, status="failed", message=str(err))
-            continue
-        notes = "; ".join(imported.notes)
-        yield ImportReport(
-            **report, status="added", message=notes, cells=int(len(np.unique(imported.labels)) - 1)
-        )
+        status, message, cells = _import_one(image_path, outlines, dataset, microscope, group, overwrite)
+        reports.append(ImportReport(done, len(files), image_path.stem, status, message, cells))
+        yield reports[-1]
+    return reports
+
+
+def _import_one(image_path: Path, outlines, dataset, microscope, group, overwrite) -> tuple[str, str, int]:
+    """``(status, message, cells)`` of one image."""
+    from ..io import ImageReadError, read_image
+    from .dataset import DatasetError
+    from .writer import add_to_dataset, image_for_dataset
+
+    source = (Path(outlines) if outlines is not None else image_path.parent) / f"{image_path.stem}.geojson"
+    if not source.is_file():
+        return "no outlines", f"no {source}", 0
+    try:
+        image = image_for_dataset(read_image(image_path), str(image_path))
+        imported = read_outlines(source, image.shape[:2])
+        add_to_dataset(dataset, image_path.stem, image, imported.labels, microscope, group=group, overwrite=overwrite)  # fmt: skip
+    except (ImageReadError, OutlinesError, DatasetError, ValueError, OSError) as err:
+        return "failed", str(err), 0
+    return "added", "; ".join(imported.notes), int(len(np.unique(imported.labels)) - 1)

@@ -1,0 +1,63 @@
+"""The Dataset panel's "Add images outlined in QuPath" box (the work is in data.outlines_import)."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QPushButton
+
+from ..classes import MICROSCOPES
+from ._common import PathEdit
+
+
+class ImportBox(QGroupBox):
+    """Images and their QuPath GeoJSON outlines into the panel's dataset folder, as masks."""
+
+    def __init__(self, panel, parent=None):
+        super().__init__("Add images outlined in QuPath", parent)
+        self.panel = panel
+        form = QFormLayout(self)
+        self.images_edit = PathEdit("dir", "a folder of images")
+        self.outlines_edit = PathEdit("dir", "default: beside the images")
+        self.outlines_edit.setToolTip(
+            "QuPath: File > Export objects as GeoJSON, one <image name>.geojson per image"
+        )
+        self.microscope_combo = QComboBox()
+        self.microscope_combo.addItems(list(MICROSCOPES))
+        self.microscope_combo.setCurrentText("C")
+        self.import_button = QPushButton("Add to the dataset")
+        self.import_button.setToolTip(
+            "Each image with a .geojson becomes a dataset image with its cells as masks; "
+            "images already in the dataset are left as they are"
+        )
+        form.addRow("Images", self.images_edit)
+        form.addRow("Outlines", self.outlines_edit)
+        form.addRow("Microscope", self.microscope_combo)
+        form.addRow(self.import_button)
+        self.import_button.clicked.connect(self.import_outlines)
+
+    def import_outlines(self) -> None:
+        """Add the chosen images and their outlines to the dataset, then list what was left out."""
+        from ..data.outlines_import import iter_import_outlines
+
+        panel = self.panel
+        root = panel._root()
+        if root is None:
+            return
+        images = self.images_edit.path()
+        if images is None or not images.is_dir():
+            panel.fail("choose the folder of images that were outlined in QuPath first")
+            return
+        outlines = self.outlines_edit.path()
+
+        def show(reports) -> None:
+            added = [r for r in reports if r.status == "added"]
+            left_out = [(r.image_id, f"{r.status}: {r.message}") for r in reports if r.status != "added"]
+            panel._show_problems(root, left_out)
+            text = f"Added {len(added)} image(s) with {sum(r.cells for r in added)} cells to {root}."
+            if left_out:
+                text += f" {len(left_out)} left out: see the list."
+            panel.say(text + " Check dataset, then Split.", error=not added)
+
+        panel.start(
+            iter_import_outlines, [images], outlines, root, self.microscope_combo.currentText(),
+            title="Add QuPath outlines", on_result=show,
+        )  # fmt: skip
