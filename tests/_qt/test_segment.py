@@ -259,7 +259,9 @@ def test_segment_every_image_of_a_folder(make_napari_viewer, tiny_model_dir, wai
     box.batch_button.click()
     assert wait_for_job(widget, timeout=60000).error is None
     out = folder / "cellseg-results"
-    assert (
-        len(list(out.glob("*.geojson"))) == len(list(out.glob("*.csv"))) == len(list(out.glob("*.tif"))) == 2
-    )
+    for suffix in (".tif", ".csv", ".geojson"):
+        assert sorted(p.name for p in out.glob(f"c_histology_*{suffix}")) == [
+            f"c_histology_1{suffix}", f"c_histology_2{suffix}",
+        ]  # fmt: skip
+    assert (out / "measurements.csv").is_file()  # every cell of the folder in one table
     assert "2 image(s): 2 segmented" in widget.message.text() and str(out) in widget.message.text()
