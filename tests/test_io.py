@@ -154,3 +154,16 @@ def test_qupath_outlines_open_as_labels_sized_like_the_image_beside_them(tmp_pat
     assert kind == "labels" and attributes["name"] == "slide"
     np.testing.assert_array_equal(data, padded)
     assert attributes["metadata"]["image"] == str(tmp_path / "slide.png")
+
+
+def test_pngs_with_alpha_lose_it_and_a_two_channel_tiff_keeps_both(tmp_path):
+    import tifffile
+    from PIL import Image
+
+    grey = (np.arange(48, dtype=np.uint8).reshape(6, 8)) * 5
+    Image.fromarray(grey).convert("LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png"), grey)
+    Image.fromarray(np.stack([grey] * 3, axis=-1)).convert("RGBA").save(tmp_path / "rgba.png")
+    assert read_image(tmp_path / "rgba.png").shape == (6, 8, 3)
+    tifffile.imwrite(tmp_path / "two.tif", np.stack([grey, grey[::-1]], axis=-1))
+    assert read_image(tmp_path / "two.tif").shape == (6, 8, 2)  # two stains: --channel chooses

@@ -46,7 +46,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        The pixels, as stored (no conversion of dtype). RGBA PNGs lose alpha.
+        The pixels, as stored (no conversion of dtype). PNGs with alpha lose it
+        (RGBA becomes RGB, grey + alpha becomes grey).
 
     Raises
     ------
@@ -84,6 +85,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     data = np.asarray(data)
     if data.ndim == 3 and data.shape[-1] == 4 and not _is_tiff(path):
         data = data[..., :3]
+    elif data.ndim == 3 and data.shape[-1] == 2 and not _is_tiff(path):  # grey + alpha (PNG "LA")
+        data = data[..., 0]
     if data.size == 0:
         raise ImageReadError(f"{path}: the image is empty (shape {data.shape})")
     return data
