@@ -106,18 +106,8 @@ def _segmentation_or_none():
 
 
 def write_outputs(out: Path, key: str, image, labels) -> tuple[Path, Path]:
-    import imageio.v3 as iio
-    import numpy as np
-    from skimage.segmentation import mark_boundaries
-
-    from .config import atomic_write_bytes
+    from .inference.outlines import write_overlay
     from .io import write_tiff_layer
 
     labels_path = write_tiff_layer(out / f"{key}_labels.tif", labels, "labels", {"name": f"{key} cells"})
-    rgb = image if image.ndim == 3 else np.stack([image] * 3, axis=-1)
-    rgb = rgb.astype(np.float32) / max(float(rgb.max()), 1.0)
-    overlay = (mark_boundaries(rgb, labels, color=(1, 1, 0)) * 255).astype(np.uint8)
-    overlay_path = atomic_write_bytes(
-        out / f"{key}_overlay.png", iio.imwrite("<bytes>", overlay, extension=".png")
-    )
-    return labels_path, overlay_path
+    return labels_path, write_overlay(out / f"{key}_overlay.png", image, labels)

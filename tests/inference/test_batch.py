@@ -185,6 +185,7 @@ def test_the_guis_folder_batch_reports_progress_writes_three_files_and_resumes(t
         assert {p.name for p in out.glob(f"{path.stem}.*")} == {
             f"{path.stem}{s}" for s in (".tif", ".csv", ".geojson")
         }
+        assert (out / f"{path.stem}_overlay.png").is_file()  # to look through without napari
     assert summary.count("done") == 2 and summary.count("failed") == 1
     combined = read_measurements(out / "measurements.csv")
     assert {r["image_id"] for r in combined} == {p.stem for p in paths}

@@ -110,3 +110,19 @@ def test_huge_label_values_are_outlined_without_a_list_of_every_id():
     assert [f["properties"]["measurements"]["Area px"] for f in features] == [4.0, 4.0]
     with pytest.raises(ValueError, match="must be >= 0, found -2"):
         label_polygons(np.full((3, 3), -2, np.int16))
+
+
+def test_overlay_draws_each_outline_on_an_8_bit_picture_of_any_image():
+    from napari_cellseg.inference.outlines import DEFAULT_COLOR, outline_overlay
+
+    image, mask, _ = load_sample("c_histology_2")
+    overlay = outline_overlay(image, mask)
+    drawn = (overlay == DEFAULT_COLOR).all(axis=-1)
+    assert overlay.dtype == np.uint8 and overlay.shape == (*mask.shape, 3)
+    assert drawn.any() and not drawn[mask == 0].any()  # the cells' own edge pixels only
+    np.testing.assert_array_equal(overlay[~drawn], image[~drawn])  # 8-bit RGB kept as it is
+    grey16 = (image.mean(-1) * 200).astype(np.uint16)
+    stretched = outline_overlay(grey16, mask)
+    assert stretched[..., 0].max() == 255 and (stretched[..., 0] == stretched[..., 1])[~drawn].all()
+    with pytest.raises(ValueError, match="overlay needs"):
+        outline_overlay(image[:10], mask)

@@ -139,8 +139,9 @@ def iter_segment_folder(
         Default: ``cellseg-results`` inside ``images``.
     **options
         :class:`~napari_cellseg.inference.batch.SegmentOptions` fields (``tta``,
-        ``tta_zoom``, ``haematoxylin_only``...). Measurements and outlines are on,
-        and ``measurements.csv`` in ``out_dir`` holds every cell of the folder.
+        ``tta_zoom``, ``haematoxylin_only``...). Measurements, outlines and overlay
+        pictures are on, and ``measurements.csv`` in ``out_dir`` holds every cell of
+        the folder.
 
     Yields
     ------
@@ -161,7 +162,7 @@ def iter_segment_folder(
     total = len(find_images([images], exclude=out))
     if total == 0:
         raise ValueError(f"{images}: no image files here (PNG, JPEG, BMP or TIFF)")
-    settings = SegmentOptions(**{**options, "measurements": True, "geojson": True})
+    settings = SegmentOptions(**{**options, "measurements": True, "geojson": True, "overlays": True})
     reports = iter_segment_files([images], model_dir, out, settings)
     done = 0
     while True:

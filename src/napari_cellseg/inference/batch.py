@@ -2,7 +2,8 @@
 
 Each file becomes ``<out>/<id>.tif`` (instance labels, via
 :func:`napari_cellseg.io.write_tiff_layer`), optionally ``<id>_probabilities.tif``
-``<id>.csv`` (per-cell measurements) and ``<id>.geojson`` (outlines for QuPath). A file that fails is reported with
+``<id>.csv`` (per-cell measurements), ``<id>.geojson`` (outlines for QuPath) and
+``<id>_overlay.png`` (the image with the cells outlined). A file that fails is reported with
 its name and the reason, and the run goes on with the others.
 
 With a Dask ``scheduler`` the images travel as paths and the workers write the
@@ -31,7 +32,10 @@ _model_lock = threading.Lock()
 # forwards at once through one module were seen to disagree with a serial run (rarely,
 # in tests with a threaded LocalCluster); processes, the usual Dask setup, are unaffected.
 _inference_lock = threading.Lock()
-_OPTION = {"probabilities": "save_probabilities", "measurements": "measurements", "geojson": "geojson"}
+_OPTION = {
+    "probabilities": "save_probabilities", "measurements": "measurements", "geojson": "geojson",
+    "overlay": "overlays",
+}  # fmt: skip
 
 
 @dataclass
@@ -47,6 +51,7 @@ class SegmentOptions(JsonConfig):
     save_probabilities: bool = False
     measurements: bool = False
     geojson: bool = False  # outlines for QuPath (outlines.write_geojson)
+    overlays: bool = False  # <id>_overlay.png: the image with the cells outlined, to look through
     overwrite: bool = False
     optimize: bool = False  # CPU: compiled network per tile shape (pays off over many images)
     tta: bool = False  # average over the 8 flips/quarter turns (8x the network time)
@@ -94,6 +99,7 @@ def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:
         "probabilities": out_dir / f"{image_id}_probabilities.tif",
         "measurements": out_dir / f"{image_id}.csv",
         "geojson": out_dir / f"{image_id}.geojson",
+        "overlay": out_dir / f"{image_id}_overlay.png",
     }
 
 
@@ -206,6 +212,10 @@ def _segment_and_write(
         from .outlines import write_geojson
 
         write_geojson(outputs["geojson"], labels, image_id=path.stem)
+    if options.overlays and labels.ndim == 2:  # stacks: no single picture to draw on
+        from .outlines import write_overlay
+
+        write_overlay(outputs["overlay"], image, labels)
     if options.save_probabilities and probabilities is not None:
         write_tiff_layer(
             outputs["probabilities"], probabilities, "image",

@@ -142,6 +142,10 @@ def _register_segment(subparsers) -> None:
         "--geojson", action="store_true",
         help="also write <id>.geojson: the cells' outlines for QuPath (File > Import objects from file)",
     )  # fmt: skip
+    parser.add_argument(
+        "--overlays", action="store_true",
+        help="also write <id>_overlay.png: the image with the cells outlined, to look through the results",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument(
         "--optimize",

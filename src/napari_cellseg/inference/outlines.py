@@ -211,3 +211,49 @@ def write_geojson(path: str | os.PathLike, labels: np.ndarray, **kwargs) -> Path
     """
     collection = labels_to_geojson(labels, **kwargs)
     return atomic_write_text(path, json.dumps(collection, separators=(",", ":")) + "\n")
+
+
+def outline_overlay(image: np.ndarray, labels: np.ndarray, color=DEFAULT_COLOR) -> np.ndarray:
+    """The image as 8-bit RGB with each cell's outline drawn in ``color``, to look through results.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W) or (H, W, C)
+        Any dtype; 8-bit images keep their values, others are stretched between
+        their 0.5th and 99.5th percentiles. One channel is shown grey; of more
+        than three, the first three.
+    labels : ndarray of int, shape (H, W)
+        The cells.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 3)
+    """
+    from skimage.segmentation import find_boundaries
+
+    image, labels = np.asarray(image), np.asarray(labels)
+    if image.shape[:2] != labels.shape or labels.ndim != 2 or image.ndim not in (2, 3):
+        raise ValueError(
+            f"overlay needs an (H, W[, C]) image and (H, W) labels, got {image.shape} and {labels.shape}"
+        )
+    rgb = image[..., None] if image.ndim == 2 else image[..., :3]
+    if rgb.dtype != np.uint8:
+        values = rgb.astype(np.float32)
+        finite = values[np.isfinite(values)]
+        low, high = np.percentile(finite, (0.5, 99.5)) if finite.size else (0.0, 1.0)
+        scaled = np.clip((np.nan_to_num(values, nan=low) - low) / max(high - low, 1e-6), 0, 1)
+        rgb = (scaled * 255).round().astype(np.uint8)
+    if rgb.shape[-1] != 3:
+        rgb = np.repeat(rgb[..., :1], 3, axis=-1)
+    out = np.ascontiguousarray(rgb)
+    out[find_boundaries(labels, mode="inner")] = color
+    return out
+
+
+def write_overlay(path: str | os.PathLike, image: np.ndarray, labels: np.ndarray) -> Path:
+    """Write :func:`outline_overlay` as a PNG, atomically; returns the path."""
+    import imageio.v3 as iio
+
+    from ..config import atomic_write_bytes
+
+    return atomic_write_bytes(path, iio.imwrite("<bytes>", outline_overlay(image, labels), extension=".png"))

@@ -48,6 +48,7 @@ def run_segment(args: argparse.Namespace) -> int:
         save_probabilities=args.save_probabilities,
         measurements=args.measurements,
         geojson=args.geojson,
+        overlays=args.overlays,
         overwrite=args.overwrite,
         optimize=args.optimize,
         tta=args.tta,
