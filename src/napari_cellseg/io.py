@@ -225,9 +225,6 @@ def _json_ok(value: Any) -> bool:
     return False
 
 
-# --- napari hooks -----------------------------------------------------------
-
-
 def find_images(paths: Iterable[str | os.PathLike], exclude: Path | None = None) -> list[Path]:
     """Image files among ``paths``; folders are expanded (sorted, not recursive).
 
@@ -247,6 +244,9 @@ def find_images(paths: Iterable[str | os.PathLike], exclude: Path | None = None)
         else:
             found.append(path)
     return list(dict.fromkeys(found))
+
+
+# --- napari hooks -----------------------------------------------------------
 
 
 def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
