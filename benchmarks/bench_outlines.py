@@ -1,4 +1,4 @@
-"""Time the QuPath outlines: labels -> GeoJSON (write) and GeoJSON -> labels (read).
+"""Time the outlines: labels -> GeoJSON or Fiji ROI set (write), and back to labels (read).
 
 On a 4x4 mosaic of the C sample's expert mask (1024x1280, 1552 cells) and on the
 mask itself (97 cells); median of several runs, one core. Also checks that the
@@ -21,7 +21,7 @@ import numpy as np
 from _timing import median_time, ms
 
 from napari_cellseg.data.outlines_import import read_outlines
-from napari_cellseg.inference.outlines import write_geojson
+from napari_cellseg.inference.outlines import write_geojson, write_imagej_rois
 from napari_cellseg.sample_data import load_sample
 
 
@@ -43,18 +43,22 @@ def main() -> None:
     _, mask, _ = load_sample("c_histology_1")
     with tempfile.TemporaryDirectory() as tmp:
         for name, labels in (("C sample", mask), ("4x4 mosaic", mosaic(mask))):
-            path = Path(tmp) / f"{name}.geojson"
-            n = int(labels.max())
-            write = median_time(lambda labels=labels, path=path: write_geojson(path, labels), args.repeats)
-            read = median_time(
-                lambda labels=labels, path=path: read_outlines(path, labels.shape), args.repeats
-            )
-            same = np.array_equal(read_outlines(path, labels.shape).labels, labels)
-            print(
-                f"{name} {labels.shape}, {n} cells, {path.stat().st_size / 1e3:.0f} kB: "
-                f"write {ms(write)} = {write[0] / n * 1e3:.2f} ms a cell; "
-                f"read {ms(read)} = {read[0] / n * 1e3:.2f} ms a cell; read back identical: {same}"
-            )
+            for kind, writer, suffix in (("GeoJSON", write_geojson, ".geojson"), ("ROI set", write_imagej_rois, "_rois.zip")):  # fmt: skip
+                path = Path(tmp) / f"{name}{suffix}"
+                n = int(labels.max())
+                write = median_time(
+                    lambda labels=labels, path=path, writer=writer: writer(path, labels), args.repeats
+                )
+                read = median_time(
+                    lambda labels=labels, path=path: read_outlines(path, labels.shape), args.repeats
+                )
+                back = read_outlines(path, labels.shape).labels
+                print(
+                    f"{name} {labels.shape}, {n} cells, {kind} {path.stat().st_size / 1e3:.0f} kB: "
+                    f"write {ms(write)} = {write[0] / n * 1e3:.2f} ms a cell; "
+                    f"read {ms(read)} = {read[0] / n * 1e3:.2f} ms a cell; "
+                    f"read back identical: {np.array_equal(back, labels)}"
+                )
 
 
 if __name__ == "__main__":

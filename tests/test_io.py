@@ -167,3 +167,29 @@ def test_pngs_with_alpha_lose_it_and_a_two_channel_tiff_keeps_both(tmp_path):
     assert read_image(tmp_path / "rgba.png").shape == (6, 8, 3)
     tifffile.imwrite(tmp_path / "two.tif", np.stack([grey, grey[::-1]], axis=-1))
     assert read_image(tmp_path / "two.tif").shape == (6, 8, 2)  # two stains: --channel chooses
+
+
+def test_fiji_roi_sets_save_and_open_through_the_manifest(tmp_path):
+    """A labels layer saved as .zip is a Fiji ROI set; dropped back in, it opens as labels."""
+    import zipfile
+
+    import npe2
+
+    from napari_cellseg.io import napari_get_outlines_reader
+    from napari_cellseg.sample_data import load_sample
+
+    _, mask, _ = load_sample("c_histology_2")
+    npe2.PluginManager.instance().discover()
+    written = npe2.write(str(tmp_path / "slide_rois.zip"), [(mask, {"name": "cells"}, "labels")], plugin_name="napari-cellseg")  # fmt: skip
+    assert written == [str(tmp_path / "slide_rois.zip")]
+    assert len(zipfile.ZipFile(tmp_path / "slide_rois.zip").namelist()) == mask.max()
+    padded = np.zeros((mask.shape[0] + 9, mask.shape[1] + 4), np.uint8)
+    import imageio.v3 as iio
+
+    iio.imwrite(tmp_path / "slide.png", padded)  # the image the ROIs were drawn on
+    (layer,) = npe2.read([str(tmp_path / "slide_rois.zip")], stack=False, plugin_name="napari-cellseg")
+    assert layer[2] == "labels" and layer[0].shape == padded.shape
+    np.testing.assert_array_equal(layer[0][: mask.shape[0], : mask.shape[1]], mask)
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("data/.zarray", "{}")
+    assert napari_get_outlines_reader(str(tmp_path / "other.zip")) is None  # not every zip is a ROI set

@@ -24,6 +24,7 @@ from .config import atomic_write_bytes
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", *TIFF_SUFFIXES)
 GEOJSON_SUFFIXES = (".geojson", ".json")
+IMAGEJ_ROI_SUFFIXES = (".zip", ".roi")
 _META_KEY = "napari_cellseg"
 
 
@@ -258,18 +259,35 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
 
 
 def napari_get_outlines_reader(path: str | Sequence[str]) -> Callable | None:
-    """npe2 reader contribution: GeoJSON cell outlines (QuPath) as labels layers, else None."""
+    """npe2 reader contribution: cell outlines (QuPath GeoJSON, Fiji ROI sets) as labels layers, else None."""
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if not paths or not all(Path(p).suffix.lower() in GEOJSON_SUFFIXES for p in paths):
+    if not paths or not all(_is_outlines_file(Path(p)) for p in paths):
         return None
     return read_outlines_layers
 
 
-def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
-    """One labels layer per GeoJSON file, sized like the image of the same name beside it.
+def _is_outlines_file(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in GEOJSON_SUFFIXES or suffix == ".roi":
+        return True
+    if suffix != ".zip":
+        return False
+    import zipfile
 
-    ``slide7.geojson`` next to ``slide7.tif`` (or .png, .jpg...) gets that image's
-    height and width; without one the labels just hold every outline.
+    try:  # a zip is a ROI set only if it holds .roi files (not, say, a zipped zarr)
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return bool(names) and all(name.lower().endswith(".roi") for name in names)
+
+
+def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
+    """One labels layer per outlines file, sized like the image of the same name beside it.
+
+    ``slide7.geojson`` (or ``slide7_rois.zip``) next to ``slide7.tif`` (or .png,
+    .jpg...) gets that image's height and width; without one the labels just hold
+    every outline.
     """
     from .data.outlines_import import read_outlines
 
@@ -292,10 +310,13 @@ def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
 
 
 def _image_beside(path: Path) -> Path | None:
-    for suffix in IMAGE_SUFFIXES:
-        for candidate in (path.with_suffix(suffix), path.with_suffix(suffix.upper())):
-            if candidate.is_file():
-                return candidate
+    """The image ``slide7.*`` beside ``slide7.geojson`` or ``slide7_rois.zip``."""
+    stems = [path.stem] + ([path.stem.removesuffix("_rois")] if path.stem.endswith("_rois") else [])
+    for stem in stems:
+        for suffix in IMAGE_SUFFIXES:
+            for candidate in (path.with_name(stem + suffix), path.with_name(stem + suffix.upper())):
+                if candidate.is_file():
+                    return candidate
     return None
 
 
@@ -316,6 +337,14 @@ def write_image_layer(path: str, data: Any, attributes: dict) -> list[str]:
 def write_labels_layer(path: str, data: Any, attributes: dict) -> list[str]:
     """npe2 writer for one labels layer."""
     return [str(write_tiff_layer(_with_tif_suffix(path), np.asarray(data), "labels", attributes))]
+
+
+def write_labels_imagej_rois(path: str, data: Any, attributes: dict) -> list[str]:
+    """npe2 writer: one labels layer as a Fiji ROI set (``.zip``), one polygon ROI a cell."""
+    from .inference.outlines import write_imagej_rois
+
+    target = Path(path) if Path(path).suffix.lower() == ".zip" else Path(path).with_suffix(".zip")
+    return [str(write_imagej_rois(target, np.asarray(data)))]
 
 
 def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:

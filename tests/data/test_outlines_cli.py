@@ -43,6 +43,21 @@ def test_images_with_outlines_become_a_dataset_and_the_others_are_named(tmp_path
     assert len(CellDataset.open(dataset)) == len(records)
 
 
+def test_fiji_roi_sets_beside_the_images_are_found_too(tmp_path, capsys):
+    from napari_cellseg.inference.outlines import write_imagej_rois
+
+    samples = CellDataset.open(SAMPLE_DIR)
+    record = samples.records[0]
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    shutil.copyfile(record.image_path, slides / record.image_path.name)
+    write_imagej_rois(slides / f"{record.id}_rois.zip", samples.load_instances(record.id))
+    assert main(["import-outlines", str(slides), "--dataset", str(tmp_path / "d"), "--microscope", "C"]) == 0
+    assert "1 image(s) added" in capsys.readouterr().out
+    imported = CellDataset.open(tmp_path / "d")
+    np.testing.assert_array_equal(imported.load_instances(record.id), samples.load_instances(record.id))
+
+
 def test_bad_arguments_are_refused(tmp_path, capsys):
     assert (
         main(["import-outlines", str(tmp_path), "--dataset", str(tmp_path / "d"), "--microscope", "D"]) == 2

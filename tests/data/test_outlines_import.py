@@ -81,7 +81,7 @@ def test_bad_files_are_named_with_the_reason(tmp_path):
         read_outlines(other)
     points = tmp_path / "points.geojson"
     points.write_text(json.dumps({"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 1]}}))
-    with pytest.raises(OutlinesError, match=r"points\.geojson: holds no Polygon"):
+    with pytest.raises(OutlinesError, match=r"points\.geojson: holds no polygon outline"):
         read_outlines(points)
     slide = tmp_path / "slide.geojson"
     far = [[[80000, 60000], [80010, 60000], [80010, 60010], [80000, 60000]]]
@@ -104,3 +104,37 @@ def test_own_label_values_are_kept_only_when_distinct(tmp_path):
     path = tmp_path / "same.geojson"
     path.write_text(json.dumps(collection))
     assert read_outlines(path, mask.shape).labels.max() == mask.max()
+
+
+@pytest.mark.parametrize("key", ["c_histology_1", "b_brightfield"])
+def test_fiji_roi_sets_written_by_the_plugin_read_back_to_the_same_labels(tmp_path, key):
+    from napari_cellseg.inference.outlines import write_imagej_rois
+
+    _, mask, _ = load_sample(key)
+    path = write_imagej_rois(tmp_path / f"{key}_rois.zip", mask)
+    imported = read_outlines(path, mask.shape)
+    np.testing.assert_array_equal(imported.labels, mask)  # no cell of the samples has a hole
+
+
+def test_a_fiji_roi_set_of_rectangles_ovals_and_a_line(tmp_path):
+    from roifile import ROI_TYPE, ImagejRoi, roiwrite
+
+    rois = [
+        ImagejRoi(roitype=ROI_TYPE.RECT, left=1, top=1, right=4, bottom=3, name="a"),
+        ImagejRoi(roitype=ROI_TYPE.OVAL, left=5, top=2, right=9, bottom=8, name="b"),
+        ImagejRoi(roitype=ROI_TYPE.LINE, x1=0, y1=0, x2=5, y2=5, name="c"),
+    ]
+    roiwrite(tmp_path / "RoiSet.zip", rois, mode="w")
+    imported = read_outlines(tmp_path / "RoiSet.zip", (10, 10))
+    expected_rect = np.zeros((10, 10), bool)
+    expected_rect[1:3, 1:4] = True
+    np.testing.assert_array_equal(imported.labels == 1, expected_rect)
+    oval = imported.labels == 2
+    assert 16 <= oval.sum() <= 24 and oval[5, 7] and not oval[2, 5]  # a 4 x 6 ellipse, its corner out
+    assert imported.notes == ("ROI 3 (c): line skipped (only areas are cells)",)
+    (tmp_path / "junk.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip
+    with pytest.raises(OutlinesError, match=r"junk\.zip: holds no polygon outline"):
+        read_outlines(tmp_path / "junk.zip")
+    (tmp_path / "bad.roi").write_bytes(b"not a roi")
+    with pytest.raises(OutlinesError, match=r"bad\.roi: not an ImageJ ROI file"):
+        read_outlines(tmp_path / "bad.roi")

@@ -11,6 +11,7 @@ import pytest
 from tiny_models import save_fitted_model, write_sample_images
 
 from napari_cellseg.cli import main
+from napari_cellseg.data.outlines_import import read_outlines
 from napari_cellseg.io import read_image, read_tiff_layer
 
 pytest.importorskip("torch")
@@ -28,7 +29,7 @@ def test_segment_writes_labels_and_keeps_them_on_a_second_run(tmp_path, model_di
     paths = write_sample_images(tmp_path / "in")
     out = tmp_path / "out"
     args = ["segment", str(tmp_path / "in"), "--model", str(model_dir), "--out", str(out), "--tile", "128"]
-    assert main([*args, "--measurements", "--geojson", "--overlays", "--quiet"]) == 0
+    assert main([*args, "--measurements", "--geojson", "--overlays", "--imagej-rois", "--quiet"]) == 0
     stdout = capsys.readouterr().out
     assert "2 segmented" in stdout and "0 failed" in stdout
     for path in paths:
@@ -36,6 +37,10 @@ def test_segment_writes_labels_and_keeps_them_on_a_second_run(tmp_path, model_di
         assert kind == "labels" and labels.max() > 5
         outlines = json.loads((out / f"{path.stem}.geojson").read_text())["features"]
         assert sorted(f["properties"]["label"] for f in outlines) == list(range(1, labels.max() + 1))
+        rois = read_outlines(out / f"{path.stem}_rois.zip", labels.shape).labels
+        cells = labels > 0  # Fiji's ROI set holds the same cells (ImageJ polygons fill holes)
+        np.testing.assert_array_equal(rois[cells], labels[cells])
+        assert set(np.unique(rois)) == set(np.unique(labels))
         overlay = read_image(out / f"{path.stem}_overlay.png")
         assert overlay.shape == (*labels.shape, 3) and (overlay == (255, 217, 0)).all(axis=-1).any()
     header = (out / "measurements.csv").read_text().splitlines()[0]

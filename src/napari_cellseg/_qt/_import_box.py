@@ -18,7 +18,8 @@ class ImportBox(QGroupBox):
         self.images_edit = PathEdit("dir", "a folder of images")
         self.outlines_edit = PathEdit("dir", "default: beside the images")
         self.outlines_edit.setToolTip(
-            "QuPath: File > Export objects as GeoJSON, one <image name>.geojson per image"
+            "QuPath: File > Export objects as GeoJSON, one <image name>.geojson per image; "
+            "Fiji: ROI Manager > More > Save, as <image name>_rois.zip"
         )
         self.microscope_combo = QComboBox()
         self.microscope_combo.addItems(list(MICROSCOPES))

@@ -1,4 +1,4 @@
-"""``napari-cellseg import-outlines``: images and their QuPath outlines into a dataset folder."""
+"""``napari-cellseg import-outlines``: images and their QuPath or Fiji outlines into a dataset folder."""
 
 from __future__ import annotations
 
@@ -10,24 +10,24 @@ from ..classes import MICROSCOPES
 
 DESCRIPTION = """\
 Add images and the cell outlines drawn on them in QuPath (File > Export objects
-as GeoJSON, one <image name>.geojson per image) to a dataset folder, as
-instance masks ready for split and train. Each polygon becomes one cell (a
-pixel belongs to it when its centre lies inside); points and lines are
-skipped. Images without a .geojson are listed and left out. Exit status 1 if
-any image failed.
+as GeoJSON: <image name>.geojson) or in Fiji (ROI Manager > More > Save:
+<image name>_rois.zip, .zip or .roi) to a dataset folder, as instance masks
+ready for split and train. Each polygon becomes one cell (a pixel belongs to it
+when its centre lies inside); points and lines are skipped. Images without
+outlines are listed and left out. Exit status 1 if any image failed.
 """
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "import-outlines",
-        help="add images and their QuPath GeoJSON outlines to a dataset folder as masks",
+        help="add images and their QuPath or Fiji outlines to a dataset folder as masks",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="PATH", help="images or folders of images")
     parser.add_argument(
-        "--outlines", type=Path, help="folder of the .geojson files (default: beside each image)"
+        "--outlines", type=Path, help="folder of the outline files (default: beside each image)"
     )
     parser.add_argument("--dataset", required=True, type=Path, help="dataset folder (created if new)")
     parser.add_argument(

@@ -1,7 +1,9 @@
-"""Cell outlines drawn elsewhere (QuPath's GeoJSON) as instance labels.
+"""Cell outlines drawn elsewhere (QuPath's GeoJSON, Fiji's ROI sets) as instance labels.
 
-Doctors who outlined nuclei in QuPath (*File > Export objects as GeoJSON*)
-can open the file in napari and save it into a dataset as training labels.
+Doctors who outlined nuclei in QuPath (*File > Export objects as GeoJSON*) or
+in Fiji's ROI Manager (*More > Save*) can open the file in napari and save it
+into a dataset as training labels, or add many images at once
+(:func:`iter_import_outlines`, ``napari-cellseg import-outlines``).
 Polygons are in pixel coordinates with pixel ``(row, col)`` covering
 ``[col, col + 1) x [row, row + 1)``, as QuPath writes them and as
 :mod:`napari_cellseg.inference.outlines` writes them, so a file written by the
@@ -19,6 +21,9 @@ from pathlib import Path
 import numpy as np
 
 POLYGON_TYPES = ("Polygon", "MultiPolygon")
+IMAGEJ_SUFFIXES = (".zip", ".roi")
+# What an image's outlines may be called beside it, in the order they are looked for.
+OUTLINE_FILE_ENDINGS = (".geojson", "_rois.zip", ".zip", ".roi")
 MAX_PIXELS = 200_000_000  # labels sized from the outlines alone: 400 MB of uint16 at most
 
 
@@ -35,47 +40,40 @@ class ImportedOutlines:
 
 
 def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> ImportedOutlines:
-    """Instance labels from the polygons of a GeoJSON file.
+    """Instance labels from the cell outlines of a GeoJSON file or an ImageJ ROI set.
 
     Parameters
     ----------
     path : path
-        A ``FeatureCollection``, a list of features (QuPath's other export) or
-        one feature. ``Polygon`` and ``MultiPolygon`` features become cells;
-        others (points, lines) are skipped with a note.
+        ``.geojson``: a ``FeatureCollection``, a list of features (QuPath's other
+        export) or one feature; ``Polygon`` and ``MultiPolygon`` features become
+        cells. ``.zip`` or ``.roi``: Fiji's ROI Manager (*More > Save*); polygon,
+        freehand, traced, rectangle and oval ROIs become cells. Others (points,
+        lines) are skipped with a note.
     shape : (H, W), optional
         The image's shape. Default: just large enough for every outline.
 
     Returns
     -------
     ImportedOutlines
-        ``labels`` (uint16, uint32 past 65535 cells), one label per feature in
-        file order, or each feature's own ``label`` property where every
-        feature has a distinct positive one (files written by the plugin).
+        ``labels`` (uint16, uint32 past 65535 cells), one label per outline in
+        file order, or the outlines' own labels where each has a distinct one
+        (files written by the plugin: a GeoJSON ``label`` property, an ImageJ
+        ROI named ``"cell <label>"``).
 
     Raises
     ------
     OutlinesError
-        Naming the file: unreadable, not JSON, not GeoJSON features, or
-        holding no polygon.
+        Naming the file: unreadable, not GeoJSON or ImageJ ROIs, or holding no
+        outline.
     """
     path = Path(path)
-    features = _features(path)
-    polygons, notes = [], []
-    for number, feature in enumerate(features, start=1):
-        geometry = feature.get("geometry") if isinstance(feature, dict) else None
-        kind = geometry.get("type") if isinstance(geometry, dict) else None
-        if kind not in POLYGON_TYPES:
-            notes.append(f"feature {number}: {kind or 'no geometry'} skipped (only polygons are cells)")
-            continue
-        try:
-            rings = _rings(geometry)
-        except (TypeError, ValueError, IndexError):
-            raise OutlinesError(f"{path}: feature {number}: malformed {kind} coordinates") from None
-        properties = feature.get("properties") or {}
-        polygons.append((properties.get("label") if isinstance(properties, dict) else None, rings))
+    if path.suffix.lower() in IMAGEJ_SUFFIXES:
+        polygons, notes = _imagej_polygons(path)
+    else:
+        polygons, notes = _geojson_polygons(path)
     if not polygons:
-        raise OutlinesError(f"{path}: holds no Polygon or MultiPolygon feature: no cell to read")
+        raise OutlinesError(f"{path}: holds no polygon outline: no cell to read")
     if shape is None:
         shape = _extent(polygons)
         if shape[0] * shape[1] > MAX_PIXELS:
@@ -87,6 +85,53 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
         notes.append(f"no image given: labels sized {shape[0]} x {shape[1]} to hold every outline")
     labels, more = _rasterise(polygons, tuple(int(n) for n in shape))
     return ImportedOutlines(labels, tuple(notes + more))
+
+
+def _geojson_polygons(path: Path) -> tuple[list, list[str]]:
+    polygons, notes = [], []
+    for number, feature in enumerate(_features(path), start=1):
+        geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        kind = geometry.get("type") if isinstance(geometry, dict) else None
+        if kind not in POLYGON_TYPES:
+            notes.append(f"feature {number}: {kind or 'no geometry'} skipped (only polygons are cells)")
+            continue
+        try:
+            rings = _rings(geometry)
+        except (TypeError, ValueError, IndexError):
+            raise OutlinesError(f"{path}: feature {number}: malformed {kind} coordinates") from None
+        properties = feature.get("properties") or {}
+        polygons.append((properties.get("label") if isinstance(properties, dict) else None, rings))
+    return polygons, notes
+
+
+def _imagej_polygons(path: Path) -> tuple[list, list[str]]:
+    """``[(label or None, [[ring]]), ...]`` of an ImageJ ROI set; the pieces of one cell are joined."""
+    import re
+
+    from roifile import ROI_TYPE, roiread
+
+    if not path.is_file():
+        raise OutlinesError(f"{path}: no such file")
+    try:
+        rois = roiread(path)
+    except Exception as err:  # roifile raises many types on a file that is not a ROI set
+        raise OutlinesError(f"{path}: not an ImageJ ROI file ({type(err).__name__}: {err})") from None
+    rois = rois if isinstance(rois, list) else [rois]
+    areas = (ROI_TYPE.POLYGON, ROI_TYPE.FREEHAND, ROI_TYPE.TRACED, ROI_TYPE.RECT, ROI_TYPE.OVAL)
+    polygons: dict[object, list] = {}
+    notes = []
+    for number, roi in enumerate(rois, start=1):
+        if roi.roitype not in areas:
+            notes.append(f"ROI {number} ({roi.name or 'unnamed'}): {roi.roitype.name.lower()} skipped (only areas are cells)")  # fmt: skip
+            continue
+        rings = roi.coordinates(multi=True) if roi.composite else [roi.coordinates()]
+        match = re.fullmatch(r"cell (\d+)(?: piece \d+)?", roi.name or "")
+        key = int(match.group(1)) if match else ("roi", number)
+        for ring in rings:
+            ring = np.asarray(ring, dtype=np.float64)
+            if len(ring) >= 3 and np.isfinite(ring).all():
+                polygons.setdefault(key, []).append([ring])
+    return [(key if isinstance(key, int) else None, rings) for key, rings in polygons.items()], notes
 
 
 def _features(path: Path) -> list:
@@ -195,14 +240,17 @@ def iter_import_outlines(
     group: str | None = None,
     overwrite: bool = False,
 ):
-    """Add images and their GeoJSON outlines (``<image stem>.geojson``) to a dataset folder.
+    """Add images and their outlines to a dataset folder, as masks.
+
+    An image's outlines are ``<image stem>.geojson`` (QuPath) or ``<image stem>_rois.zip``,
+    ``.zip``, ``.roi`` (Fiji's ROI Manager), beside it or in ``outlines``.
 
     Parameters
     ----------
     images : list of path
         Image files or folders of images (not recursive).
     outlines : path, optional
-        The folder of the ``.geojson`` files; default: beside each image.
+        The folder of the outline files; default: beside each image.
     dataset : path
         The dataset folder (created if new); each image becomes ``id`` = its stem.
     microscope : str
@@ -242,9 +290,11 @@ def _import_one(image_path: Path, outlines, dataset, microscope, group, overwrit
     from .dataset import DatasetError
     from .writer import add_to_dataset, image_for_dataset
 
-    source = (Path(outlines) if outlines is not None else image_path.parent) / f"{image_path.stem}.geojson"
-    if not source.is_file():
-        return "no outlines", f"no {source}", 0
+    folder = Path(outlines) if outlines is not None else image_path.parent
+    names = [image_path.stem + ending for ending in OUTLINE_FILE_ENDINGS]
+    source = next((folder / name for name in names if (folder / name).is_file()), None)
+    if source is None:
+        return "no outlines", f"none of {', '.join(names)} in {folder}", 0
     try:
         image = image_for_dataset(read_image(image_path), str(image_path))
         imported = read_outlines(source, image.shape[:2])

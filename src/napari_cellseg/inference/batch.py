@@ -2,8 +2,9 @@
 
 Each file becomes ``<out>/<id>.tif`` (instance labels, via
 :func:`napari_cellseg.io.write_tiff_layer`), optionally ``<id>_probabilities.tif``
-``<id>.csv`` (per-cell measurements), ``<id>.geojson`` (outlines for QuPath) and
-``<id>_overlay.png`` (the image with the cells outlined). A file that fails is reported with
+``<id>.csv`` (per-cell measurements), ``<id>.geojson`` (outlines for QuPath),
+``<id>_rois.zip`` (outlines for Fiji) and ``<id>_overlay.png`` (the image with the
+cells outlined). A file that fails is reported with
 its name and the reason, and the run goes on with the others.
 
 With a Dask ``scheduler`` the images travel as paths and the workers write the
@@ -34,7 +35,7 @@ _model_lock = threading.Lock()
 _inference_lock = threading.Lock()
 _OPTION = {
     "probabilities": "save_probabilities", "measurements": "measurements", "geojson": "geojson",
-    "overlay": "overlays",
+    "overlay": "overlays", "imagej_rois": "imagej_rois",
 }  # fmt: skip
 
 
@@ -52,6 +53,7 @@ class SegmentOptions(JsonConfig):
     measurements: bool = False
     geojson: bool = False  # outlines for QuPath (outlines.write_geojson)
     overlays: bool = False  # <id>_overlay.png: the image with the cells outlined, to look through
+    imagej_rois: bool = False  # <id>_rois.zip: the outlines for Fiji's ROI Manager
     overwrite: bool = False
     optimize: bool = False  # CPU: compiled network per tile shape (pays off over many images)
     tta: bool = False  # average over the 8 flips/quarter turns (8x the network time)
@@ -100,6 +102,7 @@ def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:
         "measurements": out_dir / f"{image_id}.csv",
         "geojson": out_dir / f"{image_id}.geojson",
         "overlay": out_dir / f"{image_id}_overlay.png",
+        "imagej_rois": out_dir / f"{image_id}_rois.zip",
     }
 
 
@@ -212,6 +215,10 @@ def _segment_and_write(
         from .outlines import write_geojson
 
         write_geojson(outputs["geojson"], labels, image_id=path.stem)
+    if options.imagej_rois:
+        from .outlines import write_imagej_rois
+
+        write_imagej_rois(outputs["imagej_rois"], labels)
     if options.overlays and labels.ndim == 2:  # stacks: no single picture to draw on
         from .outlines import write_overlay
 

@@ -146,6 +146,10 @@ def _register_segment(subparsers) -> None:
         "--overlays", action="store_true",
         help="also write <id>_overlay.png: the image with the cells outlined, to look through the results",
     )  # fmt: skip
+    parser.add_argument(
+        "--imagej-rois", action="store_true",
+        help="also write <id>_rois.zip: the cells' outlines for Fiji's ROI Manager (drag it onto Fiji)",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.add_argument(
         "--optimize",

@@ -1,4 +1,4 @@
-"""Cell outlines as polygons, and as GeoJSON for QuPath.
+"""Cell outlines as polygons, as GeoJSON for QuPath, as ROI sets for Fiji, and drawn on the image.
 
 Pathologists count and classify nuclei in QuPath, which imports GeoJSON
 (*File > Import objects from file*, or drag the file onto the image). Each
@@ -257,3 +257,54 @@ def write_overlay(path: str | os.PathLike, image: np.ndarray, labels: np.ndarray
     from ..config import atomic_write_bytes
 
     return atomic_write_bytes(path, iio.imwrite("<bytes>", outline_overlay(image, labels), extension=".png"))
+
+
+def labels_to_imagej_rois(labels: np.ndarray) -> list:
+    """One ImageJ polygon ROI per cell (Fiji's ROI Manager), named ``"cell <label>"``.
+
+    A label of several pieces gives one ROI a piece (``"cell <label> piece <k>"``);
+    holes are left out (an ImageJ polygon has none). A stack ``(Z, H, W)`` sets each
+    ROI's slice (1-based, as ImageJ counts). Coordinates are sub-pixel, on the pixel
+    edges as in :func:`label_polygons` (ImageJ, like QuPath, puts pixel ``(row, col)``
+    at ``[col, col + 1) x [row, row + 1)``).
+    """
+    from roifile import ImagejRoi
+
+    labels = np.asarray(labels)
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"labels must be (H, W) or (Z, H, W), got shape {labels.shape}")
+    planes = [labels] if labels.ndim == 2 else list(labels)
+    rois = []
+    for z, plane in enumerate(planes, start=1):
+        for label, pieces in label_polygons(plane).items():
+            for k, polygon in enumerate(pieces, start=1):
+                name = f"cell {label}" if len(pieces) == 1 else f"cell {label} piece {k}"
+                position = {"z": z} if labels.ndim == 3 else {}
+                rois.append(ImagejRoi.frompoints(polygon[0][:-1], name=name, **position))
+    return rois
+
+
+def write_imagej_rois(path: str | os.PathLike, labels: np.ndarray) -> Path:
+    """Write :func:`labels_to_imagej_rois` as a ROI-set zip (drag it onto Fiji), atomically."""
+    import tempfile
+
+    from roifile import roiwrite
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rois = labels_to_imagej_rois(labels)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
+    os.close(fd)
+    try:
+        Path(tmp).unlink()  # roiwrite creates the zip itself
+        if rois:
+            roiwrite(tmp, rois, mode="w")
+        else:  # no cell: an empty ROI set
+            import zipfile
+
+            zipfile.ZipFile(tmp, "w").close()
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

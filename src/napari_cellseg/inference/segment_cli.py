@@ -49,6 +49,7 @@ def run_segment(args: argparse.Namespace) -> int:
         measurements=args.measurements,
         geojson=args.geojson,
         overlays=args.overlays,
+        imagej_rois=args.imagej_rois,
         overwrite=args.overwrite,
         optimize=args.optimize,
         tta=args.tta,
