@@ -189,22 +189,29 @@ def test_outlines_from_qupath_score_like_the_labels_they_came_from(tmp_path, cap
     import numpy as np
 
     from napari_cellseg.cli import main
-    from napari_cellseg.inference.outlines import write_geojson
+    from napari_cellseg.inference.outlines import write_geojson, write_imagej_rois
     from napari_cellseg.io import write_tiff_layer
     from napari_cellseg.sample_data import load_sample
 
     _, mask, _ = load_sample("c_histology_2")
     pred = mask.copy()
     pred[pred == 3] = 0  # one missed cell
-    folders = {name: tmp_path / name for name in ("gt_tif", "gt_json", "pred_tif", "pred_json")}
+    folders = {name: tmp_path / name for name in ("gt_tif", "gt_json", "pred_tif", "pred_json", "pred_rois")}
     for folder in folders.values():
         folder.mkdir()
     write_tiff_layer(folders["gt_tif"] / "x.tif", mask, "labels")
     write_geojson(folders["gt_json"] / "x.geojson", mask)
     write_tiff_layer(folders["pred_tif"] / "x.tif", pred, "labels")
     write_geojson(folders["pred_json"] / "x.geojson", pred)
+    write_imagej_rois(folders["pred_rois"] / "x_rois.zip", pred)  # Fiji's name pairs with "x"
     scores = []
-    for pred_dir, gt_dir in (("pred_tif", "gt_tif"), ("pred_json", "gt_tif"), ("pred_tif", "gt_json"), ("pred_json", "gt_json")):  # fmt: skip
+    pairs = [
+        ("pred_tif", "gt_tif"),
+        ("pred_json", "gt_tif"),
+        ("pred_tif", "gt_json"),
+        ("pred_json", "gt_json"),
+    ]
+    for pred_dir, gt_dir in [*pairs, ("pred_rois", "gt_tif")]:
         out = tmp_path / f"{pred_dir}-{gt_dir}.json"
         assert main(["evaluate", "--pred", str(folders[pred_dir]), "--gt", str(folders[gt_dir]), "--out", str(out)]) == 0  # fmt: skip
         scores.append(json.loads(out.read_text()))

@@ -33,8 +33,8 @@ def _register_evaluate(subparsers) -> None:
             "Match predicted and ground-truth label images by file stem (<id>.tif) and print "
             "AP@0.5, AP@0.75, DSB score, F1 and AJI per microscope and overall, pooled over "
             "objects and as means of per-image scores. Either side may also be cell outlines "
-            "(<id>.geojson, e.g. exported from QuPath: another tool's cells, or annotations "
-            "drawn there)."
+            "(<id>.geojson from QuPath, <id>_rois.zip from Fiji: another tool's cells, or "
+            "annotations drawn there)."
         ),
     )
     parser.add_argument("--pred", required=True, type=Path, metavar="DIR", help="predicted labels")

@@ -19,7 +19,9 @@ import numpy as np
 from ..generators import run_to_end
 from ..metrics import DSB_THRESHOLDS, ImageMetrics, PooledMetrics, image_metrics, pool_metrics
 
-LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".geojson")  # GeoJSON: outlines, e.g. exported from QuPath
+# GeoJSON (QuPath) and ImageJ ROI sets (Fiji; "<id>_rois.zip" pairs with "<id>") hold outlines.
+LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".geojson", ".zip", ".roi")
+OUTLINE_SUFFIXES = (".geojson", ".zip", ".roi")
 UNKNOWN_MICROSCOPE = "?"
 ALL = "all"
 
@@ -69,11 +71,10 @@ def find_label_files(directory: str | os.PathLike, what: str) -> dict[str, Path]
     files: dict[str, Path] = {}
     for path in sorted(directory.iterdir()):
         if path.is_file() and path.suffix.lower() in LABEL_SUFFIXES:
-            if path.stem in files:
-                raise EvaluationError(
-                    f"{what}: two files for id {path.stem}: {files[path.stem].name}, {path.name}"
-                )
-            files[path.stem] = path
+            stem = path.stem.removesuffix("_rois") if _is_outlines(path) else path.stem
+            if stem in files:
+                raise EvaluationError(f"{what}: two files for id {stem}: {files[stem].name}, {path.name}")
+            files[stem] = path
     if not files:
         raise EvaluationError(
             f"{what} folder {directory} holds no label images ({', '.join(LABEL_SUFFIXES)})"
@@ -127,7 +128,7 @@ def read_labels(path: Path, what: str, shape: tuple[int, int] | None = None) -> 
 
 
 def _is_outlines(path: Path) -> bool:
-    return path.suffix.lower() == ".geojson"
+    return path.suffix.lower() in OUTLINE_SUFFIXES
 
 
 def _read_pair(pred_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray]:
