@@ -57,3 +57,31 @@ def test_layer_menu_command_segments_the_selected_layer(make_napari_viewer, tiny
     cells = viewer.layers[f"{image.name} segmented cells"]
     assert cells.data.shape == image.data.shape[:2] and np.asarray(cells.data).max() >= 0
     assert any(type(w).__name__ == "SegmentWidget" for w in viewer.window.dock_widgets.values())
+
+
+def test_qupath_and_fiji_round_trip_through_the_viewer(make_napari_viewer, tmp_path, wait_for_job):
+    """The expert mask saved as QuPath and Fiji outlines, reopened by drag and drop, reviewed: identical."""
+    import imageio.v3 as iio
+
+    viewer = make_napari_viewer()
+    image, mask = viewer.open_sample("napari-cellseg", "c_histology_1")
+    iio.imwrite(tmp_path / "slide.png", np.asarray(image.data))  # the image the outlines belong to
+    viewer.layers.selection = {mask}
+    assert viewer.layers.save(str(tmp_path / "slide.geojson"), selected=True) == [
+        str(tmp_path / "slide.geojson")
+    ]
+    assert viewer.layers.save(str(tmp_path / "slide_rois.zip"), selected=True) == [
+        str(tmp_path / "slide_rois.zip")
+    ]
+    for name in ("slide.geojson", "slide_rois.zip"):
+        (opened,) = viewer.open(str(tmp_path / name), plugin=None)  # as a file dropped on the canvas
+        assert type(opened).__name__ == "Labels" and opened.data.shape == mask.data.shape
+    _, review = viewer.window.add_plugin_dock_widget("napari-cellseg", "Review")
+    review.gt_combo.setCurrentText(mask.name)
+    for name in ("slide", "slide_rois"):
+        review.pred_combo.setCurrentText(name)
+        review.compare_button.click()
+        assert wait_for_job(review).error is None
+        table = review.image_table
+        rows = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+        assert rows["AP@0.5"] == "1.000" and rows["DSB score"] == "1.000", name
