@@ -340,7 +340,7 @@ def write_labels_layer(path: str, data: Any, attributes: dict) -> list[str]:
 
 
 def write_labels_imagej_rois(path: str, data: Any, attributes: dict) -> list[str]:
-    """npe2 writer: one labels layer as a Fiji ROI set (``.zip``), one polygon ROI a cell."""
+    """npe2 writer: one labels layer as a Fiji ROI set (``.zip``), one freehand ROI a cell."""
     from .inference.outlines import write_imagej_rois
 
     target = Path(path) if Path(path).suffix.lower() == ".zip" else Path(path).with_suffix(".zip")

@@ -8,7 +8,8 @@ mask, flipped or turned at random) placed so that it overlaps its neighbour's ri
 5-25 % of their radii, as touching nuclei do. The pasted nucleus is a new instance, so
 the targets draw a boundary between the two.
 
-    python paste_train.py OUT SEED [--preview PNG]  (then the continuation recipe's arguments)
+    python paste_train.py TRAIN_ARGUMENTS...     (P_PASTE=0.5 PASTE_SHARE=0.1 by default)
+    python paste_train.py --preview PNG
 
 The rest of the command is step 14's continuation recipe (``../dice_and_soups/run_dice.sh``
 without ``--dice-weight``).
@@ -16,13 +17,14 @@ without ``--dice-weight``).
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
 from scipy import ndimage as ndi
 
-P_PASTE = 0.5
-SHARE = 0.1  # of an image's nuclei that get a pasted neighbour
+P_PASTE = float(os.environ.get("P_PASTE", 0.5))  # of the crops
+SHARE = float(os.environ.get("PASTE_SHARE", 0.1))  # of an image's nuclei that get a pasted neighbour
 MAX_PASTES = 30
 
 

@@ -260,7 +260,7 @@ def write_overlay(path: str | os.PathLike, image: np.ndarray, labels: np.ndarray
 
 
 def labels_to_imagej_rois(labels: np.ndarray) -> list:
-    """One ImageJ polygon ROI per cell (Fiji's ROI Manager), named ``"cell <label>"``.
+    """One ImageJ freehand ROI per cell (Fiji's ROI Manager), named ``"cell <label>"``.
 
     A label of several pieces gives one ROI a piece (``"cell <label> piece <k>"``);
     holes are left out (an ImageJ polygon has none). A stack ``(Z, H, W)`` sets each
