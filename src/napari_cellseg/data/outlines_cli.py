@@ -27,13 +27,23 @@ def register(subparsers) -> None:
     )
     parser.add_argument("images", nargs="+", type=Path, metavar="PATH", help="images or folders of images")
     parser.add_argument(
-        "--outlines", type=Path, help="folder of the outline files (default: beside each image)"
+        "--outlines",
+        type=Path,
+        metavar="DIR",
+        help="folder of the outline files (default: beside each image)",
     )
-    parser.add_argument("--dataset", required=True, type=Path, help="dataset folder (created if new)")
     parser.add_argument(
-        "--microscope", required=True, help=f"microscope tag of these images ({', '.join(MICROSCOPES)})"
+        "--dataset", required=True, type=Path, metavar="DIR", help="dataset folder (created if new)"
     )
-    parser.add_argument("--group", help="slide or patient key: these images stay on one side of the split")
+    parser.add_argument(
+        "--microscope",
+        required=True,
+        metavar="TAG",
+        help=f"microscope tag of these images ({', '.join(MICROSCOPES)})",
+    )
+    parser.add_argument(
+        "--group", metavar="KEY", help="slide or patient key: these images stay on one side of the split"
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace images already in the dataset")
     parser.set_defaults(func=run_import)
 
