@@ -138,3 +138,17 @@ def test_a_fiji_roi_set_of_rectangles_ovals_and_a_line(tmp_path):
     (tmp_path / "bad.roi").write_bytes(b"not a roi")
     with pytest.raises(OutlinesError, match=r"bad\.roi: not an ImageJ ROI file"):
         read_outlines(tmp_path / "bad.roi")
+
+
+def test_stacks_read_back_plane_by_plane_in_both_formats(tmp_path):
+    from napari_cellseg.inference.outlines import write_imagej_rois
+
+    _, mask, _ = load_sample("c_histology_2")
+    stack = np.stack([mask, np.where(mask % 2 == 1, mask, 0)]).astype(np.uint16)  # cells on both planes
+    for path in (
+        write_geojson(tmp_path / "s.geojson", stack),
+        write_imagej_rois(tmp_path / "s_rois.zip", stack),
+    ):
+        imported = read_outlines(path, mask.shape)
+        assert imported.labels.shape == stack.shape, path.name
+        np.testing.assert_array_equal(imported.labels, stack)

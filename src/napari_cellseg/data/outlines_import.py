@@ -100,12 +100,19 @@ def _geojson_polygons(path: Path) -> tuple[list, list[str]]:
         except (TypeError, ValueError, IndexError):
             raise OutlinesError(f"{path}: feature {number}: malformed {kind} coordinates") from None
         properties = feature.get("properties") or {}
-        polygons.append((properties.get("label") if isinstance(properties, dict) else None, rings))
+        label = properties.get("label") if isinstance(properties, dict) else None
+        polygons.append((label, rings, _plane(geometry.get("plane"))))
     return polygons, notes
 
 
+def _plane(plane) -> int:
+    """The z index of a GeoJSON geometry's ``plane`` (QuPath's), 0 without one."""
+    z = plane.get("z", 0) if isinstance(plane, dict) else 0
+    return z if isinstance(z, int) and not isinstance(z, bool) and z >= 0 else 0
+
+
 def _imagej_polygons(path: Path) -> tuple[list, list[str]]:
-    """``[(label or None, [[ring]]), ...]`` of an ImageJ ROI set; the pieces of one cell are joined."""
+    """``[(label or None, [[ring]], z), ...]`` of an ImageJ ROI set; the pieces of one cell are joined."""
     import re
 
     from roifile import ROI_TYPE, roiread
@@ -125,13 +132,17 @@ def _imagej_polygons(path: Path) -> tuple[list, list[str]]:
             notes.append(f"ROI {number} ({roi.name or 'unnamed'}): {roi.roitype.name.lower()} skipped (only areas are cells)")  # fmt: skip
             continue
         rings = roi.coordinates(multi=True) if roi.composite else [roi.coordinates()]
-        match = re.fullmatch(r"cell (\d+)(?: piece \d+)?", roi.name or "")
-        key = int(match.group(1)) if match else ("roi", number)
+        match = re.fullmatch(r"cell (\d+)(?: piece \d+)?(?: slice \d+)?", roi.name or "")
+        z = max(roi.z_position or roi.position or 1, 1) - 1  # ImageJ counts slices from 1
+        key = (int(match.group(1)) if match else ("roi", number), z)
         for ring in rings:
             ring = np.asarray(ring, dtype=np.float64)
             if len(ring) >= 3 and np.isfinite(ring).all():
                 polygons.setdefault(key, []).append([ring])
-    return [(key if isinstance(key, int) else None, rings) for key, rings in polygons.items()], notes
+    entries = [
+        (label if isinstance(label, int) else None, rings, z) for (label, z), rings in polygons.items()
+    ]
+    return entries, notes
 
 
 def _features(path: Path) -> list:
@@ -169,26 +180,28 @@ def _rings(geometry: dict) -> list[list[np.ndarray]]:
 
 def _extent(polygons) -> tuple[int, int]:
     high = np.zeros(2)
-    for _, rings in polygons:
+    for _, rings, _z in polygons:
         for polygon in rings:
             high = np.maximum(high, polygon[0].max(axis=0))
     return int(np.ceil(high[1])), int(np.ceil(high[0]))  # (H, W) from (x, y)
 
 
 def _rasterise(polygons, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
-    values = [label for label, _ in polygons]
+    """Labels ``shape`` (a stack ``(Z, *shape)`` when outlines lie on several planes)."""
+    planes = 1 + max(z for _, _, z in polygons)
+    values = [label for label, _, _ in polygons]
     own = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
-    own = own and len(set(values)) == len(values)
+    own = own and len({(label, z) for label, _, z in polygons}) == len(polygons)  # distinct in a plane
     top = max(values) if own else len(polygons)
-    labels = np.zeros(shape, np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
+    labels = np.zeros((planes, *shape), np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
     notes, overlapped, outside = [], 0, 0
-    for number, (label, rings) in enumerate(polygons, start=1):
+    for number, (label, rings, z) in enumerate(polygons, start=1):
         painted = 0
         for polygon in rings:
             box, inside = _polygon_mask(polygon, shape)
             if inside is None:
                 continue
-            window = labels[box]
+            window = labels[z][box]
             overlapped += int(np.count_nonzero(window[inside]))
             window[inside] = label if own else number
             painted += int(np.count_nonzero(inside))
@@ -197,7 +210,7 @@ def _rasterise(polygons, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]
         notes.append(f"{outside} outline(s) hold no pixel centre of the image (outside it, or too thin)")
     if overlapped:
         notes.append(f"outlines overlap on {overlapped} pixel(s): the later feature kept them")
-    return labels, notes
+    return (labels[0] if planes == 1 else labels), notes
 
 
 def _polygon_mask(polygon: list[np.ndarray], shape: tuple[int, int]):

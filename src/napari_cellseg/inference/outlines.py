@@ -264,7 +264,7 @@ def labels_to_imagej_rois(labels: np.ndarray) -> list:
 
     A label of several pieces gives one ROI a piece (``"cell <label> piece <k>"``);
     holes are left out (an ImageJ polygon has none). A stack ``(Z, H, W)`` sets each
-    ROI's slice (1-based, as ImageJ counts). Coordinates are sub-pixel, on the pixel
+    ROI's slice (its z position) and adds ``" slice <z>"`` to its name. Coordinates are sub-pixel, on the pixel
     edges as in :func:`label_polygons` (ImageJ, like QuPath, puts pixel ``(row, col)``
     at ``[col, col + 1) x [row, row + 1)``).
     """
@@ -275,11 +275,13 @@ def labels_to_imagej_rois(labels: np.ndarray) -> list:
         raise ValueError(f"labels must be (H, W) or (Z, H, W), got shape {labels.shape}")
     planes = [labels] if labels.ndim == 2 else list(labels)
     rois = []
-    for z, plane in enumerate(planes, start=1):
+    for z, plane in enumerate(planes):
         for label, pieces in label_polygons(plane).items():
             for k, polygon in enumerate(pieces, start=1):
                 name = f"cell {label}" if len(pieces) == 1 else f"cell {label} piece {k}"
-                position = {"z": z} if labels.ndim == 3 else {}
+                position = {}
+                if labels.ndim == 3:  # names are the zip's file names: one per slice
+                    name, position = f"{name} slice {z + 1}", {"z": z}  # roifile stores z 1-based
                 rois.append(ImagejRoi.frompoints(polygon[0][:-1], name=name, **position))
     return rois
 
