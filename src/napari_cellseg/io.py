@@ -270,7 +270,7 @@ def _is_outlines_file(path: Path) -> bool:
     suffix = path.suffix.lower()
     if suffix in GEOJSON_SUFFIXES or suffix == ".roi":
         return True
-    if suffix != ".zip":
+    if suffix not in IMAGEJ_ROI_SUFFIXES:
         return False
     import zipfile
 

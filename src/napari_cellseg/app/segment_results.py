@@ -159,11 +159,12 @@ def iter_segment_folder(
     if not images.is_dir():
         raise ValueError(f"{images}: not a folder of images")
     out = Path(out_dir).expanduser() if out_dir is not None else default_results_folder(images)
-    total = len(find_images([images], exclude=out))
-    if total == 0:
+    files = find_images([images], exclude=out)
+    if not files:
         raise ValueError(f"{images}: no image files here (PNG, JPEG, BMP or TIFF)")
+    total = len(files)
     settings = SegmentOptions(**{**options, "measurements": True, "geojson": True, "overlays": True})
-    reports = iter_segment_files([images], model_dir, out, settings)
+    reports = iter_segment_files(files, model_dir, out, settings)
     done = 0
     while True:
         try:

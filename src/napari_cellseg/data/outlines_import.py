@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import IMAGEJ_ROI_SUFFIXES
+
 POLYGON_TYPES = ("Polygon", "MultiPolygon")
-IMAGEJ_SUFFIXES = (".zip", ".roi")
 # What an image's outlines may be called beside it, in the order they are looked for.
 OUTLINE_FILE_ENDINGS = (".geojson", "_rois.zip", ".zip", ".roi")
 MAX_PIXELS = 200_000_000  # labels sized from the outlines alone: 400 MB of uint16 at most
@@ -68,7 +69,7 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
         outline.
     """
     path = Path(path)
-    if path.suffix.lower() in IMAGEJ_SUFFIXES:
+    if path.suffix.lower() in IMAGEJ_ROI_SUFFIXES:
         polygons, notes = _imagej_polygons(path)
     else:
         polygons, notes = _geojson_polygons(path)

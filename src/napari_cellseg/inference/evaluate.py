@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from ..generators import run_to_end
+from ..io import IMAGEJ_ROI_SUFFIXES
 from ..metrics import DSB_THRESHOLDS, ImageMetrics, PooledMetrics, image_metrics, pool_metrics
 
 # GeoJSON (QuPath) and ImageJ ROI sets (Fiji; "<id>_rois.zip" pairs with "<id>") hold outlines.
 LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".geojson", ".zip", ".roi")
-OUTLINE_SUFFIXES = (".geojson", ".zip", ".roi")
+OUTLINE_SUFFIXES = (".geojson", *IMAGEJ_ROI_SUFFIXES)
 UNKNOWN_MICROSCOPE = "?"
 ALL = "all"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..classes import BOUNDARY, CLASS_COLORS
-from ..config import atomic_write_text
+from ..config import atomic_write_bytes, atomic_write_text
 
 OBJECT_TYPES = ("detection", "annotation")
 DEFAULT_CLASS = "Nucleus"
@@ -155,15 +155,19 @@ def labels_to_geojson(
     if object_type not in OBJECT_TYPES:
         raise ValueError(f"object_type must be one of {OBJECT_TYPES}, got {object_type!r}")
     labels = np.asarray(labels)
-    if labels.ndim not in (2, 3):
-        raise ValueError(f"labels must be (H, W) or (Z, H, W), got shape {labels.shape}")
-    planes = [labels] if labels.ndim == 2 else list(labels)
     features = []
-    for z, plane in enumerate(planes):
+    for z, plane in enumerate(_planes(labels)):
         features.extend(
             _plane_features(plane, z if labels.ndim == 3 else None, object_type, classification, image_id)
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+def _planes(labels: np.ndarray) -> list[np.ndarray]:
+    """The 2D planes of ``(H, W)`` or ``(Z, H, W)`` labels."""
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"labels must be (H, W) or (Z, H, W), got shape {labels.shape}")
+    return [labels] if labels.ndim == 2 else list(labels)
 
 
 def _plane_features(plane, z, object_type, classification, image_id) -> list[dict]:
@@ -254,8 +258,6 @@ def write_overlay(path: str | os.PathLike, image: np.ndarray, labels: np.ndarray
     """Write :func:`outline_overlay` as a PNG, atomically; returns the path."""
     import imageio.v3 as iio
 
-    from ..config import atomic_write_bytes
-
     return atomic_write_bytes(path, iio.imwrite("<bytes>", outline_overlay(image, labels), extension=".png"))
 
 
@@ -264,18 +266,15 @@ def labels_to_imagej_rois(labels: np.ndarray) -> list:
 
     A label of several pieces gives one ROI a piece (``"cell <label> piece <k>"``);
     holes are left out (an ImageJ polygon has none). A stack ``(Z, H, W)`` sets each
-    ROI's slice (its z position) and adds ``" slice <z>"`` to its name. Coordinates are sub-pixel, on the pixel
-    edges as in :func:`label_polygons` (ImageJ, like QuPath, puts pixel ``(row, col)``
-    at ``[col, col + 1) x [row, row + 1)``).
+    ROI's slice (its z position) and adds ``" slice <z>"`` to its name. Coordinates are
+    sub-pixel, on the pixel edges as in :func:`label_polygons` (ImageJ, like QuPath, puts
+    pixel ``(row, col)`` at ``[col, col + 1) x [row, row + 1)``).
     """
     from roifile import ImagejRoi
 
     labels = np.asarray(labels)
-    if labels.ndim not in (2, 3):
-        raise ValueError(f"labels must be (H, W) or (Z, H, W), got shape {labels.shape}")
-    planes = [labels] if labels.ndim == 2 else list(labels)
     rois = []
-    for z, plane in enumerate(planes):
+    for z, plane in enumerate(_planes(labels)):
         for label, pieces in label_polygons(plane).items():
             for k, polygon in enumerate(pieces, start=1):
                 name = f"cell {label}" if len(pieces) == 1 else f"cell {label} piece {k}"
@@ -287,26 +286,16 @@ def labels_to_imagej_rois(labels: np.ndarray) -> list:
 
 
 def write_imagej_rois(path: str | os.PathLike, labels: np.ndarray) -> Path:
-    """Write :func:`labels_to_imagej_rois` as a ROI-set zip (drag it onto Fiji), atomically."""
-    import tempfile
+    """Write :func:`labels_to_imagej_rois` as a ROI-set zip (drag it onto Fiji), atomically.
 
-    from roifile import roiwrite
+    The zip holds ``<ROI name>.roi`` files, as Fiji's ROI Manager saves them; no cell
+    gives an empty set.
+    """
+    import io
+    import zipfile
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rois = labels_to_imagej_rois(labels)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".zip", dir=path.parent)
-    os.close(fd)
-    try:
-        Path(tmp).unlink()  # roiwrite creates the zip itself
-        if rois:
-            roiwrite(tmp, rois, mode="w")
-        else:  # no cell: an empty ROI set
-            import zipfile
-
-            zipfile.ZipFile(tmp, "w").close()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for roi in labels_to_imagej_rois(labels):
+            archive.writestr(f"{roi.name}.roi", roi.tobytes())
+    return atomic_write_bytes(path, buffer.getvalue())
