@@ -193,3 +193,19 @@ def test_fiji_roi_sets_save_and_open_through_the_manifest(tmp_path):
     with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
         archive.writestr("data/.zarray", "{}")
     assert napari_get_outlines_reader(str(tmp_path / "other.zip")) is None  # not every zip is a ROI set
+
+
+def test_sixteen_bit_colour_pngs_keep_their_bits_and_cmyk_jpegs_their_colours(tmp_path):
+    import cv2
+    from PIL import Image
+
+    grey = (np.arange(16 * 18, dtype=np.uint16).reshape(16, 18) * 200) + 3
+    cv2.imwrite(str(tmp_path / "rgb16.png"), np.dstack([grey, grey // 2, grey // 3]))  # written as BGR
+    rgb = read_image(tmp_path / "rgb16.png")
+    assert rgb.dtype == np.uint16 and rgb.shape == (16, 18, 3)
+    np.testing.assert_array_equal(rgb[..., 2], grey)
+    pink = np.zeros((8, 8, 3), np.uint8)
+    pink[...] = (200, 30, 60)
+    Image.fromarray(pink).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
+    read = read_image(tmp_path / "cmyk.jpg")
+    assert read.shape == (8, 8, 3) and np.abs(read.astype(int) - pink).max() <= 3

@@ -77,6 +77,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 raise ValueError("no image data found")
             if "S" in axes and axes.index("S") != len(axes) - 1 and data.ndim == len(axes):
                 data = np.moveaxis(data, axes.index("S"), -1)  # planar RGB: colour samples last
+        elif suffix == ".png" and _is_png_colour16(path):
+            data = _read_png_colour16(path)
+        elif suffix in (".jpg", ".jpeg"):
+            data = _read_jpeg(path)
         else:
             import imageio.v3 as iio
 
@@ -91,6 +95,34 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if data.size == 0:
         raise ImageReadError(f"{path}: the image is empty (shape {data.shape})")
     return data
+
+
+def _is_png_colour16(path: Path) -> bool:
+    """16-bit RGB, RGBA or grey + alpha, which Pillow (under imageio) cuts to 8 bits."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return len(head) == 26 and head[24] == 16 and head[25] in (2, 4, 6)
+
+
+def _read_png_colour16(path: Path) -> np.ndarray:
+    import cv2
+
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise ValueError("cannot be decoded as PNG")
+    if data.ndim == 3:
+        data = data[..., 2::-1]  # BGR(A) -> RGB; alpha dropped below anyway
+    return np.ascontiguousarray(data)
+
+
+def _read_jpeg(path: Path) -> np.ndarray:
+    """A JPEG as grey or RGB: CMYK (print scans) converted, not read as RGB + alpha."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.mode not in ("L", "RGB"):
+            image = image.convert("RGB")
+        return np.asarray(image)
 
 
 _SIGNATURES = {

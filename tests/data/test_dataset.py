@@ -276,3 +276,35 @@ def test_dataset_error_survives_pickling():
     err = DatasetError("/data", [("/data/images/a.png", "no such file")])
     copy = pickle.loads(pickle.dumps(err))
     assert copy.problems == err.problems and str(copy) == str(err)
+
+
+def test_spreadsheet_manifests_with_empty_trailing_columns_open(tmp_path):
+    root = _minimal_dataset(tmp_path / "ds", np.zeros((8, 8), np.uint16))
+    (root / "manifest.csv").write_text("id,microscope,,\nx,C,,\n")
+    assert CellDataset.open(root).ids == ["x"]
+    (root / "manifest.csv").write_text("id,microscope,,\nx,C,,stray\n")
+    with pytest.raises(DatasetError, match="'stray' in a column without a name"):
+        CellDataset.open(root)
+    (root / "manifest.csv").write_text("id;microscope\nx;C\n")
+    with pytest.raises(DatasetError, match="separated by ';'"):
+        CellDataset.open(root)
+
+
+@pytest.mark.parametrize("stored", [(1, 8, 8), (8, 8, 1)])
+def test_one_plane_tiffs_with_a_unit_axis_load_as_the_header_says(tmp_path, stored):
+    labels = np.zeros((8, 8), np.uint16)
+    labels[2:5, 2:5] = 1
+    root = _minimal_dataset(tmp_path / "ds", labels.reshape(stored))
+    tifffile.imwrite(root / "images" / "x.tif", np.full(stored, 7, np.uint8))
+    dataset = CellDataset.open(root)
+    assert dataset.load_image("x").shape == (8, 8)
+    np.testing.assert_array_equal(dataset.load_instances("x"), labels)
+
+
+def test_planar_rgb_tiff_images_open_as_rgb(tmp_path):
+    root = _minimal_dataset(tmp_path / "ds", np.zeros((8, 10), np.uint16))
+    planar = np.random.default_rng(0).integers(0, 255, (3, 8, 10), dtype=np.uint8)
+    tifffile.imwrite(root / "images" / "x.tif", planar, photometric="rgb", planarconfig="separate")
+    dataset = CellDataset.open(root)
+    assert (dataset["x"].shape, dataset["x"].channels) == ((8, 10), 3)
+    np.testing.assert_array_equal(dataset.load_image("x"), np.moveaxis(planar, 0, -1))

@@ -129,3 +129,29 @@ def test_concurrent_saves_into_one_folder_keep_every_row(tmp_path, monkeypatch):
     with pytest.raises(TimeoutError, match="another program"):
         with writer.manifest_lock(tmp_path / "ds", timeout=0.1):
             pass
+
+
+def test_replacing_an_image_keeps_its_group_and_columns_and_refreshes_its_sizes(tmp_path):
+    # The Annotate panel's Save replaces an image without naming its group.
+    root = tmp_path / "ds"
+    shutil.copytree(SAMPLE_DIR, root)
+    image_id = CellDataset.open(root).ids[0]
+    add_to_dataset(
+        root, image_id, np.zeros((32, 40), np.uint8), _cells(), "A", group="slide7", overwrite=True
+    )
+    add_to_dataset(
+        root, image_id, np.zeros((32, 40), np.uint8), _cells() * (_cells() == 1), "A", overwrite=True
+    )
+    record = CellDataset.open(root)[image_id]
+    assert record.group == "slide7" and record.extra["source"].startswith("DSB2018")
+    assert (record.extra["height"], record.extra["width"], record.extra["n_nuclei"]) == ("32", "40", "1")
+    add_to_dataset(root, image_id, np.zeros((32, 40), np.uint8), _cells(), "A", group="", overwrite=True)
+    assert CellDataset.open(root)[image_id].group is None
+
+
+def test_label_ids_past_uint32_are_renumbered_not_wrapped(tmp_path):
+    labels = _cells().astype(np.int64)
+    labels[labels == 2] = 2**32 + 1  # would wrap onto 1
+    add_to_dataset(tmp_path / "ds", "a", np.zeros((32, 40), np.uint8), labels, "C")
+    saved = CellDataset.open(tmp_path / "ds").load_instances("a")
+    assert len(np.unique(saved)) == 3 and np.count_nonzero(saved) == np.count_nonzero(labels)

@@ -138,3 +138,12 @@ def test_dsb2018_near_duplicates_stay_together_only_with_grouping(shared_data):
     crossing = sum(ungrouped.subsets[a] != ungrouped.subsets[b] for a, b in reference)
     print(f"dsb2018-dev C: {len(reference)} tile pairs; without grouping {crossing} cross subsets")
     assert crossing > len(reference) // 4
+
+
+def test_one_pixel_lines_are_left_out_of_the_search_not_fatal(tmp_path):
+    image, labels, _ = load_sample("c_histology_1")
+    for name, tile, tile_labels in zip("ab", _quadrants(image), _quadrants(labels)):
+        add_to_dataset(tmp_path, f"tile-{name}", tile, tile_labels, "C")
+    add_to_dataset(tmp_path, "line", image[:1], labels[:1], "C")
+    pairs = find_near_duplicates(CellDataset.open(tmp_path))
+    assert [(p.first, p.second) for p in pairs] == [("tile-a", "tile-b")]

@@ -67,3 +67,18 @@ def test_bad_arguments_are_refused(tmp_path, capsys):
     empty.mkdir()
     assert main(["import-outlines", str(empty), "--dataset", str(tmp_path / "d"), "--microscope", "C"]) == 2
     assert "no image files in" in capsys.readouterr().err
+
+
+def test_images_of_one_name_in_two_folders_are_not_merged_into_one_id(tmp_path, capsys):
+    samples = CellDataset.open(SAMPLE_DIR)
+    record = samples.records[0]
+    for slide in ("slideA", "slideB"):
+        (tmp_path / slide).mkdir()
+        shutil.copyfile(record.image_path, tmp_path / slide / "field1.png")
+        write_geojson(tmp_path / slide / "field1.geojson", samples.load_instances(record.id))
+    dataset = tmp_path / "dataset"
+    args = ["import-outlines", str(tmp_path / "slideA"), str(tmp_path / "slideB"), "--dataset", str(dataset)]
+    assert main([*args, "--microscope", "C", "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "slideB" in err and "same id as" in err and "slideA" in err
+    assert CellDataset.open(dataset).ids == ["field1"]

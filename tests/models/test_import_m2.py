@@ -112,3 +112,19 @@ def test_wheel_file_in_efficientnet_pytorch_layout_gives_the_bundled_m2(tmp_path
     config = M2Config.load(out / M2_CONFIG)
     assert config.weights_sha256 == default_m2[1].weights_sha256
     assert config.mean == config.std == (0.5, 0.5, 0.5)  # timm's statistics for the TF-ported Lite0
+
+
+def test_weights_without_batchnorm_step_counters_import(tmp_path, tiny_m2):
+    # Old torchvision and converted Keras checkpoints lack num_batches_tracked; torch loads them.
+    model, _ = tiny_m2
+    state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert len(state) < len(model.state_dict())
+    torch.save(state, tmp_path / "old.pth")
+    assert (
+        main(["import-m2", str(tmp_path / "old.pth"), "--arch", TINY_ARCH, "--out", str(tmp_path / "m2")])
+        == 0
+    )
+    loaded, _ = load_m2(tmp_path / "m2")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model.eval()(x))

@@ -59,6 +59,11 @@ def test_normalization_defaults_to_m2_statistics():
     assert norm.mean == (0.1, 0.2, 0.3) and norm.std == (1.0, 1.0, 2.0)
     given = TrainConfig(normalization={"low_percentile": 2.0}).normalization_config()
     assert given.low_percentile == 2.0
+    # A run's own percentiles still standardise with the M2's statistics, as the saved model will.
+    both = TrainConfig(normalization={"low_percentile": 2.0}).normalization_config((0.1,) * 3, (2.0,) * 3)
+    assert both.low_percentile == 2.0 and both.mean == (0.1,) * 3 and both.std == (2.0,) * 3
+    with pytest.raises(ConfigError, match="differs from the M2's"):
+        TrainConfig(normalization={"mean": [0.5] * 3}).normalization_config((0.1,) * 3, (2.0,) * 3)
 
 
 def test_default_threads_leave_a_core_and_share_among_local_ranks(monkeypatch):

@@ -160,3 +160,28 @@ def test_a_grown_run_trains_and_saves_the_larger_network(tmp_path, sample_split,
     model, config = load_model_dir(out)
     assert config.new_layers == 4 and len(model.decoder.blocks) == 4
     assert config.training["train_config"]["grow_decoder"] is True
+
+
+def test_a_run_from_a_model_resumes_with_the_settings_that_started_it(tiny_config, trained_dir):
+    # The stored config has the model's network fields filled in; the caller's has not.
+    config = tiny_config(init_model=str(trained_dir), epochs=2, steps_per_epoch=1)
+    calls = {"n": 0}
+
+    def cancel_after_the_first_step():
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    assert run_training(config, cancel=cancel_after_the_first_step).cancelled
+    resumed = run_training(config, resume=True)
+    assert not resumed.cancelled and resumed.epochs_done == 2
+
+
+def test_a_sweep_from_a_model_names_and_checks_the_network_it_trains(tmp_path, trained_dir):
+    from napari_cellseg.training.sweep_grid import expand_grid, grid_from_dict
+
+    grid = grid_from_dict({"base": {"init_model": str(trained_dir)}, "grid": {"l_a": [2, 3, 4]}})
+    points, invalid = expand_grid(grid, str(SAMPLE_DIR), None, tmp_path)
+    # l_a=2 contradicts the model's 3; l_a=4 grows its decoder
+    assert [(p.config.new_layers, p.config.grow_decoder) for p in points] == [(3, False), (4, True)]
+    assert [p.params["new_layers"] for p in invalid] == [2] and "the model has 3" in invalid[0].reason
+    assert all(p.name.startswith("l2-") for p in points)  # the model's l, not the default's

@@ -337,3 +337,9 @@ def test_the_sweep_modules_import_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"imported at module level: {result.stdout.strip()}"
+
+
+def test_a_sweep_is_scored_by_ap50_only(tmp_path):
+    grid = grid_from_dict({"base": {"dev_metric": "pixel_f1"}, "grid": {"lr": [1e-3]}})
+    with pytest.raises(SweepError, match="dev_metric must be 'ap50'"):
+        expand_grid(grid, "d", None, tmp_path)

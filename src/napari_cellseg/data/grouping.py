@@ -164,9 +164,12 @@ def iter_near_duplicates(
     """
     config = config or GroupingConfig()
     ids = list(dataset.ids if ids is None else ids)
-    fingerprints = []
+    fingerprints, compared = [], []
     for done, image_id in enumerate(ids, start=1):
-        fingerprints.append(fingerprint(dataset.load_image(image_id), config.thumbnail_size))
+        image = dataset.load_image(image_id)
+        if min(image.shape[:2]) >= 2:  # a one-pixel line has neither seams nor a thumbnail
+            fingerprints.append(fingerprint(image, config.thumbnail_size))
+            compared.append(image_id)
         yield GroupingProgress(done, len(ids))
     pairs = {}
     for cue, found in (
@@ -174,7 +177,7 @@ def iter_near_duplicates(
         ("thumbnail", find_similar_thumbnails(fingerprints, config)),
     ):
         for i, j, score in found:
-            first, second = sorted((ids[i], ids[j]))
+            first, second = sorted((compared[i], compared[j]))
             pairs.setdefault((first, second), NearDuplicatePair(first, second, cue, round(score, 4)))
     yield GroupingProgress(len(ids), len(ids), tuple(pairs[k] for k in sorted(pairs)))
 

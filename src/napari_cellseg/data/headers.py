@@ -25,6 +25,8 @@ _PIL_MODES = {
     "P": (3, "uint8"),
     "RGB": (3, "uint8"),
     "RGBA": (3, "uint8"),
+    "CMYK": (3, "uint8"),  # JPEG scans; io.read_image converts to RGB
+    "YCbCr": (3, "uint8"),
     "I;16": (1, "uint16"),
     "I;16B": (1, "uint16"),
     "I": (1, "int32"),
@@ -183,6 +185,10 @@ def _tifffile_header(path: Path) -> ImageHeader:
             raise HeaderError("TIFF holds no image")
         series = tif.series[0]
         shape, dtype = tuple(int(s) for s in series.shape), np.dtype(series.dtype).name
+        axes = series.axes
+    if "S" in axes and len(axes) == len(shape):  # planar RGB: io.read_image puts the samples last
+        where = axes.index("S")
+        shape = (*shape[:where], *shape[where + 1 :], shape[where])
     return _header_from_array_shape(shape, dtype, "TIFF")
 
 

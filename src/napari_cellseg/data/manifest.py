@@ -76,22 +76,31 @@ def read_manifest(
         return [], [], [f"cannot be read ({type(err).__name__}: {err})"]
     reader = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(reader, [])]
+    named = [h for h in header if h]  # spreadsheets end headers with ",,": unnamed columns are ignored
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        return header, [], [f"header {header} lacks column(s) {missing}"]
-    duplicated = sorted({h for h in header if header.count(h) > 1})
+        hint = ""
+        if len(header) == 1 and ";" in header[0]:  # a spreadsheet set to a European locale
+            hint = "; the file is separated by ';': save it as comma-separated CSV"
+        return named, [], [f"header {header} lacks column(s) {missing}{hint}"]
+    duplicated = sorted({h for h in named if named.count(h) > 1})
     if duplicated:
-        return header, [], [f"header repeats column(s) {duplicated}"]
+        return named, [], [f"header repeats column(s) {duplicated}"]
     rows, problems, first_line = [], [], {}
     allowed = ", ".join(microscopes)
     for values in reader:
         line = reader.line_num
         if not any(v.strip() for v in values):
             continue
+        values = _without_empty_tail(values, header)
         if len(values) != len(header):
             problems.append(f"line {line}: {len(values)} fields, the header has {len(header)}")
             continue
-        record = {h: v.strip() for h, v in zip(header, values)}
+        unnamed = [v.strip() for h, v in zip(header, values) if not h and v.strip()]
+        if unnamed:
+            problems.append(f"line {line}: value {unnamed[0]!r} in a column without a name")
+            continue
+        record = {h: v.strip() for h, v in zip(header, values) if h}
         image_id, microscope = record.pop("id"), record.pop("microscope")
         group = record.pop("group", "") or None
         bad_id = check_id(image_id)
@@ -108,7 +117,17 @@ def read_manifest(
             )
             continue
         rows.append(ManifestRow(line, image_id, microscope, group, record))
-    return header, rows, problems
+    return named, rows, problems
+
+
+def _without_empty_tail(values: list[str], header: list[str]) -> list[str]:
+    """A row padded or cut to the header where only unnamed, empty trailing fields differ."""
+    named_width = max(i for i, h in enumerate(header) if h) + 1
+    if len(values) > len(header) and not any(v.strip() for v in values[len(header) :]):
+        values = values[: len(header)]
+    if named_width <= len(values) < len(header):
+        values = values + [""] * (len(header) - len(values))
+    return values
 
 
 def format_manifest(columns: Sequence[str], rows: Iterable[dict[str, str]]) -> str:

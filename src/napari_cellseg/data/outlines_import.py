@@ -193,6 +193,7 @@ def _rasterise(polygons, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]
     values = [label for label, _, _ in polygons]
     own = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
     own = own and len({(label, z) for label, _, z in polygons}) == len(polygons)  # distinct in a plane
+    own = own and max(values) <= np.iinfo(np.uint32).max  # else numbered in file order
     top = max(values) if own else len(polygons)
     labels = np.zeros((planes, *shape), np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
     notes, overlapped, outside = [], 0, 0
@@ -290,9 +291,15 @@ def iter_import_outlines(
     files = find_images(images, exclude=Path(dataset))
     if not files:
         raise ValueError(f"no image files in {', '.join(map(str, images))}")
-    reports = []
+    reports, first_of_id = [], {}
     for done, image_path in enumerate(files, start=1):
-        status, message, cells = _import_one(image_path, outlines, dataset, microscope, group, overwrite)
+        earlier = first_of_id.setdefault(image_path.stem, image_path)
+        if (
+            earlier != image_path
+        ):  # slideA/field1.png and slideB/field1.png: one id, one would replace the other
+            status, message, cells = "failed", f"{image_path}: same id as {earlier}; rename one of them", 0
+        else:
+            status, message, cells = _import_one(image_path, outlines, dataset, microscope, group, overwrite)
         reports.append(ImportReport(done, len(files), image_path.stem, status, message, cells))
         yield reports[-1]
     return reports

@@ -19,34 +19,27 @@ class PixelError(ValueError):
 
 
 def read_pixels(path: Path) -> np.ndarray:
-    """Decode ``path``; 16-bit RGB PNGs keep their 16 bits (imageio would cut them to 8)."""
+    """Decode ``path`` as :func:`~napari_cellseg.io.read_image` does, naming no file in errors."""
     try:
-        if path.suffix.lower() == ".png" and _is_png_rgb16(path):
-            return _read_png_rgb16(path)
-        return read_image(path)
+        data = read_image(path)
     except ImageReadError as err:
         # read_image names the file; drop it because the caller names it too.
         raise PixelError(str(err).removeprefix(f"{path}: ")) from None
+    return data
 
 
-def _is_png_rgb16(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(26)
-    return len(head) == 26 and head[24] == 16 and head[25] in (2, 6)
-
-
-def _read_png_rgb16(path: Path) -> np.ndarray:
-    import cv2
-
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise PixelError("cannot be decoded as PNG")
-    return np.ascontiguousarray(data[..., 2::-1])  # BGR(A) -> RGB
+def _one_plane(data: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``(1, H, W)`` or ``(H, W, 1)`` TIFFs as the ``(H, W)`` plane their header reports."""
+    if data.ndim == 3 and data.shape[0] == 1 and data.shape[1:] == tuple(shape):
+        return data[0]
+    if data.ndim == 3 and data.shape[-1] == 1 and data.shape[:2] == tuple(shape):
+        return data[..., 0]
+    return data
 
 
 def image_pixels(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """An image as ``(H, W)`` grey or ``(H, W, 3)`` RGB; three equal channels become grey."""
-    data = read_pixels(path)
+    data = _one_plane(read_pixels(path), shape)
     if data.ndim == 3 and data.shape[-1] == 2:  # grey + alpha
         data = data[..., 0]
     elif data.ndim == 3 and data.shape[-1] == 4:  # RGBA TIFF
@@ -58,7 +51,7 @@ def image_pixels(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 def instance_pixels(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """Instance labels as uint16 (uint32 past 65535), 0 background, consecutive 1..N."""
-    labels = read_pixels(path)
+    labels = _one_plane(read_pixels(path), shape)
     if labels.shape != tuple(shape):
         raise PixelError(f"labels have shape {labels.shape}; the image is {tuple(shape)}")
     if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
@@ -109,7 +102,7 @@ def _consecutive(labels: np.ndarray) -> np.ndarray:
 
 def target_pixels(path: Path, shape: tuple[int, int]) -> np.ndarray:
     """A 3-class map as uint8 (0 background, 1 boundary, 2 interior)."""
-    target = read_pixels(path)
+    target = _one_plane(read_pixels(path), shape)
     if target.ndim == 3 and target.shape[-1] == 3:
         target = collapse_grey_rgb(target)
     if target.shape != tuple(shape):

@@ -60,9 +60,11 @@ def add_to_dataset(
     kind : {"masks", "targets"}
         What ``labels`` holds.
     group : str, optional
-        Slide or patient key; images of a group are never split apart.
+        Slide or patient key; images of a group are never split apart. When
+        replacing an image, None keeps its group and ``""`` clears it.
     overwrite : bool
-        Replace an image already listed under ``image_id``; otherwise refuse.
+        Replace an image already listed under ``image_id`` (its other manifest
+        columns are kept); otherwise refuse.
     extra : mapping, optional
         Values for other manifest columns (new columns are added).
     microscopes : sequence of str
@@ -133,10 +135,14 @@ def _add_locked(root, image_id, image, labels, microscope, kind, group, overwrit
     image_path = _write_image(root / IMAGE_DIR, image_id, np.asarray(image))
     label_path = _write_labels(root / kind, image_id, np.asarray(labels), kind)
 
-    values = {"id": image_id, "microscope": microscope, "group": group or ""}
+    # A replaced image keeps its row's other columns, and its group unless a new one is given.
+    values = {**rows.get(image_id, {}), "id": image_id, "microscope": microscope}
+    if group is not None or "group" not in values:
+        values["group"] = group or ""
+    _refresh_recorded_sizes(values, np.asarray(labels), kind)
     values.update({str(k): str(v) for k, v in (extra or {}).items()})
     for column in values:
-        if column not in columns and (column != "group" or group):
+        if column not in columns and (column != "group" or values["group"]):
             columns.append(column)
     rows[image_id] = values
     write_manifest(manifest, columns, rows.values())
@@ -145,9 +151,17 @@ def _add_locked(root, image_id, image, labels, microscope, kind, group, overwrit
     header = read_header(image_path)  # what opening the folder would report
     extras = {k: v for k, v in values.items() if k not in ("id", "microscope", "group")}
     return ImageRecord(
-        image_id, microscope, group or None, image_path, label_path, kind,
+        image_id, microscope, values["group"] or None, image_path, label_path, kind,
         header.shape, header.channels, header.dtype, extras,
     )  # fmt: skip
+
+
+def _refresh_recorded_sizes(values: dict[str, str], labels: np.ndarray, kind: str) -> None:
+    """Columns that describe the files (dsb2018's) follow a replaced image, or opening would refuse it."""
+    if "height" in values and "width" in values:
+        values["height"], values["width"] = str(labels.shape[0]), str(labels.shape[1])
+    if "n_nuclei" in values and kind == MASK_DIR:
+        values["n_nuclei"] = str(np.count_nonzero(np.unique(labels)))
 
 
 def _check_inputs(image_id, image, labels, microscope, kind, microscopes) -> None:
@@ -214,7 +228,12 @@ def _write_labels(folder: Path, image_id: str, labels: np.ndarray, kind: str) ->
     if kind == TARGET_DIR:
         labels = labels.astype(np.uint8)
     else:
-        labels = labels.astype(np.uint16 if labels.max(initial=0) <= 65535 else np.uint32)
+        high = int(labels.max(initial=0))
+        if high > np.iinfo(np.uint32).max:  # numbered 1..N rather than wrapped onto each other
+            ids, inverse = np.unique(labels, return_inverse=True)
+            labels = (inverse.reshape(labels.shape) + (ids[0] != 0)).astype(np.int64)
+            high = int(labels.max(initial=0))
+        labels = labels.astype(np.uint16 if high <= 65535 else np.uint32)
     return write_tiff_layer(folder / f"{image_id}.tif", labels, "labels", {"name": image_id})
 
 

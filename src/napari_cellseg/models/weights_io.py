@@ -145,6 +145,11 @@ def load_weights_into(
         Naming missing keys, unexpected keys and shape mismatches.
     """
     expected = model.state_dict()
+    # Old torchvision and converted Keras weights lack BatchNorm's step counters; torch loads them anyway.
+    counters = {
+        k: v for k, v in expected.items() if k.endswith("num_batches_tracked") and k not in state_dict
+    }
+    state_dict = {**state_dict, **counters}
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     mismatched = [

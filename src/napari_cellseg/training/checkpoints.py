@@ -113,6 +113,10 @@ def load_last(out_dir: str | os.PathLike, config: TrainConfig) -> tuple[TrainCon
     if not (last / "training_state.json").is_file():
         raise ConfigError(f"{out_dir}: nothing to resume ({last} holds no training state)")
     stored = TrainConfig.load(last / TRAIN_CONFIG)
+    if config.init_model:  # stored with the starting model's network fields filled in
+        from .init_model import apply_init_model
+
+        config = apply_init_model(config)
     changed = config.incompatible_with(stored)
     if changed:
         raise ConfigError(

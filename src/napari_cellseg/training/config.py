@@ -297,13 +297,22 @@ class TrainConfig(JsonConfig):
         return AugmentConfig.preset(self.augment_preset, patch_size=patch)
 
     def normalization_config(self, mean=None, std=None):
-        """The ``NormalizationConfig``: ``normalization`` if given, else defaults with M2's stats."""
+        """The ``NormalizationConfig``: ``normalization`` (if given) over the defaults, with M2's mean/std.
+
+        The saved model always standardises with M2's mean/std, so a ``normalization``
+        that sets other values is refused rather than trained with and then dropped.
+        """
         from ..data.normalize import NormalizationConfig
 
-        if self.normalization is not None:
-            return NormalizationConfig.from_dict(dict(self.normalization))
         stats = {k: tuple(v) for k, v in (("mean", mean), ("std", std)) if v is not None}
-        return NormalizationConfig(**stats)
+        given = dict(self.normalization or {})
+        for name, value in stats.items():
+            if name in given and tuple(given[name]) != value:
+                raise ConfigError(
+                    f"normalization: {name} {list(given[name])} differs from the M2's {list(value)}; "
+                    "a model standardises with its M2's statistics (leave mean and std out)"
+                )
+        return NormalizationConfig.from_dict({**given, **stats})
 
     def incompatible_with(self, other: TrainConfig) -> list[str]:
         """Settings (other than :data:`RUNTIME_FIELDS`) that differ from ``other``."""

@@ -280,6 +280,10 @@ def expand_grid(
     fixed = {**grid.base, **(overrides or {}), "data_dir": os.path.abspath(data_dir),
              "split_path": os.path.abspath(split_path) if split_path else None}  # fmt: skip
     fixed.setdefault("dev_metric", "ap50")
+    if fixed["dev_metric"] != "ap50":  # the table ranks and labels runs by AP@0.5
+        raise SweepError(
+            f"a sweep scores its runs by dev AP@0.5: dev_metric must be 'ap50', got {fixed['dev_metric']!r}"
+        )
     runs_dir = Path(out_dir).absolute() / RUNS_DIR
     reference = _config_from({**fixed, "out_dir": str(runs_dir)}, {})
     points: list[SweepPoint] = []
@@ -288,6 +292,12 @@ def expand_grid(
     depths: dict[str, int] = {}
     for params in combinations(grid):
         config = _config_from({**fixed, **params, "out_dir": str(runs_dir)}, params)
+        if config.init_model:  # the run trains the starting model's network: name and check that one
+            try:
+                config = _with_init_model(config, params)
+            except ConfigError as err:
+                invalid.append(InvalidPoint(dict(params), str(err)))
+                continue
         if config.m2 not in depths:
             depths[config.m2] = m2_depth(config.m2)
         reason = layer_problem(
@@ -311,6 +321,17 @@ def expand_grid(
         config = TrainConfig.from_dict({**config.to_dict(), "out_dir": str(runs_dir / name)})
         points.append(SweepPoint(name, dict(params), config))
     return points, invalid
+
+
+def _with_init_model(config: TrainConfig, params: dict[str, Any]) -> TrainConfig:
+    """``config`` as training will run it; a grid value that contradicts the model raises ConfigError."""
+    from ..models.checkpoint import ModelLoadError
+    from .init_model import apply_init_model
+
+    try:
+        return apply_init_model(config, explicit=set(params))
+    except ModelLoadError as err:
+        raise SweepError(f"run {params}: {err}") from None
 
 
 def _unused_by_loss(config: TrainConfig) -> str:
