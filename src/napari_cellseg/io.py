@@ -71,12 +71,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                axes = tif.series[0].axes if tif.series else ""
-                data = tif.asarray()
+                data = _tiff_pixels(tif)
             if np.asarray(data).size == 0:
                 raise ValueError("no image data found")
-            if "S" in axes and axes.index("S") != len(axes) - 1 and data.ndim == len(axes):
-                data = np.moveaxis(data, axes.index("S"), -1)  # planar RGB: colour samples last
         elif suffix == ".png" and _is_png_colour16(path):
             data = _read_png_colour16(path)
         elif suffix in (".jpg", ".jpeg"):
@@ -94,6 +91,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = data[..., 0]
     if data.size == 0:
         raise ImageReadError(f"{path}: the image is empty (shape {data.shape})")
+    return data
+
+
+def _tiff_pixels(tif) -> np.ndarray:
+    """A TIFF's first series, colour samples last (planar RGB is stored ``(3, H, W)``)."""
+    axes = tif.series[0].axes if tif.series else ""
+    data = tif.asarray()
+    if "S" in axes and axes.index("S") != len(axes) - 1 and data.ndim == len(axes):
+        data = np.moveaxis(data, axes.index("S"), -1)
     return data
 
 
@@ -172,7 +178,7 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
         raise ImageReadError(f"{path}: no such file")
     try:
         with tifffile.TiffFile(path) as tif:
-            data = tif.asarray()
+            data = _tiff_pixels(tif)
             description = tif.pages[0].description if len(tif.pages) else ""
     except Exception as err:
         raise ImageReadError(f"{path}: not a readable TIFF ({type(err).__name__}: {err})") from None

@@ -174,3 +174,29 @@ def test_save_cells_layer_as_masks(make_napari_viewer, tmp_path, wait_for_job, w
     assert dataset["corrected-1"].label_kind == "masks" and dataset["corrected-1"].microscope == "A"
     np.testing.assert_array_equal(dataset.load_instances("corrected-1"), mask.data)
     np.testing.assert_array_equal(dataset.load_image("corrected-1"), image.data)
+
+
+def test_switching_image_never_keeps_the_other_images_labels(make_napari_viewer, tmp_path, wait_for_job):
+    viewer = make_napari_viewer()
+    first, _ = viewer.open_sample("napari-cellseg", "c_histology_1")
+    second, second_mask = viewer.open_sample("napari-cellseg", "c_histology_2")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Annotate")
+    widget.image_combo.setCurrentText(first.name)
+    widget.dataset_edit.setText(str(tmp_path / "ds"))
+    widget.open_button.click()
+    assert widget.annotation_combo.currentText() == f"{first.name} boundary annotation"
+    widget.image_combo.setCurrentText(second.name)
+    # the first image's annotation is let go; the cells are the second image's own expert mask
+    assert widget.annotation_combo.layer() is None
+    assert widget.cells_combo.currentText() == second_mask.name == "[C] expert mask [1]"
+    widget.save_button.click()
+    assert "choose a boundary annotation layer" in widget.message.text()
+    assert not (tmp_path / "ds" / "manifest.csv").exists()
+
+
+def test_a_renamed_layer_stays_chosen(make_napari_viewer):
+    viewer, widget, _ = _open(make_napari_viewer)
+    other = viewer.add_image(np.zeros((8, 8), np.uint8), name="scan b")
+    widget.image_combo.setCurrentText("scan b")
+    other.name = "scan b, final"  # not the first image: a lost choice would fall back to it
+    assert widget.image_combo.currentText() == "scan b, final"

@@ -48,3 +48,14 @@ def test_reader_writer_round_trip_through_napari(make_napari_viewer, tmp_path):
     np.testing.assert_array_equal(lab.data, labels)
     assert tuple(lab.scale) == (0.5, 0.5) and tuple(lab.translate) == (1.0, 2.0)
     assert img.metadata["microscope"] == "C" and lab.metadata["microscope"] == "C"
+
+
+def test_a_planar_rgb_tiff_opens_as_one_colour_image(make_napari_viewer, tmp_path):
+    import tifffile
+
+    rgb = np.zeros((3, 16, 20), np.uint8)
+    rgb[0], rgb[2, 4:8, 4:8] = 200, 255
+    tifffile.imwrite(tmp_path / "slide.tif", rgb, photometric="rgb", planarconfig="separate")
+    layer = make_napari_viewer().open(str(tmp_path / "slide.tif"), plugin="napari-cellseg")[0]
+    assert layer.rgb and layer.data.shape == (16, 20, 3)
+    np.testing.assert_array_equal(layer.data, np.moveaxis(rgb, 0, -1))

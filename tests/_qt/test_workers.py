@@ -91,6 +91,25 @@ def test_progress_bar_cancel_stops_the_worker(qtbot):
     assert task.cancelled and task.result is None
 
 
+def test_a_plain_function_cannot_be_cancelled_so_cancel_is_not_offered(qtbot):
+    # A save in a plain function would be written anyway; "cancelled" would be a lie.
+    button = QPushButton("Cancel")
+    qtbot.addWidget(button)
+    started, release = threading.Event(), threading.Event()
+
+    def save():
+        started.set()
+        release.wait(5)
+        return "saved"
+
+    task = run_task(save, title="Save", cancel_button=button)
+    assert started.wait(5) and not button.isEnabled()
+    task.cancel()
+    release.set()
+    qtbot.waitUntil(lambda: task.finished, timeout=5000)
+    assert not task.cancelled and task.result == "saved"
+
+
 def test_describe_report_and_error_message():
     assert describe_report(Step("predict", 2, 5)) == (2, 5, "predict")
 

@@ -102,10 +102,15 @@ class LayerCombo(QComboBox):
         self.allow_none = allow_none
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(12)
+        self._chosen = None  # the layer itself, so that a rename keeps the choice
+        self.currentTextChanged.connect(self._remember)
         events = viewer.layers.events
         for emitter in (events.inserted, events.removed, events.moved):
             emitter.connect(self.refresh)
         self.refresh()
+
+    def _remember(self, name: str) -> None:
+        self._chosen = self.viewer.layers[name] if name in self.viewer.layers else None
 
     def layers(self) -> list:
         return [layer for layer in self.viewer.layers if is_layer_type(layer, self.layer_type)]
@@ -118,7 +123,8 @@ class LayerCombo(QComboBox):
             return
 
     def _refresh(self) -> None:
-        current = self.currentText()
+        chosen = self._chosen
+        current = chosen.name if chosen is not None and chosen in self.viewer.layers else self.currentText()
         names = [layer.name for layer in self.layers()]
         for layer in self.layers():
             layer.events.name.disconnect(self.refresh)

@@ -154,6 +154,8 @@ class Task:
     def __init__(self, worker, title: str):
         self.worker = worker
         self.title = title
+        # A plain function cannot be stopped half way (a save would be written anyway).
+        self.interruptible = hasattr(worker, "yielded")
         self.finished = False
         self.result: Any = None
         self.error: BaseException | None = None
@@ -161,8 +163,8 @@ class Task:
         self.progress: _Progress | None = None
 
     def cancel(self) -> None:
-        """Ask the worker to stop; a generator stops at its next report."""
-        if not self.finished:
+        """Ask the worker to stop; a generator stops at its next report, a plain function runs on."""
+        if not self.finished and self.interruptible:
             self.cancelled = True
             self.worker.quit()
 
@@ -215,7 +217,8 @@ def run_task(
     worker = create_worker(_shielded(function), *args, _start_thread=False, _ignore_errors=True, **kwargs)
     task = Task(worker, title)
     if show_progress:
-        task.progress = _Progress(total=0, desc=title, cancel_callback=task.cancel)
+        callback = task.cancel if task.interruptible else None
+        task.progress = _Progress(total=0, desc=title, cancel_callback=callback)
 
     def _yielded(report: Any) -> None:
         done, total, stage = describe(report)
@@ -262,7 +265,7 @@ def run_task(
     worker.errored.connect(_errored)
     worker.finished.connect(_finished)
     if cancel_button is not None:
-        cancel_button.setEnabled(True)
+        cancel_button.setEnabled(task.interruptible)
         _connect_once(cancel_button, task)
     worker.start()
     return task

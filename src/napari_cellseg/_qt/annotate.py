@@ -27,6 +27,7 @@ from ..app.annotation import (
     instances_from_annotation,
     is_annotation,
     is_listed,
+    owner_image,
     save_annotation,
     saved_labels,
     suggest_image_id,
@@ -151,16 +152,27 @@ class AnnotateWidget(TaskPanel):
         self.microscope_combo.setCurrentText(tag if tag in MICROSCOPES else UNTAGGED)
         self.microscope_combo.blockSignals(False)
         self.id_edit.setText(suggest_image_id(image.name, image.metadata))
+        images = [(layer.name, layer.metadata) for layer in self.image_combo.layers()]
+
+        def owner(layer):
+            return owner_image(layer.name, layer.metadata, images)
+
         for combo, name in ((self.cells_combo, cells_name), (self.annotation_combo, annotation_name)):
             layer = find_layer(self.viewer, name(image.name))
             if layer is not None:
                 combo.set_layer(layer)
+            elif combo.layer() is not None and owner(combo.layer()) not in (None, image.name):
+                combo.setCurrentText(combo.NONE)  # another image's labels: never saved with this one
         if self.cells_combo.layer() is None:  # e.g. a sample's expert mask, or Segment's cells
             shape = self._plane_shape(image)
-            for layer in self.cells_combo.layers():
-                if np.shape(layer.data) == shape and not is_annotation(layer.name, layer.metadata):
-                    self.cells_combo.set_layer(layer)
-                    break
+            fitting = [
+                layer for layer in self.cells_combo.layers()
+                if np.shape(layer.data) == shape and not is_annotation(layer.name, layer.metadata)
+                and owner(layer) in (None, image.name)
+            ]  # fmt: skip
+            fitting.sort(key=lambda layer: owner(layer) != image.name)  # its own first
+            if fitting:
+                self.cells_combo.set_layer(fitting[0])
 
     def _tag_changed(self, tag: str) -> None:
         image = self.image_layer()

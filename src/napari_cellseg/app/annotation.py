@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,22 @@ def annotation_name(image_name: str) -> str:
 def cells_name(image_name: str) -> str:
     """Name of an image's instance layer: ``"<image> cells"``."""
     return f"{image_name}{CELLS_SUFFIX}"
+
+
+def owner_image(name: str, metadata: dict | None, images: Sequence[tuple[str, dict]]) -> str | None:
+    """The image (of ``images``' ``(name, metadata)``) a labels layer belongs to, or None if unknown.
+
+    A layer belongs to an image by its name (``"<image> cells"``, ``"<image> boundary
+    annotation"``) or by a shared metadata ``id`` (a sample and its expert mask).
+    """
+    for image_name, _ in images:
+        if name in (cells_name(image_name), annotation_name(image_name)):
+            return image_name
+    layer_id = (metadata or {}).get("id")
+    owners = [
+        image_name for image_name, image_meta in images if layer_id and image_meta.get("id") == layer_id
+    ]
+    return owners[0] if len(owners) == 1 else None
 
 
 def is_annotation(name: str, metadata: dict | None = None) -> bool:
