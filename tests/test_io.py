@@ -209,3 +209,19 @@ def test_sixteen_bit_colour_pngs_keep_their_bits_and_cmyk_jpegs_their_colours(tm
     Image.fromarray(pink).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=100)
     read = read_image(tmp_path / "cmyk.jpg")
     assert read.shape == (8, 8, 3) and np.abs(read.astype(int) - pink).max() <= 3
+
+
+def test_a_stacks_outlines_open_with_every_plane_of_the_stack_beside_them(tmp_path):
+    from napari_cellseg.inference.outlines import write_geojson, write_imagej_rois
+    from napari_cellseg.io import read_outlines_layers
+
+    stack = np.zeros((3, 12, 14), np.uint16)
+    stack[0, 2:5, 2:5], stack[1, 6:9, 5:9] = 1, 2  # the last plane holds no cell
+    write_tiff_layer(tmp_path / "stack.tif", stack, "labels", {"name": "stack"})  # segment's labels
+    write_geojson(tmp_path / "stack.geojson", stack)
+    write_imagej_rois(tmp_path / "stack_rois.zip", stack)
+    for name in ("stack.geojson", "stack_rois.zip"):
+        ((data, attributes, kind),) = read_outlines_layers(str(tmp_path / name))
+        np.testing.assert_array_equal(data, stack)
+        assert attributes["metadata"]["image"] == str(tmp_path / "stack.tif")
+        assert kind == "labels"

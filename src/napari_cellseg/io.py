@@ -178,8 +178,9 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
         raise ImageReadError(f"{path}: no such file")
     try:
         with tifffile.TiffFile(path) as tif:
-            data = _tiff_pixels(tif)
             description = tif.pages[0].description if len(tif.pages) else ""
+            # our own files hold the layer's array as it was (older ones tagged 3 planes as RGB)
+            data = tif.asarray() if _META_KEY in description else _tiff_pixels(tif)
     except Exception as err:
         raise ImageReadError(f"{path}: not a readable TIFF ({type(err).__name__}: {err})") from None
     if data.size == 0:
@@ -240,9 +241,10 @@ def write_tiff_layer(
         description=json.dumps({_META_KEY: stored}),
         metadata=None,
         compression="zlib",
+        # minisblack, or tifffile takes a stack of 3 planes for planar RGB
         photometric="rgb"
         if (data.ndim == 3 and data.shape[-1] in (3, 4) and layer_type == "image")
-        else None,
+        else "minisblack",
     )
     return atomic_write_bytes(path, buffer.getvalue())
 
@@ -333,18 +335,33 @@ def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
     for p in [path] if isinstance(path, (str, os.PathLike)) else list(path):
         p = Path(p)
         image = _image_beside(p)
-        shape = None
-        if image is not None:
-            from .data.headers import HeaderError, read_header
-
-            try:
-                shape = read_header(image).shape
-            except HeaderError:
-                image = None
+        shape = _outlines_shape(image) if image is not None else None
+        image = image if shape is not None else None
         imported = read_outlines(p, shape)
         metadata = {"source": str(p), "image": str(image) if image else None, "notes": list(imported.notes)}
         layers.append((imported.labels, {"name": p.stem, "metadata": metadata}, "labels"))
     return layers
+
+
+def _outlines_shape(image: Path) -> tuple[int, ...] | None:
+    """``(H, W)`` of an image, ``(Z, H, W)`` of a stack (segment's labels of one); None if unreadable."""
+    from .data.headers import HeaderError, read_header
+
+    try:
+        return read_header(image).shape
+    except HeaderError:
+        pass
+    if not _is_tiff(image):
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(image) as tif:
+            series = tif.series[0]
+            shape = [n for n, axis in zip(series.shape, series.axes) if axis != "S"]
+    except Exception:  # not a TIFF after all: the outlines size the labels
+        return None
+    return tuple(int(n) for n in shape) if len(shape) == 3 else None
 
 
 def _image_beside(path: Path) -> Path | None:

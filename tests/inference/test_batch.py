@@ -198,3 +198,33 @@ def test_the_guis_folder_batch_reports_progress_writes_three_files_and_resumes(t
         run_to_end(iter_segment_folder(empty, model_dir))
     with pytest.raises(ValueError, match="not a folder of images"):
         run_to_end(iter_segment_folder(paths[0], model_dir))
+
+
+def test_an_image_in_the_output_folder_is_never_replaced_by_its_labels(tmp_path, model_dir, images):
+    _, paths = images
+    import tifffile
+
+    from napari_cellseg.io import read_image
+
+    folder = tmp_path / "same"
+    folder.mkdir()
+    image_path = folder / "scan.tif"
+    tifffile.imwrite(image_path, read_image(paths[0]))
+    before = image_path.read_bytes()
+    for overwrite in (False, True):
+        report = segment_file(
+            image_path, model_dir, folder, SegmentOptions(tile_size=128, overwrite=overwrite)
+        )
+        assert report.status == "failed" and "replace the image itself" in report.message
+    assert image_path.read_bytes() == before
+
+
+def test_a_chosen_channel_of_grey_stored_as_rgb_is_segmented(tmp_path, model_dir, images):
+    from PIL import Image
+
+    from napari_cellseg.io import read_image
+
+    grey = read_image(images[1][0])[..., 0]
+    Image.fromarray(np.dstack([grey] * 3)).save(tmp_path / "grey_as_rgb.png")
+    report = segment_file(tmp_path / "grey_as_rgb.png", model_dir, tmp_path / "out", {"channel": 1})
+    assert report.status == "done" and report.n_instances > 0

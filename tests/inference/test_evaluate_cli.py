@@ -220,3 +220,18 @@ def test_outlines_from_qupath_score_like_the_labels_they_came_from(tmp_path, cap
     assert all(s["groups"]["all"] == first for s in scores[1:])  # outlines read back exactly
     assert first["tp"][0] == mask.max() - 1 and first["fn"][0] == 1 and first["fp"][0] == 0
     assert np.isclose(first["ap"][0], (mask.max() - 1) / mask.max())
+
+
+def test_outlines_written_beside_the_labels_do_not_block_evaluation(folders, capsys):
+    from napari_cellseg.inference.outlines import write_geojson, write_imagej_rois
+
+    labels = tifffile.imread(folders / "pred" / "a1.tif")
+    write_geojson(folders / "pred" / "a1.geojson", labels)  # segment --geojson --imagej-rois
+    write_imagej_rois(folders / "pred" / "a1_rois.zip", labels)
+    args = ["evaluate", "--pred", str(folders / "pred"), "--gt", str(folders / "gt")]
+    assert main(args) == 0
+    assert "two files" not in capsys.readouterr().err
+    write_labels(folders / "pred", "a1_copy", labels)
+    (folders / "pred" / "a1_copy.tif").rename(folders / "pred" / "a1.tiff")  # two rasters: ambiguous
+    assert main(args) == 2
+    assert "two files for id a1" in capsys.readouterr().err

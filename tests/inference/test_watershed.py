@@ -289,6 +289,22 @@ def test_peak_height_parts_nuclei_at_a_dip_of_the_interior_probability():
         WatershedParams(peak_height=-0.1)
 
 
+def test_two_equal_tops_over_a_shallow_dip_are_one_nucleus():
+    # P(interior) saturated at 1 on both sides of a 0.002 dip: one h-maximum, so one marker,
+    # and rounding the probabilities to fp16 (AMP, the block-wise path) changes nothing.
+    xx = np.arange(60)
+    profile = np.where(np.abs(xx - 30) < 4, np.float32(0.998), np.float32(1.0))
+    profile[(xx < 8) | (xx > 52)] = 0
+    interior = np.zeros((30, 60), np.float32)
+    interior[5:25] = profile
+    probabilities = np.stack([1 - interior, np.zeros_like(interior), interior])
+    params = WatershedParams(interior_threshold=0.5, foreground_threshold=0.1, min_size=1, peak_height=0.3)
+    assert instances_from_probabilities(probabilities, params).max() == 1
+    assert len(np.unique(split_at_peaks((interior > 0.5).astype(np.int32), interior, 0.3))) == 2
+    two_bumps = _two_bumps()  # a dip deeper than the height still parts them
+    assert instances_from_probabilities(two_bumps, replace(params, peak_height=0.1)).max() == 2
+
+
 def test_split_at_peaks_keeps_peakless_components_whole():
     components = np.zeros((20, 20), np.int32)
     components[2:6, 2:6] = 4

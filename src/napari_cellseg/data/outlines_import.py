@@ -51,8 +51,9 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
         cells. ``.zip`` or ``.roi``: Fiji's ROI Manager (*More > Save*); polygon,
         freehand, traced, rectangle and oval ROIs become cells. Others (points,
         lines) are skipped with a note.
-    shape : (H, W), optional
-        The image's shape. Default: just large enough for every outline.
+    shape : (H, W) or (Z, H, W), optional
+        The image's shape (a stack's keeps planes without outlines). Default:
+        just large enough for every outline.
 
     Returns
     -------
@@ -75,6 +76,12 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
         polygons, notes = _geojson_polygons(path)
     if not polygons:
         raise OutlinesError(f"{path}: holds no polygon outline: no cell to read")
+    planes = None
+    if shape is not None and len(shape) == 3:
+        planes, shape = int(shape[0]), tuple(shape[1:])
+        deepest = max(z for _, _, z in polygons)
+        if deepest >= planes:
+            raise OutlinesError(f"{path}: outlines lie on plane {deepest}; the image has {planes} plane(s)")
     if shape is None:
         shape = _extent(polygons)
         if shape[0] * shape[1] > MAX_PIXELS:
@@ -84,7 +91,7 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
                 "or give the image's shape"
             )
         notes.append(f"no image given: labels sized {shape[0]} x {shape[1]} to hold every outline")
-    labels, more = _rasterise(polygons, tuple(int(n) for n in shape))
+    labels, more = _rasterise(polygons, tuple(int(n) for n in shape), planes)
     return ImportedOutlines(labels, tuple(notes + more))
 
 
@@ -187,9 +194,11 @@ def _extent(polygons) -> tuple[int, int]:
     return int(np.ceil(high[1])), int(np.ceil(high[0]))  # (H, W) from (x, y)
 
 
-def _rasterise(polygons, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]:
-    """Labels ``shape`` (a stack ``(Z, *shape)`` when outlines lie on several planes)."""
-    planes = 1 + max(z for _, _, z in polygons)
+def _rasterise(polygons, shape: tuple[int, int], planes: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """Labels ``shape`` (a stack ``(Z, *shape)`` when ``planes`` is given or outlines lie on several)."""
+    deepest = 1 + max(z for _, _, z in polygons)
+    stack = planes is not None
+    planes = planes or deepest
     values = [label for label, _, _ in polygons]
     own = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
     own = own and len({(label, z) for label, _, z in polygons}) == len(polygons)  # distinct in a plane
@@ -212,7 +221,7 @@ def _rasterise(polygons, shape: tuple[int, int]) -> tuple[np.ndarray, list[str]]
         notes.append(f"{outside} outline(s) hold no pixel centre of the image (outside it, or too thin)")
     if overlapped:
         notes.append(f"outlines overlap on {overlapped} pixel(s): the later feature kept them")
-    return (labels[0] if planes == 1 else labels), notes
+    return (labels[0] if planes == 1 and not stack else labels), notes
 
 
 def _polygon_mask(polygon: list[np.ndarray], shape: tuple[int, int]):

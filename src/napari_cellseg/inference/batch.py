@@ -142,6 +142,11 @@ def segment_file(
     image_id = path.stem
     outputs = output_paths(out_dir, image_id)
     report = FileReport(str(path), image_id, "done", output=str(outputs["labels"]))
+    if any(output.resolve() == path.resolve() for output in outputs.values()):
+        # e.g. segment same/*.tif --out same: the labels would replace the image itself
+        report.status = "failed"
+        report.message = f"{path}: its output would replace the image itself; choose another output folder"
+        return report
     # The labels are written last: they alone mark an image as done. Leftovers of an
     # unfinished run (a measurements table, probabilities) are redone.
     if outputs["labels"].exists() and not options.overwrite:
@@ -180,7 +185,9 @@ def _segment_and_write(
         import torch
 
         torch.set_num_threads(options.torch_threads)
-    image = collapse_grey_rgb(read_image(path))
+    image = read_image(path)
+    if options.channel is None:  # a chosen channel of grey stored as RGB is that grey
+        image = collapse_grey_rgb(image)
     layout = describe_layout(image, options.channel)
     model, config = cached_model(model_dir, options.device)
     outputs["labels"].parent.mkdir(parents=True, exist_ok=True)

@@ -212,16 +212,23 @@ def _h_maxima_markers(
     components: np.ndarray, relief: np.ndarray, height: float, tolerance: float
 ) -> np.ndarray:
     """One marker per h-maximum of ``relief`` inside the components; unseeded components stay whole."""
+    from skimage.morphology import local_maxima
+
     core = components > 0
     relief = np.where(core, relief, np.float32(0))
     # h-maxima: where the relief stands ``height`` above its reconstruction from relief - height.
     # Outside the components the relief starts at its final value (0), so only they need steps.
     seed = np.where(core, relief - np.float32(height), np.float32(0))
-    dome = relief - _reconstruct_by_dilation(seed, relief)
-    peaks = (dome >= np.float32(height - tolerance)) & core
-    markers, count = ndi.label(peaks, structure=_FULL)
+    reconstruction = _reconstruct_by_dilation(seed, relief)
+    peaks = (relief - reconstruction >= np.float32(height - tolerance)) & core
+    # Tops of one h-maximum share a regional maximum of the reconstruction: number them by it,
+    # or two tops within the tolerance (probabilities saturated at 1 around a shallow dip) would
+    # cut one nucleus in two, and rounding the probabilities (fp16, AMP) would change the cells.
+    plateaus = local_maxima(reconstruction, connectivity=2, allow_borders=True) & core
+    numbers, count = ndi.label(plateaus, structure=_FULL)
+    markers = np.where(peaks, numbers, 0)
     has_peak = np.zeros(int(components.max()) + 1, bool)
-    has_peak[components[peaks]] = True
+    has_peak[components[markers > 0]] = True
     unseeded = core & ~has_peak[components]
     markers[unseeded] = components[unseeded] + count
     return markers.astype(np.int32, copy=False)
