@@ -170,6 +170,12 @@ def test_large_images_take_the_blockwise_path_with_the_same_outputs(tmp_path, mo
     assert match_instances(label_overlap(a, b), 0.9).n_matched >= 0.9 * normal.n_instances
     assert read_tiff_layer(tmp_path / "b" / f"{paths[0].stem}_probabilities.tif")[0].shape == (3, 256, 320)
     assert not any(p.name.startswith(".cellseg-") for p in (tmp_path / "b").iterdir())  # scratch removed
+    assert attributes["metadata"]["truncated"] >= 0
+    lean = segment_file(
+        paths[0], model_dir, tmp_path / "c", SegmentOptions(tile_size=128, big_image_pixels=1000)
+    )
+    assert lean.status == "done" and lean.n_instances == big.n_instances
+    assert not (tmp_path / "c" / f"{paths[0].stem}_probabilities.tif").exists()
 
 
 def test_the_guis_folder_batch_reports_progress_writes_three_files_and_resumes(tmp_path, model_dir, images):

@@ -203,7 +203,9 @@ def _segment_and_write(
         seen = haematoxylin_only(image, name=str(path))
     with _inference_lock:
         if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:
-            labels, probabilities, metadata = _segment_big_in_memory(model, config, seen, outputs, kwargs)
+            labels, probabilities, metadata = _segment_big_in_memory(
+                model, config, seen, outputs, kwargs, options.save_probabilities
+            )
         else:
             from .segment import segment_image
 
@@ -242,7 +244,7 @@ def _segment_and_write(
     return (int(labels.max()) if labels.size else 0), stack_note(layout) or ""
 
 
-def _segment_big_in_memory(model, config, image, outputs, kwargs):
+def _segment_big_in_memory(model, config, image, outputs, kwargs, keep_probabilities: bool):
     """Block-wise pipeline for a large image already in memory (bounded extra memory)."""
     import shutil
     import tempfile
@@ -253,17 +255,16 @@ def _segment_big_in_memory(model, config, image, outputs, kwargs):
 
     scratch = Path(tempfile.mkdtemp(prefix=".cellseg-", dir=outputs["labels"].parent))
     try:
-        result = segment_big(
-            model, config, image, scratch / "labels.zarr",
-            probabilities_out=scratch / "probabilities.zarr", **kwargs,
-        )  # fmt: skip
+        kept = {"probabilities_out": scratch / "probabilities.zarr"} if keep_probabilities else {}
+        result = segment_big(model, config, image, scratch / "labels.zarr", **kept, **kwargs)
         labels = np.asarray(result.labels[...])
         if result.n_instances <= np.iinfo(np.uint16).max:
             labels = labels.astype(np.uint16)
-        probabilities = np.asarray(result.probabilities[...])
+        probabilities = np.asarray(result.probabilities[...]) if keep_probabilities else None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    metadata = {"scale_factor": result.scale_factor, "n_instances": result.n_instances, "block_wise": True}
+    metadata = {"scale_factor": result.scale_factor, "n_instances": result.n_instances, "block_wise": True,
+                "truncated": result.truncated}  # fmt: skip
     return labels, probabilities, metadata
 
 
