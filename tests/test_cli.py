@@ -7,3 +7,16 @@ def test_no_command_prints_the_usage_and_fails(capsys):
     assert main([]) == 2
     err = capsys.readouterr().err
     assert "usage:" in err and "segment" in err
+
+
+def test_python_dash_m_reports_user_errors_as_the_console_script_does(tmp_path):
+    # torchrun runs `python -m napari_cellseg.cli`: a wrong folder is a message, not a traceback.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_cellseg.cli", "train", "--data", str(tmp_path / "no"), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "napari-cellseg train: error:" in done.stderr
+    assert "Traceback" not in done.stderr

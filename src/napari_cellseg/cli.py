@@ -65,4 +65,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # ``python -m napari_cellseg.cli`` (torchrun) runs this file as __main__: call the imported
+    # module's main, whose CommandError is the one the commands raise.
+    from napari_cellseg.cli import main as _main
+
+    sys.exit(_main())

@@ -234,3 +234,19 @@ def test_a_chosen_channel_of_grey_stored_as_rgb_is_segmented(tmp_path, model_dir
     Image.fromarray(np.dstack([grey] * 3)).save(tmp_path / "grey_as_rgb.png")
     report = segment_file(tmp_path / "grey_as_rgb.png", model_dir, tmp_path / "out", {"channel": 1})
     assert report.status == "done" and report.n_instances > 0
+
+
+def test_a_model_replaced_in_place_is_loaded_again(tmp_path, model_dir):
+    import os
+    import shutil
+
+    from napari_cellseg.inference.batch import cached_model
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_dir, folder)
+    first, _ = cached_model(folder, "cpu")
+    assert cached_model(folder, "cpu")[0] is first  # loaded once
+    weights = folder / "model.safetensors"
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # retrained into the same folder
+    assert cached_model(folder, "cpu")[0] is not first

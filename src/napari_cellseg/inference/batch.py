@@ -107,16 +107,26 @@ def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:
 
 
 @lru_cache(maxsize=4)
-def _load_model(model_dir: str, device: str):
+def _load_model(model_dir: str, device: str, stamp: tuple = ()):
     from .runtime import resolve_model
 
     return resolve_model(model_dir, device=device)
 
 
 def cached_model(model_dir: str | os.PathLike, device: str = "auto"):
-    """``(model, config)`` loaded once per process (each Dask worker keeps its own)."""
+    """``(model, config)`` loaded once per process (each Dask worker keeps its own).
+
+    A model folder retrained or replaced in place is loaded again: the files' sizes and
+    times are part of the key.
+    """
+    folder = Path(model_dir).resolve()
+    stamp = tuple(
+        (f.name, f.stat().st_size, f.stat().st_mtime_ns)
+        for f in (folder / "model.safetensors", folder / "config.json")
+        if f.is_file()
+    )
     with _model_lock:
-        return _load_model(str(Path(model_dir).resolve()), device)
+        return _load_model(str(folder), device, stamp)
 
 
 def segment_file(
