@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from napari_cellseg.generators import run_to_end
 from napari_cellseg.sample_data import SAMPLE_DIR
 from napari_cellseg.training.config import TrainConfig
 from napari_cellseg.training.sweep import SweepConfig, iter_sweep, plan_sweep, run_sweep
@@ -343,3 +344,68 @@ def test_a_sweep_is_scored_by_ap50_only(tmp_path):
     grid = grid_from_dict({"base": {"dev_metric": "pixel_f1"}, "grid": {"lr": [1e-3]}})
     with pytest.raises(SweepError, match="dev_metric must be 'ap50'"):
         expand_grid(grid, "d", None, tmp_path)
+
+
+def test_a_run_another_process_trains_is_left_alone_and_a_dead_ones_lock_is_taken(tmp_path, sample_split):
+    import os
+    import time
+
+    from napari_cellseg.training import sweep_run
+    from napari_cellseg.training.sweep_grid import expand_grid
+
+    grid = SweepGrid(base=TINY_BASE, grid={"lr": [0.1]})
+    (point,), _ = expand_grid(grid, sample_split.parent, sample_split, tmp_path / "sweep")
+    run_dir = Path(point.config.out_dir)
+    run_dir.mkdir(parents=True)
+    lock = run_dir / sweep_run.RUN_LOCK
+    lock.write_text("4242@elsewhere")  # a Dask task still training it
+    busy = run_to_end(
+        sweep_run.iter_run(point.name, point.params, point.config, train_fn=_fake_train("none"))
+    )
+    assert busy.status == "running" and "another process" in busy.error and lock.exists()
+    old = time.time() - sweep_run.RUN_LOCK_STALE_S - 5
+    os.utime(lock, (old, old))  # its process died
+    (run_dir / sweep_run.STOP_FILE).touch()  # the stop written for it by the cancelled sweep
+    os.utime(run_dir / sweep_run.STOP_FILE, (old, old))
+    done = run_to_end(
+        sweep_run.iter_run(point.name, point.params, point.config, train_fn=_fake_train("none"))
+    )
+    assert done.status == "done" and not lock.exists() and not (run_dir / sweep_run.STOP_FILE).exists()
+
+
+def test_a_cancelled_dask_sweep_stops_the_runs_it_started(tmp_path, sample_split, monkeypatch):
+    # Cancelling futures would leave a running task training on its worker: the stop file ends it.
+    import time
+
+    from distributed import Client, LocalCluster
+
+    from napari_cellseg.training import sweep_exec, sweep_run
+    from napari_cellseg.training.reports import TrainResult
+
+    started = tmp_path / "started"  # a file: the task may run on a copy of this test's objects
+
+    def slow_train(config, *, resume, cancel):
+        started.write_text(str(config.out_dir))
+        for step in range(400):  # 40 s unless stopped
+            if cancel():
+                break
+            time.sleep(0.1)
+            yield step
+        return TrainResult(out_dir=config.out_dir, epochs_done=0, cancelled=cancel(), best_epoch=0,
+                           best_score=None, score_name="ap50", elapsed_s=0.1, history=[])  # fmt: skip
+
+    def execute(task):  # execute_run with the engine replaced
+        config = TrainConfig.from_dict(task["config"])
+        cancel = sweep_run.stop_requested(config.out_dir)
+        return run_to_end(sweep_run.iter_run(task["name"], task["params"], config, cancel=cancel,
+                                             train_fn=slow_train)).to_dict()  # fmt: skip
+
+    monkeypatch.setattr(sweep_exec, "execute_run", execute)
+    grid = SweepGrid(base=TINY_BASE, grid={"lr": [0.1]})
+    begun = time.monotonic()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            config = sweep_config(tmp_path, sample_split)
+            result = run_sweep(grid, config, client=client, cancel=started.exists)  # Ctrl-C once it runs
+    assert result.cancelled and result.records[0].status == "cancelled"
+    assert read_record(started.read_text()).status == "cancelled" and time.monotonic() - begun < 30

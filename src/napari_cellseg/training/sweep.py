@@ -252,10 +252,10 @@ def _events(todo, config, client, cancel, train_fn, command) -> Generator[RunEve
     if not todo:
         return
     if client is not None:
-        yield from run_dask(todo, client)
+        yield from run_dask(todo, client, cancel)
     elif config.scheduler:
         with _dask_client(config) as own_client:
-            yield from run_dask(todo, own_client)
+            yield from run_dask(todo, own_client, cancel)
     elif config.gpus:
         yield from run_gpus(todo, config.gpus, command)
     else:

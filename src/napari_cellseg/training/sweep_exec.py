@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from .sweep_grid import SweepPoint
-from .sweep_run import TASK_FILE, RunRecord, execute_run, iter_run, read_record, record_path, task_dict
+from .sweep_run import (
+    STOP_FILE,
+    TASK_FILE,
+    RunRecord,
+    execute_run,
+    iter_run,
+    read_record,
+    record_path,
+    task_dict,
+)
 
 LOG_FILE = "train.log"
 
@@ -76,14 +85,16 @@ def _forward(point: SweepPoint, generator: Generator) -> Generator[RunEvent, Non
         generator.close()  # closing the sweep closes the run: the engine saves its position
 
 
-def run_dask(points: Sequence[SweepPoint], client: Any) -> Generator[RunEvent, None, None]:
+def run_dask(
+    points: Sequence[SweepPoint], client: Any, cancel: Callable[[], bool] | None = None, poll_s: float = 0.5
+) -> Generator[RunEvent, None, None]:
     """Every run as a task of a ``dask.distributed`` client (each task calls the engine).
 
-    Closing the generator cancels the tasks not finished; runs stopped that
-    way resume from their last epoch next time.
+    ``cancel`` returning True, or closing the generator, writes each unfinished run's
+    stop file: a run that is training saves its position at the next step and ends
+    ``cancelled`` (it resumes next time), one not started yet ends at once. Cancelling
+    the futures alone would leave running tasks training on the workers.
     """
-    from distributed import as_completed
-
     futures = {}
     for point in points:
         future = client.submit(execute_run, task_dict(point.name, point.params, point.config),
@@ -91,18 +102,35 @@ def run_dask(points: Sequence[SweepPoint], client: Any) -> Generator[RunEvent, N
         futures[future] = point
         yield RunEvent("start", point)
     pending = set(futures)
+    stopping = False
     try:
-        for future in as_completed(list(futures)):
-            pending.discard(future)
-            point = futures[future]
-            try:
-                record = RunRecord.from_dict(future.result())
-            except Exception as err:  # the worker died or the task could not run
-                record = _failed(point, f"Dask task failed: {type(err).__name__}: {err}")
-            yield RunEvent("end", point, record)
+        while pending:
+            finished = [future for future in pending if future.done()]
+            if not finished:
+                if not stopping and cancel is not None and cancel():
+                    stopping = True
+                    _request_stop(futures[future] for future in pending)
+                time.sleep(poll_s)
+                continue
+            for future in finished:
+                pending.discard(future)
+                point = futures[future]
+                try:
+                    record = RunRecord.from_dict(future.result())
+                except Exception as err:  # the worker died or the task could not run
+                    record = _failed(point, f"Dask task failed: {type(err).__name__}: {err}")
+                yield RunEvent("end", point, record)
     finally:
         if pending:
+            _request_stop(futures[future] for future in pending)
             client.cancel(list(pending))
+
+
+def _request_stop(points) -> None:
+    for point in points:
+        path = Path(point.config.out_dir, STOP_FILE)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
 
 
 def worker_command(task_path: Path) -> list[str]:

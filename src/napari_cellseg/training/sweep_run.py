@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import sys
 import time
 import traceback
@@ -28,6 +29,10 @@ from .reports import StartReport
 
 RUN_RECORD = "run.json"
 TASK_FILE = "task.json"
+RUN_LOCK = ".training"  # held while a process trains the run; touched at every report
+STOP_FILE = ".stop"  # written by a sweep that was cancelled: its runs on Dask workers stop at the next step
+RUN_LOCK_STALE_S = 600.0  # a lock not touched for this long was left by a process that died
+RUN_LOCK_WAIT_S = 300.0  # how long a Dask task waits for a cancelled task of its run to stop
 STATUSES = ("pending", "running", "done", "failed", "cancelled")
 
 
@@ -138,21 +143,32 @@ def iter_run(
     cancel: Callable[[], bool] | None = None,
     train_fn: Callable[..., Generator] | None = None,
     gpu: str = "",
+    lock_wait_s: float = 0.0,
 ) -> Generator[Any, None, RunRecord]:
     """Train one run, yielding the engine's reports; return its final :class:`RunRecord`.
 
     The run resumes from ``config.out_dir/last`` when a previous attempt left
     one. Errors do not propagate: they end the run as ``failed`` with the
-    message in the record (``run.json`` is written at start and end).
+    message in the record (``run.json`` is written at start and end). While
+    another process trains the run (its lock file), this one waits up to
+    ``lock_wait_s`` (a cancelled task stopping at its next step), then leaves it alone.
     """
     from .checkpoints import has_last
 
     if train_fn is None:
         from .engine import train as train_fn
     run_dir = Path(config.out_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = _take_run_lock(run_dir, lock_wait_s)
+    if lock is None:  # e.g. a sweep run again while a Dask worker still trains it
+        busy = read_record(run_dir) or RunRecord(name=name, params=dict(params), status="running")
+        busy.error = f"another process is training this run (lock {run_dir / RUN_LOCK}); left alone"
+        return busy
+    stop = run_dir / STOP_FILE
+    if stop.exists() and stop.stat().st_mtime <= lock.stat().st_mtime:
+        stop.unlink(missing_ok=True)  # written for an earlier task of this run, which has stopped
     previous = read_record(run_dir)
     record = new_record(name, params, config, previous, gpu)
-    run_dir.mkdir(parents=True, exist_ok=True)
     record.save(record_path(run_dir))
     generator = None
     try:
@@ -163,6 +179,7 @@ def iter_run(
             except StopIteration as stop:
                 result = stop.value
                 break
+            lock.touch()  # the heartbeat that keeps the lock from looking stale
             if isinstance(report, StartReport):
                 record.device, record.score_name = report.device, report.score_name
                 record.trainable_params, record.total_params = report.trainable_params, report.total_params
@@ -178,6 +195,8 @@ def iter_run(
         record.error = f"{type(err).__name__}: {err}"
         record.save(record_path(run_dir))
         return record
+    finally:
+        lock.unlink(missing_ok=True)
     record.finished = _now()
     record.status = "cancelled" if result.cancelled else "done"
     record.epochs_done, record.best_epoch = result.epochs_done, result.best_epoch
@@ -186,6 +205,36 @@ def iter_run(
     record.elapsed_s = round(_stored_elapsed(run_dir, result.elapsed_s), 3)
     record.save(record_path(run_dir))
     return record
+
+
+def _take_run_lock(run_dir: Path, wait_s: float = 0.0) -> Path | None:
+    """``run_dir/RUN_LOCK``, created for this process; None while another one holds it past ``wait_s``."""
+    path = run_dir / RUN_LOCK
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                stale = time.time() - path.stat().st_mtime > RUN_LOCK_STALE_S
+            except FileNotFoundError:
+                continue
+            if stale:
+                path.unlink(missing_ok=True)  # its process died without a word
+                continue
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(1.0)
+            continue
+        os.write(fd, f"{os.getpid()}@{platform.node()}".encode())
+        os.close(fd)
+        return path
+
+
+def stop_requested(run_dir: str | os.PathLike) -> Callable[[], bool]:
+    """A ``cancel`` callable: True once a sweep wrote ``run_dir/STOP_FILE``."""
+    path = Path(run_dir) / STOP_FILE
+    return path.exists
 
 
 def _stored_elapsed(run_dir: Path, fallback: float) -> float:
@@ -203,7 +252,9 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     Picklable entry point for Dask workers: settings travel as plain dicts.
     """
     config = TrainConfig.from_dict(task["config"])
-    generator = iter_run(task["name"], task["params"], config, gpu=str(task.get("gpu", "")))
+    cancel = stop_requested(config.out_dir)
+    generator = iter_run(task["name"], task["params"], config, cancel=cancel, gpu=str(task.get("gpu", "")),
+                         lock_wait_s=RUN_LOCK_WAIT_S)  # fmt: skip
     return run_to_end(generator).to_dict()
 
 
