@@ -196,7 +196,7 @@ def _register_export(subparsers) -> None:
             "Write the model as TorchScript (.pt) or ONNX (.onnx): input float32 (N, 3, H, W) "
             "normalised images of any size, output (N, 3, H, W) probabilities of background, "
             "boundary and interior. The normalisation rule and the model config are embedded "
-            "and written beside it as FILE.json."
+            "and written beside it as a JSON file of the same name (cells.pt: cells.json)."
         ),
     )
     parser.add_argument("--model", type=Path, metavar="DIR", help="model directory (default, or 'default': the bundled default model)")  # fmt: skip
@@ -206,7 +206,7 @@ def _register_export(subparsers) -> None:
     )  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="file to write")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing FILE and FILE.json")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing FILE and its .json")
     parser.set_defaults(func=_run_export)
 
 
@@ -224,7 +224,7 @@ def _run_export(args: argparse.Namespace) -> int:
         raise CommandError(f"--out {out}: .json is the sidecar's suffix; give a .pt or .onnx file")
     if sidecar.exists() and not args.overwrite:  # e.g. an earlier a.onnx export's a.json
         raise CommandError(
-            f"{sidecar} exists (the FILE.json of an earlier export?); use --overwrite to replace it"
+            f"{sidecar} exists (the .json of an earlier export?); use --overwrite to replace it"
         )
     from .export import SUFFIXES, ExportError, check_opset, export_model, format_of
 

@@ -7,7 +7,7 @@ model's loss is built in). Normalisation is not: it needs whole-image
 percentiles, which a tile cannot know. Its rule and parameters travel with the
 export, embedded (TorchScript extra file ``napari_cellseg.json``, ONNX
 ``metadata_props`` key ``napari_cellseg``) and in a JSON sidecar
-``FILE.json``: the model config, the normalisation config, the class names
+of the same name (``cells.pt``: ``cells.json``): the model config, the normalisation config, the class names
 and the input/output contract.
 
 The network is compiled with ``torch.jit.script`` so that input-size dependent
