@@ -74,3 +74,11 @@ def test_preview_dataset_augmentations(sample_dataset_dir):
     assert 0.0 <= images.min() and images.max() <= 1.0
     with pytest.raises(ValueError, match="at least 1 sample"):
         preview_dataset_augmentations(sample_dataset_dir, "x", n=0)
+
+
+def test_the_split_file_of_another_dataset_is_refused_not_replaced(tiny_dataset, tmp_path):
+    other = tmp_path / "other-split.csv"
+    other.write_text("id,microscope,subset,group\nsomeone_else,C,dev,g1\n")
+    with pytest.raises(SplitError, match="split of another dataset"):
+        run_to_end(iter_run_split(tiny_dataset, NO_GROUPING, other, keep_previous=False))
+    assert "someone_else" in other.read_text()

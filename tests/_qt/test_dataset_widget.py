@@ -196,3 +196,26 @@ def test_images_outlined_in_qupath_are_added_and_the_others_listed(
     imported = CellDataset.open(tmp_path / "new-dataset")
     assert sorted(imported.ids) == sorted(r.id for r in outlined)
     assert {r.microscope for r in imported} == {"B"}
+
+
+def test_another_datasets_split_file_is_never_overwritten(
+    make_napari_viewer, tiny_dataset, tmp_path, wait_for_job
+):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_dataset, copy)
+    _, widget = _dock(make_napari_viewer)
+    widget.grouping_check.setChecked(False)
+    widget.dataset_edit.setText(str(tiny_dataset))
+    widget.split_edit.setText(str(tiny_dataset / "split.csv"))  # as the Browse dialog gives it
+    widget.split_button.click()
+    assert wait_for_job(widget).error is None
+    before = (tiny_dataset / "split.csv").read_text()
+    widget.dataset_edit.setText(str(copy))  # on to another dataset
+    assert widget.split_edit.path() is None  # the first one's file is let go
+    widget.seed_spin.setValue(7)
+    widget.keep_check.setChecked(False)
+    widget.split_button.click()
+    assert wait_for_job(widget).error is None
+    assert (copy / "split.csv").is_file() and (tiny_dataset / "split.csv").read_text() == before

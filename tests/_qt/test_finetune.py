@@ -227,3 +227,13 @@ def test_start_from_the_current_model_keeps_its_network(
     form.start_combo.setCurrentText("M2 (a new network)")
     form.diameter_spin.setValue(22.0)  # size normalisation
     assert widget.config_draft().object_diameter == 22.0
+
+
+def test_training_into_a_model_folder_is_refused(make_napari_viewer, split_dataset, tiny_model_dir):
+    # e.g. the output set to the model the run starts from: its weights would be replaced unasked
+    _viewer, widget = _dock(make_napari_viewer)
+    before = (tiny_model_dir / "model.safetensors").read_bytes()
+    _tiny_settings(widget, split_dataset, tiny_model_dir, epochs=1, steps=2)
+    widget.start_button.click()
+    assert widget.process is None and "already holds a model" in widget.message.text()
+    assert (tiny_model_dir / "model.safetensors").read_bytes() == before

@@ -265,3 +265,50 @@ def test_segment_every_image_of_a_folder(make_napari_viewer, tiny_model_dir, wai
         ]  # fmt: skip
     assert (out / "measurements.csv").is_file()  # every cell of the folder in one table
     assert "2 image(s): 2 segmented" in widget.message.text() and str(out) in widget.message.text()
+
+
+def _tiny_model(directory, watershed):
+    import torch
+
+    from napari_cellseg.models.checkpoint import ModelConfig, save_model_dir
+    from napari_cellseg.models.m2 import M2Config
+    from napari_cellseg.models.surgery import build_model
+
+    torch.manual_seed(0)
+    m2 = M2Config(arch="mobilenetv3_small_050", num_classes=0, name="tiny", source="random init (tests)")
+    model = build_model(m2, transfer_layers=2, new_layers=2, out_channels=3, decoder_channels=(8, 8, 8),
+                        pretrained=False)  # fmt: skip
+    return save_model_dir(directory, model.eval(), ModelConfig.for_model(model, watershed=watershed))
+
+
+def test_a_new_current_model_brings_its_own_watershed_settings(make_napari_viewer, tmp_path, wait_for_job):
+    # e.g. Fine-tune finished: the next Segment must not run the new network with the old settings
+    first = _tiny_model(
+        tmp_path / "first", {"foreground_threshold": 0.6, "marker_smoothing": 1.0, "min_size": 32}
+    )
+    second = _tiny_model(
+        tmp_path / "second", {"foreground_threshold": 0.3, "marker_smoothing": 0.0, "min_size": 8}
+    )
+    current_model.set_current_model(first)
+    viewer, widget, layer, _ = _dock(make_napari_viewer)
+    _segment(widget, wait_for_job, layer=layer)
+    current_model.set_current_model(second)
+    assert "Segment again" in widget.message.text()
+    _segment(widget, wait_for_job, layer=layer)
+    used = viewer.layers["[C] sample segmented cells"].metadata["watershed"]
+    assert (used["foreground_threshold"], used["marker_smoothing"], used["min_size"]) == (0.3, 0.0, 8)
+
+
+def test_the_shortcut_on_a_probability_map_segments_its_image(
+    make_napari_viewer, tiny_model_dir, wait_for_job
+):
+    from napari_cellseg._qt.segment import segment_selected_layer
+
+    current_model.set_current_model(tiny_model_dir)
+    viewer, widget, layer, _ = _dock(make_napari_viewer)
+    _segment(widget, wait_for_job, layer=layer)
+    viewer.layers.selection.active = viewer.layers["[C] sample boundary probability"]  # clicked to look at it
+    segment_selected_layer(viewer)
+    wait_for_job(widget, 60000)
+    assert not any("probability segmented" in name or "probability boundary" in name for name in
+                   [lay.name for lay in viewer.layers])  # fmt: skip

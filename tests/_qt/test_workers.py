@@ -110,6 +110,30 @@ def test_a_plain_function_cannot_be_cancelled_so_cancel_is_not_offered(qtbot):
     assert not task.cancelled and task.result == "saved"
 
 
+def test_a_job_that_ends_after_its_panel_was_closed_ends_quietly(qtbot):
+    # napari closed mid-job: the panel's buttons are gone when the worker reports its end
+    from qtpy import sip
+
+    button = QPushButton("Cancel")
+    release = threading.Event()
+    ended = []
+
+    def wait():
+        release.wait(5)
+        return "done"
+
+    def on_finished(task):
+        button.setEnabled(True)  # what a panel does; raises on a deleted widget
+        ended.append(task)
+
+    task = run_task(wait, title="Save", cancel_button=button, on_result=lambda _: button.setText("x"),
+                    on_finished=on_finished)  # fmt: skip
+    sip.delete(button)
+    release.set()
+    qtbot.waitUntil(lambda: task.finished, timeout=5000)
+    assert task.result == "done" and task.error is None and not ended
+
+
 def test_describe_report_and_error_message():
     assert describe_report(Step("predict", 2, 5)) == (2, 5, "predict")
 

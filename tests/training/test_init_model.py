@@ -185,3 +185,17 @@ def test_a_sweep_from_a_model_names_and_checks_the_network_it_trains(tmp_path, t
     assert [(p.config.new_layers, p.config.grow_decoder) for p in points] == [(3, False), (4, True)]
     assert [p.params["new_layers"] for p in invalid] == [2] and "the model has 3" in invalid[0].reason
     assert all(p.name.startswith("l2-") for p in points)  # the model's l, not the default's
+
+
+def test_a_run_never_trains_into_a_model_folder(tiny_config, trained_dir, tmp_path):
+    # e.g. --out set to the model it starts from: its weights would be replaced unasked
+    import shutil
+
+    model = tmp_path / "colleagues-model"
+    model.mkdir()
+    for name in ("model.safetensors", "config.json"):
+        shutil.copyfile(trained_dir / name, model / name)
+    before = (model / "model.safetensors").read_bytes()
+    with pytest.raises(ConfigError, match="already holds a model"):
+        run_training(tiny_config(init_model=str(model), out_dir=str(model)))
+    assert (model / "model.safetensors").read_bytes() == before

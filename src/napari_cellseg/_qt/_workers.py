@@ -22,6 +22,7 @@ ended (returned, failed or cancelled), which tests wait on.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
@@ -235,7 +236,8 @@ def run_task(
     def _returned(value: Any) -> None:
         task.result = value
         if on_result is not None:
-            on_result(value)
+            with _panel_may_be_gone(title):
+                on_result(value)
 
     def _errored(error: BaseException) -> None:
         error = error.error if isinstance(error, _Raised) else error
@@ -253,10 +255,11 @@ def run_task(
         task.finished = True
         if task.progress is not None:
             task.progress.close()
-        if cancel_button is not None:
-            cancel_button.setEnabled(False)
-        if on_finished is not None:
-            on_finished(task)
+        with _panel_may_be_gone(title):
+            if cancel_button is not None:
+                cancel_button.setEnabled(False)
+            if on_finished is not None:
+                on_finished(task)
 
     if hasattr(worker, "yielded"):
         worker.yielded.connect(_yielded)
@@ -269,6 +272,17 @@ def run_task(
         _connect_once(cancel_button, task)
     worker.start()
     return task
+
+
+@contextlib.contextmanager
+def _panel_may_be_gone(title: str):
+    """Results that arrive after their panel was closed (napari quit mid-job) are dropped quietly."""
+    try:
+        yield
+    except RuntimeError as err:
+        if "has been deleted" not in str(err):
+            raise
+        logger.debug("%s ended after its panel was closed", title)
 
 
 def _connect_once(button, task: Task) -> None:

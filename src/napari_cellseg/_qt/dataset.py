@@ -142,6 +142,11 @@ class DatasetWidget(TaskPanel):
         self.id_combo.clear()
         root = self.dataset_edit.path()
         self.split_edit.edit.setPlaceholderText(str(default_split_path(root)) if root else "")
+        chosen = self.split_edit.path()
+        if chosen is not None and (chosen.parent / "manifest.csv").is_file() and chosen.parent != root:
+            self.split_edit.setText(
+                ""
+            )  # the split file inside another dataset: never overwritten by this one's
 
     def _show_problems(self, root, problems) -> None:
         self.problems_list.clear()

@@ -268,6 +268,9 @@ class FinetuneWidget(TaskPanel):
         if has_last(config.out_dir):
             self.fail(f"{config.out_dir} already holds a run: Resume it, or choose another output folder")
             return
+        if Path(config.out_dir, "model.safetensors").is_file():  # e.g. the model it starts from
+            self.fail(f"{config.out_dir} already holds a model that training would replace: choose another output folder")  # fmt: skip
+            return
         self.plot.clear()
         self._launch(config, resume=False)
 

@@ -192,6 +192,11 @@ class SegmentWidget(TaskPanel):
             if directory is not None
             else NO_MODEL_HELP
         )
+        shown_model = self.labels_layer.metadata.get("model") if self.labels_layer is not None else None
+        if self.probabilities is not None and shown_model != str(directory):
+            # The sliders tuned the previous model's cells; its settings do not carry to another network.
+            self.probabilities = None
+            self.say("The model changed: Segment again to see its cells; the sliders show its settings.")
         if self.probabilities is None:  # nothing tuned yet: start from the model's settings
             self.set_params(initial_watershed(directory))
         self._warm_up(directory)
@@ -229,7 +234,12 @@ class SegmentWidget(TaskPanel):
 
     def segment(self, layer=None) -> None:
         """Segment ``layer`` (an Image layer), else the chosen image, with the current model."""
-        image = layer if layer is not None and is_layer_type(layer, "Image") else self.image_combo.layer()
+        usable = (
+            layer is not None
+            and is_layer_type(layer, "Image")
+            and layer.metadata.get(KIND_KEY) != KIND_PROBABILITY
+        )  # the shortcut with a probability map selected segments its image, not the map
+        image = layer if usable else self.image_combo.layer()
         if image is None:
             self.fail("open or choose an image layer first")
             return

@@ -155,12 +155,18 @@ def iter_run_split(
     """
     from ..data.dataset import CellDataset
     from ..data.split import SplitConfig, iter_split
-    from ..data.splitfile import read_split, write_split
+    from ..data.splitfile import SplitError, read_split, write_split
 
     config = config or SplitConfig()
     dataset = CellDataset.open(root)
     path = Path(out_path) if out_path else default_split_path(root)
-    previous = read_split(path) if keep_previous and path.is_file() else None
+    existing = read_split(path) if path.is_file() else None
+    if existing and not set(existing) & set(dataset.ids):  # e.g. a split file chosen for another dataset
+        raise SplitError(
+            f"{path} is the split of another dataset: none of its {len(existing)} ids are in {root}; "
+            "choose another split file (or delete that one)"
+        )
+    previous = existing if keep_previous else None
     result = None
     for report in iter_split(dataset, config, previous):
         if report.result is not None:

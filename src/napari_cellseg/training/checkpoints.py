@@ -161,6 +161,12 @@ def prepare_out_dir(out_dir: str | os.PathLike, resume: bool, create: bool = Tru
             f"{out_dir} already holds a training run; pass resume (--resume) to continue it, "
             "or choose another --out directory"
         )
+    if not resume and (out_dir / "model.safetensors").is_file():
+        # e.g. the model a run starts from, a colleague's, or the bundled one: never replaced unasked
+        raise ConfigError(
+            f"{out_dir} already holds a model (model.safetensors) that training would replace; "
+            "choose another --out directory"
+        )
     if create:
         out_dir.mkdir(parents=True, exist_ok=True)
 
