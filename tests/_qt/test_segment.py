@@ -312,3 +312,22 @@ def test_the_shortcut_on_a_probability_map_segments_its_image(
     wait_for_job(widget, 60000)
     assert not any("probability segmented" in name or "probability boundary" in name for name in
                    [lay.name for lay in viewer.layers])  # fmt: skip
+
+
+def test_save_results_saves_the_cells_of_the_image_shown(
+    make_napari_viewer, tiny_model_dir, wait_for_job, tmp_path
+):
+    from napari_cellseg.io import read_tiff_layer
+
+    current_model.set_current_model(tiny_model_dir)
+    viewer, widget, first, _ = _dock(make_napari_viewer)
+    second = viewer.add_image(np.asarray(first.data)[::-1].copy(), name="second", rgb=True)
+    _segment(widget, wait_for_job, layer=first)
+    _segment(widget, wait_for_job, layer=second)
+    widget.image_combo.set_layer(first)  # back to the first image
+    widget.results_box.folder_edit.setText(str(tmp_path / "out"))
+    widget.results_box.save_button.click()
+    assert wait_for_job(widget).error is None
+    (saved,) = (tmp_path / "out").glob("*.tif")
+    assert saved.stem == "C_sample"
+    np.testing.assert_array_equal(read_tiff_layer(saved)[0], viewer.layers["[C] sample segmented cells"].data)

@@ -15,6 +15,7 @@ from qtpy.QtWidgets import QFormLayout, QGroupBox, QPushButton
 from ..app.current_model import NO_MODEL_HELP, get_current_model_dir
 from ..app.segment_results import DEFAULT_FOLDER_NAME, default_results_folder
 from ._common import PathEdit
+from ._layers import find_layer
 
 
 class ResultsBox(QGroupBox):
@@ -59,6 +60,10 @@ class ResultsBox(QGroupBox):
 
         panel = self.panel
         labels, image = panel.labels_layer, panel.image_layer
+        chosen = panel.image_combo.layer()  # the image shown in the panel, if it was segmented
+        own = find_layer(panel.viewer, f"{chosen.name} segmented cells") if chosen is not None else None
+        if own is not None:
+            labels, image = own, chosen
         if labels is None or labels not in panel.viewer.layers:
             panel.fail("segment an image first: there are no segmented cells to save")
             return
