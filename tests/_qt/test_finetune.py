@@ -237,3 +237,13 @@ def test_training_into_a_model_folder_is_refused(make_napari_viewer, split_datas
     widget.start_button.click()
     assert widget.process is None and "already holds a model" in widget.message.text()
     assert (tiny_model_dir / "model.safetensors").read_bytes() == before
+
+
+def test_start_from_the_current_model_follows_a_new_current_model(make_napari_viewer, tiny_model_dir):
+    _viewer, widget = _dock(make_napari_viewer)
+    form = widget.form
+    form.start_combo.setCurrentText("Current model")  # the bundled model's network (l = 4)
+    current_model.set_current_model(tiny_model_dir)  # e.g. another run just finished
+    assert "tiny-model" in form.start_label.text()
+    assert (form.l_spin.value(), form.la_spin.value()) == (2, 2)
+    assert widget.config_draft().init_model == str(tiny_model_dir.resolve())

@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +224,25 @@ def clear_table(table: QTableWidget) -> None:
     table.setRowCount(0)
     table.setColumnCount(0)
     table.setFixedHeight(0)
+
+
+def follow_current_model(widget: Any, method: Callable[[Any, Path | None], None]) -> None:
+    """Call ``method(widget, directory)`` whenever the current model changes, while ``widget`` lives.
+
+    The listener holds the widget weakly and leaves once the widget (or its Qt side) is gone.
+    """
+    from ..app.current_model import add_listener, remove_listener
+
+    ref = weakref.ref(widget)
+
+    def listener(directory) -> None:
+        alive = ref()
+        try:
+            if alive is not None:
+                method(alive, directory)
+                return
+        except RuntimeError:  # the Qt side was deleted
+            pass
+        remove_listener(listener)
+
+    add_listener(listener)

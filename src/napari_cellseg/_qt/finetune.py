@@ -41,6 +41,7 @@ from ..models.defaults import DEFAULT_M2_DEPTH
 from ..training.checkpoints import LAST_DIR, TRAIN_CONFIG, has_last
 from ..training.config import RUNTIME_FIELDS, TrainConfig
 from ..training.reports import EpochReport, StartReport, StepReport, TrainResult
+from ._common import follow_current_model
 from ._finetune_form import START_CURRENT, START_M2, FinetuneForm
 from ._panel import TaskPanel
 from ._training_plot import TrainingPlot
@@ -135,6 +136,7 @@ class FinetuneWidget(TaskPanel):
         self.form.start_combo.currentTextChanged.connect(self._start_changed)
         self.form.start_edit.changed.connect(self._start_changed)
         self.form.dataset_edit.changed.connect(self._dataset_changed)
+        follow_current_model(self, FinetuneWidget._current_model_changed)
         self.form.out_edit.changed.connect(self._update_buttons)
         for signal in self.form.changed_signals():
             signal.connect(self.update_estimate)
@@ -212,6 +214,10 @@ class FinetuneWidget(TaskPanel):
         )
         self.form.set_start_network(model_config)
         self.update_estimate()
+
+    def _current_model_changed(self, directory) -> None:
+        if self.form.start_combo.currentText() == START_CURRENT:  # its network and size follow
+            self._start_changed()
 
     @_while_shown
     def _depth_found(self, m2: str, depth: int | None, error: BaseException | None = None) -> None:

@@ -13,7 +13,6 @@ The same core runs from the layer menu (Layers > Segment) and Ctrl+Shift+S
 from __future__ import annotations
 
 import time
-import weakref
 
 import numpy as np
 from napari.viewer import Viewer
@@ -25,10 +24,8 @@ from superqt import QLabeledDoubleSlider, QLabeledSlider
 from ..app.annotation import KIND_KEY
 from ..app.current_model import (
     NO_MODEL_HELP,
-    add_listener,
     describe_model,
     get_current_model_dir,
-    remove_listener,
     set_current_model,
 )
 from ..app.segment_session import (
@@ -41,7 +38,7 @@ from ..app.segment_session import (
 )
 from ..classes import BOUNDARY, INTERIOR
 from ..inference.watershed import WatershedParams
-from ._common import LayerCombo, PathEdit, is_layer_type
+from ._common import LayerCombo, PathEdit, follow_current_model, is_layer_type
 from ._layers import KIND_PROBABILITY, put_labels, put_probability, replace_labels
 from ._panel import TaskPanel
 from ._results_box import ResultsBox
@@ -161,28 +158,13 @@ class SegmentWidget(TaskPanel):
         for slider in self._sliders():
             slider.valueChanged.connect(self._debounce.start)
         self.viewer.layers.selection.events.active.connect(self._active_changed)
-        self._listen_to_model_changes()
+        follow_current_model(self, SegmentWidget._model_changed)
         self.viewer.bind_key(SHORTCUT, segment_selected_layer, overwrite=True)
         self._warm_worker = None
         self._model_changed(get_current_model_dir())
         self._active_changed()
 
     # --- model ------------------------------------------------------------------
-
-    def _listen_to_model_changes(self) -> None:
-        ref = weakref.ref(self)
-
-        def listener(directory) -> None:
-            widget = ref()
-            try:
-                if widget is not None:
-                    widget._model_changed(directory)
-                    return
-            except RuntimeError:  # the Qt side was deleted
-                pass
-            remove_listener(listener)
-
-        add_listener(listener)
 
     def _model_changed(self, directory) -> None:
         self.model_label.setText(f"Current model: {describe_model(directory)}")
