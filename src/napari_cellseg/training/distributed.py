@@ -14,12 +14,15 @@ checkpoints (every rank yields reports; the CLI prints rank 0's).
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import torch
+
+DDP_TIMEOUT_MIN = 60  # how long a rank waits at a collective (NCCL's default is 10 min)
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,12 @@ def init_distributed(device_type: str) -> DistributedContext:
 
     backend = "nccl" if device_type == "cuda" else "gloo"
     if not dist.is_initialized():
-        dist.init_process_group(backend=backend, rank=context.rank, world_size=context.world_size)
+        # Rank 0 scores the dev images (watershed on the CPU) while the others wait at a barrier:
+        # NCCL's default 10 min would end a run with a large dev set.
+        dist.init_process_group(
+            backend=backend, rank=context.rank, world_size=context.world_size,
+            timeout=datetime.timedelta(minutes=DDP_TIMEOUT_MIN),
+        )  # fmt: skip
     return DistributedContext(context.rank, context.world_size, context.local_rank, backend)
 
 
