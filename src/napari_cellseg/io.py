@@ -117,7 +117,7 @@ def _read_png_colour16(path: Path) -> np.ndarray:
     if data is None:
         raise ValueError("cannot be decoded as PNG")
     if data.ndim == 3:
-        data = data[..., 2::-1]  # BGR(A) -> RGB; alpha dropped below anyway
+        data = data[..., 2::-1]  # BGR(A) -> RGB, alpha dropped (grey + alpha comes as BGRA)
     return np.ascontiguousarray(data)
 
 

@@ -365,12 +365,16 @@ def test_a_run_another_process_trains_is_left_alone_and_a_dead_ones_lock_is_take
     assert busy.status == "running" and "another process" in busy.error and lock.exists()
     old = time.time() - sweep_run.RUN_LOCK_STALE_S - 5
     os.utime(lock, (old, old))  # its process died
-    (run_dir / sweep_run.STOP_FILE).touch()  # the stop written for it by the cancelled sweep
-    os.utime(run_dir / sweep_run.STOP_FILE, (old, old))
-    done = run_to_end(
-        sweep_run.iter_run(point.name, point.params, point.config, train_fn=_fake_train("none"))
-    )
+    (run_dir / sweep_run.STOP_FILE).write_text("earlier-sweep")  # written for it by a cancelled sweep
+    done = run_to_end(sweep_run.iter_run(point.name, point.params, point.config, train_fn=_fake_train("none"),
+                                         sweep_token="this-sweep"))  # fmt: skip
     assert done.status == "done" and not lock.exists() and not (run_dir / sweep_run.STOP_FILE).exists()
+    stop = sweep_run.stop_requested(run_dir, "this-sweep")
+    (run_dir / sweep_run.STOP_FILE).write_text("this-sweep")  # this sweep cancelled before the task began
+    assert stop()
+    run_to_end(sweep_run.iter_run(point.name, point.params, point.config, cancel=stop,
+                                  train_fn=_fake_train("none"), sweep_token="this-sweep"))  # fmt: skip
+    assert (run_dir / sweep_run.STOP_FILE).read_text() == "this-sweep"  # kept: it is this sweep's own
 
 
 def test_a_cancelled_dask_sweep_stops_the_runs_it_started(tmp_path, sample_split, monkeypatch):
@@ -396,9 +400,10 @@ def test_a_cancelled_dask_sweep_stops_the_runs_it_started(tmp_path, sample_split
 
     def execute(task):  # execute_run with the engine replaced
         config = TrainConfig.from_dict(task["config"])
-        cancel = sweep_run.stop_requested(config.out_dir)
+        token = task["sweep_token"]
+        cancel = sweep_run.stop_requested(config.out_dir, token)
         return run_to_end(sweep_run.iter_run(task["name"], task["params"], config, cancel=cancel,
-                                             train_fn=slow_train)).to_dict()  # fmt: skip
+                                             train_fn=slow_train, sweep_token=token)).to_dict()  # fmt: skip
 
     monkeypatch.setattr(sweep_exec, "execute_run", execute)
     grid = SweepGrid(base=TINY_BASE, grid={"lr": [0.1]})

@@ -302,10 +302,9 @@ def iter_import_outlines(
         raise ValueError(f"no image files in {', '.join(map(str, images))}")
     reports, first_of_id = [], {}
     for done, image_path in enumerate(files, start=1):
+        # slideA/field1.png and slideB/field1.png: one id, and one would replace the other
         earlier = first_of_id.setdefault(image_path.stem, image_path)
-        if (
-            earlier != image_path
-        ):  # slideA/field1.png and slideB/field1.png: one id, one would replace the other
+        if earlier != image_path:
             status, message, cells = "failed", f"{image_path}: same id as {earlier}; rename one of them", 0
         else:
             status, message, cells = _import_one(image_path, outlines, dataset, microscope, group, overwrite)

@@ -95,9 +95,10 @@ def run_dask(
     ``cancelled`` (it resumes next time), one not started yet ends at once. Cancelling
     the futures alone would leave running tasks training on the workers.
     """
+    token = uuid.uuid4().hex  # this sweep's: the stop files it writes name it
     futures = {}
     for point in points:
-        future = client.submit(execute_run, task_dict(point.name, point.params, point.config),
+        future = client.submit(execute_run, task_dict(point.name, point.params, point.config, sweep_token=token),
                                key=f"sweep-{point.name}-{uuid.uuid4().hex[:8]}", pure=False)  # fmt: skip
         futures[future] = point
         yield RunEvent("start", point)
@@ -109,7 +110,7 @@ def run_dask(
             if not finished:
                 if not stopping and cancel is not None and cancel():
                     stopping = True
-                    _request_stop(futures[future] for future in pending)
+                    _request_stop((futures[future] for future in pending), token)
                 time.sleep(poll_s)
                 continue
             for future in finished:
@@ -122,15 +123,15 @@ def run_dask(
                 yield RunEvent("end", point, record)
     finally:
         if pending:
-            _request_stop(futures[future] for future in pending)
+            _request_stop((futures[future] for future in pending), token)
             client.cancel(list(pending))
 
 
-def _request_stop(points) -> None:
+def _request_stop(points, token: str) -> None:
     for point in points:
         path = Path(point.config.out_dir, STOP_FILE)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
+        path.write_text(token)
 
 
 def worker_command(task_path: Path) -> list[str]:

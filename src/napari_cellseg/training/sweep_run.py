@@ -30,7 +30,7 @@ from .reports import StartReport
 RUN_RECORD = "run.json"
 TASK_FILE = "task.json"
 RUN_LOCK = ".training"  # held while a process trains the run; touched at every report
-STOP_FILE = ".stop"  # written by a sweep that was cancelled: its runs on Dask workers stop at the next step
+STOP_FILE = ".stop"  # a cancelled sweep's token: its runs on Dask workers stop at the next step
 RUN_LOCK_STALE_S = 600.0  # a lock not touched for this long was left by a process that died
 RUN_LOCK_WAIT_S = 300.0  # how long a Dask task waits for a cancelled task of its run to stop
 STATUSES = ("pending", "running", "done", "failed", "cancelled")
@@ -144,6 +144,7 @@ def iter_run(
     train_fn: Callable[..., Generator] | None = None,
     gpu: str = "",
     lock_wait_s: float = 0.0,
+    sweep_token: str | None = None,
 ) -> Generator[Any, None, RunRecord]:
     """Train one run, yielding the engine's reports; return its final :class:`RunRecord`.
 
@@ -152,6 +153,8 @@ def iter_run(
     message in the record (``run.json`` is written at start and end). While
     another process trains the run (its lock file), this one waits up to
     ``lock_wait_s`` (a cancelled task stopping at its next step), then leaves it alone.
+    ``sweep_token`` names the sweep that started this task: a stop file holding another
+    token was written for an earlier sweep's task and is removed once this one holds the lock.
     """
     from .checkpoints import has_last
 
@@ -164,9 +167,8 @@ def iter_run(
         busy = read_record(run_dir) or RunRecord(name=name, params=dict(params), status="running")
         busy.error = f"another process is training this run (lock {run_dir / RUN_LOCK}); left alone"
         return busy
-    stop = run_dir / STOP_FILE
-    if stop.exists() and stop.stat().st_mtime <= lock.stat().st_mtime:
-        stop.unlink(missing_ok=True)  # written for an earlier task of this run, which has stopped
+    if sweep_token is not None and _stop_token(run_dir) not in (None, sweep_token):
+        (run_dir / STOP_FILE).unlink(missing_ok=True)  # an earlier sweep's task, which has stopped
     previous = read_record(run_dir)
     record = new_record(name, params, config, previous, gpu)
     record.save(record_path(run_dir))
@@ -231,10 +233,17 @@ def _take_run_lock(run_dir: Path, wait_s: float = 0.0) -> Path | None:
         return path
 
 
-def stop_requested(run_dir: str | os.PathLike) -> Callable[[], bool]:
-    """A ``cancel`` callable: True once a sweep wrote ``run_dir/STOP_FILE``."""
-    path = Path(run_dir) / STOP_FILE
-    return path.exists
+def _stop_token(run_dir: Path) -> str | None:
+    try:
+        return (run_dir / STOP_FILE).read_text().strip()
+    except OSError:
+        return None
+
+
+def stop_requested(run_dir: str | os.PathLike, sweep_token: str) -> Callable[[], bool]:
+    """A ``cancel`` callable: True once the sweep ``sweep_token`` wrote its token in ``run_dir/STOP_FILE``."""
+    run_dir = Path(run_dir)
+    return lambda: _stop_token(run_dir) == sweep_token
 
 
 def _stored_elapsed(run_dir: Path, fallback: float) -> float:
@@ -252,15 +261,18 @@ def execute_run(task: dict[str, Any]) -> dict[str, Any]:
     Picklable entry point for Dask workers: settings travel as plain dicts.
     """
     config = TrainConfig.from_dict(task["config"])
-    cancel = stop_requested(config.out_dir)
-    generator = iter_run(task["name"], task["params"], config, cancel=cancel, gpu=str(task.get("gpu", "")),
-                         lock_wait_s=RUN_LOCK_WAIT_S)  # fmt: skip
+    token = str(task.get("sweep_token", ""))
+    generator = iter_run(task["name"], task["params"], config, cancel=stop_requested(config.out_dir, token),
+                         gpu=str(task.get("gpu", "")), lock_wait_s=RUN_LOCK_WAIT_S, sweep_token=token)  # fmt: skip
     return run_to_end(generator).to_dict()
 
 
-def task_dict(name: str, params: dict[str, Any], config: TrainConfig, gpu: str = "") -> dict[str, Any]:
+def task_dict(
+    name: str, params: dict[str, Any], config: TrainConfig, gpu: str = "", sweep_token: str = ""
+) -> dict[str, Any]:
     """A run as plain data, for Dask workers and ``--gpus`` subprocesses."""
-    return {"name": name, "params": dict(params), "config": config.to_dict(), "gpu": gpu}
+    return {"name": name, "params": dict(params), "config": config.to_dict(), "gpu": gpu,
+            "sweep_token": sweep_token}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
