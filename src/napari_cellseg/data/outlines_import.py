@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io import IMAGEJ_ROI_SUFFIXES
+from .imagej_import import RoiFileError, imagej_polygons
+from .outline_fill import polygon_mask
 
 POLYGON_TYPES = ("Polygon", "MultiPolygon")
 # What an image's outlines may be called beside it, in the order they are looked for.
@@ -71,17 +73,23 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
     """
     path = Path(path)
     if path.suffix.lower() in IMAGEJ_ROI_SUFFIXES:
-        polygons, notes = _imagej_polygons(path)
+        try:
+            polygons, notes = imagej_polygons(path)
+        except RoiFileError as err:
+            raise OutlinesError(f"{path}: {err}") from None
     else:
         polygons, notes = _geojson_polygons(path)
     if not polygons:
-        raise OutlinesError(f"{path}: holds no polygon outline: no cell to read")
+        why = f" ({'; '.join(notes[:3])})" if notes else ""
+        raise OutlinesError(f"{path}: holds no polygon outline: no cell to read{why}")
     planes = None
     if shape is not None and len(shape) == 3:
         planes, shape = int(shape[0]), tuple(shape[1:])
         deepest = max(z for _, _, z in polygons)
         if deepest >= planes:
-            raise OutlinesError(f"{path}: outlines lie on plane {deepest}; the image has {planes} plane(s)")
+            raise OutlinesError(
+                f"{path}: outlines lie on plane {deepest + 1}; the image has {planes} plane(s)"
+            )
     if shape is None:
         shape = _extent(polygons)
         if shape[0] * shape[1] > MAX_PIXELS:
@@ -96,61 +104,58 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
 
 
 def _geojson_polygons(path: Path) -> tuple[list, list[str]]:
-    polygons, notes = [], []
-    for number, feature in enumerate(_features(path), start=1):
+    features = _features(path)
+    # QuPath exports the region a doctor drew (an annotation) with the cells found in it:
+    # beside detections or cells an annotation is a region, not a cell.
+    has_objects = any(_object_type(f) in ("detection", "cell") for f in features)
+    polygons, notes, regions, nuclei = [], [], 0, 0
+    for number, feature in enumerate(features, start=1):
+        if has_objects and _object_type(feature) == "annotation":
+            regions += 1
+            continue
         geometry = feature.get("geometry") if isinstance(feature, dict) else None
+        nucleus = _nucleus_geometry(feature)
+        if nucleus is not None:  # a QuPath cell: its nucleus, not the cell grown around it
+            geometry, nuclei = nucleus, nuclei + 1
         kind = geometry.get("type") if isinstance(geometry, dict) else None
         if kind not in POLYGON_TYPES:
             notes.append(f"feature {number}: {kind or 'no geometry'} skipped (only polygons are cells)")
             continue
         try:
             rings = _rings(geometry)
-        except (TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError):
             raise OutlinesError(f"{path}: feature {number}: malformed {kind} coordinates") from None
         properties = feature.get("properties") or {}
         label = properties.get("label") if isinstance(properties, dict) else None
         polygons.append((label, rings, _plane(geometry.get("plane"))))
+    if regions:
+        notes.append(f"{regions} annotation(s) skipped: beside detections they are regions, not cells")
+    if nuclei:
+        notes.append(f"{nuclei} QuPath cell(s): their nucleus outlines used")
     return polygons, notes
+
+
+def _object_type(feature) -> str | None:
+    """QuPath's ``objectType`` (``"annotation"``, ``"detection"``, ``"cell"``...), None if absent."""
+    if not isinstance(feature, dict):
+        return None
+    properties = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
+    kind = properties.get("objectType") or properties.get("object_type") or feature.get("objectType")
+    return kind.lower() if isinstance(kind, str) else None
+
+
+def _nucleus_geometry(feature) -> dict | None:
+    if not isinstance(feature, dict) or _object_type(feature) != "cell":
+        return None
+    properties = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}
+    nucleus = feature.get("nucleusGeometry") or properties.get("nucleusGeometry")
+    return nucleus if isinstance(nucleus, dict) else None
 
 
 def _plane(plane) -> int:
     """The z index of a GeoJSON geometry's ``plane`` (QuPath's), 0 without one."""
     z = plane.get("z", 0) if isinstance(plane, dict) else 0
     return z if isinstance(z, int) and not isinstance(z, bool) and z >= 0 else 0
-
-
-def _imagej_polygons(path: Path) -> tuple[list, list[str]]:
-    """``[(label or None, [[ring]], z), ...]`` of an ImageJ ROI set; the pieces of one cell are joined."""
-    import re
-
-    from roifile import ROI_TYPE, roiread
-
-    if not path.is_file():
-        raise OutlinesError(f"{path}: no such file")
-    try:
-        rois = roiread(path)
-    except Exception as err:  # roifile raises many types on a file that is not a ROI set
-        raise OutlinesError(f"{path}: not an ImageJ ROI file ({type(err).__name__}: {err})") from None
-    rois = rois if isinstance(rois, list) else [rois]
-    areas = (ROI_TYPE.POLYGON, ROI_TYPE.FREEHAND, ROI_TYPE.TRACED, ROI_TYPE.RECT, ROI_TYPE.OVAL)
-    polygons: dict[object, list] = {}
-    notes = []
-    for number, roi in enumerate(rois, start=1):
-        if roi.roitype not in areas:
-            notes.append(f"ROI {number} ({roi.name or 'unnamed'}): {roi.roitype.name.lower()} skipped (only areas are cells)")  # fmt: skip
-            continue
-        rings = roi.coordinates(multi=True) if roi.composite else [roi.coordinates()]
-        match = re.fullmatch(r"cell (\d+)(?: piece \d+)?(?: slice \d+)?", roi.name or "")
-        z = max(roi.z_position or roi.position or 1, 1) - 1  # ImageJ counts slices from 1
-        key = (int(match.group(1)) if match else ("roi", number), z)
-        for ring in rings:
-            ring = np.asarray(ring, dtype=np.float64)
-            if len(ring) >= 3 and np.isfinite(ring).all():
-                polygons.setdefault(key, []).append([ring])
-    entries = [
-        (label if isinstance(label, int) else None, rings, z) for (label, z), rings in polygons.items()
-    ]
-    return entries, notes
 
 
 def _features(path: Path) -> list:
@@ -190,7 +195,7 @@ def _extent(polygons) -> tuple[int, int]:
     high = np.zeros(2)
     for _, rings, _z in polygons:
         for polygon in rings:
-            high = np.maximum(high, polygon[0].max(axis=0))
+            high = np.maximum(high, np.concatenate(polygon).max(axis=0))
     return int(np.ceil(high[1])), int(np.ceil(high[0]))  # (H, W) from (x, y)
 
 
@@ -209,7 +214,7 @@ def _rasterise(polygons, shape: tuple[int, int], planes: int | None = None) -> t
     for number, (label, rings, z) in enumerate(polygons, start=1):
         painted = 0
         for polygon in rings:
-            box, inside = _polygon_mask(polygon, shape)
+            box, inside = polygon_mask(polygon, shape)
             if inside is None:
                 continue
             window = labels[z][box]
@@ -222,25 +227,6 @@ def _rasterise(polygons, shape: tuple[int, int], planes: int | None = None) -> t
     if overlapped:
         notes.append(f"outlines overlap on {overlapped} pixel(s): the later feature kept them")
     return (labels[0] if planes == 1 and not stack else labels), notes
-
-
-def _polygon_mask(polygon: list[np.ndarray], shape: tuple[int, int]):
-    """``(window, mask)``: the pixels whose centres lie inside the exterior and outside the holes."""
-    from skimage.draw import polygon as fill_polygon
-
-    exterior = polygon[0]
-    low = np.maximum(np.floor(exterior.min(axis=0)).astype(int), 0)  # (x, y)
-    high = np.minimum(np.ceil(exterior.max(axis=0)).astype(int), (shape[1], shape[0]))
-    if np.any(high <= low):
-        return None, None
-    size = (int(high[1] - low[1]), int(high[0] - low[0]))
-    inside = np.zeros(size, bool)
-    for k, ring in enumerate(polygon):
-        local = ring - low - 0.5  # corner-based (x, y) -> pixel centres of the window
-        rows, cols = fill_polygon(local[:, 1], local[:, 0], size)
-        inside[rows, cols] = k == 0  # the exterior fills, holes clear
-    box = (slice(int(low[1]), int(high[1])), slice(int(low[0]), int(high[0])))
-    return box, (inside if inside.any() else None)
 
 
 @dataclass(frozen=True)
@@ -327,6 +313,8 @@ def _import_one(image_path: Path, outlines, dataset, microscope, group, overwrit
     try:
         image = image_for_dataset(read_image(image_path), str(image_path))
         imported = read_outlines(source, image.shape[:2])
+        if imported.labels.ndim == 3:  # e.g. Fiji ROIs saved on slice 3 of a stack
+            raise OutlinesError(f"{source}: outlines lie on {imported.labels.shape[0]} slices; {image_path} is one image")  # fmt: skip
         add_to_dataset(dataset, image_path.stem, image, imported.labels, microscope, group=group, overwrite=overwrite)  # fmt: skip
     except (ImageReadError, OutlinesError, DatasetError, ValueError, OSError) as err:
         return "failed", str(err), 0
