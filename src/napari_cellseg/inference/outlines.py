@@ -280,7 +280,8 @@ def labels_to_imagej_rois(labels: np.ndarray) -> list:
                 name = f"cell {label}" if len(pieces) == 1 else f"cell {label} piece {k}"
                 position = {}
                 if labels.ndim == 3:  # names are the zip's file names: one per slice
-                    name, position = f"{name} slice {z + 1}", {"z": z}  # roifile stores z 1-based
+                    # roifile stores both 1-based; a plain stack in Fiji reads position, a hyperstack z
+                    name, position = f"{name} slice {z + 1}", {"z": z, "position": z}
                 rois.append(ImagejRoi.frompoints(polygon[0][:-1], name=name, **position))
     return rois
 
