@@ -225,3 +225,18 @@ def test_a_stacks_outlines_open_with_every_plane_of_the_stack_beside_them(tmp_pa
         np.testing.assert_array_equal(data, stack)
         assert attributes["metadata"]["image"] == str(tmp_path / "stack.tif")
         assert kind == "labels"
+
+
+def test_images_past_pillows_decompression_guard_are_read(tmp_path, monkeypatch):
+    # Whole-slide crops pass 179 MP; the guard is lowered here so that a small file trips it.
+    from PIL import Image
+
+    from napari_cellseg.data.headers import read_header
+
+    Image.fromarray(np.full((30, 40), 7, np.uint8)).save(tmp_path / "big.png")
+    Image.fromarray(np.full((30, 40, 3), 7, np.uint8)).save(tmp_path / "big.jpg")
+    for name in ("big.png", "big.jpg"):
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+        assert read_image(tmp_path / name).shape[:2] == (30, 40)
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+        assert read_header(tmp_path / name).shape == (30, 40)

@@ -77,10 +77,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         elif suffix == ".png" and _is_png_colour16(path):
             data = _read_png_colour16(path)
         elif suffix in (".jpg", ".jpeg"):
+            allow_large_images()
             data = _read_jpeg(path)
         else:
             import imageio.v3 as iio
 
+            allow_large_images()
             data = iio.imread(path)
     except Exception as err:  # decoders raise many types; name the file instead
         raise ImageReadError(f"{path}: cannot be read as an image ({type(err).__name__}: {err})") from None
@@ -92,6 +94,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if data.size == 0:
         raise ImageReadError(f"{path}: the image is empty (shape {data.shape})")
     return data
+
+
+def allow_large_images() -> None:
+    """Let Pillow open local images past its 179-megapixel guard against decompression bombs.
+
+    Whole-slide crops and mosaics exceed it legitimately, and these are the user's own files.
+    """
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
 
 
 def _tiff_pixels(tif) -> np.ndarray:

@@ -147,3 +147,35 @@ def test_worker_count_defaults_feed_a_gpu_from_the_cores(
     monkeypatch.setenv("LOCAL_WORLD_SIZE", local_world)
     config = TrainConfig(data_dir="d", out_dir="o", num_workers=asked)
     assert worker_count(config, SimpleNamespace(type=device)) == expected
+
+
+def test_an_image_larger_than_the_cache_is_kept_alone_not_decoded_for_every_crop(dataset, monkeypatch):
+    from napari_cellseg.training.data import ImageCache
+
+    loads = []
+    original = dataset.load_image
+    monkeypatch.setattr(dataset, "load_image", lambda image_id: loads.append(image_id) or original(image_id))
+    small, large = dataset.ids[0], dataset.ids[1]
+    cache = ImageCache(dataset, NormalizationConfig(), max_bytes=1)  # every image is larger
+    for _ in range(3):
+        cache.get(large)
+    assert loads == [large]
+    cache.get(small)
+    cache.get(small)
+    assert loads == [large, small]  # the big one made room: one image held at a time
+
+
+def test_the_nucleus_size_is_measured_on_target_maps_too(tmp_path):
+    from napari_cellseg.data.targets import instances_to_targets
+    from napari_cellseg.data.writer import add_to_dataset
+    from napari_cellseg.sample_data import load_sample
+    from napari_cellseg.training.setup import estimate_object_diameter
+
+    image, mask, _ = load_sample("c_histology_1")
+    add_to_dataset(tmp_path / "masks", "a", image, mask, "C")
+    add_to_dataset(
+        tmp_path / "targets", "a", image, instances_to_targets(mask, thickness=1), "C", kind="targets"
+    )
+    from_masks = estimate_object_diameter(CellDataset.open(tmp_path / "masks"), ["a"])
+    from_targets = estimate_object_diameter(CellDataset.open(tmp_path / "targets"), ["a"])
+    assert from_masks and from_targets == pytest.approx(from_masks, rel=0.15)

@@ -87,3 +87,18 @@ def test_pretrain_cli_reports_a_bad_folder(tmp_path, capsys):
     )
     assert status == 2
     assert "no such folder" in capsys.readouterr().err
+
+
+def test_a_training_batch_of_one_image_is_never_left_over(tmp_path):
+    # BatchNorm cannot train on one image: 8 images in batches of 7 make one batch of 8.
+    import imageio.v3 as iio
+
+    from napari_cellseg.data.normalize import NormalizationConfig
+    from napari_cellseg.training.pretrain import _batches
+
+    iio.imwrite(tmp_path / "a.png", np.full((40, 40, 3), 90, np.uint8))
+    samples = [(tmp_path / "a.png", k % 2) for k in range(8)]
+    norm = NormalizationConfig()
+    train = [labels.shape[0] for _, labels in _batches(samples, 7, 32, norm, seed=0, epoch=1)]
+    validation = [labels.shape[0] for _, labels in _batches(samples, 7, 32, norm, seed=None, epoch=0)]
+    assert train == [8] and validation == [7, 1]

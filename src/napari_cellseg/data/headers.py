@@ -195,6 +195,9 @@ def _tifffile_header(path: Path) -> ImageHeader:
 def _pil_header(path: Path) -> ImageHeader:
     from PIL import Image
 
+    from ..io import allow_large_images
+
+    allow_large_images()
     with Image.open(path) as image:
         mode, (width, height) = image.mode, image.size
     if mode not in _PIL_MODES:

@@ -110,12 +110,14 @@ class ImageCache:
             return entry
         entry = self._load(image_id)
         size = entry[0].nbytes + entry[1].nbytes
+        if size > self.max_bytes:  # larger than the cache: kept alone, or each of its crops decodes it again
+            self._entries.clear()
+            self._bytes = 0
         while self._entries and self._bytes + size > self.max_bytes:
             _, (old_image, old_labels, _) = self._entries.popitem(last=False)
             self._bytes -= old_image.nbytes + old_labels.nbytes
-        if size <= self.max_bytes:
-            self._entries[image_id] = entry
-            self._bytes += size
+        self._entries[image_id] = entry
+        self._bytes += size
         return entry
 
     def _load(self, image_id: str) -> tuple[np.ndarray, np.ndarray, bool]:

@@ -191,8 +191,10 @@ def _batches(samples: list, batch: int, size: int, norm: Any, seed: int | None, 
     order = list(range(len(samples)))
     if seed is not None:  # a pure function of (seed, epoch): reproducible
         order = list(np.random.default_rng([seed, epoch]).permutation(len(samples)))
-    for start in range(0, len(order), batch):
-        chosen = order[start : start + batch]
+    chunks = [order[start : start + batch] for start in range(0, len(order), batch)]
+    if seed is not None and len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2:] = [chunks[-2] + chunks[-1]]  # BatchNorm cannot train on one image
+    for chosen in chunks:
         images = []
         for i in chosen:
             rng = np.random.default_rng([seed, epoch, i]) if seed is not None else None

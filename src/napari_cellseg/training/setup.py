@@ -123,11 +123,11 @@ def estimate_object_diameter(dataset: Any, ids: list[str], max_images: int = 64)
     """Median equivalent diameter (pixels) of the training nuclei: the model's object scale."""
     from ..inference.scale import equivalent_diameters
 
-    masks = [i for i in ids if dataset[i].label_kind == "masks"]
-    if not masks:
+    if not ids:
         return None
-    chosen = [masks[k] for k in np.linspace(0, len(masks) - 1, min(max_images, len(masks))).astype(int)]
-    diameters = [equivalent_diameters(dataset.load_instances(i)) for i in dict.fromkeys(chosen)]
+    chosen = [ids[k] for k in np.linspace(0, len(ids) - 1, min(max_images, len(ids))).astype(int)]
+    # Target maps count too: their cells are the interiors grown into their boundaries.
+    diameters = [equivalent_diameters(dataset.load_reference_instances(i)) for i in dict.fromkeys(chosen)]
     pooled = np.concatenate(diameters) if diameters else np.empty(0)
     return float(np.median(pooled)) if pooled.size else None
 
