@@ -199,3 +199,22 @@ def test_a_run_never_trains_into_a_model_folder(tiny_config, trained_dir, tmp_pa
     with pytest.raises(ConfigError, match="already holds a model"):
         run_training(tiny_config(init_model=str(model), out_dir=str(model)))
     assert (model / "model.safetensors").read_bytes() == before
+
+
+def test_a_run_from_a_model_keeps_its_watershed_settings_and_boundary_width(tiny_config, trained_dir, tmp_path):
+    # Without them a doctor's fine-tuned model would segment with the defaults (dev C: 0.61 against 0.67).
+    import json
+    import shutil
+
+    start = tmp_path / "tuned"
+    shutil.copytree(trained_dir, start, ignore=shutil.ignore_patterns("last"))
+    stored = json.loads((start / "config.json").read_text())
+    tuned = {"interior_threshold": 0.3, "peak_height": 0.2, "min_size": 12}
+    stored.update(watershed=tuned, target_thickness=2)
+    (start / "config.json").write_text(json.dumps(stored))
+    config = tiny_config(init_model=str(start), epochs=1)
+    assert apply_init_model(config).target_thickness == 2
+    assert apply_init_model(config, explicit={"target_thickness"}).target_thickness == 1  # --thickness 1 wins
+    run_training(config)
+    saved = load_model_config(config.out_dir)
+    assert saved.watershed == tuned and saved.target_thickness == 2

@@ -46,6 +46,7 @@ def model_config_for(run: Any, metrics: dict[str, Any], training: dict[str, Any]
         normalization=run.normalization,
         target_thickness=config.target_thickness,
         object_diameter=run.object_diameter,
+        watershed=dict(run.watershed),  # a starting model's tuned settings; tune-watershed refines them
         # size-normalised training: segmentation estimates each image's diameter by default
         default_diameter=0.0 if config.size_diameter is not None else None,
         split_hash=run.split_hash,

@@ -159,7 +159,7 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
     position = restore_state(run, state) if state is not None else _new_position()
     if context.is_main and state is None:
         write_train_config(config.out_dir, config)
-    make = evaluator or (lambda: make_evaluator(config.dev_metric))
+    make = evaluator or (lambda: make_evaluator(config.dev_metric, run.watershed))
     score_name = make().score_name
     dev_images = []
     if context.is_main and run.dev_ids:

@@ -115,13 +115,21 @@ class InstanceEvaluator(PixelEvaluator):
         return out
 
 
-def make_evaluator(metric: str = "auto") -> DevEvaluator:
-    """An evaluator by name; ``auto`` is ``ap50`` when the watershed and metrics import."""
+def make_evaluator(metric: str = "auto", watershed: dict | None = None) -> DevEvaluator:
+    """An evaluator by name; ``auto`` is ``ap50`` when the watershed and metrics import.
+
+    ``watershed``: the settings AP is scored with (a run from a trained model keeps its
+    tuned ones); default :class:`~napari_cellseg.inference.watershed.WatershedParams`.
+    """
     if metric not in ("auto", "ap50", "pixel_f1"):
         raise ValueError(f"unknown dev metric {metric!r}; choose 'auto', 'ap50' or 'pixel_f1'")
     if metric == "pixel_f1":
         return PixelEvaluator()
     try:
+        if watershed:
+            from ..inference.watershed import WatershedParams
+
+            return InstanceEvaluator(WatershedParams.from_dict(watershed))
         return InstanceEvaluator()
     except ImportError:
         if metric == "ap50":

@@ -106,6 +106,9 @@ def apply_init_model(config: TrainConfig, explicit: frozenset[str] | set[str] = 
             f"init_model {init_model_dir(config.init_model)}: {'; '.join(conflicts)}. "
             "A run that starts from a trained model keeps its network: leave these settings out"
         )
+    default_thickness = next(f.default for f in dataclasses.fields(config) if f.name == "target_thickness")
+    if "target_thickness" not in explicit and config.target_thickness == default_thickness:
+        wanted["target_thickness"] = model.target_thickness  # the boundary width it learnt to draw
     if config.object_diameter is None and model.default_diameter == 0 and model.object_diameter:
         # it segments at one nucleus size (each image resampled to it): adapt it at that size
         wanted["object_diameter"] = model.object_diameter

@@ -51,6 +51,7 @@ class Run:
     object_diameter: float | None
     size_factors: dict[str, float] = field(default_factory=dict)
     train_counts: dict[str, int] = field(default_factory=dict)
+    watershed: dict = field(default_factory=dict)  # a starting model's tuned settings, else the defaults
 
     @property
     def total_steps(self) -> int:
@@ -176,10 +177,11 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
     _check_patch_size(config, dataset, train_ids, factors)
     device, reason = pick_device(config, context)
     torch.manual_seed(config.seed)  # the new layers' initialisation
-    init_normalization = None
+    init_normalization, init_watershed = None, {}
     if config.init_model:
         model, init_config = load_init_model(config)
         init_normalization = init_config.normalization
+        init_watershed = dict(init_config.watershed or {})  # tuned for this network: a better start
     else:
         model = build_model(
             m2=config.m2,
@@ -230,7 +232,7 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
         optimizer=optimizer, scheduler=make_scheduler(config, optimizer), scaler=scaler,
         normalization=normalization, crops=crops,
         object_diameter=object_diameter, size_factors=factors,
-        train_counts=counts,
+        train_counts=counts, watershed=init_watershed,
     )  # fmt: skip
 
 
