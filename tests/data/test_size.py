@@ -54,3 +54,15 @@ def test_factors_of_a_dataset(tiny_dataset):
         measured = size_factor(dataset.load_reference_instances(image_id), 40.0)
         assert factor == measured and 0.25 <= factor <= 4.0
     assert len(set(factors.values())) > 1  # the images differ in scale
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.7, 1.3, 2.5])
+def test_resized_labels_stay_on_the_resized_image(factor):
+    # A cell's labels and its bright pixels must land on the same place after resampling.
+    image = np.zeros((120, 140), np.uint8)
+    labels = np.zeros((120, 140), np.uint16)
+    image[40:80, 50:90], labels[40:80, 50:90] = 255, 1
+    small_image, small_labels = resize_image(image, factor), resize_labels(labels, factor)
+    rows, cols = np.nonzero(small_image > 127)
+    label_rows, label_cols = np.nonzero(small_labels == 1)
+    assert abs(rows.mean() - label_rows.mean()) < 0.15 and abs(cols.mean() - label_cols.mean()) < 0.15

@@ -201,7 +201,9 @@ def test_a_run_never_trains_into_a_model_folder(tiny_config, trained_dir, tmp_pa
     assert (model / "model.safetensors").read_bytes() == before
 
 
-def test_a_run_from_a_model_keeps_its_watershed_settings_and_boundary_width(tiny_config, trained_dir, tmp_path):
+def test_a_run_from_a_model_keeps_its_watershed_settings_and_boundary_width(
+    tiny_config, trained_dir, tmp_path
+):
     # Without them a doctor's fine-tuned model would segment with the defaults (dev C: 0.61 against 0.67).
     import json
     import shutil

@@ -63,5 +63,7 @@ def resize_labels(labels: np.ndarray, factor: float) -> np.ndarray:
     if factor == 1.0:
         return labels
     height, width = scaled_size(labels.shape[0], factor), scaled_size(labels.shape[1], factor)
-    out = cv2.resize(labels.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST)
+    # NEAREST_EXACT samples at pixel centres, as the image's area and linear resampling do; plain
+    # NEAREST takes floor(x / f) and would shift the labels up to half a pixel up-left of the image.
+    out = cv2.resize(labels.astype(np.int32), (width, height), interpolation=cv2.INTER_NEAREST_EXACT)
     return out.astype(labels.dtype, copy=False)
