@@ -200,3 +200,58 @@ def test_a_renamed_layer_stays_chosen(make_napari_viewer):
     widget.image_combo.setCurrentText("scan b")
     other.name = "scan b, final"  # not the first image: a lost choice would fall back to it
     assert widget.image_combo.currentText() == "scan b, final"
+
+
+def test_another_layer_added_keeps_the_typed_id_and_the_chosen_cells(make_napari_viewer):
+    viewer, widget, (image, mask) = _open(make_napari_viewer)
+    viewer.add_image(np.zeros((8, 8), np.uint8), name="another image")
+    viewer.layers.move(viewer.layers.index("another image"), 0)  # the sample is not the first image
+    widget.image_combo.setCurrentText(image.name)
+    widget.id_edit.setText("patient12_slide7")
+    widget.cells_combo.setCurrentText(mask.name)
+    viewer.add_image(np.zeros((8, 8), np.uint8), name="probabilities of something")  # e.g. Segment's
+    assert widget.id_edit.text() == "patient12_slide7" and widget.cells_combo.currentText() == mask.name
+
+
+def test_a_hand_drawn_line_gets_its_second_rim_though_a_cells_layer_is_chosen(
+    make_napari_viewer, wait_for_job
+):
+    viewer, widget, _ = _open(make_napari_viewer, sample=None)
+    viewer.add_image(np.zeros((40, 40), np.uint8), name="img", metadata={"microscope": "C"})
+    merged = np.zeros((40, 40), np.uint16)
+    merged[10:30, 10:30] = 1  # Segment merged two nuclei
+    viewer.add_labels(merged, name="img cells")
+    widget.image_combo.setCurrentText("img")
+    widget.to_annotation_button.click()
+    wait_for_job(widget)
+    annotation = viewer.layers["img boundary annotation"]
+    annotation.data_setitem((np.arange(10, 30), np.full(20, 19)), BOUNDARY)  # the doctor parts them
+    widget.touching_button.click()
+    wait_for_job(widget)
+    rows = np.asarray(annotation.data)[11:29, 17:22] == BOUNDARY
+    assert (rows.sum(axis=1) >= 2).all()  # every row of the line is two pixels wide
+
+
+def test_review_error_layers_and_other_images_labels_are_never_taken_as_cells(make_napari_viewer):
+    viewer, widget, _ = _open(make_napari_viewer, sample=None)
+    for name in ("A", "B"):
+        viewer.add_image(np.zeros((20, 20), np.uint8), name=name)
+    viewer.add_labels(np.ones((20, 20), np.uint16), name="A expert")  # loaded from a file: no owner
+    viewer.add_labels(np.ones((20, 20), np.uint16), name="review: false positives",
+                      metadata={"cellseg_kind": "review"})  # fmt: skip
+    widget.image_combo.setCurrentText("A")
+    widget.image_combo.setCurrentText("B")
+    assert widget.cells_combo.layer() is None
+
+
+def test_cells_too_small_to_keep_are_reported(make_napari_viewer, wait_for_job):
+    viewer, widget, _ = _open(make_napari_viewer, sample=None)
+    viewer.add_image(np.zeros((20, 20), np.uint8), name="img")
+    cells = np.zeros((20, 20), np.uint16)
+    cells[2:12, 2:12] = 1
+    cells[15, 5], cells[15, 6] = 2, 3  # one-pixel fragments, touching
+    viewer.add_labels(cells, name="img cells")
+    widget.image_combo.setCurrentText("img")
+    widget.to_annotation_button.click()
+    wait_for_job(widget)
+    assert "too small to keep" in widget.message.text()

@@ -125,7 +125,8 @@ class LayerCombo(QComboBox):
 
     def _refresh(self) -> None:
         chosen = self._chosen
-        current = chosen.name if chosen is not None and chosen in self.viewer.layers else self.currentText()
+        before = self.currentText()
+        current = chosen.name if chosen is not None and chosen in self.viewer.layers else before
         names = [layer.name for layer in self.layers()]
         for layer in self.layers():
             layer.events.name.disconnect(self.refresh)
@@ -136,10 +137,13 @@ class LayerCombo(QComboBox):
         self.blockSignals(True)
         self.clear()
         self.addItems(items)
-        self.blockSignals(False)
         if current in items:
             self.setCurrentText(current)
-        else:
+        self.blockSignals(False)
+        # Say so only when the choice changed (a rename, a removal): another layer added or
+        # removed must not make the panels start over (a typed id, a chosen cells layer).
+        if self.currentText() != before or (chosen is not None and chosen not in self.viewer.layers):
+            self._remember(self.currentText())
             self.currentTextChanged.emit(self.currentText())
 
     def layer(self):

@@ -15,6 +15,7 @@ from ..app.annotation import KIND_ANNOTATION, KIND_CELLS, KIND_KEY
 from ._common import annotation_colormap, is_layer_type
 
 KIND_PROBABILITY = "probability"  # metadata kind of the probability layers Segment adds
+KIND_REVIEW = "review"  # metadata kind of the error layers Review adds
 
 
 def find_layer(viewer, name: str, layer_type: str = "Labels"):

@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
 )
 
 from ..app.annotation import (
+    KIND_KEY,
     annotation_from_instances,
     annotation_name,
     cells_name,
@@ -35,7 +36,7 @@ from ..app.annotation import (
 )
 from ..classes import BOUNDARY, INTERIOR, MICROSCOPES
 from ._common import LayerCombo, PathEdit, class_legend
-from ._layers import find_layer, put_labels, set_pixels
+from ._layers import KIND_REVIEW, find_layer, put_labels, set_pixels
 from ._panel import TaskPanel
 
 UNTAGGED = "(untagged)"
@@ -126,6 +127,7 @@ class AnnotateWidget(TaskPanel):
             self.touching_button, self.save_button,
         ]  # fmt: skip
         self.image_combo.currentTextChanged.connect(self._image_changed)
+        viewer.layers.events.inserted.connect(self._layer_added)
         self.microscope_combo.currentTextChanged.connect(self._tag_changed)
         self.open_button.clicked.connect(self.open_layers)
         self.to_annotation_button.clicked.connect(self.convert_to_annotation)
@@ -152,6 +154,18 @@ class AnnotateWidget(TaskPanel):
         self.microscope_combo.setCurrentText(tag if tag in MICROSCOPES else UNTAGGED)
         self.microscope_combo.blockSignals(False)
         self.id_edit.setText(suggest_image_id(image.name, image.metadata))
+        self._pick_layers()
+
+    def _layer_added(self, event=None) -> None:
+        try:
+            if self.image_layer() is not None:
+                self._pick_layers()  # e.g. the image's mask opened after it: chosen without a click
+        except RuntimeError:  # the panel was closed; the viewer lives on
+            self.viewer.layers.events.inserted.disconnect(self._layer_added)
+
+    def _pick_layers(self) -> None:
+        """Choose the image's own cells and annotation layers; let go of another image's."""
+        image = self.image_layer()
         images = [(layer.name, layer.metadata) for layer in self.image_combo.layers()]
 
         def owner(layer):
@@ -165,10 +179,12 @@ class AnnotateWidget(TaskPanel):
                 combo.setCurrentText(combo.NONE)  # another image's labels: never saved with this one
         if self.cells_combo.layer() is None:  # e.g. a sample's expert mask, or Segment's cells
             shape = self._plane_shape(image)
+            # With several images open, a layer of unknown image may be another's: only its own.
+            owners = (None, image.name) if len(images) == 1 else (image.name,)
             fitting = [
                 layer for layer in self.cells_combo.layers()
                 if np.shape(layer.data) == shape and not is_annotation(layer.name, layer.metadata)
-                and owner(layer) in (None, image.name)
+                and layer.metadata.get(KIND_KEY) != KIND_REVIEW and owner(layer) in owners
             ]  # fmt: skip
             fitting.sort(key=lambda layer: owner(layer) != image.name)  # its own first
             if fitting:
@@ -254,11 +270,16 @@ class AnnotateWidget(TaskPanel):
                 self.viewer, annotation_name(image.name), annotation, like=image, annotation=True
             )
             self.annotation_combo.set_layer(layer)
-            kept = len(report.thin_labels) + len(report.necked_labels)
-            self.say(
+            lost = set(report.lost_labels)
+            kept = len((set(report.thin_labels) | set(report.necked_labels)) - lost)
+            text = (
                 f"{report.n_instances} cells → {layer.name!r} "
-                f"({kept} thin or necked cells kept, {len(report.multi_piece_labels)} in several pieces)."
+                f"({kept} thin or necked cells kept, {len(report.multi_piece_labels)} in several pieces"
             )
+            if lost:  # too small to keep an interior: they would come back merged or not at all
+                self.say(f"{text}; {len(lost)} too small to keep: cells {sorted(lost)[:10]}).", error=True)
+            else:
+                self.say(f"{text}).")
 
         data = np.array(cells.data, copy=True)
         self.start(
@@ -313,7 +334,11 @@ class AnnotateWidget(TaskPanel):
         def show(result) -> None:
             indices, n_pairs = result
             changed = set_pixels(annotation, indices, BOUNDARY)
-            source = f"cells of {cells.name!r}" if instances is not None else "the annotation's cells"
+            source = (
+                f"cells of the annotation and of {cells.name!r}"
+                if instances is not None
+                else "the annotation's cells"
+            )
             self.say(f"{changed} pixels became boundary between {n_pairs} touching cell pairs ({source}).")
 
         self.start(

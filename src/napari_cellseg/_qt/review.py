@@ -21,6 +21,7 @@ from qtpy.QtWidgets import (
     QTableWidget,
 )
 
+from ..app.annotation import KIND_KEY
 from ..app.current_model import add_listener, get_current_model_dir, remove_listener
 from ..app.review import (
     ERROR_COLORS,
@@ -32,7 +33,7 @@ from ..app.review import (
     model_status,
 )
 from ._common import LayerCombo, PathEdit, fill_table
-from ._layers import find_layer
+from ._layers import KIND_REVIEW, find_layer
 from ._panel import TaskPanel
 
 ERROR_LAYER_NAMES = {
@@ -148,7 +149,7 @@ class ReviewWidget(TaskPanel):
             self.viewer.add_labels(
                 data, name=name, colormap=_single_colour(ERROR_COLORS[kind]), opacity=0.6,
                 scale=tuple(like.scale), translate=tuple(like.translate),
-                metadata={"ids": ids},
+                metadata={"ids": ids, KIND_KEY: KIND_REVIEW},  # a view of errors, never a cells layer
             )  # fmt: skip
 
     # --- evaluate a model ---------------------------------------------------

@@ -124,10 +124,11 @@ def touching_boundary_pixels(
     """Pixels to mark as boundary where two cells touch.
 
     A foreground pixel of the annotation becomes boundary when one of its 8
-    neighbours belongs to another cell. Cells come from ``instances`` when
-    given (the image's cells layer), else from the annotation itself
-    (:func:`instances_from_annotation`): a one-pixel boundary line painted
-    between two interiors then gets its second rim, as computed targets have.
+    neighbours belongs to another cell. Cells come from the annotation itself
+    (:func:`instances_from_annotation`: a one-pixel boundary line painted
+    between two interiors then gets its second rim, as computed targets have)
+    and, when given, from ``instances`` too (the image's cells layer: two cells
+    whose interiors were painted as one blob are parted where they touch).
 
     Returns
     -------
@@ -140,16 +141,27 @@ def touching_boundary_pixels(
     from ..instance_errors import touching_pairs
 
     annotation = check_annotation(annotation)
-    if instances is None:
-        cells = instances_from_annotation(annotation)
-    else:
+    # The annotation's own cells always count: lines painted since the cells layer was made
+    # (a split drawn by hand) get their second rim too.
+    sources = [instances_from_annotation(annotation).astype(np.int64, copy=False)]
+    if instances is not None:
         cells = check_label_image(instances, "instances")
         if cells.shape != annotation.shape:
             raise ValueError(
                 f"the cells layer has shape {cells.shape}, the annotation {annotation.shape}; "
                 "they must belong to the same image"
             )
-    cells = cells.astype(np.int64, copy=False)
+        sources.append(cells.astype(np.int64, copy=False))
+    contact = np.zeros(annotation.shape, dtype=bool)
+    for cells in sources:
+        contact |= _contacts(cells)
+    change = contact & (annotation != 0) & (annotation != BOUNDARY)
+    rows, cols = np.nonzero(change)
+    return (rows, cols), max(len(touching_pairs(cells)) for cells in sources)
+
+
+def _contacts(cells: np.ndarray) -> np.ndarray:
+    """Pixels of a cell with an 8-neighbour in another cell."""
     contact = np.zeros(cells.shape, dtype=bool)
     # Right, down, down-right and down-left neighbours cover the 8 directions once.
     for a, b in (
@@ -161,9 +173,7 @@ def touching_boundary_pixels(
         differ = (cells[a] != cells[b]) & (cells[a] > 0) & (cells[b] > 0)
         contact[a] |= differ
         contact[b] |= differ
-    change = contact & (annotation != 0) & (annotation != BOUNDARY)
-    rows, cols = np.nonzero(change)
-    return (rows, cols), len(touching_pairs(cells))
+    return contact
 
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
