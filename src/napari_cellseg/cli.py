@@ -29,6 +29,32 @@ class CommandError(Exception):
     """A user-facing failure: printed without a traceback, exit status 2."""
 
 
+def check_out_folder(path, option: str = "--out") -> None:
+    """Refuse an output folder that cannot be made or written, before any work; creates nothing.
+
+    Raises
+    ------
+    CommandError
+        ``path`` is a file, lies under a file, or its nearest existing folder takes no new file.
+    """
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CommandError(f"{option} {path} is a file, not a folder")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise CommandError(f"{option} {path}: {existing} is a file, so the folder cannot be made")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise CommandError(f"{option} {path}: cannot write in {existing} ({err.strerror or err})") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-cellseg",
@@ -58,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as err:
         print(f"napari-cellseg {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file that cannot be written mid-run (full disk, permissions...)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"napari-cellseg {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -39,8 +39,10 @@ def has_display() -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .cli import CommandError
+    from .cli import CommandError, check_out_folder
     from .sample_data import list_samples
+
+    check_out_folder(args.out)
 
     if args.sample not in list_samples():
         raise CommandError(f"unknown sample {args.sample!r}; choose from {', '.join(list_samples())}")

@@ -49,8 +49,10 @@ def register(subparsers) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
+    from ..cli import CommandError, check_out_folder
     from .outlines_import import iter_import_outlines
+
+    check_out_folder(args.dataset, "--dataset")
 
     if args.microscope not in MICROSCOPES:
         raise CommandError(f"unknown microscope {args.microscope!r} (allowed: {' '.join(MICROSCOPES)})")
@@ -80,4 +82,4 @@ def run_import(args: argparse.Namespace) -> int:
         f"{counts['added']} image(s) added to {args.dataset} with {cells} cells; "
         f"{counts['no outlines']} without outlines, {counts['failed']} failed"
     )
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed"] or not counts["added"] else 0  # nothing imported is not a success

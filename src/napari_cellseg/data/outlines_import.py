@@ -305,6 +305,8 @@ def _import_one(image_path: Path, outlines, dataset, microscope, group, overwrit
     from .dataset import DatasetError
     from .writer import add_to_dataset, image_for_dataset
 
+    if not image_path.is_file():  # a mistyped image: not an image "without outlines"
+        return "failed", f"{image_path}: no such file", 0
     folder = Path(outlines) if outlines is not None else image_path.parent
     names = [image_path.stem + ending for ending in OUTLINE_FILE_ENDINGS]
     source = next((folder / name for name in names if (folder / name).is_file()), None)

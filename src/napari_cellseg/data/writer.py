@@ -128,7 +128,8 @@ def _add_locked(root, image_id, image, labels, microscope, kind, group, overwrit
     columns, rows = _read_rows(manifest, microscopes)
     if image_id in rows and not overwrite:
         raise FileExistsError(
-            f"{root}: id {image_id!r} is already in the dataset (pass overwrite=True to replace it)"
+            f"{root}: id {image_id!r} is already in the dataset (replace it with overwrite=True, "
+            "--overwrite on the command line)"
         )
     old_files = _files_of(root, image_id)
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli import CommandError
+from ..cli import CommandError, check_out_folder
 
 
 def run_segment(args: argparse.Namespace) -> int:
@@ -34,8 +34,7 @@ def run_segment(args: argparse.Namespace) -> int:
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1 (tiles per forward pass), got {args.batch_size}")
     out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CommandError(f"--out {out_dir} is a file, not a folder")
+    check_out_folder(out_dir)  # one clear error, not one failure per image
     if any(Path(p).is_dir() and Path(p).resolve() == out_dir.resolve() for p in args.paths):
         raise CommandError(f"--out {out_dir} is also an input folder: choose another output folder")
     options = SegmentOptions(

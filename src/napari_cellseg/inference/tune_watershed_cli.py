@@ -34,7 +34,7 @@ def register(subparsers) -> None:
         metavar="CSV",
         help="split file (columns id, subset; see `napari-cellseg split`); default: every image",
     )
-    parser.add_argument("--subset", default="dev", help="subset to tune on (default: dev)")
+    parser.add_argument("--subset", help="subset of --split to tune on (default: dev)")
     parser.add_argument("--microscope", help="only images of this microscope (e.g. C)")
     parser.add_argument(
         "--score",
@@ -91,9 +91,12 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise CommandError(f"--grid: {err}") from None
     check_writable_file(args.table, "--table")
+    if args.subset is not None and args.split is None:  # it would tune on every image unsaid
+        raise CommandError("--subset chooses rows of a split: give --split too")
+    subset = (args.subset or "dev") if args.split is not None else None
     try:
         ids, images, ground_truth = load_tuning_images(
-            args.data, args.split, subset=args.subset, microscope=args.microscope
+            args.data, args.split, subset=subset or "dev", microscope=args.microscope
         )
     except ValueError as err:  # DatasetError and friends name the file
         raise CommandError(str(err)) from None
@@ -110,7 +113,7 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
             )
             break
         scores = {
-            "subset": args.subset, "microscope": args.microscope, "images": len(ids), "score": args.score,
+            "subset": subset, "microscope": args.microscope, "images": len(ids), "score": args.score,
             **row_scores(best_row),
         }  # fmt: skip
         try:

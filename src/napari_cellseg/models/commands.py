@@ -68,9 +68,10 @@ def _read_class_names(path: Path, num_classes: int) -> list[str]:
 def run_import_m2(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ..cli import CommandError
+    from ..cli import CommandError, check_out_folder
     from .m2 import ModelLoadError, load_m2, save_m2
 
+    check_out_folder(args.out)
     if args.out.is_file() or (args.out.is_dir() and any(args.out.iterdir())):
         raise CommandError(f"{args.out}: already exists; choose a new M2 directory")
     if args.input_size is not None and args.input_size < 1:

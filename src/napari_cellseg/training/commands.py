@@ -239,10 +239,12 @@ class _GracefulStop:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
+    from ..cli import CommandError, check_out_folder
     from .distributed import env_context
     from .engine import train
     from .progress import TrainProgress
+
+    check_out_folder(args.out)
 
     errors = _user_errors()
     try:
@@ -265,9 +267,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
+    from ..cli import CommandError, check_out_folder
     from .pretrain import PretrainConfig, run_pretraining
     from .progress import PretrainProgress
+
+    check_out_folder(args.out)  # before training, not after it
 
     errors = _user_errors()
     try:

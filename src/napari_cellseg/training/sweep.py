@@ -268,7 +268,11 @@ def _dask_client(config: SweepConfig) -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     if config.scheduler != "local":
-        with Client(config.scheduler) as client:
+        try:
+            client = Client(config.scheduler, timeout=30)
+        except (OSError, TimeoutError) as err:
+            raise SweepError(f"cannot reach the Dask scheduler at {config.scheduler} ({err})") from None
+        with client:
             yield client
         return
     threads = max(1, config.threads)

@@ -116,10 +116,11 @@ def _score_text(record) -> str:
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
+    from ..cli import CommandError, check_out_folder
     from .commands import _GracefulStop
     from .sweep import SweepConfig, check_inputs, iter_sweep, plan_sweep
 
+    check_out_folder(args.out)
     try:
         config = SweepConfig(
             data_dir=str(args.data), split_path=str(args.split), out_dir=str(args.out),
