@@ -20,6 +20,14 @@ from typing import Any
 import numpy as np
 
 from .config import atomic_write_bytes
+from .image_formats import (
+    allow_large_images,
+    content_kind,
+    is_png_colour16,
+    read_jpeg,
+    read_png_colour16,
+    tiff_pixels,
+)
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", *TIFF_SUFFIXES)
@@ -63,7 +71,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageReadError(f"{path}: unsupported file type {suffix!r} (expected one of {IMAGE_SUFFIXES})")
     if path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)")
-    kind = _content_kind(path)
+    kind = content_kind(path)
     if kind is not None:
         raise ImageReadError(f"{path}: not a {suffix[1:].upper()} file (its first bytes are {kind})")
     try:
@@ -71,14 +79,14 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
-                data = _tiff_pixels(tif)
+                data = tiff_pixels(tif)
             if np.asarray(data).size == 0:
                 raise ValueError("no image data found")
-        elif suffix == ".png" and _is_png_colour16(path):
-            data = _read_png_colour16(path)
+        elif suffix == ".png" and is_png_colour16(path):
+            data = read_png_colour16(path)
         elif suffix in (".jpg", ".jpeg"):
             allow_large_images()
-            data = _read_jpeg(path)
+            data = read_jpeg(path)
         else:
             import imageio.v3 as iio
 
@@ -94,75 +102,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if data.size == 0:
         raise ImageReadError(f"{path}: the image is empty (shape {data.shape})")
     return data
-
-
-def allow_large_images() -> None:
-    """Let Pillow open local images past its 179-megapixel guard against decompression bombs.
-
-    Whole-slide crops and mosaics exceed it legitimately, and these are the user's own files.
-    """
-    from PIL import Image
-
-    Image.MAX_IMAGE_PIXELS = None
-
-
-def _tiff_pixels(tif) -> np.ndarray:
-    """A TIFF's first series, colour samples last (planar RGB is stored ``(3, H, W)``)."""
-    axes = tif.series[0].axes if tif.series else ""
-    data = tif.asarray()
-    if "S" in axes and axes.index("S") != len(axes) - 1 and data.ndim == len(axes):
-        data = np.moveaxis(data, axes.index("S"), -1)
-    return data
-
-
-def _is_png_colour16(path: Path) -> bool:
-    """16-bit RGB, RGBA or grey + alpha, which Pillow (under imageio) cuts to 8 bits."""
-    with open(path, "rb") as fh:
-        head = fh.read(26)
-    return len(head) == 26 and head[24] == 16 and head[25] in (2, 4, 6)
-
-
-def _read_png_colour16(path: Path) -> np.ndarray:
-    import cv2
-
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise ValueError("cannot be decoded as PNG")
-    if data.ndim == 3:
-        data = data[..., 2::-1]  # BGR(A) -> RGB, alpha dropped (grey + alpha comes as BGRA)
-    return np.ascontiguousarray(data)
-
-
-def _read_jpeg(path: Path) -> np.ndarray:
-    """A JPEG as grey or RGB: CMYK (print scans) converted, not read as RGB + alpha."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        if image.mode not in ("L", "RGB"):
-            image = image.convert("RGB")
-        return np.asarray(image)
-
-
-_SIGNATURES = {
-    ".png": (b"\x89PNG\r\n\x1a\n",),
-    ".jpg": (b"\xff\xd8\xff",),
-    ".jpeg": (b"\xff\xd8\xff",),
-    ".bmp": (b"BM",),
-}
-
-
-def _content_kind(path: Path) -> str | None:
-    """None if the file starts as its suffix says (or the suffix has no check), else a hint."""
-    signatures = _SIGNATURES.get(path.suffix.lower())
-    if signatures is None:
-        return None
-    with open(path, "rb") as handle:
-        head = handle.read(16)
-    if any(head.startswith(sig) for sig in signatures):
-        return None
-    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
-        return "text"
-    return repr(head[:8])
 
 
 def collapse_grey_rgb(image: np.ndarray) -> np.ndarray:
@@ -192,7 +131,7 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
         with tifffile.TiffFile(path) as tif:
             description = tif.pages[0].description if len(tif.pages) else ""
             # our own files hold the layer's array as it was (older ones tagged 3 planes as RGB)
-            data = tif.asarray() if _META_KEY in description else _tiff_pixels(tif)
+            data = tif.asarray() if _META_KEY in description else tiff_pixels(tif)
     except Exception as err:
         raise ImageReadError(f"{path}: not a readable TIFF ({type(err).__name__}: {err})") from None
     if data.size == 0:

@@ -195,7 +195,7 @@ def _tifffile_header(path: Path) -> ImageHeader:
 def _pil_header(path: Path) -> ImageHeader:
     from PIL import Image
 
-    from ..io import allow_large_images
+    from ..image_formats import allow_large_images
 
     allow_large_images()
     with Image.open(path) as image:

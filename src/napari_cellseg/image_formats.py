@@ -1,0 +1,82 @@
+"""How image files are decoded where imageio and Pillow alone get them wrong.
+
+16-bit colour PNGs (Pillow cuts them to 8 bits), CMYK JPEGs (read as RGB + alpha),
+planar RGB TIFFs (colour samples first), images past Pillow's decompression guard, and
+files whose first bytes do not match their suffix. :func:`napari_cellseg.io.read_image`
+uses these.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def allow_large_images() -> None:
+    """Let Pillow open local images past its 179-megapixel guard against decompression bombs.
+
+    Whole-slide crops and mosaics exceed it legitimately, and these are the user's own files.
+    """
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+
+
+def tiff_pixels(tif) -> np.ndarray:
+    """A TIFF's first series, colour samples last (planar RGB is stored ``(3, H, W)``)."""
+    axes = tif.series[0].axes if tif.series else ""
+    data = tif.asarray()
+    if "S" in axes and axes.index("S") != len(axes) - 1 and data.ndim == len(axes):
+        data = np.moveaxis(data, axes.index("S"), -1)
+    return data
+
+
+def is_png_colour16(path: Path) -> bool:
+    """16-bit RGB, RGBA or grey + alpha, which Pillow (under imageio) cuts to 8 bits."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    return len(head) == 26 and head[24] == 16 and head[25] in (2, 4, 6)
+
+
+def read_png_colour16(path: Path) -> np.ndarray:
+    import cv2
+
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise ValueError("cannot be decoded as PNG")
+    if data.ndim == 3:
+        data = data[..., 2::-1]  # BGR(A) -> RGB, alpha dropped (grey + alpha comes as BGRA)
+    return np.ascontiguousarray(data)
+
+
+def read_jpeg(path: Path) -> np.ndarray:
+    """A JPEG as grey or RGB: CMYK (print scans) converted, not read as RGB + alpha."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.mode not in ("L", "RGB"):
+            image = image.convert("RGB")
+        return np.asarray(image)
+
+
+_SIGNATURES = {
+    ".png": (b"\x89PNG\r\n\x1a\n",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".bmp": (b"BM",),
+}
+
+
+def content_kind(path: Path) -> str | None:
+    """None if the file starts as its suffix says (or the suffix has no check), else a hint."""
+    signatures = _SIGNATURES.get(path.suffix.lower())
+    if signatures is None:
+        return None
+    with open(path, "rb") as handle:
+        head = handle.read(16)
+    if any(head.startswith(sig) for sig in signatures):
+        return None
+    if all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "text"
+    return repr(head[:8])
