@@ -250,3 +250,18 @@ def test_a_model_replaced_in_place_is_loaded_again(tmp_path, model_dir):
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # retrained into the same folder
     assert cached_model(folder, "cpu")[0] is not first
+
+
+def test_a_second_run_asking_for_more_outputs_adds_them_from_the_stored_cells(tmp_path, model_dir, images):
+    _, paths = images
+    out = tmp_path / "out"
+    first = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128))
+    stored = (out / f"{paths[0].stem}.tif").read_bytes()
+    again = segment_file(
+        paths[0], model_dir, out, SegmentOptions(tile_size=128, measurements=True, geojson=True)
+    )
+    assert again.status == "done" and "added from the stored cells" in again.note
+    assert (out / f"{paths[0].stem}.csv").is_file() and (out / f"{paths[0].stem}.geojson").is_file()
+    assert (out / f"{paths[0].stem}.tif").read_bytes() == stored and again.n_instances == first.n_instances
+    kept = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128, save_probabilities=True))
+    assert kept.status == "skipped" and "--overwrite segments it again" in kept.message

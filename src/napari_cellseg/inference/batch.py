@@ -160,7 +160,18 @@ def segment_file(
     # The labels are written last: they alone mark an image as done. Leftovers of an
     # unfinished run (a measurements table, probabilities) are redone.
     if outputs["labels"].exists() and not options.overwrite:
+        missing = [k for k, option in _OPTION.items() if getattr(options, option) and not outputs[k].exists()]
         report.status, report.message = "skipped", f"{outputs['labels']} exists (use --overwrite)"
+        if "probabilities" in missing:  # they were not kept: only a new segmentation gives them
+            report.message += "; its probabilities were not kept: --overwrite segments it again"
+        elif missing:  # e.g. --measurements asked for on a second run: drawn from the stored cells
+            try:
+                report.n_instances, added = _add_missing_extras(path, outputs, options, missing)
+                if added:
+                    report.status, report.message = "done", ""
+                    report.note = f"{', '.join(added)} added from the stored cells"
+            except (ImageReadError, ValueError, OSError) as err:
+                report.status, report.message = "failed", _name_file(path, err)
         return report
     start = time.perf_counter()
     try:
@@ -185,7 +196,6 @@ def _segment_and_write(
     path: Path, model_dir, outputs: dict[str, Path], options: SegmentOptions
 ) -> tuple[int, str]:
     """Segment one file and write its outputs: ``(number of cells, note about its axes or "")``."""
-    import numpy as np
 
     from ..io import collapse_grey_rgb, read_image, write_tiff_layer
     from .images import describe_layout, stack_note
@@ -225,23 +235,7 @@ def _segment_and_write(
             labels, probabilities = result.labels, result.probabilities
             metadata = result.layer_attributes()["metadata"]
     metadata.update(source=str(path), model=str(model_dir), haematoxylin_only=options.haematoxylin_only)
-    if options.measurements:
-        from .measure import measure_cells, write_measurements
-
-        intensity = image if layout.channel is None else np.take(image, layout.channel, axis=layout.channel_axis)  # fmt: skip
-        write_measurements(outputs["measurements"], measure_cells(labels, intensity, path.stem))
-    if options.geojson:
-        from .outlines import write_geojson
-
-        write_geojson(outputs["geojson"], labels, image_id=path.stem)
-    if options.imagej_rois:
-        from .outlines import write_imagej_rois
-
-        write_imagej_rois(outputs["imagej_rois"], labels)
-    if options.overlays and labels.ndim == 2:  # stacks: no single picture to draw on
-        from .outlines import write_overlay
-
-        write_overlay(outputs["overlay"], image, labels)
+    _write_extras(path, image, layout, labels, outputs, options)
     if options.save_probabilities and probabilities is not None:
         write_tiff_layer(
             outputs["probabilities"], probabilities, "image",
@@ -252,6 +246,46 @@ def _segment_and_write(
         outputs["labels"], labels, "labels", {"name": f"{path.stem} cells", "metadata": metadata}
     )
     return (int(labels.max()) if labels.size else 0), stack_note(layout) or ""
+
+
+def _write_extras(path: Path, image, layout, labels, outputs: dict[str, Path], options, only=None) -> None:
+    """The outputs drawn from the labels (table, outlines, overlay) that ``options`` ask for."""
+    import numpy as np
+
+    wanted = {key for key, option in _OPTION.items() if getattr(options, option)} & set(only or _OPTION)
+    if "measurements" in wanted:
+        from .measure import measure_cells, write_measurements
+
+        intensity = image if layout.channel is None else np.take(image, layout.channel, axis=layout.channel_axis)  # fmt: skip
+        write_measurements(outputs["measurements"], measure_cells(labels, intensity, path.stem))
+    if "geojson" in wanted:
+        from .outlines import write_geojson
+
+        write_geojson(outputs["geojson"], labels, image_id=path.stem)
+    if "imagej_rois" in wanted:
+        from .outlines import write_imagej_rois
+
+        write_imagej_rois(outputs["imagej_rois"], labels)
+    if "overlay" in wanted and labels.ndim == 2:  # stacks: no single picture to draw on
+        from .outlines import write_overlay
+
+        write_overlay(outputs["overlay"], image, labels)
+
+
+def _add_missing_extras(
+    path: Path, outputs: dict[str, Path], options, missing: list[str]
+) -> tuple[int, list]:
+    """A segmented image's outputs asked for since, drawn from its stored labels: (cells, outputs added)."""
+    from ..io import collapse_grey_rgb, read_image, read_tiff_layer
+    from .images import describe_layout
+
+    image = read_image(path)
+    if options.channel is None:
+        image = collapse_grey_rgb(image)
+    labels = read_tiff_layer(outputs["labels"])[0]
+    _write_extras(path, image, describe_layout(image, options.channel), labels, outputs, options, missing)
+    added = [key for key in missing if outputs[key].exists()]  # a stack gets no overlay
+    return (int(labels.max()) if labels.size else 0), added
 
 
 def _segment_big_in_memory(model, config, image, outputs, kwargs, keep_probabilities: bool):

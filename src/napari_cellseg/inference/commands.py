@@ -114,7 +114,7 @@ def _register_segment(subparsers) -> None:
         description=(
             "Segment each image into <out>/<id>.tif instance labels (napari labels TIFF), "
             "tile by tile, with the model's watershed parameters. Existing outputs are kept "
-            "unless --overwrite. A file that cannot be segmented is reported and the run goes "
+            "unless --overwrite; outputs asked for since are drawn from the stored cells. A file that cannot be segmented is reported and the run goes "
             "on; the exit status is 1 if any failed."
         ),
     )
