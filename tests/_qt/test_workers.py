@@ -158,3 +158,21 @@ def test_avoid_llvm_clash_hides_triton_only_with_mesa_llvm(tmp_path, monkeypatch
     assert avoid_llvm_clash(mesa) is True
     assert sys.modules["triton"] is None
     assert avoid_llvm_clash(mesa) is False  # once is enough
+
+
+def test_closing_the_window_waits_for_short_background_jobs(qtbot):
+    # A warm-up still running when napari's widgets are deleted would abort the process on exit.
+    from napari.qt.threading import create_worker
+    from qtpy.QtWidgets import QMainWindow
+
+    from napari_cellseg._qt._workers import finish_before_close, wait_for_jobs_on_close
+
+    window = QMainWindow()
+    qtbot.addWidget(window)
+    wait_for_jobs_on_close(window)
+    worker = create_worker(time.sleep, 0.5, _start_thread=False)
+    finish_before_close(worker)
+    worker.start()
+    qtbot.waitUntil(lambda: worker.is_running, timeout=5000)
+    window.close()
+    assert not worker.is_running

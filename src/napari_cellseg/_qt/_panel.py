@@ -8,7 +8,7 @@ from typing import Any
 from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ._common import set_message
-from ._workers import Task, run_task
+from ._workers import Task, run_task, wait_for_jobs_on_close
 
 
 class TaskPanel(QWidget):
@@ -38,6 +38,10 @@ class TaskPanel(QWidget):
         self.message.setWordWrap(True)
         outer.addWidget(self.message)
         outer.addStretch(1)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        wait_for_jobs_on_close(self.window())  # docked now: the window is napari's
 
     @property
     def busy(self) -> bool:

@@ -27,12 +27,14 @@ import functools
 import inspect
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from napari.utils.notifications import show_error, show_info
 from napari.utils.progress import cancelable_progress
+from qtpy.QtCore import QEvent, QObject, QThread
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,43 @@ def avoid_llvm_clash(maps: str | Path = "/proc/self/maps") -> bool:
 
 
 avoid_llvm_clash()
+
+
+# Short background jobs (model warm-up, device probe) that napari's window waits for on close.
+_SHORT_JOBS: set = set()
+CLOSE_WAIT_S = 30.0
+
+
+def finish_before_close(worker) -> None:
+    """Have napari's window wait for ``worker`` when it closes (a short job, not a training run)."""
+    _SHORT_JOBS.add(worker)
+    worker.finished.connect(lambda: _SHORT_JOBS.discard(worker))
+
+
+class _WaitOnClose(QObject):
+    """Before napari's window closes, let the short background jobs end.
+
+    A worker still running when the window's widgets are deleted emits on a deleted superqt
+    signals object, and the process aborts on exit. Training reports are not waited for: the
+    Fine-tune panel stops its run as the window closes.
+    """
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Close:
+            deadline = time.monotonic() + CLOSE_WAIT_S
+            while any(w.is_running for w in list(_SHORT_JOBS)) and time.monotonic() < deadline:
+                QThread.msleep(20)
+        return False
+
+
+_CLOSE_FILTERS: dict[int, _WaitOnClose] = {}
+
+
+def wait_for_jobs_on_close(window) -> None:
+    """Install :class:`_WaitOnClose` on ``window`` once (every panel asks; one filter serves)."""
+    if id(window) not in _CLOSE_FILTERS:  # napari hands plugins a proxy: no parenting, no attributes
+        _CLOSE_FILTERS[id(window)] = _WaitOnClose()
+        window.installEventFilter(_CLOSE_FILTERS[id(window)])
 
 
 def describe_report(report: Any) -> tuple[int | None, int | None, str | None]:

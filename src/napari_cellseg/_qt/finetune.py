@@ -45,7 +45,7 @@ from ._common import follow_current_model
 from ._finetune_form import START_CURRENT, START_M2, FinetuneForm
 from ._panel import TaskPanel
 from ._training_plot import TrainingPlot
-from ._workers import run_task
+from ._workers import finish_before_close, run_task
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,7 @@ class FinetuneWidget(TaskPanel):
             call_in_training_process, probe_device, title="Find the training device", show_progress=False,
             on_result=self._device_found,
         )  # fmt: skip
+        finish_before_close(self._probe.worker)
         self._update_buttons()
         self.say("Choose the dataset and an output folder, then Start.")
 

@@ -42,7 +42,7 @@ from ._common import LayerCombo, PathEdit, follow_current_model, is_layer_type
 from ._layers import KIND_PROBABILITY, put_labels, put_probability, replace_labels
 from ._panel import TaskPanel
 from ._results_box import ResultsBox
-from ._workers import run_task
+from ._workers import finish_before_close, run_task
 
 BUTTON_TEXT = "Segment microscope C image"
 NO_MODEL_TEXT = "No model available: train one in Fine-tune, or choose a model folder below"
@@ -193,6 +193,7 @@ class SegmentWidget(TaskPanel):
 
         avoid_llvm_clash()  # as before every job: torch must not load triton next to Mesa's LLVM
         self._warm_worker = create_worker(warm_up, directory, _start_thread=False)
+        finish_before_close(self._warm_worker)
         self._warm_worker.start()
 
     def _model_chosen(self, text: str) -> None:
