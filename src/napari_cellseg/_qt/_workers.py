@@ -324,6 +324,17 @@ def _panel_may_be_gone(title: str):
         logger.debug("%s ended after its panel was closed", title)
 
 
+def while_shown(method):
+    """Drop a report that arrives after the panel was deleted (napari closing mid-run)."""
+
+    @functools.wraps(method)
+    def guarded(self, *args):
+        with _panel_may_be_gone(type(self).__name__):
+            return method(self, *args)
+
+    return guarded
+
+
 def _connect_once(button, task: Task) -> None:
     """Point ``button`` at this task's cancel, dropping the previous task's connection."""
     previous = getattr(button, "_cellseg_cancel", None)

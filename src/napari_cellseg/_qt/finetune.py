@@ -45,7 +45,7 @@ from ._common import follow_current_model
 from ._finetune_form import START_CURRENT, START_M2, FinetuneForm
 from ._panel import TaskPanel
 from ._training_plot import TrainingPlot
-from ._workers import finish_before_close, run_task
+from ._workers import finish_before_close, run_task, while_shown
 
 logger = logging.getLogger(__name__)
 
@@ -58,21 +58,6 @@ def _stop_quietly(process: TrainingProcess) -> None:
 def _resumable(out: Path) -> bool:
     """Whether ``out`` holds a stopped run; read-only (``has_last`` may repair, never while a run writes)."""
     return any((out / name / "training_state.json").is_file() for name in (LAST_DIR, f".{LAST_DIR}.old"))
-
-
-def _while_shown(method):
-    """Drop a report that arrives after the panel was deleted (napari closing mid-run)."""
-
-    @functools.wraps(method)
-    def guarded(self, *args):
-        try:
-            return method(self, *args)
-        except RuntimeError as err:
-            if "has been deleted" not in str(err):
-                raise
-            return None
-
-    return guarded
 
 
 class FinetuneWidget(TaskPanel):
@@ -154,7 +139,7 @@ class FinetuneWidget(TaskPanel):
 
     # --- device, M2 depth, estimate -------------------------------------------
 
-    @_while_shown
+    @while_shown
     def _device_found(self, found) -> None:
         self.device_kind, self.device_name = found
         self.update_estimate()
@@ -220,7 +205,7 @@ class FinetuneWidget(TaskPanel):
         if self.form.start_combo.currentText() == START_CURRENT:  # its network and size follow
             self._start_changed()
 
-    @_while_shown
+    @while_shown
     def _depth_found(self, m2: str, depth: int | None, error: BaseException | None = None) -> None:
         if m2 != self.form.m2_edit.text():  # the M2 changed again meanwhile: a newer answer follows
             return
@@ -357,7 +342,7 @@ class FinetuneWidget(TaskPanel):
 
     # --- reports ----------------------------------------------------------------
 
-    @_while_shown
+    @while_shown
     def _on_report(self, report) -> None:
         if isinstance(report, StartReport):
             self.threads = report.threads
@@ -377,7 +362,7 @@ class FinetuneWidget(TaskPanel):
             self.plot.add_epoch(report.epoch, report.train_loss, report.dev_score, report.score_name)
             self.say(epoch_text(report))
 
-    @_while_shown
+    @while_shown
     def _on_result(self, result: TrainResult | None) -> None:
         self.result = result
         process = self.process
@@ -388,7 +373,7 @@ class FinetuneWidget(TaskPanel):
             current = set_current_model(result.out_dir)  # Segment uses it from now on
         self.say(result_text(result, str(current) if current else None))
 
-    @_while_shown
+    @while_shown
     def _finished(self) -> None:
         self.stop_button.setEnabled(False)
         self.stop_button.setText("Stop")
