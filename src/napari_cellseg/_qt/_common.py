@@ -143,7 +143,6 @@ class LayerCombo(QComboBox):
         # Say so only when the choice changed (a rename, a removal): another layer added or
         # removed must not make the panels start over (a typed id, a chosen cells layer).
         if self.currentText() != before or (chosen is not None and chosen not in self.viewer.layers):
-            self._remember(self.currentText())
             self.currentTextChanged.emit(self.currentText())
 
     def layer(self):

@@ -197,7 +197,7 @@ def _segment_and_write(
 ) -> tuple[int, str]:
     """Segment one file and write its outputs: ``(number of cells, note about its axes or "")``."""
 
-    from ..io import collapse_grey_rgb, read_image, write_tiff_layer
+    from ..io import write_tiff_layer
     from .images import describe_layout, stack_note
     from .runtime import TTA_ZOOMS
 
@@ -205,9 +205,7 @@ def _segment_and_write(
         import torch
 
         torch.set_num_threads(options.torch_threads)
-    image = read_image(path)
-    if options.channel is None:  # a chosen channel of grey stored as RGB is that grey
-        image = collapse_grey_rgb(image)
+    image = _input_image(path, options)
     layout = describe_layout(image, options.channel)
     model, config = cached_model(model_dir, options.device)
     outputs["labels"].parent.mkdir(parents=True, exist_ok=True)
@@ -248,6 +246,16 @@ def _segment_and_write(
     return (int(labels.max()) if labels.size else 0), stack_note(layout) or ""
 
 
+def _input_image(path: Path, options):
+    """The image as segmentation and measurements read it."""
+    from ..io import collapse_grey_rgb, read_image
+
+    image = read_image(path)
+    if options.channel is None:  # a chosen channel of grey stored as RGB is that grey
+        image = collapse_grey_rgb(image)
+    return image
+
+
 def _write_extras(path: Path, image, layout, labels, outputs: dict[str, Path], options, only=None) -> None:
     """The outputs drawn from the labels (table, outlines, overlay) that ``options`` ask for."""
     import numpy as np
@@ -276,12 +284,10 @@ def _add_missing_extras(
     path: Path, outputs: dict[str, Path], options, missing: list[str]
 ) -> tuple[int, list]:
     """A segmented image's outputs asked for since, drawn from its stored labels: (cells, outputs added)."""
-    from ..io import collapse_grey_rgb, read_image, read_tiff_layer
+    from ..io import read_tiff_layer
     from .images import describe_layout
 
-    image = read_image(path)
-    if options.channel is None:
-        image = collapse_grey_rgb(image)
+    image = _input_image(path, options)
     labels = read_tiff_layer(outputs["labels"])[0]
     _write_extras(path, image, describe_layout(image, options.channel), labels, outputs, options, missing)
     added = [key for key in missing if outputs[key].exists()]  # a stack gets no overlay

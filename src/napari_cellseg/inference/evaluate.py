@@ -75,7 +75,8 @@ def find_label_files(directory: str | os.PathLike, what: str) -> dict[str, Path]
             stem = path.stem.removesuffix("_rois") if _is_outlines(path) else path.stem
             if stem in files and _is_outlines(files[stem]) != _is_outlines(path):
                 # segment --geojson/--imagej-rois writes outlines beside the labels: the labels are exact
-                files[stem] = files[stem] if not _is_outlines(files[stem]) else path
+                if _is_outlines(files[stem]):
+                    files[stem] = path
                 continue
             if stem in files:
                 raise EvaluationError(f"{what}: two files for id {stem}: {files[stem].name}, {path.name}")
