@@ -49,3 +49,35 @@ def test_make_evaluator_names():
     assert make_evaluator("auto").score_name == "ap50"
     with pytest.raises(ValueError, match="unknown dev metric"):
         make_evaluator("dice")
+
+
+def test_size_normalised_dev_images_are_scored_at_their_own_scale_like_segment():
+    """The network gets each image's known diameter and resamples it tile by tile, as
+    ``segment --diameter`` does; the cells are scored against the labels as drawn."""
+    import dataclasses
+
+    from napari_cellseg.training.evaluate import DevImage, evaluate_dev
+
+    image, instances, _ = load_sample("c_histology_2")
+    target = instances_to_targets(instances)
+
+    @dataclasses.dataclass
+    class Config:
+        object_diameter: float = 30.0
+        default_diameter: float | None = 0.0
+
+    seen = []
+
+    def predict(model, config, pixels, device=None, **kwargs):
+        seen.append((pixels.shape, kwargs, config.default_diameter))
+        return _one_hot(target)  # probabilities at the image's scale
+
+    class Model:
+        def train(self):
+            pass
+
+    dev = [DevImage("a", image, target, instances, factor=0.5), DevImage("b", image, target, instances)]
+    result = evaluate_dev(Model(), Config(), dev, InstanceEvaluator(), predict=predict)
+    assert seen[0] == (image.shape, {"diameter": 60.0}, None)  # 30 px / 0.5
+    assert seen[1] == (image.shape, {}, None)
+    assert result["ap50"] > 0.95

@@ -145,6 +145,7 @@ class DevImage:
     image: np.ndarray
     target: np.ndarray
     instances: np.ndarray | None
+    factor: float = 1.0  # size normalisation: the network sees the image resampled by it
 
 
 def load_dev_images(
@@ -156,23 +157,22 @@ def load_dev_images(
 ) -> list[DevImage]:
     """Read the dev images (the first ``limit`` of ``ids``) and their targets.
 
-    With ``size_factors`` (size-normalised training), each image and its labels
-    are resampled by its factor, so the dev score is measured at the scale the
-    network works at.
+    With ``size_factors`` (size-normalised training), each image keeps its own
+    scale and records its factor: :func:`evaluate_dev` has the network resample
+    it, as ``segment --diameter`` does, and scores the cells at the image's scale.
     """
-    from ..data.size import resize_image, resize_labels
     from ..data.targets import instances_to_targets
 
     out = []
     for image_id in ids[:limit]:
         factor = (size_factors or {}).get(image_id, 1.0)
-        image = resize_image(dataset.load_image(image_id), factor)
+        image = dataset.load_image(image_id)
         if dataset[image_id].label_kind == "masks":
-            instances = resize_labels(dataset.load_instances(image_id), factor)
+            instances = dataset.load_instances(image_id)
             target = instances_to_targets(instances, thickness=thickness)
         else:
-            instances, target = None, resize_labels(dataset.load_target(image_id), factor)
-        out.append(DevImage(image_id, image, target, instances))
+            instances, target = None, dataset.load_target(image_id)
+        out.append(DevImage(image_id, image, target, instances, factor))
     return out
 
 
@@ -186,18 +186,22 @@ def evaluate_dev(
 ) -> dict[str, float]:
     """Score ``model`` on dev images (whole images, tiled prediction as in inference).
 
-    ``predict(model, model_config, image, device=...)`` defaults to
+    ``predict(model, model_config, image, device=..., [diameter=...])`` (``diameter``
+    for images with a size factor) defaults to
     :func:`napari_cellseg.inference.predict.predict_probabilities`. The model is
     left in train mode afterwards.
     """
     if predict is None:
         from ..inference.predict import predict_probabilities as predict
     if getattr(model_config, "default_diameter", None) is not None:
-        # dev images are already at the network's scale (load_dev_images): no estimate
+        # each image's scale is known (DevImage.factor): no estimate
         model_config = dataclasses.replace(model_config, default_diameter=None)
     try:
         for dev in images:
-            probabilities = predict(model, model_config, dev.image, device=device)
+            sized = {}
+            if dev.factor != 1.0:  # the known nucleus size, normalised tile by tile as in inference
+                sized["diameter"] = model_config.object_diameter / dev.factor
+            probabilities = predict(model, model_config, dev.image, device=device, **sized)
             evaluator.add(probabilities, dev.target, dev.instances)
     finally:
         model.train()
