@@ -93,8 +93,9 @@ class AnnotateWidget(TaskPanel):
         self.brush_spin.setValue(2)
         self.touching_button = QPushButton("Add boundary between touching cells")
         self.touching_button.setToolTip(
-            "Where two cells touch, mark both rims as boundary (cells from the Cells layer "
-            "when chosen, else from the annotation's interiors); Ctrl+Z undoes it"
+            "Where two cells touch, mark both rims as boundary: cells of the annotation's "
+            "interiors, and of the Cells layer when one is chosen (choose none if you joined "
+            "cells by hand since it was made); Ctrl+Z undoes it"
         )
         grid.addWidget(self.paint_boundary_button, 0, 0)
         grid.addWidget(self.paint_interior_button, 0, 1)
