@@ -191,3 +191,21 @@ def test_distance_profile_trains_and_is_recorded(tiny_config):
     saved = load_model_config(result.out_dir)
     assert saved.training["train_config"]["target_profile"] == "distance"
     assert saved.training["history"][-1]["train_loss"] > 0
+
+
+def test_resume_with_another_number_of_processes_is_refused(tiny_config):
+    """A torchrun run resumed with another --nproc-per-node would change each step's crops."""
+    config = tiny_config(epochs=2, steps_per_epoch=1)
+    run_training(config)
+    state_json = Path(config.out_dir, "last", "training_state.json")
+    payload = json.loads(state_json.read_text())
+    assert payload["state"]["world_size"] == 1
+    payload["state"]["world_size"] = 2
+    state_json.write_text(json.dumps(payload))
+    with pytest.raises(
+        ConfigError, match=r"trained by 2 process\(es\) and would resume with 1.*--nproc-per-node 2"
+    ):
+        next(train(config, resume=True))
+    del payload["state"]["world_size"]  # a state from before the count was kept still resumes
+    state_json.write_text(json.dumps(payload))
+    assert next(train(config, resume=True)).resumed

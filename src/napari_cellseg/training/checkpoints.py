@@ -66,6 +66,7 @@ def capture_state(run: Any, position: dict[str, Any]) -> dict[str, Any]:
         "scaler": run.scaler.state_dict() if run.scaler is not None else None,
         "rng": capture_rng_state(),
         "split_hash": run.split_hash,
+        "world_size": run.context.world_size,
     }
 
 
@@ -143,6 +144,15 @@ def restore_state(run: Any, state: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(
             f"{run.config.split_path}: the split changed since the run started "
             f"(hash {str(state.get('split_hash'))[:12]} vs {str(run.split_hash)[:12]}); resuming would mix data"
+        )
+    stored_world = state.get("world_size")  # absent from states written before it was kept
+    if stored_world is not None and stored_world != run.context.world_size:
+        raise ConfigError(
+            f"{run.config.out_dir}: the run was trained by {stored_world} process(es) and would resume with "
+            f"{run.context.world_size}: each step would take {run.context.world_size * run.config.batch_size} "
+            f"crops instead of {stored_world * run.config.batch_size}, so it would not continue as it started. "
+            f"Resume with {stored_world} (torchrun --nproc-per-node {stored_world}), or start a new --out "
+            "from its weights with --init-model"
         )
     weights, _ = read_state_dict(last / MODEL_WEIGHTS)
     load_weights_into(run.model, weights, str(last / MODEL_WEIGHTS), run.model.m2_config.arch)
