@@ -176,3 +176,18 @@ def test_closing_the_window_waits_for_short_background_jobs(qtbot):
     qtbot.waitUntil(lambda: worker.is_running, timeout=5000)
     window.close()
     assert not worker.is_running
+
+
+def test_a_window_gone_takes_its_close_filter_with_it(qtbot):
+    # Keyed by id(window): a new window reusing a deleted one's id must get its own filter.
+    from qtpy.QtWidgets import QApplication, QMainWindow
+
+    from napari_cellseg._qt import _workers
+
+    window = QMainWindow()
+    key = id(window)
+    _workers.wait_for_jobs_on_close(window)
+    assert key in _workers._CLOSE_FILTERS
+    window.deleteLater()
+    qtbot.waitUntil(lambda: key not in _workers._CLOSE_FILTERS, timeout=5000)
+    QApplication.processEvents()

@@ -106,9 +106,12 @@ _CLOSE_FILTERS: dict[int, _WaitOnClose] = {}
 
 def wait_for_jobs_on_close(window) -> None:
     """Install :class:`_WaitOnClose` on ``window`` once (every panel asks; one filter serves)."""
-    if id(window) not in _CLOSE_FILTERS:  # napari hands plugins a proxy: no parenting, no attributes
-        _CLOSE_FILTERS[id(window)] = _WaitOnClose()
-        window.installEventFilter(_CLOSE_FILTERS[id(window)])
+    key = id(window)  # napari hands plugins a proxy: no parenting, no attributes
+    if key not in _CLOSE_FILTERS:
+        _CLOSE_FILTERS[key] = _WaitOnClose()
+        window.installEventFilter(_CLOSE_FILTERS[key])
+        # a later window may get the same id once this one is gone: it needs its own filter
+        window.destroyed.connect(lambda *_: _CLOSE_FILTERS.pop(key, None))
 
 
 def describe_report(report: Any) -> tuple[int | None, int | None, str | None]:
