@@ -265,7 +265,8 @@ def labels_to_imagej_rois(labels: np.ndarray) -> list:
     """One ImageJ freehand ROI per cell (Fiji's ROI Manager), named ``"cell <label>"``.
 
     A label of several pieces gives one ROI a piece (``"cell <label> piece <k>"``);
-    holes are left out (an ImageJ polygon has none). A stack ``(Z, H, W)`` sets each
+    a piece with holes (a cell around another) is a composite selection, ImageJ's
+    shape ROI, so Fiji measures the ring alone. A stack ``(Z, H, W)`` sets each
     ROI's slice (its z position) and adds ``" slice <z>"`` to its name. Coordinates are
     sub-pixel, on the pixel edges as in :func:`label_polygons` (ImageJ, like QuPath, puts
     pixel ``(row, col)`` at ``[col, col + 1) x [row, row + 1)``).
@@ -282,8 +283,32 @@ def labels_to_imagej_rois(labels: np.ndarray) -> list:
                 if labels.ndim == 3:  # names are the zip's file names: one per slice
                     # roifile stores both 1-based; a plain stack in Fiji reads position, a hyperstack z
                     name, position = f"{name} slice {z + 1}", {"z": z, "position": z}
-                rois.append(ImagejRoi.frompoints(polygon[0][:-1], name=name, **position))
+                if len(polygon) == 1:
+                    rois.append(ImagejRoi.frompoints(polygon[0][:-1], name=name, **position))
+                else:
+                    rois.append(_composite_roi(polygon, name, **position))
     return rois
+
+
+def _composite_roi(polygon: list[np.ndarray], name: str, z: int | None = None, position: int | None = None):
+    """A shape ROI of closed rings (exterior and holes; ImageJ fills them even-odd)."""
+    from roifile import ROI_OPTIONS, ROI_TYPE, ImagejRoi
+
+    path = []
+    for ring in polygon:  # x, y, closed (last point = first)
+        ops = np.ones((len(ring) - 1, 1), np.float32)
+        ops[0] = 0  # MOVETO, then LINETO
+        path += [np.hstack([ops, ring[:-1].astype(np.float32)]).ravel(), np.float32([4])]  # CLOSE
+    roi = ImagejRoi()
+    roi.roitype, roi.name = ROI_TYPE.RECT, name
+    roi.options = ROI_OPTIONS.OVERLAY_BACKGROUNDS | ROI_OPTIONS.OVERLAY_LABELS
+    roi.multi_coordinates = np.concatenate(path)
+    roi.shape_roi_size = len(roi.multi_coordinates)
+    low, high = np.floor(polygon[0].min(axis=0)), np.ceil(polygon[0].max(axis=0))
+    roi.left, roi.top, roi.right, roi.bottom = int(low[0]), int(low[1]), int(high[0]), int(high[1])
+    if z is not None:
+        roi.z_position, roi.position = z + 1, position + 1
+    return roi
 
 
 def write_imagej_rois(path: str | os.PathLike, labels: np.ndarray) -> Path:
