@@ -39,9 +39,13 @@ def test_paint_boundary_save_and_reload(make_napari_viewer, tmp_path, wait_for_j
     assert widget.id_edit.text() == sample.id
     root = tmp_path / "my-dataset"
     widget.dataset_edit.setText(str(root))
+    image.rotate, image.units = 20, ("um", "um")  # the labels are drawn over the image as it lies
     widget.open_button.click()  # no dataset yet: empty layers, no job
     annotation = viewer.layers[f"{image.name} boundary annotation"]
     assert f"{image.name} cells" in viewer.layers
+    for layer in (annotation, viewer.layers[f"{image.name} cells"]):
+        np.testing.assert_allclose(layer.data_to_world((30.0, 40.0)), image.data_to_world((30.0, 40.0)))
+        assert str(layer.units[0]) == "micrometer"
     assert annotation.data.shape == (256, 320) and not annotation.data.any()
     assert np.allclose(annotation.colormap.map(BOUNDARY), CLASS_COLORS[BOUNDARY])
     assert np.allclose(annotation.colormap.map(INTERIOR), CLASS_COLORS[INTERIOR])

@@ -45,7 +45,7 @@ def test_review_widget_compares_layers(make_napari_viewer, labels_pair, wait_for
     gt, pred, info = labels_pair
     viewer = make_napari_viewer()
     viewer.add_labels(gt, name="truth")
-    viewer.add_labels(pred, name="prediction", scale=(2, 2))
+    prediction = viewer.add_labels(pred, name="prediction", scale=(2, 2), rotate=15, units=("um", "um"))
     _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Review")
     widget.gt_combo.setCurrentText("truth")
     widget.pred_combo.setCurrentText("prediction")
@@ -63,7 +63,9 @@ def test_review_widget_compares_layers(make_napari_viewer, labels_pair, wait_for
     fn = viewer.layers["review: false negatives"]
     assert set(np.unique(fn.data)) == {0, info["removed"]}
     assert fn.metadata["ids"] == [info["removed"]]
-    assert tuple(fn.scale) == (2, 2)
+    assert tuple(fn.scale) == (2, 2)  # drawn over the prediction, rotation and units included
+    np.testing.assert_allclose(fn.data_to_world((10.0, 20.0)), prediction.data_to_world((10.0, 20.0)))
+    assert str(fn.units[0]) == "micrometer"
     merged = viewer.layers["review: merged cells"]
     assert set(np.unique(merged.data)) == {0, info["merged"][0]}
     assert viewer.layers["review: split cells"].metadata["ids"] == [info["split"]]

@@ -331,3 +331,25 @@ def test_save_results_saves_the_cells_of_the_image_shown(
     (saved,) = (tmp_path / "out").glob("*.tif")
     assert saved.stem == "C_sample"
     np.testing.assert_array_equal(read_tiff_layer(saved)[0], viewer.layers["[C] sample segmented cells"].data)
+
+
+def test_cells_and_probabilities_sit_on_the_image_rotated_sheared_or_moved(
+    make_napari_viewer, tiny_model_dir, wait_for_job
+):
+    """Every output layer maps each pixel to the image's world point, with its units, and
+    follows the image when it is moved and segmented again."""
+    current_model.set_current_model(tiny_model_dir)
+    viewer, widget, layer, _mask = _dock(make_napari_viewer, scale=(0.25, 0.25), translate=(5.0, 7.0))
+    layer.rotate, layer.shear, layer.units = 30, [0.2], ("um", "um")
+    _segment(widget, wait_for_job, layer)
+    outputs = [viewer.layers[f"[C] sample {what}"] for what in ("segmented cells", "boundary probability")]
+    pixel = np.array([100.0, 150.0])
+    for added in outputs:
+        np.testing.assert_allclose(added.data_to_world(pixel), layer.data_to_world(pixel))
+        assert tuple(str(u) for u in added.units) == ("micrometer", "micrometer")
+    layer.rotate, layer.shear, layer.scale, layer.translate = 0, [0.0], (0.5, 0.5), (10.0, 10.0)
+    layer.affine = np.array([[1.0, 0.1, 3.0], [0.0, 1.0, 4.0], [0.0, 0.0, 1.0]])
+    _segment(widget, wait_for_job, layer)  # into the same layers: they move with the image
+    for added in outputs:
+        assert added in viewer.layers
+        np.testing.assert_allclose(added.data_to_world(pixel), layer.data_to_world(pixel))

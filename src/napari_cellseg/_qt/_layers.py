@@ -63,13 +63,38 @@ def replace_labels(layer, new: np.ndarray) -> int:
     return int(indices[0].size)
 
 
+def placement(like, ndim: int) -> dict[str, Any]:
+    """Where the layer ``like`` sits in the world, for an ``ndim``-D layer drawn on it.
+
+    The scale, translate, units and axis labels of its last ``ndim`` axes; its
+    rotate, shear and affine too when it has ``ndim`` axes (a layer without them
+    would be drawn beside the image it was made from).
+    """
+    spatial: dict[str, Any] = {"scale": tuple(like.scale)[-ndim:], "translate": tuple(like.translate)[-ndim:]}
+    for key in ("units", "axis_labels"):
+        value = getattr(like, key, None)
+        if value is not None:
+            spatial[key] = tuple(value)[-ndim:]
+    if like.ndim == ndim:
+        spatial.update(
+            rotate=np.array(like.rotate), shear=np.array(like.shear), affine=like.affine.affine_matrix
+        )
+    return spatial
+
+
+def set_placement(layer, spatial: dict[str, Any]) -> None:
+    """Move an existing layer to ``spatial`` (from :func:`placement`)."""
+    for key, value in spatial.items():
+        setattr(layer, key, value)
+
+
 def put_labels(viewer, name: str, data: np.ndarray, *, like=None, annotation: bool = False, metadata=None):
     """Write ``data`` into the Labels layer ``name`` (undoably), or add that layer.
 
     Parameters
     ----------
     like : napari layer, optional
-        New layers copy its ``scale`` and ``translate`` (the image).
+        The image: the layer takes its :func:`placement` (an existing one is moved).
     annotation : bool
         A 3-class annotation: fixed class colours and ``metadata["cellseg_kind"]``.
 
@@ -80,6 +105,8 @@ def put_labels(viewer, name: str, data: np.ndarray, *, like=None, annotation: bo
     layer = find_layer(viewer, name)
     if layer is not None and np.asarray(layer.data).shape == data.shape:
         replace_labels(layer, data)
+        if like is not None:  # the image may have moved since: the cells follow it
+            set_placement(layer, placement(like, data.ndim))
         return layer, False
     if layer is not None:  # another image's layer of that name: keep it, add beside it
         name = f"{name} ({data.shape[0]}x{data.shape[1]})"
@@ -87,8 +114,7 @@ def put_labels(viewer, name: str, data: np.ndarray, *, like=None, annotation: bo
     meta.update(metadata or {})
     kwargs: dict[str, Any] = {"name": name, "metadata": meta}
     if like is not None:
-        kwargs["scale"] = tuple(like.scale)[-2:]
-        kwargs["translate"] = tuple(like.translate)[-2:]
+        kwargs.update(placement(like, data.ndim))
     if annotation:
         kwargs["colormap"] = annotation_colormap()
         kwargs["opacity"] = 0.7
@@ -100,13 +126,13 @@ def put_labels(viewer, name: str, data: np.ndarray, *, like=None, annotation: bo
 def put_probability(viewer, name: str, data: np.ndarray, spatial: dict, colormap: str):
     """Show a probability map as an additive Image layer, reusing ``name`` where the shape fits.
 
-    ``spatial`` holds the ``scale`` and ``translate`` of the image it was predicted from.
+    ``spatial`` is the :func:`placement` of the image it was predicted from.
     """
     if name in viewer.layers:
         layer = viewer.layers[name]
         if is_layer_type(layer, "Image") and layer.data.shape == data.shape:
             layer.data = data
-            layer.scale, layer.translate = spatial["scale"], spatial["translate"]
+            set_placement(layer, spatial)
             return layer
         viewer.layers.remove(name)
     return viewer.add_image(

@@ -33,7 +33,7 @@ from ..app.review import (
     model_status,
 )
 from ._common import LayerCombo, PathEdit, fill_table
-from ._layers import KIND_REVIEW, find_layer
+from ._layers import KIND_REVIEW, find_layer, placement, set_placement
 from ._panel import TaskPanel
 
 ERROR_LAYER_NAMES = {
@@ -142,14 +142,13 @@ class ReviewWidget(TaskPanel):
             if layer is not None and layer.data.shape == data.shape:
                 layer.data = data  # a derived view, nothing to undo: refresh it in place
                 layer.metadata["ids"] = ids
-                layer.scale, layer.translate = tuple(like.scale), tuple(like.translate)
+                set_placement(layer, placement(like, data.ndim))
                 continue
             if layer is not None:
                 self.viewer.layers.remove(name)
             self.viewer.add_labels(
                 data, name=name, colormap=_single_colour(ERROR_COLORS[kind]), opacity=0.6,
-                scale=tuple(like.scale), translate=tuple(like.translate),
-                metadata={"ids": ids, KIND_KEY: KIND_REVIEW},  # a view of errors, never a cells layer
+                metadata={"ids": ids, KIND_KEY: KIND_REVIEW}, **placement(like, data.ndim),  # a view of errors, never a cells layer
             )  # fmt: skip
 
     # --- evaluate a model ---------------------------------------------------

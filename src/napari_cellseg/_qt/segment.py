@@ -39,7 +39,7 @@ from ..app.segment_session import (
 from ..classes import BOUNDARY, INTERIOR
 from ..inference.watershed import WatershedParams
 from ._common import LayerCombo, PathEdit, follow_current_model, is_layer_type
-from ._layers import KIND_PROBABILITY, put_labels, put_probability, replace_labels
+from ._layers import KIND_PROBABILITY, placement, put_labels, put_probability, replace_labels
 from ._panel import TaskPanel
 from ._results_box import ResultsBox
 from ._workers import finish_before_close, run_task
@@ -245,11 +245,8 @@ class SegmentWidget(TaskPanel):
             on_result=lambda result: self._show(image, model_dir, result, time.perf_counter() - started),
         )  # fmt: skip
 
-    def _spatial(self, image, ndim: int) -> dict:
-        return {"scale": tuple(image.scale)[-ndim:], "translate": tuple(image.translate)[-ndim:]}
-
     def _show(self, image, model_dir, result, seconds: float) -> None:
-        spatial = self._spatial(image, result.labels.ndim)
+        spatial = placement(image, result.labels.ndim)
         put_probability(
             self.viewer,
             f"{image.name} boundary probability",
@@ -272,11 +269,9 @@ class SegmentWidget(TaskPanel):
         if tag:
             metadata["microscope"] = tag
         labels, added = put_labels(
-            self.viewer, f"{image.name} segmented cells", result.labels, metadata=metadata
+            self.viewer, f"{image.name} segmented cells", result.labels, like=image, metadata=metadata
         )
-        if added:
-            labels.scale, labels.translate = spatial["scale"], spatial["translate"]
-        else:
+        if not added:
             labels.metadata.update(metadata)
         self.probabilities, self.labels_layer, self.image_layer = result.probabilities, labels, image
         self.base_params = WatershedParams.from_dict(result.watershed)
