@@ -175,7 +175,7 @@ def test_fiji_roi_sets_save_and_open_through_the_manifest(tmp_path):
 
     import npe2
 
-    from napari_cellseg.io import napari_get_outlines_reader
+    from napari_cellseg.outlines_io import napari_get_outlines_reader
     from napari_cellseg.sample_data import load_sample
 
     _, mask, _ = load_sample("c_histology_2")
@@ -213,7 +213,7 @@ def test_sixteen_bit_colour_pngs_keep_their_bits_and_cmyk_jpegs_their_colours(tm
 
 def test_a_stacks_outlines_open_with_every_plane_of_the_stack_beside_them(tmp_path):
     from napari_cellseg.inference.outlines import write_geojson, write_imagej_rois
-    from napari_cellseg.io import read_outlines_layers
+    from napari_cellseg.outlines_io import read_outlines_layers
 
     stack = np.zeros((3, 12, 14), np.uint16)
     stack[0, 2:5, 2:5], stack[1, 6:9, 5:9] = 1, 2  # the last plane holds no cell
@@ -240,3 +240,74 @@ def test_images_past_pillows_decompression_guard_are_read(tmp_path, monkeypatch)
         assert read_image(tmp_path / name).shape[:2] == (30, 40)
         monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
         assert read_header(tmp_path / name).shape == (30, 40)
+
+
+def test_a_layer_reopens_where_it_lay_rotated_with_units_and_its_rgb_choice(tmp_path):
+    """Rotate, shear, affine, units and axis labels are stored; 3 channels kept as an axis
+    (rgb=False) reopen as an axis, not as colours napari would then refuse the scale of."""
+    from napari.layers import Image
+
+    pixels = np.random.default_rng(0).integers(0, 255, (16, 12, 3), dtype=np.uint8)
+    layer = Image(pixels, rgb=False, scale=(1, 0.5, 0.5), rotate=(0, 0, 30), units="um", name="three")
+    path = write_tiff_layer(tmp_path / "three.tif", layer.data, "image", layer._get_state())
+    data, attributes, kind = read_tiff_layer(path)
+    reopened = Image(data, **attributes)
+    assert kind == "image" and attributes["rgb"] is False and reopened.ndim == 3
+    point = (1.0, 4.0, 5.0)
+    np.testing.assert_allclose(reopened.data_to_world(point), layer.data_to_world(point))
+    assert str(reopened.units[-1]) == "micrometer"
+    colour = Image(pixels, rgb=True, affine=np.array([[1.0, 0.2, 3.0], [0.0, 1.0, 4.0], [0, 0, 1]]))
+    data, attributes, _ = read_tiff_layer(
+        write_tiff_layer(tmp_path / "c.tif", pixels, "image", colour._get_state())
+    )
+    reopened = Image(data, **attributes)
+    assert reopened.rgb and np.allclose(reopened.data_to_world((3.0, 4.0)), colour.data_to_world((3.0, 4.0)))
+
+
+def test_a_pyramid_is_saved_at_full_resolution(tmp_path):
+    from napari.layers import Image
+
+    full = np.random.default_rng(1).integers(0, 255, (64, 80), dtype=np.uint8)
+    pyramid = Image([full, full[::2, ::2], full[::4, ::4]], multiscale=True, scale=(0.5, 0.5))
+    (written,) = _write_through_manifest(
+        tmp_path / "pyramid.tif", [(pyramid.data, pyramid._get_state(), "image")]
+    )
+    data, attributes, _ = read_tiff_layer(written)
+    np.testing.assert_array_equal(data, full)
+    assert attributes["scale"] == (0.5, 0.5)
+
+
+def _write_through_manifest(path, layers):
+    import npe2
+
+    npe2.PluginManager.instance().discover()
+    return npe2.write(str(path), layers, plugin_name="napari-cellseg")
+
+
+def test_names_with_dots_keep_their_text_when_a_suffix_is_added(tmp_path):
+    """napari proposes the layer name; 'slide.2 cells' must not become slide.tif (and
+    'slide.3 cells' overwrite it)."""
+    labels = np.zeros((8, 8), np.uint16)
+    labels[2:5, 2:5] = 1
+    from napari_cellseg.io import write_labels_geojson, write_labels_imagej_rois, write_labels_layer
+
+    for name in ("slide.2 cells", "slide.3 cells"):  # the TIFF writer picked in the Save dialog's filter
+        assert write_labels_layer(str(tmp_path / name), labels, {}) == [str(tmp_path / f"{name}.tif")]
+
+    assert write_labels_geojson(str(tmp_path / "slide.2"), labels, {}) == [str(tmp_path / "slide.2.geojson")]
+    assert write_labels_imagej_rois(str(tmp_path / "slide.2"), labels, {}) == [str(tmp_path / "slide.2.zip")]
+    assert write_labels_imagej_rois(str(tmp_path / "cells.png"), labels, {}) == [str(tmp_path / "cells.zip")]
+
+
+def test_outlines_open_placed_like_the_image_beside_them(tmp_path):
+    from napari_cellseg.inference.outlines import write_geojson
+    from napari_cellseg.outlines_io import read_outlines_layers
+
+    labels = np.zeros((30, 40), np.uint16)
+    labels[5:12, 6:14] = 1
+    attributes = {"name": "img", "scale": (0.25, 0.25), "translate": (100.0, 200.0)}
+    write_tiff_layer(tmp_path / "img.tif", np.zeros((30, 40), np.uint8), "image", attributes)
+    write_geojson(tmp_path / "img.geojson", labels)
+    ((data, placed, _kind),) = read_outlines_layers(str(tmp_path / "img.geojson"))
+    np.testing.assert_array_equal(data, labels)
+    assert placed["scale"] == (0.25, 0.25) and placed["translate"] == (100.0, 200.0)

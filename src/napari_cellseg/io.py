@@ -147,14 +147,15 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
     layer_type = stored.get("layer_type")
     if layer_type not in ("image", "labels"):
         layer_type = "labels" if _looks_like_labels(path, data) else "image"
-    attributes: dict[str, Any] = {"name": stored.get("name", path.stem)}
-    for key in ("scale", "translate"):
-        if key in stored:
-            attributes[key] = tuple(stored[key])
+    attributes: dict[str, Any] = {"name": stored.get("name", path.stem), **_placement_from_json(stored)}
     if "metadata" in stored:
         attributes["metadata"] = stored["metadata"]
-    if layer_type == "image" and data.ndim == 3 and data.shape[-1] in (3, 4):
-        attributes["rgb"] = True
+    if layer_type == "image":
+        rgb = stored.get("rgb")  # files from before it was stored: guessed from the shape
+        if rgb if rgb is not None else (data.ndim == 3 and data.shape[-1] in (3, 4)):
+            attributes["rgb"] = True
+        elif data.ndim == 3 and data.shape[-1] in (3, 4):
+            attributes["rgb"] = False  # channels kept as an axis, as the layer had them
     return data, attributes, layer_type
 
 
@@ -178,13 +179,17 @@ def write_tiff_layer(
     if layer_type not in ("image", "labels"):
         raise ValueError(f"layer_type must be 'image' or 'labels', got {layer_type!r}")
     attributes = attributes or {}
+    if attributes.get("multiscale"):  # a pyramid: its full-resolution level (np.asarray gives the smallest)
+        data = data[0]
     data = np.asarray(data)
-    stored = {"layer_type": layer_type, "name": attributes.get("name")}
-    for key in ("scale", "translate"):
-        if attributes.get(key) is not None:
-            stored[key] = [float(v) for v in attributes[key]]
+    stored = {"layer_type": layer_type, "name": attributes.get("name"), **_placement_to_json(attributes)}
     if attributes.get("metadata"):
         stored["metadata"] = _jsonable(attributes["metadata"])
+    rgb = attributes.get("rgb")
+    if rgb is None:  # not said: guessed from the shape, as napari does
+        rgb = data.ndim == 3 and data.shape[-1] in (3, 4)
+    if layer_type == "image":
+        stored["rgb"] = bool(rgb)
     buffer = _io.BytesIO()
     tifffile.imwrite(
         buffer,
@@ -193,11 +198,31 @@ def write_tiff_layer(
         metadata=None,
         compression="zlib",
         # minisblack, or tifffile takes a stack of 3 planes for planar RGB
-        photometric="rgb"
-        if (data.ndim == 3 and data.shape[-1] in (3, 4) and layer_type == "image")
-        else "minisblack",
+        photometric="rgb" if layer_type == "image" and rgb else "minisblack",
     )
     return atomic_write_bytes(path, buffer.getvalue())
+
+
+# Where a layer lies in the world: kept in the file so it reopens in place.
+PLACEMENT_KEYS = ("scale", "translate", "rotate", "shear", "affine", "units", "axis_labels")
+
+
+def _placement_to_json(attributes: dict[str, Any]) -> dict[str, Any]:
+    stored = {}
+    for key in PLACEMENT_KEYS:
+        value = attributes.get(key)
+        if value is None:
+            continue
+        if key in ("units", "axis_labels"):
+            stored[key] = [str(v) for v in value]
+        else:
+            stored[key] = np.asarray(getattr(value, "affine_matrix", value), dtype=float).tolist()
+    return stored
+
+
+def _placement_from_json(stored: dict[str, Any]) -> dict[str, Any]:
+    return {key: tuple(stored[key]) if key in ("units", "axis_labels", "scale", "translate")
+            else np.asarray(stored[key], dtype=float) for key in PLACEMENT_KEYS if key in stored}  # fmt: skip
 
 
 def _jsonable(value: Any) -> Any:
@@ -249,83 +274,6 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
     return _read_tiff_layers
 
 
-def napari_get_outlines_reader(path: str | Sequence[str]) -> Callable | None:
-    """npe2 reader contribution: cell outlines (QuPath GeoJSON, Fiji ROI sets) as labels layers, else None."""
-    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if not paths or not all(_is_outlines_file(Path(p)) for p in paths):
-        return None
-    return read_outlines_layers
-
-
-def _is_outlines_file(path: Path) -> bool:
-    suffix = path.suffix.lower()
-    if suffix in GEOJSON_SUFFIXES or suffix == ".roi":
-        return True
-    if suffix not in IMAGEJ_ROI_SUFFIXES:
-        return False
-    import zipfile
-
-    try:  # a zip is a ROI set only if it holds .roi files (not, say, a zipped zarr)
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return False
-    return bool(names) and all(name.lower().endswith(".roi") for name in names)
-
-
-def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
-    """One labels layer per outlines file, sized like the image of the same name beside it.
-
-    ``slide7.geojson`` (or ``slide7_rois.zip``) next to ``slide7.tif`` (or .png,
-    .jpg...) gets that image's height and width; without one the labels just hold
-    every outline.
-    """
-    from .data.outlines_import import read_outlines
-
-    layers = []
-    for p in [path] if isinstance(path, (str, os.PathLike)) else list(path):
-        p = Path(p)
-        image = _image_beside(p)
-        shape = _outlines_shape(image) if image is not None else None
-        image = image if shape is not None else None
-        imported = read_outlines(p, shape)
-        metadata = {"source": str(p), "image": str(image) if image else None, "notes": list(imported.notes)}
-        layers.append((imported.labels, {"name": p.stem, "metadata": metadata}, "labels"))
-    return layers
-
-
-def _outlines_shape(image: Path) -> tuple[int, ...] | None:
-    """``(H, W)`` of an image, ``(Z, H, W)`` of a stack (segment's labels of one); None if unreadable."""
-    from .data.headers import HeaderError, read_header
-
-    try:
-        return read_header(image).shape
-    except HeaderError:
-        pass
-    if not _is_tiff(image):
-        return None
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(image) as tif:
-            series = tif.series[0]
-            shape = [n for n, axis in zip(series.shape, series.axes) if axis != "S"]
-    except Exception:  # not a TIFF after all: the outlines size the labels
-        return None
-    return tuple(int(n) for n in shape) if len(shape) == 3 else None
-
-
-def _image_beside(path: Path) -> Path | None:
-    """The image ``slide7.*`` beside ``slide7.geojson`` or ``slide7_rois.zip``."""
-    stems = [path.stem] + ([path.stem.removesuffix("_rois")] if path.stem.endswith("_rois") else [])
-    for stem in stems:
-        for suffix in IMAGE_SUFFIXES:
-            for candidate in (path.with_name(stem + suffix), path.with_name(stem + suffix.upper())):
-                if candidate.is_file():
-                    return candidate
-    return None
-
-
 def _read_tiff_layers(path: str | Sequence[str]) -> list[tuple]:
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     layers = []
@@ -336,8 +284,8 @@ def _read_tiff_layers(path: str | Sequence[str]) -> list[tuple]:
 
 
 def write_image_layer(path: str, data: Any, attributes: dict) -> list[str]:
-    """npe2 writer for one image layer."""
-    return [str(write_tiff_layer(_with_tif_suffix(path), np.asarray(data), "image", attributes))]
+    """npe2 writer for one image layer (a pyramid's full-resolution level)."""
+    return [str(write_tiff_layer(_with_tif_suffix(path), data, "image", attributes))]
 
 
 def write_labels_layer(path: str, data: Any, attributes: dict) -> list[str]:
@@ -349,8 +297,7 @@ def write_labels_imagej_rois(path: str, data: Any, attributes: dict) -> list[str
     """npe2 writer: one labels layer as a Fiji ROI set (``.zip``), one freehand ROI a cell."""
     from .inference.outlines import write_imagej_rois
 
-    target = Path(path) if Path(path).suffix.lower() == ".zip" else Path(path).with_suffix(".zip")
-    return [str(write_imagej_rois(target, np.asarray(data)))]
+    return [str(write_imagej_rois(_with_suffix(path, (".zip",)), np.asarray(data)))]
 
 
 def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
@@ -361,12 +308,20 @@ def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
     """
     from .inference.outlines import write_geojson
 
-    target = (
-        Path(path) if Path(path).suffix.lower() in GEOJSON_SUFFIXES else Path(path).with_suffix(".geojson")
-    )
+    target = _with_suffix(path, (".geojson", ".json"))
     return [str(write_geojson(target, np.asarray(data), image_id=attributes.get("name")))]
 
 
-def _with_tif_suffix(path: str) -> Path:
+def _with_suffix(path: str, suffixes: Sequence[str]) -> Path:
+    """``path`` ending in ``suffixes[0]``: another image suffix is replaced; any other text after
+    a dot stays part of the name (``slide.2 cells`` -> ``slide.2 cells.tif``, not ``slide.tif``)."""
     p = Path(path)
-    return p if _is_tiff(p) else p.with_suffix(".tif")
+    if p.suffix.lower() in suffixes:
+        return p
+    if p.suffix.lower() in (*IMAGE_SUFFIXES, *GEOJSON_SUFFIXES, *IMAGEJ_ROI_SUFFIXES):
+        return p.with_suffix(suffixes[0])
+    return p.with_name(p.name + suffixes[0])
+
+
+def _with_tif_suffix(path: str) -> Path:
+    return _with_suffix(path, TIFF_SUFFIXES)

@@ -211,6 +211,7 @@ def test_save_results_writes_the_corrected_cells_table_and_outlines(
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # where results go without a folder or a file
     viewer, widget, layer, mask = _dock(make_napari_viewer, scale=(0.5, 0.5))
+    layer.rotate = 10  # the saved cells reopen over the image as it lies
     widget.results_box.save_button.click()
     assert "segment an image first" in widget.message.text()
     current_model.set_current_model(tiny_model_dir)
@@ -223,6 +224,7 @@ def test_save_results_writes_the_corrected_cells_table_and_outlines(
     labels, attributes, _ = read_tiff_layer(folder / "C_sample.tif")
     np.testing.assert_array_equal(labels, cells.data)
     assert list(attributes["scale"]) == [0.5, 0.5] and attributes["metadata"]["watershed"]
+    np.testing.assert_allclose(attributes["rotate"], layer.rotate)
     rows = read_measurements(folder / "C_sample.csv")
     assert len(rows) == len(np.unique(cells.data)) - 1 and "mean_intensity_0" in rows[0]
     assert len(json.loads((folder / "C_sample.geojson").read_text())["features"]) == len(rows)

@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QFormLayout, QGroupBox, QPushButton
 from ..app.current_model import NO_MODEL_HELP, get_current_model_dir
 from ..app.segment_results import DEFAULT_FOLDER_NAME, default_results_folder
 from ._common import PathEdit
-from ._layers import find_layer
+from ._layers import find_layer, placement
 
 
 class ResultsBox(QGroupBox):
@@ -75,7 +75,7 @@ class ResultsBox(QGroupBox):
             suggest_image_id(image.name, image.metadata) if have_image else suggest_image_id(labels.name)
         )
         folder = self.folder_for(image.source.path if have_image else None)
-        attributes = {"scale": labels.scale, "translate": labels.translate, "metadata": dict(labels.metadata)}
+        attributes = {**placement(labels, labels.ndim), "metadata": dict(labels.metadata)}
 
         def show(saved) -> None:
             names = ", ".join(p.name for p in saved.paths)

@@ -77,7 +77,7 @@ def save_segmentation(
     """
     from ..inference.measure import measure_cells, write_measurements
     from ..inference.outlines import write_geojson
-    from ..io import write_tiff_layer
+    from ..io import PLACEMENT_KEYS, write_tiff_layer
 
     labels = np.asarray(labels)
     if labels.ndim not in (2, 3) or labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
@@ -98,7 +98,7 @@ def save_segmentation(
         rows = [{k: v for k, v in row.items() if not k.startswith("mean_intensity")} for row in rows]
     write_measurements(paths[1], rows)
     write_geojson(paths[2], labels, image_id=stem)
-    stored = {k: v for k, v in (attributes or {}).items() if k in ("scale", "translate", "metadata")}
+    stored = {k: v for k, v in (attributes or {}).items() if k in (*PLACEMENT_KEYS, "metadata")}
     write_tiff_layer(paths[0], labels, "labels", {**stored, "name": f"{stem} cells"})
     return SavedResults(*paths, n_cells=len(rows))
 

@@ -1,0 +1,119 @@
+"""napari reader for cell outlines drawn elsewhere: QuPath GeoJSON and Fiji ROI sets.
+
+Each file opens as a labels layer sized like the image of the same name beside it,
+and placed like it when that image is a TIFF written by the plugin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io import (
+    _META_KEY,
+    GEOJSON_SUFFIXES,
+    IMAGE_SUFFIXES,
+    IMAGEJ_ROI_SUFFIXES,
+    _is_tiff,
+    _placement_from_json,
+)
+
+
+def napari_get_outlines_reader(path: str | Sequence[str]) -> Callable | None:
+    """npe2 reader contribution: cell outlines (QuPath GeoJSON, Fiji ROI sets) as labels layers, else None."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths or not all(_is_outlines_file(Path(p)) for p in paths):
+        return None
+    return read_outlines_layers
+
+
+def _is_outlines_file(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    if suffix in GEOJSON_SUFFIXES or suffix == ".roi":
+        return True
+    if suffix not in IMAGEJ_ROI_SUFFIXES:
+        return False
+    import zipfile
+
+    try:  # a zip is a ROI set only if it holds .roi files (not, say, a zipped zarr)
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return bool(names) and all(name.lower().endswith(".roi") for name in names)
+
+
+def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
+    """One labels layer per outlines file, sized like the image of the same name beside it.
+
+    ``slide7.geojson`` (or ``slide7_rois.zip``) next to ``slide7.tif`` (or .png,
+    .jpg...) gets that image's height and width; without one the labels just hold
+    every outline.
+    """
+    from .data.outlines_import import read_outlines
+
+    layers = []
+    for p in [path] if isinstance(path, (str, os.PathLike)) else list(path):
+        p = Path(p)
+        image = _image_beside(p)
+        shape = _outlines_shape(image) if image is not None else None
+        image = image if shape is not None else None
+        imported = read_outlines(p, shape)
+        metadata = {"source": str(p), "image": str(image) if image else None, "notes": list(imported.notes)}
+        attributes = {"name": p.stem, "metadata": metadata}
+        if image is not None and _is_tiff(image):  # drawn over the image as it reopens
+            attributes.update(_stored_placement(image, imported.labels.ndim))
+        layers.append((imported.labels, attributes, "labels"))
+    return layers
+
+
+def _stored_placement(path: Path, ndim: int) -> dict[str, Any]:
+    """The placement a TIFF written by :func:`write_tiff_layer` records, for an ``ndim``-D layer."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            stored = json.loads(tif.pages[0].description or "{}").get(_META_KEY) or {}
+    except Exception:  # a foreign or odd TIFF: the outlines stay in pixels
+        return {}
+    placed = _placement_from_json(stored)
+    if any(np.ndim(v) != 1 or len(v) != ndim for k, v in placed.items() if k in ("scale", "translate")):
+        return {}  # a layer of other dimensions (e.g. an RGB stack): pixels it is
+    return placed
+
+
+def _outlines_shape(image: Path) -> tuple[int, ...] | None:
+    """``(H, W)`` of an image, ``(Z, H, W)`` of a stack (segment's labels of one); None if unreadable."""
+    from .data.headers import HeaderError, read_header
+
+    try:
+        return read_header(image).shape
+    except HeaderError:
+        pass
+    if not _is_tiff(image):
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(image) as tif:
+            series = tif.series[0]
+            shape = [n for n, axis in zip(series.shape, series.axes) if axis != "S"]
+    except Exception:  # not a TIFF after all: the outlines size the labels
+        return None
+    return tuple(int(n) for n in shape) if len(shape) == 3 else None
+
+
+def _image_beside(path: Path) -> Path | None:
+    """The image ``slide7.*`` beside ``slide7.geojson`` or ``slide7_rois.zip``."""
+    stems = [path.stem] + ([path.stem.removesuffix("_rois")] if path.stem.endswith("_rois") else [])
+    for stem in stems:
+        for suffix in IMAGE_SUFFIXES:
+            for candidate in (path.with_name(stem + suffix), path.with_name(stem + suffix.upper())):
+                if candidate.is_file():
+                    return candidate
+    return None
