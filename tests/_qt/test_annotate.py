@@ -259,3 +259,42 @@ def test_cells_too_small_to_keep_are_reported(make_napari_viewer, wait_for_job):
     widget.to_annotation_button.click()
     wait_for_job(widget)
     assert "too small to keep" in widget.message.text()
+
+
+def test_a_stack_is_refused_at_once_and_a_pyramid_saves_its_full_image(
+    make_napari_viewer, tmp_path, wait_for_job
+):
+    viewer = make_napari_viewer()
+    stack = viewer.add_image(np.zeros((3, 20, 24), np.uint8), name="z")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Annotate")
+    widget.image_combo.set_layer(stack)
+    widget.open_button.click()
+    assert "is a stack of shape (3, 20, 24): Annotate works on one 2D image" in widget.message.text()
+    assert "z boundary annotation" not in viewer.layers  # no 2D layers shown over every plane
+
+    full = np.random.default_rng(0).integers(0, 255, (64, 80), dtype=np.uint8)
+    pyramid = viewer.add_image([full, full[::2, ::2], full[::4, ::4]], multiscale=True, name="pyr")
+    widget.image_combo.set_layer(pyramid)
+    widget.open_button.click()
+    cells = viewer.layers["pyr cells"]
+    assert cells.data.shape == (64, 80)
+    cells.data = np.pad(np.ones((10, 10), np.uint16), ((5, 49), (5, 65)))
+    widget.cells_combo.set_layer(cells)
+    widget.save_what_combo.setCurrentText("cells (instances)")
+    widget.dataset_edit.setText(str(tmp_path / "ds"))
+    widget.id_edit.setText("pyr")
+    widget.microscope_combo.setCurrentText("C")
+    widget.save_button.click()
+    assert wait_for_job(widget).error is None
+    np.testing.assert_array_equal(CellDataset.open(tmp_path / "ds").load_image("pyr"), full)
+
+
+def test_segments_cells_are_chosen_though_its_probability_maps_are_image_layers(make_napari_viewer):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((20, 20), np.uint8), name="img")
+    viewer.add_image(np.zeros((20, 20), np.float32), name="img boundary probability",
+                     metadata={"cellseg_kind": "probability"})  # fmt: skip
+    viewer.add_labels(np.zeros((20, 20), np.uint16), name="img segmented cells")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Annotate")
+    widget.image_combo.set_layer(image)
+    assert widget.cells_combo.currentText() == "img segmented cells"

@@ -355,3 +355,15 @@ def test_cells_and_probabilities_sit_on_the_image_rotated_sheared_or_moved(
     for added in outputs:
         assert added in viewer.layers
         np.testing.assert_allclose(added.data_to_world(pixel), layer.data_to_world(pixel))
+
+
+def test_a_stack_says_every_plane_was_segmented(make_napari_viewer, tiny_model_dir, wait_for_job):
+    current_model.set_current_model(tiny_model_dir)
+    viewer = make_napari_viewer()
+    image, _mask, _ = load_sample(SAMPLE)
+    stack = viewer.add_image(np.stack([image[:96, :96, 0]] * 3), name="three planes")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    _segment(widget, wait_for_job, stack)
+    assert viewer.layers["three planes segmented cells"].data.shape == (3, 96, 96)
+    message = widget.message.text()
+    assert "All 3 planes were segmented" in message and "colour channels" in message

@@ -34,9 +34,10 @@ from ..app.annotation import (
     suggest_image_id,
     touching_boundary_pixels,
 )
+from ..app.segment_session import image_plane_data
 from ..classes import BOUNDARY, INTERIOR, MICROSCOPES
 from ._common import LayerCombo, PathEdit, class_legend
-from ._layers import KIND_REVIEW, find_layer, put_labels, set_pixels
+from ._layers import KIND_PROBABILITY, KIND_REVIEW, find_layer, put_labels, set_pixels
 from ._panel import TaskPanel
 
 UNTAGGED = "(untagged)"
@@ -167,7 +168,10 @@ class AnnotateWidget(TaskPanel):
     def _pick_layers(self) -> None:
         """Choose the image's own cells and annotation layers; let go of another image's."""
         image = self.image_layer()
-        images = [(layer.name, layer.metadata) for layer in self.image_combo.layers()]
+        images = [  # Segment's probability maps are not images of their own
+            (layer.name, layer.metadata) for layer in self.image_combo.layers()
+            if layer.metadata.get(KIND_KEY) != KIND_PROBABILITY
+        ]  # fmt: skip
 
         def owner(layer):
             return owner_image(layer.name, layer.metadata, images)
@@ -204,6 +208,12 @@ class AnnotateWidget(TaskPanel):
         image = self.image_layer()
         if image is None:
             self.fail("open or choose an image layer first")
+        elif image.ndim != 2:  # labels of one plane would show on every plane, and cannot be saved
+            self.fail(
+                f"{image.name!r} is a stack of shape {tuple(int(n) for n in image.level_shapes[0])}: Annotate works on one "
+                "2D image. Right-click the layer > Split Stack makes one layer per plane."
+            )
+            return None
         return image
 
     @staticmethod
@@ -380,7 +390,8 @@ class AnnotateWidget(TaskPanel):
             )
 
         self.start(
-            save_annotation, root, image_id, np.array(image.data, copy=True),
+            save_annotation, root, image_id,
+            np.array(image_plane_data(image.data, rgb=image.rgb, multiscale=image.multiscale), copy=True),
             np.array(labels.data, copy=True), microscope, annotation=as_annotation,
             overwrite=overwrite, title=f"Save {image_id!r}", on_result=show,
         )  # fmt: skip

@@ -281,6 +281,11 @@ class SegmentWidget(TaskPanel):
             if tag in (None, "C")
             else f" Note: the image is tagged microscope {tag}; the model is meant for C."
         )
+        if result.labels.ndim == 3:  # a stack: every plane, not only the one shown
+            planes = result.labels.shape[0]
+            note += f" All {planes} planes were segmented, each on its own (cell numbers run on across them)."
+            if planes in (3, 4):
+                note += " If these planes are colour channels, open the image as RGB (H, W, 3) instead."
         if result.scale_factor != 1.0 and result.diameter:
             note += (
                 f" Nuclei measure about {result.diameter:.0f} px: the image was resampled "
