@@ -62,26 +62,53 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, model_dir, images)
     assert forced.status == "done" and read_tiff_layer(marker)[0].max() == first.n_instances
 
 
-def test_leftovers_of_an_unfinished_image_do_not_mark_it_done(tmp_path, model_dir, images):
+def test_a_requested_output_that_exists_without_labels_is_kept_unless_overwrite(tmp_path, model_dir, images):
+    # <id>.csv beside the image with no labels is not a leftover of this command (it moves an
+    # image's outputs into place labels first): it may be the user's own table.
     _, paths = images
     out = tmp_path / "out"
     out.mkdir()
-    leftover = out / f"{paths[0].stem}.csv"  # a run that died before writing the labels
-    leftover.write_text("stale")
+    own = out / f"{paths[0].stem}.csv"
+    own.write_text("the user's own table")
     report = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128, measurements=True))
-    assert report.status == "done" and (out / f"{paths[0].stem}.tif").is_file()
-    assert len(read_measurements(leftover)) == report.n_instances > 5
+    assert report.status == "failed" and own.name in report.message and "--overwrite" in report.message
+    assert own.read_text() == "the user's own table" and not (out / f"{paths[0].stem}.tif").exists()
+    forced = segment_file(
+        paths[0], model_dir, out, SegmentOptions(tile_size=128, measurements=True, overwrite=True)
+    )
+    assert forced.status == "done" and len(read_measurements(own)) == forced.n_instances > 5
 
 
-def test_a_failed_image_leaves_no_orphan_outputs(tmp_path, model_dir):
-    out = tmp_path / "out"
-    out.mkdir()
-    bad = tmp_path / "bad.png"
+def test_a_failed_image_leaves_the_files_beside_it_and_nothing_of_its_own(tmp_path, model_dir):
+    # segment slides/s1.png --out slides: s1.geojson, s1_rois.zip, s1.csv are the user's annotations
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    bad = slides / "s1.png"
     bad.write_bytes(b"not a png")
-    (out / "bad.csv").write_text("stale")
-    (out / "bad.geojson").write_text("stale")
-    report = segment_file(bad, model_dir, out, SegmentOptions(measurements=True, geojson=True))
-    assert report.status == "failed" and not (out / "bad.csv").exists() and not (out / "bad.geojson").exists()
+    own = {name: f"user's {name}" for name in ("s1.geojson", "s1_rois.zip", "s1.csv", "s1_overlay.png")}
+    for name, text in own.items():
+        (slides / name).write_text(text)
+    report = segment_file(bad, model_dir, slides, SegmentOptions())
+    assert report.status == "failed" and "s1.png" in report.message
+    assert {p.name: p.read_text() for p in slides.iterdir() if p.name != "s1.png"} == own
+
+
+def test_an_image_that_fails_while_writing_leaves_nothing(tmp_path, model_dir, images, monkeypatch):
+    from napari_cellseg.inference import batch
+
+    def write_then_fail(*args, **kwargs):
+        real_write_extras(*args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    real_write_extras = batch.write_extras
+    monkeypatch.setattr(batch, "write_extras", write_then_fail)
+    _, paths = images
+    out = tmp_path / "out"
+    report = segment_file(
+        paths[0], model_dir, out, SegmentOptions(tile_size=128, measurements=True, geojson=True)
+    )
+    assert report.status == "failed" and "No space left" in report.message
+    assert list(out.iterdir()) == []  # no table of cells whose labels were never written, no scratch
 
 
 def test_the_same_file_named_twice_is_segmented_once(tmp_path, model_dir, images):

@@ -25,6 +25,17 @@ from typing import Any
 
 from ..config import JsonConfig
 from ..io import find_images
+from .batch_outputs import (
+    add_missing_extras,
+    input_image,
+    other_source,
+    output_paths,
+    publish,
+    requested,
+    scratch_folder,
+    staged_paths,
+    write_extras,
+)
 
 # Images with more pixels than this go through the block-wise (zarr) pipeline.
 BIG_IMAGE_PIXELS = 6000 * 6000
@@ -33,10 +44,6 @@ _model_lock = threading.Lock()
 # forwards at once through one module were seen to disagree with a serial run (rarely,
 # in tests with a threaded LocalCluster); processes, the usual Dask setup, are unaffected.
 _inference_lock = threading.Lock()
-_OPTION = {
-    "probabilities": "save_probabilities", "measurements": "measurements", "geojson": "geojson",
-    "overlay": "overlays", "imagej_rois": "imagej_rois",
-}  # fmt: skip
 
 
 @dataclass
@@ -95,17 +102,6 @@ class BatchSummary:
         )
 
 
-def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:
-    return {
-        "labels": out_dir / f"{image_id}.tif",
-        "probabilities": out_dir / f"{image_id}_probabilities.tif",
-        "measurements": out_dir / f"{image_id}.csv",
-        "geojson": out_dir / f"{image_id}.geojson",
-        "overlay": out_dir / f"{image_id}_overlay.png",
-        "imagej_rois": out_dir / f"{image_id}_rois.zip",
-    }
-
-
 @lru_cache(maxsize=4)
 def _load_model(model_dir: str, device: str, stamp: tuple = ()):
     from .runtime import resolve_model
@@ -142,7 +138,8 @@ def segment_file(
     FileReport
         ``status`` is ``"done"``, ``"skipped"`` (its labels exist and
         ``overwrite`` is off) or ``"failed"`` with the reason in ``message``.
-        A failed image leaves no measurements or probabilities without labels.
+        A failed image leaves no file behind and replaces none; a requested output that
+        exists without ``overwrite`` fails the image (it may be the user's own file).
     """
     from ..io import ImageReadError
 
@@ -157,21 +154,13 @@ def segment_file(
         report.status = "failed"
         report.message = f"{path}: its output would replace the image itself; choose another output folder"
         return report
-    # The labels are written last: they alone mark an image as done. Leftovers of an
-    # unfinished run (a measurements table, probabilities) are redone.
     if outputs["labels"].exists() and not options.overwrite:
-        missing = [k for k, option in _OPTION.items() if getattr(options, option) and not outputs[k].exists()]
-        report.status, report.message = "skipped", f"{outputs['labels']} exists (use --overwrite)"
-        if "probabilities" in missing:  # they were not kept: only a new segmentation gives them
-            report.message += "; its probabilities were not kept: --overwrite segments it again"
-        elif missing:  # e.g. --measurements asked for on a second run: drawn from the stored cells
-            try:
-                report.n_instances, added = _add_missing_extras(path, outputs, options, missing)
-                if added:
-                    report.status, report.message = "done", ""
-                    report.note = f"{', '.join(added)} added from the stored cells"
-            except (ImageReadError, ValueError, OSError) as err:
-                report.status, report.message = "failed", _name_file(path, err)
+        return _reuse_stored(path, outputs, options, report)
+    existing = [outputs[key] for key in requested(options) if outputs[key].exists()]
+    if existing and not options.overwrite:  # e.g. an expert's <id>.geojson beside the image
+        names = ", ".join(p.name for p in existing)
+        report.status = "failed"
+        report.message = f"{path}: {names} already in {out_dir} (kept); use --overwrite to replace, or another output folder"
         return report
     start = time.perf_counter()
     try:
@@ -180,10 +169,34 @@ def segment_file(
         report.status, report.message = "failed", _name_file(path, err)
     except Exception as err:  # keep the batch going; say what and where
         report.status, report.message = "failed", f"{path}: {type(err).__name__}: {err}"
-    if report.status == "failed" and not outputs["labels"].exists():
-        for key in _OPTION:  # no orphans: a table of cells whose labels were never written
-            outputs[key].unlink(missing_ok=True)
     report.seconds = time.perf_counter() - start
+    return report
+
+
+def _reuse_stored(path: Path, outputs: dict[str, Path], options, report: FileReport) -> FileReport:
+    """An image whose labels exist (no overwrite): skipped, or its outputs asked for since added."""
+    from ..io import ImageReadError
+
+    other = other_source(outputs["labels"], path)
+    if other is not None:  # slideA/field1.png and slideB/field1.png into one folder
+        report.status = "failed"
+        report.message = (
+            f"{path}: {outputs['labels']} holds the cells of another image ({other}); "
+            "use another output folder, or --overwrite to replace them"
+        )
+        return report
+    missing = [key for key in requested(options) if not outputs[key].exists()]
+    report.status, report.message = "skipped", f"{outputs['labels']} exists (use --overwrite)"
+    if "probabilities" in missing:  # they were not kept: only a new segmentation gives them
+        report.message += "; its probabilities were not kept: --overwrite segments it again"
+    elif missing:  # e.g. --measurements asked for on a second run: drawn from the stored cells
+        try:
+            report.n_instances, added = add_missing_extras(path, outputs, options, missing)
+            if added:
+                report.status, report.message = "done", ""
+                report.note = f"{', '.join(added)} added from the stored cells"
+        except (ImageReadError, ValueError, OSError) as err:
+            report.status, report.message = "failed", _name_file(path, err)
     return report
 
 
@@ -205,10 +218,9 @@ def _segment_and_write(
         import torch
 
         torch.set_num_threads(options.torch_threads)
-    image = _input_image(path, options)
+    image = input_image(path, options)
     layout = describe_layout(image, options.channel)
     model, config = cached_model(model_dir, options.device)
-    outputs["labels"].parent.mkdir(parents=True, exist_ok=True)
     kwargs = dict(
         tile_size=options.tile_size, overlap=options.overlap, batch_size=options.batch_size,
         diameter=options.diameter, channel=options.channel, optimize=options.optimize,
@@ -219,100 +231,52 @@ def _segment_and_write(
         from .stains import haematoxylin_only
 
         seen = haematoxylin_only(image, name=str(path))
-    with _inference_lock:
-        if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:
-            labels, probabilities, metadata = _segment_big_in_memory(
-                model, config, seen, outputs, kwargs, options.save_probabilities
-            )
-        else:
-            from .segment import segment_image
+    # Everything goes to a scratch folder first and is moved into place at the end: a
+    # failure (or a kill) leaves no half of an image's outputs beside the files it had.
+    with scratch_folder(outputs["labels"].parent) as scratch:
+        staged = staged_paths(scratch)
+        with _inference_lock:
+            if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:
+                labels, probabilities, metadata = _segment_big_in_memory(
+                    model, config, seen, scratch, kwargs, options.save_probabilities
+                )
+            else:
+                from .segment import segment_image
 
-            result = segment_image(
-                model, config, seen, keep_probabilities=options.save_probabilities, **kwargs
-            )
-            labels, probabilities = result.labels, result.probabilities
-            metadata = result.layer_attributes()["metadata"]
-    metadata.update(source=str(path), model=str(model_dir), haematoxylin_only=options.haematoxylin_only)
-    _write_extras(path, image, layout, labels, outputs, options)
-    if options.save_probabilities and probabilities is not None:
-        write_tiff_layer(
-            outputs["probabilities"], probabilities, "image",
-            {"name": f"{path.stem} probabilities", "metadata": {"channels": ["background", "boundary", "interior"]}},
+                result = segment_image(
+                    model, config, seen, keep_probabilities=options.save_probabilities, **kwargs
+                )
+                labels, probabilities = result.labels, result.probabilities
+                metadata = result.layer_attributes()["metadata"]
+        metadata.update(
+            source=str(path), source_path=str(path.resolve()), model=str(model_dir),
+            haematoxylin_only=options.haematoxylin_only,
         )  # fmt: skip
-    # Labels last: their presence marks the image as done (resumable batches).
-    write_tiff_layer(
-        outputs["labels"], labels, "labels", {"name": f"{path.stem} cells", "metadata": metadata}
-    )
+        write_extras(path, image, layout, labels, staged, options)
+        if options.save_probabilities and probabilities is not None:
+            write_tiff_layer(
+                staged["probabilities"], probabilities, "image",
+                {"name": f"{path.stem} probabilities", "metadata": {"channels": ["background", "boundary", "interior"]}},
+            )  # fmt: skip
+        write_tiff_layer(
+            staged["labels"], labels, "labels", {"name": f"{path.stem} cells", "metadata": metadata}
+        )
+        publish(staged, outputs)
     return (int(labels.max()) if labels.size else 0), stack_note(layout) or ""
 
 
-def _input_image(path: Path, options):
-    """The image as segmentation and measurements read it."""
-    from ..io import collapse_grey_rgb, read_image
-
-    image = read_image(path)
-    if options.channel is None:  # a chosen channel of grey stored as RGB is that grey
-        image = collapse_grey_rgb(image)
-    return image
-
-
-def _write_extras(path: Path, image, layout, labels, outputs: dict[str, Path], options, only=None) -> None:
-    """The outputs drawn from the labels (table, outlines, overlay) that ``options`` ask for."""
-    import numpy as np
-
-    wanted = {key for key, option in _OPTION.items() if getattr(options, option)} & set(only or _OPTION)
-    if "measurements" in wanted:
-        from .measure import measure_cells, write_measurements
-
-        intensity = image if layout.channel is None else np.take(image, layout.channel, axis=layout.channel_axis)  # fmt: skip
-        write_measurements(outputs["measurements"], measure_cells(labels, intensity, path.stem))
-    if "geojson" in wanted:
-        from .outlines import write_geojson
-
-        write_geojson(outputs["geojson"], labels, image_id=path.stem)
-    if "imagej_rois" in wanted:
-        from .outlines import write_imagej_rois
-
-        write_imagej_rois(outputs["imagej_rois"], labels)
-    if "overlay" in wanted and labels.ndim == 2:  # stacks: no single picture to draw on
-        from .outlines import write_overlay
-
-        write_overlay(outputs["overlay"], image, labels)
-
-
-def _add_missing_extras(
-    path: Path, outputs: dict[str, Path], options, missing: list[str]
-) -> tuple[int, list]:
-    """A segmented image's outputs asked for since, drawn from its stored labels: (cells, outputs added)."""
-    from ..io import read_tiff_layer
-    from .images import describe_layout
-
-    image = _input_image(path, options)
-    labels = read_tiff_layer(outputs["labels"])[0]
-    _write_extras(path, image, describe_layout(image, options.channel), labels, outputs, options, missing)
-    added = [key for key in missing if outputs[key].exists()]  # a stack gets no overlay
-    return (int(labels.max()) if labels.size else 0), added
-
-
-def _segment_big_in_memory(model, config, image, outputs, kwargs, keep_probabilities: bool):
+def _segment_big_in_memory(model, config, image, scratch: Path, kwargs, keep_probabilities: bool):
     """Block-wise pipeline for a large image already in memory (bounded extra memory)."""
-    import shutil
-    import tempfile
-
     import numpy as np
 
     from .big import segment_big
 
-    scratch = Path(tempfile.mkdtemp(prefix=".cellseg-", dir=outputs["labels"].parent))
-    try:
-        kept = {"probabilities_out": scratch / "probabilities.zarr"} if keep_probabilities else {}
-        result = segment_big(model, config, image, scratch / "labels.zarr", **kept, **kwargs)
-        labels = np.asarray(result.labels[...])
-        if result.n_instances <= np.iinfo(np.uint16).max:
-            labels = labels.astype(np.uint16)
-        probabilities = np.asarray(result.probabilities[...]) if keep_probabilities else None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    kept = {"probabilities_out": scratch / "probabilities.zarr"} if keep_probabilities else {}
+    result = segment_big(model, config, image, scratch / "labels.zarr", **kept, **kwargs)
+    labels = np.asarray(result.labels[...])
+    if result.n_instances <= np.iinfo(np.uint16).max:
+        labels = labels.astype(np.uint16)
+    probabilities = np.asarray(result.probabilities[...]) if keep_probabilities else None
     metadata = {"scale_factor": result.scale_factor, "n_instances": result.n_instances, "block_wise": True,
                 "truncated": result.truncated}  # fmt: skip
     return labels, probabilities, metadata

@@ -1,0 +1,207 @@
+"""An image's output files in :mod:`.batch`: where they go and how they are put there.
+
+Every output of one image is written into a hidden scratch folder in the output folder
+(short names there, so an image name near the 255-character limit still fits), then
+moved into place, labels first. So a failed image leaves nothing behind, a file that
+exists is only replaced with ``overwrite``, and the user's own files beside the image
+(``<id>.geojson``, ``<id>.csv`` ...) are never touched. A scratch folder left by a
+killed run is removed by the next run that writes to the same folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# output key -> SegmentOptions field that asks for it (the labels are always written)
+OPTION = {
+    "probabilities": "save_probabilities", "measurements": "measurements", "geojson": "geojson",
+    "overlay": "overlays", "imagej_rois": "imagej_rois",
+}  # fmt: skip
+_STAGED_NAMES = {
+    "labels": "labels.tif", "probabilities": "probabilities.tif", "measurements": "cells.csv",
+    "geojson": "cells.geojson", "overlay": "overlay.png", "imagej_rois": "rois.zip",
+}  # fmt: skip
+SCRATCH_PREFIX = ".cellseg-"
+_LOCK_NAME = "in-use.lock"
+# A scratch folder without a lock file is one being made (a moment) or an older version's.
+_UNLOCKED_AGE_S = 3600
+_cleaned: set[str] = set()  # output folders already swept by this process
+
+
+def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:
+    return {
+        "labels": out_dir / f"{image_id}.tif",
+        "probabilities": out_dir / f"{image_id}_probabilities.tif",
+        "measurements": out_dir / f"{image_id}.csv",
+        "geojson": out_dir / f"{image_id}.geojson",
+        "overlay": out_dir / f"{image_id}_overlay.png",
+        "imagej_rois": out_dir / f"{image_id}_rois.zip",
+    }
+
+
+def requested(options) -> list[str]:
+    """The output keys besides the labels that ``options`` ask for."""
+    return [key for key, option in OPTION.items() if getattr(options, option)]
+
+
+def staged_paths(scratch: Path) -> dict[str, Path]:
+    return {key: scratch / name for key, name in _STAGED_NAMES.items()}
+
+
+def publish(staged: dict[str, Path], outputs: dict[str, Path]) -> list[str]:
+    """Move the staged files into place, labels first (they mark the image done); the keys moved."""
+    moved = []
+    for key in sorted(staged, key=lambda k: k != "labels"):
+        if staged[key].exists():
+            os.replace(staged[key], outputs[key])
+            moved.append(key)
+    return moved
+
+
+@contextmanager
+def scratch_folder(out_dir: Path) -> Iterator[Path]:
+    """A hidden folder in ``out_dir`` for one image's files, removed afterwards.
+
+    A lock held on a file inside tells other runs that it is in use; a folder whose lock
+    nobody holds was left by a killed run and is removed (:func:`remove_abandoned_scratch`).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_scratch(out_dir)
+    folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=out_dir))
+    lock = open(folder / _LOCK_NAME, "wb")  # held until the folder goes
+    try:
+        _try_lock(lock)
+        yield folder
+    finally:
+        lock.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_abandoned_scratch(out_dir: Path) -> None:
+    """Remove the scratch folders in ``out_dir`` that no running process holds (once per process)."""
+    key = str(out_dir.resolve())
+    if key in _cleaned:
+        return
+    _cleaned.add(key)
+    try:
+        candidates = [e for e in os.scandir(out_dir) if e.name.startswith(SCRATCH_PREFIX) and e.is_dir()]
+    except OSError:
+        return
+    for entry in candidates:
+        folder = Path(entry.path)
+        try:
+            with open(folder / _LOCK_NAME, "rb+") as lock:
+                if not _try_lock(lock):
+                    continue  # another run is using it
+        except FileNotFoundError:
+            try:
+                if time.time() - folder.stat().st_mtime < _UNLOCKED_AGE_S:
+                    continue
+            except OSError:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _try_lock(fh) -> bool:
+    """Take an exclusive lock on an open file without waiting; False if another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here, so nothing counts as abandoned
+        return False
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def stored_metadata(labels_path: Path) -> dict:
+    """The ``metadata`` that :func:`~napari_cellseg.io.write_tiff_layer` stored, read from the header only."""
+    import json
+
+    import tifffile
+
+    from ..io import _META_KEY
+
+    try:
+        with tifffile.TiffFile(labels_path) as tif:
+            description = tif.pages[0].description if len(tif.pages) else ""
+        stored = json.loads(description).get(_META_KEY, {})
+    except Exception:  # not a TIFF, no JSON description: no metadata
+        return {}
+    metadata = stored.get("metadata") if isinstance(stored, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
+def other_source(labels_path: Path, image_path: Path) -> str | None:
+    """The image the stored labels were segmented from when it is another file than ``image_path``.
+
+    slideA/field1.png and slideB/field1.png both have id ``field1``: the second run must
+    not take the first one's cells for its own. A recorded source that no longer exists
+    cannot be compared and passes.
+    """
+    metadata = stored_metadata(labels_path)
+    source = metadata.get("source")
+    if not isinstance(source, str):
+        return None
+    recorded = Path(metadata["source_path"]) if isinstance(metadata.get("source_path"), str) else Path(source)
+    try:
+        return None if recorded.samefile(image_path) else source
+    except OSError:  # gone, moved, or relative to another working folder
+        return None
+
+
+def input_image(path: Path, options):
+    """The image as segmentation and measurements read it."""
+    from ..io import collapse_grey_rgb, read_image
+
+    image = read_image(path)
+    if options.channel is None:  # a chosen channel of grey stored as RGB is that grey
+        image = collapse_grey_rgb(image)
+    return image
+
+
+def write_extras(path: Path, image, layout, labels, targets: dict[str, Path], options, only=None) -> None:
+    """The outputs drawn from the labels (table, outlines, overlay) that ``options`` ask for."""
+    import numpy as np
+
+    wanted = set(requested(options)) & set(only or OPTION)
+    if "measurements" in wanted:
+        from .measure import measure_cells, write_measurements
+
+        intensity = image if layout.channel is None else np.take(image, layout.channel, axis=layout.channel_axis)  # fmt: skip
+        write_measurements(targets["measurements"], measure_cells(labels, intensity, path.stem))
+    if "geojson" in wanted:
+        from .outlines import write_geojson
+
+        write_geojson(targets["geojson"], labels, image_id=path.stem)
+    if "imagej_rois" in wanted:
+        from .outlines import write_imagej_rois
+
+        write_imagej_rois(targets["imagej_rois"], labels)
+    if "overlay" in wanted and labels.ndim == 2:  # stacks: no single picture to draw on
+        from .outlines import write_overlay
+
+        write_overlay(targets["overlay"], image, labels)
+
+
+def add_missing_extras(path: Path, outputs: dict[str, Path], options, missing: list[str]) -> tuple[int, list]:
+    """A segmented image's outputs asked for since, drawn from its stored labels: (cells, outputs added)."""
+    from ..io import read_tiff_layer
+    from .images import describe_layout
+
+    image = input_image(path, options)
+    labels = read_tiff_layer(outputs["labels"])[0]
+    with scratch_folder(outputs["labels"].parent) as scratch:
+        staged = staged_paths(scratch)
+        write_extras(path, image, describe_layout(image, options.channel), labels, staged, options, missing)
+        added = publish({key: staged[key] for key in missing}, outputs)  # a stack gets no overlay
+    return (int(labels.max()) if labels.size else 0), added
