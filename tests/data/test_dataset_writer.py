@@ -155,3 +155,26 @@ def test_label_ids_past_uint32_are_renumbered_not_wrapped(tmp_path):
     add_to_dataset(tmp_path / "ds", "a", np.zeros((32, 40), np.uint8), labels, "C")
     saved = CellDataset.open(tmp_path / "ds").load_instances("a")
     assert len(np.unique(saved)) == 3 and np.count_nonzero(saved) == np.count_nonzero(labels)
+
+
+def test_a_failed_replacement_keeps_the_old_image_with_its_old_labels(tmp_path, monkeypatch):
+    """A full disk while the new labels are written must not leave the new image beside the old labels."""
+    from napari_cellseg.data import writer
+
+    root = tmp_path / "ds"
+    old_image = np.full((32, 40), 50, np.uint8)
+    add_to_dataset(root, "a", old_image, _cells(), "C")
+    real_write_labels = writer._write_labels
+
+    def disk_full(path, *args):
+        real_write_labels(path, *args)  # half-way: the file written, then the disk fills
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer, "_write_labels", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        add_to_dataset(root, "a", np.full((32, 40), 200, np.uint8), np.zeros((32, 40), np.uint16), "C",
+                       overwrite=True)  # fmt: skip
+    ds = CellDataset.open(root)
+    np.testing.assert_array_equal(ds.load_image("a"), old_image)
+    np.testing.assert_array_equal(ds.load_instances("a"), _cells())
+    assert sorted(p.name for p in root.rglob("*") if p.is_file()) == ["a.png", "a.tif", "manifest.csv"]

@@ -1,8 +1,9 @@
 """Add an annotated image to a dataset folder (the Annotate widget's "save").
 
-Every file is written atomically (temporary file + rename) and the manifest is
-rewritten last, so a crash leaves either the old dataset or the new one: at
-worst an image file that no manifest row names yet, which opening ignores.
+The image and its labels are first written whole under hidden names, then both
+renamed into place, and the manifest is rewritten last, so a failure (a full
+disk, a crash) leaves either the old image with its old labels or the new pair:
+at worst an image file that no manifest row names yet, which opening ignores.
 Writers of one folder (two napari windows, the GUI and a script) take turns
 through a lock file, so none of them rewrites the manifest without the rows
 another has just added.
@@ -133,8 +134,18 @@ def _add_locked(root, image_id, image, labels, microscope, kind, group, overwrit
         )
     old_files = _files_of(root, image_id)
 
-    image_path = _write_image(root / IMAGE_DIR, image_id, np.asarray(image))
-    label_path = _write_labels(root / kind, image_id, np.asarray(labels), kind)
+    image, labels = np.asarray(image), np.asarray(labels)
+    image_path = root / IMAGE_DIR / f"{image_id}{'.tif' if image.dtype == np.uint16 else '.png'}"
+    label_path = root / kind / f"{image_id}.tif"
+    staged = [_staged(image_path), _staged(label_path)]
+    try:  # both files whole before either replaces a file of the old pair
+        _write_image(staged[0], image_id, image)
+        _write_labels(staged[1], image_id, labels, kind)
+        os.replace(staged[0], image_path)
+        os.replace(staged[1], label_path)
+    finally:
+        for path in staged:
+            path.unlink(missing_ok=True)
 
     # A replaced image keeps its row's other columns, and its group unless a new one is given.
     values = {**rows.get(image_id, {}), "id": image_id, "microscope": microscope}
@@ -215,17 +226,22 @@ def _files_of(root: Path, image_id: str) -> set[Path]:
     return found
 
 
-def _write_image(folder: Path, image_id: str, image: np.ndarray) -> Path:
+def _staged(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place (hidden: opening ignores it)."""
+    return path.with_name(f".{path.name}.staged")
+
+
+def _write_image(path: Path, image_id: str, image: np.ndarray) -> Path:
     if image.dtype == np.uint16:  # Pillow cannot write 16-bit RGB PNG; TIFF holds any
-        return write_tiff_layer(folder / f"{image_id}.tif", image, "image", {"name": image_id})
+        return write_tiff_layer(path, image, "image", {"name": image_id})
     from PIL import Image
 
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG")
-    return atomic_write_bytes(folder / f"{image_id}.png", buffer.getvalue())
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
-def _write_labels(folder: Path, image_id: str, labels: np.ndarray, kind: str) -> Path:
+def _write_labels(path: Path, image_id: str, labels: np.ndarray, kind: str) -> Path:
     if kind == TARGET_DIR:
         labels = labels.astype(np.uint8)
     else:
@@ -235,7 +251,7 @@ def _write_labels(folder: Path, image_id: str, labels: np.ndarray, kind: str) ->
             labels = (inverse.reshape(labels.shape) + (ids[0] != 0)).astype(np.int64)
             high = int(labels.max(initial=0))
         labels = labels.astype(np.uint16 if high <= 65535 else np.uint32)
-    return write_tiff_layer(folder / f"{image_id}.tif", labels, "labels", {"name": image_id})
+    return write_tiff_layer(path, labels, "labels", {"name": image_id})
 
 
 def image_for_dataset(data: Any, name: str = "image") -> np.ndarray:
