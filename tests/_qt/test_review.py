@@ -71,6 +71,7 @@ def test_review_widget_compares_layers(make_napari_viewer, labels_pair, wait_for
     assert viewer.layers["review: split cells"].metadata["ids"] == [info["split"]]
     assert not viewer.layers["review: false positives"].data.any()
     assert "AP@0.5 0.969" in widget.message.text()
+    assert "the two layers lie differently in the viewer" in widget.message.text()  # scale 2 vs 1
 
     widget.compare_button.click()  # again: the error layers are replaced, not duplicated
     wait_for_job(widget)
@@ -135,3 +136,15 @@ def test_evaluate_model_on_dev_split(make_napari_viewer, tiny_dataset, tiny_mode
     assert rows["C"][1:4] == ["1", str(expected.n_gt), f"{expected.at('ap', 0.5):.3f}"]
     assert rows["C"][6] == f"{expected.dsb_score:.3f}"
     assert task.result.images[0].name == dev_id
+
+
+def test_layers_lie_alike_only_when_every_pixel_maps_to_the_same_world_point():
+    from napari.layers import Labels
+
+    from napari_cellseg._qt.review import _lie_alike
+
+    data = np.zeros((10, 12), np.uint16)
+    placed = Labels(data, scale=(0.5, 0.5), translate=(3, 4))
+    assert _lie_alike(placed, Labels(data, scale=(0.5, 0.5), translate=(3, 4)))
+    assert not _lie_alike(placed, Labels(data, scale=(0.5, 0.5)))
+    assert not _lie_alike(placed, Labels(data, scale=(0.5, 0.5), translate=(3, 4), rotate=5))

@@ -127,7 +127,11 @@ class ReviewWidget(TaskPanel):
         def show(result) -> None:
             fill_table(self.image_table, ["", pred.name], result.rows())
             self._show_errors(result.errors, like=pred)
-            self.say(result.summary())
+            note = "" if _lie_alike(gt, pred) else (
+                " Note: the two layers lie differently in the viewer (scale, translate or rotation); "
+                "they were compared pixel by pixel, as stored."
+            )  # fmt: skip
+            self.say(result.summary() + note)
 
         self.start(
             compare_labels, np.array(gt.data, copy=True), np.array(pred.data, copy=True),
@@ -203,3 +207,12 @@ class ReviewWidget(TaskPanel):
             iter_evaluate_model, root, split, subset, self.model_dir(),
             title=f"Evaluate on {subset}", on_result=show,
         )  # fmt: skip
+
+
+def _lie_alike(first, second) -> bool:
+    """Whether two layers map their pixels to the same world points (checked at three corners)."""
+    shape = np.shape(first.data)
+    if len(shape) != len(np.shape(second.data)):
+        return False
+    corners = [np.zeros(len(shape)), np.array(shape, float), np.array([*shape[:-1], 0], float)]
+    return all(np.allclose(first.data_to_world(c), second.data_to_world(c)) for c in corners)
