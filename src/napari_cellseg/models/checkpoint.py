@@ -38,6 +38,7 @@ __all__ = [
     "ModelConfig",
     "ModelLoadError",
     "build_model_from_config",
+    "check_model_dir",
     "load_model_config",
     "load_model_dir",
     "logits_to_probabilities",
@@ -319,6 +320,31 @@ def load_model_config(directory: str | os.PathLike) -> ModelConfig:
         raise ModelLoadError(text if path in text else f"{path}: {text}") from None
 
 
+def _read_model_dir(directory: str | os.PathLike) -> tuple[ModelConfig, dict[str, Any]]:
+    """The config and the weights of a model directory, the weights checked against the config's hash."""
+    config = load_model_config(directory)
+    weights = Path(directory) / MODEL_WEIGHTS
+    state, _ = read_state_dict(weights)
+    if config.weights_sha256 and state_dict_sha256(state) != config.weights_sha256:
+        raise ModelLoadError(
+            f"{weights}: the weights do not match config.json's weights_sha256: the two files "
+            "come from different saves (an interrupted save, or a file copied from elsewhere)"
+        )
+    return config, state
+
+
+def check_model_dir(directory: str | os.PathLike) -> ModelConfig:
+    """The config of a model directory whose files belong together (no network is built).
+
+    Raises
+    ------
+    ModelLoadError
+        As :func:`load_model_dir` does for missing files, an invalid config or
+        weights that do not match the config's sha256.
+    """
+    return _read_model_dir(directory)[0]
+
+
 def load_model_dir(
     directory: str | os.PathLike, device: str | torch.device = "cpu"
 ) -> tuple[CellSegNet, ModelConfig]:
@@ -347,14 +373,8 @@ def load_model_dir(
     """
     import torch
 
-    config = load_model_config(directory)
+    config, state = _read_model_dir(directory)
     weights = Path(directory) / MODEL_WEIGHTS
-    state, _ = read_state_dict(weights)
-    if config.weights_sha256 and state_dict_sha256(state) != config.weights_sha256:
-        raise ModelLoadError(
-            f"{weights}: the weights do not match config.json's weights_sha256: the two files "
-            "come from different saves (an interrupted save, or a file copied from elsewhere)"
-        )
     model = build_model_from_config(config)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     load_weights_into(model, state, str(weights), config.arch)

@@ -14,8 +14,8 @@ Layout of ``out_dir`` (one layout for every command)::
 ``last/`` is written completely under a temporary name and swapped in (see
 :func:`.state.replace_dir`), once per epoch and when a run is cancelled, so a
 ``kill -9`` at any moment leaves a complete ``last/``. The best model is
-written with :func:`~napari_cellseg.models.checkpoint.save_model_dir` (weights,
-then config, each atomic; the config's weights hash detects a torn pair).
+copied from ``last/`` (weights, then config, each atomic; the config's weights
+hash detects a torn pair, and :func:`repair_best` copies it again on resume).
 Without a dev set, the best model is the latest one. Only rank 0 writes.
 """
 
@@ -90,6 +90,43 @@ def save_best(out_dir: str | os.PathLike, last_dir: Path) -> None:
     out_dir = Path(out_dir)
     for name in (MODEL_WEIGHTS, MODEL_CONFIG):
         atomic_write_bytes(out_dir / name, (last_dir / name).read_bytes())
+
+
+def repair_best(out_dir: str | os.PathLike) -> str | None:
+    """Make ``out_dir``'s best model whole again after a crash while it was written.
+
+    The best pair is two files: a crash between them leaves weights and config
+    of different epochs, or no config. The best epoch's files are still in
+    ``last/`` (written completely before them), until the next epoch replaces
+    it: resuming copies them again. Returns None when the best model loads (or
+    none is due yet), else why it is damaged and cannot be restored.
+    """
+    from ..models.checkpoint import ModelLoadError, check_model_dir, load_model_config
+
+    out_dir = Path(out_dir)
+    last = recover_dir(out_dir / LAST_DIR)
+    try:
+        training = load_model_config(last).training
+    except ModelLoadError:
+        return None  # nothing to restore from; load_last names a damaged last/
+    best_epoch, epoch = training.get("best_epoch") or 0, training.get("epoch") or 0
+    if not best_epoch:
+        return None  # no epoch has ended: no best model yet
+    try:
+        check_model_dir(out_dir)
+        return None
+    except ModelLoadError as err:
+        problem = str(err)
+    history = training.get("history") or [{}]
+    at_epoch_end = training.get("global_step") == epoch * (training.get("steps_per_epoch") or 0)
+    if best_epoch == epoch and at_epoch_end and history[-1].get("epoch") == epoch:
+        try:
+            check_model_dir(last)
+        except ModelLoadError:
+            return problem
+        save_best(out_dir, last)
+        return None
+    return problem
 
 
 def write_train_config(out_dir: str | os.PathLike, config: TrainConfig) -> None:

@@ -40,6 +40,7 @@ from .checkpoints import (
     out_dir_state,
     prepare_out_dir,
     remove_unused_out_dir,
+    repair_best,
     restore_state,
     save_best,
     save_last,
@@ -157,6 +158,8 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
     if context.is_main:
         prepare_out_dir(config.out_dir, resume)
     position = restore_state(run, state) if state is not None else _new_position()
+    if context.is_main and state is not None:
+        _check_best(config.out_dir, position)
     if context.is_main and state is None:
         write_train_config(config.out_dir, config)
     make = evaluator or (lambda: make_evaluator(config.dev_metric, run.watershed))
@@ -206,6 +209,19 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
     result = _result(run, position, cancelled, score_name, started)
     yield result
     return result
+
+
+def _check_best(out_dir: str, position: dict[str, Any]) -> None:
+    """Restore a best model torn by a crash (from ``last/``), or refuse to go on without it."""
+    problem = repair_best(out_dir)
+    if problem:
+        from .setup import TrainingError
+
+        raise TrainingError(
+            f"{out_dir}: the best model (epoch {position['best_epoch']}) is damaged: {problem}. last/ holds "
+            "a later epoch, so it cannot be restored: copy last/model.safetensors and last/config.json into "
+            f"{out_dir} to keep the latest epoch as the best model, or train into a new --out"
+        )
 
 
 def _epoch_end_pending(position: dict[str, Any], per_epoch: int) -> bool:

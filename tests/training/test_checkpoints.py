@@ -1,0 +1,70 @@
+"""The run directory: the best model survives a crash while it is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from napari_cellseg.models.checkpoint import check_model_dir
+from napari_cellseg.training import checkpoints
+from napari_cellseg.training.engine import run_training
+from napari_cellseg.training.setup import TrainingError
+
+
+class _Crash(Exception):
+    """Stands for a kill -9 between the best model's two files."""
+
+
+def _crash_before_the_best_config(monkeypatch, out_dir: Path) -> None:
+    real = checkpoints.atomic_write_bytes
+
+    def write(path, data):
+        if Path(path) == out_dir / "config.json":
+            raise _Crash
+        return real(path, data)
+
+    monkeypatch.setattr(checkpoints, "atomic_write_bytes", write)
+
+
+@pytest.mark.parametrize("epochs", [1, 2])
+def test_a_best_model_torn_by_a_crash_is_restored_on_resume(tiny_config, monkeypatch, same_weights, epochs):
+    config = tiny_config(split_path=None, epochs=epochs, steps_per_epoch=1)
+    out = Path(config.out_dir)
+    if epochs == 2:  # the first epoch's best pair is whole; the second one's weights replace it
+        run_training(config, cancel=_after(1))
+        config_before = (out / "config.json").read_bytes()
+    _crash_before_the_best_config(monkeypatch, out)
+    with pytest.raises(_Crash):
+        run_training(config, resume=epochs == 2)
+    monkeypatch.undo()
+    with pytest.raises(ValueError):  # torn: config missing, or of the previous epoch
+        check_model_dir(out)
+    if epochs == 2:
+        assert (out / "config.json").read_bytes() == config_before
+
+    result = run_training(config, resume=True)
+    assert result.epochs_done == epochs and not result.cancelled
+    assert check_model_dir(out).training["epoch"] == epochs
+    same_weights(out, out / "last")
+
+
+def test_a_damaged_best_model_that_last_cannot_restore_is_named(tiny_config):
+    config = tiny_config(split_path=None, epochs=2, steps_per_epoch=2)
+    assert run_training(config, cancel=_after(3)).cancelled  # best: epoch 1; last/: step 3
+    out = Path(config.out_dir)
+    (out / "config.json").unlink()
+    with pytest.raises(
+        TrainingError, match=r"best model \(epoch 1\) is damaged.*missing config\.json.*new --out"
+    ):
+        run_training(config, resume=True)
+
+
+def _after(steps: int):
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > steps
+
+    return cancel
