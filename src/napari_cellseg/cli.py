@@ -37,22 +37,60 @@ def check_out_folder(path, option: str = "--out") -> None:
     CommandError
         ``path`` is a file, lies under a file, or its nearest existing folder takes no new file.
     """
-    import tempfile
     from pathlib import Path
 
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise CommandError(f"{option} {path} is a file, not a folder")
-    existing = path
+    problem = _unwritable(path)
+    if problem:
+        raise CommandError(f"{option} {path}: {problem}")
+
+
+def check_out_file(path, option: str = "--out", inputs=(), hint: str = "give a file name") -> None:
+    """Refuse an output file before any work: a folder, one that cannot be written, or an input.
+
+    ``inputs`` are ``(path, what)`` pairs of the files the command reads: an output that
+    is one of them by any name (``../``, a link) would replace what was just read.
+    """
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"{option} {path} is a folder; {hint}")
+    for source, what in inputs:
+        if source is not None and same_file(path, Path(source)):
+            raise CommandError(
+                f"{option} {path} is {what} {source}, which this command reads; choose another file"
+            )
+    problem = _unwritable(path.parent)
+    if problem:
+        raise CommandError(f"{option} {path}: {problem}")
+
+
+def same_file(a, b) -> bool:
+    """Whether two paths name one file (resolved, or by ``samefile`` for hard links)."""
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _unwritable(folder) -> str | None:
+    """Why no file can be made in ``folder`` (or the folders it needs), or None; creates nothing."""
+    import tempfile
+
+    existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise CommandError(f"{option} {path}: {existing} is a file, so the folder cannot be made")
+        return f"{existing} is a file, so the folder cannot be made"
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
-        raise CommandError(f"{option} {path}: cannot write in {existing} ({err.strerror or err})") from None
+        return f"cannot write in {existing} ({err.strerror or err})"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:

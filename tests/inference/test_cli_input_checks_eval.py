@@ -74,3 +74,19 @@ def test_ids_missing_from_the_manifest_are_noted(folders, capsys):
     manifest.write_text("id,microscope\na1,A\nb1,B\n")
     assert main([*_args(folders), "--manifest", str(manifest)]) == 0
     assert "not in split.csv" not in capsys.readouterr().err
+
+
+def test_an_out_that_is_an_input_or_cannot_be_written_is_refused_before_scoring(folders, capsys):
+    manifest = folders / "manifest.csv"  # beside --gt: read by default
+    manifest.write_text("id,microscope\na1,A\nb1,B\n")
+    for out in (manifest, folders / "pred" / "a1.tif", folders / "gt" / ".." / "manifest.csv"):
+        assert main([*_args(folders), "--out", str(out)]) == 2
+        captured = capsys.readouterr()
+        assert (
+            f"--out {out} is the manifest" in captured.err or f"--out {out} is a label file" in captured.err
+        )
+        assert "Pooled over objects" not in captured.out
+    assert manifest.read_text() == "id,microscope\na1,A\nb1,B\n"
+    assert main([*_args(folders), "--out", str(manifest / "m.json")]) == 2  # under a file
+    captured = capsys.readouterr()
+    assert "is a file, so the folder cannot be made" in captured.err and "Pooled" not in captured.out

@@ -75,3 +75,16 @@ def test_a_failed_write_is_one_line(model_dir, tmp_path, monkeypatch, capsys):
     assert _export(model_dir, "--out", str(out)) == 2
     err = capsys.readouterr().err
     assert f"cannot write {out}: No space left on device" in err and "Traceback" not in err
+
+
+def test_an_out_whose_file_or_sidecar_is_the_models_own_is_refused(model_dir, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    config = (model / "config.json").read_text()
+    for args in (["--out", str(model / "config.pt"), "--overwrite"], ["--out", str(model / "config.pt")]):
+        assert _export(model, *args) == 2
+        err = capsys.readouterr().err
+        assert f"would replace the model's config {model / 'config.json'}" in err
+    assert (model / "config.json").read_text() == config and not (model / "config.pt").exists()

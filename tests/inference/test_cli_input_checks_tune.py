@@ -133,3 +133,17 @@ def test_table_folder_and_bundled_model_are_refused_up_front(setup, tmp_path, ca
     assert main(bundled) == 2
     assert "bundled default model" in capsys.readouterr().err
     assert predicted == []
+
+
+def test_a_table_that_is_one_of_the_inputs_is_refused_up_front(setup, tmp_path, capsys):
+    args, model, predicted = setup
+    config = (model / "config.json").read_text()
+    for table, what in (
+        (model / "config.json", "the model's config"),
+        (tmp_path / "data" / "manifest.csv", "manifest"),
+    ):
+        same = table.parent / ".." / table.parent.name / table.name  # any spelling of the same file
+        assert main([*args, "--grid", '{"min_size": [4]}', "--dry-run", "--table", str(same)]) == 2
+        err = capsys.readouterr().err
+        assert f"--table {same} is " in err and what in err and str(table) in err and "reads" in err
+    assert (model / "config.json").read_text() == config and predicted == []

@@ -5,12 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def check_writable_file(path: Path | None, option: str) -> None:
-    """Refuse an output file that is a folder before the work, not after it."""
-    from ..cli import CommandError
+def check_writable_file(path: Path | None, option: str, inputs=()) -> None:
+    """Refuse an output file before the work, not after it: a folder, not writable, or an input."""
+    from ..cli import check_out_file
 
-    if path is not None and path.is_dir():
-        raise CommandError(f"{option} {path} is a folder; give a .json file")
+    if path is not None:
+        check_out_file(path, option, inputs, hint="give a .json file")
+
+
+def model_files(model_dir: Path) -> list[tuple[Path, str]]:
+    """A model folder's files as ``check_writable_file`` inputs."""
+    return [
+        (model_dir / "config.json", "the model's config"),
+        (model_dir / "model.safetensors", "the model's weights"),
+    ]
 
 
 def write_text(path: Path, text: str) -> None:

@@ -7,11 +7,12 @@ when it runs, so ``napari-cellseg --help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from . import tune_watershed_cli
-from .cli_files import check_writable_file, write_text
+from .cli_files import check_writable_file, model_files, write_text
 
 
 def register(subparsers) -> None:
@@ -58,12 +59,23 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     import json
 
     from ..cli import CommandError
-    from .evaluate import EvaluationError, evaluate_directories, format_table, read_microscopes
+    from .evaluate import (
+        LABEL_SUFFIXES,
+        EvaluationError,
+        evaluate_directories,
+        format_table,
+        read_microscopes,
+    )
 
-    check_writable_file(args.out, "--out")
     manifest = args.manifest
-    if manifest is None and (args.gt.parent / "manifest.csv").is_file():
-        manifest = args.gt.parent / "manifest.csv"
+    # `--gt .` or `--gt ..`: the folder above is that of the absolute path, not Path(".").parent
+    beside = Path(os.path.abspath(args.gt)).parent if args.gt.name in ("", "..") else args.gt.parent
+    if manifest is None and (beside / "manifest.csv").is_file():
+        manifest = beside / "manifest.csv"
+    read = [(manifest, "the manifest")] + [
+        (f, "a label file") for d in {args.pred, args.gt} if d.is_dir() for f in d.iterdir() if f.suffix.lower() in LABEL_SUFFIXES
+    ]  # fmt: skip
+    check_writable_file(args.out, "--out", read)
     try:
         microscopes = read_microscopes(manifest) if manifest is not None else {}
         result = evaluate_directories(
@@ -211,13 +223,25 @@ def _register_export(subparsers) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
-    from .runtime import ModelNotFoundError, resolve_model
+    from ..cli import CommandError, check_out_file, same_file
+    from .runtime import ModelNotFoundError, resolve_model, resolve_model_dir
 
     out, sidecar = args.out, args.out.with_suffix(".json")
     # Everything about --out is checked before the model is loaded and compiled.
     if out.is_dir():
         raise CommandError(f"--out {out} is a folder; give a file name such as {out / 'model.onnx'}")
+    try:
+        model_dir = resolve_model_dir(args.model)
+    except ModelNotFoundError:
+        model_dir = args.model  # refused when it is loaded, after the checks of --out and --opset
+    read = model_files(model_dir) if model_dir is not None else []
+    for source, what in read:  # cells.pt also writes cells.json: neither may be the model's
+        if same_file(out, source) or same_file(sidecar, source):
+            raise CommandError(
+                f"--out {out} would replace {what} {source} (the export writes {out.name} and {sidecar.name}); "
+                "choose another name"
+            )
+    check_out_file(out, "--out")
     if out.exists() and not args.overwrite:
         raise CommandError(f"{out} exists; use --overwrite to replace it")
     if out.suffix.lower() == ".json":

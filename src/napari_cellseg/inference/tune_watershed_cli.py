@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .cli_files import check_writable_file, write_text
+from .cli_files import check_writable_file, model_files, write_text
 
 
 def register(subparsers) -> None:
@@ -90,7 +90,11 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
         grid_points(grid, _current_params(args.model) if grid is not None else None)
     except ValueError as err:
         raise CommandError(f"--grid: {err}") from None
-    check_writable_file(args.table, "--table")
+    grid_file = (
+        Path(args.grid) if args.grid is not None and not args.grid.lstrip().startswith(("{", "[")) else None
+    )
+    inputs = [(args.split, "the split file"), (args.data / "manifest.csv", "the dataset's manifest"), (grid_file, "the --grid file")]  # fmt: skip
+    check_writable_file(args.table, "--table", [*model_files(args.model), *inputs])
     if args.subset is not None and args.split is None:  # it would tune on every image unsaid
         raise CommandError("--subset chooses rows of a split: give --split too")
     subset = (args.subset or "dev") if args.split is not None else None
