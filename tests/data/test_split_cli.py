@@ -106,6 +106,37 @@ def test_previous_split_keeps_subsets_and_sends_new_images_to_train(tiled_datase
     assert [after[i] for i in new_ids] == ["train", "train"]
 
 
+def test_an_existing_split_is_kept_unless_overwrite_and_previous_is_named(tiled_dataset, tmp_path, capsys):
+    # a model may have trained on split.csv: re-running split must not move its images
+    root, _ = tiled_dataset
+    out = tmp_path / "split.csv"
+    args = ["--data", str(root), "--target", "C", "--ratios", "0.6", "0.2", "0.2"]
+    assert _run(capsys, *args, "--out", str(out))[0] == 0
+    out.write_text(out.read_text().replace(",dev,", ",test,"))  # stands for an older, different split
+    kept = out.read_text()
+    code, _, err = _run(capsys, *args, "--seed", "5", "--out", str(out))
+    assert code == 2 and f"{out} exists" in err and f"--previous {out}" in err and "--overwrite" in err
+    assert out.read_text() == kept and "near-duplicate search" not in err  # refused before the work
+    assert _run(capsys, *args, "--seed", "5", "--out", str(out), "--overwrite")[0] == 0
+    assert out.read_text() != kept
+
+
+def test_an_out_that_is_an_input_or_cannot_be_written_is_refused_before_the_work(
+    tiled_dataset, tmp_path, capsys
+):
+    root, _ = tiled_dataset
+    previous = tmp_path / "split.csv"
+    args = ["--data", str(root), "--target", "C", "--ratios", "0.6", "0.2", "0.2"]
+    assert _run(capsys, *args, "--out", str(previous))[0] == 0
+    manifest = (root / "manifest.csv").read_text()
+    for out, what in ((root / "manifest.csv", "the dataset's manifest"), (previous, "the --previous split")):
+        code, _, err = _run(capsys, *args, "--previous", str(previous), "--out", str(out), "--overwrite")
+        assert code == 2 and f"--out {out} is {what}" in err
+    assert (root / "manifest.csv").read_text() == manifest
+    code, _, err = _run(capsys, *args, "--out", str(previous / "v2.csv"))  # under a file
+    assert code == 2 and "is a file, so the folder cannot be made" in err and "near-duplicate" not in err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

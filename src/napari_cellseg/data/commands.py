@@ -20,7 +20,8 @@ images than each of them. Groups (the manifest's `group` column, joined with
 automatically found near-duplicates: tiles of one field, repeated fields) are
 never split. With --previous, images already split keep their subset and new
 ones go to train (or, with --new-images split, are placed by their group's
-seeded hash), so nothing trained on ever moves to dev/test.
+seeded hash), so nothing trained on ever moves to dev/test. An existing --out
+is refused unless --overwrite.
 """
 
 
@@ -67,7 +68,13 @@ def register(subparsers) -> None:
         help="shares of the whole pool, summing to 1 (default: 0.90 0.05 0.05)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the group hash (default: 0)")
-    parser.add_argument("--out", required=True, type=Path, help="split CSV to write")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="split CSV to write (a new file unless --overwrite)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an existing --out (images trained on may move to dev/test: prefer --previous)",
+    )  # fmt: skip
     parser.add_argument("--no-grouping", action="store_true", help="do not group near-duplicate images")
     parser.add_argument("--previous", type=Path, help="earlier split CSV: its images keep their subset")
     parser.add_argument(
@@ -107,7 +114,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    from ..cli import CommandError
+    from ..cli import CommandError, check_out_file
     from .dataset import CellDataset, DatasetError
     from .split import SplitConfig, iter_split
     from .splitfile import SplitError, read_split, write_split
@@ -115,6 +122,14 @@ def run_split(args: argparse.Namespace) -> int:
     if args.target not in args.microscopes:
         raise CommandError(
             f"unknown target microscope {args.target!r} (allowed: {' '.join(args.microscopes)})"
+        )
+    # Checked before the (slow) near-duplicate search, not after it.
+    read = [(args.data / "manifest.csv", "the dataset's manifest"), (args.previous, "the --previous split")]
+    check_out_file(args.out, "--out", read, hint="give a .csv file")
+    if args.out.exists() and not args.overwrite:  # a model may have trained on it
+        raise CommandError(
+            f"{args.out} exists; to add new images and keep its assignments, write a new file with "
+            f"--previous {args.out} --out NEW.csv (--overwrite replaces it: trained images may move to dev/test)"
         )
     try:
         dataset = CellDataset.open(args.data, microscopes=args.microscopes)
