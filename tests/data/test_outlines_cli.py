@@ -82,3 +82,23 @@ def test_images_of_one_name_in_two_folders_are_not_merged_into_one_id(tmp_path, 
     err = capsys.readouterr().err
     assert "slideB" in err and "same id as" in err and "slideA" in err
     assert CellDataset.open(dataset).ids == ["field1"]
+
+
+def test_image_names_that_cannot_be_ids_get_the_annotate_panels_id_and_say_so(tmp_path, capsys):
+    samples = CellDataset.open(SAMPLE_DIR)
+    record = samples.records[0]
+    qupath = tmp_path / "qupath"
+    qupath.mkdir()
+    names = ("patient 3 HE", "coupe é", "細胞", "核", "-lead")
+    for name in names:
+        shutil.copyfile(record.image_path, qupath / f"{name}.png")
+        write_geojson(qupath / f"{name}.geojson", samples.load_instances(record.id))
+    dataset = tmp_path / "dataset"
+    assert main(["import-outlines", str(qupath), "--dataset", str(dataset), "--microscope", "C"]) == 0
+    out = capsys.readouterr().out
+    assert "5 image(s) added" in out
+    assert "patient_3_HE: " in out and "(from 'patient 3 HE.png')" in out and "coupe: " in out
+    assert "lead: " in out and "(from '-lead.png')" in out
+    ids = CellDataset.open(dataset).ids
+    assert {"patient_3_HE", "coupe", "lead"} < set(ids) and len(ids) == 5
+    assert sum(i.startswith("image-") for i in ids) == 2  # no usable letter: a hash of the name each

@@ -262,7 +262,8 @@ def iter_import_outlines(
     outlines : path, optional
         The folder of the outline files; default: beside each image.
     dataset : path
-        The dataset folder (created if new); each image becomes ``id`` = its stem.
+        The dataset folder (created if new); each image's id is its file stem made
+        file-safe (:func:`dataset_id`).
     microscope : str
         The microscope tag of every image.
     group : str, optional
@@ -288,18 +289,45 @@ def iter_import_outlines(
         raise ValueError(f"no image files in {', '.join(map(str, images))}")
     reports, first_of_id = [], {}
     for done, image_path in enumerate(files, start=1):
+        image_id = dataset_id(image_path.stem)
         # slideA/field1.png and slideB/field1.png: one id, and one would replace the other
-        earlier = first_of_id.setdefault(image_path.stem, image_path)
+        earlier = first_of_id.setdefault(image_id, image_path)
         if earlier != image_path:
-            status, message, cells = "failed", f"{image_path}: same id as {earlier}; rename one of them", 0
+            status, message, cells = (
+                "failed",
+                f"{image_path}: same id as {earlier} ({image_id}); rename one of them",
+                0,
+            )
         else:
-            status, message, cells = _import_one(image_path, outlines, dataset, microscope, group, overwrite)
-        reports.append(ImportReport(done, len(files), image_path.stem, status, message, cells))
+            status, message, cells = _import_one(
+                image_path, image_id, outlines, dataset, microscope, group, overwrite
+            )
+            if status == "added" and image_id != image_path.stem:
+                message = "; ".join(filter(None, [f"from {image_path.name!r}", message]))
+        reports.append(ImportReport(done, len(files), image_id, status, message, cells))
         yield reports[-1]
     return reports
 
 
-def _import_one(image_path: Path, outlines, dataset, microscope, group, overwrite) -> tuple[str, str, int]:
+def dataset_id(stem: str) -> str:
+    """The dataset id of an image file: the Annotate panel's rule (unsafe characters to ``_``).
+
+    A name with nothing usable (``細胞.png``) gets ``image-`` and a hash of the name, so
+    two such images do not both become ``image``.
+    """
+    import hashlib
+
+    from ..app.annotation import suggest_image_id
+
+    image_id = suggest_image_id(stem)
+    if image_id == "image" and stem.strip("_.-") != "image":
+        image_id = f"image-{hashlib.sha1(stem.encode('utf-8')).hexdigest()[:8]}"
+    return image_id
+
+
+def _import_one(
+    image_path: Path, image_id: str, outlines, dataset, microscope, group, overwrite
+) -> tuple[str, str, int]:
     """``(status, message, cells)`` of one image."""
     from ..io import ImageReadError, read_image
     from .dataset import DatasetError
@@ -317,7 +345,7 @@ def _import_one(image_path: Path, outlines, dataset, microscope, group, overwrit
         imported = read_outlines(source, image.shape[:2])
         if imported.labels.ndim == 3:  # e.g. Fiji ROIs saved on slice 3 of a stack
             raise OutlinesError(f"{source}: outlines lie on {imported.labels.shape[0]} slices; {image_path} is one image")  # fmt: skip
-        add_to_dataset(dataset, image_path.stem, image, imported.labels, microscope, group=group, overwrite=overwrite)  # fmt: skip
+        add_to_dataset(dataset, image_id, image, imported.labels, microscope, group=group, overwrite=overwrite)  # fmt: skip
     except (ImageReadError, OutlinesError, DatasetError, ValueError, OSError) as err:
         return "failed", str(err), 0
     return "added", "; ".join(imported.notes), int(len(np.unique(imported.labels)) - 1)
