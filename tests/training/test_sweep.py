@@ -377,6 +377,40 @@ def test_a_run_another_process_trains_is_left_alone_and_a_dead_ones_lock_is_take
     assert (run_dir / sweep_run.STOP_FILE).read_text() == "this-sweep"  # kept: it is this sweep's own
 
 
+def test_a_killed_sweeps_lock_is_taken_at_once_and_a_run_left_alone_fails_the_command(
+    tmp_path, sample_split, capsys
+):
+    import os
+    import platform
+    import subprocess
+
+    from napari_cellseg.cli import main
+    from napari_cellseg.training import sweep_run
+
+    grid = SweepGrid(base=TINY_BASE, grid={"lr": [0.1]})
+    (point,), _ = expand_grid(grid, SAMPLE_DIR, sample_split, tmp_path / "sweep")
+    run_dir = Path(point.config.out_dir)
+    run_dir.mkdir(parents=True)
+    lock = run_dir / sweep_run.RUN_LOCK
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f"{dead.pid}@{platform.node()}")  # a sweep killed with SIGKILL a moment ago
+    done = run_to_end(
+        sweep_run.iter_run(point.name, point.params, point.config, train_fn=_fake_train("none"))
+    )
+    assert done.status == "done" and not lock.exists()
+
+    (run_dir / sweep_run.RUN_RECORD).unlink()
+    lock.write_text(f"{os.getpid()}@{platform.node()}")  # a live process trains it
+    grid_file = tmp_path / "grid.json"
+    grid_file.write_text(json.dumps(grid.to_dict()))
+    status = main(["sweep", "--data", str(SAMPLE_DIR), "--split", str(sample_split), "--grid", str(grid_file),
+                   "--out", str(tmp_path / "sweep"), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 1 and f"not trained: {point.name}: another process (pid {os.getpid()}" in err
+    assert lock.exists()
+
+
 def test_a_cancelled_dask_sweep_stops_the_runs_it_started(tmp_path, sample_split, monkeypatch):
     # Cancelling futures would leave a running task training on its worker: the stop file ends it.
     import time

@@ -121,6 +121,11 @@ class SweepResult:
     def failed(self) -> list[RunRecord]:
         return [r for r in self.records if r.status == "failed"]
 
+    @property
+    def unfinished(self) -> list[RunRecord]:
+        """Runs this sweep did not end: left to another process training them, or not reached."""
+        return [r for r in self.records if r.status in ("pending", "running")]
+
 
 def plan_sweep(
     grid: SweepGrid | str | os.PathLike, config: SweepConfig

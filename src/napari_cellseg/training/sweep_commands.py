@@ -17,7 +17,8 @@ class weights, or any TrainConfig setting), score each on the dev rows of the
 split by AP@0.5 after the watershed, and rank them in OUT/sweep_results.csv
 and OUT/sweep_results.md. Each run keeps its model directory, last/ and
 run.json under OUT/runs/NAME. Run the same command again to resume: finished
-runs are skipped and an interrupted run continues from its last epoch.
+runs are skipped and an interrupted run continues from its last epoch (a
+run another live process is training is left alone, and the command exits 1).
 Combinations that cannot be built (l_f > l, l_a out of range) are skipped
 and listed.
 
@@ -164,4 +165,6 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         print(f"failed: {record.name}: {record.error}", file=sys.stderr)
     if result.cancelled:
         return 130
-    return 1 if result.failed else 0
+    for record in result.unfinished:  # e.g. left to another process that holds its lock
+        print(f"not trained: {record.name}: {record.error or record.status}", file=sys.stderr)
+    return 1 if result.failed or result.unfinished else 0

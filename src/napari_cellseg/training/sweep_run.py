@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 import traceback
@@ -31,7 +30,7 @@ RUN_RECORD = "run.json"
 TASK_FILE = "task.json"
 RUN_LOCK = ".training"  # held while a process trains the run; touched at every report
 STOP_FILE = ".stop"  # a cancelled sweep's token: its runs on Dask workers stop at the next step
-RUN_LOCK_STALE_S = 600.0  # a lock not touched for this long was left by a process that died
+RUN_LOCK_STALE_S = 600.0  # a lock not touched for this long (or whose pid is gone here) is a dead one's
 RUN_LOCK_WAIT_S = 300.0  # how long a Dask task waits for a cancelled task of its run to stop
 STATUSES = ("pending", "running", "done", "failed", "cancelled")
 
@@ -165,7 +164,13 @@ def iter_run(
     lock = _take_run_lock(run_dir, lock_wait_s)
     if lock is None:  # e.g. a sweep run again while a Dask worker still trains it
         busy = read_record(run_dir) or RunRecord(name=name, params=dict(params), status="running")
-        busy.error = f"another process is training this run (lock {run_dir / RUN_LOCK}); left alone"
+        from .locks import describe_owner
+
+        owner = describe_owner(run_dir / RUN_LOCK)
+        busy.error = (
+            f"another process ({owner}) is training this run (lock {run_dir / RUN_LOCK}); left alone: "
+            "run the sweep again once it has finished (or delete the lock if that process is gone)"
+        )
         return busy
     if sweep_token is not None and _stop_token(run_dir) not in (None, sweep_token):
         (run_dir / STOP_FILE).unlink(missing_ok=True)  # an earlier sweep's task, which has stopped
@@ -211,26 +216,9 @@ def iter_run(
 
 def _take_run_lock(run_dir: Path, wait_s: float = 0.0) -> Path | None:
     """``run_dir/RUN_LOCK``, created for this process; None while another one holds it past ``wait_s``."""
-    path = run_dir / RUN_LOCK
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                stale = time.time() - path.stat().st_mtime > RUN_LOCK_STALE_S
-            except FileNotFoundError:
-                continue
-            if stale:
-                path.unlink(missing_ok=True)  # its process died without a word
-                continue
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(1.0)
-            continue
-        os.write(fd, f"{os.getpid()}@{platform.node()}".encode())
-        os.close(fd)
-        return path
+    from .locks import take_lock
+
+    return take_lock(run_dir / RUN_LOCK, RUN_LOCK_STALE_S, wait_s)
 
 
 def _stop_token(run_dir: Path) -> str | None:
