@@ -146,6 +146,15 @@ def test_manifest_errors(tmp_path, manifest, expected):
     assert expected in str(info.value)
 
 
+def test_a_manifest_saved_as_windows_csv_says_to_save_it_as_utf8(tmp_path):
+    root = _minimal_dataset(tmp_path / "ds", np.zeros((8, 8), np.uint16))
+    excel_csv = "id,microscope,group\nx,C,Hôpital\n".encode("cp1252")  # Excel's plain "CSV" on Windows
+    (root / "manifest.csv").write_bytes(excel_csv)
+    with pytest.raises(DatasetError) as info:
+        CellDataset.open(root)
+    assert "manifest.csv: not UTF-8 (byte 0xf4 on line 2): save it as CSV UTF-8" in str(info.value)
+
+
 def test_missing_folders_and_ambiguous_files(tmp_path, sample_copy):
     with pytest.raises(DatasetError, match="no such folder"):
         CellDataset.open(tmp_path / "nowhere")

@@ -229,6 +229,11 @@ def test_read_split_lists_every_problem(tmp_path):
         read_split(path)
     with pytest.raises(SplitError, match="no such split file"):
         read_split(tmp_path / "absent.csv")
+    path.write_bytes("id,subset,note\na,train,é\n".encode("cp1252"))
+    with pytest.raises(
+        SplitError, match=r"bad\.csv: not UTF-8 \(byte 0xe9 on line 2\): save it as CSV UTF-8"
+    ):
+        read_split(path)
 
 
 @settings(max_examples=30, deadline=None)

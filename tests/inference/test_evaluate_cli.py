@@ -97,6 +97,23 @@ def test_bad_files_are_named(folders, capsys):
     assert "needs columns 'id' and 'microscope'" in capsys.readouterr().err
 
 
+def test_a_windows_manifest_and_gt_dot_are_read(folders, capsys, monkeypatch):
+    # Excel's "CSV UTF-8": a BOM and CRLF, as check, split and train accept
+    (folders / "manifest.csv").write_bytes(b"\xef\xbb\xbfid,microscope\r\na1,A\r\na2,A\r\nc1,C\r\n")
+    monkeypatch.chdir(folders / "gt")  # --gt .: the manifest is ../manifest.csv
+    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", "."]) == 0
+    printed = capsys.readouterr().out
+    assert "microscopes from" in printed and str(folders / "manifest.csv") in printed
+    assert {line.split()[0] for line in printed.splitlines() if line[:2] in ("A ", "C ")} == {"A", "C"}
+    (folders / "manifest.csv").write_bytes("id,microscope,note\na1,A,Hôpital\n".encode("cp1252"))
+    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", "."]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "manifest.csv: not UTF-8 (byte 0xf4 on line 2): save it as CSV UTF-8" in err
+        and "Traceback" not in err
+    )
+
+
 def test_evaluate_the_package_samples_against_themselves(tmp_path, capsys):
     gt_dir = SAMPLE_DIR / "masks"
     assert main(["evaluate", "--pred", str(gt_dir), "--gt", str(gt_dir)]) == 0

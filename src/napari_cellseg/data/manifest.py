@@ -45,6 +45,12 @@ def check_id(image_id: str) -> str | None:
     return None
 
 
+def not_utf8(err: UnicodeDecodeError) -> str:
+    """What to say of a CSV file that is not UTF-8 (Excel's plain "CSV" on Windows is cp1252)."""
+    line = err.object.count(b"\n", 0, err.start) + 1
+    return f"not UTF-8 (byte 0x{err.object[err.start]:02x} on line {line}): save it as CSV UTF-8"
+
+
 def read_manifest(
     path: str | os.PathLike, microscopes: Sequence[str]
 ) -> tuple[list[str], list[ManifestRow], list[str]]:
@@ -72,7 +78,9 @@ def read_manifest(
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return [], [], ["no manifest.csv (it lists id,microscope[,group] for each image)"]
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        return [], [], [not_utf8(err)]
+    except OSError as err:
         return [], [], [f"cannot be read ({type(err).__name__}: {err})"]
     reader = csv.reader(io.StringIO(text))
     header = [h.strip() for h in next(reader, [])]

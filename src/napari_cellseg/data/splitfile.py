@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..config import atomic_write_text
+from .manifest import not_utf8
 
 SUBSETS = ("train", "dev", "test")
 SPLIT_COLUMNS = ("id", "microscope", "subset", "group")
@@ -49,7 +50,9 @@ def read_split(path: str | os.PathLike) -> dict[str, str]:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SplitError(f"{path}: no such split file") from None
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        raise SplitError(f"{path}: {not_utf8(err)}") from None
+    except OSError as err:
         raise SplitError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
     reader = csv.DictReader(io.StringIO(text))
     columns = [c.strip() for c in reader.fieldnames or []]

@@ -91,16 +91,22 @@ def find_label_files(directory: str | os.PathLike, what: str) -> dict[str, Path]
 def read_microscopes(manifest: str | os.PathLike) -> dict[str, str]:
     """``{id: microscope}`` from a manifest CSV with ``id`` and ``microscope`` columns."""
     path = Path(manifest)
-    try:
-        with open(path, newline="") as fh:
+    from ..data.manifest import not_utf8
+
+    try:  # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM, as check, split and train accept
+        with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            columns = reader.fieldnames or []
+            columns = [c.strip() for c in reader.fieldnames or []]
             if "id" not in columns or "microscope" not in columns:
                 raise EvaluationError(f"{path}: needs columns 'id' and 'microscope', has {columns}")
-            return {row["id"]: (row["microscope"] or UNKNOWN_MICROSCOPE) for row in reader}
+            reader.fieldnames = columns
+            rows = [((row["id"] or "").strip(), (row["microscope"] or "").strip()) for row in reader]
+            return {image_id: microscope or UNKNOWN_MICROSCOPE for image_id, microscope in rows}
     except FileNotFoundError:
         raise EvaluationError(f"{path}: no such manifest") from None
-    except (UnicodeDecodeError, csv.Error) as err:
+    except UnicodeDecodeError as err:
+        raise EvaluationError(f"{path}: {not_utf8(err)}") from None
+    except csv.Error as err:
         raise EvaluationError(f"{path}: not a readable CSV ({err})") from None
 
 
