@@ -88,3 +88,5 @@ def test_an_out_whose_file_or_sidecar_is_the_models_own_is_refused(model_dir, tm
         err = capsys.readouterr().err
         assert f"would replace the model's config {model / 'config.json'}" in err
     assert (model / "config.json").read_text() == config and not (model / "config.pt").exists()
+    assert _export(model, "--out", str(model / "config.json" / "m.pt")) == 2  # checked before compiling
+    assert "is a file, so the folder cannot be made" in capsys.readouterr().err
