@@ -153,6 +153,8 @@ def test_pooled_sums_counts_and_means_images():
     assert pooled.image_mean_ap[0] == pytest.approx(0.5)  # images weighted equally
     assert pooled.dsb_score == pytest.approx(0.75) and pooled.image_mean_dsb_score == pytest.approx(0.5)
     assert pooled.aji == pytest.approx(300 / 400) and pooled.image_mean_aji == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="got 1 names for 2 images"):  # never an image dropped by zip
+        dataset_metrics([three, one], [three, one], names=["a"])
 
 
 def test_pool_refuses_nothing_and_mixed_thresholds():

@@ -282,5 +282,7 @@ def dataset_metrics(
     if len(gts) != len(preds):
         raise ValueError(f"got {len(gts)} ground-truth images but {len(preds)} predictions")
     names = list(names) if names is not None else [str(i) for i in range(len(gts))]
+    if len(names) != len(gts):
+        raise ValueError(f"got {len(names)} names for {len(gts)} images; give one name per image")
     per_image = [image_metrics(g, p, thresholds=thresholds, name=n) for g, p, n in zip(gts, preds, names)]
     return per_image, pool_metrics(per_image)

@@ -18,6 +18,12 @@ def _cells(shape=(32, 40)) -> np.ndarray:
     return labels
 
 
+def _binary_mask() -> np.ndarray:
+    mask = np.zeros((32, 40), np.uint8)
+    mask[2:8, 2:8] = mask[12:18, 12:18] = mask[22:28, 22:28] = 255  # three cells, one number
+    return mask
+
+
 def test_new_folder_is_created_and_reopens(tmp_path):
     root = tmp_path / "new"
     image = np.random.default_rng(0).integers(0, 255, (32, 40, 3), dtype=np.uint8)
@@ -75,6 +81,11 @@ def test_existing_rows_keep_their_extra_columns(tmp_path):
         ({"labels": -np.ones((32, 40), np.int16)}, "labels must be >= 0"),
         ({"labels": np.ones((32, 40), np.float64)}, "labels must be integers"),
         ({"labels": np.full((32, 40), 3, np.uint8), "kind": "targets"}, "found 3"),
+        ({"extra": {"id": "other"}}, r"extra must not set \['id'\]"),
+        ({"extra": {"microscope": "B", "stain": "HE"}}, r"extra must not set \['microscope'\]"),
+        ({"image": np.zeros((0, 40), np.uint8), "labels": np.zeros((0, 40), np.uint16)}, "H, W >= 1"),
+        ({"labels": _binary_mask()}, "looks like a binary mask"),
+        ({"image_id": 5}, "image_id must be a string, got int 5"),
     ],
 )
 def test_bad_inputs_are_refused_before_writing(tmp_path, kwargs, message):
@@ -82,7 +93,7 @@ def test_bad_inputs_are_refused_before_writing(tmp_path, kwargs, message):
         "image_id": "a", "image": np.zeros((32, 40), np.uint8), "labels": _cells(), "microscope": "A",
     }  # fmt: skip
     arguments.update(kwargs)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises((ValueError, TypeError), match=message):
         add_to_dataset(tmp_path / "ds", **arguments)
     assert not (tmp_path / "ds").exists()
 

@@ -67,7 +67,8 @@ def add_to_dataset(
         Replace an image already listed under ``image_id`` (its other manifest
         columns are kept); otherwise refuse.
     extra : mapping, optional
-        Values for other manifest columns (new columns are added).
+        Values for other manifest columns (new columns are added); not
+        ``id``, ``microscope`` or ``group``.
     microscopes : sequence of str
         Allowed microscope tags.
 
@@ -84,7 +85,7 @@ def add_to_dataset(
         If ``image_id`` is already in the manifest and ``overwrite`` is False.
     """
     root = Path(root)
-    _check_inputs(image_id, image, labels, microscope, kind, microscopes)
+    _check_inputs(image_id, image, labels, microscope, kind, microscopes, extra)
     root.mkdir(parents=True, exist_ok=True)
     with manifest_lock(root):
         return _add_locked(
@@ -176,17 +177,22 @@ def _refresh_recorded_sizes(values: dict[str, str], labels: np.ndarray, kind: st
         values["n_nuclei"] = str(np.count_nonzero(np.unique(labels)))
 
 
-def _check_inputs(image_id, image, labels, microscope, kind, microscopes) -> None:
+def _check_inputs(image_id, image, labels, microscope, kind, microscopes, extra) -> None:
+    if not isinstance(image_id, str):
+        raise TypeError(f"image_id must be a string, got {type(image_id).__name__} {image_id!r}")
     bad_id = check_id(image_id)
     if bad_id:
         raise ValueError(bad_id)
+    reserved = sorted({"id", "microscope", "group"} & {str(k) for k in (extra or {})})
+    if reserved:  # they are the row's own: given as arguments, never as extra columns
+        raise ValueError(f"extra must not set {reserved}: pass image_id, microscope and group instead")
     if microscope not in microscopes:
         raise ValueError(f"unknown microscope {microscope!r}; choose from {tuple(microscopes)}")
     if kind not in (MASK_DIR, TARGET_DIR):
         raise ValueError(f"kind must be 'masks' or 'targets', got {kind!r}")
     image, labels = np.asarray(image), np.asarray(labels)
-    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
-        raise ValueError(f"image must be (H, W) or (H, W, 3), got shape {image.shape}")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)) or 0 in image.shape:
+        raise ValueError(f"image must be (H, W) or (H, W, 3) with H, W >= 1, got shape {image.shape}")
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"image must be uint8 or uint16, got dtype {image.dtype}")
     if labels.shape != image.shape[:2]:
@@ -198,6 +204,10 @@ def _check_inputs(image_id, image, labels, microscope, kind, microscopes) -> Non
         raise ValueError(f"labels must be >= 0, found {low}")
     if kind == TARGET_DIR and high > 2:
         raise ValueError(f"targets hold 0 (background), 1 (boundary), 2 (interior); found {high}")
+    if kind == MASK_DIR:  # as opening the dataset would refuse it, before anything is written
+        from .pixels import refuse_binary_mask
+
+        refuse_binary_mask(labels)
 
 
 def _read_rows(manifest: Path, microscopes) -> tuple[list[str], dict[str, dict[str, str]]]:
