@@ -220,3 +220,41 @@ def test_a_run_from_a_model_keeps_its_watershed_settings_and_boundary_width(
     run_training(config)
     saved = load_model_config(config.out_dir)
     assert saved.watershed == tuned and saved.target_thickness == 2
+
+
+@pytest.mark.parametrize("how", ["python", "cli"])
+def test_a_resumed_run_uses_what_it_stored_not_the_starting_models_folder(
+    tiny_config, trained_dir, tmp_path, same_weights, how
+):
+    # The folder may move, or tune-watershed may rewrite its config.json, while the run is stopped.
+    import json
+    import shutil
+
+    start = tmp_path / "start"
+    shutil.copytree(trained_dir, start, ignore=shutil.ignore_patterns("last"))
+    stored = json.loads((start / "config.json").read_text())
+    stored.update(watershed={"interior_threshold": 0.3, "min_size": 12}, target_thickness=2)
+    (start / "config.json").write_text(json.dumps(stored))
+    config = tiny_config(init_model=str(start), epochs=2, steps_per_epoch=1)
+    whole = run_training(tiny_config(init_model=str(start), epochs=2, steps_per_epoch=1,
+                                     out_dir=str(tmp_path / "whole")))  # fmt: skip
+    calls = {"n": 0}
+
+    def cancel_after_the_first_step():
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    assert run_training(config, cancel=cancel_after_the_first_step).cancelled
+    stored.update(watershed={"interior_threshold": 0.9, "min_size": 200}, target_thickness=3)
+    (start / "config.json").write_text(json.dumps(stored))  # re-tuned ...
+    shutil.move(start, tmp_path / "moved")  # ... and moved away
+    if how == "python":
+        resumed = run_training(config, resume=True)
+        assert resumed.epochs_done == 2 and resumed.history[-1]["dev"] == whole.history[-1]["dev"]
+    else:
+        assert main(["train", "--resume", "--out", config.out_dir, "--quiet"]) == 0
+        changed = ["train", "--resume", "--out", config.out_dir, "-l", "3", "--quiet"]
+        assert main(changed) == 2  # another network is still refused
+    saved = load_model_config(config.out_dir)
+    assert saved.watershed == {"interior_threshold": 0.3, "min_size": 12} and saved.target_thickness == 2
+    same_weights(tmp_path / "whole", config.out_dir)

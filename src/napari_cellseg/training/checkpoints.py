@@ -152,22 +152,26 @@ def load_last(out_dir: str | os.PathLike, config: TrainConfig) -> tuple[TrainCon
     if not (last / "training_state.json").is_file():
         raise ConfigError(f"{out_dir}: nothing to resume ({last} holds no training state)")
     stored = TrainConfig.load(last / TRAIN_CONFIG)
-    if config.init_model:  # stored with the starting model's network fields filled in
-        from .init_model import apply_init_model
+    from .init_model import apply_stored_init_model
 
-        config = apply_init_model(config)
-    changed = config.incompatible_with(stored)
-    if changed:
-        raise ConfigError(
-            f"{out_dir}: cannot resume: these settings differ from the stored run: {'; '.join(changed)}. "
-            "Resume with the same settings, or train into a new --out directory."
-        )
+    # stored with the starting model's network fields filled in; never read that model again
+    check_resume_settings(out_dir, apply_stored_init_model(config, stored), stored)
     from .config import RUNTIME_FIELDS
 
     merged = TrainConfig.from_dict(
         {**stored.to_dict(), **{k: v for k, v in config.to_dict().items() if k in RUNTIME_FIELDS}}
     )
     return merged, load_training_state(last)
+
+
+def check_resume_settings(out_dir: str | os.PathLike, config: TrainConfig, stored: TrainConfig) -> None:
+    """Refuse to resume ``stored``'s run with ``config`` when a non-runtime setting differs (listing them)."""
+    changed = config.incompatible_with(stored)
+    if changed:
+        raise ConfigError(
+            f"{out_dir}: cannot resume: these settings differ from the stored run: {'; '.join(changed)}. "
+            "Resume with the same settings, or train into a new --out directory."
+        )
 
 
 def restore_state(run: Any, state: dict[str, Any]) -> dict[str, Any]:

@@ -165,14 +165,15 @@ def parse_oversample(items: list[str] | None) -> dict[str, float]:
 def train_config_from_args(args: argparse.Namespace) -> Any:
     """Defaults < stored run (with --resume) < --config file < options given."""
     from ..config import ConfigError
-    from .checkpoints import LAST_DIR, TRAIN_CONFIG
+    from .checkpoints import LAST_DIR, TRAIN_CONFIG, check_resume_settings
     from .config import TrainConfig
     from .init_model import apply_init_model
 
     data: dict[str, Any] = {}
-    stored = Path(args.out) / LAST_DIR / TRAIN_CONFIG
-    if args.resume and stored.is_file():
-        data.update(TrainConfig.load(stored).to_dict())
+    stored_path = Path(args.out) / LAST_DIR / TRAIN_CONFIG
+    stored = TrainConfig.load(stored_path) if args.resume and stored_path.is_file() else None
+    if stored is not None:
+        data.update(stored.to_dict())
     if args.config:
         data.update(TrainConfig.load(args.config).to_dict())
     for dest, name in _TRAIN_FIELDS.items():
@@ -190,6 +191,9 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
             data[key] = tuple(data[key])
     try:
         config = TrainConfig.from_dict(data).validate()
+        if stored is not None:  # the run keeps what it started with: never read --init-model again
+            check_resume_settings(args.out, config, stored)
+            return config
         return apply_init_model(config, explicit=explicit)
     except ConfigError:
         raise

@@ -30,10 +30,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Generator
 from copy import deepcopy
+from pathlib import Path
 from typing import Any
 
 from ..generators import run_to_end
 from .checkpoints import (
+    LAST_DIR,
     capture_state,
     load_last,
     model_config_for,
@@ -153,7 +155,8 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
     if context.is_main:
         prepare_out_dir(config.out_dir, resume, create=False)
     barrier(context)
-    run = build_run(config, context)  # every check of the data, model and device first
+    # every check of the data, model and device first; a resumed run is built from what it stored
+    run = build_run(config, context, Path(config.out_dir) / LAST_DIR if resume else None)
     config = run.config  # with the network fields of an init_model filled in
     if context.is_main:
         prepare_out_dir(config.out_dir, resume)

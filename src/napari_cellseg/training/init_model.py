@@ -12,6 +12,8 @@ go further than starting again from M2.
   that size on, so it is adapted at the scale it works at.
 - :func:`load_init_model`: the network with the model's weights, ``l_f``
   frozen stages and train mode.
+- :func:`apply_stored_init_model`: the same fields taken from a stored run,
+  for resuming without the model's folder.
 
 torch is imported inside functions.
 """
@@ -112,6 +114,30 @@ def apply_init_model(config: TrainConfig, explicit: frozenset[str] | set[str] = 
     if config.object_diameter is None and model.default_diameter == 0 and model.object_diameter:
         # it segments at one nucleus size (each image resampled to it): adapt it at that size
         wanted["object_diameter"] = model.object_diameter
+    return dataclasses.replace(config, **wanted)
+
+
+def apply_stored_init_model(config: TrainConfig, stored: TrainConfig) -> TrainConfig:
+    """``config`` with the fields :func:`apply_init_model` filled in at the start of ``stored``'s run.
+
+    Resuming reads only what the run stored: the starting model's folder may
+    have moved, or its config changed since (``tune-watershed`` rewrites it).
+    The rules are :func:`apply_init_model`'s, with ``stored`` in the model's place.
+    """
+    if not config.init_model or config.init_model != stored.init_model:
+        return config  # not a run from this model: the comparison with the stored run says so
+    wanted: dict[str, Any] = {
+        "transfer_layers": stored.transfer_layers,
+        "decoder_channels": stored.decoder_channels,
+        "loss": stored.loss,
+    }
+    if not config.grow_decoder:
+        wanted["new_layers"] = stored.new_layers
+    default_thickness = next(f.default for f in dataclasses.fields(config) if f.name == "target_thickness")
+    if config.target_thickness == default_thickness:
+        wanted["target_thickness"] = stored.target_thickness
+    if config.object_diameter is None:
+        wanted["object_diameter"] = stored.object_diameter
     return dataclasses.replace(config, **wanted)
 
 

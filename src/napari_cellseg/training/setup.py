@@ -144,8 +144,13 @@ def _open_data(config: TrainConfig) -> tuple[Any, dict[str, str] | None, str | N
     return dataset, subsets, split_hash(subsets)
 
 
-def build_run(config: TrainConfig, context: DistributedContext) -> Run:
+def build_run(config: TrainConfig, context: DistributedContext, resume_dir: Any = None) -> Run:
     """Set up every object of a run (seeded: the same config builds the same run).
+
+    With ``resume_dir`` (the run's ``last/``), the network, its normalisation and
+    watershed settings come from the stored ``config.json``, not from M2 or the
+    starting model (their folders may have moved or changed); the engine then
+    loads the stored weights.
 
     Raises
     ------
@@ -159,7 +164,7 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
     from .init_model import apply_init_model, load_init_model
     from .losses import build_loss
 
-    config = apply_init_model(config.validate())
+    config = config.validate() if resume_dir is not None else apply_init_model(config.validate())
     _limit_threads(config.resolved_threads())
     dataset, subsets, split_hash = _open_data(config)
     try:
@@ -178,7 +183,13 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
     device, reason = pick_device(config, context)
     torch.manual_seed(config.seed)  # the new layers' initialisation
     init_normalization, init_watershed = None, {}
-    if config.init_model:
+    if resume_dir is not None:
+        from ..models.checkpoint import build_model_from_config, load_model_config
+
+        stored = load_model_config(resume_dir)  # the network as it trains: weights restored later
+        model = build_model_from_config(stored)
+        init_normalization, init_watershed = stored.normalization, dict(stored.watershed or {})
+    elif config.init_model:
         model, init_config = load_init_model(config)
         init_normalization = init_config.normalization
         init_watershed = dict(init_config.watershed or {})  # tuned for this network: a better start
@@ -198,8 +209,8 @@ def build_run(config: TrainConfig, context: DistributedContext) -> Run:
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     net = wrap_model(model, context, device)
-    if init_normalization is not None and config.normalization is None:
-        normalization = init_normalization  # the input rule the starting model learned with
+    if init_normalization is not None and (config.normalization is None or resume_dir is not None):
+        normalization = init_normalization  # the input rule the starting model (or the run) learned with
     else:
         normalization = config.normalization_config(model.m2_config.mean, model.m2_config.std)
     params = [p for p in model.parameters() if p.requires_grad]
