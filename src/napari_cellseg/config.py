@@ -3,7 +3,8 @@
 Every configuration in the package (normalisation, model, training, watershed)
 is a dataclass deriving from :class:`JsonConfig`. Nested dataclasses, tuples and
 lists are supported; unknown keys are refused so that a typo in a JSON file is
-an error, not a silently ignored setting.
+an error, not a silently ignored setting, and so is ``null`` for a field that
+cannot be None (it would otherwise pass as "no setting" and fail far away).
 """
 
 from __future__ import annotations
@@ -81,8 +82,13 @@ def _from_value(tp: Any, value: Any, where: str, name: str) -> Any:
     """
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if value is None or tp is Any:
+    if tp is Any:
         return value
+    if value is None:
+        # JSON null only where the field says it may be None: `"epochs": null` is a mistake
+        if tp is type(None) or (origin in (typing.Union, types.UnionType) and type(None) in args):
+            return None
+        raise FieldTypeError(name, _describe(tp), value)
     if origin in (typing.Union, types.UnionType):
         non_none = [a for a in args if a is not type(None)]
         if len(non_none) == 1:

@@ -141,6 +141,10 @@ def test_invalid_config_is_a_clear_error(tmp_path, bce_model):
     [
         ({"watershed": {"min_size": -5}}, r"config\.json: watershed: WatershedParams\.min_size must be"),
         ({"object_diameter": -3.0}, r"config\.json: object_diameter must be > 0 px"),
+        # null is no setting: never a silent default (watershed) nor a crash far away (normalization)
+        ({"watershed": None}, r"config\.json: watershed must be an object, got null"),
+        ({"normalization": None}, r"config\.json: normalization must be an object, got null"),
+        ({"target_thickness": None}, r"config\.json: target_thickness must be a whole number, got null"),
     ],
 )
 def test_bad_segmentation_settings_fail_at_load_naming_the_file(tmp_path, bce_model, change, message):

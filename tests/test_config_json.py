@@ -1,0 +1,41 @@
+"""``napari_cellseg.config``: JSON dataclasses, their type checks and their files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from napari_cellseg.config import ConfigError, JsonConfig
+
+
+@dataclass
+class Example(JsonConfig):
+    count: int = 1
+    ratio: float | None = None
+    names: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def test_null_is_refused_unless_the_field_may_be_none(tmp_path):
+    path = tmp_path / "example.json"
+    path.write_text(json.dumps({"count": None}))
+    with pytest.raises(ConfigError, match=r"example\.json: count must be a whole number, got null"):
+        Example.load(path)
+    with pytest.raises(ConfigError, match=r"names must be a list of strings, got null"):
+        Example.from_dict({"names": None})
+    loaded = Example.from_dict({"ratio": None, "extra": {"anything": None}})
+    assert loaded.ratio is None and loaded.extra == {"anything": None}
+
+
+def test_train_config_file_with_null_names_the_file_and_the_key(tmp_path):
+    from napari_cellseg.training.config import TrainConfig
+
+    path = tmp_path / "run.json"
+    path.write_text('{"epochs": null, "max_dev_images": null}')
+    with pytest.raises(ConfigError, match=r"run\.json: epochs must be a whole number, got null"):
+        TrainConfig.load(path)
+    path.write_text('{"max_dev_images": null, "object_diameter": null}')
+    assert TrainConfig.load(path).max_dev_images is None
