@@ -130,3 +130,42 @@ def test_big_mode_refuses_stacks(tmp_path, model_and_config):
     model, config = model_and_config
     with pytest.raises(ValueError, match="one plane at a time"):
         predict_probabilities_big(model, config, np.zeros((2, 32, 32), np.uint8), tmp_path / "p.zarr")
+
+
+@pytest.fixture(scope="module")
+def small_probabilities():
+    labels = np.zeros((128, 128), np.uint16)
+    for k, (y, x) in enumerate(np.ndindex(8, 8), start=1):
+        labels[16 * y + 3 : 16 * y + 13, 16 * x + 3 : 16 * x + 13] = k
+    return probabilities_from_instances(labels)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"block_size": 0}, "block_size must be >= 64, got 0"),
+        ({"block_size": -64}, "block_size must be >= 64, got -64"),
+        ({"context": -10}, "context must be >= 0, got -10"),
+    ],
+)
+def test_bad_blocks_are_refused_before_the_output_is_created(tmp_path, small_probabilities, kwargs, message):
+    probabilities = small_probabilities
+    with pytest.raises(ValueError, match=message):
+        instances_big(probabilities, tmp_path / "labels.zarr", **kwargs)
+    assert not (tmp_path / "labels.zarr").exists()  # so that a corrected retry is not refused
+    assert instances_big(probabilities, tmp_path / "labels.zarr").n_instances > 0
+
+
+def test_integer_probabilities_are_refused(tmp_path, small_probabilities):
+    scaled = (small_probabilities * 255).astype(np.uint8)
+    with pytest.raises(ValueError, match=r"expected float probabilities.*uint8"):
+        instances_big(scaled, tmp_path / "labels.zarr")
+    assert not (tmp_path / "labels.zarr").exists()
+
+
+def test_a_narrow_caller_array_is_refused_rather_than_wrapping_ids(small_probabilities):
+    probabilities = small_probabilities
+    with pytest.raises(ValueError, match=r"32 bits or more.*uint8"):
+        instances_big(probabilities, np.zeros((128, 128), np.uint8))
+    out = np.zeros((128, 128), np.int64)
+    assert instances_big(probabilities, out).n_instances == int(out.max()) == 64

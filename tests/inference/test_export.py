@@ -95,6 +95,32 @@ def test_unknown_format_is_refused(tmp_path, model_and_config):
         export.export_model(model, config, tmp_path / "m.x", "tflite")
 
 
+def test_the_format_follows_the_suffix_and_a_contradiction_is_refused(tmp_path, model_and_config):
+    model, config = model_and_config
+    # No fmt: cells.onnx is ONNX (it used to be a TorchScript zip under an .onnx name).
+    export.export_model(model, config, tmp_path / "cells.onnx")
+    assert export.read_onnx_metadata(tmp_path / "cells.onnx")["format"] == "onnx"
+    with pytest.raises(
+        export.ExportError,
+        match=r"fmt='torchscript' but the suffix \.onnx stands for onnx; name it other\.pt",
+    ):
+        export.export_model(model, config, tmp_path / "other.onnx", "torchscript")
+    assert not (tmp_path / "other.onnx").exists()
+    with pytest.raises(export.ExportError, match="sidecar"):
+        export.export_model(model, config, tmp_path / "m.json")
+
+
+@pytest.mark.parametrize("reader", ["load_torchscript", "read_onnx_metadata", "run_onnx_reference"])
+def test_a_missing_or_garbage_file_is_named(tmp_path, reader):
+    read = getattr(export, reader)
+    args = (np.zeros((1, 3, 32, 32), np.float32),) if reader == "run_onnx_reference" else ()
+    with pytest.raises(export.ExportError, match=r"missing\.bin: no such file"):
+        read(tmp_path / "missing.bin", *args)
+    (tmp_path / "garbage.bin").write_bytes(b"garbage")
+    with pytest.raises(export.ExportError, match=r"garbage\.bin: not an? (TorchScript|ONNX) file"):
+        read(tmp_path / "garbage.bin", *args)
+
+
 def test_export_cli(tmp_path, capsys):
     model_dir = save_fitted_model(tmp_path / "model")
     out = tmp_path / "exported.pt"

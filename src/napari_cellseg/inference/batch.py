@@ -69,6 +69,12 @@ class SegmentOptions(JsonConfig):
     torch_threads: int | None = None  # per process; set for Dask workers sharing a machine
     big_image_pixels: int = BIG_IMAGE_PIXELS
 
+    def __post_init__(self) -> None:
+        from .tiled import check_tiling
+
+        # Refused once here, not once per image by every worker.
+        check_tiling(self.tile_size, self.overlap, self.batch_size)
+
 
 @dataclass
 class FileReport:

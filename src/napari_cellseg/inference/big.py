@@ -37,6 +37,7 @@ from .tiled import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE_SIZE,
     PredictProgress,
+    check_tiling,
     iter_predict_region,
     iter_scale_factor,
     make_runner,
@@ -46,6 +47,8 @@ from .tiled import (
 
 DEFAULT_BLOCK_SIZE = 2048
 DEFAULT_CONTEXT = 128  # image px around a block for the watershed; > largest nucleus radius
+# Smaller blocks multiply the blocks (each costs its context margin) for no gain in memory.
+MIN_BLOCK_SIZE = 64
 # An object whose still-free pixels are fewer than this share was written by a neighbour.
 DUPLICATE_SHARE = 0.5
 
@@ -78,12 +81,36 @@ def _grow(core: tuple[slice, slice], margin: int, shape: tuple[int, int]) -> tup
     return tuple(slice(max(0, s.start - margin), min(n, s.stop + margin)) for s, n in zip(core, shape))
 
 
+def _check_block_size(block_size: Any) -> int:
+    from ..data.arguments import check_integer
+
+    return check_integer(block_size, "block_size", minimum=MIN_BLOCK_SIZE)
+
+
+def _check_output(out: Any, shape: tuple[int, ...] | None, kind: str, name: str) -> None:
+    """Refuse, before any work, an output that exists or a caller's array of the wrong shape or dtype."""
+    if isinstance(out, (str, os.PathLike)):
+        if Path(out).exists():
+            raise FileExistsError(f"{out}: already exists; remove it or choose another output")
+        return
+    if not (hasattr(out, "shape") and hasattr(out, "dtype") and hasattr(out, "__setitem__")):
+        raise TypeError(f"{name} must be a zarr path or a writable array, got {type(out).__name__}")
+    if shape is not None and tuple(out.shape) != tuple(shape):
+        raise ValueError(f"{name}: output array has shape {tuple(out.shape)}, expected {tuple(shape)}")
+    dtype = np.dtype(out.dtype)
+    if kind == "labels" and not (dtype.kind in "iu" and dtype.itemsize >= 4):
+        # A narrower type would wrap the ids (cell 256 of a uint8 array becomes cell 0).
+        raise ValueError(f"{name}: labels need an integer array of 32 bits or more (uint32), got {dtype}")
+    if kind == "probabilities" and dtype.kind != "f":
+        raise ValueError(f"{name}: probabilities need a float array, got {dtype}")
+
+
 def open_zarr_output(out: Any, shape: tuple[int, ...], dtype: Any, chunks: tuple[int, ...]):
     """A new zarr array at path ``out`` (refused if it exists), or ``out`` itself if an array."""
     import zarr
 
     if not isinstance(out, (str, os.PathLike)):
-        if tuple(out.shape) != tuple(shape):
+        if shape is not None and tuple(out.shape) != tuple(shape):
             raise ValueError(f"output array has shape {tuple(out.shape)}, expected {tuple(shape)}")
         return out
     if Path(out).exists():
@@ -100,12 +127,21 @@ def iter_predict_probabilities_big(
     dtype: str = "float16",
 ) -> Generator[PredictProgress, None, tuple[Any, float]]:  # fmt: skip
     """Generator version of :func:`predict_probabilities_big`; returns ``(zarr array, factor)``."""
+    tile_size, overlap, batch_size = check_tiling(tile_size, overlap, batch_size)
+    block_size = _check_block_size(block_size)
+    try:
+        stored = np.dtype(dtype)
+    except TypeError:
+        stored = None
+    if stored is None or stored.kind != "f":
+        raise ValueError(f"dtype must be a float type such as 'float16' or 'float32', got {dtype!r}")
     layout = describe_layout(image, channel, channel_axis)
     if layout.stack:
         raise ValueError(
             f"big mode segments one 2D plane; the image (shape {layout.shape}) is a stack: "
             "pass one plane at a time"
         )
+    _check_output(out, (3, *layout.plane_shape), "probabilities", "out")
     runner = make_runner(model, config, device, amp, optimize, tta, tta_zooms)
     factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap)
     plane = PlaneReader(image, layout)
@@ -146,7 +182,7 @@ def predict_probabilities_big(model, config, image: Any, out: Any, *, callback=N
     callback : callable, optional
         Called with a :class:`~.predict.PredictProgress` per block.
     **kwargs
-        ``block_size`` (image px, default 2048), ``tile_size``, ``overlap``,
+        ``block_size`` (image px, >= 64, default 2048), ``tile_size``, ``overlap``,
         ``batch_size``, ``device``, ``diameter``, ``channel``, ``channel_axis``,
         ``amp``, ``optimize``, ``tta``, ``tta_zooms``, ``dtype`` (of the stored probabilities, default float16).
 
@@ -187,8 +223,13 @@ def _write_block(labels_out, local: np.ndarray, region, core, next_id: int) -> t
     totals = np.bincount(local[kept], minlength=n + 1)
     free_counts = np.bincount(local[kept & free], minlength=n + 1)
     keep &= free_counts >= DUPLICATE_SHARE * np.maximum(totals, 1)
-    new_ids = np.zeros(n + 1, np.uint32)
     n_new = int(keep.sum())
+    top = np.iinfo(np.dtype(labels_out.dtype)).max
+    if next_id + n_new - 1 > top:
+        raise ValueError(
+            f"more than {top} cells: they do not fit the labels array's dtype {labels_out.dtype}"
+        )
+    new_ids = np.zeros(n + 1, np.uint32)
     new_ids[keep] = np.arange(next_id, next_id + n_new, dtype=np.uint32)
     write = keep[local] & free
     existing[write] = new_ids[local[write]]
@@ -201,24 +242,43 @@ def iter_instances_big(
     block_size: int = DEFAULT_BLOCK_SIZE, context: int = DEFAULT_CONTEXT,
 ) -> Generator[PredictProgress, None, BigSegmentationResult]:  # fmt: skip
     """Generator version of :func:`instances_big`."""
-    from .watershed import WatershedParams, instances_from_probabilities
+    from ..data.arguments import check_integer
+    from .segment import watershed_params
+    from .watershed import instances_from_probabilities
 
+    # Everything is checked before the output is created: a refused call leaves nothing behind.
+    if not (hasattr(probabilities, "shape") and hasattr(probabilities, "dtype")):
+        probabilities = np.asarray(probabilities)
     shape = tuple(int(s) for s in probabilities.shape)
-    if len(shape) != 3 or shape[0] != 3:
-        raise ValueError(f"probabilities must be (3, H, W), got shape {shape}")
-    params = params or WatershedParams()
+    if len(shape) != 3 or shape[0] != 3 or 0 in shape:
+        raise ValueError(f"probabilities must be (3, H, W) with H, W >= 1, got shape {shape}")
+    if np.dtype(probabilities.dtype).kind != "f":
+        # 0..255 maps would pass every threshold test the wrong way: 0 cells, silently.
+        raise ValueError(
+            f"probabilities: expected float probabilities in [0, 1], got dtype {probabilities.dtype}"
+        )
+    params = watershed_params(None, params)
+    block_size = _check_block_size(block_size)
+    context = check_integer(context, "context", minimum=0)
     plane_shape = shape[1:]
+    _check_output(out, plane_shape, "labels", "out")
     block = min(block_size, max(plane_shape))
     labels_out = open_zarr_output(out, plane_shape, np.uint32, (block, block))
     cores = _block_cores(plane_shape, block)
     next_id, truncated = 1, 0
-    for index, core in enumerate(cores):
-        region = _grow(core, context, plane_shape)
-        block_probabilities = np.asarray(probabilities[(slice(None), *region)], np.float32)
-        local = instances_from_probabilities(block_probabilities, params)
-        next_id, cut = _write_block(labels_out, np.asarray(local), region, core, next_id)
-        truncated += cut
-        yield PredictProgress("watershed", index + 1, len(cores))
+    try:
+        for index, core in enumerate(cores):
+            region = _grow(core, context, plane_shape)
+            block_probabilities = np.asarray(probabilities[(slice(None), *region)], np.float32)
+            local = instances_from_probabilities(block_probabilities, params)
+            next_id, cut = _write_block(labels_out, np.asarray(local), region, core, next_id)
+            truncated += cut
+            yield PredictProgress("watershed", index + 1, len(cores))
+    except Exception:
+        # A failed run leaves no half-written zarr that would refuse the retry.
+        if isinstance(out, (str, os.PathLike)):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     return BigSegmentationResult(labels_out, probabilities, next_id - 1, truncated)
 
 
@@ -230,11 +290,11 @@ def instances_big(probabilities: Any, out: Any, params=None, *, callback=None, *
     probabilities : array_like
         ``(3, H, W)`` class probabilities (numpy, dask or zarr; read block by block).
     out : str, PathLike or zarr array
-        A new zarr path, or an ``(H, W)`` integer array (uint32 advised) of zeros.
+        A new zarr path, or an ``(H, W)`` array of zeros, integer of 32 bits or more (uint32).
     params : WatershedParams, optional
     callback : callable, optional
     **kwargs
-        ``block_size`` (default 2048) and ``context`` (default 128), image px.
+        ``block_size`` (>= 64, default 2048) and ``context`` (>= 0, default 128), image px.
 
     Returns
     -------
@@ -250,9 +310,14 @@ def iter_segment_big(
     context: int = DEFAULT_CONTEXT, **predict_kwargs: Any,
 ) -> Generator[PredictProgress, None, BigSegmentationResult]:  # fmt: skip
     """Generator version of :func:`segment_big`."""
+    from ..data.arguments import check_integer
     from .segment import watershed_params
 
     params = watershed_params(config, params)
+    # Refused now, not after the whole image has been predicted.
+    _check_block_size(block_size)
+    check_integer(context, "context", minimum=0)
+    _check_output(labels_out, None, "labels", "labels_out")
     scratch = None
     if probabilities_out is None:
         parent = Path(labels_out).parent if isinstance(labels_out, (str, os.PathLike)) else None

@@ -136,7 +136,7 @@ def _register_segment(subparsers) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("segmented"), metavar="DIR", help="output folder (default: ./segmented)")  # fmt: skip
     parser.add_argument("--tile", type=int, default=512, metavar="PX", help="largest tile, in network pixels (default 512)")  # fmt: skip
-    parser.add_argument("--overlap", type=int, default=64, metavar="PX", help="tile overlap in network pixels (default 64)")  # fmt: skip
+    parser.add_argument("--overlap", type=int, default=64, metavar="PX", help="tile overlap in network pixels, at most half of --tile (default 64)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per forward pass (default 8 on GPU, 2 on CPU)")  # fmt: skip
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda:0...")
     parser.add_argument(

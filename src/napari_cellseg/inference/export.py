@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,21 +36,23 @@ from torch import nn
 from .. import __version__
 from ..classes import CLASS_NAMES
 from ..config import atomic_write_bytes
+from .export_files import (  # noqa: F401  (the loaders are re-exported: part of this module's API)
+    EXTRA_FILE,
+    FORMATS,
+    METADATA_KEY,
+    SUFFIXES,
+    ExportError,
+    format_of,
+    load_torchscript,
+    read_onnx_metadata,
+    run_onnx_reference,
+)
 
-METADATA_KEY = "napari_cellseg"
-EXTRA_FILE = "napari_cellseg.json"
-FORMATS = ("torchscript", "onnx")
-# File suffixes of each format: an export is refused under the other format's suffix.
-SUFFIXES = {"torchscript": (".pt", ".pth", ".ts", ".torchscript"), "onnx": (".onnx",)}
 # Below opset 11 ONNX cannot pad by an input-dependent amount, which any export here needs.
 MIN_OPSET = 11
 # Exports are checked at these sizes: one multiple of 32, one not.
 CHECK_SIZES = ((64, 64), (70, 90))
 TOLERANCE = 1e-4
-
-
-class ExportError(ValueError):
-    """The model cannot be exported faithfully in the requested format."""
 
 
 @dataclass
@@ -106,12 +107,6 @@ def check_opset(opset: Any) -> int:
             f"--opset must be between {low} and {high} (torch {torch.__version__}), got {opset}"
         )
     return opset
-
-
-def format_of(path: str | os.PathLike) -> str | None:
-    """The export format a file name's suffix stands for (None for other suffixes)."""
-    suffix = Path(path).suffix.lower()
-    return next((fmt for fmt, suffixes in SUFFIXES.items() if suffix in suffixes), None)
 
 
 def export_metadata(config, fmt: str) -> dict[str, Any]:
@@ -205,7 +200,7 @@ def export_model(
     model: nn.Module,
     config,
     out: str | os.PathLike,
-    fmt: str = "torchscript",
+    fmt: str | None = None,
     *,
     opset: int = 17,
 ) -> ExportResult:
@@ -220,7 +215,10 @@ def export_model(
     out : path
         File to write (``.pt`` / ``.onnx`` advised). The sidecar is
         ``out`` with the suffix ``.json``.
-    fmt : {"torchscript", "onnx"}
+    fmt : {"torchscript", "onnx"}, optional
+        Default: the format ``out``'s suffix stands for (``.onnx``: ONNX),
+        TorchScript for other suffixes. A format that contradicts the suffix
+        (TorchScript into ``cells.onnx``) is refused.
     opset : int
         ONNX opset version.
 
@@ -233,13 +231,27 @@ def export_model(
     Raises
     ------
     ExportError
-        Unknown format, or the compiled network does not reproduce the model.
+        Unknown format, one the suffix contradicts, or the compiled network
+        does not reproduce the model.
     """
+    if not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a file path, got {type(out).__name__}")
+    out = Path(out)
+    implied = format_of(out)
+    if fmt is None:
+        fmt = implied or "torchscript"
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; choose one of {FORMATS}")
+    if implied is not None and implied != fmt:
+        # A TorchScript zip named .onnx fails in every ONNX runtime with a parse error.
+        raise ExportError(
+            f"{out}: fmt={fmt!r} but the suffix {out.suffix} stands for {implied}; name it "
+            f"{out.with_suffix(SUFFIXES[fmt][0]).name} or pass fmt={implied!r}"
+        )
+    if out.suffix.lower() == ".json":
+        raise ExportError(f"{out}: .json is the sidecar's suffix; give a .pt or .onnx file")
     if fmt == "onnx":
         check_opset(opset)
-    out = Path(out)
     reference = ProbabilityNet(model.cpu().float().eval(), config.loss).eval()
     _check_probability_step(model, config, reference)
     multiple = int(getattr(model, "input_multiple", 32))
@@ -316,31 +328,3 @@ def _save_onnx(compiled, example: torch.Tensor, out: Path, text: str, opset: int
     proto.doc_string = "napari-cellseg nucleus segmentation: normalised image -> class probabilities"
     onnx.checker.check_model(proto)
     _write(out, proto.SerializeToString())
-
-
-def load_torchscript(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
-    """Load an exported TorchScript file: ``(module, metadata)``."""
-    extra = {EXTRA_FILE: ""}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
-    return module.eval(), json.loads(extra[EXTRA_FILE] or "{}")
-
-
-def read_onnx_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``napari_cellseg`` metadata embedded in an exported ONNX file."""
-    import onnx
-
-    proto = onnx.load(str(path))
-    for entry in proto.metadata_props:
-        if entry.key == METADATA_KEY:
-            return json.loads(entry.value)
-    raise ExportError(f"{path}: no {METADATA_KEY!r} metadata; not exported by napari-cellseg")
-
-
-def run_onnx_reference(path: str | os.PathLike, image: np.ndarray) -> np.ndarray:
-    """Run an exported ONNX file with onnx's pure-numpy reference evaluator (slow; for checks)."""
-    from onnx.reference import ReferenceEvaluator
-
-    session = ReferenceEvaluator(str(path))
-    return session.run(None, {"image": np.asarray(image, np.float32)})[0]

@@ -28,6 +28,7 @@ from .tiled import (
     DEFAULT_TILE_SIZE,
     PredictProgress,
     _with_plane,
+    check_tiling,
     iter_predict_region,
     iter_scale_factor,
     make_runner,
@@ -70,6 +71,7 @@ def iter_predict_probabilities(
     tta_zooms: Sequence[float] | None = None,
 ) -> Generator[PredictProgress, None, np.ndarray]:
     """Generator version of :func:`predict_probabilities`; returns the probabilities."""
+    tile_size, overlap, batch_size = check_tiling(tile_size, overlap, batch_size)
     layout = describe_layout(image, channel, channel_axis)
     runner = make_runner(model, config, device, amp, optimize, tta, tta_zooms)
     factor = yield from iter_scale_factor(
@@ -119,9 +121,10 @@ def predict_probabilities(
         ``channel``, or a ``(Z, H, W[, C])`` stack; numpy, dask or zarr.
         See :mod:`.images` for the layout rules.
     tile_size, overlap : int
-        Tile size and minimum overlap, in network pixels.
+        Largest tile size (>= 32) and minimum overlap of neighbouring tiles
+        (``0 <= overlap <= tile_size // 2``), in network pixels.
     batch_size : int, optional
-        Tiles per forward pass (default 8 on CUDA, 2 on the CPU).
+        Tiles per forward pass, >= 1 (default 8 on CUDA, 2 on the CPU).
     device : str or torch.device, optional
         Where to run (the model is moved there); None keeps the model's device.
     diameter : float, optional

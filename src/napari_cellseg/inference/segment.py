@@ -20,6 +20,7 @@ from .tiled import (
     DEFAULT_TILE_SIZE,
     PredictProgress,
     _with_plane,
+    check_tiling,
     iter_predict_region,
     iter_scale_factor,
     make_runner,
@@ -182,6 +183,7 @@ def iter_segment_image(
     """Generator version of :func:`segment_image`; returns the :class:`SegmentationResult`."""
     from .watershed import instances_from_probabilities
 
+    tile_size, overlap, batch_size = check_tiling(tile_size, overlap, batch_size)
     layout = describe_layout(image, channel, channel_axis)
     scale = spatial_metadata(scale, layout, "scale")
     translate = spatial_metadata(translate, layout, "translate")

@@ -27,8 +27,10 @@ def run_segment(args: argparse.Namespace) -> int:
         raise CommandError(f"--diameter must be >= 0 (0 = estimate), got {args.diameter}")
     if args.tile < 32:
         raise CommandError(f"--tile must be >= 32 pixels, got {args.tile}")
-    if not 0 <= args.overlap < args.tile:
-        raise CommandError(f"--overlap must be in [0, {args.tile - 1}], got {args.overlap}")
+    if not 0 <= args.overlap <= args.tile // 2:
+        raise CommandError(
+            f"--overlap must be in [0, {args.tile // 2}] (at most half of --tile), got {args.overlap}"
+        )
     if args.workers is not None and args.scheduler != "local":
         raise CommandError("--workers sets the processes of --scheduler local; add --scheduler local")
     if args.batch_size is not None and args.batch_size < 1:

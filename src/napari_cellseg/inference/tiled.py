@@ -23,6 +23,7 @@ from .tiling import Tile, blend_window, tile_grid
 
 DEFAULT_TILE_SIZE = 512
 DEFAULT_OVERLAP = 64  # in network pixels; wider than the network's edge effects
+MIN_TILE_SIZE = 32  # network pixels: smaller tiles are mostly blending margin
 
 R = TypeVar("R")
 
@@ -48,6 +49,25 @@ def plane_percentiles(plane: PlaneReader, normalization) -> Any:
 
     # The same strided grid compute_percentiles would take from the whole plane.
     return compute_percentiles(plane.subsample(normalization.max_samples), normalization)
+
+
+def check_tiling(tile_size: Any, overlap: Any, batch_size: Any = None) -> tuple[int, int, int | None]:
+    """``(tile_size, overlap, batch_size)`` as ints, or a ``ValueError``/``TypeError`` naming the bad one.
+
+    ``tile_size >= MIN_TILE_SIZE``, ``0 <= overlap <= tile_size // 2`` (a wider
+    overlap multiplies the tiles) and ``batch_size`` None or >= 1.
+    """
+    from ..data.arguments import check_integer
+
+    tile_size = check_integer(tile_size, "tile_size", minimum=MIN_TILE_SIZE)
+    overlap = check_integer(overlap, "overlap", minimum=0)
+    if overlap > tile_size // 2:
+        raise ValueError(
+            f"overlap must be in [0, {tile_size // 2}] (at most half of tile_size={tile_size}), got {overlap}"
+        )
+    if batch_size is not None:
+        batch_size = check_integer(batch_size, "batch_size", minimum=1)
+    return tile_size, overlap, batch_size
 
 
 def _batches(items: list[Tile], size: int) -> Iterable[list[Tile]]:
@@ -80,8 +100,10 @@ def iter_predict_region(
     y_end = height if ys.stop is None else min(ys.stop, height)
     x_end = width if xs.stop is None else min(xs.stop, width)
     shape = (y_end - y_off, x_end - x_off)
+    tile_size, overlap, batch_size = check_tiling(tile_size, overlap, batch_size)
     tile_px = max(8, round(tile_size / factor))
-    overlap_px = max(0, round(overlap / factor))
+    # Rounding after resampling may push the overlap a pixel past half the tile.
+    overlap_px = min(round(overlap / factor), tile_px // 2)
     # Stride alignment holds in network pixels only, i.e. without resampling,
     # and relative to the image's origin.
     align = getattr(runner, "align", 1)

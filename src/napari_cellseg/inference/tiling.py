@@ -85,13 +85,40 @@ def tile_grid(
 
     Every tile has the same shape, at least ``min(tile, H) x min(tile, W)``;
     starts are multiples of ``align`` (see :func:`tile_starts`).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(H, W)`` of the image.
+    tile_size : int or tuple of int
+        Largest tile size, one for both axes or ``(height, width)``; >= 1.
+    overlap : int
+        Minimum overlap of neighbouring tiles, ``0 <= overlap <= tile_size // 2``
+        (a wider overlap would multiply the tiles: at ``tile_size - 1`` they
+        step by one pixel).
+    align : int
+        Starts are multiples of ``align`` (>= 1).
+
+    Returns
+    -------
+    list of Tile
     """
+    from ..data.arguments import check_integer
+
     if len(shape) != 2:
         raise ValueError(f"tile_grid expects a 2D shape (H, W), got {tuple(shape)}")
-    th, tw = (tile_size, tile_size) if isinstance(tile_size, int) else tile_size
+    pair = (tile_size, tile_size) if not isinstance(tile_size, (tuple, list)) else tuple(tile_size)
+    if len(pair) != 2:
+        raise ValueError(f"tile_size must be one size or (height, width), got {tile_size!r}")
+    th, tw = (check_integer(t, "tile_size", minimum=1) for t in pair)
+    overlap = check_integer(overlap, "overlap", minimum=0)
+    if overlap > min(th, tw) // 2:
+        raise ValueError(f"overlap must be in [0, {min(th, tw) // 2}] (half the tile size), got {overlap}")
+    align = check_integer(align, "align", minimum=1)
     height, width = int(shape[0]), int(shape[1])
-    th, ys = tile_starts(height, th, min(overlap, max(0, min(th, height) - 1)), align)
-    tw, xs = tile_starts(width, tw, min(overlap, max(0, min(tw, width) - 1)), align)
+    # An axis no longer than its tile takes one tile: the overlap plays no part there.
+    th, ys = tile_starts(height, th, overlap if th < height else 0, align)
+    tw, xs = tile_starts(width, tw, overlap if tw < width else 0, align)
     tiles = []
     for iy, y in enumerate(ys):
         for ix, x in enumerate(xs):

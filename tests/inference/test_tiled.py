@@ -1,0 +1,74 @@
+"""Tile size, overlap and batch size are checked, never silently clamped."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tiny_models import fitted_model
+
+from napari_cellseg.inference.batch import SegmentOptions
+from napari_cellseg.inference.predict import predict_probabilities, segment_image
+from napari_cellseg.inference.tiling import tile_grid
+
+torch = pytest.importorskip("torch")
+
+BAD_TILING = [
+    # tile_size 0 or negative was turned into 8-px tiles at a 1-px step (minutes of work).
+    ({"tile_size": 0}, ValueError, r"tile_size must be >= 32, got 0"),
+    ({"tile_size": -512}, ValueError, r"tile_size must be >= 32, got -512"),
+    # overlap >= tile_size was clamped to tile_size - 1: one tile per pixel.
+    ({"tile_size": 64, "overlap": 64}, ValueError, r"overlap must be in \[0, 32\].*got 64"),
+    ({"overlap": -64}, ValueError, r"overlap must be >= 0, got -64"),
+    # batch_size -1 gave no tile at all, then all-NaN probabilities.
+    ({"batch_size": -1}, ValueError, r"batch_size must be >= 1, got -1"),
+    ({"batch_size": 0}, ValueError, r"batch_size must be >= 1, got 0"),
+    ({"tile_size": 64.5}, TypeError, r"tile_size must be an integer, got 64.5"),
+]
+
+
+@pytest.fixture(scope="module")
+def model_and_config():
+    torch.set_num_threads(1)
+    return fitted_model()
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), BAD_TILING)
+def test_bad_tiling_is_refused_by_name(model_and_config, kwargs, error, message):
+    model, config = model_and_config
+    image = np.zeros((64, 64), np.uint8)
+    with pytest.raises(error, match=message):
+        predict_probabilities(model, config, image, **kwargs)
+    with pytest.raises(error, match=message):
+        segment_image(model, config, image, **kwargs)
+    with pytest.raises(error, match=message):
+        SegmentOptions(**kwargs)
+
+
+def test_half_tile_overlap_is_accepted(model_and_config):
+    model, config = model_and_config
+    image = np.zeros((64, 64), np.uint8)
+    assert predict_probabilities(model, config, image, tile_size=32, overlap=16, batch_size=1).shape == (
+        3,
+        64,
+        64,
+    )
+
+
+@pytest.mark.parametrize(
+    ("tile", "overlap", "message"),
+    [
+        (0, 8, "tile_size must be >= 1"),
+        (64, 64, r"overlap must be in \[0, 32\]"),
+        (64, -1, "overlap must be >= 0"),
+    ],
+)
+def test_tile_grid_refuses_what_it_used_to_clamp(tile, overlap, message):
+    with pytest.raises(ValueError, match=message):
+        tile_grid((256, 256), tile, overlap)
+
+
+def test_cli_overlap_limit_matches_the_api(tmp_path, capsys):
+    from napari_cellseg.cli import main
+
+    assert main(["segment", str(tmp_path / "x.png"), "--tile", "64", "--overlap", "40"]) == 2
+    assert "--overlap must be in [0, 32]" in capsys.readouterr().err
