@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -39,3 +39,21 @@ def test_train_config_file_with_null_names_the_file_and_the_key(tmp_path):
         TrainConfig.load(path)
     path.write_text('{"max_dev_images": null, "object_diameter": null}')
     assert TrainConfig.load(path).max_dev_images is None
+
+
+@dataclass
+class Versioned(JsonConfig):
+    FORMAT_VERSION: ClassVar[int] = 1
+
+    format_version: int = 1
+    size: int = 0
+
+
+def test_a_file_of_a_newer_format_is_named_as_such():
+    with pytest.raises(
+        ConfigError, match=r"v\.json: written by a newer napari-cellseg \(format 3; this one reads 1\)"
+    ):
+        Versioned.from_dict({"format_version": 3, "shape": "new"}, _where="v.json")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['shape'\]"):
+        Versioned.from_dict({"format_version": 1, "shape": "typo"})
+    assert Versioned.from_dict({}).to_dict() == {"format_version": 1, "size": 0}

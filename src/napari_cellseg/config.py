@@ -17,7 +17,7 @@ import tempfile
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 T = TypeVar("T", bound="JsonConfig")
 
@@ -157,7 +157,14 @@ def check_value(tp: Any, value: Any, name: str) -> Any:
 
 @dataclasses.dataclass
 class JsonConfig:
-    """Base class: ``to_dict``/``from_dict``, ``to_json``/``from_json``, ``save``/``load``."""
+    """Base class: ``to_dict``/``from_dict``, ``to_json``/``from_json``, ``save``/``load``.
+
+    A subclass with a ``format_version`` field sets ``FORMAT_VERSION``, the newest
+    one it reads: a file of a later format is refused as such, before its new keys
+    would be reported as unknown.
+    """
+
+    FORMAT_VERSION: ClassVar[int | None] = None
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -169,6 +176,12 @@ class JsonConfig:
         if not isinstance(data, dict):
             what = f"{_prefix[:-1]} must be an object" if _prefix else "must be a JSON object"
             raise ConfigError(f"{where}: {what}, got {show_value(data)}")
+        version = data.get("format_version")
+        if cls.FORMAT_VERSION is not None and isinstance(version, int) and version > cls.FORMAT_VERSION:
+            raise ConfigError(
+                f"{where}: written by a newer napari-cellseg (format {version}; this one reads "
+                f"{cls.FORMAT_VERSION}): update napari-cellseg"
+            )
         hints = typing.get_type_hints(cls)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names, key=str)

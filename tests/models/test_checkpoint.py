@@ -156,6 +156,21 @@ def test_bad_segmentation_settings_fail_at_load_naming_the_file(tmp_path, bce_mo
         load_model_config(directory)
 
 
+def test_a_model_of_a_newer_format_says_to_update_not_unknown_keys(tmp_path, bce_model):
+    directory = save_model_dir(tmp_path / "m", bce_model, _config(bce_model))
+    data = json.loads((directory / MODEL_CONFIG).read_text())
+    data.update(format_version=2, tile_policy="auto")
+    (directory / MODEL_CONFIG).write_text(json.dumps(data))
+    with pytest.raises(
+        ModelLoadError,
+        match=r"config\.json: written by a newer napari-cellseg \(format 2; this one reads 1\): update",
+    ):
+        load_model_config(directory)
+    del data["weights_sha256"], data["format_version"], data["tile_policy"]  # an old file: still loads
+    (directory / MODEL_CONFIG).write_text(json.dumps(data))
+    assert load_model_dir(directory)[1].weights_sha256 is None
+
+
 def test_config_round_trips_through_json():
     config = ModelConfig(loss="weighted-bce", out_channels=2, metrics={"ap": [0.5, 0.7]})
     assert ModelConfig.from_json(config.to_json()) == config

@@ -178,6 +178,21 @@ def test_weights_not_matching_recorded_sha_are_refused(tmp_path, tiny_m2_dir):
         load_m2(copy)
 
 
+def test_an_m2_of_a_newer_format_says_to_update(tmp_path, tiny_m2_dir):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_m2_dir, copy)
+    data = json.loads((copy / M2_CONFIG).read_text())
+    data.update(format_version=7, new_setting=1)
+    (copy / M2_CONFIG).write_text(json.dumps(data))
+    with pytest.raises(
+        ModelLoadError,
+        match=r"config\.json: written by a newer napari-cellseg \(format 7; this one reads 1\)",
+    ):
+        load_m2(copy)
+
+
 def test_unknown_architecture():
     with pytest.raises(ModelLoadError, match="unknown architecture 'efficientnet_b99'"):
         build_classifier("efficientnet_b99")

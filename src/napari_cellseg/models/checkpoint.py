@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS
 from ..config import ConfigError, JsonConfig, atomic_write_bytes
@@ -121,6 +121,8 @@ class ModelConfig(JsonConfig):
         as stored (fp16 or fp32); set by :func:`save_model_dir`.
     """
 
+    FORMAT_VERSION: ClassVar[int] = MODEL_FORMAT_VERSION
+
     format_version: int = MODEL_FORMAT_VERSION
     arch: str = DEFAULT_ARCH
     m2: M2Identity = dataclasses.field(default_factory=M2Identity)
@@ -166,8 +168,8 @@ class ModelConfig(JsonConfig):
                 raise ConfigError(f"watershed: {err}") from None
         if self.format_version > MODEL_FORMAT_VERSION:
             raise ConfigError(
-                f"model format version {self.format_version} is newer than this napari-cellseg "
-                f"reads ({MODEL_FORMAT_VERSION}); update napari-cellseg"
+                f"written by a newer napari-cellseg (format {self.format_version}; this one reads "
+                f"{MODEL_FORMAT_VERSION}): update napari-cellseg"
             )
 
     @classmethod

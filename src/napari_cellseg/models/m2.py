@@ -23,7 +23,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import ConfigError, JsonConfig
 from .weights_io import ModelLoadError, load_weights_into, read_state_dict, state_dict_sha256
@@ -47,6 +47,7 @@ M2_WEIGHTS = "model.safetensors"
 M2_CONFIG = "config.json"
 SAFETENSORS_CONFIG_KEY = "napari_cellseg.m2"
 DEFAULT_M2_NAME = "m2-efficientnet-lite0"
+M2_FORMAT_VERSION = 1  # the newest M2 config.json layout this version reads
 
 
 @dataclasses.dataclass
@@ -78,6 +79,8 @@ class M2Config(JsonConfig):
         Layout version of this config.
     """
 
+    FORMAT_VERSION: ClassVar[int] = M2_FORMAT_VERSION
+
     arch: str
     num_classes: int
     name: str = ""
@@ -88,7 +91,7 @@ class M2Config(JsonConfig):
     source: str = ""
     licence: str = ""
     weights_sha256: str | None = None
-    format_version: int = 1
+    format_version: int = M2_FORMAT_VERSION
 
 
 def default_m2_dir() -> Path:
