@@ -152,3 +152,36 @@ def test_stacks_read_back_plane_by_plane_in_both_formats(tmp_path):
         imported = read_outlines(path, mask.shape)
         assert imported.labels.shape == stack.shape, path.name
         np.testing.assert_array_equal(imported.labels, stack)
+
+
+def _one_square_on_plane(path, z):
+    square = [[[0, 0], [5, 0], [5, 5], [0, 5], [0, 0]]]
+    feature = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": square, "plane": {"z": z}}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("z", "message"),
+    [
+        # A negative plane was put on plane 0 of a 2-D result.
+        (-3, "feature 1: plane z must be a whole number >= 0, got -3"),
+        (1.5, "feature 1: plane z must be a whole number >= 0, got 1.5"),
+        # A huge plane allocated a (z + 1, H, W) stack (MemoryError at 1e7).
+        (100_000, r"plane 100001: .*give the image's \(Z, H, W\) shape"),
+        (10**7, "plane 10000001"),
+    ],
+)
+def test_a_bad_or_far_plane_index_is_refused(tmp_path, z, message):
+    path = _one_square_on_plane(tmp_path / "cells.geojson", z)
+    with pytest.raises(OutlinesError, match=message):
+        read_outlines(path, (32, 32))
+
+
+def test_a_plane_index_is_checked_against_the_given_stack(tmp_path):
+    path = _one_square_on_plane(tmp_path / "cells.geojson", 4)
+    with pytest.raises(OutlinesError, match=r"plane 5; the image has 3 plane\(s\)"):
+        read_outlines(path, (3, 32, 32))
+    assert read_outlines(path, (5, 32, 32)).labels[4].max() == 1
+    with pytest.raises(ValueError, match="shape must be >= 1, got 0"):
+        read_outlines(path, (0, 32))

@@ -126,3 +126,32 @@ def test_overlay_draws_each_outline_on_an_8_bit_picture_of_any_image():
     assert stretched[..., 0].max() == 255 and (stretched[..., 0] == stretched[..., 1])[~drawn].all()
     with pytest.raises(ValueError, match="overlay needs"):
         outline_overlay(image[:10], mask)
+
+
+def test_overlay_never_draws_on_the_callers_image():
+    from napari_cellseg.inference.outlines import outline_overlay
+
+    labels = np.zeros((16, 16), np.uint16)
+    labels[4:12, 4:12] = 1
+    image = np.full((16, 16, 3), 100, np.uint8)
+    overlay = outline_overlay(image, labels)
+    assert (image == 100).all() and not np.shares_memory(overlay, image)
+    image.flags.writeable = False  # a read-only image used to fail: "assignment destination is read-only"
+    np.testing.assert_array_equal(outline_overlay(image, labels), overlay)
+
+
+@pytest.mark.parametrize(
+    ("labels_dtype", "color", "message"),
+    [
+        (np.float16, (255, 0, 0), "labels must be integer instance labels, got dtype float16"),
+        (object, (255, 0, 0), "labels must be integer instance labels, got dtype object"),
+        (np.uint16, (300, 0, 0), r"color values must be in \[0, 255\], got \(300, 0, 0\)"),
+        (np.uint16, (255, 0), r"color must be 3 values"),
+    ],
+)
+def test_overlay_refuses_float_labels_and_bad_colours(labels_dtype, color, message):
+    from napari_cellseg.inference.outlines import outline_overlay
+
+    labels = np.zeros((16, 16), labels_dtype)
+    with pytest.raises(ValueError, match=message):
+        outline_overlay(np.zeros((16, 16), np.uint8), labels, color)

@@ -28,6 +28,8 @@ POLYGON_TYPES = ("Polygon", "MultiPolygon")
 # What an image's outlines may be called beside it, in the order they are looked for.
 OUTLINE_FILE_ENDINGS = (".geojson", "_rois.zip", ".zip", ".roi")
 MAX_PIXELS = 200_000_000  # labels sized from the outlines alone: 400 MB of uint16 at most
+# Planes of a stack sized from the outlines alone (no (Z, H, W) shape given).
+MAX_PLANES = 1000
 
 
 class OutlinesError(ValueError):
@@ -72,6 +74,8 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
         outline.
     """
     path = Path(path)
+    if shape is not None:
+        shape = _check_shape(shape)
     if path.suffix.lower() in IMAGEJ_ROI_SUFFIXES:
         try:
             polygons, notes = imagej_polygons(path)
@@ -83,16 +87,21 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
         why = f" ({'; '.join(notes[:3])})" if notes else ""
         raise OutlinesError(f"{path}: holds no polygon outline: no cell to read{why}")
     planes = None
+    deepest = max(z for _, _, z in polygons)
     if shape is not None and len(shape) == 3:
-        planes, shape = int(shape[0]), tuple(shape[1:])
-        deepest = max(z for _, _, z in polygons)
+        planes, shape = shape[0], shape[1:]
         if deepest >= planes:
             raise OutlinesError(
                 f"{path}: outlines lie on plane {deepest + 1}; the image has {planes} plane(s)"
             )
+    if planes is None and deepest >= MAX_PLANES:
+        raise OutlinesError(
+            f"{path}: outlines lie on plane {deepest + 1}: a stack that deep is not made from the outlines "
+            "alone; give the image's (Z, H, W) shape"
+        )
     if shape is None:
         shape = _extent(polygons)
-        if shape[0] * shape[1] > MAX_PIXELS:
+        if shape[0] * shape[1] * (deepest + 1) > MAX_PIXELS:
             raise OutlinesError(
                 f"{path}: the outlines reach x {shape[1]}, y {shape[0]} (a whole-slide export?): "
                 "labels that large would not fit in memory; export the objects of a region, "
@@ -101,6 +110,14 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
         notes.append(f"no image given: labels sized {shape[0]} x {shape[1]} to hold every outline")
     labels, more = _rasterise(polygons, tuple(int(n) for n in shape), planes)
     return ImportedOutlines(labels, tuple(notes + more))
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    from .arguments import check_integer
+
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) not in (2, 3):
+        raise ValueError(f"shape must be (H, W) or (Z, H, W), got {shape!r}")
+    return tuple(check_integer(n, "shape", minimum=1) for n in shape)
 
 
 def _geojson_polygons(path: Path) -> tuple[list, list[str]]:
@@ -127,7 +144,12 @@ def _geojson_polygons(path: Path) -> tuple[list, list[str]]:
             raise OutlinesError(f"{path}: feature {number}: malformed {kind} coordinates") from None
         properties = feature.get("properties") or {}
         label = properties.get("label") if isinstance(properties, dict) else None
-        polygons.append((label, rings, _plane(geometry.get("plane"))))
+        z = _plane(geometry.get("plane"))
+        if z is None:
+            raise OutlinesError(
+                f"{path}: feature {number}: plane z must be a whole number >= 0, got {geometry['plane'].get('z')!r}"
+            )
+        polygons.append((label, rings, z))
     if regions:
         notes.append(f"{regions} annotation(s) skipped: beside detections they are regions, not cells")
     if nuclei:
@@ -152,10 +174,13 @@ def _nucleus_geometry(feature) -> dict | None:
     return nucleus if isinstance(nucleus, dict) else None
 
 
-def _plane(plane) -> int:
-    """The z index of a GeoJSON geometry's ``plane`` (QuPath's), 0 without one."""
+def _plane(plane) -> int | None:
+    """The z index of a GeoJSON geometry's ``plane`` (QuPath's), 0 without one, None if invalid."""
     z = plane.get("z", 0) if isinstance(plane, dict) else 0
-    return z if isinstance(z, int) and not isinstance(z, bool) and z >= 0 else 0
+    if isinstance(z, float) and z.is_integer():  # 2.0 from some writers
+        z = int(z)
+    # Not clamped to 0: a cell of plane -3 is not a cell of plane 0.
+    return z if isinstance(z, int) and not isinstance(z, bool) and z >= 0 else None
 
 
 def _features(path: Path) -> list:

@@ -227,11 +227,14 @@ def outline_overlay(image: np.ndarray, labels: np.ndarray, color=DEFAULT_COLOR) 
         their 0.5th and 99.5th percentiles. One channel is shown grey; of more
         than three, the first three.
     labels : ndarray of int, shape (H, W)
-        The cells.
+        The cells (bool: one cell).
+    color : sequence of 3 int
+        RGB of the outlines, each in ``[0, 255]``; default the plugin's boundary yellow.
 
     Returns
     -------
     ndarray of uint8, shape (H, W, 3)
+        A new array: ``image`` is never drawn on.
     """
     from skimage.segmentation import find_boundaries
 
@@ -240,6 +243,11 @@ def outline_overlay(image: np.ndarray, labels: np.ndarray, color=DEFAULT_COLOR) 
         raise ValueError(
             f"overlay needs an (H, W[, C]) image and (H, W) labels, got {image.shape} and {labels.shape}"
         )
+    if labels.dtype.kind not in "biu":
+        raise ValueError(f"labels must be integer instance labels, got dtype {labels.dtype}")
+    if image.dtype.kind not in "biuf":
+        raise ValueError(f"image must be a numeric (bool, integer or float) array, got dtype {image.dtype}")
+    color = _check_color(color)
     rgb = image[..., None] if image.ndim == 2 else image[..., :3]
     if rgb.dtype != np.uint8:
         values = rgb.astype(np.float32)
@@ -249,9 +257,19 @@ def outline_overlay(image: np.ndarray, labels: np.ndarray, color=DEFAULT_COLOR) 
         rgb = (scaled * 255).round().astype(np.uint8)
     if rgb.shape[-1] != 3:
         rgb = np.repeat(rgb[..., :1], 3, axis=-1)
-    out = np.ascontiguousarray(rgb)
+    # A copy even for uint8 RGB: the caller's image (maybe read-only) stays untouched.
+    out = np.array(rgb, dtype=np.uint8, order="C")
     out[find_boundaries(labels, mode="inner")] = color
     return out
+
+
+def _check_color(color) -> tuple[int, int, int]:
+    values = np.asarray(color)
+    if values.shape != (3,) or values.dtype.kind not in "iuf":
+        raise ValueError(f"color must be 3 values (R, G, B) in [0, 255], got {color!r}")
+    if not (np.all(values >= 0) and np.all(values <= 255)):  # also refuses NaN
+        raise ValueError(f"color values must be in [0, 255], got {color!r}")
+    return tuple(round(float(v)) for v in values)
 
 
 def write_overlay(path: str | os.PathLike, image: np.ndarray, labels: np.ndarray) -> Path:
