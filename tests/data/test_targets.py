@@ -328,3 +328,20 @@ def test_bad_targets_are_refused_clearly():
         targets_to_instances(np.zeros((3, 4, 5), np.uint8))
     with pytest.raises(ValueError, match="float64"):
         targets_to_binary(np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize(
+    ("target", "found"),
+    [
+        (np.where(np.eye(8, dtype=bool), 255, 0).astype(np.uint8), "0..255"),  # a 0/255 mask: 0 cells before
+        (np.full((8, 8), 3, np.uint8), "3..3"),
+        (np.full((8, 8), -1, np.int8), "-1..-1"),
+    ],
+)
+def test_class_values_other_than_0_1_2_are_refused(target, found):
+    from napari_cellseg.data.targets import targets_to_binary, targets_to_instances
+
+    with pytest.raises(ValueError, match=f"target values must be 0 .* found {found}"):
+        targets_to_instances(target)
+    with pytest.raises(ValueError, match=f"target values must be 0 .* found {found}"):
+        targets_to_binary(target)

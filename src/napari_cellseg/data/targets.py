@@ -208,18 +208,34 @@ def targets_to_binary(target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Parameters
     ----------
-    target : (..., H, W) uint8 array
-        0 background, 1 boundary, 2 interior.
+    target : (..., H, W) integer array
+        0 background, 1 boundary, 2 interior; other values are refused.
 
     Returns
     -------
     foreground, boundary : bool arrays of the target's shape
         ``foreground`` is boundary or interior; ``boundary`` is the boundary class.
     """
-    target = np.asarray(target)
-    if not np.issubdtype(target.dtype, np.integer):
-        raise ValueError(f"target must be an integer class array, got dtype {target.dtype}")
+    target = _check_classes(target)
     return target != BACKGROUND, target == BOUNDARY
+
+
+def _check_classes(target: Any, ndim: int | None = None) -> np.ndarray:
+    """``target`` as an integer array of classes 0/1/2, or a ``ValueError`` quoting what it holds."""
+    target = np.asarray(target)
+    if target.dtype == bool or not np.issubdtype(target.dtype, np.integer):
+        raise ValueError(f"target must be an integer class array (0, 1, 2), got dtype {target.dtype}")
+    if (ndim is not None and target.ndim != ndim) or target.ndim < 2:
+        raise ValueError(f"target must be a {ndim or 2}D (..., H, W) class array, got shape {target.shape}")
+    if target.size:
+        low, high = target.min(), target.max()
+        if low < 0 or high > INTERIOR:
+            # A 0/255 mask or another coding would otherwise give no cell, silently.
+            raise ValueError(
+                f"target values must be 0 (background), 1 (boundary) or 2 (interior), "
+                f"found {low}..{high} (dtype {target.dtype}); instance labels go to instances_to_targets"
+            )
+    return target
 
 
 def targets_to_instances(
@@ -237,7 +253,7 @@ def targets_to_instances(
     Parameters
     ----------
     target : (H, W) integer array
-        0 background, 1 boundary, 2 interior.
+        0 background, 1 boundary, 2 interior; other values are refused.
     connectivity : {1, 2}, optional
         Connectivity of the interior components and of the growth.
     keep_orphans : bool, optional
@@ -252,11 +268,7 @@ def targets_to_instances(
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
 
-    target = np.asarray(target)
-    if target.ndim != 2 or not np.issubdtype(target.dtype, np.integer):
-        raise ValueError(
-            f"target must be a 2D integer (H, W) array, got shape {target.shape} dtype {target.dtype}"
-        )
+    target = _check_classes(target, ndim=2)
     _check_connectivity(connectivity)
     structure = _structure(connectivity)
     markers, n = ndi.label(target == INTERIOR, structure=structure)
