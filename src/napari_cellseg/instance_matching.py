@@ -23,7 +23,7 @@ import numpy as np
 # Beyond this many cells a dense (n_gt + 1) x (n_pred + 1) table is replaced by np.unique.
 _DENSE_TABLE_LIMIT = 1 << 22
 # Raw label values up to this use a lookup table to relabel; beyond it np.unique.
-_LUT_LIMIT = 1 << 22
+_LUT_LIMIT = 1 << 22  # also used by inference.watershed and inference.scale
 
 
 def check_labels(labels, name: str = "labels") -> np.ndarray:

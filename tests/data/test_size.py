@@ -66,3 +66,57 @@ def test_resized_labels_stay_on_the_resized_image(factor):
     rows, cols = np.nonzero(small_image > 127)
     label_rows, label_cols = np.nonzero(small_labels == 1)
     assert abs(rows.mean() - label_rows.mean()) < 0.15 and abs(cols.mean() - label_cols.mean()) < 0.15
+
+
+def test_resize_labels_keeps_ids_beyond_int32():
+
+    labels = np.zeros((32, 32), np.int64)
+    labels[2:10, 2:10], labels[15:25, 15:25] = 1, 2**31 + 1  # was cast to int32: came back negative
+    resized = resize_labels(labels, 2.0)
+    assert resized.dtype == np.int64 and sorted(np.unique(resized)) == [0, 1, 2**31 + 1]
+    huge = labels.astype(np.uint64) * 2**20
+    assert sorted(np.unique(resize_labels(huge, 0.5))) == [0, 2**20, (2**31 + 1) * 2**20]
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        (
+            np.zeros((2, 32, 32), np.uint16),
+            r"2D \(H, W\) array, got shape \(2, 32, 32\)",
+        ),  # was read as (H, W, C)
+        (np.zeros((32, 32)), "instance labels must be integers, got dtype float64"),
+        (np.full((32, 32), -1, np.int32), "instance labels must be >= 0, found -1"),
+    ],
+)
+def test_resize_labels_refuses_stacks_floats_and_negatives(labels, message):
+
+    with pytest.raises(ValueError, match=message):
+        resize_labels(labels, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("factor", "error", "message"),
+    [
+        (0.0, ValueError, "factor must be > 0, got 0"),  # gave a 1x1 image
+        (-1.0, ValueError, "factor must be > 0, got -1"),
+        (float("inf"), ValueError, "factor must be a finite number, got inf"),  # OverflowError
+        ("2", TypeError, "factor must be a number"),
+    ],
+)
+def test_resize_factor_must_be_finite_and_positive(factor, error, message):
+
+    with pytest.raises(error, match=message):
+        resize_image(np.zeros((32, 32), np.uint8), factor)
+    with pytest.raises(error, match=message):
+        resize_labels(np.zeros((32, 32), np.uint16), factor)
+
+
+def test_resize_image_checks_its_shape_and_takes_lists():
+
+    for bad in (np.zeros((0, 32), np.uint8), np.zeros(32, np.uint8)):
+        with pytest.raises(ValueError, match=r"non-empty \(H, W\) or \(H, W, C\)"):
+            resize_image(bad, 2.0)
+    assert resize_image(np.ones((4, 4)).tolist(), 2.0).shape == (8, 8)
+    with pytest.raises(ValueError, match="object_diameter must be > 0, got 0"):
+        size_factor(np.zeros((8, 8), np.uint16), 0)

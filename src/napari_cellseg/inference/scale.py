@@ -92,17 +92,28 @@ def resize_channels_first(array: np.ndarray, shape: tuple[int, int]) -> np.ndarr
 
 
 def equivalent_diameters(labels: np.ndarray) -> np.ndarray:
-    """Diameter of the disc with each instance's area, ``sqrt(4 area / pi)``, in pixels."""
-    labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"labels must be an integer array, got dtype {labels.dtype}")
-    areas = np.bincount(labels.ravel().astype(np.int64, copy=False))[1:]
+    """Diameter of the disc with each instance's area, ``sqrt(4 area / pi)``, in pixels.
+
+    ``labels`` are instance labels: integers >= 0 of any size, 0 background (bool: one object).
+    """
+    from ..instance_matching import _LUT_LIMIT, check_labels
+
+    flat = check_labels(labels).ravel()
+    top = int(flat.max()) if flat.size else 0
+    if top <= _LUT_LIMIT:
+        areas = np.bincount(flat.astype(np.intp, copy=False))[1:]
+    else:  # a cell numbered 2**40: areas by id would take terabytes
+        values, counts = np.unique(flat, return_counts=True)
+        areas = counts[values != 0]
     areas = areas[areas > 0]
     return np.sqrt(4.0 * areas / math.pi)
 
 
 def median_diameter(labels: np.ndarray, min_instances: int = 3) -> float | None:
     """Median equivalent diameter of the instances, or None with fewer than ``min_instances``."""
+    from ..data.arguments import check_integer
+
+    min_instances = check_integer(min_instances, "min_instances", minimum=1)
     diameters = equivalent_diameters(labels)
     if diameters.size < min_instances:
         return None

@@ -28,101 +28,27 @@ that block-wise processing can run them per chunk:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import ndimage as ndi
 
 from ..classes import BACKGROUND, BOUNDARY, INTERIOR
-from ..config import JsonConfig
+from .watershed_params import WatershedParams, check_probabilities
+
+__all__ = [
+    "WatershedParams",
+    "check_probabilities",
+    "elevation_from_probabilities",
+    "finalize_labels",
+    "foreground_mask",
+    "instances_from_probabilities",
+    "markers_from_probabilities",
+    "split_at_necks",
+    "split_at_peaks",
+    "unfiltered_instances",
+    "watershed_from_markers",
+]
 
 _FULL = np.ones((3, 3), dtype=bool)
-
-
-@dataclass
-class WatershedParams(JsonConfig):
-    """Parameters of :func:`instances_from_probabilities`.
-
-    Attributes
-    ----------
-    interior_threshold : float
-        Marker pixels have ``P(interior) >= interior_threshold``. Higher
-        separates touching cells better but loses faint cells.
-    foreground_threshold : float
-        Pixels with ``1 - P(background) >= foreground_threshold`` can be flooded.
-    boundary_weight : float
-        Weight of ``P(boundary)`` in the elevation, >= 0.
-    min_size : int
-        Instances smaller than this many pixels are removed.
-    compactness : float
-        scikit-image watershed compactness; 0 is the classic watershed, larger
-        values give rounder regions. Compact watershed is slower.
-    marker_smoothing : float
-        Gaussian sigma (pixels) applied to ``P(interior)`` before thresholding;
-        0 disables it. Smoothing removes speckle from noisy maps but also
-        fills narrow gaps, so it can join the markers of touching cells.
-    min_marker_size : int
-        Marker components smaller than this many pixels are ignored.
-    keep_unmarked : bool
-        Foreground components without any marker become instances.
-    split_height : float
-        Cut marker components at necks: parts whose distance-transform peak
-        rises this many pixels above the saddle to the next part become
-        markers of their own. 0 disables it. Small values split more (and
-        also cut elongated cells); about 0.5-1.5 px suits nuclei.
-    peak_height : float
-        Cut marker components where the (smoothed) interior probability dips:
-        each peak of ``P(interior)`` that rises this much above the saddle to
-        a higher peak becomes a marker of its own (the h-maxima), before
-        ``split_height`` applies. 0 disables it; about 0.1-0.3 suits nuclei,
-        with ``marker_smoothing`` about 1 px against pixel noise.
-    """
-
-    interior_threshold: float = 0.6
-    foreground_threshold: float = 0.5
-    boundary_weight: float = 1.0
-    min_size: int = 16
-    compactness: float = 0.0
-    marker_smoothing: float = 0.0
-    min_marker_size: int = 4
-    keep_unmarked: bool = True
-    split_height: float = 0.0
-    peak_height: float = 0.0
-
-    def __post_init__(self) -> None:
-        for name in ("interior_threshold", "foreground_threshold"):
-            value = getattr(self, name)
-            if not 0.0 < value <= 1.0:
-                raise ValueError(f"WatershedParams.{name} must be in (0, 1], got {value}")
-        for name in ("boundary_weight", "compactness", "marker_smoothing", "split_height", "peak_height"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"WatershedParams.{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("min_size", "min_marker_size"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 0:
-                raise ValueError(
-                    f"WatershedParams.{name} must be a non-negative integer, got {getattr(self, name)}"
-                )
-
-
-def check_probabilities(probabilities, name: str = "probabilities") -> np.ndarray:
-    """Return ``probabilities`` as a ``(3, H, W)`` float array, or raise ``ValueError``.
-
-    Values are not required to sum to exactly 1 (blending and float16 storage
-    perturb sums); only shape, dtype and finiteness are checked.
-    """
-    array = np.asarray(probabilities)
-    if array.ndim != 3 or array.shape[0] != 3:
-        raise ValueError(
-            f"{name}: expected (3, H, W) class probabilities (background, boundary, "
-            f"interior), got shape {array.shape}"
-        )
-    if not np.issubdtype(array.dtype, np.floating):
-        raise ValueError(f"{name}: expected float probabilities, got dtype {array.dtype}")
-    if array.shape[1] == 0 or array.shape[2] == 0:
-        raise ValueError(f"{name}: empty image, shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name}: contains NaN or infinite values (shape {array.shape})")
-    return array
 
 
 def foreground_mask(probabilities, params: WatershedParams | None = None) -> np.ndarray:
@@ -151,9 +77,36 @@ def markers_from_probabilities(
     probabilities = check_probabilities(probabilities)
     if mask is None:
         mask = _foreground(probabilities, params)
-    elif mask.shape != probabilities.shape[1:]:
-        raise ValueError(f"mask shape {mask.shape} differs from the image's {probabilities.shape[1:]}")
+    else:
+        mask = _check_mask(mask, probabilities.shape[1:])
     return _markers(probabilities, params, mask)
+
+
+def _check_mask(mask, shape: tuple[int, ...]) -> np.ndarray:
+    """``mask`` as a bool array of ``shape``; integer masks count non-zero as True."""
+    mask = np.asarray(mask)
+    if mask.shape != tuple(shape):
+        raise ValueError(f"mask shape {mask.shape} differs from the image's {tuple(shape)}")
+    if mask.dtype.kind not in "biu":
+        raise ValueError(f"mask must be a bool array, got dtype {mask.dtype}")
+    return mask if mask.dtype == bool else mask != 0
+
+
+def _check_components(components, name: str = "components") -> np.ndarray:
+    """Labelled components as a 2D non-negative integer array that fits int32 (the markers' type)."""
+    array = np.asarray(components)
+    if array.ndim != 2 or 0 in array.shape:
+        raise ValueError(f"{name} must be a non-empty 2D (H, W) array, got shape {array.shape}")
+    if array.dtype == bool:
+        return array.astype(np.int32)
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must be integer labels, got dtype {array.dtype}")
+    low, high = (int(array.min()), int(array.max())) if array.size else (0, 0)
+    if low < 0:
+        raise ValueError(f"{name} must be >= 0 (0 = none), found {low}")
+    if high > np.iinfo(np.int32).max:  # ids are int32 from here on: larger ones would wrap
+        raise ValueError(f"{name} ids must be <= {np.iinfo(np.int32).max}, found {high}; relabel them 1..N")
+    return array
 
 
 def _markers(probabilities: np.ndarray, params: WatershedParams, mask: np.ndarray) -> np.ndarray:
@@ -182,10 +135,16 @@ def split_at_peaks(components: np.ndarray, relief: np.ndarray, height: float) ->
     the component's outside (the h-maxima of ``relief`` restricted to the
     components). A component without such a peak stays one marker.
     """
-    components = np.asarray(components)
+    from ..data.arguments import check_number
+
+    components = _check_components(components)
+    relief = np.asarray(relief)
     if relief.shape != components.shape:
         raise ValueError(f"relief shape {relief.shape} differs from the components' {components.shape}")
-    return _h_maxima_markers(components, np.asarray(relief, dtype=np.float32), height, tolerance=1e-5)
+    if relief.dtype.kind not in "biuf":
+        raise ValueError(f"relief must be a real-valued array, got dtype {relief.dtype}")
+    height = check_number(height, "height", minimum=0)
+    return _h_maxima_markers(components, relief.astype(np.float32, copy=False), height, tolerance=1e-5)
 
 
 def split_at_necks(components: np.ndarray, height: float, smoothing: float = 1.0) -> np.ndarray:
@@ -200,7 +159,11 @@ def split_at_necks(components: np.ndarray, height: float, smoothing: float = 1.0
     """
     import cv2
 
-    components = np.asarray(components)
+    from ..data.arguments import check_number
+
+    components = _check_components(components)
+    height = check_number(height, "height", minimum=0)
+    smoothing = check_number(smoothing, "smoothing", minimum=0)
     core = components > 0
     distance = cv2.distanceTransform(core.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     if smoothing > 0:
@@ -281,18 +244,30 @@ def watershed_from_markers(
     mask : ndarray of bool, shape (H, W)
         Pixels that may be flooded.
     compactness : float
-        scikit-image's compact watershed when > 0.
+        scikit-image's compact watershed when > 0 (>= 0).
     keep_unmarked : bool
         Label each mask component that no marker reaches as a new instance.
     """
-    import cv2
-    from skimage.segmentation import watershed
+    from ..data.arguments import check_number
 
+    elevation, markers, mask = np.asarray(elevation), np.asarray(markers), np.asarray(mask)
     if not (elevation.shape == markers.shape == mask.shape):
         raise ValueError(
             f"elevation, markers and mask must have one shape, got {elevation.shape}, "
             f"{markers.shape} and {mask.shape}"
         )
+    if elevation.dtype.kind not in "biuf":
+        raise ValueError(f"elevation must be a real-valued array, got dtype {elevation.dtype}")
+    markers = _check_components(markers, "markers")
+    mask = _check_mask(mask, markers.shape)
+    compactness = check_number(compactness, "compactness", minimum=0)
+    return _watershed(elevation, markers, mask, compactness, bool(keep_unmarked))
+
+
+def _watershed(elevation, markers, mask, compactness: float, keep_unmarked: bool) -> np.ndarray:
+    import cv2
+    from skimage.segmentation import watershed
+
     markers = np.asarray(markers, dtype=np.int32)
     # Speed: seed only the marker pixels that have a non-marker neighbour. The
     # others (all 8 neighbours are marker pixels) can never flood anything, and
@@ -310,19 +285,48 @@ def watershed_from_markers(
 
 
 def finalize_labels(labels: np.ndarray, min_size: int = 0) -> np.ndarray:
-    """Remove objects below ``min_size`` pixels and relabel ``1..N`` (uint16, else uint32)."""
-    labels = np.asarray(labels)
+    """Remove objects below ``min_size`` pixels and relabel ``1..N`` (uint16, else uint32).
+
+    Parameters
+    ----------
+    labels : array_like of int
+        Instance labels, 0 background, ids >= 0 of any size (bool: one object).
+    min_size : int
+        Objects of fewer pixels are removed (>= 0).
+
+    Returns
+    -------
+    ndarray
+        Same shape, uint16 ``0..N`` (uint32 when ``N > 65535``).
+    """
+    from ..data.arguments import check_integer
+    from ..instance_matching import check_labels
+
+    labels = check_labels(labels)
+    return _finalize(labels, check_integer(min_size, "min_size", minimum=0))
+
+
+def _finalize(labels: np.ndarray, min_size: int) -> np.ndarray:
+    from ..instance_matching import _LUT_LIMIT
+
     flat = labels.ravel()
-    if flat.size == 0 or flat.max() == 0:
+    top = int(flat.max()) if flat.size else 0
+    if top == 0:
         return np.zeros(labels.shape, dtype=np.uint16)
-    sizes = np.bincount(flat)
-    keep = sizes >= max(int(min_size), 1)
-    keep[0] = False
+    if top <= _LUT_LIMIT:
+        sizes = np.bincount(flat.astype(np.intp, copy=False))
+        sizes[0] = 0
+        index = labels
+    else:  # ids as large as 2**40: sizes by id would take terabytes
+        values, inverse, sizes = np.unique(flat, return_inverse=True, return_counts=True)
+        sizes[values == 0] = 0
+        index = inverse.reshape(labels.shape)
+    keep = sizes >= max(min_size, 1)
     n = int(keep.sum())
     dtype = np.uint16 if n <= np.iinfo(np.uint16).max else np.uint32
     lut = np.zeros(sizes.size, dtype=dtype)
     lut[keep] = np.arange(1, n + 1, dtype=dtype)
-    return lut[labels]
+    return lut[index]
 
 
 def instances_from_probabilities(probabilities, params: WatershedParams | None = None) -> np.ndarray:
@@ -350,7 +354,7 @@ def instances_from_probabilities(probabilities, params: WatershedParams | None =
     np.uint16(1)
     """
     params = params or WatershedParams()
-    return finalize_labels(unfiltered_instances(probabilities, params), params.min_size)
+    return _finalize(unfiltered_instances(probabilities, params), params.min_size)
 
 
 def unfiltered_instances(probabilities, params: WatershedParams | None = None) -> np.ndarray:
@@ -365,6 +369,4 @@ def unfiltered_instances(probabilities, params: WatershedParams | None = None) -
     mask = _foreground(probabilities, params)
     markers = _markers(probabilities, params, mask)
     elevation = _elevation(probabilities, params)
-    return watershed_from_markers(
-        elevation, markers, mask, compactness=params.compactness, keep_unmarked=params.keep_unmarked
-    )
+    return _watershed(elevation, markers, mask, params.compactness, params.keep_unmarked)
