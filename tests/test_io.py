@@ -311,3 +311,38 @@ def test_outlines_open_placed_like_the_image_beside_them(tmp_path):
     ((data, placed, _kind),) = read_outlines_layers(str(tmp_path / "img.geojson"))
     np.testing.assert_array_equal(data, labels)
     assert placed["scale"] == (0.25, 0.25) and placed["translate"] == (100.0, 200.0)
+
+
+def test_find_images_takes_one_folder_as_a_string_and_an_exclude_string(tmp_path):
+    from napari_cellseg.io import find_images
+
+    (tmp_path / "in").mkdir()
+    write_tiff_layer(tmp_path / "in" / "a.tif", np.ones((4, 4), np.uint8), "image")
+    # One string is one path: it used to be iterated letter by letter.
+    assert find_images(str(tmp_path / "in")) == [tmp_path / "in" / "a.tif"]
+    assert find_images(tmp_path / "in") == [tmp_path / "in" / "a.tif"]
+    assert find_images([tmp_path / "in"], exclude=str(tmp_path / "in")) == []  # was an AttributeError
+    with pytest.raises(TypeError, match="paths must hold file or folder paths, got 3"):
+        find_images([tmp_path, 3])
+
+
+@pytest.mark.parametrize(
+    ("data", "layer_type", "message"),
+    [
+        (np.zeros((0, 8), np.uint16), "labels", r"2D or more and not empty, got shape \(0, 8\)"),
+        (np.zeros(8, np.uint16), "labels", r"got shape \(8,\)"),
+        (None, "labels", r"got shape \(\)"),
+        (np.zeros((4, 4), object), "image", "image must be numeric pixels, got dtype object"),
+        (np.full((4, 4), 0.5), "labels", "labels must be integer labels, got dtype float64"),
+    ],
+)
+def test_write_tiff_layer_refuses_what_cannot_be_read_back(tmp_path, data, layer_type, message):
+    with pytest.raises(ValueError, match=message):
+        write_tiff_layer(tmp_path / "x.tif", data, layer_type)
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_read_image_of_a_folder_and_collapse_of_a_list(tmp_path):
+    with pytest.raises(ImageReadError, match="a folder, not an image file"):
+        read_image(tmp_path)
+    np.testing.assert_array_equal(collapse_grey_rgb([[1, 2], [3, 4]]), [[1, 2], [3, 4]])

@@ -64,6 +64,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         If the file is missing, of an unknown type, or cannot be decoded.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ImageReadError(f"{path}: a folder, not an image file")
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
     suffix = path.suffix.lower()
@@ -105,7 +107,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def collapse_grey_rgb(image: np.ndarray) -> np.ndarray:
-    """Return a 2D grey image if ``image`` is RGB(A) with three equal channels, else ``image``."""
+    """Return a 2D grey image if ``image`` is RGB(A) with three equal channels, else ``image`` (as an array)."""
+    image = np.asarray(image)
     if image.ndim == 3 and image.shape[-1] in (3, 4):
         rgb = image[..., :3]
         if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
@@ -173,7 +176,24 @@ def write_tiff_layer(
     layer_type: str,
     attributes: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a layer's data and attributes to ``path`` atomically (zlib TIFF)."""
+    """Write a layer's data and attributes to ``path`` atomically (zlib TIFF).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The TIFF file to write.
+    data : array_like
+        The layer's pixels: 2D or more, not empty; integer or bool for labels.
+    layer_type : {"image", "labels"}
+    attributes : dict, optional
+        napari layer attributes: ``name``, ``scale``, ``translate``, ``rgb``,
+        ``metadata``... (see :data:`PLACEMENT_KEYS`), kept in the file.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
     import tifffile
 
     if layer_type not in ("image", "labels"):
@@ -182,6 +202,13 @@ def write_tiff_layer(
     if attributes.get("multiscale"):  # a pyramid: its full-resolution level (np.asarray gives the smallest)
         data = data[0]
     data = np.asarray(data)
+    # Refused here rather than written as a file read_image refuses, or failing inside tifffile.
+    if data.ndim < 2 or data.size == 0:
+        raise ValueError(f"data: a layer to save must be 2D or more and not empty, got shape {data.shape}")
+    kinds = "biu" if layer_type == "labels" else "biuf"
+    if data.dtype.kind not in kinds:
+        what = "integer labels" if layer_type == "labels" else "numeric pixels"
+        raise ValueError(f"data: {layer_type} must be {what}, got dtype {data.dtype}")
     stored = {"layer_type": layer_type, "name": attributes.get("name"), **_placement_to_json(attributes)}
     if attributes.get("metadata"):
         stored["metadata"] = _jsonable(attributes["metadata"])
@@ -242,14 +269,36 @@ def _json_ok(value: Any) -> bool:
     return False
 
 
-def find_images(paths: Iterable[str | os.PathLike], exclude: Path | None = None) -> list[Path]:
+def find_images(
+    paths: str | os.PathLike | Iterable[str | os.PathLike], exclude: str | os.PathLike | None = None
+) -> list[Path]:
     """Image files among ``paths``; folders are expanded (sorted, not recursive).
 
-    Paths that do not exist are kept so they are reported as failures; a file
-    named twice is listed once.
+    Parameters
+    ----------
+    paths : path or iterable of paths
+        Files and folders; one string or path is one path, not its characters.
+    exclude : path, optional
+        A folder to leave out (the output folder, when it is also an input).
+
+    Returns
+    -------
+    list of Path
+        Paths that do not exist are kept so they are reported as failures; a
+        file named twice is listed once.
     """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    elif isinstance(paths, bytes) or not isinstance(paths, Iterable):
+        raise TypeError(f"paths must be a path or an iterable of paths, got {type(paths).__name__}")
+    paths = list(paths)
+    bad = next((p for p in paths if not isinstance(p, (str, os.PathLike))), None)
+    if bad is not None:
+        raise TypeError(f"paths must hold file or folder paths, got {bad!r} ({type(bad).__name__})")
+    if exclude is not None and not isinstance(exclude, (str, os.PathLike)):
+        raise TypeError(f"exclude must be a folder path or None, got {type(exclude).__name__}")
     found: list[Path] = []
-    exclude = exclude.resolve() if exclude is not None else None
+    exclude = Path(exclude).resolve() if exclude is not None else None
     for path in map(Path, paths):
         if path.is_dir():
             if exclude is not None and path.resolve() == exclude:
