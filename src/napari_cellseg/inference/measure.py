@@ -20,11 +20,12 @@ def measure_cells(labels: np.ndarray, image: np.ndarray, image_id: str) -> list[
 
     Parameters
     ----------
-    labels : ndarray, shape (H, W) or (Z, H, W)
-        Instance labels.
-    image : ndarray
+    labels : array_like of int, shape (H, W) or (Z, H, W)
+        Instance labels >= 0, 0 background (bool: one cell).
+    image : array_like
         The segmented image with the same spatial shape, grey or with a
-        trailing channel axis (one mean intensity column per channel).
+        trailing channel axis (one mean intensity column per channel);
+        integer, float or bool.
     image_id : str
         Written in each row's ``image_id`` column.
 
@@ -36,8 +37,16 @@ def measure_cells(labels: np.ndarray, image: np.ndarray, image_id: str) -> list[
     """
     from skimage.measure import regionprops_table
 
-    labels = np.asarray(labels)
+    from ..instance_matching import check_labels
+
+    labels = check_labels(labels, f"{image_id}: labels")  # integers >= 0 (a negative id was dropped)
+    if labels.ndim not in (2, 3):
+        raise ValueError(f"{image_id}: labels must be (H, W) or (Z, H, W), got shape {labels.shape}")
     image = np.asarray(image)
+    if image.dtype.kind not in "biuf":
+        raise ValueError(f"{image_id}: image must be numeric, got dtype {image.dtype}")
+    if image.dtype == bool:
+        image = image.view(np.uint8)
     if image.shape[: labels.ndim] != labels.shape:
         raise ValueError(f"{image_id}: image shape {image.shape} does not match labels shape {labels.shape}")
     if image.ndim > labels.ndim + 1:
