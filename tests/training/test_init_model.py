@@ -11,6 +11,7 @@ from napari_cellseg.inference.runtime import default_model_dir
 from napari_cellseg.models.checkpoint import load_model_config, load_model_dir
 from napari_cellseg.models.m2 import ModelLoadError
 from napari_cellseg.sample_data import SAMPLE_DIR
+from napari_cellseg.training.config import TrainConfig
 from napari_cellseg.training.distributed import DistributedContext
 from napari_cellseg.training.engine import run_training
 from napari_cellseg.training.init_model import apply_init_model
@@ -90,6 +91,29 @@ def test_cli_starts_from_the_bundled_model(tmp_path, sample_split, capsys, train
     assert status == 2
     err = capsys.readouterr().err
     assert "new_layers=2 but the model has 3" in err and "Traceback" not in err
+
+
+def test_a_config_file_or_another_m2_that_contradicts_the_model_is_refused(
+    tmp_path, sample_split, capsys, trained_dir
+):
+    # They used to train the starting model's network without a word (and record --m2 as used).
+    import json
+
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"transfer_layers": 3, "loss": "weighted-ce", "lr": 0.01}))
+    common = ["train", "--data", str(SAMPLE_DIR), "--split", str(sample_split), "--init-model", str(trained_dir),
+              "--epochs", "1", "--quiet"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "a"), "--config", str(settings)]) == 2
+    err = capsys.readouterr().err
+    assert "transfer_layers=3 but the model has 2; loss='weighted-ce' but the model has 'weighted-bce'" in err
+    assert main([*common, "--out", str(tmp_path / "b"), "--m2", str(tmp_path / "other-m2")]) == 2
+    assert "m2=" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="but the model was cut from M2"):
+        apply_init_model(TrainConfig(data_dir="d", out_dir="o", init_model=str(trained_dir), m2="my-m2"))
+    config = apply_init_model(
+        TrainConfig(init_model=str(trained_dir), transfer_layers=2, lr=0.01), explicit={"transfer_layers"}
+    )
+    assert config.loss == "weighted-bce" and config.new_layers == 3
 
 
 def test_a_size_normalised_model_passes_on_its_nucleus_size(tiny_config, trained_dir, tmp_path):
@@ -185,6 +209,10 @@ def test_a_sweep_from_a_model_names_and_checks_the_network_it_trains(tmp_path, t
     assert [(p.config.new_layers, p.config.grow_decoder) for p in points] == [(3, False), (4, True)]
     assert [p.params["new_layers"] for p in invalid] == [2] and "the model has 3" in invalid[0].reason
     assert all(p.name.startswith("l2-") for p in points)  # the model's l, not the default's
+    # a base setting is written down like a grid value: one contradicting the model is no run
+    grid = grid_from_dict({"base": {"init_model": str(trained_dir), "l": 4}, "grid": {"lr": [0.1, 0.2]}})
+    points, invalid = expand_grid(grid, str(SAMPLE_DIR), None, tmp_path)
+    assert not points and all("transfer_layers=4 but the model has 2" in p.reason for p in invalid)
 
 
 def test_a_run_never_trains_into_a_model_folder(tiny_config, trained_dir, tmp_path):

@@ -8,6 +8,7 @@ Nothing heavy is imported here: torch and the engine load when a command runs.
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 from pathlib import Path
@@ -174,8 +175,11 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     stored = TrainConfig.load(stored_path) if args.resume and stored_path.is_file() else None
     if stored is not None:
         data.update(stored.to_dict())
+    given: set[str] = set()  # settings the user wrote down: in the --config file or as options
     if args.config:
-        data.update(TrainConfig.load(args.config).to_dict())
+        loaded = TrainConfig.load(args.config).to_dict()
+        given = set(json.loads(Path(args.config).read_text()))  # valid: load read it
+        data.update({k: v for k, v in loaded.items() if k in given})  # not the defaults of unwritten keys
     for dest, name in _TRAIN_FIELDS.items():
         value = getattr(args, dest, None)
         if value is not None:
@@ -184,8 +188,8 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         data["pretrained"] = False
     if args.oversample is not None:
         data["sample_weights"] = parse_oversample(args.oversample)
-    # Network settings given on the command line must agree with --init-model's network.
-    explicit = {name for dest, name in _TRAIN_FIELDS.items() if getattr(args, dest, None) is not None}
+    # Network settings given (file or options) must agree with --init-model's network.
+    explicit = given | {name for dest, name in _TRAIN_FIELDS.items() if getattr(args, dest, None) is not None}
     for key in ("class_weights", "microscopes"):
         if key in data:
             data[key] = tuple(data[key])

@@ -69,7 +69,8 @@ def apply_init_model(config: TrainConfig, explicit: frozenset[str] | set[str] = 
     Raises
     ------
     ConfigError
-        If an explicit field contradicts the model, or ``pretrained`` is False.
+        If an explicit field contradicts the model, ``m2`` is not the default
+        (the model's own stages are trained), or ``pretrained`` is False.
     ModelLoadError
         If the model directory cannot be read.
     """
@@ -97,6 +98,8 @@ def apply_init_model(config: TrainConfig, explicit: frozenset[str] | set[str] = 
             )
         wanted["new_layers"] = config.new_layers
     conflicts = []
+    if config.m2 != DEFAULT_MODEL:  # the model's own stages train on: another M2 would be recorded, not used
+        conflicts.append(f"m2={config.m2!r} but the model was cut from M2 {model.m2.name or model.arch!r}")
     for name in NETWORK_FIELDS:
         value = getattr(config, name)
         if name == "decoder_channels" and value is not None:

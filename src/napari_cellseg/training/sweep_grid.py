@@ -293,8 +293,8 @@ def expand_grid(
     for params in combinations(grid):
         config = _config_from({**fixed, **params, "out_dir": str(runs_dir)}, params)
         if config.init_model:  # the run trains the starting model's network: name and check that one
-            try:
-                config = _with_init_model(config, params)
+            try:  # base settings are written down like grid values: both must fit the model
+                config = _with_init_model(config, {**grid.base, **params})
             except ConfigError as err:
                 invalid.append(InvalidPoint(dict(params), str(err)))
                 continue
