@@ -252,3 +252,22 @@ def test_additions_never_move_existing_images(n_new_a, n_new_c, new_images, seed
     new = {second.subsets[i] for i in grown.ids if i.startswith("n")}
     assert new_images == "split" or new <= {"train"}
     assert_rules(second, "C")
+
+
+@pytest.mark.parametrize("subsets", [{"a": "nonsense"}, {"a": "train", "": "dev"}])
+def test_split_helpers_refuse_unknown_subsets_and_empty_ids(tmp_path, subsets):
+
+    # ids_by_subset was a KeyError: 'nonsense'; split_hash hashed it as if valid.
+    for call in (ids_by_subset, split_hash, lambda s: write_split(tmp_path / "split.csv", s)):
+        with pytest.raises(SplitError, match=r"unknown subset|non-empty strings"):
+            call(subsets)
+
+
+def test_an_empty_split_is_not_written_or_hashed(tmp_path):
+
+    with pytest.raises(SplitError, match="lists no images"):
+        write_split(tmp_path / "split.csv", {})  # read_split would refuse the file
+    assert not (tmp_path / "split.csv").exists()
+    with pytest.raises(SplitError, match="lists no images"):
+        split_hash({})
+    assert ids_by_subset({}) == {"train": [], "dev": [], "test": []}

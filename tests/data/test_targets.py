@@ -345,3 +345,12 @@ def test_class_values_other_than_0_1_2_are_refused(target, found):
         targets_to_instances(target)
     with pytest.raises(ValueError, match=f"target values must be 0 .* found {found}"):
         targets_to_binary(target)
+
+
+def test_contact_pixels_of_an_empty_image_and_a_fractional_radius():
+    from napari_cellseg.data.targets import contact_pixels
+
+    # An empty image was numpy's "zero-size array to reduction operation maximum".
+    assert contact_pixels(np.zeros((0, 32), np.uint16)).shape == (0, 32)
+    with pytest.raises(TypeError, match=r"radius must be an integer, got 1\.9"):
+        contact_pixels(np.zeros((8, 8), np.uint16), 1.9)

@@ -37,3 +37,27 @@ def test_flat_image_and_bad_shape():
     assert classical_segmentation(np.full((16, 16), 7, np.uint8)).max() == 0
     with pytest.raises(ValueError, match=r"\(4, 16, 16\)"):
         classical_segmentation(np.zeros((4, 16, 16), np.uint8))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_pixel_is_handled_like_the_network_path(bad):
+    image = load_sample("a_fluorescence_1")[0].astype(np.float32)
+    expected = classical_segmentation(image)
+    image[5, 5] = bad  # was numpy's "autodetected range of [nan, nan] is not finite"
+    labels = classical_segmentation(image)
+    assert abs(int(labels.max()) - int(expected.max())) <= 1
+    assert classical_segmentation(np.full((16, 16), np.nan, np.float32)).max() == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"smoothing": -1}, "smoothing must be >= 0, got -1"),
+        ({"smoothing": float("nan")}, "smoothing must be a finite number"),
+        ({"min_distance": 0}, "min_distance must be >= 1, got 0"),
+        ({"min_size": -5}, "min_size must be >= 0, got -5"),
+    ],
+)
+def test_bad_parameters_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        classical_segmentation(np.zeros((16, 16), np.uint8), **kwargs)

@@ -14,6 +14,7 @@ import io
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..config import atomic_write_text
 from .manifest import not_utf8
@@ -101,22 +102,40 @@ def write_split(
     microscopes: Mapping[str, str] | None = None,
     groups: Mapping[str, str] | None = None,
 ) -> Path:
-    """Write a split file atomically; ``subsets`` maps id to train/dev/test."""
-    bad = sorted({s for s in subsets.values() if s not in SUBSETS})
-    if bad:
-        raise SplitError(f"unknown subset(s) {bad}; a split uses {SUBSETS}")
+    """Write a split file atomically; ``subsets`` maps id to train/dev/test (at least one id)."""
+    # An empty split would be written and then refused by read_split.
+    check_subsets(subsets, allow_empty=False)
     return atomic_write_text(path, format_split(subsets, microscopes, groups))
+
+
+def check_subsets(subsets: Any, allow_empty: bool = True) -> Mapping[str, str]:
+    """``subsets`` if it maps non-empty string ids to train/dev/test, else :class:`SplitError`.
+
+    A mapping is required (``TypeError`` otherwise); ``allow_empty=False`` refuses one with no id.
+    """
+    if not isinstance(subsets, Mapping):
+        raise TypeError(f"subsets must be a mapping of id -> subset, got {type(subsets).__name__}")
+    if not subsets and not allow_empty:
+        raise SplitError("the split lists no images")
+    bad_ids = [i for i in subsets if not isinstance(i, str) or not i.strip()]
+    if bad_ids:
+        raise SplitError(f"split ids must be non-empty strings, got {bad_ids[:5]}")
+    bad = sorted({repr(s) for s in subsets.values() if s not in SUBSETS})
+    if bad:
+        raise SplitError(f"unknown subset(s) {', '.join(bad)}; a split uses {SUBSETS}")
+    return subsets
 
 
 def split_hash(split: str | os.PathLike | Mapping[str, str]) -> str:
     """SHA-256 (hex) of the sorted ``id,subset`` rows of a split file or mapping."""
-    subsets = split if isinstance(split, Mapping) else read_split(split)
+    subsets = check_subsets(split, allow_empty=False) if isinstance(split, Mapping) else read_split(split)
     text = "".join(f"{image_id},{subsets[image_id]}\n" for image_id in sorted(subsets))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def ids_by_subset(subsets: Mapping[str, str]) -> dict[str, list[str]]:
     """``{"train": [...], "dev": [...], "test": [...]}`` from ``{id: subset}``."""
+    check_subsets(subsets)
     result: dict[str, list[str]] = {s: [] for s in SUBSETS}
     for image_id, subset in subsets.items():
         result[subset].append(image_id)

@@ -136,10 +136,13 @@ def contact_pixels(instances: Any, radius: int = 3) -> np.ndarray:
     """
     from scipy import ndimage as ndi
 
+    from .arguments import check_integer
+
     labels = check_label_image(instances, "instances").astype(np.int64, copy=False)
-    if int(radius) < 1:
-        raise ValueError(f"radius must be >= 1 pixel, got {radius}")
-    size = 2 * int(radius) + 1
+    radius = check_integer(radius, "radius", minimum=1)  # 1.9 is not rounded down silently
+    if labels.size == 0:
+        return np.zeros(labels.shape, bool)
+    size = 2 * radius + 1
     absent = int(labels.max()) + 1  # background, for the minimum (scipy's filters go through float)
     highest = ndi.maximum_filter(labels, size=size)
     lowest = ndi.minimum_filter(np.where(labels > 0, labels, absent), size=size)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import PlaneReader, describe_layout
+from .images import PlaneReader, as_image_array, describe_layout
 from .tiled import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE_SIZE,
@@ -135,6 +135,7 @@ def iter_predict_probabilities_big(
         stored = None
     if stored is None or stored.kind != "f":
         raise ValueError(f"dtype must be a float type such as 'float16' or 'float32', got {dtype!r}")
+    image = as_image_array(image)  # a nested list is read as an array, not as a shape-less object
     layout = describe_layout(image, channel, channel_axis)
     if layout.stack:
         raise ValueError(

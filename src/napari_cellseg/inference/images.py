@@ -17,6 +17,7 @@ any size are accepted and never loaded whole. The layout rules:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +54,15 @@ class ImageLayout:
         return tuple(self.shape[a] for a in self.spatial_axes)
 
 
+def as_image_array(image: Any) -> Any:
+    """``image`` itself if it is an array (numpy, dask, zarr: read lazily), else ``np.asarray(image)``."""
+    if all(hasattr(image, attr) for attr in ("shape", "dtype", "__getitem__")):
+        return image
+    return np.asarray(image)  # nested lists, as the docstrings' array_like promises
+
+
 def describe_layout(image: Any, channel: int | None = None, channel_axis: int | None = None) -> ImageLayout:
-    """Work out the planes and channels of ``image`` (numpy, dask or zarr array).
+    """Work out the planes and channels of ``image`` (numpy, dask or zarr array, or a nested list).
 
     Raises
     ------
@@ -62,8 +70,15 @@ def describe_layout(image: Any, channel: int | None = None, channel_axis: int | 
         If the image is empty, of a non-numeric dtype, has the wrong number of
         dimensions, or has several channels and no ``channel`` choice.
     """
-    shape = tuple(int(s) for s in getattr(image, "shape", ()))
-    dtype = np.dtype(getattr(image, "dtype", np.float64))
+    from ..data.arguments import check_integer
+
+    if channel is not None:
+        channel = check_integer(channel, "channel")  # True would pick channel 1
+    if channel_axis is not None:
+        channel_axis = check_integer(channel_axis, "channel_axis")
+    image = as_image_array(image)
+    shape = tuple(int(s) for s in image.shape)
+    dtype = np.dtype(image.dtype)
     if len(shape) < 2:
         raise ValueError(f"expected a 2D image (H, W), (H, W, C) or a stack, got shape {shape}")
     if math.prod(shape) == 0:
@@ -183,11 +198,22 @@ def spatial_metadata(
 ) -> tuple[float, ...] | None:
     """Keep the entries of an image's ``scale``/``translate`` that belong to the labels' axes.
 
-    ``values`` may have one entry per image axis or one per labels axis.
+    ``values`` may have one entry per image axis or one per labels axis; they
+    must be finite, and a ``scale`` positive (napari refuses a zero scale).
     """
     if values is None:
         return None
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a sequence of numbers, one per axis, got {values!r}")
+    values = tuple(values)
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Real)]
+    if bad:
+        raise TypeError(f"{name} must hold numbers, got {bad[0]!r} in {values!r}")
     values = tuple(float(v) for v in values)
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError(f"{name} must be finite, got {values}")
+    if name == "scale" and not all(v > 0 for v in values):
+        raise ValueError(f"scale must be > 0 on every axis (pixel sizes), got {values}")
     n_labels = len(layout.labels_shape)
     if len(values) == n_labels:
         return values

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import PlaneReader, describe_layout
+from .images import PlaneReader, as_image_array, describe_layout
 from .runtime import ModelNotFoundError, default_model_dir, load_default_model, resolve_model
 from .segment import SegmentationResult, iter_segment_image, segment_image
 from .tiled import (
@@ -72,6 +72,7 @@ def iter_predict_probabilities(
 ) -> Generator[PredictProgress, None, np.ndarray]:
     """Generator version of :func:`predict_probabilities`; returns the probabilities."""
     tile_size, overlap, batch_size = check_tiling(tile_size, overlap, batch_size)
+    image = as_image_array(image)  # a nested list is read as an array, not as a shape-less object
     layout = describe_layout(image, channel, channel_axis)
     runner = make_runner(model, config, device, amp, optimize, tta, tta_zooms)
     factor = yield from iter_scale_factor(

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .images import ImageLayout, PlaneReader, describe_layout, spatial_metadata
+from .images import ImageLayout, PlaneReader, as_image_array, describe_layout, spatial_metadata
 from .scale import MAX_SCALE_FACTOR, MIN_SCALE_FACTOR, median_diameter
 from .tiled import (
     DEFAULT_OVERLAP,
@@ -184,6 +184,7 @@ def iter_segment_image(
     from .watershed import instances_from_probabilities
 
     tile_size, overlap, batch_size = check_tiling(tile_size, overlap, batch_size)
+    image = as_image_array(image)  # a nested list is read as an array, not as a shape-less object
     layout = describe_layout(image, channel, channel_axis)
     scale = spatial_metadata(scale, layout, "scale")
     translate = spatial_metadata(translate, layout, "translate")

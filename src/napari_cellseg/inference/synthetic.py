@@ -30,25 +30,33 @@ def probabilities_from_instances(
     labels : (H, W) array of int
         Instance labels, 0 background.
     blur : float
-        Gaussian sigma (pixels) applied to the logits; 0 for none.
+        Gaussian sigma (pixels) applied to the logits, >= 0; 0 for none.
     noise : float
-        Standard deviation of the additive logit noise; 0 for none.
+        Standard deviation of the additive logit noise, >= 0; 0 for none.
     confidence : float
-        Logit of the true class (others 0) before noise and blur.
+        Logit of the true class (others 0) before noise and blur, > 0.
     noise_scale : float
-        Gaussian sigma (pixels) that makes the noise spatially smooth.
+        Gaussian sigma (pixels) that makes the noise spatially smooth, >= 0;
+        0 leaves it pixel-wise (white).
     thickness : int
         Boundary width of the target, in pixels.
     seed : int, optional
-        Seed of the noise.
+        Seed of the noise (>= 0); None for a fresh one.
 
     Returns
     -------
     ndarray of float32, shape (3, H, W)
         Sums to 1 over the first axis.
     """
+    from ..data.arguments import check_integer, check_number
     from ..data.targets import instances_to_targets
 
+    blur = check_number(blur, "blur", minimum=0)
+    noise = check_number(noise, "noise", minimum=0)
+    confidence = check_number(confidence, "confidence", positive=True)  # NaN gave NaN maps
+    noise_scale = check_number(noise_scale, "noise_scale", minimum=0)
+    if seed is not None:
+        seed = check_integer(seed, "seed", minimum=0)
     labels = np.asarray(labels)
     if labels.ndim != 2:
         raise ValueError(f"labels must be a 2D (H, W) array, got shape {labels.shape}")

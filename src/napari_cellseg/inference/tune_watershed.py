@@ -76,6 +76,10 @@ def _grid_points(grid: Mapping[str, Sequence], base: WatershedParams) -> list[Wa
     unknown = sorted(set(grid) - valid)
     if unknown:
         raise ValueError(f"unknown watershed parameter(s) {unknown} in grid; valid: {sorted(valid)}")
+    for name, values in grid.items():
+        # A string is a sequence too: "0.5" would be tried as "0", "." and "5".
+        if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__len__"):
+            raise ValueError(f"grid values for {name} must be a list of values, got {values!r}")
     empty = [name for name, values in grid.items() if len(values) == 0]
     if empty:
         raise ValueError(f"grid values for {empty} are empty")
@@ -150,10 +154,17 @@ def iter_tune_watershed(
 ) -> Generator[TuneProgress, None, tuple[WatershedParams, list[dict[str, Any]]]]:
     """Generator form of :func:`tune_watershed`: yields a :class:`TuneProgress`
     per grid point and returns ``(best params, table)``."""
+    for name, items in (("probabilities", probabilities), ("ground_truth", ground_truth)):
+        if not hasattr(items, "__iter__"):
+            raise TypeError(f"{name} must be a sequence of arrays, one per image, got {type(items).__name__}")
+    probabilities, ground_truth = list(probabilities), list(ground_truth)
     if len(probabilities) != len(ground_truth):
         raise ValueError(f"got {len(probabilities)} probability maps but {len(ground_truth)} ground truths")
-    if not probabilities:
+    if len(probabilities) == 0:  # not `not probabilities`: a stacked (N, 3, H, W) array is fine
         raise ValueError("tune_watershed needs at least one image")
+    for name, params in (("base", base), ("current", current)):
+        if params is not None and not isinstance(params, WatershedParams):
+            raise TypeError(f"{name} must be WatershedParams or None, got {type(params).__name__}")
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
     grids = _grids(DEFAULT_GRID if grid is None else grid)

@@ -1,0 +1,51 @@
+"""Image layouts: nested lists are arrays, scale/translate and channel choices are checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tiny_models import fitted_model
+
+from napari_cellseg.inference.images import describe_layout, spatial_metadata
+from napari_cellseg.inference.predict import predict_probabilities, segment_image
+
+torch = pytest.importorskip("torch")
+
+
+def test_a_nested_list_is_read_as_an_image():
+    # describe_layout read .shape without np.asarray: "got shape ()".
+    layout = describe_layout(np.zeros((8, 8), np.uint8).tolist())
+    assert layout.shape == (8, 8) and not layout.stack
+
+
+def test_segment_image_takes_a_nested_list():
+    torch.set_num_threads(1)
+    model, config = fitted_model()
+    image = (np.random.default_rng(0).random((64, 64)) * 255).astype(np.uint8)
+    expected = predict_probabilities(model, config, image)
+    np.testing.assert_array_equal(predict_probabilities(model, config, image.tolist()), expected)
+    assert segment_image(model, config, image.tolist()).labels.shape == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("values", "name", "error", "message"),
+    [
+        ((0, 1), "scale", ValueError, r"scale must be > 0 on every axis .*\(0.0, 1.0\)"),
+        ((-1, 1), "scale", ValueError, "scale must be > 0"),
+        ((float("nan"), 1), "scale", ValueError, r"scale must be finite, got \(nan, 1.0\)"),
+        ((float("inf"), 0), "translate", ValueError, "translate must be finite"),
+        (2.0, "scale", TypeError, "scale must be a sequence of numbers"),
+        (("a", 1), "translate", TypeError, "translate must hold numbers, got 'a'"),
+    ],
+)
+def test_bad_scale_and_translate_are_refused(values, name, error, message):
+    layout = describe_layout(np.zeros((8, 8), np.uint8))
+    with pytest.raises(error, match=message):
+        spatial_metadata(values, layout, name)
+    assert spatial_metadata((0.5, 0.25), layout, "scale") == (0.5, 0.25)
+    assert spatial_metadata((-3, 2), layout, "translate") == (-3.0, 2.0)
+
+
+def test_channel_must_be_an_integer():
+    with pytest.raises(TypeError, match="channel must be an integer, got True"):
+        describe_layout(np.zeros((8, 8, 3), np.uint8), True)
