@@ -187,3 +187,11 @@ def test_bad_configs_are_refused(kwargs, message):
 def test_bad_images_are_refused_clearly(image, message):
     with pytest.raises(ValueError, match=message):
         normalize_image(image)
+
+
+def test_non_finite_statistics_and_inverted_percentiles_are_refused():
+    with pytest.raises(ConfigError, match="mean and std must be finite"):
+        NormalizationConfig(mean=(float("nan"),) * 3)  # every normalised pixel was NaN
+    image = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    with pytest.raises(ValueError, match=r"percentiles must be finite with low <= high, got low \[255\.\]"):
+        normalize_image(image, None, (255, 0))  # inverted the image silently

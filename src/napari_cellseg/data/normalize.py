@@ -85,6 +85,8 @@ class NormalizationConfig(JsonConfig):
             )
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ConfigError(f"mean and std need 3 values, got {self.mean} and {self.std}")
+        if not all(math.isfinite(v) for v in (*self.mean, *self.std)):  # else every pixel is NaN
+            raise ConfigError(f"mean and std must be finite, got {self.mean} and {self.std}")
         if not all(s > 0 for s in self.std):
             raise ConfigError(f"std must be positive, got {self.std}")
         if int(self.max_samples) < 1024:
@@ -203,6 +205,9 @@ def scale_intensity(
             f"percentiles need 1 or {n_channels} values for an image of shape {pixels.shape}, "
             f"got low {low.shape} and high {high.shape}"
         )
+    if not (np.isfinite(low).all() and np.isfinite(high).all()) or (low > high).any():
+        # (255, 0) would invert the image silently.
+        raise ValueError(f"percentiles must be finite with low <= high, got low {low} and high {high}")
     span = high - low
     span = np.where(span > 0, span, 1.0)
     if pixels.ndim == 2:
