@@ -279,6 +279,16 @@ def _targets_line(config: dict, train_config: dict) -> str:
     return f"boundary targets {config.get('target_thickness')} px thick"
 
 
+def _m2_line(config: dict) -> str:
+    """The model card's M2 line; a model trained from scratch used no pretrained weights."""
+    if not config["m2"].get("pretrained", True):
+        return (
+            f"- M2: none: `{config['arch']}` stages with random initial weights "
+            "(trained from scratch, no pretrained weights used)."
+        )
+    return f"- M2: `{config['m2']['name']}` (`{config['arch']}`, ImageNet EfficientNet-Lite0, Apache-2.0)."
+
+
 def model_card(config: dict, scores: dict, classical, args, out: Path, ihc_nuclei: int) -> str:
     training = config.get("training") or {}
     train_config = training.get("train_config") or {}
@@ -300,7 +310,7 @@ microscope C of the project, into instances: a 3-class network (background,
 boundary, interior) followed by a marker-controlled watershed.
 
 ## Architecture and training
-- M2: `{config["m2"]["name"]}` (`{config["arch"]}`, ImageNet EfficientNet-Lite0, Apache-2.0).
+{_m2_line(config)}
 - `l` = {config["transfer_layers"]} stages transferred, `l_a` = {config["new_layers"]} new decoder layers,
   `l_f` = {config["frozen_layers"]} frozen; decoder channels {config["decoder_channels"]}.
 - Loss: `{config["loss"]}`, class weights {config["class_weights"]} (background / boundary / interior);

@@ -171,6 +171,23 @@ def test_a_model_of_a_newer_format_says_to_update_not_unknown_keys(tmp_path, bce
     assert load_model_dir(directory)[1].weights_sha256 is None
 
 
+def test_a_model_trained_from_scratch_records_that_no_m2_weights_were_used(tmp_path, tiny_m2, load_script):
+    # It used to record the sha256 of the M2 weights it never loaded (and the model card printed it).
+    scratch = build_model(tiny_m2, transfer_layers=2, new_layers=2, pretrained=False)
+    directory = save_model_dir(tmp_path / "scratch", scratch, ModelConfig.for_model(scratch))
+    model, config = load_model_dir(directory)
+    assert config.m2.pretrained is False and config.m2.sha256 == "" and config.m2.arch == tiny_m2[1].arch
+    assert (
+        ModelConfig.for_model(model).m2 == config.m2
+    )  # kept when the model trains on (resume, --init-model)
+    pretrained = build_model(tiny_m2, transfer_layers=2, new_layers=2)
+    identity = ModelConfig.for_model(pretrained).m2
+    assert identity.pretrained is True and identity.sha256 == tiny_m2[1].weights_sha256
+    m2_line = load_script("bundle_default_model")._m2_line
+    assert "no pretrained weights used" in m2_line(config.to_dict())
+    assert "ImageNet" in m2_line(ModelConfig.for_model(pretrained).to_dict())
+
+
 def test_config_round_trips_through_json():
     config = ModelConfig(loss="weighted-bce", out_channels=2, metrics={"ap": [0.5, 0.7]})
     assert ModelConfig.from_json(config.to_json()) == config

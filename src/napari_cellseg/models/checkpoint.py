@@ -60,15 +60,23 @@ TUNED_WATERSHED_METRICS = "watershed_tuned"
 
 @dataclasses.dataclass
 class M2Identity(JsonConfig):
-    """Which M2 a model was fine-tuned from."""
+    """Which M2 a model was fine-tuned from.
+
+    ``pretrained`` is False for a network of M2's architecture trained from random
+    weights (``--from-scratch``): then no M2 weights were used, and ``source`` and
+    ``sha256`` are empty. Configs written before the field existed read True.
+    """
 
     name: str = ""
     arch: str = ""
     source: str = ""
     sha256: str = ""
+    pretrained: bool = True
 
     @classmethod
-    def from_m2_config(cls, config: M2Config) -> M2Identity:
+    def from_m2_config(cls, config: M2Config, pretrained: bool = True) -> M2Identity:
+        if not pretrained:  # only the architecture came from this M2, not its weights
+            return cls(config.name, config.arch, "", "", pretrained=False)
         return cls(config.name, config.arch, config.source, config.weights_sha256 or "")
 
 
@@ -184,7 +192,7 @@ class ModelConfig(JsonConfig):
         norm = dataclasses.replace(norm, mean=tuple(m2.mean), std=tuple(m2.std))
         return cls(
             arch=m2.arch,
-            m2=M2Identity.from_m2_config(m2),
+            m2=M2Identity.from_m2_config(m2, pretrained=getattr(model, "m2_pretrained", True)),
             transfer_layers=model.transfer_layers,
             new_layers=model.new_layers,
             frozen_layers=model.frozen_layers,
@@ -226,7 +234,7 @@ def build_model_from_config(config: ModelConfig) -> CellSegNet:
         source=config.m2.source,
         weights_sha256=config.m2.sha256 or None,
     )
-    return build_model(
+    model = build_model(
         m2,
         transfer_layers=config.transfer_layers,
         new_layers=config.new_layers,
@@ -235,6 +243,8 @@ def build_model_from_config(config: ModelConfig) -> CellSegNet:
         decoder_channels=config.decoder_channels,
         pretrained=False,
     )
+    model.m2_pretrained = config.m2.pretrained  # what the stored weights started from
+    return model
 
 
 def save_model_dir(

@@ -98,6 +98,9 @@ class CellSegNet(nn.Module):
         Modules, stride and channels of each transferred stage.
     m2_config : M2Config
         The M2 it was cut from (architecture, mean/std, identity).
+    m2_pretrained : bool
+        Whether training started from M2's weights (False: ``pretrained=False``,
+        random weights of its architecture).
     input_multiple : int
         Deepest kept stride: inputs are padded to a multiple of it, and tiles
         aligned on it see the same pixel grid as the whole image.
@@ -123,6 +126,7 @@ class CellSegNet(nn.Module):
         self.out_channels = out_channels
         self.decoder_channels = tuple(int(c) for c in decoder_channels)
         self.m2_config = m2_config
+        self.m2_pretrained = True  # build_model sets it: False for random weights (from scratch)
         self.input_multiple = max(info.reduction for info in stage_infos)
         self.freeze_stages(frozen_layers)
 
@@ -330,6 +334,7 @@ def build_model(
     # Copy the caller's modules: the network must not share (and freeze) them.
     kept = copy.deepcopy(stages[:l]) if callers else stages[:l]
     model = CellSegNet(kept, infos[:l], l_a, frozen_layers, out_channels, decoder_channels, config)
+    model.m2_pretrained = bool(pretrained)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
