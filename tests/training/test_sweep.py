@@ -212,6 +212,27 @@ def test_the_sweep_trains_resumes_an_interrupted_run_and_skips_finished_ones(tmp
         next(iter_sweep(changed, config))
 
 
+def test_a_done_run_whose_model_is_lost_is_restored_or_named(tmp_path, sample_split):
+    # run.json alone used to count: the ranked run's folder then failed in segment --model.
+    import shutil
+
+    from napari_cellseg.models.checkpoint import check_model_dir
+
+    grid = SweepGrid(base=TINY_BASE, grid={"lr": [0.1]})
+    config = sweep_config(tmp_path, sample_split)
+    (record,) = run_sweep(grid, config).records
+    run_dir = tmp_path / "sweep" / "runs" / record.name
+    (run_dir / "model.safetensors").unlink()  # lost; last/ holds the same (best, only) epoch
+    again = run_sweep(grid, config)
+    assert again.reused == [record.name] and check_model_dir(run_dir).training["epoch"] == 1
+    shutil.rmtree(run_dir / "last")
+    (run_dir / "config.json").unlink()
+    with pytest.raises(
+        SweepError, match=rf"run {record.name} is done but its model does not load: .*Move or delete"
+    ):
+        next(iter_sweep(grid, config))
+
+
 def _fake_train(fail_on: str):
     from napari_cellseg.training.reports import StartReport, TrainResult
 

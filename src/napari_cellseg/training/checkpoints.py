@@ -98,32 +98,28 @@ def repair_best(out_dir: str | os.PathLike) -> str | None:
     The best pair is two files: a crash between them leaves weights and config
     of different epochs, or no config. The best epoch's files are still in
     ``last/`` (written completely before them), until the next epoch replaces
-    it: resuming copies them again. Returns None when the best model loads (or
-    none is due yet), else why it is damaged and cannot be restored.
+    it: they are copied again. Returns None when the best model loads (or none
+    is due yet: no epoch has ended), else why it does not and cannot be restored.
     """
-    from ..models.checkpoint import ModelLoadError, check_model_dir, load_model_config
+    from ..models.checkpoint import ModelLoadError, check_model_dir
 
     out_dir = Path(out_dir)
-    last = recover_dir(out_dir / LAST_DIR)
-    try:
-        training = load_model_config(last).training
-    except ModelLoadError:
-        return None  # nothing to restore from; load_last names a damaged last/
-    best_epoch, epoch = training.get("best_epoch") or 0, training.get("epoch") or 0
-    if not best_epoch:
-        return None  # no epoch has ended: no best model yet
     try:
         check_model_dir(out_dir)
         return None
     except ModelLoadError as err:
         problem = str(err)
+    last = recover_dir(out_dir / LAST_DIR)
+    try:
+        training = check_model_dir(last).training
+    except ModelLoadError:
+        return problem  # nothing to restore it from
+    best_epoch, epoch = training.get("best_epoch") or 0, training.get("epoch") or 0
+    if not best_epoch:
+        return None
     history = training.get("history") or [{}]
     at_epoch_end = training.get("global_step") == epoch * (training.get("steps_per_epoch") or 0)
     if best_epoch == epoch and at_epoch_end and history[-1].get("epoch") == epoch:
-        try:
-            check_model_dir(last)
-        except ModelLoadError:
-            return problem
         save_best(out_dir, last)
         return None
     return problem

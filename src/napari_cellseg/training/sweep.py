@@ -8,9 +8,10 @@ scores it on the dev set by AP@0.5 after the watershed (the engine's
 yields :class:`SweepReport`\\ s and returns a :class:`SweepResult`;
 :func:`run_sweep` is the synchronous wrapper.
 
-- **Resume**: running the same sweep again skips finished runs and resumes a
-  run interrupted mid-way from its ``last/`` checkpoint. Changing a run's
-  settings under the same ``OUT`` is refused.
+- **Resume**: running the same sweep again skips finished runs (once their
+  model loads, restored from ``last/`` after a torn save) and resumes a run
+  interrupted mid-way from its ``last/`` checkpoint. Changing a run's settings
+  under the same ``OUT``, or a finished run whose model is lost, is refused.
 - **Where**: serially in this process (default), as tasks of a Dask cluster
   (``scheduler="local"`` or a scheduler address, or a ``client``), or one
   subprocess per GPU (``gpus``).
@@ -177,6 +178,18 @@ def _stored_problem(point: SweepPoint, record: RunRecord | None) -> str | None:
     return f"it was trained with other settings ({'; '.join(changed)})" if changed else None
 
 
+def _check_done_model(point: SweepPoint) -> None:
+    """A run ``run.json`` calls done must hold a model that loads (restored from ``last/`` if it can be)."""
+    from .checkpoints import repair_best
+
+    problem = repair_best(point.config.out_dir)
+    if problem:
+        raise SweepError(
+            f"run {point.name} is done but its model does not load: {problem}. Move or delete "
+            f"{point.config.out_dir} and run the sweep again to train it anew."
+        )
+
+
 def iter_sweep(
     grid: SweepGrid | str | os.PathLike,
     config: SweepConfig,
@@ -223,6 +236,7 @@ def iter_sweep(
                 f"{point.config.out_dir}: {problem}. Resume with the same settings, or use another --out."
             )
         if stored is not None and stored.done:
+            _check_done_model(point)
             records[point.name] = stored
         else:
             records[point.name] = stored or RunRecord(name=point.name, params=dict(point.params),

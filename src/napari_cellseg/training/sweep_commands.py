@@ -17,8 +17,10 @@ class weights, or any TrainConfig setting), score each on the dev rows of the
 split by AP@0.5 after the watershed, and rank them in OUT/sweep_results.csv
 and OUT/sweep_results.md. Each run keeps its model directory, last/ and
 run.json under OUT/runs/NAME. Run the same command again to resume: finished
-runs are skipped and an interrupted run continues from its last epoch (a
-run another live process is training is left alone, and the command exits 1).
+runs are skipped (a finished run's model must load: one lost or torn is
+restored from its last/, or named) and an interrupted run continues from its
+last epoch (a run another live process is training is left alone, and the
+command exits 1).
 Combinations that cannot be built (l_f > l, l_a out of range) are skipped
 and listed.
 
