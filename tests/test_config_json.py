@@ -57,3 +57,24 @@ def test_a_file_of_a_newer_format_is_named_as_such():
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['shape'\]"):
         Versioned.from_dict({"format_version": 1, "shape": "typo"})
     assert Versioned.from_dict({}).to_dict() == {"format_version": 1, "size": 0}
+
+
+def test_values_set_from_code_are_written_as_plain_json(tmp_path):
+    from pathlib import Path
+
+    import numpy as np
+
+    @dataclass
+    class Settings(JsonConfig):
+        folder: str = ""
+        size: int = 0
+        rate: float = 0.0
+        weights: tuple[float, ...] = ()
+
+    settings = Settings(folder=tmp_path / "data", size=np.int64(3), rate=np.float32(0.5), weights=np.ones(2))
+    data = settings.to_dict()  # a Path or numpy value used to fail: "not JSON serializable"
+    assert data == {"folder": str(tmp_path / "data"), "size": 3, "rate": 0.5, "weights": [1.0, 1.0]}
+    assert type(data["size"]) is int and type(data["rate"]) is float
+    settings.save(tmp_path / "s.json")
+    assert Settings.load(tmp_path / "s.json").folder == str(tmp_path / "data")
+    assert Settings.from_dict({"folder": Path("x")}).folder == "x"

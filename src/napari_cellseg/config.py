@@ -146,8 +146,17 @@ def _from_value(tp: Any, value: Any, where: str, name: str) -> Any:
         # Paths given in code are fine; a number or list is not a name.
         if not isinstance(value, str | os.PathLike):
             raise FieldTypeError(name, "a string", value)
-        return value
+        return os.fspath(value)  # stored as the string it is written as
     return value
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as a JSON type, for values set from code: a path, a numpy number or array."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    raise TypeError(f"a {type(value).__name__} cannot be written as JSON: {value!r}")
 
 
 def check_value(tp: Any, value: Any, name: str) -> Any:
@@ -167,7 +176,8 @@ class JsonConfig:
     FORMAT_VERSION: ClassVar[int | None] = None
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """The fields as plain JSON types (paths as strings, numpy numbers as Python ones)."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=_plain))
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any], *, _where: str | None = None, _prefix: str = "") -> T:

@@ -144,3 +144,21 @@ def test_numpy_scalars_set_from_code_become_json_values():
     )
     assert json.loads(params.to_json())["min_size"] == 3 and params.keep_unmarked is False
     assert type(params.interior_threshold) is float
+
+
+def test_a_run_configured_with_paths_and_numpy_numbers_trains(tiny_config, tmp_path):
+    # TrainConfig takes them from code; the run used to fail writing train_config.json.
+    from pathlib import Path
+
+    import numpy as np
+
+    from napari_cellseg.training.engine import run_training
+
+    base = tiny_config(epochs=1, steps_per_epoch=1)
+    config = TrainConfig.from_dict(
+        {**base.to_dict(), "data_dir": Path(base.data_dir), "out_dir": tmp_path / "run"}
+    )
+    config.lr, config.batch_size = np.float32(1e-3), np.int64(2)
+    assert run_training(config).epochs_done == 1
+    stored = TrainConfig.load(tmp_path / "run" / "train_config.json")
+    assert stored.out_dir == str(tmp_path / "run") and stored.batch_size == 2

@@ -100,7 +100,8 @@ def train(
     ConfigError, TrainingError, DatasetError, SplitError, ModelLoadError
         Before the first step, with a message naming what is wrong.
     """
-    config.validate()
+    # Plain JSON types (a Path or numpy number set from code), each checked against its field.
+    config = TrainConfig.from_dict(config.to_dict()).validate()
     started_from = out_dir_state(config.out_dir)  # to undo if the run fails to start
     owns_group = not _group_initialized()
     context = init_distributed(_device_type(config.device))
