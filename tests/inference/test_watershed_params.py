@@ -59,7 +59,7 @@ def probabilities():
 )
 def test_probabilities_outside_0_1_are_refused(probabilities, scale, offset, found):
     # A 0..255 map used to give 0 cells, silently.
-    with pytest.raises(ValueError, match=rf"probabilities must lie in \[0, 1\], {found}"):
+    with pytest.raises(ValueError, match=rf"probabilities: values must lie in \[0, 1\], {found}"):
         instances_from_probabilities(probabilities * scale + offset)
 
 

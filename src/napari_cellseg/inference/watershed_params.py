@@ -126,7 +126,7 @@ def check_probabilities(probabilities, name: str = "probabilities") -> np.ndarra
         raise ValueError(f"{name}: contains NaN or infinite values (shape {array.shape})")
     if low < -RANGE_TOLERANCE or high > 1.0 + RANGE_TOLERANCE:
         raise ValueError(
-            f"{name}: probabilities must lie in [0, 1], found {low:.4g}..{high:.4g}; "
+            f"{name}: values must lie in [0, 1], found {low:.4g}..{high:.4g}; "
             "divide a 0..255 map by 255, or apply softmax to logits"
         )
     return array
