@@ -209,3 +209,32 @@ def test_resume_with_another_number_of_processes_is_refused(tiny_config):
     del payload["state"]["world_size"]  # a state from before the count was kept still resumes
     state_json.write_text(json.dumps(payload))
     assert next(train(config, resume=True)).resumed
+
+
+def test_a_run_stores_its_data_absolute_so_resume_works_from_another_folder(
+    tiny_config, tmp_path, monkeypatch
+):
+    # train_config.json kept --data as typed: `train --resume` elsewhere said "no such folder".
+    import dataclasses
+    import os
+
+    from napari_cellseg.cli import main
+    from napari_cellseg.training.config import TrainConfig
+
+    base = tiny_config(epochs=2, steps_per_epoch=1, out_dir=str(tmp_path / "project" / "run"))
+    monkeypatch.chdir(Path(base.data_dir).parent)
+    relative = dataclasses.replace(
+        base, data_dir=Path(base.data_dir).name, split_path=os.path.relpath(base.split_path)
+    )
+    calls = {"n": 0}
+
+    def stop_after_the_first_step() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    assert run_training(relative, cancel=stop_after_the_first_step).cancelled
+    stored = TrainConfig.load(tmp_path / "project" / "run" / "last" / "train_config.json")
+    assert os.path.isabs(stored.data_dir) and Path(stored.data_dir).samefile(base.data_dir)
+    assert os.path.isabs(stored.split_path) and Path(stored.split_path).samefile(base.split_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", "--out", "project/run", "--quiet"]) == 0

@@ -27,6 +27,7 @@ CLI and tests. The GUI runs :func:`train` in a napari ``thread_worker``.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Generator
 from copy import deepcopy
@@ -100,8 +101,9 @@ def train(
     ConfigError, TrainingError, DatasetError, SplitError, ModelLoadError
         Before the first step, with a message naming what is wrong.
     """
-    # Plain JSON types (a Path or numpy number set from code), each checked against its field.
-    config = TrainConfig.from_dict(config.to_dict()).validate()
+    # Plain JSON types (a Path or numpy number set from code), each checked against its field;
+    # the data stored absolute, so that `--resume` works from any folder.
+    config = TrainConfig.from_dict({**config.to_dict(), **_absolute_data(config)}).validate()
     started_from = out_dir_state(config.out_dir)  # to undo if the run fails to start
     owns_group = not _group_initialized()
     context = init_distributed(_device_type(config.device))
@@ -127,6 +129,12 @@ def run_training(
     """Run :func:`train` to the end, passing each report to ``callback``; return the result."""
     generator = train(config, resume=resume, cancel=cancel, evaluator=evaluator)
     return run_to_end(generator, callback)
+
+
+def _absolute_data(config: TrainConfig) -> dict[str, str]:
+    """``data_dir`` and ``split_path`` as absolute paths (a run stored before kept them as typed)."""
+    paths = {"data_dir": config.data_dir, "split_path": config.split_path}
+    return {name: os.path.abspath(value) for name, value in paths.items() if value}
 
 
 def _group_initialized() -> bool:
