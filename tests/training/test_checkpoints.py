@@ -68,3 +68,28 @@ def _after(steps: int):
         return calls["n"] > steps
 
     return cancel
+
+
+def test_a_second_train_process_on_one_out_dir_is_refused_clearly(tiny_config):
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    from napari_cellseg.config import ConfigError
+
+    config = tiny_config(epochs=1, steps_per_epoch=1)
+    out = Path(config.out_dir)
+    out.mkdir()
+    (out / "train_config.json").write_text("{}")  # what the other process wrote: never undone by us
+    lock = out / checkpoints.OUT_LOCK
+    lock.write_text(f"{os.getpid()}@{platform.node()}")  # a live process trains into it
+    with pytest.raises(ConfigError, match=rf"another train process is writing .*\(pid {os.getpid()} on "):
+        run_training(config)
+    assert lock.exists() and (out / "train_config.json").read_text() == "{}"
+    (out / "train_config.json").unlink()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f"{dead.pid}@{platform.node()}")  # killed: its lock is stale at once
+    assert run_training(config).epochs_done == 1
+    assert not lock.exists()

@@ -31,6 +31,7 @@ from .state import load_training_state, new_temp_dir, recover_dir, replace_dir, 
 
 LAST_DIR = "last"
 TRAIN_CONFIG = "train_config.json"
+OUT_LOCK = ".train.lock"  # pid@host of the process writing out_dir (see .locks)
 
 
 def model_config_for(run: Any, metrics: dict[str, Any], training: dict[str, Any]) -> Any:
@@ -199,6 +200,25 @@ def restore_state(run: Any, state: dict[str, Any]) -> dict[str, Any]:
         run.scaler.load_state_dict(state["scaler"])
     restore_rng_state(state["rng"])
     return dict(state["position"])
+
+
+def lock_out_dir(out_dir: str | os.PathLike) -> Path:
+    """Take ``out_dir``'s lock (creating ``out_dir``); ConfigError while another live process holds it.
+
+    Two runs writing one folder would mix their checkpoints; the second would die
+    naming a temporary file. The caller removes the lock when done.
+    """
+    from .locks import LOCK_STALE_S, describe_owner, take_lock
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = take_lock(out_dir / OUT_LOCK, LOCK_STALE_S)
+    if lock is None:
+        raise ConfigError(
+            f"another train process is writing {out_dir} ({describe_owner(out_dir / OUT_LOCK)}); wait for it "
+            f"to end, or train into another --out (if that process is gone, delete {out_dir / OUT_LOCK})"
+        )
+    return lock
 
 
 def prepare_out_dir(out_dir: str | os.PathLike, resume: bool, create: bool = True) -> None:

@@ -39,6 +39,7 @@ from .checkpoints import (
     LAST_DIR,
     capture_state,
     load_last,
+    lock_out_dir,
     model_config_for,
     out_dir_state,
     prepare_out_dir,
@@ -107,15 +108,38 @@ def train(
     started_from = out_dir_state(config.out_dir)  # to undo if the run fails to start
     owns_group = not _group_initialized()
     context = init_distributed(_device_type(config.device))
+    lock = None
     try:
-        return (yield from _train(config, context, resume, cancel, evaluator))
+        lock = lock_out_dir(config.out_dir) if context.is_main else None  # one writer per out_dir
+        return (yield from _heartbeat(_train(config, context, resume, cancel, evaluator), lock))
     except Exception:
-        if context.is_main:
+        if lock is not None:  # never undo what another process holding out_dir wrote
+            lock.unlink(missing_ok=True)
+            lock = None
             remove_unused_out_dir(config.out_dir, started_from)
         raise
     finally:
+        if lock is not None:
+            lock.unlink(missing_ok=True)
         if owns_group:
             shutdown_distributed(context)
+
+
+def _heartbeat(
+    reports: Generator[Report, None, TrainResult], lock: Any
+) -> Generator[Report, None, TrainResult]:
+    """``reports``, touching ``lock`` at each one: a live run's lock never looks stale."""
+    try:
+        while True:
+            try:
+                report = next(reports)
+            except StopIteration as stop:
+                return stop.value
+            if lock is not None:
+                lock.touch()
+            yield report
+    finally:
+        reports.close()  # close() reaches the engine, which saves its position
 
 
 def run_training(

@@ -13,6 +13,8 @@ import platform
 import time
 from pathlib import Path
 
+LOCK_STALE_S = 600.0  # a lock not touched for this long was left by a process that died
+
 
 def lock_owner(path: str | os.PathLike) -> tuple[int | None, str]:
     """The pid and host written in a lock file (None, "" when unreadable)."""
