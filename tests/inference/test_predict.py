@@ -322,24 +322,41 @@ def test_the_size_estimate_looks_further_only_when_the_centre_holds_few_nuclei(
                 last = (report.done, report.total)
 
     assert ESTIMATE_CROPS[0] < 1100 and ESTIMATE_MIN_NUCLEI > 3
+    coarse = len(segment.ESTIMATE_COARSE_FACTORS)  # one crop each
     passes, dense = diameter_passes(mosaic)
-    assert passes == 1 and dense == pytest.approx(median_diameter(histology[1]), rel=0.3)
+    assert passes == 1 + coarse and dense == pytest.approx(median_diameter(histology[1]), rel=0.3)
     background = np.median(image.reshape(-1, image.shape[-1]), axis=0).astype(image.dtype)
     hollow = mosaic.copy()
     hollow[250:850, 250:850] = background  # nothing in the first crop
     passes, sparse = diameter_passes(hollow)
-    assert passes == 2 and sparse == pytest.approx(dense, rel=0.2)
+    assert passes == 2 + coarse and sparse == pytest.approx(dense, rel=0.2)
 
 
 def _biased_measure(true_diameter: float, model_diameter: float, calls: list):
     """A stand-in for one estimate pass whose network pulls sizes towards its own, as real ones do:
     nuclei of ``s`` network px are measured as ``model + 0.5 (s - model)``."""
 
-    def measure(runner, config, plane, percentiles, params, factor, tile_size, overlap):
+    def measure(runner, config, plane, percentiles, params, factor, tile_size, overlap, **_):
         calls.append(factor)
         yield from ()
         seen = true_diameter * factor
-        return (model_diameter + 0.5 * (seen - model_diameter)) / factor
+        certainty = 0.9 if factor == 1.0 else 0.8  # nuclei near the model's size: surest unshrunk
+        return (model_diameter + 0.5 * (seen - model_diameter)) / factor, certainty
+
+    return measure
+
+
+def _fragmenting_measure(true_diameter: float, model_diameter: float, calls: list):
+    """A pass as the real network makes it on nuclei far larger than its own: cut into
+    fragments of about its size, with unsure interiors; whole and sure once shrunk near it."""
+
+    def measure(runner, config, plane, percentiles, params, factor, tile_size, overlap, **_):
+        calls.append(factor)
+        yield from ()
+        seen = true_diameter * factor
+        if seen > 2.5 * model_diameter:
+            return model_diameter / factor, 0.75
+        return seen / factor, 0.9 - 0.1 * abs(np.log(seen / model_diameter))
 
     return measure
 
@@ -364,17 +381,38 @@ def test_the_size_estimate_measures_again_at_the_scale_it_found(monkeypatch, tru
         return run_to_end(segment.iter_estimate_diameter(None, config, image, layout)), calls
 
     refine_passes = segment.ESTIMATE_REFINE_PASSES
+    first_passes = [1.0, *segment.ESTIMATE_COARSE_FACTORS]  # the own scale is surest here
     first, calls = estimate(0)
-    assert calls == [1.0] and abs(first - true_diameter) > 0.25 * abs(true_diameter - model_diameter)
+    assert calls == first_passes and abs(first - true_diameter) > 0.25 * abs(true_diameter - model_diameter)
     refined, calls = estimate(refine_passes)
-    assert calls[0] == 1.0 and calls[1] == pytest.approx(model_diameter / first)  # resampled by the estimate
-    assert refine_passes >= 1 and len(calls) == 1 + refine_passes
+    refine_calls = calls[len(first_passes) :]
+    assert refine_calls[0] == pytest.approx(model_diameter / first)  # resampled by the estimate
+    assert refine_passes >= 1 and len(refine_calls) == refine_passes
     assert abs(refined - true_diameter) < 0.5 * abs(first - true_diameter)
-    # An estimate within ESTIMATE_TOLERANCE of the model's size is kept after one pass.
+    # An estimate within ESTIMATE_TOLERANCE of the model's size is kept after the first passes.
     calls = []
     monkeypatch.setattr(segment, "_measure_diameter", _biased_measure(22.0, model_diameter, calls))
     near = run_to_end(segment.iter_estimate_diameter(None, config, image, layout))
-    assert calls == [1.0] and near == pytest.approx(21.0)
+    assert calls == first_passes and near == pytest.approx(21.0)
+
+
+@pytest.mark.parametrize("true_diameter", [80.0, 150.0])
+def test_nuclei_far_larger_than_the_models_are_measured_whole_on_the_shrunk_image(monkeypatch, true_diameter):
+    import napari_cellseg.inference.segment as segment
+    from napari_cellseg.generators import run_to_end
+
+    model_diameter = 20.0
+    config = SimpleNamespace(object_diameter=model_diameter, normalization=None, watershed={})
+    monkeypatch.setattr(segment, "plane_percentiles", lambda plane, normalization: None)
+    calls: list = []
+    monkeypatch.setattr(
+        segment, "_measure_diameter", _fragmenting_measure(true_diameter, model_diameter, calls)
+    )
+    image = np.zeros((64, 64), np.uint8)
+    estimate = run_to_end(
+        segment.iter_estimate_diameter(None, config, image, describe_layout(image, None, None))
+    )
+    assert estimate == pytest.approx(true_diameter, rel=0.05)  # the own scale alone: 20 px fragments
 
 
 @pytest.mark.parametrize("measured", [1e6, 1e-3])
@@ -382,9 +420,9 @@ def test_an_estimate_clipped_to_the_scale_limits_gives_an_allowed_factor(monkeyp
     import napari_cellseg.inference.segment as segment
     from napari_cellseg.generators import run_to_end
 
-    def measure(runner, config, plane, percentiles, params, factor, tile_size, overlap):
+    def measure(runner, config, plane, percentiles, params, factor, tile_size, overlap, **_):
         yield from ()
-        return measured
+        return measured, 0.9
 
     config = SimpleNamespace(object_diameter=18.8, normalization=None, watershed={})
     monkeypatch.setattr(segment, "plane_percentiles", lambda plane, normalization: None)

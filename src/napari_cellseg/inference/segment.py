@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..classes import INTERIOR
 from .images import ImageLayout, PlaneReader, as_image_array, describe_layout, spatial_metadata
 from .scale import MAX_SCALE_FACTOR, MIN_SCALE_FACTOR, median_diameter
 from .tiled import (
@@ -39,6 +40,13 @@ ESTIMATE_MIN_NUCLEI = 30
 # again with the image resampled by it, at most ESTIMATE_REFINE_PASSES more times.
 ESTIMATE_TOLERANCE = 1.15
 ESTIMATE_REFINE_PASSES = 2
+# Nuclei several times the model's size are cut into fragments of about its size at the
+# image's own scale, so the first pass also looks at the image shrunk by these factors
+# (first crop only) and keeps the pass whose interiors the network is surest of; a shrunk
+# pass counts only with ESTIMATE_COARSE_MIN_NUCLEI nuclei (small nuclei shrunk leave a few
+# sure blobs).
+ESTIMATE_COARSE_FACTORS = (0.5, 0.25)
+ESTIMATE_COARSE_MIN_NUCLEI = 5
 
 
 @dataclass
@@ -100,8 +108,11 @@ def iter_estimate_diameter(
     The first pass runs at the image's own scale on a central crop of the middle
     plane, ``ESTIMATE_CROPS[0]`` px square, and again on a larger one when the
     first holds fewer than ``ESTIMATE_MIN_NUCLEI`` nuclei (a sparse or mostly
-    empty centre). While the estimate is further than ``ESTIMATE_TOLERANCE``
-    from the diameter it was measured at, another pass measures it with the crop
+    empty centre). It also runs on the image shrunk by ``ESTIMATE_COARSE_FACTORS``
+    and keeps the measure whose interiors are surest (mean P(interior) where it
+    is above 0.5): nuclei far larger than the model's come whole there, not as
+    fragments. While the estimate is further than ``ESTIMATE_TOLERANCE`` from
+    the diameter it was measured at, another pass measures it with the crop
     resampled to the model's scale by the estimate (``ESTIMATE_REFINE_PASSES`` at
     most). Returns None with fewer than 3 nuclei; the result is clipped so the
     scale factor stays within the allowed range.
@@ -109,21 +120,28 @@ def iter_estimate_diameter(
     plane = PlaneReader(image, layout, layout.n_planes // 2)
     percentiles = plane_percentiles(plane, config.normalization)
     params = watershed_params(config, params)
-    diameter = yield from _measure_diameter(
-        runner, config, plane, percentiles, params, 1.0, tile_size, overlap
-    )
     model_diameter = config.object_diameter
-    if diameter is None or not model_diameter:
-        return diameter
+    best = None  # (certainty, diameter, factor)
+    for factor in (1.0, *(ESTIMATE_COARSE_FACTORS if model_diameter else ())):
+        coarse = (
+            {} if factor == 1.0 else {"crops": ESTIMATE_CROPS[:1], "min_nuclei": ESTIMATE_COARSE_MIN_NUCLEI}
+        )
+        measured, certainty = yield from _measure_diameter(
+            runner, config, plane, percentiles, params, factor, tile_size, overlap, **coarse
+        )
+        if measured is not None and (best is None or certainty > best[0]):
+            best = (certainty, measured, factor)
+    if best is None or not model_diameter:
+        return None if best is None else best[1]
     low, high = model_diameter / MAX_SCALE_FACTOR, model_diameter / MIN_SCALE_FACTOR
-    diameter = float(np.clip(diameter, low, high))
-    # a pass measures best the nuclei of the size it resampled to: the first, the model's
-    measured_at = model_diameter
+    diameter = float(np.clip(best[1], low, high))
+    # a pass measures best the nuclei of the size it resampled to: model_diameter / factor
+    measured_at = model_diameter / best[2]
     for _ in range(ESTIMATE_REFINE_PASSES):
         if max(diameter / measured_at, measured_at / diameter) < ESTIMATE_TOLERANCE:
             break
         factor = model_diameter / diameter
-        refined = yield from _measure_diameter(
+        refined, _ = yield from _measure_diameter(
             runner, config, plane, percentiles, params, factor, tile_size, overlap
         )
         if refined is None:
@@ -132,13 +150,17 @@ def iter_estimate_diameter(
     return diameter
 
 
-def _measure_diameter(runner, config, plane, percentiles, params, factor, tile_size, overlap):
+def _measure_diameter(
+    runner, config, plane, percentiles, params, factor, tile_size, overlap, crops=ESTIMATE_CROPS,
+    min_nuclei=3,
+):  # fmt: skip
     """One pass of :func:`iter_estimate_diameter` with the image resampled by ``factor``:
-    the median diameter (image px) of the nuclei found, or None with fewer than 3."""
+    the median diameter (image px) of the nuclei found, or None with fewer than ``min_nuclei``,
+    and how sure the network is of their interiors (mean P(interior) where above 0.5; 0 if none)."""
     from .watershed import instances_from_probabilities
 
     height, width = plane.shape
-    for crop in ESTIMATE_CROPS:
+    for crop in crops:
         # the crop's size in network pixels stays the same at every factor
         ch, cw = min(height, round(crop / factor)), min(width, round(crop / factor))
         region = (slice((height - ch) // 2, (height - ch) // 2 + ch), slice((width - cw) // 2, (width - cw) // 2 + cw))  # fmt: skip
@@ -154,9 +176,10 @@ def _measure_diameter(runner, config, plane, percentiles, params, factor, tile_s
             yield PredictProgress("diameter", report.done, report.total)
         labels = instances_from_probabilities(probabilities, params)
         whole = (ch, cw) == (height, width)
-        if whole or crop == ESTIMATE_CROPS[-1] or int(labels.max()) >= ESTIMATE_MIN_NUCLEI:
+        if whole or crop == crops[-1] or int(labels.max()) >= ESTIMATE_MIN_NUCLEI:
             break
-    return median_diameter(labels)
+    interior = probabilities[INTERIOR][probabilities[INTERIOR] > 0.5]
+    return median_diameter(labels, min_nuclei), float(interior.mean()) if interior.size else 0.0
 
 
 def iter_segment_image(
