@@ -78,3 +78,11 @@ def test_values_set_from_code_are_written_as_plain_json(tmp_path):
     settings.save(tmp_path / "s.json")
     assert Settings.load(tmp_path / "s.json").folder == str(tmp_path / "data")
     assert Settings.from_dict({"folder": Path("x")}).folder == "x"
+
+
+def test_atomic_writes_work_for_names_near_the_file_systems_limit(tmp_path):
+    from napari_cellseg.config import atomic_write_text
+
+    name = "é" * 100 + "x" * 50 + ".csv"  # 254 bytes: its temporary name must be shorter
+    path = atomic_write_text(tmp_path / name, "id\n")
+    assert path.read_text() == "id\n" and [p.name for p in tmp_path.iterdir()] == [name]
