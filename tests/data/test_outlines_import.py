@@ -185,3 +185,22 @@ def test_a_plane_index_is_checked_against_the_given_stack(tmp_path):
     assert read_outlines(path, (5, 32, 32)).labels[4].max() == 1
     with pytest.raises(ValueError, match="shape must be >= 1, got 0"):
         read_outlines(path, (0, 32))
+
+
+def test_an_empty_file_is_no_cells_where_asked_and_sized(tmp_path):
+    # what segment --geojson --imagej-rois writes for an image without cells
+    from napari_cellseg.inference.outlines import write_geojson, write_imagej_rois
+
+    empty = np.zeros((6, 9), np.uint16)
+    write_geojson(tmp_path / "e.geojson", empty)
+    write_imagej_rois(tmp_path / "e_rois.zip", empty)
+    for name in ("e.geojson", "e_rois.zip"):
+        labels = read_outlines(tmp_path / name, (2, 6, 9), empty_ok=True).labels
+        assert labels.shape == (2, 6, 9) and not labels.any()
+        for shape, empty_ok in (((6, 9), False), (None, True)):  # importing, or nothing to size it by
+            with pytest.raises(OutlinesError, match="holds no polygon outline"):
+                read_outlines(tmp_path / name, shape, empty_ok=empty_ok)
+    points = tmp_path / "points.geojson"  # something, but no cell: still refused
+    points.write_text(json.dumps({"type": "Feature", "geometry": {"type": "Point", "coordinates": [1, 1]}}))
+    with pytest.raises(OutlinesError, match="Point skipped"):
+        read_outlines(points, (6, 9), empty_ok=True)

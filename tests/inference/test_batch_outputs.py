@@ -75,3 +75,59 @@ def test_scratch_left_by_a_killed_run_is_removed_and_a_running_ones_kept(tmp_pat
     with scratch_folder(out) as mine:
         assert mine.parent == out and mine.name.startswith(SCRATCH_PREFIX)
     assert list(out.iterdir()) == [moved]
+
+
+def _grey():
+    import numpy as np
+
+    from napari_cellseg.sample_data import load_sample
+
+    image = load_sample("c_histology_1")[0]
+    return (image.mean(axis=-1) if image.ndim == 3 else image).astype(np.uint8)[:128, :160]
+
+
+def test_a_tiffs_own_channel_axis_is_read_as_channels_not_planes(tmp_path, model_dir):
+    # An OME CYX file of DAPI and GFP was segmented as two z-planes without a word.
+    import numpy as np
+    import tifffile
+
+    grey = _grey()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    ome = folder / "dapi_gfp.ome.tif"
+    tifffile.imwrite(ome, np.stack([grey, 255 - grey]), ome=True, metadata={"axes": "CYX"})
+    out = tmp_path / "out"
+    refused = segment_file(ome, model_dir, out, SegmentOptions(tile_size=128, measurements=True))
+    assert refused.status == "failed" and "2 channels, not z-planes" in refused.message
+    assert "--channel N (0 to 1)" in refused.message
+    assert not out.exists() or not any(out.iterdir())
+    chosen = segment_file(ome, model_dir, out, SegmentOptions(tile_size=128, measurements=True, channel=0))
+    labels = read_tiff_layer(out / "dapi_gfp.ome.tif")[0]
+    assert chosen.status == "done" and labels.shape == grey.shape and labels.max() > 0
+    assert "centroid_z" not in (out / "dapi_gfp.ome.csv").read_text().splitlines()[0]
+    # an ImageJ hyperstack of 2 planes x 2 channels: planes stay planes, channel 1 is read
+    hyper = folder / "zc.tif"
+    tifffile.imwrite(hyper, np.stack([[255 - grey, grey]] * 2), imagej=True, metadata={"axes": "ZCYX"})
+    report = segment_file(hyper, model_dir, out, SegmentOptions(tile_size=128, channel=1))
+    assert report.status == "done", report.message
+    assert read_tiff_layer(out / "zc.tif")[0].shape == (2, *grey.shape)
+
+
+def test_leading_axes_of_one_are_dropped_and_a_stack_says_why_it_has_no_overlay(tmp_path, model_dir):
+    # (1, H, W) was a one-plane stack: no overlay, no word, a centroid_z column.
+    import numpy as np
+    import tifffile
+
+    grey = _grey()
+    out = tmp_path / "out"
+    options = SegmentOptions(tile_size=128, measurements=True, overlays=True)
+    for name, image in (("one_z", grey[None]), ("one_t_one_z", grey[None, None])):
+        tifffile.imwrite(tmp_path / f"{name}.tif", image)
+        report = segment_file(tmp_path / f"{name}.tif", model_dir, out, options)
+        assert report.status == "done" and report.note == "", report.message
+        assert read_tiff_layer(out / f"{name}.tif")[0].shape == grey.shape
+        assert (out / f"{name}_overlay.png").is_file()
+        assert "centroid_z" not in (out / f"{name}.csv").read_text().splitlines()[0]
+    tifffile.imwrite(tmp_path / "stack.tif", np.stack([grey, grey]))
+    report = segment_file(tmp_path / "stack.tif", model_dir, out, options)
+    assert report.status == "done" and "no overlay: a stack" in report.note

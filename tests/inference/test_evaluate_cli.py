@@ -252,3 +252,34 @@ def test_outlines_written_beside_the_labels_do_not_block_evaluation(folders, cap
     (folders / "pred" / "a1_copy.tif").rename(folders / "pred" / "a1.tiff")  # two rasters: ambiguous
     assert main(args) == 2
     assert "two files for id a1" in capsys.readouterr().err
+
+
+def test_empty_outlines_are_a_prediction_of_no_cells(folders, capsys):
+    # segment --geojson --imagej-rois on an image without cells writes empty files; evaluate
+    # refused them ("holds no polygon outline") and the whole evaluation stopped.
+    from napari_cellseg.inference.outlines import write_geojson, write_imagej_rois
+
+    labels = {stem: tifffile.imread(folders / "pred" / f"{stem}.tif") for stem in ("a1", "a2", "c1")}
+    scores = {}
+    for kind in ("tif", "geojson", "rois"):
+        pred = folders / f"pred_{kind}"
+        pred.mkdir()
+        for stem, cells in labels.items():
+            if kind == "tif":
+                write_labels(pred, stem, cells)
+            elif kind == "geojson":
+                write_geojson(pred / f"{stem}.geojson", cells)
+            else:
+                write_imagej_rois(pred / f"{stem}_rois.zip", cells)
+        out = folders / f"{kind}.json"
+        assert main(["evaluate", "--pred", str(pred), "--gt", str(folders / "gt"), "--out", str(out)]) == 0
+        scores[kind] = json.loads(out.read_text())["groups"]["all"]
+    assert scores["geojson"] == scores["rois"] == scores["tif"] and scores["tif"]["fn"][0] == 2
+    # outlines on both sides: the empty prediction takes the size of the ground truth's outlines
+    gt_outlines = folders / "gt_geojson"
+    gt_outlines.mkdir()
+    write_geojson(gt_outlines / "c1.geojson", tifffile.imread(folders / "gt" / "c1.tif"))
+    args = ["evaluate", "--pred", str(folders / "pred_geojson"), "--gt", str(gt_outlines), "--skip-missing"]
+    assert main([*args, "--out", str(folders / "both.json")]) == 0
+    assert json.loads((folders / "both.json").read_text())["groups"]["all"]["fn"][0] == 2
+    capsys.readouterr()

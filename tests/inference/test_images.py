@@ -49,3 +49,36 @@ def test_bad_scale_and_translate_are_refused(values, name, error, message):
 def test_channel_must_be_an_integer():
     with pytest.raises(TypeError, match="channel must be an integer, got True"):
         describe_layout(np.zeros((8, 8, 3), np.uint8), True)
+
+
+def _grey_sample():
+    from napari_cellseg.sample_data import load_sample
+
+    image = load_sample("c_histology_1")[0]
+    return (image.mean(axis=-1) if image.ndim == 3 else image).astype(np.float32)
+
+
+def test_infinite_pixels_count_as_nan_not_as_the_top_percentile():
+    # 0.25 % of +inf pixels set the 99.8th percentile to inf: the whole image became 0, no cell.
+    torch.set_num_threads(1)
+    model, config = fitted_model()
+    image = _grey_sample()
+    where = np.random.default_rng(0).choice(image.size, image.size // 50, replace=False)
+    with_inf, with_nan = image.copy(), image.copy()
+    top = image.size // 400  # 0.25 % +inf, 1.75 % -inf: past both percentiles (99.8 and 1)
+    with_inf.flat[where[:top]], with_inf.flat[where[top:]] = np.inf, -np.inf
+    with_nan.flat[where] = np.nan
+    expected = segment_image(model, config, with_nan).labels
+    assert expected.max() > 5
+    np.testing.assert_array_equal(segment_image(model, config, with_inf).labels, expected)
+
+
+def test_a_large_offset_keeps_its_contrast_in_wide_dtypes():
+    # uint32 / float64 near 4e9 lost their contrast in normalisation's float32 (steps of 256).
+    torch.set_num_threads(1)
+    model, config = fitted_model()
+    image = _grey_sample().astype(np.uint8)
+    expected = segment_image(model, config, image).labels
+    for dtype in (np.uint32, np.float64):
+        shifted = image.astype(dtype) + dtype(4_000_000_000)
+        np.testing.assert_array_equal(segment_image(model, config, shifted).labels, expected)

@@ -44,7 +44,9 @@ class ImportedOutlines:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
 
-def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> ImportedOutlines:
+def read_outlines(
+    path: str | os.PathLike, shape: tuple[int, int] | None = None, *, empty_ok: bool = False
+) -> ImportedOutlines:
     """Instance labels from the cell outlines of a GeoJSON file or an ImageJ ROI set.
 
     Parameters
@@ -58,6 +60,10 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
     shape : (H, W) or (Z, H, W), optional
         The image's shape (a stack's keeps planes without outlines). Default:
         just large enough for every outline.
+    empty_ok : bool
+        An empty file (no feature, no ROI: what ``segment`` writes for an image
+        without cells) gives labels of zeros of ``shape`` instead of an error
+        (``evaluate``: a prediction of no cells). Importing keeps refusing it.
 
     Returns
     -------
@@ -71,7 +77,7 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
     ------
     OutlinesError
         Naming the file: unreadable, not GeoJSON or ImageJ ROIs, or holding no
-        outline.
+        outline (only points or lines, or empty without ``empty_ok`` and ``shape``).
     """
     path = Path(path)
     if shape is not None:
@@ -84,6 +90,8 @@ def read_outlines(path: str | os.PathLike, shape: tuple[int, int] | None = None)
     else:
         polygons, notes = _geojson_polygons(path)
     if not polygons:
+        if empty_ok and shape is not None and not notes:  # segment's file for an image without cells
+            return ImportedOutlines(np.zeros(shape, np.uint16), ("no outline: no cell",))
         why = f" ({'; '.join(notes[:3])})" if notes else ""
         raise OutlinesError(f"{path}: holds no polygon outline: no cell to read{why}")
     planes = None

@@ -37,7 +37,7 @@ from .batch_outputs import (
     write_extras,
 )
 
-# Images with more pixels than this go through the block-wise (zarr) pipeline.
+# Planes with more pixels than this go through the block-wise (zarr) pipeline, one by one.
 BIG_IMAGE_PIXELS = 6000 * 6000
 _model_lock = threading.Lock()
 # Worker threads of one process share one model: they take turns running it. Two
@@ -217,6 +217,7 @@ def _segment_and_write(
     """Segment one file and write its outputs: ``(number of cells, note about its axes or "")``."""
 
     from ..io import write_tiff_layer
+    from .batch_big import needs_block_wise, segment_block_wise
     from .images import describe_layout, stack_note
     from .runtime import TTA_ZOOMS
 
@@ -242,8 +243,9 @@ def _segment_and_write(
     with scratch_folder(outputs["labels"].parent) as scratch:
         staged = staged_paths(scratch)
         with _inference_lock:
-            if not layout.stack and image.shape[0] * image.shape[1] > options.big_image_pixels:
-                labels, probabilities, metadata = _segment_big_in_memory(
+            # Each plane's own size decides, not C x H of a (C, H, W) image nor a whole stack.
+            if needs_block_wise(layout, options.big_image_pixels):
+                labels, probabilities, metadata = segment_block_wise(
                     model, config, seen, scratch, kwargs, options.save_probabilities
                 )
             else:
@@ -268,24 +270,10 @@ def _segment_and_write(
             staged["labels"], labels, "labels", {"name": f"{path.stem} cells", "metadata": metadata}
         )
         publish(staged, outputs)
-    return (int(labels.max()) if labels.size else 0), stack_note(layout) or ""
-
-
-def _segment_big_in_memory(model, config, image, scratch: Path, kwargs, keep_probabilities: bool):
-    """Block-wise pipeline for a large image already in memory (bounded extra memory)."""
-    import numpy as np
-
-    from .big import segment_big
-
-    kept = {"probabilities_out": scratch / "probabilities.zarr"} if keep_probabilities else {}
-    result = segment_big(model, config, image, scratch / "labels.zarr", **kept, **kwargs)
-    labels = np.asarray(result.labels[...])
-    if result.n_instances <= np.iinfo(np.uint16).max:
-        labels = labels.astype(np.uint16)
-    probabilities = np.asarray(result.probabilities[...]) if keep_probabilities else None
-    metadata = {"scale_factor": result.scale_factor, "n_instances": result.n_instances, "block_wise": True,
-                "truncated": result.truncated}  # fmt: skip
-    return labels, probabilities, metadata
+    notes = [stack_note(layout)]
+    if options.overlays and labels.ndim != 2:  # write_extras draws planes only
+        notes.append("no overlay: a stack has no one picture to draw on")
+    return (int(labels.max()) if labels.size else 0), "; ".join(filter(None, notes))
 
 
 def iter_segment_files(

@@ -160,13 +160,48 @@ def other_source(labels_path: Path, image_path: Path) -> str | None:
 
 
 def input_image(path: Path, options):
-    """The image as segmentation and measurements read it."""
-    from ..io import collapse_grey_rgb, read_image
+    """The image as segmentation and measurements read it.
 
-    image = read_image(path)
+    A TIFF whose own axes name channels (OME ``CYX``) has them read as channels, never as
+    z-planes, and leading axes of one (``(1, H, W)``, ``(1, 1, H, W)``) are dropped.
+    """
+    from ..io import collapse_grey_rgb, read_image
+    from .images import squeeze_leading_axes
+
+    image = _channels_as_stored(path, read_image(path), options.channel)
+    image = squeeze_leading_axes(image, options.channel)
     if options.channel is None:  # a chosen channel of grey stored as RGB is that grey
         image = collapse_grey_rgb(image)
     return image
+
+
+def _channels_as_stored(path: Path, image, channel: int | None):
+    """``image`` with a TIFF's ``C`` axis where :func:`.images.describe_layout` reads channels.
+
+    Without ``channel`` a file of several channels is refused: segmenting DAPI and GFP as two
+    z-planes gave a stack of both with no word said.
+    """
+    import numpy as np
+    import tifffile
+
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return image
+    try:
+        with tifffile.TiffFile(path) as tif:
+            axes = tif.series[0].axes if tif.series else ""
+    except Exception:  # read_image has read it; no axes to go by
+        return image
+    axes = axes.replace("S", "") + ("S" if "S" in axes else "")  # io moves samples (RGB) last
+    if "C" not in axes or len(axes) != image.ndim or image.shape[axes.index("C")] == 1:
+        return image
+    where, count = axes.index("C"), image.shape[axes.index("C")]
+    if channel is None:
+        raise ValueError(
+            f"its axes are {axes}: {count} channels, not z-planes; choose the nuclear stain with "
+            f"--channel N (0 to {count - 1})"
+        )
+    # A (C, H, W) image: channel N is read from axis 0; with more axes, from the last.
+    return np.moveaxis(image, where, 0 if image.ndim == 3 else -1)
 
 
 def write_extras(path: Path, image, layout, labels, targets: dict[str, Path], options, only=None) -> None:

@@ -22,6 +22,7 @@ too-small context shows.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import shutil
 import tempfile
@@ -124,9 +125,13 @@ def iter_predict_probabilities_big(
     overlap: int = DEFAULT_OVERLAP, batch_size: int | None = None, device: Any = None,
     diameter: float | None = None, channel: int | None = None, channel_axis: int | None = None,
     amp: bool = True, optimize: bool = False, tta: bool = False, tta_zooms: Any = None,
-    dtype: str = "float16",
+    dtype: str = "float16", scale_factor: float | None = None,
 ) -> Generator[PredictProgress, None, tuple[Any, float]]:  # fmt: skip
-    """Generator version of :func:`predict_probabilities_big`; returns ``(zarr array, factor)``."""
+    """Generator version of :func:`predict_probabilities_big`; returns ``(zarr array, factor)``.
+
+    ``scale_factor``, when given, replaces ``diameter``: the planes of a stack share the
+    factor measured once on the stack (as :func:`.segment.segment_image` does).
+    """
     tile_size, overlap, batch_size = check_tiling(tile_size, overlap, batch_size)
     block_size = _check_block_size(block_size)
     try:
@@ -144,7 +149,12 @@ def iter_predict_probabilities_big(
         )
     _check_output(out, (3, *layout.plane_shape), "probabilities", "out")
     runner = make_runner(model, config, device, amp, optimize, tta, tta_zooms)
-    factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap)
+    if scale_factor is None:
+        factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap)
+    elif not (isinstance(scale_factor, numbers.Real) and 0 < scale_factor < math.inf):
+        raise ValueError(f"scale_factor must be a number > 0, got {scale_factor!r}")
+    else:
+        factor = float(scale_factor)
     plane = PlaneReader(image, layout)
     shape = plane.shape
     # Blocks and margins on multiples of the network's stride keep the tiles on
@@ -185,7 +195,8 @@ def predict_probabilities_big(model, config, image: Any, out: Any, *, callback=N
     **kwargs
         ``block_size`` (image px, >= 64, default 2048), ``tile_size``, ``overlap``,
         ``batch_size``, ``device``, ``diameter``, ``channel``, ``channel_axis``,
-        ``amp``, ``optimize``, ``tta``, ``tta_zooms``, ``dtype`` (of the stored probabilities, default float16).
+        ``amp``, ``optimize``, ``tta``, ``tta_zooms``, ``dtype`` (of the stored probabilities, default
+        float16), ``scale_factor`` (a resampling factor already known; ``diameter`` is then unused).
 
     Returns
     -------

@@ -120,7 +120,8 @@ def read_labels(path: Path, what: str, shape: tuple[int, int] | None = None) -> 
     from ..io import ImageReadError, read_image
 
     try:
-        labels = read_outlines(path, shape).labels if _is_outlines(path) else read_image(path)
+        # empty outlines are a prediction (or truth) of no cells, sized like the other file
+        labels = read_outlines(path, shape, empty_ok=True).labels if _is_outlines(path) else read_image(path)
     except (ImageReadError, OutlinesError) as err:
         raise EvaluationError(f"{what}: {err}") from None
     if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
@@ -148,8 +149,20 @@ def _read_pair(pred_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray]:
     if _is_outlines(pred_path) and not _is_outlines(gt_path):
         gt = read_labels(gt_path, "ground truth")
         return read_labels(pred_path, "prediction", gt.shape), gt
-    pred = read_labels(pred_path, "prediction")
-    gt = read_labels(gt_path, "ground truth", pred.shape if not _is_outlines(pred_path) else None)
+    try:
+        pred = read_labels(pred_path, "prediction")
+    except EvaluationError:
+        if not _is_outlines(pred_path):
+            raise
+        # Empty outlines (no cells) have no size of their own: the other file gives it.
+        gt = read_labels(gt_path, "ground truth")
+        return read_labels(pred_path, "prediction", gt.shape), gt
+    try:
+        gt = read_labels(gt_path, "ground truth", pred.shape if not _is_outlines(pred_path) else None)
+    except EvaluationError:
+        if not _is_outlines(gt_path):
+            raise
+        gt = read_labels(gt_path, "ground truth", pred.shape)
     if _is_outlines(pred_path) and _is_outlines(gt_path) and pred.shape != gt.shape:
         shape = tuple(max(a, b) for a, b in zip(pred.shape, gt.shape))  # both sized by their outlines
         pred, gt = (np.pad(x, [(0, s - n) for s, n in zip(shape, x.shape)]) for x in (pred, gt))

@@ -20,6 +20,7 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,23 @@ def describe_layout(image: Any, channel: int | None = None, channel_axis: int | 
     return ImageLayout(shape, channel_axis, channel, rgb, n_spatial == 3)
 
 
+def squeeze_leading_axes(image: Any, channel: int | None = None) -> Any:
+    """``image`` without leading axes of one that would make it a one-plane stack.
+
+    ``(1, H, W)`` and ``(1, 1, H, W)`` (as numpy code often saves a plane) become
+    ``(H, W)``, so a file reads as the plane it holds; ``(1, W, 3)``, one RGB row, stays.
+    """
+    while image.ndim > 2 and image.shape[0] == 1:
+        try:
+            layout = describe_layout(image, channel)
+        except ValueError:  # e.g. (1, 1, H, W): too many axes until the first goes
+            layout = None
+        if layout is not None and not (layout.stack and layout.spatial_axes[0] == 0):
+            break
+        image = image[0]
+    return image
+
+
 MAX_LAST_AXIS_CHANNELS = 16
 
 
@@ -146,11 +164,19 @@ def stack_note(layout: ImageLayout) -> str | None:
     return None
 
 
+def _wide(dtype: np.dtype) -> bool:
+    """Integers of 32 bits or more and float64: values float32 may not hold exactly."""
+    return (dtype.kind in "iu" and dtype.itemsize >= 4) or (dtype.kind == "f" and dtype.itemsize > 4)
+
+
 class PlaneReader:
     """One 2D plane of an image, read window by window as numpy.
 
     ``read(ys, xs)`` returns ``(h, w)`` grey or ``(h, w, 3)`` RGB pixels; only
-    that window is read from a dask or zarr array.
+    that window is read from a dask or zarr array. Infinite pixels come back as
+    NaN (normalisation maps them to the low end); 32- and 64-bit pixels come back
+    as float64 less the plane's median, so the float32 of normalisation keeps
+    their contrast.
     """
 
     def __init__(self, image: Any, layout: ImageLayout, plane: int = 0):
@@ -169,6 +195,28 @@ class PlaneReader:
         return self.layout.rgb
 
     def read(self, ys: slice, xs: slice) -> np.ndarray:
+        window = self._read(ys, xs)
+        if _wide(window.dtype):
+            # float32 (normalisation) keeps 24 bits: 4e9 + a nucleus's 1000 grey levels
+            # would round to steps of 256. One offset per plane keeps tiles consistent.
+            window = window.astype(np.float64) - self._offset
+        if window.dtype.kind == "f":
+            infinite = np.isinf(window)
+            if infinite.any():  # e.g. a ratio image divided by zero: like NaN, not a percentile
+                window = np.where(infinite, np.nan, window)
+        return window
+
+    @cached_property
+    def _offset(self) -> float:
+        """The median of a subsample's finite pixels, subtracted from wide dtypes."""
+        from ..data.normalize import subsample_stride
+
+        stride = subsample_stride(self.shape, 100_000)
+        sample = self._read(slice(None, None, stride), slice(None, None, stride)).astype(np.float64)
+        finite = sample[np.isfinite(sample)]
+        return float(np.median(finite)) if finite.size else 0.0
+
+    def _read(self, ys: slice, xs: slice) -> np.ndarray:
         layout = self.layout
         index: list[Any] = [slice(None)] * len(layout.shape)
         spatial = layout.spatial_axes
