@@ -346,3 +346,10 @@ def test_read_image_of_a_folder_and_collapse_of_a_list(tmp_path):
     with pytest.raises(ImageReadError, match="a folder, not an image file"):
         read_image(tmp_path)
     np.testing.assert_array_equal(collapse_grey_rgb([[1, 2], [3, 4]]), [[1, 2], [3, 4]])
+
+
+def test_a_four_dimensional_array_reads_back_with_its_shape(tmp_path):
+    """A stack's probabilities (3, Z, H, W) are written as pages; they come back 4-D."""
+    probabilities = np.random.default_rng(2).random((3, 2, 8, 10)).astype(np.float32)
+    data, _, _ = read_tiff_layer(write_tiff_layer(tmp_path / "p.tif", probabilities, "image", {}))
+    np.testing.assert_array_equal(data, probabilities)

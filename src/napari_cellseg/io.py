@@ -147,6 +147,9 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
                 stored = parsed[_META_KEY]
         except json.JSONDecodeError:
             pass
+    shape = stored.get("shape")
+    if isinstance(shape, list) and len(shape) != data.ndim and int(np.prod(shape)) == data.size:
+        data = data.reshape(shape)
     layer_type = stored.get("layer_type")
     if layer_type not in ("image", "labels"):
         layer_type = "labels" if _looks_like_labels(path, data) else "image"
@@ -210,6 +213,7 @@ def write_tiff_layer(
         what = "integer labels" if layer_type == "labels" else "numeric pixels"
         raise ValueError(f"data: {layer_type} must be {what}, got dtype {data.dtype}")
     stored = {"layer_type": layer_type, "name": attributes.get("name"), **_placement_to_json(attributes)}
+    stored["shape"] = [int(n) for n in data.shape]  # a 4-D array's pages would read back as 3-D
     if attributes.get("metadata"):
         stored["metadata"] = _jsonable(attributes["metadata"])
     rgb = attributes.get("rgb")
