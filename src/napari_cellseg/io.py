@@ -147,7 +147,7 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
                 stored = parsed[_META_KEY]
         except json.JSONDecodeError:
             pass
-    shape = stored.get("shape")
+    shape = stored.get("array_shape")
     if isinstance(shape, list) and len(shape) != data.ndim and int(np.prod(shape)) == data.size:
         data = data.reshape(shape)
     layer_type = stored.get("layer_type")
@@ -213,7 +213,8 @@ def write_tiff_layer(
         what = "integer labels" if layer_type == "labels" else "numeric pixels"
         raise ValueError(f"data: {layer_type} must be {what}, got dtype {data.dtype}")
     stored = {"layer_type": layer_type, "name": attributes.get("name"), **_placement_to_json(attributes)}
-    stored["shape"] = [int(n) for n in data.shape]  # a 4-D array's pages would read back as 3-D
+    # a 4-D array's pages would read back as 3-D ("shape" itself would make tifffile read the JSON as its own)
+    stored["array_shape"] = [int(n) for n in data.shape]
     if attributes.get("metadata"):
         stored["metadata"] = _jsonable(attributes["metadata"])
     rgb = attributes.get("rgb")
