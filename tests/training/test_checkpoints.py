@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from napari_cellseg.models.checkpoint import check_model_dir
-from napari_cellseg.training import checkpoints
+from napari_cellseg.training import checkpoints, locks
 from napari_cellseg.training.engine import run_training
 from napari_cellseg.training.setup import TrainingError
 
@@ -83,7 +84,7 @@ def test_a_second_train_process_on_one_out_dir_is_refused_clearly(tiny_config):
     out.mkdir()
     (out / "train_config.json").write_text("{}")  # what the other process wrote: never undone by us
     lock = out / checkpoints.OUT_LOCK
-    lock.write_text(f"{os.getpid()}@{platform.node()}")  # a live process trains into it
+    lock.write_text(f"{os.getpid()}@{platform.node()} {locks.TOKEN}")  # a live process trains into it
     with pytest.raises(ConfigError, match=rf"another train process is writing .*\(pid {os.getpid()} on "):
         run_training(config)
     assert lock.exists() and (out / "train_config.json").read_text() == "{}"
@@ -93,3 +94,31 @@ def test_a_second_train_process_on_one_out_dir_is_refused_clearly(tiny_config):
     lock.write_text(f"{dead.pid}@{platform.node()}")  # killed: its lock is stale at once
     assert run_training(config).epochs_done == 1
     assert not lock.exists()
+
+
+def test_a_lock_of_this_pid_without_this_process_token_is_an_earlier_ones(tmp_path):
+    """A restarted container's process gets the dead one's pid (often 1): its lock is stale."""
+    import platform
+
+    lock = tmp_path / "lock"
+    lock.write_text(f"{os.getpid()}@{platform.node()} 0123456789abcdef")
+    assert locks.is_stale(lock, stale_s=600)
+    lock.write_text(f"{os.getpid()}@{platform.node()}")  # the format before tokens
+    assert locks.is_stale(lock, stale_s=600)
+    lock.write_text(f"{os.getpid()}@{platform.node()} {locks.TOKEN}")
+    assert not locks.is_stale(lock, stale_s=600)
+    lock.write_text(f"{os.getpid()}@another-host {locks.TOKEN}")  # elsewhere: only its age tells
+    assert not locks.is_stale(lock, stale_s=600) and locks.is_stale(lock, stale_s=-1)
+
+
+def test_a_held_lock_is_kept_fresh_while_its_run_is_busy_without_reports(tmp_path):
+    """A long dev evaluation yields nothing: the lock must not age into looking dead."""
+    import time
+
+    path = locks.take_lock(tmp_path / "lock", stale_s=0.5)  # touched every 0.05 s
+    old = time.time() - 3600
+    os.utime(path, (old, old))
+    time.sleep(0.3)
+    assert time.time() - path.stat().st_mtime < 0.3 and not locks.is_stale(path, 0.5)
+    path.unlink()
+    assert locks.take_lock(tmp_path / "lock", stale_s=600) is not None

@@ -12,6 +12,7 @@ import pytest
 
 from napari_cellseg.generators import run_to_end
 from napari_cellseg.sample_data import SAMPLE_DIR
+from napari_cellseg.training import locks
 from napari_cellseg.training.config import TrainConfig
 from napari_cellseg.training.sweep import SweepConfig, iter_sweep, plan_sweep, run_sweep
 from napari_cellseg.training.sweep_grid import (
@@ -422,7 +423,7 @@ def test_a_killed_sweeps_lock_is_taken_at_once_and_a_run_left_alone_fails_the_co
     assert done.status == "done" and not lock.exists()
 
     (run_dir / sweep_run.RUN_RECORD).unlink()
-    lock.write_text(f"{os.getpid()}@{platform.node()}")  # a live process trains it
+    lock.write_text(f"{os.getpid()}@{platform.node()} {locks.TOKEN}")  # a live process trains it
     grid_file = tmp_path / "grid.json"
     grid_file.write_text(json.dumps(grid.to_dict()))
     status = main(["sweep", "--data", str(SAMPLE_DIR), "--split", str(sample_split), "--grid", str(grid_file),
