@@ -100,12 +100,21 @@ def test_a_config_file_or_another_m2_that_contradicts_the_model_is_refused(
     import json
 
     settings = tmp_path / "settings.json"
-    settings.write_text(json.dumps({"transfer_layers": 3, "loss": "weighted-ce", "lr": 0.01}))
+    settings.write_text(json.dumps({"transfer_layers": 3, "new_layers": 1, "lr": 0.01}))
     common = ["train", "--data", str(SAMPLE_DIR), "--split", str(sample_split), "--init-model", str(trained_dir),
               "--epochs", "1", "--quiet"]  # fmt: skip
     assert main([*common, "--out", str(tmp_path / "a"), "--config", str(settings)]) == 2
     err = capsys.readouterr().err
-    assert "transfer_layers=3 but the model has 2; loss='weighted-ce' but the model has 'weighted-bce'" in err
+    assert "transfer_layers=3 but the model has 2" in err and "new_layers=1 but the model has 3" in err
+    # A whole config printed and edited (docs/tuning.md) holds every default: no choice, no
+    # contradiction, and never a decoder grown because its default new_layers is larger.
+    whole = tmp_path / "whole.json"
+    whole.write_text(
+        TrainConfig(epochs=1, steps_per_epoch=1, batch_size=2, patch_size=64, max_dev_images=1).to_json()
+    )
+    assert main([*common, "--out", str(tmp_path / "w"), "--config", str(whole)]) == 0
+    stored = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert stored["new_layers"] == 3 and stored["transfer_layers"] == 2 and stored["loss"] == "weighted-bce"
     assert main([*common, "--out", str(tmp_path / "b"), "--m2", str(tmp_path / "other-m2")]) == 2
     assert "m2=" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="but the model was cut from M2"):
@@ -209,10 +218,16 @@ def test_a_sweep_from_a_model_names_and_checks_the_network_it_trains(tmp_path, t
     assert [(p.config.new_layers, p.config.grow_decoder) for p in points] == [(3, False), (4, True)]
     assert [p.params["new_layers"] for p in invalid] == [2] and "the model has 3" in invalid[0].reason
     assert all(p.name.startswith("l2-") for p in points)  # the model's l, not the default's
-    # a base setting is written down like a grid value: one contradicting the model is no run
-    grid = grid_from_dict({"base": {"init_model": str(trained_dir), "l": 4}, "grid": {"lr": [0.1, 0.2]}})
+    # a base setting other than the default is a choice like a grid value: one contradicting the
+    # model is no run (a default one, as in a base copied whole, is no choice)
+    grid = grid_from_dict({"base": {"init_model": str(trained_dir), "l": 3}, "grid": {"lr": [0.1, 0.2]}})
     points, invalid = expand_grid(grid, str(SAMPLE_DIR), None, tmp_path)
-    assert not points and all("transfer_layers=4 but the model has 2" in p.reason for p in invalid)
+    assert not points and all("transfer_layers=3 but the model has 2" in p.reason for p in invalid)
+    copied = grid_from_dict(
+        {"base": {"init_model": str(trained_dir), "l": 4, "l_a": 4}, "grid": {"lr": [0.1]}}
+    )
+    points, invalid = expand_grid(copied, str(SAMPLE_DIR), None, tmp_path / "copied")
+    assert not invalid and [(p.config.transfer_layers, p.config.new_layers) for p in points] == [(2, 3)]
 
 
 def test_a_run_never_trains_into_a_model_folder(tiny_config, trained_dir, tmp_path):

@@ -175,11 +175,14 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     stored = TrainConfig.load(stored_path) if args.resume and stored_path.is_file() else None
     if stored is not None:
         data.update(stored.to_dict())
-    given: set[str] = set()  # settings the user wrote down: in the --config file or as options
+    given: set[str] = set()  # settings the user chose: in the --config file or as options
     if args.config:
         loaded = TrainConfig.load(args.config).to_dict()
-        given = set(json.loads(Path(args.config).read_text()))  # valid: load read it
-        data.update({k: v for k, v in loaded.items() if k in given})  # not the defaults of unwritten keys
+        written = set(json.loads(Path(args.config).read_text()))  # valid: load read it
+        data.update({k: v for k, v in loaded.items() if k in written})  # not the defaults of unwritten keys
+        # a whole config printed and edited holds every default: those are no choice (of a network to grow)
+        defaults = TrainConfig().to_dict()
+        given = {k for k in written if loaded[k] != defaults.get(k)}
     for dest, name in _TRAIN_FIELDS.items():
         value = getattr(args, dest, None)
         if value is not None:

@@ -293,8 +293,8 @@ def expand_grid(
     for params in combinations(grid):
         config = _config_from({**fixed, **params, "out_dir": str(runs_dir)}, params)
         if config.init_model:  # the run trains the starting model's network: name and check that one
-            try:  # base settings are written down like grid values: both must fit the model
-                config = _with_init_model(config, {**grid.base, **params})
+            try:  # base settings other than the defaults are choices like grid values: both must fit the model
+                config = _with_init_model(config, {**_non_defaults(grid.base), **params})
             except ConfigError as err:
                 invalid.append(InvalidPoint(dict(params), str(err)))
                 continue
@@ -352,3 +352,15 @@ def _config_from(settings: dict[str, Any], params: dict[str, Any]) -> TrainConfi
     if problems:
         raise SweepError(f"run {params}: invalid settings:\n  - " + "\n  - ".join(problems))
     return config
+
+
+def _non_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings that differ from TrainConfig's defaults (a base copied whole holds them all)."""
+
+    def plain(value: Any) -> Any:  # tuples and lists alike
+        return json.loads(json.dumps(value, default=str))
+
+    defaults = plain(TrainConfig().to_dict())
+    return {
+        key: value for key, value in settings.items() if key not in defaults or defaults[key] != plain(value)
+    }
