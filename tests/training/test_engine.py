@@ -238,3 +238,27 @@ def test_a_run_stores_its_data_absolute_so_resume_works_from_another_folder(
     assert os.path.isabs(stored.split_path) and Path(stored.split_path).samefile(base.split_path)
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--resume", "--out", "project/run", "--quiet"]) == 0
+
+
+def test_resume_after_the_data_moved_says_to_give_it_again(tiny_config, tmp_path, capsys):
+    import os
+
+    from napari_cellseg.cli import main
+
+    config = tiny_config(epochs=2, steps_per_epoch=1)
+    calls = {"n": 0}
+
+    def stop_after_the_first_step() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    assert run_training(config, cancel=stop_after_the_first_step).cancelled
+    stored_path = Path(config.out_dir, "last", "train_config.json")
+    stored = json.loads(stored_path.read_text())
+    stored["data_dir"] = str(tmp_path / "moved-away" / "data")  # the project was renamed
+    stored_path.write_text(json.dumps(stored))
+    assert main(["train", "--resume", "--out", config.out_dir, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "moved-away" in err and "is gone" in err and "resume with --data DIR --split FILE" in err
+    again = ["--data", config.data_dir, "--split", os.fspath(config.split_path)]
+    assert main(["train", "--resume", "--out", config.out_dir, "--quiet", *again]) == 0

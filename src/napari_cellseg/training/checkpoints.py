@@ -158,6 +158,12 @@ def load_last(out_dir: str | os.PathLike, config: TrainConfig) -> tuple[TrainCon
     merged = TrainConfig.from_dict(
         {**stored.to_dict(), **{k: v for k, v in config.to_dict().items() if k in RUNTIME_FIELDS}}
     )
+    for what, path in (("dataset", merged.data_dir), ("split file", merged.split_path)):
+        if path and not Path(path).exists():  # stored absolute: a project moved or copied elsewhere
+            raise ConfigError(
+                f"{out_dir}: the run's {what} {path} is gone (was the project moved or copied?); "
+                "resume with --data DIR --split FILE where they are now"
+            )
     return merged, load_training_state(last)
 
 
