@@ -262,3 +262,22 @@ def test_resume_after_the_data_moved_says_to_give_it_again(tiny_config, tmp_path
     assert "moved-away" in err and "is gone" in err and "resume with --data DIR --split FILE" in err
     again = ["--data", config.data_dir, "--split", os.fspath(config.split_path)]
     assert main(["train", "--resume", "--out", config.out_dir, "--quiet", *again]) == 0
+
+
+def test_a_from_scratch_run_of_an_older_version_resumes_still_from_scratch(tiny_config):
+    """Its last/config.json has no m2.pretrained (it then reads as True): the run's setting decides."""
+    config = tiny_config(epochs=2, steps_per_epoch=1, pretrained=False)
+    calls = {"n": 0}
+
+    def stop_after_the_first_step() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    assert run_training(config, cancel=stop_after_the_first_step).cancelled
+    model_json = Path(config.out_dir, "last", "config.json")
+    stored = json.loads(model_json.read_text())
+    del stored["m2"]["pretrained"]  # as written before the field existed
+    model_json.write_text(json.dumps(stored))
+    run_training(config, resume=True)
+    for folder in (Path(config.out_dir, "last"), Path(config.out_dir)):
+        assert json.loads((folder / "config.json").read_text())["m2"]["pretrained"] is False

@@ -188,6 +188,8 @@ def build_run(config: TrainConfig, context: DistributedContext, resume_dir: Any 
 
         stored = load_model_config(resume_dir)  # the network as it trains: weights restored later
         model = build_model_from_config(stored)
+        # a config.json from before m2.pretrained was kept says True: the run's own setting knows
+        model.m2_pretrained = model.m2_pretrained and config.pretrained
         init_normalization, init_watershed = stored.normalization, dict(stored.watershed or {})
     elif config.init_model:
         model, init_config = load_init_model(config)
