@@ -44,6 +44,8 @@ def describe_owner(path: str | os.PathLike) -> str:
 
 
 def _running(pid: int) -> bool:
+    if os.name == "nt":  # os.kill(pid, 0) sends CTRL_C_EVENT there: only the lock's age tells
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
