@@ -169,3 +169,33 @@ def test_a_narrow_caller_array_is_refused_rather_than_wrapping_ids(small_probabi
         instances_big(probabilities, np.zeros((128, 128), np.uint8))
     out = np.zeros((128, 128), np.int64)
     assert instances_big(probabilities, out).n_instances == int(out.max()) == 64
+
+
+def test_segment_bigs_scratch_survives_a_batch_sweeping_its_folder(tmp_path, model_and_config, monkeypatch):
+    """segment writes into the same folder and removes abandoned scratch: never a running job's."""
+    import os
+    import time
+
+    from napari_cellseg.inference import batch_outputs
+    from napari_cellseg.inference import big as big_module
+
+    model, config = model_and_config
+    image, _, _ = load_sample("c_histology_1")
+    real = big_module.iter_instances_big
+    swept = []
+
+    def sweep_first(probabilities, *args, **kwargs):  # a batch starting mid-run, the scratch an hour old
+        (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith(".cellseg-probabilities-")]
+        old = time.time() - 7200
+        os.utime(folder, (old, old))
+        batch_outputs._cleaned.discard(str(tmp_path.resolve()))
+        batch_outputs.remove_abandoned_scratch(tmp_path)
+        swept.append(folder.exists())
+        return (yield from real(probabilities, *args, **kwargs))
+
+    monkeypatch.setattr(big_module, "iter_instances_big", sweep_first)
+    whole = segment_image(model, config, image, tile_size=128, overlap=64)
+    result = segment_big(model, config, image, tmp_path / "labels.zarr", block_size=64, context=64,
+                         tile_size=128, overlap=64)  # fmt: skip
+    assert swept == [True] and abs(result.n_instances - whole.n_instances) <= 2
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cellseg-")]  # removed when done

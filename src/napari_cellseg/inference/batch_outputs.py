@@ -65,15 +65,18 @@ def publish(staged: dict[str, Path], outputs: dict[str, Path]) -> list[str]:
 
 
 @contextmanager
-def scratch_folder(out_dir: Path) -> Iterator[Path]:
-    """A hidden folder in ``out_dir`` for one image's files, removed afterwards.
+def scratch_folder(out_dir: Path, prefix: str = SCRATCH_PREFIX, sweep: bool = True) -> Iterator[Path]:
+    """A hidden folder in ``out_dir`` for one image's files (or a big image's probabilities),
+    removed afterwards.
 
     A lock held on a file inside tells other runs that it is in use; a folder whose lock
-    nobody holds was left by a killed run and is removed (:func:`remove_abandoned_scratch`).
+    nobody holds was left by a killed run and is removed (:func:`remove_abandoned_scratch`,
+    first, unless ``sweep`` is False).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_scratch(out_dir)
-    folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=out_dir))
+    if sweep:
+        remove_abandoned_scratch(out_dir)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=out_dir))
     lock = open(folder / _LOCK_NAME, "wb")  # held until the folder goes
     try:
         _try_lock(lock)

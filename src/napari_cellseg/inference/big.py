@@ -21,6 +21,7 @@ too-small context shows.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
 import os
@@ -330,23 +331,26 @@ def iter_segment_big(
     _check_block_size(block_size)
     check_integer(context, "context", minimum=0)
     _check_output(labels_out, None, "labels", "labels_out")
-    scratch = None
+    scratch = contextlib.nullcontext()
     if probabilities_out is None:
+        from .batch_outputs import scratch_folder
+
+        # locked while in use: segment's sweep of abandoned scratch in this folder leaves it alone
         parent = Path(labels_out).parent if isinstance(labels_out, (str, os.PathLike)) else None
-        scratch = Path(tempfile.mkdtemp(prefix=".cellseg-probabilities-", dir=parent))
-        probabilities_out = scratch / "probabilities.zarr"
-    try:
+        scratch = scratch_folder(
+            parent or Path(tempfile.gettempdir()), ".cellseg-probabilities-", sweep=False
+        )
+    with scratch as folder:
+        if folder is not None:
+            probabilities_out = folder / "probabilities.zarr"
         probabilities, factor = yield from iter_predict_probabilities_big(
             model, config, image, probabilities_out, block_size=block_size, **predict_kwargs
         )
         result = yield from iter_instances_big(
             probabilities, labels_out, params, block_size=block_size, context=context
         )
-    finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
     result.scale_factor = factor
-    if scratch is not None:
+    if folder is not None:
         result.probabilities = None
     return result
 
