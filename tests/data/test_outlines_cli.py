@@ -102,3 +102,11 @@ def test_image_names_that_cannot_be_ids_get_the_annotate_panels_id_and_say_so(tm
     ids = CellDataset.open(dataset).ids
     assert {"patient_3_HE", "coupe", "lead"} < set(ids) and len(ids) == 5
     assert sum(i.startswith("image-") for i in ids) == 2  # no usable letter: a hash of the name each
+
+
+def test_a_name_that_is_an_id_already_keeps_it():
+    """slide7_ (imported so before, and segment's output name) must not come back as slide7."""
+    from napari_cellseg.data.outlines_import import dataset_id
+
+    assert dataset_id("slide7_") == "slide7_" and dataset_id("_lead") == "_lead"
+    assert dataset_id("patient 3 HE") == "patient_3_HE" and dataset_id("-lead") == "lead"

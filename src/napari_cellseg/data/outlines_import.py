@@ -343,7 +343,9 @@ def iter_import_outlines(
 
 
 def dataset_id(stem: str) -> str:
-    """The dataset id of an image file: the Annotate panel's rule (unsafe characters to ``_``).
+    """The dataset id of an image file: its name when that is an id already (as ``segment``
+    names its outputs, and earlier imports named it), else the Annotate panel's rule
+    (unsafe characters to ``_``).
 
     A name with nothing usable (``細胞.png``) gets ``image-`` and a hash of the name, so
     two such images do not both become ``image``.
@@ -351,7 +353,10 @@ def dataset_id(stem: str) -> str:
     import hashlib
 
     from ..app.annotation import suggest_image_id
+    from .manifest import check_id
 
+    if check_id(stem) is None:
+        return stem
     image_id = suggest_image_id(stem)
     if image_id == "image" and stem.strip("_.-") != "image":
         image_id = f"image-{hashlib.sha1(stem.encode('utf-8')).hexdigest()[:8]}"
