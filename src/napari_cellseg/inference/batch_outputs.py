@@ -201,7 +201,9 @@ def _channels_as_stored(path: Path, image, channel: int | None):
     if channel is None:
         raise ValueError(
             f"its axes are {axes}: {count} channels, not z-planes; choose the nuclear stain with "
-            f"--channel N (0 to {count - 1})"
+            f"--channel N (0 to {count - 1}). If they are z-planes, the file says otherwise (tifffile "
+            "writes CYX when no axes are given): save it with axes ZYX (tifffile: metadata={'axes': "
+            "'ZYX'}; Fiji: Image > Properties, slices)"
         )
     # A (C, H, W) image: channel N is read from axis 0; with more axes, from the last.
     return np.moveaxis(image, where, 0 if image.ndim == 3 else -1)
