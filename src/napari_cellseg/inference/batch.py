@@ -166,7 +166,11 @@ def segment_file(
     if existing and not options.overwrite:  # e.g. an expert's <id>.geojson beside the image
         names = ", ".join(p.name for p in existing)
         report.status = "failed"
-        report.message = f"{path}: {names} already in {out_dir} (kept); use --overwrite to replace, or another output folder"
+        report.message = (
+            f"{path}: {names} already in {out_dir} without its labels (kept: they may be yours); "
+            "use --overwrite to replace them (e.g. left by an interrupted run of an earlier version), "
+            "or another output folder"
+        )
         return report
     start = time.perf_counter()
     try:
