@@ -37,6 +37,10 @@ def test_cells_of_another_image_with_the_same_name_are_not_reused(tmp_path, mode
         assert report.status == "failed" and str(a / "field1.png") in report.message
         assert "--overwrite" in report.message and not (out / "field1.csv").exists()
     assert (out / "field1.tif").read_bytes() == stored
+    copy = tmp_path / "slideA-copy"  # the folder copied, the run resumed from the copy: the same image
+    shutil.copytree(a, copy)
+    resumed = segment_file(copy / "field1.png", model_dir, out, SegmentOptions(tile_size=128))
+    assert resumed.status == "skipped", resumed.message
     # the image that made them still gets its outputs asked for since
     again = segment_file(a / "field1.png", model_dir, out, SegmentOptions(tile_size=128, measurements=True))
     assert again.status == "done" and (out / "field1.csv").is_file()

@@ -156,10 +156,13 @@ def other_source(labels_path: Path, image_path: Path) -> str | None:
     if not isinstance(source, str):
         return None
     recorded = Path(metadata["source_path"]) if isinstance(metadata.get("source_path"), str) else Path(source)
-    try:
-        return None if recorded.samefile(image_path) else source
+    import filecmp
+
+    try:  # a copy of the same file (the folder copied, the run resumed from it) is the same image
+        same = recorded.samefile(image_path) or filecmp.cmp(recorded, image_path, shallow=False)
     except OSError:  # gone, moved, or relative to another working folder
         return None
+    return None if same else source
 
 
 def input_image(path: Path, options):
