@@ -322,7 +322,7 @@ def test_the_size_estimate_looks_further_only_when_the_centre_holds_few_nuclei(
                 last = (report.done, report.total)
 
     assert ESTIMATE_CROPS[0] < 1100 and ESTIMATE_MIN_NUCLEI > 3
-    coarse = len(segment.ESTIMATE_COARSE_FACTORS)  # one crop each
+    coarse = 1  # the image shrunk by 2, one crop; the own scale is surer here, so no further pass
     passes, dense = diameter_passes(mosaic)
     assert passes == 1 + coarse and dense == pytest.approx(median_diameter(histology[1]), rel=0.3)
     background = np.median(image.reshape(-1, image.shape[-1]), axis=0).astype(image.dtype)
@@ -354,8 +354,8 @@ def _fragmenting_measure(true_diameter: float, model_diameter: float, calls: lis
         calls.append(factor)
         yield from ()
         seen = true_diameter * factor
-        if seen > 2.5 * model_diameter:
-            return model_diameter / factor, 0.75
+        if seen > 2.5 * model_diameter:  # the larger, the more fragments, the less sure
+            return model_diameter / factor, 0.75 - 0.05 * np.log(seen / model_diameter)
         return seen / factor, 0.9 - 0.1 * abs(np.log(seen / model_diameter))
 
     return measure
@@ -381,7 +381,7 @@ def test_the_size_estimate_measures_again_at_the_scale_it_found(monkeypatch, tru
         return run_to_end(segment.iter_estimate_diameter(None, config, image, layout)), calls
 
     refine_passes = segment.ESTIMATE_REFINE_PASSES
-    first_passes = [1.0, *segment.ESTIMATE_COARSE_FACTORS]  # the own scale is surest here
+    first_passes = [1.0, 0.5]  # the own scale is surest: no pass shrunk further
     first, calls = estimate(0)
     assert calls == first_passes and abs(first - true_diameter) > 0.25 * abs(true_diameter - model_diameter)
     refined, calls = estimate(refine_passes)

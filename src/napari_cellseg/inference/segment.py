@@ -44,7 +44,7 @@ ESTIMATE_REFINE_PASSES = 2
 # image's own scale, so the first pass also looks at the image shrunk by these factors
 # (first crop only) and keeps the pass whose interiors the network is surest of; a shrunk
 # pass counts only with ESTIMATE_COARSE_MIN_NUCLEI nuclei (small nuclei shrunk leave a few
-# sure blobs).
+# sure blobs). Passes below 1/2 run only when the own scale lost to 1/2 (or found nothing).
 ESTIMATE_COARSE_FACTORS = (0.5, 0.25)
 ESTIMATE_COARSE_MIN_NUCLEI = 5
 
@@ -123,6 +123,8 @@ def iter_estimate_diameter(
     model_diameter = config.object_diameter
     best = None  # (certainty, diameter, factor)
     for factor in (1.0, *(ESTIMATE_COARSE_FACTORS if model_diameter else ())):
+        if factor < 0.5 and best is not None and best[2] == 1.0:
+            break  # the own scale beat the image shrunk by 2: nuclei are not far larger (45 of 45 images)
         coarse = (
             {} if factor == 1.0 else {"crops": ESTIMATE_CROPS[:1], "min_nuclei": ESTIMATE_COARSE_MIN_NUCLEI}
         )
