@@ -15,7 +15,7 @@ import numpy as np
 
 from ..classes import INTERIOR
 from .images import ImageLayout, PlaneReader, as_image_array, describe_layout, spatial_metadata
-from .scale import MAX_SCALE_FACTOR, MIN_SCALE_FACTOR, median_diameter
+from .scale import MAX_SCALE_FACTOR, MIN_SCALE_FACTOR, median_diameter, resize_channels_first
 from .tiled import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE_SIZE,
@@ -176,12 +176,17 @@ def _measure_diameter(
                 probabilities = stop.value
                 break
             yield PredictProgress("diameter", report.done, report.total)
+        seen = 1.0
+        if factor < 1.0:  # shrunk: the watershed at the network's pixels (4x fewer at 1/2)
+            seen = factor
+            probabilities = resize_channels_first(probabilities, (round(ch * factor), round(cw * factor)))
         labels = instances_from_probabilities(probabilities, params)
         whole = (ch, cw) == (height, width)
         if whole or crop == crops[-1] or int(labels.max()) >= ESTIMATE_MIN_NUCLEI:
             break
     interior = probabilities[INTERIOR][probabilities[INTERIOR] > 0.5]
-    return median_diameter(labels, min_nuclei), float(interior.mean()) if interior.size else 0.0
+    diameter = median_diameter(labels, min_nuclei)
+    return (None if diameter is None else diameter / seen), float(interior.mean()) if interior.size else 0.0
 
 
 def iter_segment_image(
