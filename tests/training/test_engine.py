@@ -226,13 +226,7 @@ def test_a_run_stores_its_data_absolute_so_resume_works_from_another_folder(
     relative = dataclasses.replace(
         base, data_dir=Path(base.data_dir).name, split_path=os.path.relpath(base.split_path)
     )
-    calls = {"n": 0}
-
-    def stop_after_the_first_step() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 1
-
-    assert run_training(relative, cancel=stop_after_the_first_step).cancelled
+    assert run_training(relative, cancel=_stop_after_the_first_step()).cancelled
     stored = TrainConfig.load(tmp_path / "project" / "run" / "last" / "train_config.json")
     assert os.path.isabs(stored.data_dir) and Path(stored.data_dir).samefile(base.data_dir)
     assert os.path.isabs(stored.split_path) and Path(stored.split_path).samefile(base.split_path)
@@ -246,13 +240,7 @@ def test_resume_after_the_data_moved_says_to_give_it_again(tiny_config, tmp_path
     from napari_cellseg.cli import main
 
     config = tiny_config(epochs=2, steps_per_epoch=1)
-    calls = {"n": 0}
-
-    def stop_after_the_first_step() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 1
-
-    assert run_training(config, cancel=stop_after_the_first_step).cancelled
+    assert run_training(config, cancel=_stop_after_the_first_step()).cancelled
     stored_path = Path(config.out_dir, "last", "train_config.json")
     stored = json.loads(stored_path.read_text())
     stored["data_dir"] = str(tmp_path / "moved-away" / "data")  # the project was renamed
@@ -267,13 +255,7 @@ def test_resume_after_the_data_moved_says_to_give_it_again(tiny_config, tmp_path
 def test_a_from_scratch_run_of_an_older_version_resumes_still_from_scratch(tiny_config):
     """Its last/config.json has no m2.pretrained (it then reads as True): the run's setting decides."""
     config = tiny_config(epochs=2, steps_per_epoch=1, pretrained=False)
-    calls = {"n": 0}
-
-    def stop_after_the_first_step() -> bool:
-        calls["n"] += 1
-        return calls["n"] > 1
-
-    assert run_training(config, cancel=stop_after_the_first_step).cancelled
+    assert run_training(config, cancel=_stop_after_the_first_step()).cancelled
     model_json = Path(config.out_dir, "last", "config.json")
     stored = json.loads(model_json.read_text())
     del stored["m2"]["pretrained"]  # as written before the field existed
@@ -281,3 +263,14 @@ def test_a_from_scratch_run_of_an_older_version_resumes_still_from_scratch(tiny_
     run_training(config, resume=True)
     for folder in (Path(config.out_dir, "last"), Path(config.out_dir)):
         assert json.loads((folder / "config.json").read_text())["m2"]["pretrained"] is False
+
+
+def _stop_after_the_first_step():
+    """A ``cancel`` that lets one step run, then stops the run (its position is saved)."""
+    calls = {"n": 0}
+
+    def cancel() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 1
+
+    return cancel
