@@ -111,7 +111,7 @@ def train(
     lock = None
     try:
         lock = lock_out_dir(config.out_dir) if context.is_main else None  # one writer per out_dir
-        return (yield from _heartbeat(_train(config, context, resume, cancel, evaluator), lock))
+        return (yield from _train(config, context, resume, cancel, evaluator))  # the lock keeps itself fresh
     except Exception:
         if lock is not None:  # never undo what another process holding out_dir wrote
             lock.unlink(missing_ok=True)
@@ -123,23 +123,6 @@ def train(
             lock.unlink(missing_ok=True)
         if owns_group:
             shutdown_distributed(context)
-
-
-def _heartbeat(
-    reports: Generator[Report, None, TrainResult], lock: Any
-) -> Generator[Report, None, TrainResult]:
-    """``reports``, touching ``lock`` at each one: a live run's lock never looks stale."""
-    try:
-        while True:
-            try:
-                report = next(reports)
-            except StopIteration as stop:
-                return stop.value
-            if lock is not None:
-                lock.touch()
-            yield report
-    finally:
-        reports.close()  # close() reaches the engine, which saves its position
 
 
 def run_training(

@@ -186,7 +186,6 @@ def iter_run(
             except StopIteration as stop:
                 result = stop.value
                 break
-            lock.touch()  # the heartbeat that keeps the lock from looking stale
             if isinstance(report, StartReport):
                 record.device, record.score_name = report.device, report.score_name
                 record.trainable_params, record.total_params = report.trainable_params, report.total_params
