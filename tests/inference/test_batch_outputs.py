@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 from tiny_models import save_fitted_model, write_sample_images
@@ -135,3 +136,37 @@ def test_leading_axes_of_one_are_dropped_and_a_stack_says_why_it_has_no_overlay(
     tifffile.imwrite(tmp_path / "stack.tif", np.stack([grey, grey]))
     report = segment_file(tmp_path / "stack.tif", model_dir, out, options)
     assert report.status == "done" and "no overlay: a stack" in report.note
+
+
+def test_an_overwrite_killed_after_the_labels_leaves_no_old_extras_beside_them(tmp_path, model_dir, monkeypatch):
+    import os
+
+    from napari_cellseg.inference import batch_outputs
+
+    (path,) = write_sample_images(tmp_path / "in", keys=("c_histology_1",))
+    out = tmp_path / "out"
+    options = SegmentOptions(tile_size=128, measurements=True, geojson=True)
+    assert segment_file(path, model_dir, out, options).status == "done"
+    old_csv = (out / f"{path.stem}.csv").read_bytes()
+    real_replace, moves = os.replace, []
+
+    def killed_after_the_labels(src, dst):
+        if Path(dst).parent == out:  # a move into place, not a write into the scratch folder
+            if moves:
+                raise KeyboardInterrupt  # the process dies between the labels and the extras
+            moves.append(Path(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(batch_outputs.os, "replace", killed_after_the_labels)
+    with pytest.raises(KeyboardInterrupt):
+        segment_file(path, model_dir, out, SegmentOptions(tile_size=128, measurements=True, geojson=True,
+                                                          overwrite=True, diameter=30))  # fmt: skip
+    monkeypatch.undo()
+    assert moves == [out / f"{path.stem}.tif"]
+    assert not (out / f"{path.stem}.csv").exists() and not (out / f"{path.stem}.geojson").exists()
+    # the next run draws the missing extras from the new labels
+    report = segment_file(path, model_dir, out, options)
+    assert report.status == "done" and "added from the stored cells" in report.note
+    n_cells = int(read_tiff_layer(out / f"{path.stem}.tif")[0].max())
+    new_csv = (out / f"{path.stem}.csv").read_text().strip().splitlines()
+    assert len(new_csv) - 1 == n_cells and (out / f"{path.stem}.csv").read_bytes() != old_csv

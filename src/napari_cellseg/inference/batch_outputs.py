@@ -2,8 +2,9 @@
 
 Every output of one image is written into a hidden scratch folder in the output folder
 (short names there, so an image name near the 255-character limit still fits), then
-moved into place, labels first. So a failed image leaves nothing behind, a file that
-exists is only replaced with ``overwrite``, and the user's own files beside the image
+moved into place, labels first (the files they replace removed before). So a failed
+image leaves nothing behind, a file that exists is only replaced with ``overwrite``,
+never left stale beside new labels, and the user's own files beside the image
 (``<id>.geojson``, ``<id>.csv`` ...) are never touched. A scratch folder left by a
 killed run is removed by the next run that writes to the same folder.
 """
@@ -55,7 +56,14 @@ def staged_paths(scratch: Path) -> dict[str, Path]:
 
 
 def publish(staged: dict[str, Path], outputs: dict[str, Path]) -> list[str]:
-    """Move the staged files into place, labels first (they mark the image done); the keys moved."""
+    """Move the staged files into place, labels first (they mark the image done); the keys moved.
+
+    The files a staged one replaces go first: a crash after the new labels then leaves
+    extras missing (a rerun draws them from the labels), never old ones beside new cells.
+    """
+    for key, path in staged.items():
+        if key != "labels" and path.exists() and outputs[key].exists():
+            outputs[key].unlink()
     moved = []
     for key in sorted(staged, key=lambda k: k != "labels"):
         if staged[key].exists():
