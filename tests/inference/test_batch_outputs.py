@@ -138,7 +138,9 @@ def test_leading_axes_of_one_are_dropped_and_a_stack_says_why_it_has_no_overlay(
     assert report.status == "done" and "no overlay: a stack" in report.note
 
 
-def test_an_overwrite_killed_after_the_labels_leaves_no_old_extras_beside_them(tmp_path, model_dir, monkeypatch):
+def test_an_overwrite_killed_after_the_labels_leaves_no_old_extras_beside_them(
+    tmp_path, model_dir, monkeypatch
+):
     import os
 
     from napari_cellseg.inference import batch_outputs
