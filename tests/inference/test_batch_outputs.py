@@ -104,7 +104,13 @@ def test_a_tiffs_own_channel_axis_is_read_as_channels_not_planes(tmp_path, model
     out = tmp_path / "out"
     refused = segment_file(ome, model_dir, out, SegmentOptions(tile_size=128, measurements=True))
     assert refused.status == "failed" and "2 channels, not z-planes" in refused.message
-    assert "--channel N (0 to 1)" in refused.message
+    assert "--channel N (0 to 1)" in refused.message and "RGB" not in refused.message
+    # three planar channels may be a colour image's: say how to store it as one
+    he = folder / "he_planar.ome.tif"
+    tifffile.imwrite(he, np.stack([grey, grey, 255 - grey]), ome=True, metadata={"axes": "CYX"})
+    planar = segment_file(he, model_dir, tmp_path / "he_out", SegmentOptions(tile_size=128))
+    assert planar.status == "failed" and "save it as RGB (tifffile: photometric='rgb'" in planar.message
+    he.unlink()
     assert not out.exists() or not any(out.iterdir())
     chosen = segment_file(ome, model_dir, out, SegmentOptions(tile_size=128, measurements=True, channel=0))
     labels = read_tiff_layer(out / "dapi_gfp.ome.tif")[0]

@@ -210,11 +210,17 @@ def _channels_as_stored(path: Path, image, channel: int | None):
         return image
     where, count = axes.index("C"), image.shape[axes.index("C")]
     if channel is None:
+        colour = (
+            " If they are the red, green and blue of a colour (brightfield, H&E) image, save it as RGB "
+            "(tifffile: photometric='rgb'; Fiji: Image > Type > RGB Color)."
+            if count == 3 and image.ndim == 3
+            else ""
+        )
         raise ValueError(
             f"its axes are {axes}: {count} channels, not z-planes; choose the nuclear stain with "
             f"--channel N (0 to {count - 1}). If they are z-planes, the file says otherwise (tifffile "
             "writes CYX when no axes are given): save it with axes ZYX (tifffile: metadata={'axes': "
-            "'ZYX'}; Fiji: Image > Properties, slices)"
+            f"'ZYX'}}; Fiji: Image > Properties, slices).{colour}"
         )
     # A (C, H, W) image: channel N is read from axis 0; with more axes, from the last.
     return np.moveaxis(image, where, 0 if image.ndim == 3 else -1)
