@@ -55,3 +55,31 @@ def test_kill_9_after_the_first_checkpoint_then_resume(tiny_config, tmp_path, sa
     assert resumed.history[-1] == expected.history[-1]
     assert same_weights(Path(whole.out_dir) / "last", Path(killed.out_dir) / "last") > 10
     same_weights(whole.out_dir, killed.out_dir)
+
+
+def test_resume_before_the_first_epoch_says_so_and_how_to_start_again(tiny_config, tmp_path, capsys):
+    import platform
+
+    from napari_cellseg.cli import main
+    from napari_cellseg.training.checkpoints import OUT_LOCK, write_train_config
+
+    config = tiny_config(out_dir=str(tmp_path / "run"), epochs=1, steps_per_epoch=1)
+    out = Path(config.out_dir)
+    out.mkdir()
+    write_train_config(out, config)  # what a run killed in its first epoch leaves
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # while another process still writes it, `--resume` names that process
+        (out / OUT_LOCK).write_text(f"{sleeper.pid}@{platform.node()} token")
+        assert main(["train", "--resume", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"another train process is writing {out} (pid {sleeper.pid}" in err and "no epoch yet" in err
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert main(["train", "--resume", "--out", str(out)]) == 2  # its process is gone: the lock is stale
+    err = capsys.readouterr().err
+    assert "nothing to resume" in err and "data_dir is required" not in err
+    again = err.split("its settings are in ", 1)[1].split("napari-cellseg ", 1)[1].split()
+    assert again[:4] == ["train", "--config", str(out / "train_config.json"), "--out"]
+    assert main([*again, "--threads", "1", "--quiet"]) == 0  # the command it suggests runs the run
+    assert (out / "model.safetensors").is_file() and (out / "last" / "training_state.json").is_file()

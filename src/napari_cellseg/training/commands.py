@@ -171,6 +171,8 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
     from .init_model import apply_init_model
 
     data: dict[str, Any] = {}
+    if args.resume:
+        _check_resumable(Path(args.out))
     stored_path = Path(args.out) / LAST_DIR / TRAIN_CONFIG
     stored = TrainConfig.load(stored_path) if args.resume and stored_path.is_file() else None
     if stored is not None:
@@ -206,6 +208,38 @@ def train_config_from_args(args: argparse.Namespace) -> Any:
         raise
     except (TypeError, ValueError) as err:
         raise ConfigError(str(err)) from None
+
+
+def _check_resumable(out: Path) -> None:
+    """ConfigError naming why ``--resume`` has nothing in ``out`` to continue (before any setting is read)."""
+    from ..config import ConfigError
+    from .checkpoints import OUT_LOCK, TRAIN_CONFIG, has_last
+    from .locks import LOCK_STALE_S, describe_owner, is_stale
+
+    if not out.is_dir():
+        raise ConfigError(f"{out}: no such folder: nothing to resume (give the --out of the run to continue)")
+    if has_last(out):
+        return
+    lock = out / OUT_LOCK
+    try:
+        running = lock.is_file() and not is_stale(lock, LOCK_STALE_S)
+    except FileNotFoundError:  # released meanwhile
+        running = False
+    if running:
+        raise ConfigError(
+            f"another train process is writing {out} ({describe_owner(lock)}) and has saved no epoch yet: "
+            "wait for it to end, or train into another --out"
+        )
+    settings = out / TRAIN_CONFIG
+    again = (
+        f"; its settings are in {settings}: napari-cellseg train --config {settings} --out {out}"
+        if settings.is_file()
+        else ""
+    )
+    raise ConfigError(
+        f"{out}: nothing to resume: no epoch was saved there (the run stopped before its first epoch "
+        f"ended, or this is not a training run's folder). Start it again without --resume{again}"
+    )
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
