@@ -6,8 +6,9 @@ image in a thread worker. The panel adds the boundary probability (and,
 optionally, the interior one) and the cells as a Labels layer, all with the
 image's scale and translate. The sliders re-run only the watershed on the
 stored probabilities (debounced, in a worker; stale results are dropped).
-The same core runs from the layer menu (Layers > Segment) and Ctrl+Shift+S
-(:func:`segment_selected_layer`).
+The same core runs from the layer menu (Layers > Segment) and, once the panel
+has been opened in a viewer, Ctrl+Shift+S (:func:`segment_selected_layer`; napari
+0.9 does not bind a manifest's keybindings, so the panel binds it).
 """
 
 from __future__ import annotations
