@@ -148,3 +148,19 @@ def test_layers_lie_alike_only_when_every_pixel_maps_to_the_same_world_point():
     assert _lie_alike(placed, Labels(data, scale=(0.5, 0.5), translate=(3, 4)))
     assert not _lie_alike(placed, Labels(data, scale=(0.5, 0.5)))
     assert not _lie_alike(placed, Labels(data, scale=(0.5, 0.5), translate=(3, 4), rotate=5))
+
+
+def test_one_layer_in_both_boxes_is_refused_and_a_new_one_becomes_the_prediction(make_napari_viewer, qtbot):
+    # The plugin gets napari's proxies of the layers: `gt is pred` never held, and the expert
+    # mask compared with itself scored AP@0.5 1.000.
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cellseg", "c_histology_1")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Review")
+    (mask,) = [layer.name for layer in viewer.layers if layer._type_string == "labels"]
+    assert widget.gt_combo.currentText() == widget.pred_combo.currentText() == mask
+    widget.compare_button.click()
+    assert "same layer" in widget.message.text() and not widget.busy
+    viewer.add_labels(np.zeros(viewer.layers[mask].data.shape, np.uint16), name="my cells")
+    assert (widget.gt_combo.currentText(), widget.pred_combo.currentText()) == (mask, "my cells")
+    viewer.add_labels(np.zeros((4, 4), np.uint8), name="other")  # a choice of two layers stays
+    assert widget.pred_combo.currentText() == "my cells"

@@ -105,6 +105,8 @@ class ReviewWidget(TaskPanel):
         self.body.addWidget(evaluate)
 
         self.action_buttons = [self.compare_button, self.evaluate_button]
+        self._pick_other_prediction()
+        self.viewer.layers.events.inserted.connect(self._pick_other_prediction)
         self.compare_button.clicked.connect(self.compare)
         self.evaluate_button.clicked.connect(self.evaluate)
         self.model_edit.changed.connect(self.update_model_status)
@@ -115,12 +117,28 @@ class ReviewWidget(TaskPanel):
 
     # --- compare two layers --------------------------------------------------
 
+    def _pick_other_prediction(self, event=None) -> None:
+        """While both boxes show one layer, the prediction takes the newest other Labels layer
+        (e.g. the cells Segment just added); a choice of two layers is left alone."""
+        try:
+            gt, pred = self.gt_combo.layer(), self.pred_combo.layer()
+        except RuntimeError:  # the Qt side is gone (the viewer is closing)
+            return
+        if gt is None or pred is None or gt.name != pred.name:
+            return
+        others = [
+            layer for layer in self.pred_combo.layers()
+            if layer.name != gt.name and not layer.name.startswith("review:")  # its own error layers
+        ]  # fmt: skip
+        if others:
+            self.pred_combo.set_layer(others[-1])
+
     def compare(self) -> None:
         gt, pred = self.gt_combo.layer(), self.pred_combo.layer()
         if gt is None or pred is None:
             self.fail("choose a ground-truth and a prediction Labels layer")
             return
-        if gt is pred:
+        if gt.name == pred.name:  # names are unique in a viewer; the plugin gets proxies, so never `is`
             self.fail(f"ground truth and prediction are the same layer ({gt.name!r})")
             return
 
