@@ -72,3 +72,34 @@ def test_cli_overlap_limit_matches_the_api(tmp_path, capsys):
 
     assert main(["segment", str(tmp_path / "x.png"), "--tile", "64", "--overlap", "40"]) == 2
     assert "--overlap must be in [0, 32]" in capsys.readouterr().err
+
+
+def test_an_image_too_small_for_the_network_says_so(model_and_config, tmp_path):
+    # A 20 x 20 crop of stroma came out as one cell covering it, without a word.
+    from napari_cellseg.inference.batch import segment_file
+    from napari_cellseg.inference.segment import SmallImageWarning
+    from napari_cellseg.io import write_tiff_layer
+    from napari_cellseg.sample_data import load_sample
+
+    model, config = model_and_config
+    image = np.asarray(load_sample("c_histology_1")[0])[:20, :30]
+    with pytest.warns(SmallImageWarning, match=r"only 20 x 30 px: under 64 px a side"):
+        segment_image(model, config, image)
+    with pytest.warns(SmallImageWarning, match=r"only 100 x 100 px \(50 x 50 at the model's scale\)"):
+        segment_image(model, config, np.zeros((100, 100), np.uint8), diameter=config.object_diameter * 2)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmallImageWarning)
+        segment_image(model, config, np.zeros((64, 80), np.uint8))
+    # the command line says it in the image's note, not as a warning line
+    from tiny_models import save_fitted_model
+
+    model_dir = save_fitted_model(tmp_path / "model")
+    write_tiff_layer(tmp_path / "corner.tif", image, "image", {"rgb": True})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SmallImageWarning)
+        report = segment_file(
+            tmp_path / "corner.tif", model_dir, tmp_path / "out", SegmentOptions(tile_size=128)
+        )
+    assert report.status == "done" and "only 20 x 30 px" in report.note

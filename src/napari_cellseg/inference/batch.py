@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -244,6 +245,7 @@ def _segment_and_write(
         seen = haematoxylin_only(image, name=str(path))
     # Everything goes to a scratch folder first and is moved into place at the end: a
     # failure (or a kill) leaves no half of an image's outputs beside the files it had.
+    notes: list[str] = []
     with scratch_folder(outputs["labels"].parent) as scratch:
         staged = staged_paths(scratch)
         with _inference_lock:
@@ -253,11 +255,14 @@ def _segment_and_write(
                     model, config, seen, scratch, kwargs, options.save_probabilities
                 )
             else:
-                from .segment import segment_image
+                from .segment import SmallImageWarning, segment_image
 
-                result = segment_image(
-                    model, config, seen, keep_probabilities=options.save_probabilities, **kwargs
-                )
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", SmallImageWarning)
+                    result = segment_image(
+                        model, config, seen, keep_probabilities=options.save_probabilities, **kwargs
+                    )
+                notes = _said(caught, SmallImageWarning)  # the report's note, not a traceback-like line
                 labels, probabilities = result.labels, result.probabilities
                 metadata = result.layer_attributes()["metadata"]
         metadata.update(
@@ -274,10 +279,21 @@ def _segment_and_write(
             staged["labels"], labels, "labels", {"name": f"{path.stem} cells", "metadata": metadata}
         )
         publish(staged, outputs)
-    notes = [stack_note(layout)]
+    notes.insert(0, stack_note(layout))
     if options.overlays and labels.ndim != 2:  # write_extras draws planes only
         notes.append("no overlay: a stack has no one picture to draw on")
     return (int(labels.max()) if labels.size else 0), "; ".join(filter(None, notes))
+
+
+def _said(caught: list, category: type[Warning]) -> list[str]:
+    """The messages of the ``category`` warnings in ``caught``; the others are shown as usual."""
+    ours = []
+    for w in caught:
+        if issubclass(w.category, category):
+            ours.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+    return ours
 
 
 def iter_segment_files(

@@ -47,6 +47,10 @@ ESTIMATE_REFINE_PASSES = 2
 # sure blobs). Passes below 1/2 run only when the own scale lost to 1/2 (or found nothing).
 ESTIMATE_COARSE_FACTORS = (0.5, 0.25)
 ESTIMATE_COARSE_MIN_NUCLEI = 5
+# Under this many px a side at the model's scale (about 3 nuclei), the network sees too
+# little around each pixel and the image's own contrast range stretches background into
+# "nuclei": a 20 x 20 crop of stroma came out as one cell.
+MIN_CONTEXT_PX = 64
 
 
 @dataclass
@@ -225,6 +229,7 @@ def iter_segment_image(
     factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap, params)
     if estimate:
         diameter = config.object_diameter / factor if factor != 1.0 else None
+    _warn_if_small(layout, factor)
     n_planes = layout.n_planes
     labels = np.zeros(layout.labels_shape, np.uint32)
     probabilities = np.zeros((3, *layout.labels_shape), np.float32) if keep_probabilities else None
@@ -255,6 +260,27 @@ def iter_segment_image(
         translate=translate,
         watershed=params.to_dict(),
     )
+
+
+class SmallImageWarning(UserWarning):
+    """The image is too small for the network to tell its background (see MIN_CONTEXT_PX)."""
+
+
+def _warn_if_small(layout: ImageLayout, factor: float) -> None:
+    import warnings
+
+    height, width = layout.plane_shape
+    if min(height, width) * factor < MIN_CONTEXT_PX:
+        at_scale = (
+            f" ({height * factor:.0f} x {width * factor:.0f} at the model's scale)" if factor != 1 else ""
+        )
+        warnings.warn(
+            f"the image is only {height} x {width} px{at_scale}: under {MIN_CONTEXT_PX} px a side the "
+            "network sees too little around each pixel, and background can come out as cells; "
+            "segment a larger region and crop its cells",
+            SmallImageWarning,
+            stacklevel=3,
+        )
 
 
 def segment_image(
