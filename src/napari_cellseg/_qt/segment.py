@@ -6,6 +6,8 @@ image in a thread worker. The panel adds the boundary probability (and,
 optionally, the interior one) and the cells as a Labels layer, all with the
 image's scale and translate. The sliders re-run only the watershed on the
 stored probabilities (debounced, in a worker; stale results are dropped).
+Each segmented image keeps its own probabilities and settings: the sliders and
+Send to Annotate act on the image the panel shows.
 The same core runs from the layer menu (Layers > Segment) and, once the panel
 has been opened in a viewer, Ctrl+Shift+S (:func:`segment_selected_layer`; napari
 0.9 does not bind a manifest's keybindings, so the panel binds it).
@@ -30,9 +32,14 @@ from ..app.current_model import (
     set_current_model,
 )
 from ..app.segment_session import (
+    SLIDER_FIELDS,
+    Segmented,
+    SegmentedImages,
+    cells_metadata,
     image_plane_data,
     initial_watershed,
     iter_segment_one_click,
+    result_notes,
     warm_up,
     watershed_again,
     with_slider_values,
@@ -140,13 +147,12 @@ class SegmentWidget(TaskPanel):
         self.results_box = ResultsBox(self)
         self.body.addWidget(self.results_box)
 
-        self.probabilities: np.ndarray | None = None
-        self.labels_layer = None
-        self.image_layer = None
+        self.segmented = SegmentedImages()
+        self._tuned: Segmented | None = None  # the shown image's entry: the one the sliders re-run
         self.base_params = initial_watershed(None)
         self.watershed_updates = 0  # results applied to the labels (tests wait on it)
         self._watershed_task = None
-        self._watershed_pending = False
+        self._watershed_waiting: list[Segmented] = []  # re-runs asked for while one runs
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
@@ -159,6 +165,8 @@ class SegmentWidget(TaskPanel):
         for slider in self._sliders():
             slider.valueChanged.connect(self._debounce.start)
         self.viewer.layers.selection.events.active.connect(self._active_changed)
+        self.image_combo.currentTextChanged.connect(self._shown_changed)
+        self.viewer.layers.events.removed.connect(self._layers_removed)
         follow_current_model(self, SegmentWidget._model_changed)
         self.viewer.bind_key(SHORTCUT, segment_selected_layer, overwrite=True)
         self._warm_worker = None
@@ -175,12 +183,11 @@ class SegmentWidget(TaskPanel):
             if directory is not None
             else NO_MODEL_HELP
         )
-        shown_model = self.labels_layer.metadata.get("model") if self.labels_layer is not None else None
-        if self.probabilities is not None and shown_model != str(directory):
+        if self._tuned is not None and self._tuned.model != str(directory):
             # The sliders tuned the previous model's cells; its settings do not carry to another network.
-            self.probabilities = None
+            self._tuned = None
             self.say("The model changed: Segment again to see its cells; the sliders show its settings.")
-        if self.probabilities is None:  # nothing tuned yet: start from the model's settings
+        if self._tuned is None:  # nothing tuned: start from the model's settings
             self.set_params(initial_watershed(directory))
         self._warm_up(directory)
 
@@ -216,6 +223,35 @@ class SegmentWidget(TaskPanel):
         ):
             self.image_combo.set_layer(layer)
 
+    def _shown_changed(self, _name: str = "") -> None:
+        """The panel shows another image: the sliders show (and re-run) its cells, if it has some."""
+        item = self.segmented.find(self.image_combo.layer())
+        if item is not None and item.model != str(get_current_model_dir()):
+            item = None  # another network's cells: the sliders keep this model's settings
+        if item is self._tuned:
+            return
+        self._flush_sliders()
+        self._tuned = item
+        if item is not None:
+            self.set_params(item.params)
+
+    def _layers_removed(self, event=None) -> None:
+        self.segmented.keep(lambda layer: layer in self.viewer.layers)  # frees their probabilities
+        if self._tuned not in self.segmented:
+            self._tuned = None
+
+    def shown_cells(self) -> Segmented | None:
+        """The shown image's segmentation, else the last one (as Save results picks)."""
+        return self.segmented.find(self.image_combo.layer()) or self.segmented.latest
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """The probabilities the sliders re-run (the shown image's), or None."""
+        return None if self._tuned is None else self._tuned.probabilities
+
+    labels_layer = property(lambda self: getattr(self.shown_cells(), "labels", None))
+    image_layer = property(lambda self: getattr(self.shown_cells(), "image", None))
+
     def segment(self, layer=None) -> None:
         """Segment ``layer`` (an Image layer), else the chosen image, with the current model."""
         usable = (
@@ -247,53 +283,35 @@ class SegmentWidget(TaskPanel):
         )  # fmt: skip
 
     def _show(self, image, model_dir, result, seconds: float) -> None:
+        self._flush_sliders()  # a move just made goes to the cells it was made for
         spatial = placement(image, result.labels.ndim)
-        put_probability(
-            self.viewer,
-            f"{image.name} boundary probability",
-            result.probabilities[BOUNDARY],
-            spatial,
-            "yellow",
-        )
+        maps = [(BOUNDARY, "boundary", "yellow")]
         if self.interior_check.isChecked():
-            put_probability(
-                self.viewer,
-                f"{image.name} interior probability",
-                result.probabilities[INTERIOR],
-                spatial,
-                "cyan",
-            )
+            maps.append((INTERIOR, "interior", "cyan"))
+        for channel, name, colour in maps:
+            probability = result.probabilities[channel]
+            put_probability(self.viewer, f"{image.name} {name} probability", probability, spatial, colour)
         tag = image.metadata.get("microscope")
-        metadata = {"model": str(model_dir), "watershed": dict(result.watershed)}
-        if result.scale_factor != 1.0:
-            metadata.update(diameter=result.diameter, scale_factor=result.scale_factor)
-        if tag:
-            metadata["microscope"] = tag
+        metadata = cells_metadata(result, model_dir, tag)
         labels, added = put_labels(
             self.viewer, f"{image.name} segmented cells", result.labels, like=image, metadata=metadata
         )
         if not added:
             labels.metadata.update(metadata)
-        self.probabilities, self.labels_layer, self.image_layer = result.probabilities, labels, image
-        self.base_params = WatershedParams.from_dict(result.watershed)
+        ran = WatershedParams.from_dict(result.watershed)
+        # Sliders moved for this image during the run win: its cells must end up matching them.
+        shown = self.image_combo.layer() == image  # == : napari's layer proxies differ at each access
+        wanted = with_slider_values(ran, self._slider_values()) if shown else ran
+        item = Segmented(image, labels, result.probabilities, wanted, str(model_dir))
+        self._tuned = self.segmented.add(item)
+        self.image_combo.set_layer(image)
+        self.set_params(wanted)
+        if wanted != ran:
+            self._rerun(item)
         self.viewer.layers.selection.active = labels
-        note = (
-            ""
-            if tag in (None, "C")
-            else f" Note: the image is tagged microscope {tag}; the model is meant for C."
-        )
-        if result.labels.ndim == 3:  # a stack: every plane, not only the one shown
-            planes = result.labels.shape[0]
-            note += f" All {planes} planes were segmented, each on its own (cell numbers run on across them)."
-            if planes in (3, 4):
-                note += " If these planes are colour channels, open the image as RGB (H, W, 3) instead."
-        if result.scale_factor != 1.0 and result.diameter:
-            note += (
-                f" Nuclei measure about {result.diameter:.0f} px: the image was resampled "
-                f"x{result.scale_factor:.2f} for the model."
-            )
         self.say(
-            f"{result.n_instances} cells in {image.name!r} ({seconds:.1f} s) → {labels.name!r}.{note} "
+            f"{result.n_instances} cells in {image.name!r} ({seconds:.1f} s) → {labels.name!r}."
+            f"{result_notes(result, tag)} "
             "Move the sliders to tune, correct with napari's label tools, then Send to Annotate."
         )
 
@@ -306,58 +324,57 @@ class SegmentWidget(TaskPanel):
     def set_params(self, params) -> None:
         """Show ``params`` on the sliders (without re-running the watershed)."""
         self.base_params = params
-        pairs = (
-            (self.interior_slider, params.interior_threshold),
-            (self.boundary_slider, params.boundary_weight),
-            (self.split_slider, params.split_height),
-            (self.peak_slider, params.peak_height),
-            (self.min_size_slider, params.min_size),
-        )
-        for slider, value in pairs:
+        for slider, name in zip(self._sliders(), SLIDER_FIELDS, strict=True):
             slider.blockSignals(True)
-            slider.setValue(value)
+            slider.setValue(getattr(params, name))
             slider.blockSignals(False)
+
+    def _slider_values(self) -> dict:
+        return {
+            name: round(float(s.value()), 4) for s, name in zip(self._sliders(), SLIDER_FIELDS, strict=True)
+        }
 
     def watershed_params(self):
         """The model's settings with the sliders' values."""
-        return with_slider_values(
-            self.base_params,
-            {
-                "interior_threshold": round(float(self.interior_slider.value()), 4),
-                "boundary_weight": round(float(self.boundary_slider.value()), 4),
-                "split_height": round(float(self.split_slider.value()), 4),
-                "peak_height": round(float(self.peak_slider.value()), 4),
-                "min_size": int(self.min_size_slider.value()),
-            },
-        )
+        return with_slider_values(self.base_params, self._slider_values())
 
     @property
     def watershed_busy(self) -> bool:
         return (
             self._debounce.isActive()
-            or self._watershed_pending
+            or bool(self._watershed_waiting)
             or (self._watershed_task is not None and not self._watershed_task.finished)
         )
 
+    def _flush_sliders(self) -> None:
+        """A slider move still in the debounce goes to the cells it was made for, before they change."""
+        if self._debounce.isActive():
+            self._debounce.stop()
+            self.run_watershed()
+
     def run_watershed(self) -> None:
-        """Re-run the watershed on the stored probabilities with the sliders' values."""
-        if self.probabilities is None or self.labels_layer is None:
-            return
+        """Re-run the watershed of the shown image's cells with the sliders' values."""
+        if self._tuned is None:
+            return  # the shown image has no cells yet: the values wait for its Segment
+        self._tuned.params = self.watershed_params()
+        self._rerun(self._tuned)
+
+    def _rerun(self, item: Segmented) -> None:
         if self._watershed_task is not None and not self._watershed_task.finished:
-            self._watershed_pending = True  # one more run with the latest values once this one ends
+            if item not in self._watershed_waiting:  # runs with its latest settings once this one ends
+                self._watershed_waiting.append(item)
             return
-        params, probabilities = self.watershed_params(), self.probabilities
+        params = item.params
         self._watershed_task = run_task(
-            watershed_again, probabilities, params, title="Watershed", show_progress=False,
-            on_result=lambda labels: self._apply_watershed(labels, params, probabilities),
+            watershed_again, item.probabilities, params, title="Watershed", show_progress=False,
+            on_result=lambda labels: self._apply_watershed(item, labels, params),
             on_finished=self._watershed_finished,
         )  # fmt: skip
 
-    def _apply_watershed(self, labels: np.ndarray, params, probabilities) -> None:
-        current = params == self.watershed_params() and probabilities is self.probabilities
-        if not current or self.labels_layer not in self.viewer.layers:
-            return  # stale (the sliders moved on, or another image was segmented), or the layer is gone
-        layer = self.labels_layer
+    def _apply_watershed(self, item: Segmented, labels: np.ndarray, params) -> None:
+        layer = item.labels
+        if item not in self.segmented or params != item.params or layer not in self.viewer.layers:
+            return  # stale (the sliders moved on, or the image was segmented again), or the layer is gone
         if np.asarray(layer.data).shape != labels.shape:
             return
         if labels.max() > np.iinfo(np.asarray(layer.data).dtype).max:
@@ -370,21 +387,20 @@ class SegmentWidget(TaskPanel):
                  f"boundary weight {params.boundary_weight:.1f}, min size {params.min_size} px).")  # fmt: skip
 
     def _watershed_finished(self, task) -> None:
-        if self._watershed_pending:
-            self._watershed_pending = False
-            self.run_watershed()
+        if self._watershed_waiting:
+            self._rerun(self._watershed_waiting.pop(0))
 
     # --- hand over to Annotate --------------------------------------------------
 
     def send_to_annotate(self) -> None:
-        """Open the Annotate panel with these cells (and their image) chosen."""
-        labels = self.labels_layer
+        """Open the Annotate panel with the shown image's cells (and the image) chosen."""
+        labels, image = self.labels_layer, self.image_layer
         if labels is None or labels not in self.viewer.layers:
             self.fail("segment an image first: there are no segmented cells to send")
             return
         _, annotate = self.viewer.window.add_plugin_dock_widget("napari-cellseg", "Annotate")
-        if self.image_layer is not None and self.image_layer in self.viewer.layers:
-            annotate.image_combo.set_layer(self.image_layer)
+        if image is not None and image in self.viewer.layers:
+            annotate.image_combo.set_layer(image)
         annotate.cells_combo.set_layer(labels)
         self.viewer.layers.selection.active = labels
         self.say(f"Annotate has {labels.name!r} as its cells: correct them, then save them into a dataset.")

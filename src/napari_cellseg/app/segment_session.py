@@ -7,6 +7,9 @@
 - :func:`watershed_again`: instances from stored probabilities with other
   watershed settings (what the sliders do), for one plane or a stack.
 - :func:`initial_watershed`: the settings a model's config stores, else the defaults.
+- :func:`cells_metadata`, :func:`result_notes`: what the cells layer records, and what to tell the user.
+- :class:`SegmentedImages`: the images a panel segmented, each with its cells
+  layer, its own probabilities and settings (the sliders tune the one shown).
 - :func:`warm_up`: load the model ahead of the first click (the panel runs it
   in the background when it opens: importing torch and timm takes seconds).
 
@@ -18,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Generator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +218,76 @@ def watershed_again(probabilities: np.ndarray, params: WatershedParams) -> np.nd
         planes.append(plane)
     labels = np.stack(planes)
     return labels.astype(np.uint16) if offset <= np.iinfo(np.uint16).max else labels
+
+
+def cells_metadata(result: Any, model_dir: str | os.PathLike, tag: str | None) -> dict[str, Any]:
+    """The cells layer's metadata: the model, the watershed settings, the resampling, the microscope tag."""
+    metadata: dict[str, Any] = {"model": str(model_dir), "watershed": dict(result.watershed)}
+    if result.scale_factor != 1.0:
+        metadata.update(diameter=result.diameter, scale_factor=result.scale_factor)
+    if tag:
+        metadata["microscope"] = tag
+    return metadata
+
+
+def result_notes(result: Any, tag: str | None) -> str:
+    """What the user should know about a result: another microscope, a stack, a resampled image."""
+    note = (
+        ""
+        if tag in (None, "C")
+        else f" Note: the image is tagged microscope {tag}; the model is meant for C."
+    )
+    if result.labels.ndim == 3:  # a stack: every plane, not only the one shown
+        planes = result.labels.shape[0]
+        note += f" All {planes} planes were segmented, each on its own (cell numbers run on across them)."
+        if planes in (3, 4):
+            note += " If these planes are colour channels, open the image as RGB (H, W, 3) instead."
+    if result.scale_factor != 1.0 and result.diameter:
+        note += (
+            f" Nuclei measure about {result.diameter:.0f} px: the image was resampled "
+            f"x{result.scale_factor:.2f} for the model."
+        )
+    return note
+
+
+@dataclass(eq=False)
+class Segmented:
+    """One segmented image: its cells layer, its probabilities and the watershed settings last asked for."""
+
+    image: Any  # the image layer
+    labels: Any  # its cells layer
+    probabilities: np.ndarray
+    params: WatershedParams
+    model: str
+
+
+class SegmentedImages:
+    """The images a panel segmented, newest last: one entry per image and per cells layer.
+
+    Layers are compared with ``==``: napari hands plugins a new proxy of a layer at each access.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[Segmented] = []
+
+    def __contains__(self, item: object) -> bool:
+        return any(item is other for other in self.items)
+
+    def add(self, item: Segmented) -> Segmented:
+        """Keep ``item``, replacing the image's earlier run (and any entry writing the same cells layer)."""
+        self.items = [
+            other for other in self.items if not (other.image == item.image or other.labels == item.labels)
+        ]
+        self.items.append(item)
+        return item
+
+    def find(self, image: Any) -> Segmented | None:
+        return next((item for item in self.items if item.image == image), None)
+
+    @property
+    def latest(self) -> Segmented | None:
+        return self.items[-1] if self.items else None
+
+    def keep(self, alive) -> None:
+        """Forget the entries whose image or cells layer ``alive(layer)`` says is gone (frees their probabilities)."""
+        self.items = [item for item in self.items if alive(item.image) and alive(item.labels)]
