@@ -1,16 +1,21 @@
-"""The settings of the Fine-tune panel: network surgery, loss, training, data (no logic)."""
+"""The Fine-tune panel's controls: the settings (network, loss, training, data) and the run box."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -23,6 +28,7 @@ from ..inference.runtime import default_model_dir
 from ..models.defaults import DEFAULT_M2_DEPTH, MAX_EXTRA_BLOCKS
 from ..training.config import LOSSES, TrainConfig
 from ._common import PathEdit
+from ._training_plot import TrainingPlot
 
 START_M2, START_CURRENT, START_FOLDER = "M2 (a new network)", "Current model", "Model folder"
 START_CHOICES = (START_M2, START_CURRENT, START_FOLDER)
@@ -307,3 +313,46 @@ class FinetuneForm(QWidget):
             self.patch_spin,
         )
         return [spin.valueChanged for spin in spins]
+
+
+def form_scroll(form: FinetuneForm) -> QScrollArea:
+    """``form`` in a vertical scroll area as wide as the form."""
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setWidget(form)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    scroll.setMinimumWidth(form.minimumSizeHint().width() + 20)
+    scroll.setMinimumHeight(260)
+    return scroll
+
+
+class RunBox(QGroupBox):
+    """The run's controls: device line, Start / Stop / Resume / Use for Segment, progress, live plot."""
+
+    def __init__(self, theme: str | None = None, parent=None):
+        super().__init__("Run", parent)
+        grid = QGridLayout(self)
+        self.device_label = QLabel("Device: checking…")
+        self.device_label.setWordWrap(True)
+        self.start_button = QPushButton("Start")
+        self.start_button.setToolTip("Train into the output folder (it must not hold another run)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop after this step and save the position (click again: stop at once)")
+        self.stop_button.setEnabled(False)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the stopped run stored in the output folder")
+        self.use_button = QPushButton("Use for Segment")
+        self.use_button.setToolTip("Make the best model in the output folder the one Segment uses")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setFormat("%v / %m steps")
+        self.eta_label = QLabel("")
+        self.eta_label.setWordWrap(True)
+        self.plot = TrainingPlot(theme)
+        grid.addWidget(self.device_label, 0, 0, 1, 4)
+        for column, button in enumerate(
+            (self.start_button, self.stop_button, self.resume_button, self.use_button)
+        ):
+            grid.addWidget(button, 1, column)
+        grid.addWidget(self.progress_bar, 2, 0, 1, 4)
+        grid.addWidget(self.eta_label, 3, 0, 1, 4)
+        grid.addWidget(self.plot, 4, 0, 1, 4)

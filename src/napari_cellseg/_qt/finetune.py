@@ -11,6 +11,12 @@ and the live plot. Stop asks the run to save its position (Resume continues
 there; a second click stops at once). When a run ends, its best model
 becomes the current model (:mod:`napari_cellseg.app.current_model`), the one the
 Segment panel uses.
+
+Closing the panel stops its run as Stop does. napari's close button (and
+``remove_dock_widget``) only takes the panel out of its dock, so the panel stops
+its run when it loses its parent, and when it is deleted (the viewer closed).
+Such a run still saves its position and never becomes the current model; no other
+run starts from any Fine-tune panel until it ended.
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ import logging
 import time
 from pathlib import Path
 
-from qtpy.QtCore import Qt
-from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QProgressBar, QPushButton, QScrollArea
+from napari.utils.notifications import show_info
+from qtpy.QtCore import QEvent
 
-from ..app.current_model import NO_MODEL_HELP, describe_model, is_model_dir, set_current_model
+from ..app.current_model import NO_MODEL_HELP, describe_model, set_current_model
 from ..app.finetune_estimate import (
     device_text,
     epoch_text,
@@ -32,19 +38,28 @@ from ..app.finetune_estimate import (
     probe_device,
     remember_crops_per_s,
     result_text,
+    saved_in,
     start_text,
     step_text,
 )
-from ..app.finetune_session import TrainingProcess, call_in_training_process, warm_up
+from ..app.finetune_session import (
+    TrainingProcess,
+    add_run,
+    call_in_training_process,
+    going_text,
+    run_going,
+    run_task_of,
+    start_problems,
+    warm_up,
+)
 from ..app.m2_info import m2_depth
 from ..models.defaults import DEFAULT_M2_DEPTH
 from ..training.checkpoints import LAST_DIR, TRAIN_CONFIG, has_last
 from ..training.config import RUNTIME_FIELDS, TrainConfig
 from ..training.reports import EpochReport, StartReport, StepReport, TrainResult
 from ._common import follow_current_model
-from ._finetune_form import START_CURRENT, START_M2, FinetuneForm
+from ._finetune_form import START_CURRENT, START_M2, FinetuneForm, RunBox, form_scroll
 from ._panel import TaskPanel
-from ._training_plot import TrainingPlot
 from ._workers import finish_before_close, run_task, while_shown
 
 logger = logging.getLogger(__name__)
@@ -53,11 +68,6 @@ logger = logging.getLogger(__name__)
 def _stop_quietly(process: TrainingProcess) -> None:
     """The panel is gone: let the run save its position and end."""
     process.stop()
-
-
-def _resumable(out: Path) -> bool:
-    """Whether ``out`` holds a stopped run; read-only (``has_last`` may repair, never while a run writes)."""
-    return any((out / name / "training_state.json").is_file() for name in (LAST_DIR, f".{LAST_DIR}.old"))
 
 
 class FinetuneWidget(TaskPanel):
@@ -69,41 +79,13 @@ class FinetuneWidget(TaskPanel):
         super().__init__(napari_viewer, parent)
         self.cancel_button.hide()  # Stop replaces it: it saves the position for Resume
         self.form = FinetuneForm()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.form)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(self.form.minimumSizeHint().width() + 20)
-        scroll.setMinimumHeight(260)
-        self.body.addWidget(scroll, 1)
-
-        run = QGroupBox("Run")
-        grid = QGridLayout(run)
-        self.device_label = QLabel("Device: checking…")
-        self.device_label.setWordWrap(True)
-        self.start_button = QPushButton("Start")
-        self.start_button.setToolTip("Train into the output folder (it must not hold another run)")
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop after this step and save the position (click again: stop at once)")
-        self.stop_button.setEnabled(False)
-        self.resume_button = QPushButton("Resume")
-        self.resume_button.setToolTip("Continue the stopped run stored in the output folder")
-        self.use_button = QPushButton("Use for Segment")
-        self.use_button.setToolTip("Make the best model in the output folder the one Segment uses")
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setFormat("%v / %m steps")
-        self.eta_label = QLabel("")
-        self.eta_label.setWordWrap(True)
-        self.plot = TrainingPlot(getattr(self.viewer, "theme", None))
-        grid.addWidget(self.device_label, 0, 0, 1, 4)
-        for column, button in enumerate(
-            (self.start_button, self.stop_button, self.resume_button, self.use_button)
-        ):
-            grid.addWidget(button, 1, column)
-        grid.addWidget(self.progress_bar, 2, 0, 1, 4)
-        grid.addWidget(self.eta_label, 3, 0, 1, 4)
-        grid.addWidget(self.plot, 4, 0, 1, 4)
+        self.body.addWidget(form_scroll(self.form), 1)
+        run = RunBox(getattr(self.viewer, "theme", None))
         self.body.addWidget(run)
+        self.device_label, self.progress_bar, self.eta_label, self.plot = (
+            run.device_label, run.progress_bar, run.eta_label, run.plot)  # fmt: skip
+        self.start_button, self.stop_button = run.start_button, run.stop_button
+        self.resume_button, self.use_button = run.resume_button, run.use_button
 
         self.process: TrainingProcess | None = None
         self.device_kind: str | None = None
@@ -111,6 +93,8 @@ class FinetuneWidget(TaskPanel):
         self.threads = 1
         self.last_step: StepReport | None = None
         self.result: TrainResult | None = None
+        self.dev_images: int | None = None
+        self.closed_run: TrainingProcess | None = None  # stopped because the panel was closed
         self.action_buttons = [self.start_button, self.resume_button, self.use_button]
 
         self.start_button.clicked.connect(self.start_training)
@@ -136,6 +120,10 @@ class FinetuneWidget(TaskPanel):
         finish_before_close(self._probe.worker)
         self._update_buttons()
         self.say("Choose the dataset and an output folder, then Start.")
+        other = run_going(reporting=True)
+        if other is not None:  # e.g. the run of this panel's closed predecessor, still saving
+            run_task_of(other).worker.finished.connect(self._other_run_ended)
+            self.say(f"{going_text(other)}; Start and Resume wait for it.")
 
     # --- device, M2 depth, estimate -------------------------------------------
 
@@ -223,8 +211,10 @@ class FinetuneWidget(TaskPanel):
 
     def _update_buttons(self, *_) -> None:
         out = self.form.out_edit.path()
-        idle = not self.busy
-        self.resume_button.setEnabled(idle and out is not None and _resumable(out))
+        # another panel's run whose reports still come: wait (its task's end updates these)
+        idle = not self.busy and run_going(self.process, reporting=True) is None
+        # saved_in is read-only: has_last may repair, never while a run writes
+        self.resume_button.setEnabled(idle and out is not None and saved_in(out).resumable)
         self.use_button.setEnabled(idle and out is not None and (out / "config.json").is_file())
         self.start_button.setEnabled(idle)
 
@@ -232,28 +222,29 @@ class FinetuneWidget(TaskPanel):
 
     def _checked_config(self, config: TrainConfig) -> TrainConfig | None:
         """``config``, or None after saying every problem (no process is started)."""
-        problems = []
-        if not config.data_dir:
-            problems.append("choose the dataset folder")
-        elif not Path(config.data_dir, "manifest.csv").is_file():
-            problems.append(f"{config.data_dir} is not a dataset folder (no manifest.csv)")
-        elif config.split_path and not Path(config.split_path).is_file():
-            problems.append(f"no split file at {config.split_path}: split the dataset first (Dataset panel)")
-        if not config.out_dir:
-            problems.append("choose the output model folder")
-        if self.form.start_combo.currentText() != START_M2 and not is_model_dir(config.init_model):
-            problems.append(
-                f"start from a model: {config.init_model or 'no model chosen'} is not a model folder "
-                "(model.safetensors + config.json)"
-            )
-        problems += [p for p in config.problems() if not p.startswith(("data_dir", "out_dir"))]
+        problems = start_problems(config, self.form.start_combo.currentText() != START_M2)
         if problems:
             self.fail("; ".join(problems))
             return None
         return config
 
+    def _refused_while_another_runs(self) -> bool:
+        """One run at a time: two would share the device and race for the current model."""
+        other = run_going(exclude=self.process if self.busy else None)
+        if other is not None:
+            self.fail(f"{going_text(other)}: wait for it to end (or Stop it where it runs)")
+        return other is not None
+
+    @while_shown
+    def _other_run_ended(self) -> None:
+        self._update_buttons()
+        if not self.busy and run_going() is None:
+            self.say("The other run has ended: Start and Resume are free again.")
+
     def start_training(self) -> None:
         """Start a new run into the output folder."""
+        if self._refused_while_another_runs():
+            return
         config = self._checked_config(self.config_draft())
         if config is None:
             return
@@ -268,6 +259,8 @@ class FinetuneWidget(TaskPanel):
 
     def resume_training(self) -> None:
         """Continue the run stored in the output folder with its own settings."""
+        if self._refused_while_another_runs():  # before has_last, which may repair a folder being written
+            return
         out = self.form.out_edit.path()
         if out is None or not has_last(out):
             self.fail("the output folder holds no stopped run to resume")
@@ -300,7 +293,7 @@ class FinetuneWidget(TaskPanel):
     def _launch(self, config: TrainConfig, resume: bool) -> None:
         self.process = process = TrainingProcess(config, resume=resume)
         self.destroyed.connect(functools.partial(_stop_quietly, process))
-        self.last_step, self.result = None, None
+        self.last_step, self.result, self.dev_images, self.closed_run = None, None, None, None
         self.progress_bar.setRange(0, config.epochs * config.steps_per_epoch)
         self.progress_bar.setValue(0)
         self.eta_label.setText("starting the training process…")
@@ -310,6 +303,7 @@ class FinetuneWidget(TaskPanel):
         )  # fmt: skip
         if task is None:
             return
+        add_run(process, task)
         self.stop_button.setText("Stop")
         self.stop_button.setEnabled(True)
         task.worker.finished.connect(self._finished)
@@ -328,7 +322,7 @@ class FinetuneWidget(TaskPanel):
         else:
             process.kill()
             self.stop_button.setEnabled(False)
-            self.say("Stopped at once; Resume continues from the last finished epoch.")
+            self.say("Stopping at once…")  # what was saved is said once the run ended
 
     def use_output_model(self) -> None:
         out = self.form.out_edit.path()
@@ -346,6 +340,7 @@ class FinetuneWidget(TaskPanel):
     def _on_report(self, report) -> None:
         if isinstance(report, StartReport):
             self.threads = report.threads
+            self.dev_images = report.n_dev_images
             self.progress_bar.setValue(report.start_step)
             on_gpu = not report.device.startswith("cpu")
             self.device_label.setText(f"GPU: {self.device_name}" if on_gpu else "CPU: slow")
@@ -368,10 +363,15 @@ class FinetuneWidget(TaskPanel):
         process = self.process
         if process is not None and self.last_step is not None and self.device_kind == "cpu":
             remember_crops_per_s(process.config, self.threads, self.last_step.samples_per_s)
+        closed = process is not None and process is self.closed_run
         current = None
-        if result is not None and not result.cancelled:
+        if result is not None and not result.cancelled and not closed:  # a closed panel's run: never
             current = set_current_model(result.out_dir)  # Segment uses it from now on
-        self.say(result_text(result, str(current) if current else None))
+        saved = saved_in(process.config.out_dir) if process is not None else None
+        text = result_text(result, str(current) if current else None, saved, self.dev_images)
+        self.say(text)
+        if closed:
+            show_info(f"Fine-tune (panel closed): {text}")
 
     @while_shown
     def _finished(self) -> None:
@@ -380,7 +380,24 @@ class FinetuneWidget(TaskPanel):
         self._update_buttons()
         self.update_estimate()
 
+    # --- the panel closed ---------------------------------------------------------
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        # napari's X and remove_dock_widget take the panel out of its dock without closing it
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self.panel_closed()
+
     def closeEvent(self, event) -> None:
-        if self.process is not None:
-            self.process.stop()
+        self.panel_closed()
         super().closeEvent(event)
+
+    def panel_closed(self) -> None:
+        """Stop the run as Stop does (its position is saved); it will not become the current model."""
+        process = self.process
+        if process is None or not self.busy or process is self.closed_run:
+            return
+        self.closed_run = process
+        if not process.stop_requested:
+            process.stop()
+        show_info(f"Fine-tune panel closed: its run into {process.config.out_dir} stops after this step.")

@@ -4,16 +4,22 @@ On the CPU the estimate is ``planned crops / crops per second``. The rate is
 the one measured by the last run of the same network, crop size and thread
 count on this computer (kept in the settings file), else a configured
 figure scaled to the crop size and threads. The live ETA during training
-comes from the engine's own reports.
+comes from the engine's own reports. How a stopped run ended is said from
+what its output folder holds (:func:`saved_in`): no epoch ended means no
+model and nothing or only a mid-epoch position to resume.
 
 No torch here except in :func:`probe_device`.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from ..training.checkpoints import LAST_DIR
 from ..training.config import TrainConfig
 from ..training.reports import EpochReport, StartReport, StepReport, TrainResult
 from .current_model import read_settings, update_settings
@@ -158,16 +164,73 @@ def epoch_text(report: EpochReport) -> str:
     return text + (" — best model saved." if report.is_best else ".")
 
 
-def result_text(result: TrainResult | None, current: str | None = None) -> str:
-    """How a run ended; ``current`` is the model folder Segment now uses (finished runs)."""
+@dataclass(frozen=True)
+class Saved:
+    """What a run left in its output folder once it ended (see :func:`saved_in`)."""
+
+    model: bool = False  # a best model (config.json): 'Use for Segment' takes it
+    resumable: bool = False  # last/ holds a position: Resume continues there
+    epochs: int = 0  # epochs finished in that position
+    step: int = 0  # steps of the next epoch already done (a stop mid-epoch)
+
+
+def saved_in(out_dir: str | os.PathLike) -> Saved:
+    """Read-only look at ``out_dir`` (also its ``.last.old`` left by a crash mid-swap)."""
+    out = Path(out_dir)
+    for last in (out / LAST_DIR, out / f".{LAST_DIR}.old"):
+        if (last / "training_state.json").is_file():
+            try:
+                training = json.loads((last / "config.json").read_text()).get("training", {})
+                step, per_epoch = int(training["global_step"]), int(training["steps_per_epoch"])
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):  # position unknown
+                return Saved((out / "config.json").is_file(), True)
+            epochs, step = divmod(step, per_epoch) if per_epoch > 0 else (0, step)
+            return Saved((out / "config.json").is_file(), True, epochs, step)
+    return Saved((out / "config.json").is_file())
+
+
+def _resume_point(saved: Saved) -> str:
+    if saved.step:
+        return f"Resume continues after step {saved.step} of epoch {saved.epochs + 1}"
+    if saved.epochs:
+        return f"Resume continues after epoch {saved.epochs}"
+    return "Resume continues where it stopped"
+
+
+def result_text(
+    result: TrainResult | None,
+    current: str | None = None,
+    saved: Saved | None = None,
+    dev_images: int | None = None,
+) -> str:
+    """How a run ended; ``current`` is the model folder Segment now uses (finished runs).
+
+    ``saved`` (what the output folder holds now) and ``dev_images`` (from the start report)
+    make a stopped run's text exact: without them it stays general.
+    """
+    if saved is not None and not saved.resumable and (result is None or result.cancelled):
+        how = "at once " if result is None else ""
+        return f"Stopped {how}before the first epoch ended: nothing was saved; Start again."
     if result is None:
-        return "Stopped at once; Resume continues from the last finished epoch."
-    best = "n/a (no dev images)" if result.best_score is None else f"{result.best_score:.3f}"
+        if saved is None:
+            return "Stopped at once; Resume continues from the last finished epoch."
+        return f"Stopped at once; {_resume_point(saved)}."
+    if result.best_score is not None:
+        best = f"{result.best_score:.3f}"
+    else:
+        best = "n/a (no dev images)" if dev_images in (None, 0) else "n/a (not scored yet)"
     if result.cancelled:
-        return (
-            f"Stopped after {result.epochs_done} epoch(s); best dev {result.score_name} {best}. "
-            "Resume continues; 'Use for Segment' takes the best model so far."
-        )
+        if saved is None:
+            return (
+                f"Stopped after {result.epochs_done} epoch(s); best dev {result.score_name} {best}. "
+                "Resume continues; 'Use for Segment' takes the best model so far."
+            )
+        if result.epochs_done == 0:
+            text = "Stopped before the first epoch ended: no model yet (one is saved at each epoch's end)"
+        else:
+            text = f"Stopped after {result.epochs_done} epoch(s); best dev {result.score_name} {best}"
+        model = "; 'Use for Segment' takes the best model so far" if saved.model else ""
+        return f"{text}. {_resume_point(saved)}{model}."
     took = format_duration(result.elapsed_s).replace("about ", "")
     text = f"Done in {took}: best dev {result.score_name} {best} at epoch {result.best_epoch}."
     return text + (f" Segment now uses {current}." if current else "")

@@ -15,6 +15,8 @@ imported torch once (:func:`warm_up`), so a run starts at once.
   position in ``out_dir/last`` so that Resume continues there);
   :meth:`~TrainingProcess.kill` ends the process at once.
 - :func:`run_finetune`: the synchronous wrapper.
+- :func:`start_problems`: what stops a run from the GUI before any process starts;
+  :func:`add_run` and :func:`run_going`: the GUI's runs, one at a time.
 - :func:`call_in_training_process`: a small torch question (device, M2 depth) asked
   of a process that has torch loaded.
 - Time estimates and texts are in :mod:`napari_cellseg.app.finetune_estimate`, M2 depth
@@ -34,6 +36,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 from ..generators import run_to_end
@@ -296,3 +299,56 @@ def run_finetune(
     """Synchronous :meth:`TrainingProcess.reports`; ``callback`` gets each report."""
     generator = TrainingProcess(config, resume=resume, niceness=niceness).reports()
     return run_to_end(generator, callback)
+
+
+# --- runs started from the GUI ---------------------------------------------------
+
+
+def start_problems(config: TrainConfig, from_model: bool) -> list[str]:
+    """Every reason not to start ``config`` (data, output, the model to start from, settings)."""
+    from .current_model import is_model_dir
+
+    problems = []
+    if not config.data_dir:
+        problems.append("choose the dataset folder")
+    elif not Path(config.data_dir, "manifest.csv").is_file():
+        problems.append(f"{config.data_dir} is not a dataset folder (no manifest.csv)")
+    elif config.split_path and not Path(config.split_path).is_file():
+        problems.append(f"no split file at {config.split_path}: split the dataset first (Dataset panel)")
+    if not config.out_dir:
+        problems.append("choose the output model folder")
+    if from_model and not is_model_dir(config.init_model):
+        problems.append(
+            f"start from a model: {config.init_model or 'no model chosen'} is not a model folder "
+            "(model.safetensors + config.json)"
+        )
+    return problems + [p for p in config.problems() if not p.startswith(("data_dir", "out_dir"))]
+
+
+# The GUI's runs until their reports ended and their process exited: one at a time (a run whose
+# panel was closed still saves its position meanwhile; two would race for the current model).
+_RUNS: dict[TrainingProcess, Any] = {}
+
+
+def add_run(process: TrainingProcess, task: Any) -> None:
+    """Count ``process`` as going until ``task.finished`` (its reports ended) and its process exited."""
+    _RUNS[process] = task
+
+
+def run_going(exclude: TrainingProcess | None = None, reporting: bool = False) -> TrainingProcess | None:
+    """A run other than ``exclude`` still going (``reporting``: whose reports still come)."""
+    for process, task in list(_RUNS.items()):
+        if task.finished and not process.running:
+            del _RUNS[process]
+    return next((p for p, t in _RUNS.items() if p is not exclude and not (reporting and t.finished)), None)
+
+
+def run_task_of(process: TrainingProcess) -> Any:
+    """The ``task`` given to :func:`add_run` with ``process``."""
+    return _RUNS[process]
+
+
+def going_text(process: TrainingProcess) -> str:
+    if process.stop_requested:
+        return f"A stopped run is still saving its position into {process.config.out_dir}"
+    return f"Another Fine-tune run is training into {process.config.out_dir}"
