@@ -2,7 +2,8 @@
 
 The logic lives in :mod:`napari_cellseg.app.annotation`; this panel collects the
 layers and settings, runs the work in a thread worker and shows the result.
-Edits of existing layers are undoable with Ctrl+Z (see ``_layers``).
+Edits of existing layers are undoable with Ctrl+Z (see ``_layers``). A Labels box the
+user set stays as set while layers come and go; 'Replace' holds for one image and labels.
 """
 
 from __future__ import annotations
@@ -25,12 +26,18 @@ from ..app.annotation import (
     annotation_from_instances,
     annotation_name,
     cells_name,
+    conversion_summary,
+    fitting_cells,
+    holds_cells,
+    holds_labels,
     instances_from_annotation,
     is_annotation,
     is_listed,
+    opened_annotation,
     owner_image,
     save_annotation,
     saved_labels,
+    saved_message,
     suggest_image_id,
     touching_boundary_pixels,
 )
@@ -44,6 +51,19 @@ UNTAGGED = "(untagged)"
 SAVE_ANNOTATION, SAVE_CELLS = "boundary annotation (3 classes)", "cells (instances)"
 
 
+class _LabelsCombo(LayerCombo):
+    """A Labels box that reports every ``set_layer`` (Send to Annotate, a conversion), even of
+    the layer it shows already: a choice that the panel keeps, unlike its own guesses."""
+
+    def __init__(self, viewer, on_set):
+        super().__init__(viewer, "Labels", allow_none=True)
+        self._on_set = on_set
+
+    def set_layer(self, layer) -> None:
+        super().set_layer(layer)
+        self._on_set(self)
+
+
 class AnnotateWidget(TaskPanel):
     """Annotate cells and the boundaries between them, tag the microscope, save to a dataset."""
 
@@ -52,6 +72,10 @@ class AnnotateWidget(TaskPanel):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
         viewer = self.viewer
+        self._image = None  # the image the boxes' choices and 'Replace' were made for
+        self._shown: dict = {}  # Labels box -> the layer it showed last
+        self._user_set: set = set()  # Labels boxes set by the user, not guessed by the panel
+        self._picking = False  # the panel is guessing
         self.image_combo = LayerCombo(viewer, "Image")
         self.microscope_combo = QComboBox()
         self.microscope_combo.addItems([UNTAGGED, *MICROSCOPES])
@@ -67,8 +91,8 @@ class AnnotateWidget(TaskPanel):
         top.addRow(self.open_button)
         self.body.addLayout(top)
 
-        self.cells_combo = LayerCombo(viewer, "Labels", allow_none=True)
-        self.annotation_combo = LayerCombo(viewer, "Labels", allow_none=True)
+        self.cells_combo = _LabelsCombo(viewer, self._labels_changed)
+        self.annotation_combo = _LabelsCombo(viewer, self._labels_changed)
         self.thickness_spin = QSpinBox()
         self.thickness_spin.setRange(1, 5)
         self.thickness_spin.setToolTip("Boundary width in pixels, on each side of a contact")
@@ -129,6 +153,11 @@ class AnnotateWidget(TaskPanel):
             self.touching_button, self.save_button,
         ]  # fmt: skip
         self.image_combo.currentTextChanged.connect(self._image_changed)
+        for combo in (self.cells_combo, self.annotation_combo):
+            combo.currentTextChanged.connect(lambda _text, combo=combo: self._labels_changed(combo))
+        for edit in (self.id_edit, self.dataset_edit.edit):  # another id or dataset: not ticked for it
+            edit.textChanged.connect(self._untick_replace)
+        self.save_what_combo.currentTextChanged.connect(self._untick_replace)
         viewer.layers.events.inserted.connect(self._layer_added)
         self.microscope_combo.currentTextChanged.connect(self._tag_changed)
         self.open_button.clicked.connect(self.open_layers)
@@ -151,12 +180,32 @@ class AnnotateWidget(TaskPanel):
         image = self.image_layer()
         if image is None:
             return
+        if image != self._image:  # the boxes' choices and 'Replace' were the previous image's
+            self._image = image
+            self._user_set.clear()
+            self._untick_replace()
         tag = image.metadata.get("microscope")
         self.microscope_combo.blockSignals(True)
         self.microscope_combo.setCurrentText(tag if tag in MICROSCOPES else UNTAGGED)
         self.microscope_combo.blockSignals(False)
-        self.id_edit.setText(suggest_image_id(image.name, image.metadata))
+        self.id_edit.setText(suggest_image_id(image.name, image.metadata, distinct=True))
         self._pick_layers()
+
+    def _untick_replace(self, *_) -> None:
+        self.overwrite_check.setChecked(False)  # it was ticked for another image, id or labels
+
+    def _labels_changed(self, combo: LayerCombo) -> None:
+        """Un-tick 'Replace' when other labels are chosen; remember the user's own choices."""
+        before, now = self._shown.get(combo), combo.layer()
+        self._shown[combo] = now
+        if now != before:  # not `is`: each access gives a new proxy of the layer
+            self._untick_replace()
+        if self._picking:
+            return
+        if now is None and before is not None and before not in self.viewer.layers:
+            self._user_set.discard(combo)  # the chosen layer was deleted: the panel may choose again
+        else:
+            self._user_set.add(combo)  # "(none)" included: guide step 5
 
     def _layer_added(self, event=None) -> None:
         try:
@@ -166,8 +215,17 @@ class AnnotateWidget(TaskPanel):
             self.viewer.layers.events.inserted.disconnect(self._layer_added)
 
     def _pick_layers(self) -> None:
-        """Choose the image's own cells and annotation layers; let go of another image's."""
-        image = self.image_layer()
+        """Choose the image's own cells and annotation layers; let go of another image's.
+
+        A box the user set (to a layer or to "(none)") for this image is left alone.
+        """
+        self._picking = True
+        try:
+            self._pick(self.image_layer())
+        finally:
+            self._picking = False
+
+    def _pick(self, image) -> None:
         images = [  # Segment's probability maps are not images of their own
             (layer.name, layer.metadata) for layer in self.image_combo.layers()
             if layer.metadata.get(KIND_KEY) != KIND_PROBABILITY
@@ -177,23 +235,19 @@ class AnnotateWidget(TaskPanel):
             return owner_image(layer.name, layer.metadata, images)
 
         for combo, name in ((self.cells_combo, cells_name), (self.annotation_combo, annotation_name)):
+            if combo in self._user_set:
+                continue
             layer = find_layer(self.viewer, name(image.name))
             if layer is not None:
                 combo.set_layer(layer)
             elif combo.layer() is not None and owner(combo.layer()) not in (None, image.name):
                 combo.setCurrentText(combo.NONE)  # another image's labels: never saved with this one
-        if self.cells_combo.layer() is None:  # e.g. a sample's expert mask, or Segment's cells
-            shape = self._plane_shape(image)
-            # With several images open, a layer of unknown image may be another's: only its own.
-            owners = (None, image.name) if len(images) == 1 else (image.name,)
-            fitting = [
-                layer for layer in self.cells_combo.layers()
-                if np.shape(layer.data) == shape and not is_annotation(layer.name, layer.metadata)
-                and layer.metadata.get(KIND_KEY) != KIND_REVIEW and owner(layer) in owners
-            ]  # fmt: skip
-            fitting.sort(key=lambda layer: owner(layer) != image.name)  # its own first
-            if fitting:
-                self.cells_combo.set_layer(fitting[0])
+        if self.cells_combo.layer() is None and self.cells_combo not in self._user_set:
+            # e.g. a sample's expert mask, or Segment's cells
+            shape, layers = self._plane_shape(image), self.cells_combo.layers()
+            layer = fitting_cells(image.name, shape, layers, images, skip_kinds=(KIND_REVIEW,))
+            if layer is not None:
+                self.cells_combo.set_layer(layer)
 
     def _tag_changed(self, tag: str) -> None:
         image = self.image_layer()
@@ -238,27 +292,24 @@ class AnnotateWidget(TaskPanel):
             self._add_layers(image, {})
 
     def _add_layers(self, image, saved: dict) -> None:
-        shape = self._plane_shape(image)
+        shape, chosen = self._plane_shape(image), self.cells_combo.layer()
+        keep = holds_cells(chosen, shape)  # e.g. the cells sent from Segment: never swapped for others
         cells = find_layer(self.viewer, cells_name(image.name))
         if cells is None or "cells" in saved:
             data = saved.get("cells", np.zeros(shape, np.uint16))
             cells, _ = put_labels(self.viewer, cells_name(image.name), data, like=image)
         annotation = find_layer(self.viewer, annotation_name(image.name))
         if annotation is None or saved:
-            if "annotation" in saved:
-                data = saved["annotation"]
-            elif "cells" in saved:
-                data = annotation_from_instances(saved["cells"], self.thickness_spin.value())[0]
-            else:
-                data = np.zeros(shape, np.uint8)
+            data = opened_annotation(saved, shape, self.thickness_spin.value())
             annotation, _ = put_labels(
                 self.viewer, annotation_name(image.name), data, like=image, annotation=True
             )
-        self.cells_combo.set_layer(cells)
+        self.cells_combo.set_layer(chosen if keep else cells)
         self.annotation_combo.set_layer(annotation)
         self.viewer.layers.selection.active = annotation
         opened = "opened the saved labels of" if saved else "label layers ready for"
-        self.say(f"{opened} {image.name!r}: paint, convert, then save.")
+        kept = f" (Cells stays {chosen.name!r})" if keep and chosen != cells else ""
+        self.say(f"{opened} {image.name!r}{kept}: paint, convert, then save.")
 
     def _labels(self, combo: LayerCombo, what: str):
         layer = combo.layer()
@@ -281,16 +332,8 @@ class AnnotateWidget(TaskPanel):
                 self.viewer, annotation_name(image.name), annotation, like=image, annotation=True
             )
             self.annotation_combo.set_layer(layer)
-            lost = set(report.lost_labels)
-            kept = len((set(report.thin_labels) | set(report.necked_labels)) - lost)
-            text = (
-                f"{report.n_instances} cells → {layer.name!r} "
-                f"({kept} thin or necked cells kept, {len(report.multi_piece_labels)} in several pieces"
-            )
-            if lost:  # too small to keep an interior: they would come back merged or not at all
-                self.say(f"{text}; {len(lost)} too small to keep: cells {sorted(lost)[:10]}).", error=True)
-            else:
-                self.say(f"{text}).")
+            text, lost = conversion_summary(report, layer.name)
+            self.say(text, error=lost)
 
         data = np.array(cells.data, copy=True)
         self.start(
@@ -338,9 +381,7 @@ class AnnotateWidget(TaskPanel):
             return
         cells = self.cells_combo.layer()
         target = np.array(annotation.data, copy=True)
-        instances = None
-        if cells is not None and np.shape(cells.data) == target.shape and np.any(cells.data):
-            instances = np.array(cells.data, copy=True)
+        instances = np.array(cells.data, copy=True) if holds_labels(cells, target.shape) else None
 
         def show(result) -> None:
             indices, n_pairs = result
@@ -360,7 +401,8 @@ class AnnotateWidget(TaskPanel):
     # --- saving ------------------------------------------------------------
 
     def save(self) -> None:
-        """Save image, labels and microscope tag into the dataset folder."""
+        """Save image, labels and microscope tag into the dataset folder (the chosen cells when no
+        annotation is painted: the dataset makes their boundary annotation when it is read)."""
         image = self._require_image()
         if image is None:
             return
@@ -369,13 +411,18 @@ class AnnotateWidget(TaskPanel):
             self.fail("choose a dataset folder and an image id before saving")
             return
         as_annotation = self.save_what_combo.currentText() == SAVE_ANNOTATION
+        # No annotation painted: the cells the user chose (e.g. sent from Segment) are saved; a
+        # layer the panel guessed is not.
+        instead = as_annotation and not holds_labels(self.annotation_combo.layer())
+        instead = instead and self.cells_combo in self._user_set and holds_cells(self.cells_combo.layer())
+        as_annotation = as_annotation and not instead
         combo = self.annotation_combo if as_annotation else self.cells_combo
         labels = self._labels(combo, "boundary annotation" if as_annotation else "cells")
         if labels is None:
             return
         microscope = image.metadata.get("microscope")
-        overwrite = self.overwrite_check.isChecked()
-        if not overwrite and is_listed(root, image_id):
+        overwrite, listed = self.overwrite_check.isChecked(), is_listed(root, image_id)
+        if listed and not overwrite:
             self.fail(
                 f"{image_id!r} is already in {root}: tick 'Replace the saved image if this id "
                 "exists' to overwrite it, or choose another id"
@@ -383,11 +430,7 @@ class AnnotateWidget(TaskPanel):
             return
 
         def show(record) -> None:
-            kind = "3-class annotation" if record.label_kind == "targets" else "cells"
-            self.say(
-                f"saved {record.id!r} ({record.microscope}, {kind}) into {root}. "
-                "Run the split again (Dataset panel): new images go to train."
-            )
+            self.say(saved_message(record, root, replaced=listed, made_from=labels.name if instead else None))
 
         self.start(
             save_annotation, root, image_id,

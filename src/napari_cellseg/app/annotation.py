@@ -16,8 +16,10 @@ into a dataset folder (atomically, never silently overwriting).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -61,6 +63,47 @@ def owner_image(name: str, metadata: dict | None, images: Sequence[tuple[str, di
     return owners[0] if len(owners) == 1 else None
 
 
+def fitting_cells(
+    image_name: str,
+    shape: tuple[int, ...],
+    layers: Sequence[Any],
+    images: Sequence[tuple[str, dict]],
+    skip_kinds: Sequence[str] = (),
+) -> Any | None:
+    """The labels layer (of ``layers``) most likely to hold an image's cells, or None.
+
+    Layers of the image's ``shape`` that are no annotation and no ``skip_kinds``: the
+    image's own first (see :func:`owner_image`); one of unknown image only when a single
+    image is open (with several, it may be another's).
+    """
+
+    def owner(layer):
+        return owner_image(layer.name, layer.metadata, images)
+
+    owners = (None, image_name) if len(images) == 1 else (image_name,)
+    fitting = [
+        layer for layer in layers
+        if np.shape(layer.data) == tuple(shape) and not is_annotation(layer.name, layer.metadata)
+        and layer.metadata.get(KIND_KEY) not in skip_kinds and owner(layer) in owners
+    ]  # fmt: skip
+    fitting.sort(key=lambda layer: owner(layer) != image_name)  # its own first
+    return fitting[0] if fitting else None
+
+
+def saved_message(record: Any, root: Any, *, replaced: bool, made_from: str | None = None) -> str:
+    """What the Annotate panel says after a save; ``made_from``: the cells layer saved for want
+    of a painted annotation."""
+    kind = "3-class annotation" if record.label_kind == "targets" else "cells"
+    if made_from:  # the dataset makes their boundary annotation when it is read
+        kind = f"the cells of {made_from!r}, as no boundary annotation is painted"
+    if replaced:  # the split keeps a replaced image in its subset
+        return f"replaced {record.id!r} ({record.microscope}, {kind}) in {root}."
+    return (
+        f"saved {record.id!r} ({record.microscope}, {kind}) into {root}. "
+        "Run the split again (Dataset panel): new images go to train."
+    )
+
+
 def is_annotation(name: str, metadata: dict | None = None) -> bool:
     """Whether a labels layer (by name and metadata) holds a 3-class annotation."""
     if metadata and metadata.get(KIND_KEY) in (KIND_ANNOTATION, KIND_CELLS):
@@ -101,6 +144,20 @@ def annotation_from_instances(instances: Any, thickness: int = 1):
 
     instances = check_label_image(instances, "instances")
     return instances_to_targets(instances, thickness=thickness, return_report=True)
+
+
+def conversion_summary(report: Any, name: str) -> tuple[str, bool]:
+    """What :func:`annotation_from_instances` found, said of the layer ``name``, and whether
+    cells were lost (too small to keep an interior: they would come back merged or not at all)."""
+    lost = set(report.lost_labels)
+    kept = len((set(report.thin_labels) | set(report.necked_labels)) - lost)
+    text = (
+        f"{report.n_instances} cells → {name!r} "
+        f"({kept} thin or necked cells kept, {len(report.multi_piece_labels)} in several pieces"
+    )
+    if lost:
+        return f"{text}; {len(lost)} too small to keep: cells {sorted(lost)[:10]}).", True
+    return f"{text}).", False
 
 
 def instances_from_annotation(annotation: Any) -> np.ndarray:
@@ -179,12 +236,40 @@ def _contacts(cells: np.ndarray) -> np.ndarray:
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
 
 
-def suggest_image_id(name: str, metadata: dict | None = None) -> str:
-    """A dataset id for an image layer: its ``metadata["id"]``, else its name made file-safe."""
+def suggest_image_id(name: str, metadata: dict | None = None, *, distinct: bool = False) -> str:
+    """A dataset id for an image layer: its ``metadata["id"]``, else its name made file-safe.
+
+    Ids hold ASCII letters, digits, ``_``, ``-`` and ``.`` (see ``manifest.check_id``), so
+    other characters are replaced by ``_``. With ``distinct`` (the Annotate panel), a name
+    holding non-ASCII characters is transliterated where it can be and gets ``-`` and a
+    short hash of the name: "Patient Müller 1" and "Patient Möller 1" would otherwise share
+    an id, and saving one would replace the other. ASCII names (a dataset's own images are
+    named by their id) keep the id they always had.
+    """
     if metadata and isinstance(metadata.get("id"), str) and metadata["id"]:
         return metadata["id"]
-    safe = _ID_UNSAFE.sub("_", name).strip("_.-")
-    return safe or "image"
+    if distinct and not name.isascii():
+        name = unicodedata.normalize("NFC", name)  # macOS file names come decomposed (NFD)
+        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
+        plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+        return f"{_file_safe(plain) or 'image'}-{digest}"
+    return _file_safe(name) or "image"
+
+
+def _file_safe(name: str) -> str:
+    return _ID_UNSAFE.sub("_", name).strip("_.-")
+
+
+def holds_labels(layer: Any, shape: tuple[int, ...] | None = None) -> bool:
+    """Whether a labels layer (or None) has any labelled pixel (and, when given, that shape)."""
+    if layer is None or (shape is not None and np.shape(layer.data) != tuple(shape)):
+        return False
+    return bool(np.any(np.asarray(layer.data)))
+
+
+def holds_cells(layer: Any, shape: tuple[int, ...] | None = None) -> bool:
+    """Whether a labels layer (or None) holds cells: instances, not a 3-class annotation."""
+    return holds_labels(layer, shape) and not is_annotation(layer.name, layer.metadata)
 
 
 def save_annotation(
@@ -255,6 +340,15 @@ def is_listed(root: str | os.PathLike, image_id: str) -> bool:
 
     _, rows, _ = read_manifest(Path(root) / MANIFEST_NAME, MICROSCOPES)
     return any(row.id == image_id for row in rows)
+
+
+def opened_annotation(saved: dict[str, np.ndarray], shape: tuple[int, ...], thickness: int) -> np.ndarray:
+    """The annotation to show for :func:`saved_labels`' ``saved`` (made from saved cells), or an empty one."""
+    if "annotation" in saved:
+        return saved["annotation"]
+    if "cells" in saved:
+        return annotation_from_instances(saved["cells"], thickness)[0]
+    return np.zeros(shape, np.uint8)
 
 
 def saved_labels(root: str | os.PathLike, image_id: str) -> dict[str, np.ndarray]:
