@@ -27,6 +27,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("QT_API", "pyqt6")
 
 
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """Every test has a settings file of its own and no current model chosen in this process."""
+    from napari_cellseg.app import current_model
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setattr(current_model, "_current", None)
+    monkeypatch.setattr(current_model, "_listeners", [])
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``, or skip."""

@@ -10,13 +10,6 @@ from napari_cellseg.app import current_model
 from napari_cellseg.models.checkpoint import ModelConfig
 
 
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setattr(current_model, "_current", None)
-    monkeypatch.setattr(current_model, "_listeners", [])
-
-
 def fake_model_dir(path, **fields):
     """A model folder as far as the registry can tell: config.json and a weights file."""
     path.mkdir(parents=True)

@@ -7,7 +7,6 @@ import os
 
 import pytest
 
-from napari_cellseg.app import current_model
 from napari_cellseg.app.finetune_estimate import (
     REFERENCE_CPU_CROPS_PER_S,
     configured_crops_per_s,
@@ -28,12 +27,6 @@ from napari_cellseg.app.finetune_session import (
 )
 from napari_cellseg.training.config import TrainConfig
 from napari_cellseg.training.reports import EpochReport, StartReport, StepReport, TrainResult
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setattr(current_model, "_current", None)
 
 
 def _epoch(**changes) -> EpochReport:

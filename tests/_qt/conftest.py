@@ -68,3 +68,17 @@ def tiny_model_dir(tmp_path):
         m2, transfer_layers=2, new_layers=2, out_channels=3, decoder_channels=(8, 8, 8), pretrained=False
     )
     return save_model_dir(tmp_path / "tiny-model", model.eval(), ModelConfig.for_model(model))
+
+
+DEV_ID = "c_histology_2_crop0"  # a small C crop of the tiny dataset: cheap dev scoring
+
+
+@pytest.fixture
+def split_dataset(tiny_dataset):
+    """The tiny dataset with ``split.csv``: one C crop for dev, the rest train."""
+    from napari_cellseg.data.dataset import CellDataset
+    from napari_cellseg.data.splitfile import write_split
+
+    dataset = CellDataset.open(tiny_dataset)
+    write_split(tiny_dataset / "split.csv", {i: "dev" if i == DEV_ID else "train" for i in dataset.ids})
+    return tiny_dataset

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from napari_cellseg.app import current_model
 
 COMMAND = "napari-cellseg.segment_selected_layer"
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setattr(current_model, "_current", None)
-    monkeypatch.setattr(current_model, "_listeners", [])
 
 
 def test_sample_segment_button_layers(make_napari_viewer, tiny_model_dir, wait_for_job):

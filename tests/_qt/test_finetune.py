@@ -15,29 +15,11 @@ import pytest
 
 from napari_cellseg.app import current_model
 from napari_cellseg.app.finetune_estimate import estimate_cpu, format_duration
-from napari_cellseg.data.dataset import CellDataset
-from napari_cellseg.data.splitfile import write_split
 from napari_cellseg.training.checkpoints import has_last
 
-DEV_ID = "c_histology_2_crop0"  # a small C crop: cheap dev scoring
 TICK_MS = 50
 MAX_GAP_MS = 200
 TRAIN_SECONDS = 5.0
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setattr(current_model, "_current", None)
-    monkeypatch.setattr(current_model, "_listeners", [])
-
-
-@pytest.fixture
-def split_dataset(tiny_dataset):
-    """The tiny dataset with ``split.csv``: one C crop for dev, the rest train."""
-    dataset = CellDataset.open(tiny_dataset)
-    write_split(tiny_dataset / "split.csv", {i: "dev" if i == DEV_ID else "train" for i in dataset.ids})
-    return tiny_dataset
 
 
 def _dock(make_napari_viewer):

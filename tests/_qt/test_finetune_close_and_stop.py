@@ -8,30 +8,9 @@ first epoch has no model and no dev score yet: the status line says so.
 
 from __future__ import annotations
 
-import pytest
-
 from napari_cellseg.app import current_model
 from napari_cellseg.app.finetune_estimate import Saved, result_text, saved_in
-from napari_cellseg.data.dataset import CellDataset
-from napari_cellseg.data.splitfile import write_split
 from napari_cellseg.training.reports import TrainResult
-
-DEV_ID = "c_histology_2_crop0"  # a small C crop: cheap dev scoring
-
-
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setattr(current_model, "_current", None)
-    monkeypatch.setattr(current_model, "_listeners", [])
-
-
-@pytest.fixture
-def split_dataset(tiny_dataset):
-    """The tiny dataset with ``split.csv``: one C crop for dev, the rest train."""
-    dataset = CellDataset.open(tiny_dataset)
-    write_split(tiny_dataset / "split.csv", {i: "dev" if i == DEV_ID else "train" for i in dataset.ids})
-    return tiny_dataset
 
 
 def _settings(widget, root, out, epochs: int = 2, steps: int = 500) -> None:

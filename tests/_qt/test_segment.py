@@ -17,14 +17,6 @@ SAMPLE = "c_histology_1"
 DEFAULT_MODEL_AP_FLOOR = 0.5
 
 
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    """A settings file of this test only, and no current model chosen in this process."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setattr(current_model, "_current", None)
-    monkeypatch.setattr(current_model, "_listeners", [])
-
-
 def _dock(make_napari_viewer, scale=(1.0, 1.0), translate=(0.0, 0.0)):
     viewer = make_napari_viewer()
     image, mask, _sample = load_sample(SAMPLE)

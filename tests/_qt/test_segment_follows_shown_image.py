@@ -20,14 +20,6 @@ from napari_cellseg.inference.segment import SegmentationResult
 from napari_cellseg.inference.tiled import PredictProgress
 
 
-@pytest.fixture(autouse=True)
-def isolated_settings(tmp_path, monkeypatch):
-    """A settings file of this test only, and no current model chosen in this process."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
-    monkeypatch.setattr(current_model, "_current", None)
-    monkeypatch.setattr(current_model, "_listeners", [])
-
-
 def _discs(*discs) -> np.ndarray:
     """A 64x64 grey image with bright discs ``(y, x, radius)``."""
     yy, xx = np.mgrid[:64, :64]
