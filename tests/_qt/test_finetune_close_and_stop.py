@@ -30,15 +30,21 @@ def _stepping(qtbot, widget) -> None:
     qtbot.waitUntil(lambda: widget.last_step is not None, timeout=120000)
 
 
+def _training(make_napari_viewer, qtbot, root, out):
+    """A new viewer's Fine-tune panel whose run into ``out`` has made a step: (viewer, dock, panel)."""
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Fine-tune")
+    _settings(widget, root, out)
+    widget.start_button.click()
+    _stepping(qtbot, widget)
+    return viewer, dock, widget
+
+
 def test_closing_the_dock_stops_its_run_and_no_other_run_starts_meanwhile(
     make_napari_viewer, qtbot, split_dataset, tmp_path
 ):
-    viewer = make_napari_viewer()
-    dock, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Fine-tune")
     out = tmp_path / "closed"
-    _settings(widget, split_dataset, out)
-    widget.start_button.click()
-    _stepping(qtbot, widget)
+    viewer, dock, widget = _training(make_napari_viewer, qtbot, split_dataset, out)
     process, task = widget.process, widget.task
     try:
         dock.title.close_button.click()  # the panel's X: napari takes it out of its dock
@@ -68,11 +74,7 @@ def test_closing_the_dock_stops_its_run_and_no_other_run_starts_meanwhile(
 def test_removing_the_panel_or_closing_the_viewer_stops_the_run(
     make_napari_viewer, qtbot, split_dataset, tmp_path
 ):
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Fine-tune")
-    _settings(widget, split_dataset, tmp_path / "removed")
-    widget.start_button.click()
-    _stepping(qtbot, widget)
+    viewer, _, widget = _training(make_napari_viewer, qtbot, split_dataset, tmp_path / "removed")
     first = widget.process
     try:
         viewer.window.remove_dock_widget(widget)  # by its inner widget, as plugins and scripts do
@@ -82,11 +84,7 @@ def test_removing_the_panel_or_closing_the_viewer_stops_the_run(
     finally:
         first.kill()
 
-    viewer = make_napari_viewer()
-    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Fine-tune")
-    _settings(widget, split_dataset, tmp_path / "viewer-closed")
-    widget.start_button.click()
-    _stepping(qtbot, widget)
+    viewer, _, widget = _training(make_napari_viewer, qtbot, split_dataset, tmp_path / "viewer-closed")
     second = widget.process
     try:
         viewer.close()
