@@ -191,3 +191,27 @@ def test_a_window_gone_takes_its_close_filter_with_it(qtbot):
     window.deleteLater()
     qtbot.waitUntil(lambda: key not in _workers._CLOSE_FILTERS, timeout=5000)
     QApplication.processEvents()
+
+
+def test_a_finished_job_lets_go_of_its_arguments_and_result(qtbot):
+    # Worker objects outlive their jobs; through their arguments and our callbacks every
+    # segmented image's probabilities stayed alive until napari closed.
+    import gc
+    import weakref
+
+    import numpy as np
+
+    def doubled(image):
+        yield Step("double", 1, 1)
+        return image * 2
+
+    image, results = np.ones((64, 64), np.float32), []
+    task = run_task(doubled, image, title="Double", on_result=results.append)
+    qtbot.waitUntil(lambda: task.finished, timeout=10000)
+    qtbot.wait(20)  # the release runs right after the job's last signal
+    worker, argument, result = task.worker, weakref.ref(image), weakref.ref(results[0])
+    assert float(results[0].sum()) == 2 * 64 * 64
+    del image, task, results
+    gc.collect()
+    assert argument() is None and result() is None
+    assert worker is not None  # the worker object itself may live on: it holds nothing big

@@ -34,7 +34,7 @@ from typing import Any
 
 from napari.utils.notifications import show_error, show_info
 from napari.utils.progress import cancelable_progress
-from qtpy.QtCore import QEvent, QObject, QThread
+from qtpy.QtCore import QEvent, QObject, QThread, QTimer
 
 logger = logging.getLogger(__name__)
 
@@ -302,6 +302,7 @@ def run_task(
                 cancel_button.setEnabled(False)
             if on_finished is not None:
                 on_finished(task)
+        QTimer.singleShot(0, lambda: _release(worker))  # after the other receivers of `finished`
 
     if hasattr(worker, "yielded"):
         worker.yielded.connect(_yielded)
@@ -314,6 +315,22 @@ def run_task(
         _connect_once(cancel_button, task)
     worker.start()
     return task
+
+
+_WORKER_SIGNALS = ("started", "yielded", "aborted", "returned", "errored", "warned", "finished")
+
+
+def _release(worker) -> None:
+    """Drop what a finished worker holds. The worker objects outlive their jobs (napari keeps
+    them), and through its arguments and our callbacks every segmented image's arrays did too."""
+    for name, empty in (("_args", ()), ("_kwargs", {}), ("_func", None), ("_gen", None)):
+        if hasattr(worker, name):
+            setattr(worker, name, empty)
+    for name in _WORKER_SIGNALS:
+        signal = getattr(worker, name, None)
+        if signal is not None:
+            with contextlib.suppress(TypeError, RuntimeError):  # nothing connected, or Qt gone
+                signal.disconnect()
 
 
 @contextlib.contextmanager
