@@ -207,7 +207,7 @@ def test_a_finished_job_lets_go_of_its_arguments_and_result(qtbot):
 
     image, results = np.ones((64, 64), np.float32), []
     task = run_task(doubled, image, title="Double", on_result=results.append)
-    qtbot.waitUntil(lambda: task.finished, timeout=10000)
+    qtbot.waitUntil(lambda job=task: job.finished, timeout=10000)
     qtbot.wait(20)  # the release runs right after the job's last signal
     worker, argument, result = task.worker, weakref.ref(image), weakref.ref(results[0])
     assert float(results[0].sum()) == 2 * 64 * 64
