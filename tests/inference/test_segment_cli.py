@@ -209,3 +209,15 @@ def test_an_unreachable_dask_scheduler_is_one_clear_error(tmp_path, model_dir, m
     args = ["segment", str(paths[0]), "--model", str(model_dir), "--out", str(tmp_path / "o")]
     assert main([*args, "--scheduler", "tcp://127.0.0.1:1", "--quiet"]) == 2
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_a_small_image_gets_its_note_once_and_no_warning_line(tmp_path, model_dir, capsys):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "tiny.tif", np.full((20, 30), 7, np.uint8))
+    assert (
+        main(["segment", str(tmp_path / "tiny.tif"), "--model", str(model_dir), "--out", str(tmp_path / "o")])
+        == 0
+    )
+    err = capsys.readouterr().err
+    assert err.count("only 20 x 30 px") == 1 and "note: " in err and "SmallImageWarning" not in err

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-import warnings
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -255,14 +254,12 @@ def _segment_and_write(
                     model, config, seen, scratch, kwargs, options.save_probabilities
                 )
             else:
-                from .segment import SmallImageWarning, segment_image
+                from .segment import segment_image, small_image_note
 
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", SmallImageWarning)
-                    result = segment_image(
-                        model, config, seen, keep_probabilities=options.save_probabilities, **kwargs
-                    )
-                notes = _said(caught, SmallImageWarning)  # the report's note, not a traceback-like line
+                result = segment_image(
+                    model, config, seen, keep_probabilities=options.save_probabilities, **kwargs
+                )
+                notes.append(small_image_note(layout.plane_shape, result.scale_factor))
                 labels, probabilities = result.labels, result.probabilities
                 metadata = result.layer_attributes()["metadata"]
         metadata.update(
@@ -283,17 +280,6 @@ def _segment_and_write(
     if options.overlays and labels.ndim != 2:  # write_extras draws planes only
         notes.append("no overlay: a stack has no one picture to draw on")
     return (int(labels.max()) if labels.size else 0), "; ".join(filter(None, notes))
-
-
-def _said(caught: list, category: type[Warning]) -> list[str]:
-    """The messages of the ``category`` warnings in ``caught``; the others are shown as usual."""
-    ours = []
-    for w in caught:
-        if issubclass(w.category, category):
-            ours.append(str(w.message))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
-    return ours
 
 
 def iter_segment_files(

@@ -266,21 +266,25 @@ class SmallImageWarning(UserWarning):
     """The image is too small for the network to tell its background (see MIN_CONTEXT_PX)."""
 
 
-def _warn_if_small(layout: ImageLayout, factor: float) -> None:
-    import warnings
+def small_image_note(plane_shape: tuple[int, int], factor: float) -> str:
+    """Why the cells of an image this small may be wrong, or "" (see :data:`MIN_CONTEXT_PX`)."""
+    height, width = plane_shape
+    if min(height, width) * factor >= MIN_CONTEXT_PX:
+        return ""
+    at_scale = f" ({height * factor:.0f} x {width * factor:.0f} at the model's scale)" if factor != 1 else ""
+    return (
+        f"the image is only {height} x {width} px{at_scale}: under {MIN_CONTEXT_PX} px a side the "
+        "network sees too little around each pixel, and background can come out as cells; "
+        "segment a larger region and crop its cells"
+    )
 
-    height, width = layout.plane_shape
-    if min(height, width) * factor < MIN_CONTEXT_PX:
-        at_scale = (
-            f" ({height * factor:.0f} x {width * factor:.0f} at the model's scale)" if factor != 1 else ""
-        )
-        warnings.warn(
-            f"the image is only {height} x {width} px{at_scale}: under {MIN_CONTEXT_PX} px a side the "
-            "network sees too little around each pixel, and background can come out as cells; "
-            "segment a larger region and crop its cells",
-            SmallImageWarning,
-            stacklevel=3,
-        )
+
+def _warn_if_small(layout: ImageLayout, factor: float) -> None:
+    note = small_image_note(layout.plane_shape, factor)
+    if note:
+        import warnings
+
+        warnings.warn(note, SmallImageWarning, stacklevel=3)
 
 
 def segment_image(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from ..cli import CommandError, check_out_folder
@@ -15,7 +16,10 @@ def run_segment(args: argparse.Namespace) -> int:
 
     from .batch import SegmentOptions, cached_model, combine_measurements, find_images, iter_segment_files
     from .runtime import ModelNotFoundError, pick_device, resolve_model_dir
+    from .segment import SmallImageWarning
     from .tiled import run_to_end
+
+    warnings.filterwarnings("ignore", category=SmallImageWarning)  # each image's note says it
 
     try:
         model_dir = resolve_model_dir(args.model)
