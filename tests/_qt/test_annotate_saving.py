@@ -131,3 +131,41 @@ def test_cells_sent_from_segment_are_saved_and_kept_by_create_open(
     widget.open_button.click()  # no dataset: empty layers added, the sent cells still chosen
     assert widget.cells_combo.layer() == sent
     assert not np.asarray(viewer.layers["scan cells"].data).any()
+
+
+def test_an_image_saved_under_the_earlier_id_rule_is_found_again(make_napari_viewer, tmp_path, wait_for_job):
+    from napari_cellseg.app.annotation import save_annotation
+
+    root, image = tmp_path / "ds", np.full((16, 20), 9, np.uint8)
+    save_annotation(root, "Patient_M_ller_1", image, _two_cells(), "C", annotation=False)  # the old rule's id
+    viewer, widget = _panel(make_napari_viewer)
+    same = viewer.add_image(image, name="Patient Müller 1", metadata={"microscope": "C"})
+    other = viewer.add_image(image + 1, name="Patient Möller 1", metadata={"microscope": "C"})
+    widget.image_combo.set_layer(same)
+    widget.dataset_edit.setText(str(root))  # the folder chosen after the image
+    assert widget.id_edit.text() == "Patient_M_ller_1"
+    widget.open_button.click()
+    wait_for_job(widget)
+    assert np.array_equal(viewer.layers["Patient Müller 1 cells"].data, _two_cells())  # its saved cells
+    assert widget.cells_combo.currentText() == "Patient Müller 1 cells"
+    widget.image_combo.set_layer(other)  # the old id's pixels are not this image's: a new id
+    assert widget.id_edit.text().startswith("Patient_Moller_1-")
+
+
+def test_opening_saved_cells_chooses_them_over_a_guessed_cells_layer(
+    make_napari_viewer, tmp_path, wait_for_job
+):
+    from napari_cellseg.app.annotation import save_annotation
+
+    root, image = tmp_path / "ds", np.full((16, 20), 9, np.uint8)
+    save_annotation(root, "A", image, _two_cells(), "C", annotation=False)
+    viewer, widget = _panel(make_napari_viewer)
+    layer = viewer.add_image(image, name="A", metadata={"microscope": "C"})
+    segmented = np.zeros((16, 20), np.uint16)
+    segmented[3:12, 3:15] = 7
+    viewer.add_labels(segmented, name="A segmented cells")  # the panel guesses it for Cells
+    widget.image_combo.set_layer(layer)
+    widget.dataset_edit.setText(str(root))
+    widget.open_button.click()
+    wait_for_job(widget)
+    assert widget.cells_combo.currentText() == "A cells"

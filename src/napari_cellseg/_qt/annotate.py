@@ -25,6 +25,7 @@ from ..app.annotation import (
     KIND_KEY,
     annotation_name,
     cells_name,
+    earlier_id,
     fitting_cells,
     holds_cells,
     holds_labels,
@@ -154,6 +155,7 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
         for edit in (self.id_edit, self.dataset_edit.edit):  # another id or dataset: not ticked for it
             edit.textChanged.connect(self._untick_replace)
         self.save_what_combo.currentTextChanged.connect(self._untick_replace)
+        self.dataset_edit.changed.connect(self._find_earlier_id)
         viewer.layers.events.inserted.connect(self._layer_added)
         self.microscope_combo.currentTextChanged.connect(self._tag_changed)
         self.open_button.clicked.connect(self.open_layers)
@@ -185,7 +187,21 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
         self.microscope_combo.setCurrentText(tag if tag in MICROSCOPES else UNTAGGED)
         self.microscope_combo.blockSignals(False)
         self.id_edit.setText(suggest_image_id(image.name, image.metadata, distinct=True))
+        self._find_earlier_id()
         self._pick_layers()
+
+    def _find_earlier_id(self, *_) -> None:
+        """Take the id this image was saved under before accented names got a hash (same pixels)."""
+        image = self.image_layer()
+        if image is None or self.id_edit.text() != suggest_image_id(
+            image.name, image.metadata, distinct=True
+        ):
+            return  # an id the user typed stays
+        plane = image_plane_data(image.data, rgb=image.rgb, multiscale=image.multiscale)
+        earlier = earlier_id(self.dataset_edit.path(), image.name, image.metadata, plane)
+        if earlier is not None:
+            self.id_edit.setText(earlier)
+            self.say(f"{image.name!r} is in the dataset as {earlier!r} (its id before accents got a code).")
 
     def _untick_replace(self, *_) -> None:
         self.overwrite_check.setChecked(False)  # it was ticked for another image, id or labels
@@ -289,7 +305,7 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
 
     def _add_layers(self, image, saved: dict) -> None:
         shape, chosen = self._plane_shape(image), self.cells_combo.layer()
-        keep = holds_cells(chosen, shape)  # e.g. the cells sent from Segment: never swapped for others
+        keep = self.cells_combo in self._user_set and holds_cells(chosen, shape)  # chosen, not guessed
         cells = find_layer(self.viewer, cells_name(image.name))
         if cells is None or "cells" in saved:
             data = saved.get("cells", np.zeros(shape, np.uint16))

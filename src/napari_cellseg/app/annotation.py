@@ -256,6 +256,26 @@ def suggest_image_id(name: str, metadata: dict | None = None, *, distinct: bool 
     return _file_safe(name) or "image"
 
 
+def earlier_id(root: Any, name: str, metadata: dict | None, image: Any) -> str | None:
+    """The id under which this very image was saved before names with accents got a hash.
+
+    ``root``'s dataset must list that older id (``suggest_image_id`` without ``distinct``)
+    with the same pixels: then reopening the image finds its labels, and saving it again
+    replaces them rather than adding the image a second time. None otherwise.
+    """
+    older = suggest_image_id(name, metadata)
+    if root is None or older == suggest_image_id(name, metadata, distinct=True) or not is_listed(root, older):
+        return None
+    from ..data.dataset import CellDataset
+
+    try:
+        stored = CellDataset.open(root).load_image(older)
+    except (OSError, ValueError):  # unreadable: not this image as far as we can tell
+        return None
+    image = np.asarray(image)
+    return older if stored.shape == image.shape and np.array_equal(stored, image) else None
+
+
 def _file_safe(name: str) -> str:
     return _ID_UNSAFE.sub("_", name).strip("_.-")
 
