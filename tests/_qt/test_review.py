@@ -164,3 +164,15 @@ def test_one_layer_in_both_boxes_is_refused_and_a_new_one_becomes_the_prediction
     assert (widget.gt_combo.currentText(), widget.pred_combo.currentText()) == (mask, "my cells")
     viewer.add_labels(np.zeros((4, 4), np.uint8), name="other")  # a choice of two layers stays
     assert widget.pred_combo.currentText() == "my cells"
+
+
+def test_a_mask_opened_after_segmenting_becomes_the_ground_truth(make_napari_viewer):
+    viewer = make_napari_viewer()
+    cells = viewer.add_labels(np.zeros((8, 8), np.uint16), name="scan segmented cells")
+    cells.metadata["model"] = "/models/default"  # as Segment writes it
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Review")
+    viewer.add_labels(np.zeros((8, 8), np.uint16), name="expert mask")
+    assert (widget.gt_combo.currentText(), widget.pred_combo.currentText()) == (
+        "expert mask",
+        "scan segmented cells",
+    )

@@ -53,6 +53,11 @@ def _error_legend() -> str:
     return " &nbsp; ".join(swatches)
 
 
+def _segmented(layer) -> bool:
+    """A Labels layer made by Segment (its metadata names the model)."""
+    return "model" in (layer.metadata or {})
+
+
 def _single_colour(rgba):
     from napari.utils.colormaps import DirectLabelColormap
 
@@ -118,8 +123,9 @@ class ReviewWidget(TaskPanel):
     # --- compare two layers --------------------------------------------------
 
     def _pick_other_prediction(self, event=None) -> None:
-        """While both boxes show one layer, the prediction takes the newest other Labels layer
-        (e.g. the cells Segment just added); a choice of two layers is left alone."""
+        """While both boxes show one layer, give the other box the newest other Labels layer:
+        Segment's cells (they carry their model) go to Prediction, anything else to Ground
+        truth. A choice of two layers is left alone."""
         try:
             gt, pred = self.gt_combo.layer(), self.pred_combo.layer()
         except RuntimeError:  # the Qt side is gone (the viewer is closing)
@@ -130,8 +136,13 @@ class ReviewWidget(TaskPanel):
             layer for layer in self.pred_combo.layers()
             if layer.name != gt.name and not layer.name.startswith("review:")  # its own error layers
         ]  # fmt: skip
-        if others:
-            self.pred_combo.set_layer(others[-1])
+        if not others:
+            return
+        newest = others[-1]
+        if _segmented(gt) and not _segmented(newest):
+            self.gt_combo.set_layer(newest)  # e.g. the expert mask opened after segmenting
+        else:
+            self.pred_combo.set_layer(newest)
 
     def compare(self) -> None:
         gt, pred = self.gt_combo.layer(), self.pred_combo.layer()
