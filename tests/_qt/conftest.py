@@ -82,3 +82,23 @@ def split_dataset(tiny_dataset):
     dataset = CellDataset.open(tiny_dataset)
     write_split(tiny_dataset / "split.csv", {i: "dev" if i == DEV_ID else "train" for i in dataset.ids})
     return tiny_dataset
+
+
+def _tiny_finetune_settings(widget, root, out, epochs: int, steps: int, batch: int = 4) -> None:
+    form = widget.form
+    form.dataset_edit.setText(str(root))
+    form.out_edit.setText(str(out))
+    form.l_spin.setValue(2)
+    form.la_spin.setValue(2)
+    form.patch_spin.setValue(64)
+    form.batch_spin.setValue(batch)
+    form.augment_combo.setCurrentText("light")
+    form.epochs_spin.setValue(epochs)
+    form.steps_spin.setValue(steps)
+
+
+@pytest.fixture
+def tiny_finetune_settings():
+    """``tiny_finetune_settings(panel, root, out, epochs, steps, batch=4)``: a Fine-tune panel set
+    for a tiny run (l=2, l_a=2, 64 px crops, light augmentation)."""
+    return _tiny_finetune_settings

@@ -28,19 +28,6 @@ def _dock(make_napari_viewer):
     return viewer, widget
 
 
-def _tiny_settings(widget, root, out, epochs: int, steps: int) -> None:
-    form = widget.form
-    form.dataset_edit.setText(str(root))
-    form.out_edit.setText(str(out))
-    form.l_spin.setValue(2)
-    form.la_spin.setValue(2)
-    form.patch_spin.setValue(64)
-    form.batch_spin.setValue(4)
-    form.augment_combo.setCurrentText("light")
-    form.epochs_spin.setValue(epochs)
-    form.steps_spin.setValue(steps)
-
-
 def test_bounds_follow_the_m2_and_the_estimate_is_computed(make_napari_viewer, qtbot, tmp_path):
     _viewer, widget = _dock(make_napari_viewer)
     form = widget.form
@@ -84,13 +71,13 @@ def test_bad_settings_are_refused_before_any_process(make_napari_viewer, tmp_pat
 
 
 def test_live_run_keeps_napari_responsive_then_stop_and_resume(
-    make_napari_viewer, qtbot, split_dataset, tmp_path, wait_for_job
+    make_napari_viewer, qtbot, split_dataset, tmp_path, wait_for_job, tiny_finetune_settings
 ):
     from qtpy.QtCore import QTimer
 
     _viewer, widget = _dock(make_napari_viewer)
     out = tmp_path / "model"
-    _tiny_settings(widget, split_dataset, out, epochs=40, steps=25)
+    tiny_finetune_settings(widget, split_dataset, out, epochs=40, steps=25)
     ticks: list[tuple[float, bool]] = []  # (time, training has produced a step)
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append((time.perf_counter(), widget.last_step is not None)))
@@ -144,11 +131,13 @@ def test_live_run_keeps_napari_responsive_then_stop_and_resume(
             widget.process.kill()
 
 
-def test_a_finished_run_becomes_the_current_model(make_napari_viewer, split_dataset, tmp_path, wait_for_job):
+def test_a_finished_run_becomes_the_current_model(
+    make_napari_viewer, split_dataset, tmp_path, wait_for_job, tiny_finetune_settings
+):
     viewer, widget = _dock(make_napari_viewer)
     _, segment = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
     out = tmp_path / "finished"
-    _tiny_settings(widget, split_dataset, out, epochs=1, steps=2)
+    tiny_finetune_settings(widget, split_dataset, out, epochs=1, steps=2)
     widget.start_button.click()
     task = wait_for_job(widget, timeout=120000)
     assert task.error is None and not widget.result.cancelled and widget.result.epochs_done == 1
@@ -161,7 +150,7 @@ def test_a_finished_run_becomes_the_current_model(make_napari_viewer, split_data
 
 
 def test_start_from_the_current_model_keeps_its_network(
-    make_napari_viewer, split_dataset, tmp_path, wait_for_job
+    make_napari_viewer, split_dataset, tmp_path, wait_for_job, tiny_finetune_settings
 ):
     from napari_cellseg.inference.runtime import default_model_dir
     from napari_cellseg.models.checkpoint import load_model_config
@@ -169,7 +158,7 @@ def test_start_from_the_current_model_keeps_its_network(
     _viewer, widget = _dock(make_napari_viewer)
     form = widget.form
     bundled = load_model_config(default_model_dir())
-    _tiny_settings(widget, split_dataset, tmp_path / "adapted", epochs=1, steps=2)
+    tiny_finetune_settings(widget, split_dataset, tmp_path / "adapted", epochs=1, steps=2)
     form.start_combo.setCurrentText("Current model")  # no choice yet: the bundled default model
     assert "bundled default model" in form.start_label.text() and "network is kept" in form.start_label.text()
     assert (form.l_spin.value(), form.la_spin.value()) == (bundled.transfer_layers, bundled.new_layers)
@@ -211,11 +200,13 @@ def test_start_from_the_current_model_keeps_its_network(
     assert widget.config_draft().object_diameter == 22.0
 
 
-def test_training_into_a_model_folder_is_refused(make_napari_viewer, split_dataset, tiny_model_dir):
+def test_training_into_a_model_folder_is_refused(
+    make_napari_viewer, split_dataset, tiny_model_dir, tiny_finetune_settings
+):
     # e.g. the output set to the model the run starts from: its weights would be replaced unasked
     _viewer, widget = _dock(make_napari_viewer)
     before = (tiny_model_dir / "model.safetensors").read_bytes()
-    _tiny_settings(widget, split_dataset, tiny_model_dir, epochs=1, steps=2)
+    tiny_finetune_settings(widget, split_dataset, tiny_model_dir, epochs=1, steps=2)
     widget.start_button.click()
     assert widget.process is None and "already holds a model" in widget.message.text()
     assert (tiny_model_dir / "model.safetensors").read_bytes() == before

@@ -13,38 +13,29 @@ from napari_cellseg.app.finetune_estimate import Saved, result_text, saved_in
 from napari_cellseg.training.reports import TrainResult
 
 
-def _settings(widget, root, out, epochs: int = 2, steps: int = 500) -> None:
-    """Long epochs of tiny steps: the run is always in its first epoch when the test acts."""
-    form = widget.form
-    form.dataset_edit.setText(str(root))
-    form.out_edit.setText(str(out))
-    form.l_spin.setValue(2)
-    form.la_spin.setValue(2)
-    form.patch_spin.setValue(64)
-    form.batch_spin.setValue(2)
-    form.epochs_spin.setValue(epochs)
-    form.steps_spin.setValue(steps)
-
-
 def _stepping(qtbot, widget) -> None:
     qtbot.waitUntil(lambda: widget.last_step is not None, timeout=120000)
 
 
-def _training(make_napari_viewer, qtbot, root, out):
+# Long epochs of tiny steps: the run is always in its first epoch when a test acts.
+LONG_EPOCHS = dict(epochs=2, steps=500, batch=2)
+
+
+def _training(make_napari_viewer, qtbot, settings, root, out):
     """A new viewer's Fine-tune panel whose run into ``out`` has made a step: (viewer, dock, panel)."""
     viewer = make_napari_viewer()
     dock, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Fine-tune")
-    _settings(widget, root, out)
+    settings(widget, root, out, **LONG_EPOCHS)
     widget.start_button.click()
     _stepping(qtbot, widget)
     return viewer, dock, widget
 
 
 def test_closing_the_dock_stops_its_run_and_no_other_run_starts_meanwhile(
-    make_napari_viewer, qtbot, split_dataset, tmp_path
+    make_napari_viewer, qtbot, split_dataset, tmp_path, tiny_finetune_settings
 ):
     out = tmp_path / "closed"
-    viewer, dock, widget = _training(make_napari_viewer, qtbot, split_dataset, out)
+    viewer, dock, widget = _training(make_napari_viewer, qtbot, tiny_finetune_settings, split_dataset, out)
     process, task = widget.process, widget.task
     try:
         dock.title.close_button.click()  # the panel's X: napari takes it out of its dock
@@ -55,7 +46,7 @@ def test_closing_the_dock_stops_its_run_and_no_other_run_starts_meanwhile(
         assert again is not widget and not task.finished
         assert not again.start_button.isEnabled() and not again.resume_button.isEnabled()
         assert "still saving its position" in again.message.text()
-        _settings(again, split_dataset, tmp_path / "second")
+        tiny_finetune_settings(again, split_dataset, tmp_path / "second", **LONG_EPOCHS)
         again.start_training()  # called directly: no second run beside the first
         assert again.process is None and "wait for it to end" in again.message.text()
 
@@ -72,9 +63,11 @@ def test_closing_the_dock_stops_its_run_and_no_other_run_starts_meanwhile(
 
 
 def test_removing_the_panel_or_closing_the_viewer_stops_the_run(
-    make_napari_viewer, qtbot, split_dataset, tmp_path
+    make_napari_viewer, qtbot, split_dataset, tmp_path, tiny_finetune_settings
 ):
-    viewer, _, widget = _training(make_napari_viewer, qtbot, split_dataset, tmp_path / "removed")
+    viewer, _, widget = _training(
+        make_napari_viewer, qtbot, tiny_finetune_settings, split_dataset, tmp_path / "removed"
+    )
     first = widget.process
     try:
         viewer.window.remove_dock_widget(widget)  # by its inner widget, as plugins and scripts do
@@ -84,7 +77,9 @@ def test_removing_the_panel_or_closing_the_viewer_stops_the_run(
     finally:
         first.kill()
 
-    viewer, _, widget = _training(make_napari_viewer, qtbot, split_dataset, tmp_path / "viewer-closed")
+    viewer, _, widget = _training(
+        make_napari_viewer, qtbot, tiny_finetune_settings, split_dataset, tmp_path / "viewer-closed"
+    )
     second = widget.process
     try:
         viewer.close()
@@ -96,11 +91,13 @@ def test_removing_the_panel_or_closing_the_viewer_stops_the_run(
         second.kill()
 
 
-def test_stopping_in_the_first_epoch_says_what_was_saved(make_napari_viewer, qtbot, split_dataset, tmp_path):
+def test_stopping_in_the_first_epoch_says_what_was_saved(
+    make_napari_viewer, qtbot, split_dataset, tmp_path, tiny_finetune_settings
+):
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Fine-tune")
     out = tmp_path / "first-epoch"
-    _settings(widget, split_dataset, out)
+    tiny_finetune_settings(widget, split_dataset, out, **LONG_EPOCHS)
     try:
         widget.start_button.click()
         _stepping(qtbot, widget)
