@@ -1,7 +1,10 @@
 """napari reader for cell outlines drawn elsewhere: QuPath GeoJSON and Fiji ROI sets.
 
 Each file opens as a labels layer sized like the image of the same name beside it,
-and placed like it when that image is a TIFF written by the plugin.
+and placed like it when that image is a TIFF written by the plugin. A file of no cell
+(what the plugin's writers give for labels of none) opens as empty labels of that size;
+outlines left out on the way (points, lines, outlines outside the image) are said in a
+warning, not only in the layer's metadata.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def _is_outlines_file(path: Path) -> bool:
             names = archive.namelist()
     except (OSError, zipfile.BadZipFile):
         return False
-    return bool(names) and all(name.lower().endswith(".roi") for name in names)
+    # an empty zip is the plugin's ROI set of no cell (its writer's file for labels of none)
+    return all(name.lower().endswith(".roi") for name in names)
 
 
 def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
@@ -53,9 +57,9 @@ def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
 
     ``slide7.geojson`` (or ``slide7_rois.zip``) next to ``slide7.tif`` (or .png,
     .jpg...) gets that image's height and width; without one the labels just hold
-    every outline.
+    every outline. An empty file (no cell) needs that image for its size.
     """
-    from .data.outlines_import import read_outlines
+    from .data.outlines_import import EmptyOutlinesError, read_outlines
 
     layers = []
     for p in [path] if isinstance(path, (str, os.PathLike)) else list(path):
@@ -63,13 +67,34 @@ def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
         image = _image_beside(p)
         shape = _outlines_shape(image) if image is not None else None
         image = image if shape is not None else None
-        imported = read_outlines(p, shape)
+        try:  # the writers' file for labels of no cell: empty labels of the image's size
+            imported = read_outlines(p, shape, empty_ok=True)
+        except EmptyOutlinesError:
+            stem = p.stem.removesuffix("_rois") or p.stem
+            raise EmptyOutlinesError(
+                f"{p}: holds no cell outline, and no readable image of the same name ({stem}.tif, "
+                f"{stem}.png...) lies beside it to give the size of labels without cells; put the "
+                "image the outlines were drawn on beside the file and open it again"
+            ) from None
+        _warn_left_out(p, imported)
         metadata = {"source": str(p), "image": str(image) if image else None, "notes": list(imported.notes)}
         attributes = {"name": p.stem, "metadata": metadata}
         if image is not None and _is_tiff(image):  # drawn over the image as it reopens
             attributes.update(_stored_placement(image, imported.labels.ndim))
         layers.append((imported.labels, attributes, "labels"))
     return layers
+
+
+def _warn_left_out(path: Path, imported) -> None:
+    """A warning when outlines became no cell: the layer alone does not show what is missing."""
+    if not imported.left_out:
+        return
+    from napari.utils.notifications import show_warning
+
+    said, more = "; ".join(imported.left_out[:3]), len(imported.left_out) - 3
+    said += f"; {more} more in the layer's metadata['notes']" if more > 0 else ""
+    empty = "" if imported.labels.any() else ": no cell drawn"
+    show_warning(f"{path.name}{empty}: {said}")
 
 
 def _stored_placement(path: Path, ndim: int) -> dict[str, Any]:

@@ -36,7 +36,8 @@ class ImportBox(QGroupBox):
         self.import_button.clicked.connect(self.import_outlines)
 
     def import_outlines(self) -> None:
-        """Add the chosen images and their outlines to the dataset, then list what was left out."""
+        """Add the chosen images and their outlines to the dataset, then list what was left out
+        and what the import noticed about the images added."""
         from ..data.outlines_import import iter_import_outlines
 
         panel = self.panel
@@ -51,14 +52,30 @@ class ImportBox(QGroupBox):
 
         def show(reports) -> None:
             added = [r for r in reports if r.status == "added"]
-            left_out = [(r.image_id, f"{r.status}: {r.message}") for r in reports if r.status != "added"]
-            panel._show_problems(root, left_out)
+            kept = [r for r in reports if r.status == "exists"]
+            left_out = len(reports) - len(added) - len(kept)
+            panel._show_problems(root, [(r.image_id, line) for r in reports if (line := _line(r))])
             text = f"Added {len(added)} image(s) with {sum(r.cells for r in added)} cells to {root}."
+            if any(r.message for r in added):
+                text += f" Notes on {sum(bool(r.message) for r in added)} of them: see the list."
+            if kept:
+                text += f" {len(kept)} already in the dataset, left unchanged."
             if left_out:
-                text += f" {len(left_out)} left out: see the list."
-            panel.say(text + " Check dataset, then Split.", error=not added)
+                text += f" {left_out} left out: see the list."
+            panel.say(text + " Check dataset, then Split.", error=bool(left_out) and not added)
 
         panel.start(
             iter_import_outlines, [images], outlines, root, self.microscope_combo.currentText(),
             title="Add QuPath outlines", on_result=show,
         )  # fmt: skip
+
+
+def _line(report) -> str | None:
+    """An image's line in the panel's list, None for nothing to say: why it was left out, or what
+    the import noticed about it (outlines skipped or outside it, the new id of a renamed file),
+    as the command line prints it."""
+    if report.status == "added":
+        return f"added, {report.cells} cells: {report.message}" if report.message else None
+    if report.status == "exists":  # the panel never overwrites (the command line's --overwrite does)
+        return "already in the dataset: left as it is"
+    return f"{report.status}: {report.message}"

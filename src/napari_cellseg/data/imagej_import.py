@@ -25,42 +25,44 @@ class RoiFileError(ValueError):
     """Not a ROI set (the message omits the path)."""
 
 
-def imagej_polygons(path: Path) -> tuple[list, list[str]]:
-    """``[(label or None, [outline, ...], z), ...]`` and notes: a cell's outlines (its pieces), each a
-    list of rings filled by the even-odd rule (a composite selection's holes stay empty)."""
+def imagej_polygons(path: Path) -> tuple[list, list[str], list[str]]:
+    """``[(label or None, [outline, ...], z), ...]``, notes, and the notes on ROIs that became no cell:
+    a cell's outlines (its pieces), each a list of rings filled by the even-odd rule (a composite
+    selection's holes stay empty)."""
     from roifile import ROI_SUBTYPE, ROI_TYPE
 
     areas = (ROI_TYPE.POLYGON, ROI_TYPE.FREEHAND, ROI_TYPE.TRACED, ROI_TYPE.RECT, ROI_TYPE.OVAL)
     overlays = (ROI_SUBTYPE.TEXT, ROI_SUBTYPE.IMAGE, ROI_SUBTYPE.ARROW)
-    rois, notes = _read_rois(path)
+    rois, lost = _read_rois(path)  # entries skipped: no cell from them
+    repeated = []
     outlines: dict[object, list] = {}
     for number, roi in enumerate(rois, start=1):
         what = f"ROI {number} ({roi.name or 'unnamed'})"
         if roi.roitype not in areas or roi.subtype in overlays:
             kind = roi.subtype.name if roi.subtype in overlays else roi.roitype.name
-            notes.append(f"{what}: {kind.lower()} skipped (only areas are cells)")
+            lost.append(f"{what}: {kind.lower()} skipped (only areas are cells)")
             continue
         try:
             rings = _rings(roi)
         except (NotImplementedError, ValueError, IndexError) as err:  # e.g. curves in a composite
-            notes.append(f"{what}: skipped, its outline cannot be read ({err}); in Fiji, "
-                         "Edit > Selection > Interpolate makes it a polygon")  # fmt: skip
+            lost.append(f"{what}: skipped, its outline cannot be read ({err}); in Fiji, "
+                        "Edit > Selection > Interpolate makes it a polygon")  # fmt: skip
             continue
         rings = [r for r in rings if len(r) >= 3 and np.isfinite(r).all()]
         if not rings:
-            notes.append(f"{what}: skipped, fewer than 3 points")
+            lost.append(f"{what}: skipped, fewer than 3 points")
             continue
         z = max(roi.z_position or roi.position or 1, 1) - 1  # ImageJ counts slices from 1
         match = OWN_NAME.fullmatch(roi.name or "")
         key = (int(match.group(1)), z) if match else (("roi", number), z)
         if match and key in outlines and not match.group("piece"):
-            notes.append(f"{what}: the name repeats another ROI's: kept as a cell of its own")
+            repeated.append(f"{what}: the name repeats another ROI's: kept as a cell of its own")
             key = (("roi", number), z)
         outlines.setdefault(key, []).append(rings)  # the pieces of one cell: one outline each
     entries = [
         (label if isinstance(label, int) else None, pieces, z) for (label, z), pieces in outlines.items()
     ]
-    return entries, notes
+    return entries, lost + repeated, lost
 
 
 def _read_rois(path: Path) -> tuple[list, list[str]]:

@@ -69,11 +69,16 @@ def run_import(args: argparse.Namespace) -> int:
             group=args.group,
             overwrite=args.overwrite,
         ):
-            counts[report.status] += 1
+            counts["failed" if report.status == "exists" else report.status] += 1  # refused: a failure
             cells += report.cells
             if report.status == "added":
                 note = f" ({report.message})" if report.message else ""
                 print(f"{report.image_id}: {report.cells} cells{note}")
+            elif report.status == "exists":
+                print(
+                    f"{report.image_id}: failed: {report.message} (replace it with --overwrite)",
+                    file=sys.stderr,
+                )
             else:
                 print(f"{report.image_id}: {report.status}: {report.message}", file=sys.stderr)
     except ValueError as err:

@@ -36,12 +36,19 @@ class OutlinesError(ValueError):
     """A GeoJSON file cannot be read as cell outlines (the message names the file)."""
 
 
+class EmptyOutlinesError(OutlinesError):
+    """The file holds no outline at all (as written for labels of no cell), and empty labels were
+    not asked for or cannot be sized."""
+
+
 @dataclass(frozen=True)
 class ImportedOutlines:
-    """Labels made from a GeoJSON file, and what was left out or changed on the way."""
+    """Labels made from an outlines file, and what was left out or changed on the way: ``left_out``,
+    the notes on outlines that became no cell (skipped, or outside the image), are worth a warning."""
 
     labels: np.ndarray
     notes: tuple[str, ...] = field(default_factory=tuple)
+    left_out: tuple[str, ...] = field(default_factory=tuple)
 
 
 def read_outlines(
@@ -71,29 +78,32 @@ def read_outlines(
         ``labels`` (uint16, uint32 past 65535 cells), one label per outline in
         file order, or the outlines' own labels where each has a distinct one
         (files written by the plugin: a GeoJSON ``label`` property, an ImageJ
-        ROI named ``"cell <label>"``).
+        ROI named ``"cell <label>"``); ``notes``, and among them ``left_out``:
+        those on outlines that became no cell.
 
     Raises
     ------
     OutlinesError
         Naming the file: unreadable, not GeoJSON or ImageJ ROIs, or holding no
-        outline (only points or lines, or empty without ``empty_ok`` and ``shape``).
+        outline (only points or lines, or empty without ``empty_ok`` and ``shape``:
+        :class:`EmptyOutlinesError` for a file of no outline at all).
     """
     path = Path(path)
     if shape is not None:
         shape = _check_shape(shape)
     if path.suffix.lower() in IMAGEJ_ROI_SUFFIXES:
         try:
-            polygons, notes = imagej_polygons(path)
+            polygons, notes, lost = imagej_polygons(path)
         except RoiFileError as err:
             raise OutlinesError(f"{path}: {err}") from None
     else:
-        polygons, notes = _geojson_polygons(path)
+        polygons, notes, lost = _geojson_polygons(path)
     if not polygons:
         if empty_ok and shape is not None and not notes:  # segment's file for an image without cells
             return ImportedOutlines(np.zeros(shape, np.uint16), ("no outline: no cell",))
         why = f" ({'; '.join(notes[:3])})" if notes else ""
-        raise OutlinesError(f"{path}: holds no polygon outline: no cell to read{why}")
+        error = OutlinesError if notes else EmptyOutlinesError
+        raise error(f"{path}: holds no polygon outline: no cell to read{why}")
     planes = None
     deepest = max(z for _, _, z in polygons)
     if shape is not None and len(shape) == 3:
@@ -116,8 +126,8 @@ def read_outlines(
                 "or give the image's shape"
             )
         notes.append(f"no image given: labels sized {shape[0]} x {shape[1]} to hold every outline")
-    labels, more = _rasterise(polygons, tuple(int(n) for n in shape), planes)
-    return ImportedOutlines(labels, tuple(notes + more))
+    labels, more, lost_more = _rasterise(polygons, tuple(int(n) for n in shape), planes)
+    return ImportedOutlines(labels, tuple(notes + more), tuple(lost + lost_more))
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -128,12 +138,13 @@ def _check_shape(shape) -> tuple[int, ...]:
     return tuple(check_integer(n, "shape", minimum=1) for n in shape)
 
 
-def _geojson_polygons(path: Path) -> tuple[list, list[str]]:
+def _geojson_polygons(path: Path) -> tuple[list, list[str], list[str]]:
+    """Polygons, notes, and the notes on features that became no cell."""
     features = _features(path)
     # QuPath exports the region a doctor drew (an annotation) with the cells found in it:
     # beside detections or cells an annotation is a region, not a cell.
     has_objects = any(_object_type(f) in ("detection", "cell") for f in features)
-    polygons, notes, regions, nuclei = [], [], 0, 0
+    polygons, notes, lost, regions, nuclei = [], [], [], 0, 0
     for number, feature in enumerate(features, start=1):
         if has_objects and _object_type(feature) == "annotation":
             regions += 1
@@ -144,7 +155,8 @@ def _geojson_polygons(path: Path) -> tuple[list, list[str]]:
             geometry, nuclei = nucleus, nuclei + 1
         kind = geometry.get("type") if isinstance(geometry, dict) else None
         if kind not in POLYGON_TYPES:
-            notes.append(f"feature {number}: {kind or 'no geometry'} skipped (only polygons are cells)")
+            lost.append(f"feature {number}: {kind or 'no geometry'} skipped (only polygons are cells)")
+            notes.append(lost[-1])
             continue
         try:
             rings = _rings(geometry)
@@ -162,7 +174,7 @@ def _geojson_polygons(path: Path) -> tuple[list, list[str]]:
         notes.append(f"{regions} annotation(s) skipped: beside detections they are regions, not cells")
     if nuclei:
         notes.append(f"{nuclei} QuPath cell(s): their nucleus outlines used")
-    return polygons, notes
+    return polygons, notes, lost
 
 
 def _object_type(feature) -> str | None:
@@ -232,8 +244,9 @@ def _extent(polygons) -> tuple[int, int]:
     return int(np.ceil(high[1])), int(np.ceil(high[0]))  # (H, W) from (x, y)
 
 
-def _rasterise(polygons, shape: tuple[int, int], planes: int | None = None) -> tuple[np.ndarray, list[str]]:
-    """Labels ``shape`` (a stack ``(Z, *shape)`` when ``planes`` is given or outlines lie on several)."""
+def _rasterise(polygons, shape: tuple[int, int], planes: int | None = None) -> tuple[np.ndarray, list, list]:
+    """Labels ``shape`` (a stack ``(Z, *shape)`` when ``planes`` is given or outlines lie on several),
+    notes, and the notes on outlines that became no cell."""
     deepest = 1 + max(z for _, _, z in polygons)
     stack = planes is not None
     planes = planes or deepest
@@ -243,7 +256,7 @@ def _rasterise(polygons, shape: tuple[int, int], planes: int | None = None) -> t
     own = own and max(values) <= np.iinfo(np.uint32).max  # else numbered in file order
     top = max(values) if own else len(polygons)
     labels = np.zeros((planes, *shape), np.uint16 if top <= np.iinfo(np.uint16).max else np.uint32)
-    notes, overlapped, outside = [], 0, 0
+    lost, overlapped, outside = [], 0, 0
     for number, (label, rings, z) in enumerate(polygons, start=1):
         painted = 0
         for polygon in rings:
@@ -256,10 +269,11 @@ def _rasterise(polygons, shape: tuple[int, int], planes: int | None = None) -> t
             painted += int(np.count_nonzero(inside))
         outside += painted == 0
     if outside:
-        notes.append(f"{outside} outline(s) hold no pixel centre of the image (outside it, or too thin)")
+        lost.append(f"{outside} outline(s) hold no pixel centre of the image (outside it, or too thin)")
+    notes = list(lost)
     if overlapped:
         notes.append(f"outlines overlap on {overlapped} pixel(s): the later feature kept them")
-    return (labels[0] if planes == 1 and not stack else labels), notes
+    return (labels[0] if planes == 1 and not stack else labels), notes, lost
 
 
 @dataclass(frozen=True)
@@ -269,7 +283,7 @@ class ImportReport:
     done: int
     total: int
     image_id: str
-    status: str  # "added", "no outlines" or "failed"
+    status: str  # "added", "no outlines", "exists" (already in the dataset, not overwritten) or "failed"
     message: str = ""
     cells: int = 0
 
@@ -302,7 +316,7 @@ def iter_import_outlines(
     group : str, optional
         Their slide or patient key (kept together by the split).
     overwrite : bool
-        Replace images already in the dataset under the same id.
+        Replace images already in the dataset under the same id (else: status ``"exists"``).
 
     Yields
     ------
@@ -384,6 +398,8 @@ def _import_one(
         if imported.labels.ndim == 3:  # e.g. Fiji ROIs saved on slice 3 of a stack
             raise OutlinesError(f"{source}: outlines lie on {imported.labels.shape[0]} slices; {image_path} is one image")  # fmt: skip
         add_to_dataset(dataset, image_id, image, imported.labels, microscope, group=group, overwrite=overwrite)  # fmt: skip
+    except FileExistsError:  # the front ends say what to do (the CLI: --overwrite; the panel has none)
+        return "exists", "already in the dataset", 0
     except (ImageReadError, OutlinesError, DatasetError, ValueError, OSError) as err:
         return "failed", str(err), 0
     return "added", "; ".join(imported.notes), int(len(np.unique(imported.labels)) - 1)
