@@ -91,16 +91,26 @@ class LayerCombo(QComboBox):
     """The names of the viewer's layers of ``layer_type`` (e.g. ``"Labels"``).
 
     Follows ``viewer.layers`` (insert, remove, rename). ``layer()`` returns
-    the chosen layer or None; ``allow_none`` adds a first "(none)" entry.
+    the chosen layer or None; ``allow_none`` adds a first "(none)" entry;
+    ``accept(layer)``, if given, must be true of a listed layer (e.g. not a
+    probability map the plugin added).
     """
 
     NONE = "(none)"
 
-    def __init__(self, viewer, layer_type: str, allow_none: bool = False, parent=None):
+    def __init__(
+        self,
+        viewer,
+        layer_type: str,
+        allow_none: bool = False,
+        parent=None,
+        accept: Callable[[Any], bool] | None = None,
+    ):
         super().__init__(parent)
         self.viewer = viewer
         self.layer_type = layer_type
         self.allow_none = allow_none
+        self.accept = accept
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(12)
         self._chosen = None  # the layer itself, so that a rename keeps the choice
@@ -114,7 +124,10 @@ class LayerCombo(QComboBox):
         self._chosen = self.viewer.layers[name] if name in self.viewer.layers else None
 
     def layers(self) -> list:
-        return [layer for layer in self.viewer.layers if is_layer_type(layer, self.layer_type)]
+        return [
+            layer for layer in self.viewer.layers
+            if is_layer_type(layer, self.layer_type) and (self.accept is None or self.accept(layer))
+        ]  # fmt: skip
 
     def refresh(self, event: Any = None) -> None:
         """Re-list the layers, keeping the current choice when it still exists."""
@@ -150,7 +163,8 @@ class LayerCombo(QComboBox):
         if not name or name == self.NONE or name not in self.viewer.layers:
             return None
         layer = self.viewer.layers[name]
-        return layer if is_layer_type(layer, self.layer_type) else None
+        usable = is_layer_type(layer, self.layer_type) and (self.accept is None or self.accept(layer))
+        return layer if usable else None
 
     def set_layer(self, layer) -> None:
         self.refresh()

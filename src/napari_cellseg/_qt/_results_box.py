@@ -89,6 +89,7 @@ class ResultsBox(QGroupBox):
     def segment_folder(self) -> None:
         """Segment every image of the chosen folder with the current model (labels, tables, outlines)."""
         from ..app.segment_results import iter_segment_folder
+        from ..inference.batch import plain_message
 
         panel = self.panel
         images, model_dir = self.images_edit.path(), get_current_model_dir()
@@ -101,8 +102,10 @@ class ResultsBox(QGroupBox):
         out = self.folder_for(str(images))
 
         def show(summary) -> None:
-            failed = [r.message for r in summary.reports if r.status == "failed"]
-            text = f"{summary.describe()}; results in {out}."
+            # the reports' own words, less the CLI's --overwrite advice: the panel has no such option
+            failed = [plain_message(r) for r in summary.reports if r.status == "failed"]
+            table = f" (every cell in {summary.table.name})" if summary.table is not None else ""
+            text = f"{summary.describe()}; results in {out}{table}."
             panel.say(text + (f" First failure: {failed[0]}" if failed else ""), error=bool(failed))
 
         panel.start(

@@ -47,7 +47,7 @@ from ..app.segment_session import (
 from ..classes import BOUNDARY, INTERIOR
 from ..inference.watershed import WatershedParams
 from ._common import LayerCombo, PathEdit, follow_current_model, is_layer_type
-from ._layers import KIND_PROBABILITY, placement, put_labels, put_probability, replace_labels
+from ._layers import placement, put_labels, put_probability, replace_labels
 from ._panel import TaskPanel
 from ._results_box import ResultsBox
 from ._workers import finish_before_close, run_task
@@ -62,6 +62,11 @@ def segment_selected_layer(viewer: Viewer) -> None:
     """Layers > Segment: segment the selected image layer with the current model (the Segment panel opens)."""
     _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
     widget.segment(viewer.layers.selection.active)
+
+
+def segmentable(layer) -> bool:
+    """An Image layer of the user's, none the plugin made (those carry a KIND_KEY: its probability maps)."""
+    return layer is not None and is_layer_type(layer, "Image") and not layer.metadata.get(KIND_KEY)
 
 
 def _slider(kind, low: float, high: float, tip: str):
@@ -79,7 +84,7 @@ class SegmentWidget(TaskPanel):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
-        self.image_combo = LayerCombo(self.viewer, "Image")
+        self.image_combo = LayerCombo(self.viewer, "Image", accept=segmentable)
         self.segment_button = QPushButton(BUTTON_TEXT)
         font = QFont(self.segment_button.font())
         font.setPointSizeF(font.pointSizeF() * 1.3)
@@ -216,11 +221,7 @@ class SegmentWidget(TaskPanel):
 
     def _active_changed(self, event=None) -> None:
         layer = self.viewer.layers.selection.active
-        if (
-            layer is not None
-            and is_layer_type(layer, "Image")
-            and layer.metadata.get(KIND_KEY) != KIND_PROBABILITY
-        ):
+        if segmentable(layer):
             self.image_combo.set_layer(layer)
 
     def _shown_changed(self, _name: str = "") -> None:
@@ -254,14 +255,10 @@ class SegmentWidget(TaskPanel):
 
     def segment(self, layer=None) -> None:
         """Segment ``layer`` (an Image layer), else the chosen image, with the current model."""
-        usable = (
-            layer is not None
-            and is_layer_type(layer, "Image")
-            and layer.metadata.get(KIND_KEY) != KIND_PROBABILITY
-        )  # the shortcut with a probability map selected segments its image, not the map
-        image = layer if usable else self.image_combo.layer()
+        # the shortcut with a probability map selected segments the chosen image, never the map
+        image = layer if segmentable(layer) else self.image_combo.layer()
         if image is None:
-            self.fail("open or choose an image layer first")
+            self.fail("no image to segment: open or choose an image layer (not a probability map)")
             return
         model_dir = get_current_model_dir()
         if model_dir is None:

@@ -6,7 +6,8 @@ One click writes ``<id>.tif`` (the labels, as napari reopens them),
 ``napari-cellseg segment --measurements --geojson`` writes. A result is never
 overwritten: when one of the names is taken, the next free ``<id>-2``,
 ``<id>-3``... is used for all three. :func:`iter_segment_folder` does the same
-for every image of a folder (skipping those already done).
+for every image of a folder (skipping those already done), into a results folder
+other than the images folder, as ``napari-cellseg segment`` does.
 """
 
 from __future__ import annotations
@@ -141,24 +142,43 @@ def iter_segment_folder(
         :class:`~napari_cellseg.inference.batch.SegmentOptions` fields (``tta``,
         ``tta_zoom``, ``haematoxylin_only``...). Measurements, outlines and overlay
         pictures are on, and ``measurements.csv`` in ``out_dir`` holds every cell of
-        the folder.
+        the folder (``measurements-all.csv`` where an image is called ``measurements``:
+        :func:`~napari_cellseg.inference.batch.combined_table_path`).
+
+    Raises
+    ------
+    ValueError
+        ``images`` is no folder, holds no image, or is ``out_dir`` itself.
 
     Yields
     ------
     FolderProgress
-        One per image. Images already segmented in ``out_dir`` are skipped, so an
-        interrupted folder resumes.
+        One per image, its ``message`` without ``--overwrite`` advice. Images already
+        segmented in ``out_dir`` are skipped, so an interrupted folder resumes.
 
     Returns
     -------
     napari_cellseg.inference.batch.BatchSummary
     """
-    from ..inference.batch import SegmentOptions, combine_measurements, find_images, iter_segment_files
+    from ..inference.batch import (
+        SegmentOptions,
+        combine_measurements,
+        find_images,
+        input_folder_as_output,
+        iter_segment_files,
+        plain_message,
+    )
 
     images = Path(images).expanduser()
     if not images.is_dir():
         raise ValueError(f"{images}: not a folder of images")
     out = Path(out_dir).expanduser() if out_dir is not None else default_results_folder(images)
+    if input_folder_as_output([images], out) is not None:  # refused as the CLI refuses it
+        raise ValueError(
+            f"{out}: the results folder is the images folder; choose another one, or leave Folder "
+            f"empty for {DEFAULT_FOLDER_NAME} inside it (results beside the images would be taken "
+            "for images by the next run)"
+        )
     files = find_images([images], exclude=out)
     if not files:
         raise ValueError(f"{images}: no image files here (PNG, JPEG, BMP or TIFF)")
@@ -173,4 +193,4 @@ def iter_segment_folder(
             combine_measurements(out, stop.value)  # one table of every cell of the folder
             return stop.value
         done += 1
-        yield FolderProgress(done, total, report.image_id, report.status, report.message)
+        yield FolderProgress(done, total, report.image_id, report.status, plain_message(report))

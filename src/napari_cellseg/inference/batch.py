@@ -88,11 +88,13 @@ class FileReport:
     n_instances: int = 0
     seconds: float = 0.0
     note: str = ""  # a warning about a done image (e.g. how its axes were read)
+    reason: str = ""  # ``message`` less its --overwrite advice, for the GUI (:func:`plain_message`)
 
 
 @dataclass
 class BatchSummary:
     reports: list[FileReport] = field(default_factory=list)
+    table: Path | None = None  # the combined table, once written (:func:`combine_measurements`)
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.reports)
@@ -166,8 +168,9 @@ def segment_file(
     if existing and not options.overwrite:  # e.g. an expert's <id>.geojson beside the image
         names = ", ".join(p.name for p in existing)
         report.status = "failed"
-        report.message = (
-            f"{path}: {names} already in {out_dir} without its labels (kept: they may be yours); "
+        found = f"{path}: {names} already in {out_dir} without its labels (kept: they may be yours); "
+        report.reason = found + "move them away, or choose another output folder"
+        report.message = found + (
             "use --overwrite to replace them (e.g. left by an interrupted run of an earlier version), "
             "or another output folder"
         )
@@ -190,24 +193,38 @@ def _reuse_stored(path: Path, outputs: dict[str, Path], options, report: FileRep
     other = other_source(outputs["labels"], path)
     if other is not None:  # slideA/field1.png and slideB/field1.png into one folder
         report.status = "failed"
-        report.message = (
-            f"{path}: {outputs['labels']} holds the cells of another image ({other}); "
-            "use another output folder, or --overwrite to replace them"
-        )
+        found = f"{path}: {outputs['labels']} holds the cells of another image ({other}); use another output folder"
+        report.reason, report.message = found, found + ", or --overwrite to replace them"
         return report
     missing = [key for key in requested(options) if not outputs[key].exists()]
-    report.status, report.message = "skipped", f"{outputs['labels']} exists (use --overwrite)"
+    report.status, report.reason = "skipped", f"{outputs['labels']} exists (kept)"
+    report.message = f"{outputs['labels']} exists (use --overwrite)"
     if "probabilities" in missing:  # they were not kept: only a new segmentation gives them
+        report.reason += "; its probabilities were not kept"
         report.message += "; its probabilities were not kept: --overwrite segments it again"
     elif missing:  # e.g. --measurements asked for on a second run: drawn from the stored cells
         try:
             report.n_instances, added = add_missing_extras(path, outputs, options, missing)
             if added:
-                report.status, report.message = "done", ""
+                report.status, report.message, report.reason = "done", "", ""
                 report.note = f"{', '.join(added)} added from the stored cells"
         except (ImageReadError, ValueError, OSError) as err:
-            report.status, report.message = "failed", _name_file(path, err)
+            report.status, report.message, report.reason = "failed", _name_file(path, err), ""
     return report
+
+
+def plain_message(report: FileReport) -> str:
+    """What happened to an image, without advice about ``--overwrite`` (for the GUI)."""
+    return report.reason or report.message
+
+
+def input_folder_as_output(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike) -> Path | None:
+    """The folder among ``paths`` that is ``out_dir`` itself, else None: the CLI and the GUI refuse it.
+
+    Its results (``<id>.tif``, ``<id>_overlay.png``) would be images of the next run.
+    """
+    out = Path(out_dir).expanduser().resolve()
+    return next((Path(p) for p in paths if Path(p).is_dir() and Path(p).expanduser().resolve() == out), None)
 
 
 def _name_file(path: Path, err: Exception) -> str:
@@ -338,10 +355,30 @@ def iter_segment_files(
     return summary
 
 
-def combine_measurements(out_dir: str | os.PathLike, summary: BatchSummary) -> tuple[Path, int] | None:
-    """``<out>/measurements.csv``: the per-image tables of ``summary``'s images (done or skipped) in one.
+COMBINED_TABLE = "measurements"  # <out>/measurements.csv: every cell of a batch
 
-    Returns ``(path, rows)``, or None when no image has a table.
+
+def combined_table_path(out_dir: str | os.PathLike, summary: BatchSummary) -> Path:
+    """``<out>/measurements.csv``, or ``measurements-all.csv`` (``-all-2``...) where an image owns that name.
+
+    The table of an image ``measurements.png`` must be neither replaced nor read back
+    as that image's by the next run. A name is an image's when it is the id of one of
+    ``summary`` or ``<name>.tif`` (an image's labels, e.g. of an earlier run) is in ``out_dir``.
+    """
+    out_dir, ids = Path(out_dir), {report.image_id for report in summary.reports}
+    stem, n = COMBINED_TABLE, 0
+    while stem in ids or (out_dir / f"{stem}.tif").exists():
+        n += 1
+        stem = f"{COMBINED_TABLE}-all" + (f"-{n}" if n > 1 else "")
+    return out_dir / f"{stem}.csv"
+
+
+def combine_measurements(out_dir: str | os.PathLike, summary: BatchSummary) -> tuple[Path, int] | None:
+    """``<out>/measurements.csv`` (:func:`combined_table_path`): the per-image tables of
+    ``summary``'s images (done or skipped) in one.
+
+    Returns ``(path, rows)``, or None when no image has a table. The path is kept as
+    ``summary.table`` too.
     """
     from .measure import read_measurements, write_measurements
 
@@ -352,7 +389,8 @@ def combine_measurements(out_dir: str | os.PathLike, summary: BatchSummary) -> t
             rows.extend(read_measurements(table))
     if not rows:
         return None
-    return write_measurements(out_dir / "measurements.csv", rows), len(rows)
+    summary.table = write_measurements(combined_table_path(out_dir, summary), rows)
+    return summary.table, len(rows)
 
 
 def segment_files(

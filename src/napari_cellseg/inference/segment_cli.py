@@ -14,7 +14,14 @@ def run_segment(args: argparse.Namespace) -> int:
     """Segment every image of ``args.paths``; exit status 1 if any failed, 0 otherwise."""
     from tqdm import tqdm
 
-    from .batch import SegmentOptions, cached_model, combine_measurements, find_images, iter_segment_files
+    from .batch import (
+        SegmentOptions,
+        cached_model,
+        combine_measurements,
+        find_images,
+        input_folder_as_output,
+        iter_segment_files,
+    )
     from .runtime import ModelNotFoundError, pick_device, resolve_model_dir
     from .segment import SmallImageWarning
     from .tiled import run_to_end
@@ -41,8 +48,11 @@ def run_segment(args: argparse.Namespace) -> int:
         raise CommandError(f"--batch-size must be >= 1 (tiles per forward pass), got {args.batch_size}")
     out_dir = Path(args.out)
     check_out_folder(out_dir)  # one clear error, not one failure per image
-    if any(Path(p).is_dir() and Path(p).resolve() == out_dir.resolve() for p in args.paths):
-        raise CommandError(f"--out {out_dir} is also an input folder: choose another output folder")
+    if input_folder_as_output(args.paths, out_dir) is not None:  # as the Segment panel refuses it
+        raise CommandError(
+            f"--out {out_dir} is also an input folder: choose another output folder "
+            "(its results would be taken for images by the next run)"
+        )
     options = SegmentOptions(
         tile_size=args.tile,
         overlap=args.overlap,
