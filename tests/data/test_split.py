@@ -157,12 +157,19 @@ def test_previous_split_with_a_retagged_image_is_refused():
 @pytest.mark.parametrize(
     ("counts", "kwargs", "message"),
     [
-        ({"A": 650, "C": 10}, {}, r"target 'C' has 10 images: dev 33 and test 33 .* at least 100 C images"),
-        ({"A": 650, "C": 10}, {}, r"at least 100 C images, or smaller dev/test ratios$"),
+        # the advice is checked: 100 C images (the old figure) still could not be split
+        ({"A": 650, "C": 10}, {}, r"target 'C' has 10 images: dev 33 and test 33 .* at least 115 C images"),
         (
+            {"A": 650, "C": 10},
+            {},
+            r"at least 115 C images \(73 without a test set\), or smaller dev/test ratios, "
+            r"e\.g\. ratios 0\.99 0\.005 0\.005 \(dev 3, test 3, train 4 C images\)$",
+        ),
+        (  # "a test ratio of 0" was offered here, and failed when followed
             {"A": 3, "C": 2},
             {},
-            r"dev 1 and test 1 .* at least 4 C images, or a test ratio of 0 \(no test set\)$",
+            r"dev 1 and test 1 .* No ratios can split 2 C images: this needs at least 4 C images "
+            r"\(3 without a test set\)$",
         ),
         ({"A": 3, "C": 2}, {"ratios": (0.95, 0.05, 0.0)}, r"at least 3 C images$"),
         ({"A": 10, "C": 60}, {"ratios": (0.9, 0.1, 0.1)}, r"ratios must sum to 1, got \(0.9, 0.1, 0.1\)"),

@@ -27,6 +27,7 @@ from ..app.dataset_tools import (
     iter_run_split,
     preview_dataset_augmentations,
     problem_lines,
+    split_file_owner,
 )
 from ..classes import MICROSCOPES
 from ..data.augment import PRESETS, TRAINING_PRESET
@@ -38,7 +39,7 @@ from ._panel import TaskPanel
 def _ratio_spin(value: float) -> QDoubleSpinBox:
     spin = QDoubleSpinBox()
     spin.setRange(0.0, 0.99)
-    spin.setDecimals(2)
+    spin.setDecimals(3)  # a few images of a large pool: e.g. 0.005 of 660 is 3 images
     spin.setMinimumWidth(64)
     spin.setSingleStep(0.01)
     spin.setValue(value)
@@ -143,10 +144,9 @@ class DatasetWidget(TaskPanel):
         root = self.dataset_edit.path()
         self.split_edit.edit.setPlaceholderText(str(default_split_path(root)) if root else "")
         chosen = self.split_edit.path()
-        if chosen is not None and (chosen.parent / "manifest.csv").is_file() and chosen.parent != root:
-            self.split_edit.setText(
-                ""
-            )  # the split file inside another dataset: never overwritten by this one's
+        if chosen is not None and root is not None and split_file_owner(chosen, root) is not None:
+            # The last dataset's split is not carried over: choosing one again makes it the previous split.
+            self.split_edit.setText("")
 
     def _show_problems(self, root, problems) -> None:
         self.problems_list.clear()
@@ -217,7 +217,12 @@ class DatasetWidget(TaskPanel):
             text = f"wrote {run.path} ({len(run.result.subsets)} images"
             text += f", {pairs} near-duplicate pairs kept together)." if config.grouping else ")."
             if run.previous_used:
-                text += f" Kept {run.kept} earlier assignments; {len(run.new_ids)} new image(s) placed."
+                source = f" (from {run.previous_path})" if run.previous_path != run.path else ""
+                text += (
+                    f" Kept {run.kept} earlier assignments{source}; {len(run.new_ids)} new image(s) placed."
+                )
+            if self.split_edit.path() is not None and run.path != self.split_edit.path():
+                self.split_edit.setText(str(run.path))  # another dataset's file was only read
             if run.notes:
                 text += " " + " ".join(run.notes)
             self.say(text)

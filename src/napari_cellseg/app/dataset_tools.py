@@ -3,7 +3,9 @@
 The split keeps an existing split file's assignments by default (new ids go
 to train), so correcting predictions and saving them into the dataset adds
 training data without moving anything into dev or test: the
-human-in-the-loop cycle.
+human-in-the-loop cycle. A split file inside another dataset folder is only
+read (its subsets kept); the split goes to this dataset's own file. A fresh
+split replaces the file without reading it as a split.
 """
 
 from __future__ import annotations
@@ -101,13 +103,29 @@ def default_split_path(root: str | os.PathLike) -> Path:
     return Path(root) / SPLIT_FILE_NAME
 
 
+def dataset_folder_of(path: str | os.PathLike) -> Path | None:
+    """The nearest folder holding ``path`` that has a ``manifest.csv`` (resolved), or None."""
+    from ..data.manifest import MANIFEST_NAME
+
+    for folder in Path(path).expanduser().resolve().parents:
+        if (folder / MANIFEST_NAME).is_file():
+            return folder
+    return None
+
+
+def split_file_owner(path: str | os.PathLike, root: str | os.PathLike) -> Path | None:
+    """The other dataset folder that ``path`` lies in, or None when it is ``root``'s or no dataset's."""
+    owner = dataset_folder_of(path)
+    return owner if owner is not None and owner != Path(root).expanduser().resolve() else None
+
+
 @dataclass(frozen=True)
 class SplitRun:
     """A split made and written by :func:`iter_run_split`.
 
-    ``kept`` counts ids whose subset came from the previous split file,
-    ``new_ids`` those it did not list (they went to train unless grouped with
-    a dev/test image).
+    ``kept`` counts ids whose subset came from the previous split file
+    (``previous_path``), ``new_ids`` those it did not list (they went to train
+    unless grouped with a dev/test image).
     """
 
     result: Any  # napari_cellseg.data.split.SplitResult
@@ -116,6 +134,7 @@ class SplitRun:
     kept: int
     new_ids: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    previous_path: Path | None = None
 
     def table(self) -> tuple[list[str], list[list[Any]]]:
         return counts_table(self.result.counts())
@@ -128,7 +147,7 @@ def iter_run_split(
     *,
     keep_previous: bool = True,
 ) -> Generator[Any, None, SplitRun]:
-    """Open a dataset, split it and write the split file.
+    """Open a dataset, split it and write the split file (atomically).
 
     Parameters
     ----------
@@ -137,10 +156,14 @@ def iter_run_split(
     config : SplitConfig, optional
         Target microscope, ratios, seed, grouping.
     out_path : path, optional
-        The split file; default ``<root>/split.csv``.
+        The split file; default ``<root>/split.csv``. A file inside another
+        dataset folder is that dataset's: it is only read (as the previous
+        split) and the split goes to ``<root>/split.csv``.
     keep_previous : bool
         When ``out_path`` exists, keep its assignments (new ids go to train);
-        otherwise make a fresh split and replace the file.
+        otherwise make a fresh split and replace the file without reading it
+        as a split (only its ids are looked at, so another dataset's split is
+        not replaced by mistake).
 
     Yields
     ------
@@ -151,22 +174,19 @@ def iter_run_split(
     DatasetError
         The dataset has problems (``.problems`` lists them by file).
     SplitError
-        The split cannot be made (too few target images, bad ratios...).
+        The split cannot be made (too few target images, bad ratios, a split
+        file that is not this dataset's...).
     """
     from ..data.dataset import CellDataset
     from ..data.split import SplitConfig, iter_split
-    from ..data.splitfile import SplitError, read_split, write_split
+    from ..data.splitfile import write_split
 
     config = config or SplitConfig()
     dataset = CellDataset.open(root)
-    path = Path(out_path) if out_path else default_split_path(root)
-    existing = read_split(path) if path.is_file() else None
-    if existing and not set(existing) & set(dataset.ids):  # e.g. a split file chosen for another dataset
-        raise SplitError(
-            f"{path} is the split of another dataset: none of its {len(existing)} ids are in {root}; "
-            "choose another split file (or delete that one)"
-        )
-    previous = existing if keep_previous else None
+    chosen = Path(out_path).expanduser() if out_path else default_split_path(root)
+    owner = split_file_owner(chosen, root)
+    path = default_split_path(root) if owner is not None else chosen
+    previous = _previous_split(chosen, path, owner, dataset, keep_previous)
     result = None
     for report in iter_split(dataset, config, previous):
         if report.result is not None:
@@ -178,7 +198,52 @@ def iter_run_split(
     listed = set(previous or {})
     new_ids = tuple(i for i in result.subsets if previous is not None and i not in listed)
     kept = sum(1 for i in result.subsets if i in listed)
-    return SplitRun(result, path, previous is not None, kept, new_ids, tuple(result.notes))
+    notes = tuple(result.notes)
+    if owner is not None:
+        notes += (f"{chosen} belongs to another dataset ({owner.name}) and was left as it was.",)
+    return SplitRun(
+        result, path, previous is not None, kept, new_ids, notes, chosen if previous is not None else None
+    )
+
+
+def _previous_split(chosen: Path, path: Path, owner, dataset, keep_previous: bool) -> dict | None:
+    """The split to keep (``chosen``'s, read strictly), or None; refuse a file not to be replaced.
+
+    ``path`` is where the split will be written: ``chosen`` itself, or this
+    dataset's own split file when ``chosen`` belongs to the dataset ``owner``.
+    """
+    from ..data.manifest import MANIFEST_NAME
+    from ..data.splitfile import SplitError, peek_split_ids, read_split
+
+    if path.resolve() == (Path(dataset.root) / MANIFEST_NAME).resolve():
+        raise SplitError(f"{path} is the dataset's manifest; choose a split file such as split.csv")
+    if owner is not None and path.exists():
+        # Not replaced unasked: the user pointed at the other dataset's file, not at this one.
+        raise SplitError(
+            f"{chosen} is the split file of the dataset {owner}, which is never rewritten; this split "
+            f"would go to this dataset's own {path}, which exists already: choose that one as the split "
+            "file, or move it away" + (f" to start from the subsets of {chosen}" if keep_previous else "")
+        )
+    ids = set(dataset.ids)
+    if keep_previous:
+        previous = read_split(chosen) if chosen.is_file() else None
+        listed = set(previous or ())
+    elif owner is None and path.is_file():  # replaced unread, once it is known to be this dataset's
+        try:
+            listed = peek_split_ids(path)
+        except OSError as err:
+            raise SplitError(f"{path}: cannot be read ({type(err).__name__}: {err})") from None
+        if listed is None:
+            raise SplitError(f"{path} is not a split file (no 'id' and 'subset' columns); choose another")
+        previous = None
+    else:
+        return None
+    if listed and not listed & ids:  # e.g. a split file chosen for another dataset
+        raise SplitError(
+            f"{chosen} is the split of another dataset: none of its {len(listed)} ids are in "
+            f"{dataset.root}; choose another split file (or delete that one)"
+        )
+    return previous
 
 
 def counts_table(counts: dict[str, dict[str, int]]) -> tuple[list[str], list[list[Any]]]:

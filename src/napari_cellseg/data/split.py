@@ -15,6 +15,10 @@ Rules (see docs/dataset.md):
   group's subset, and new groups go to train (``new_images="train"``) or, with
   ``"split"``, to dev if ``u`` < dev quota / target images, to test if below
   the sum of both shares, else train. Nothing trained on moves to dev/test.
+
+A fresh split whose quotas leave train too few target images is refused with
+advice checked against these same rules: the target images needed (the pool
+grows with them) and ratios that would split the images as they are.
 """
 
 from __future__ import annotations
@@ -149,9 +153,9 @@ def iter_split(
     if counts[target] == 0:
         found = ", ".join(f"{m}={n}" for m, n in sorted(counts.items()))
         raise SplitError(f"no images of target microscope {target!r} in the dataset ({found})")
-    quotas = {"dev": _quota(ratios[1], len(microscopes)), "test": _quota(ratios[2], len(microscopes))}
+    quotas = _quotas(ratios, len(microscopes))
     if previous is None:  # with a previous split, only the final counts are checked
-        _check_quotas(target, counts[target], quotas, ratios, len(microscopes))
+        _check_quotas(target, counts[target], ratios, len(microscopes))
 
     target_ids = [i for i, m in microscopes.items() if m == target]
     pairs: tuple[NearDuplicatePair, ...] = ()
@@ -196,23 +200,96 @@ def split_dataset(
     raise AssertionError("iter_split ended without a result")  # pragma: no cover
 
 
-def _check_quotas(target: str, n_target: int, quotas: dict[str, int], ratios, pool: int) -> None:
+def _quotas(ratios, pool: int) -> dict[str, int]:
+    """Dev and test images for (train, dev, test) ratios of a pool."""
+    return {"dev": _quota(ratios[1], pool), "test": _quota(ratios[2], pool)}
+
+
+def _train_fits(n_target: int, quotas: Mapping[str, int]) -> bool:
+    """The count rule: the target images left for train outnumber dev's and test's."""
+    return n_target - quotas["dev"] - quotas["test"] > max(quotas["dev"], quotas["test"])
+
+
+def _images_needed(n_target: int, pool: int, ratios) -> int | None:
+    """Fewest target images (the other images as they are) that fit these ratios; None if none do.
+
+    Added images grow the pool and so the quotas: the count is searched, not
+    derived from today's quotas.
+    """
+    other = pool - n_target
+    share = ratios[1] + ratios[2] + max(ratios[1], ratios[2])  # of the pool, taken from target images
+    if share >= 1:
+        return None
+    # A quota lies within [r * pool - 0.5, r * pool + 1]: only this window can hold the answer.
+    low = max(n_target, math.floor((share * other - 1.5) / (1 - share)))
+    high = math.floor((share * other + 3) / (1 - share)) + 2
+    for n in range(low, min(high, low + 100_000) + 1):
+        if _train_fits(n, _quotas(ratios, other + n)):
+            return n
+    # A window too wide to scan (train barely above dev/test): the bound itself, if it fits.
+    return high if _train_fits(high, _quotas(ratios, other + high)) else None
+
+
+def _smaller_ratios(n_target: int, pool: int, ratios) -> tuple[float, float, float] | None:
+    """The largest dev/test ratios (2 decimals, else 3: what the panel takes) that fit, or None.
+
+    Dev and test are capped alike (a zero ratio stays zero); failing that, the
+    test ratio is dropped to 0. Each candidate passes the very checks a split does.
+    """
+    _, dev, test = ratios
+    for test_kept in (True, False) if test else (True,):
+        for decimals in (2, 3):
+            step = 10.0**-decimals
+            for k in range(math.ceil(max(dev, test) / step), 0, -1):
+                cap = round(k * step, decimals)
+                d, t = min(dev, cap), min(test, cap) if test_kept else 0.0
+                candidate = (round(1 - d - t, 10), d, t)
+                if candidate == tuple(ratios):
+                    continue
+                try:
+                    check_ratios(candidate)
+                except SplitError:
+                    continue
+                if _train_fits(n_target, _quotas(candidate, pool)):
+                    return candidate
+    return None
+
+
+def _check_quotas(target: str, n_target: int, ratios, pool: int) -> None:
+    """Refuse quotas that leave train too few target images, with only advice that was checked."""
+    quotas = _quotas(ratios, pool)
+    if _train_fits(n_target, quotas):
+        return
     dev, test = quotas["dev"], quotas["test"]
-    train = n_target - dev - test
-    if train <= max(dev, test):
-        need = dev + test + max(dev, test) + 1
-        if max(dev, test) > 1:
-            instead = ", or smaller dev/test ratios"
-        elif test:  # a positive ratio takes at least one image: only 0 frees it
-            instead = ", or a test ratio of 0 (no test set)"
-        else:
-            instead = ""
-        raise SplitError(
-            f"target {target!r} has {n_target} images: dev {dev} and test {test} "
-            f"({ratios[1]:g} and {ratios[2]:g} of {pool}) leave {max(train, 0)} for train, but train "
-            f"must hold more {target} images than dev and than test; this needs at least {need} "
-            f"{target} images{instead}"
+    text = (
+        f"target {target!r} has {n_target} images: dev {dev} and test {test} "
+        f"({ratios[1]:g} and {ratios[2]:g} of {pool}) leave {max(n_target - dev - test, 0)} for train, "
+        f"but train must hold more {target} images than dev and than test. "
+    )
+    need = _images_needed(n_target, pool, ratios)
+    smaller = _smaller_ratios(n_target, pool, ratios)
+    if smaller is None and n_target < 3:  # one in dev or test and two in train: the least any split takes
+        text += f"No ratios can split {n_target} {target} image{'s' * (n_target != 1)}: "
+    if need is None:
+        advice = f"more {target} images cannot help with these ratios"
+    else:
+        advice = f"this needs at least {need} {target} images"
+        no_test = _images_needed(n_target, pool, (ratios[0] + ratios[2], ratios[1], 0.0)) if test else None
+        if no_test is not None and no_test < need:
+            advice += f" ({no_test} without a test set)"
+    text += advice[0].upper() + advice[1:] if text.endswith(". ") else advice
+    if smaller is not None:
+        fit = _quotas(smaller, pool)
+        kind = (
+            "a test ratio of 0 (no test set)" if test and not smaller[2]
+            else "smaller dev/test ratios" if test else "a smaller dev ratio"
+        )  # fmt: skip
+        text += ": use " if need is None else ", or "
+        text += (
+            f"{kind}, e.g. ratios {smaller[0]:g} {smaller[1]:g} {smaller[2]:g} (dev {fit['dev']}, "
+            f"test {fit['test']}, train {n_target - fit['dev'] - fit['test']} {target} images)"
         )
+    raise SplitError(text)
 
 
 def _deal(members, eligible, quotas, seed) -> dict[str, str]:

@@ -81,6 +81,24 @@ def read_split(path: str | os.PathLike) -> dict[str, str]:
     return subsets
 
 
+def peek_split_ids(path: str | os.PathLike) -> set[str] | None:
+    """The ids a file lists under ``id`` if its header has ``id`` and ``subset`` (or it is empty), else None.
+
+    Lenient where :func:`read_split` is strict (undecodable bytes, duplicate
+    ids, bad subsets pass): enough to tell whose split a file is before
+    replacing it, without demanding that a file about to go be fixed first.
+    """
+    text = Path(path).read_bytes().decode("utf-8-sig", errors="replace")
+    if not text.strip():
+        return set()  # an empty file holds no one's split
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    if "id" not in columns or "subset" not in columns:
+        return None
+    reader.fieldnames = columns
+    return {i for row in reader if (i := (row.get("id") or "").strip())}
+
+
 def format_split(
     subsets: Mapping[str, str],
     microscopes: Mapping[str, str] | None = None,
