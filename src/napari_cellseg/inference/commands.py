@@ -148,7 +148,8 @@ def _register_segment(subparsers) -> None:
     parser.add_argument("--save-probabilities", action="store_true", help="also write <id>_probabilities.tif")
     parser.add_argument(
         "--measurements", action="store_true",
-        help="write per-cell <id>.csv and measurements.csv (label, area, centroid, mean intensity)",
+        help="write per-cell <id>.csv and measurements.csv, every cell in one table (measurements-all.csv "
+        "if an image is called measurements): label, area, centroid, mean intensity",
     )  # fmt: skip
     parser.add_argument(
         "--geojson", action="store_true",
