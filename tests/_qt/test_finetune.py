@@ -147,6 +147,21 @@ def test_a_finished_run_becomes_the_current_model(
     assert out.name in segment.model_label.text()  # the Segment panel follows
     assert widget.plot.epochs == [1] and widget.progress_bar.value() == 2
     assert widget.start_button.isEnabled() and widget.use_button.isEnabled()
+    # nothing is left to resume: Resume off, and Start into it says the run is finished
+    assert not widget.resume_button.isEnabled()
+    widget.start_button.click()
+    assert "holds a finished run (all 1 epochs)" in widget.message.text()
+    assert "Resume it" not in widget.message.text() and not widget.busy
+
+
+def test_an_m2_error_goes_once_the_m2_is_put_right(make_napari_viewer, qtbot, tmp_path):
+    _viewer, widget = _dock(make_napari_viewer)
+    form = widget.form
+    form.m2_edit.setText(str(tmp_path))  # a folder without config.json
+    qtbot.waitUntil(lambda: "reading" not in form.depth_label.text(), timeout=120000)
+    assert "not an M2 folder" in widget.message.text()
+    form.m2_edit.setText("")  # the default M2 again
+    assert form.depth_label.text().startswith("5 stages") and widget.message.text() == ""
 
 
 def test_start_from_the_current_model_keeps_its_network(

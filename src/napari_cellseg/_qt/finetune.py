@@ -70,6 +70,9 @@ def _stop_quietly(process: TrainingProcess) -> None:
     process.stop()
 
 
+M2_ERROR = "M2: "  # starts the status line of an unreadable M2
+
+
 class FinetuneWidget(TaskPanel):
     """Fine-tune a network (from M2 or a trained model) on a dataset's train images, scored on dev."""
 
@@ -152,6 +155,7 @@ class FinetuneWidget(TaskPanel):
             return
         if not text or text == "default":
             self.form.set_depth(DEFAULT_M2_DEPTH)
+            self._clear_m2_error()
             return
         self.form.depth_label.setText("reading the M2…")
         run_task(
@@ -199,9 +203,14 @@ class FinetuneWidget(TaskPanel):
             return
         if depth is None:  # unreadable M2: keep the last bounds, say why
             self.form.depth_label.setText("could not read this M2")
-            self.say(f"M2: {error}", error=True)
+            self.say(f"{M2_ERROR}{error}", error=True)
             return
         self.form.set_depth(depth)
+        self._clear_m2_error()
+
+    def _clear_m2_error(self) -> None:
+        if self.message.text().startswith(M2_ERROR):  # the M2 it was about has been put right
+            self.say("")
 
     def _dataset_changed(self, text: str) -> None:
         root = self.form.dataset_edit.path()
@@ -249,7 +258,9 @@ class FinetuneWidget(TaskPanel):
         if config is None:
             return
         if has_last(config.out_dir):
-            self.fail(f"{config.out_dir} already holds a run: Resume it, or choose another output folder")
+            done = saved_in(config.out_dir)
+            what = f"a finished run (all {done.epochs} epochs):" if done.finished else "a run: Resume it, or"
+            self.fail(f"{config.out_dir} already holds {what} choose another output folder")
             return
         if Path(config.out_dir, "model.safetensors").is_file():  # e.g. the model it starts from
             self.fail(f"{config.out_dir} already holds a model that training would replace: choose another output folder")  # fmt: skip

@@ -169,9 +169,10 @@ class Saved:
     """What a run left in its output folder once it ended (see :func:`saved_in`)."""
 
     model: bool = False  # a best model (config.json): 'Use for Segment' takes it
-    resumable: bool = False  # last/ holds a position: Resume continues there
+    resumable: bool = False  # last/ holds a position with work left: Resume continues there
     epochs: int = 0  # epochs finished in that position
     step: int = 0  # steps of the next epoch already done (a stop mid-epoch)
+    finished: bool = False  # every planned epoch is done: nothing left to resume
 
 
 def saved_in(out_dir: str | os.PathLike) -> Saved:
@@ -182,10 +183,12 @@ def saved_in(out_dir: str | os.PathLike) -> Saved:
             try:
                 training = json.loads((last / "config.json").read_text()).get("training", {})
                 step, per_epoch = int(training["global_step"]), int(training["steps_per_epoch"])
+                planned = int(training.get("epochs") or 0)
             except (OSError, ValueError, KeyError, TypeError, AttributeError):  # position unknown
                 return Saved((out / "config.json").is_file(), True)
             epochs, step = divmod(step, per_epoch) if per_epoch > 0 else (0, step)
-            return Saved((out / "config.json").is_file(), True, epochs, step)
+            finished = planned > 0 and epochs >= planned
+            return Saved((out / "config.json").is_file(), not finished, epochs, step, finished)
     return Saved((out / "config.json").is_file())
 
 
@@ -208,7 +211,7 @@ def result_text(
     ``saved`` (what the output folder holds now) and ``dev_images`` (from the start report)
     make a stopped run's text exact: without them it stays general.
     """
-    if saved is not None and not saved.resumable and (result is None or result.cancelled):
+    if saved is not None and not (saved.resumable or saved.finished) and (result is None or result.cancelled):
         how = "at once " if result is None else ""
         return f"Stopped {how}before the first epoch ended: nothing was saved; Start again."
     if result is None:
