@@ -137,6 +137,13 @@ def test_evaluate_model_on_dev_split(make_napari_viewer, tiny_dataset, tiny_mode
     assert rows["C"][6] == f"{expected.dsb_score:.3f}"
     assert task.result.images[0].name == dev_id
 
+    (tiny_dataset / "split.csv").unlink()
+    widget.evaluate_button.click()  # refused: the split is gone; the dev rows must not stay up
+    assert "no split file at" in widget.message.text() and widget.model_table.rowCount() == 0
+    widget.dataset_edit.setText(str(tiny_dataset.parent / "no-such-dataset"))
+    widget.evaluate_button.click()
+    assert widget.message.text().startswith("no dataset folder at")  # not "split the dataset first"
+
 
 def test_layers_lie_alike_only_when_every_pixel_maps_to_the_same_world_point():
     from napari.layers import Labels

@@ -32,7 +32,7 @@ from ..app.review import (
     metrics_rows,
     model_status,
 )
-from ._common import LayerCombo, PathEdit, fill_table
+from ._common import LayerCombo, PathEdit, clear_table, fill_table
 from ._layers import KIND_REVIEW, find_layer, placement, set_placement
 from ._panel import TaskPanel
 
@@ -211,12 +211,16 @@ class ReviewWidget(TaskPanel):
         return ok
 
     def evaluate(self) -> None:
+        clear_table(self.model_table)  # a refused, failed or cancelled run leaves no earlier rows up
         if not self.update_model_status():
             self.fail(self.evaluate_button.toolTip())
             return
         root = self.dataset_edit.path()
         if root is None:
             self.fail("choose the dataset folder (and its split file)")
+            return
+        if not root.is_dir():  # before the split: "split it first" cannot help a mistyped folder
+            self.fail(f"no dataset folder at {root}")
             return
         split = self.split_edit.path() or root / "split.csv"
         if not split.is_file():
