@@ -106,3 +106,26 @@ def test_the_gui_batch_refuses_the_images_folder_as_results_folder(tmp_path):
         next(iter_segment_folder(image.parent, tmp_path / "no-model", image.parent))
     assert "no image files" not in str(caught.value)
     assert sorted(p.name for p in image.parent.iterdir()) == [image.name]  # nothing written
+
+
+def test_results_beside_the_images_are_not_taken_for_images_by_the_next_run(tmp_path, model_dir, capsys):
+    # `segment imgs/*.png --out imgs` run again segmented a_overlay.png, then a_overlay_overlay.png
+    from napari_cellseg.inference.batch_outputs import without_outputs
+
+    folder = tmp_path / "imgs"
+    paths = write_sample_images(folder, keys=("c_histology_1", "c_histology_2"))
+    args = ["segment", *map(str, paths), "--model", str(model_dir), "--out", str(folder), "--overlays"]
+    assert main([*args, "--tile", "128"]) == 0
+    written = sorted(p.name for p in folder.iterdir())
+    again = sorted(folder.glob("*.png"))  # the shell's glob now lists the overlays too
+    assert len(again) == 4 and without_outputs(again, folder) == sorted(paths)
+    capsys.readouterr()
+    assert (
+        main(["segment", *map(str, again), "--model", str(model_dir), "--out", str(folder), "--overlays"])
+        == 0
+    )
+    assert "2 image(s): 0 segmented, 2 skipped" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == written
+    own = folder / "notes_overlay.png"  # a user's image whose name only looks like an output
+    own.write_bytes(paths[0].read_bytes())
+    assert own in without_outputs([*paths, own], folder)

@@ -167,6 +167,7 @@ def iter_segment_folder(
         input_folder_as_output,
         iter_segment_files,
         plain_message,
+        without_outputs,
     )
 
     images = Path(images).expanduser()
@@ -179,7 +180,7 @@ def iter_segment_folder(
             f"empty for {DEFAULT_FOLDER_NAME} inside it (results beside the images would be taken "
             "for images by the next run)"
         )
-    files = find_images([images], exclude=out)
+    files = without_outputs(find_images([images], exclude=out), out)
     if not files:
         raise ValueError(f"{images}: no image files here (PNG, JPEG, BMP or TIFF)")
     total = len(files)

@@ -34,6 +34,7 @@ from .batch_outputs import (
     requested,
     scratch_folder,
     staged_paths,
+    without_outputs,
     write_extras,
 )
 
@@ -331,7 +332,7 @@ def iter_segment_files(
     """
     options = options or SegmentOptions()
     out_dir = Path(out_dir)
-    files = find_images(paths, exclude=out_dir)
+    files = without_outputs(find_images(paths, exclude=out_dir), out_dir)
     summary = BatchSummary()
     seen: dict[str, Path] = {}
     todo = []

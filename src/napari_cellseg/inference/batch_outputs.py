@@ -46,6 +46,21 @@ def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:
     }
 
 
+def without_outputs(files: list[Path], out_dir: Path) -> list[Path]:
+    """``files`` less those that are another listed image's outputs in ``out_dir``.
+
+    Results written beside the images (``imgs/*.png --out imgs``) must not be taken for
+    images by the next run: it segmented ``a_overlay.png`` and then ``a_overlay_overlay.png``.
+    """
+    outputs = {
+        output.resolve()
+        for path in files
+        for output in output_paths(Path(out_dir), path.stem).values()
+        if output.resolve() != path.resolve()
+    }
+    return [path for path in files if path.resolve() not in outputs]
+
+
 def requested(options) -> list[str]:
     """The output keys besides the labels that ``options`` ask for."""
     return [key for key, option in OPTION.items() if getattr(options, option)]

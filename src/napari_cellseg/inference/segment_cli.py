@@ -21,6 +21,7 @@ def run_segment(args: argparse.Namespace) -> int:
         find_images,
         input_folder_as_output,
         iter_segment_files,
+        without_outputs,
     )
     from .runtime import ModelNotFoundError, pick_device, resolve_model_dir
     from .segment import SmallImageWarning
@@ -71,7 +72,7 @@ def run_segment(args: argparse.Namespace) -> int:
         tta_zoom=args.tta_zoom,
         haematoxylin_only=args.haematoxylin_only,
     )
-    n_files = len(find_images(args.paths, exclude=out_dir))
+    n_files = len(without_outputs(find_images(args.paths, exclude=out_dir), out_dir))
     if n_files == 0:
         raise CommandError(f"no images found in {' '.join(map(str, args.paths))}")
     if args.scheduler is None:  # a broken model fails once here, not once per image
