@@ -249,11 +249,15 @@ def suggest_image_id(name: str, metadata: dict | None = None, *, distinct: bool 
     if metadata and isinstance(metadata.get("id"), str) and metadata["id"]:
         return metadata["id"]
     if distinct and not name.isascii():
-        name = unicodedata.normalize("NFC", name)  # macOS file names come decomposed (NFD)
-        digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
         plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-        return f"{_file_safe(plain) or 'image'}-{digest}"
+        return f"{_file_safe(plain) or 'image'}-{name_digest(name)}"
     return _file_safe(name) or "image"
+
+
+def name_digest(name: str) -> str:
+    """8 hex digits that tell apart names an id rule makes alike (one name, one digest)."""
+    name = unicodedata.normalize("NFC", name)  # macOS file names come decomposed (NFD)
+    return hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
 
 
 def earlier_id(root: Any, name: str, metadata: dict | None, image: Any) -> str | None:

@@ -364,16 +364,14 @@ def dataset_id(stem: str) -> str:
     A name with nothing usable (``細胞.png``) gets ``image-`` and a hash of the name, so
     two such images do not both become ``image``.
     """
-    import hashlib
-
-    from ..app.annotation import suggest_image_id
+    from ..app.annotation import name_digest, suggest_image_id
     from .manifest import check_id
 
     if check_id(stem) is None:
         return stem
     image_id = suggest_image_id(stem)
     if image_id == "image" and stem.strip("_.-") != "image":
-        image_id = f"image-{hashlib.sha1(stem.encode('utf-8')).hexdigest()[:8]}"
+        image_id = f"image-{name_digest(stem)}"
     return image_id
 
 
