@@ -197,8 +197,11 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
             image.name, image.metadata, distinct=True
         ):
             return  # an id the user typed stays
-        plane = image_plane_data(image.data, rgb=image.rgb, multiscale=image.multiscale)
-        earlier = earlier_id(self.dataset_edit.path(), image.name, image.metadata, plane)
+
+        def pixels():  # read only when the dataset lists the older id
+            return image_plane_data(image.data, rgb=image.rgb, multiscale=image.multiscale)
+
+        earlier = earlier_id(self.dataset_edit.path(), image.name, image.metadata, pixels)
         if earlier is not None:
             self.id_edit.setText(earlier)
             self.say(f"{image.name!r} is in the dataset as {earlier!r} (its id before accents got a code).")

@@ -20,7 +20,7 @@ import hashlib
 import os
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -260,12 +260,13 @@ def name_digest(name: str) -> str:
     return hashlib.sha1(name.encode("utf-8")).hexdigest()[:8]
 
 
-def earlier_id(root: Any, name: str, metadata: dict | None, image: Any) -> str | None:
+def earlier_id(root: Any, name: str, metadata: dict | None, pixels: Callable[[], Any]) -> str | None:
     """The id under which this very image was saved before names with accents got a hash.
 
     ``root``'s dataset must list that older id (``suggest_image_id`` without ``distinct``)
-    with the same pixels: then reopening the image finds its labels, and saving it again
-    replaces them rather than adding the image a second time. None otherwise.
+    with the same pixels (``pixels()``, read only then): reopening the image then finds its
+    labels, and saving it again replaces them rather than adding the image a second time.
+    None otherwise.
     """
     older = suggest_image_id(name, metadata)
     if root is None or older == suggest_image_id(name, metadata, distinct=True) or not is_listed(root, older):
@@ -276,7 +277,7 @@ def earlier_id(root: Any, name: str, metadata: dict | None, image: Any) -> str |
         stored = CellDataset.open(root).load_image(older)
     except (OSError, ValueError):  # unreadable: not this image as far as we can tell
         return None
-    image = np.asarray(image)
+    image = np.asarray(pixels())
     return older if stored.shape == image.shape and np.array_equal(stored, image) else None
 
 
