@@ -13,12 +13,11 @@ from napari_cellseg.inference.batch import (
     BatchSummary,
     FileReport,
     SegmentOptions,
-    combine_measurements,
-    combined_table_path,
     input_folder_as_output,
     plain_message,
     segment_file,
 )
+from napari_cellseg.inference.batch_table import combine_measurements, combined_table_path
 from napari_cellseg.inference.measure import read_measurements, write_measurements
 
 

@@ -143,7 +143,7 @@ def iter_segment_folder(
         ``tta_zoom``, ``haematoxylin_only``...). Measurements, outlines and overlay
         pictures are on, and ``measurements.csv`` in ``out_dir`` holds every cell of
         the folder (``measurements-all.csv`` where an image is called ``measurements``:
-        :func:`~napari_cellseg.inference.batch.combined_table_path`).
+        :func:`~napari_cellseg.inference.batch_table.combined_table_path`).
 
     Raises
     ------
@@ -162,13 +162,13 @@ def iter_segment_folder(
     """
     from ..inference.batch import (
         SegmentOptions,
-        combine_measurements,
         find_images,
         input_folder_as_output,
         iter_segment_files,
         plain_message,
         without_outputs,
     )
+    from ..inference.batch_table import combine_measurements
 
     images = Path(images).expanduser()
     if not images.is_dir():

@@ -17,12 +17,12 @@ def run_segment(args: argparse.Namespace) -> int:
     from .batch import (
         SegmentOptions,
         cached_model,
-        combine_measurements,
         find_images,
         input_folder_as_output,
         iter_segment_files,
         without_outputs,
     )
+    from .batch_table import combine_measurements
     from .runtime import ModelNotFoundError, pick_device, resolve_model_dir
     from .segment import SmallImageWarning
     from .tiled import run_to_end
