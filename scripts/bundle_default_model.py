@@ -332,7 +332,7 @@ boundary, interior) followed by a marker-controlled watershed.
 - Stored as fp16 safetensors, {size_mb:.1f} MB.
 
 ## Figures
-AP is TP / (TP + FP + FN) at IoU 0.5 (DSB 2018 / StarDist / Cellpose convention), pooled
+AP is TP / (TP + FP + FN) at IoU 0.5 (StarDist / Cellpose convention: IoU >= 0.5 is a match), pooled
 over the images' objects; the DSB score averages it over IoU 0.50:0.05:0.95. Groups are the
 split's near-duplicate groups (tiles of one field), so their spread shows how much the score
 depends on which slides are tested.

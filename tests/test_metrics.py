@@ -214,6 +214,13 @@ def test_touching_pairs_include_diagonal_contacts():
     assert math.isnan(merged_touching_share(square(), square()))
 
 
+def test_touching_uint64_ids_past_2_63_stay_two_cells():
+    # the ids were cast to int64 first: negative, then dropped as background
+    labels = np.array([[1, 2], [1, 2]], np.uint64) + np.uint64(2**63)
+    assert len(touching_pairs(labels)) == 1
+    assert merged_touching_share(labels, labels) == 0.0
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     st.integers(0, 2**31 - 1),

@@ -117,10 +117,11 @@ def touching_pairs(labels) -> np.ndarray:
     labels = check_labels(labels)
     if labels.ndim != 2:
         raise ValueError(f"touching_pairs needs a 2D label image, got shape {labels.shape}")
-    lab = labels.astype(np.int64, copy=False)
     ids = None
-    if lab.size and int(lab.max()) >= 1 << 31:  # keep lo * stride + hi within int64
-        lab, ids, _ = consecutive_labels(lab)
+    if labels.size and int(labels.max()) >= 1 << 31:  # keep lo * stride + hi within int64
+        lab, ids, _ = consecutive_labels(labels)  # before any cast: uint64 ids past 2**63 stay apart
+    else:
+        lab = labels.astype(np.int64, copy=False)
     stride = int(lab.max()) + 1 if lab.size else 1
     codes = []
     # Right, down, down-right and down-left neighbours cover all 8 directions once.

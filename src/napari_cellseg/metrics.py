@@ -1,9 +1,10 @@
 """Instance segmentation metrics: AP, precision/recall/F1, DSB 2018 score, AJI.
 
-Definitions (those of the DSB 2018, StarDist and Cellpose):
+Definitions (those of StarDist and Cellpose; AP as the DSB 2018 defines it):
 
 - Objects are matched one-to-one by IoU (see :mod:`napari_cellseg.instance_matching`;
-  a pair counts when ``IoU >= t``). At threshold ``t``: ``TP`` matched pairs,
+  a pair counts when ``IoU >= t``; the DSB 2018 asked for ``IoU > t``, which
+  makes ties at exactly ``t`` misses). At threshold ``t``: ``TP`` matched pairs,
   ``FP`` unmatched predictions, ``FN`` unmatched ground-truth objects.
 - ``AP(t) = TP / (TP + FP + FN)`` (the DSB 2018 "average precision", not the
   area under a precision-recall curve); ``precision = TP / (TP + FP)``,

@@ -97,6 +97,12 @@ def test_nans_become_zero():
     assert np.isfinite(scaled).all() and scaled[3, 4] == 0.0
 
 
+def test_an_image_of_no_finite_pixel_warns_nothing(recwarn):
+    image = np.full((10, 10), np.nan, np.float32)
+    assert np.all(scale_intensity(image) == 0.0)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # "All-NaN slice"
+
+
 def test_tiles_use_the_whole_image_percentiles():
     image = _ramp((64, 64))
     whole = normalize_image(image)

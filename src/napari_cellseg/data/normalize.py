@@ -32,6 +32,7 @@ photometric and stain jitter are defined on intensities in ``[0, 1]``;
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,7 +165,8 @@ def compute_percentiles(
     quantiles = [config.low_percentile, config.high_percentile]
     # nanpercentile is much slower: use it only where there are NaNs.
     percentile = np.nanpercentile if np.isnan(pixels).any() else np.percentile
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "All-NaN slice": such a channel is 0 below
         if config.per_channel:
             values = percentile(pixels, quantiles, axis=0)
         else:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..classes import INTERIOR
 from .images import ImageLayout, PlaneReader, as_image_array, describe_layout, spatial_metadata
-from .scale import MAX_SCALE_FACTOR, MIN_SCALE_FACTOR, median_diameter, resize_channels_first
+from .scale import MAX_SCALE_FACTOR, MIN_SCALE_FACTOR, median_diameter, resize_channels_first, scaled_size
 from .tiled import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE_SIZE,
@@ -183,7 +183,9 @@ def _measure_diameter(
         seen = 1.0
         if factor < 1.0:  # shrunk: the watershed at the network's pixels (4x fewer at 1/2)
             seen = factor
-            probabilities = resize_channels_first(probabilities, (round(ch * factor), round(cw * factor)))
+            probabilities = resize_channels_first(
+                probabilities, (scaled_size(ch, factor), scaled_size(cw, factor))
+            )
         labels = instances_from_probabilities(probabilities, params)
         whole = (ch, cw) == (height, width)
         if whole or crop == crops[-1] or int(labels.max()) >= ESTIMATE_MIN_NUCLEI:

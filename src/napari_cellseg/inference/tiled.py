@@ -18,7 +18,7 @@ import numpy as np
 
 from ..generators import run_to_end  # noqa: F401  (re-exported: drives the generators below)
 from .images import ImageLayout, PlaneReader
-from .scale import resize_channels_first, scale_factor, scaled_size
+from .scale import scale_factor, scaled_size
 from .tiling import Tile, blend_window, tile_grid
 
 DEFAULT_TILE_SIZE = 512
@@ -88,9 +88,11 @@ def iter_predict_region(
 ) -> Generator[PredictProgress, None, np.ndarray]:
     """Predict probabilities for a ``region`` of one plane, tile by tile.
 
-    ``tile_size`` and ``overlap`` are in network pixels; in image pixels they
-    are divided by ``factor``. Memory is one float32 ``(3, h, w)`` buffer for
-    the region plus one batch of tiles. Returns float32 ``(3, h, w)``.
+    ``tile_size`` and ``overlap`` are in network pixels. At ``factor != 1`` the tiles
+    are cut from the whole plane resampled by ``factor`` (one grid for every tile and
+    region, see :func:`_iter_predict_resampled`). Memory is one float32 ``(3, h, w)``
+    buffer for the region, one float32 weight per network pixel of it, plus one batch
+    of tiles. Returns float32 ``(3, h, w)``.
     """
     from ..data.normalize import normalize_image
 
@@ -99,40 +101,37 @@ def iter_predict_region(
     y_off, x_off = ys.start or 0, xs.start or 0
     y_end = height if ys.stop is None else min(ys.stop, height)
     x_end = width if xs.stop is None else min(xs.stop, width)
-    shape = (y_end - y_off, x_end - x_off)
     tile_size, overlap, batch_size = check_tiling(tile_size, overlap, batch_size)
-    tile_px = max(8, round(tile_size / factor))
-    # Rounding after resampling may push the overlap a pixel past half the tile.
-    overlap_px = min(round(overlap / factor), tile_px // 2)
-    # Stride alignment holds in network pixels only, i.e. without resampling,
-    # and relative to the image's origin.
+    if factor != 1.0:
+        return (
+            yield from _iter_predict_resampled(
+                runner, plane, normalization, percentiles, factor, (y_off, y_end, x_off, x_end),
+                tile_size, overlap, batch_size,
+            )
+        )  # fmt: skip
+    shape = (y_end - y_off, x_end - x_off)
+    # Stride alignment relative to the image's origin.
     align = getattr(runner, "align", 1)
-    if factor != 1.0 or y_off % align or x_off % align:
+    if y_off % align or x_off % align:
         align = 1
-    tiles = tile_grid(shape, tile_px, overlap_px, align)
-    net_shape = (scaled_size(tiles[0].height, factor), scaled_size(tiles[0].width, factor))
-    batch_size = min(batch_size or runner.default_batch_size(), len(tiles))
-    if getattr(runner, "optimize", False):  # one batch shape: one compilation
-        batch_size = max(b for b in range(1, batch_size + 1) if len(tiles) % b == 0)
+    tiles = tile_grid(shape, tile_size, overlap, align)
     accumulated = np.zeros((3, *shape), np.float32)
     weights = np.zeros(shape, np.float32)
     windows: dict[tuple, np.ndarray] = {}
     done = 0
-    for batch in _batches(tiles, batch_size):
+    for batch in _batches(tiles, _batch_size(runner, batch_size, len(tiles))):
         inputs = []
         for tile in batch:
             ty, tx = tile.slices
             raw = plane.read(
                 slice(y_off + ty.start, y_off + ty.stop), slice(x_off + tx.start, x_off + tx.stop)
             )
-            normalised = normalize_image(raw, normalization, percentiles=percentiles)
-            inputs.append(resize_channels_first(normalised, net_shape))
+            inputs.append(normalize_image(raw, normalization, percentiles=percentiles))
         probabilities = runner(np.stack(inputs))
         for tile, probs in zip(batch, probabilities):
-            probs = resize_channels_first(probs, (tile.height, tile.width))
             window = windows.get(tile.neighbours)
             if window is None:
-                window = windows[tile.neighbours] = blend_window(tile, overlap_px)
+                window = windows[tile.neighbours] = blend_window(tile, overlap)
             ty, tx = tile.slices
             accumulated[:, ty, tx] += probs * window
             weights[ty, tx] += window
@@ -140,6 +139,83 @@ def iter_predict_region(
         yield PredictProgress("predict", done, len(tiles))
     accumulated /= weights
     return accumulated
+
+
+def _batch_size(runner, batch_size: int | None, n_tiles: int) -> int:
+    batch_size = min(batch_size or runner.default_batch_size(), n_tiles)
+    if getattr(runner, "optimize", False):  # one batch shape: one compilation
+        batch_size = max(b for b in range(1, batch_size + 1) if n_tiles % b == 0)
+    return batch_size
+
+
+def _iter_predict_resampled(
+    runner, plane: PlaneReader, normalization, percentiles, factor: float, bounds: tuple[int, int, int, int],
+    tile_size: int, overlap: int, batch_size: int | None,
+) -> Generator[PredictProgress, None, np.ndarray]:  # fmt: skip
+    """:func:`iter_predict_region` at ``factor != 1``: tiles cut in the network's pixels of the whole plane.
+
+    The plane resampled to ``scaled_size`` is one grid for every tile and region: each tile's
+    input is rows of the whole-plane resampling matrices (:mod:`.resample`) applied to the
+    window of the image they read, and its blended probabilities go back through rows of the
+    inverse resampling. So the result does not depend on the tile size or the region, and one
+    tile covering the plane gives what resizing the plane, predicting and resizing back gives.
+    """
+    from ..data.normalize import normalize_image
+    from .resample import apply_axes, resample_matrix, support
+
+    y_off, y_end, x_off, x_end = bounds
+    height, width = plane.shape
+    net_h, net_w = scaled_size(height, factor), scaled_size(width, factor)
+    shrinking = net_h * net_w < height * width  # as resize_channels_first chooses
+    into_y, into_x = resample_matrix(height, net_h, shrinking), resample_matrix(width, net_w, shrinking)
+    back_y, back_x = (
+        resample_matrix(net_h, height, not shrinking),
+        resample_matrix(net_w, width, not shrinking),
+    )
+    # the network pixels the region's output is made from; starts on the stride for alignment
+    align = getattr(runner, "align", 1)
+    n_y0, n_y1 = support(back_y, y_off, y_end)
+    n_x0, n_x1 = support(back_x, x_off, x_end)
+    n_y0, n_x0 = n_y0 - n_y0 % align, n_x0 - n_x0 % align
+    tiles = tile_grid((n_y1 - n_y0, n_x1 - n_x0), tile_size, overlap, align)
+    windows: dict[tuple, np.ndarray] = {}
+    weights = np.zeros((n_y1 - n_y0, n_x1 - n_x0), np.float32)
+    for tile in tiles:
+        window = windows.get(tile.neighbours)
+        if window is None:
+            window = windows[tile.neighbours] = blend_window(tile, overlap)
+        weights[tile.slices] += window
+    out_rows, out_cols = back_y[y_off:y_end], back_x[x_off:x_end]
+    accumulated = np.zeros((3, y_end - y_off, x_end - x_off), np.float32)
+    done = 0
+    for batch in _batches(tiles, _batch_size(runner, batch_size, len(tiles))):
+        inputs = []
+        for tile in batch:
+            ty, tx = tile.slices
+            rows = into_y[n_y0 + ty.start : n_y0 + ty.stop]
+            cols = into_x[n_x0 + tx.start : n_x0 + tx.stop]
+            (r0, r1), (c0, c1) = support(rows, 0, rows.shape[0]), support(cols, 0, cols.shape[0])
+            raw = plane.read(slice(r0, r1), slice(c0, c1))
+            normalised = normalize_image(raw, normalization, percentiles=percentiles)
+            inputs.append(apply_axes(normalised, rows[:, r0:r1], cols[:, c0:c1]))
+        probabilities = runner(np.stack(inputs))
+        for tile, probs in zip(batch, probabilities):
+            ty, tx = tile.slices
+            share = probs * (windows[tile.neighbours] / weights[ty, tx])  # the tiles' shares sum to 1
+            rows = out_rows[:, n_y0 + ty.start : n_y0 + ty.stop]
+            cols = out_cols[:, n_x0 + tx.start : n_x0 + tx.stop]
+            (r0, r1), (c0, c1) = _used_rows(rows), _used_rows(cols)
+            if r1 > r0 and c1 > c0:
+                accumulated[:, r0:r1, c0:c1] += apply_axes(share, rows[r0:r1], cols[c0:c1])
+        done += len(batch)
+        yield PredictProgress("predict", done, len(tiles))
+    return accumulated
+
+
+def _used_rows(matrix) -> tuple[int, int]:
+    """``(first, last + 1)`` of the rows of a CSR matrix that hold an entry."""
+    filled = np.flatnonzero(np.diff(matrix.indptr))
+    return (int(filled[0]), int(filled[-1]) + 1) if filled.size else (0, 0)
 
 
 def make_runner(

@@ -14,7 +14,9 @@ best checkpoint (higher is better). Two are provided:
     :func:`napari_cellseg.inference.watershed.instances_from_probabilities`
     (default :class:`WatershedParams`) matched to the ground-truth instances:
     ``ap50`` = TP / (TP + FP + FN) at IoU 0.5 with counts pooled over images
-    (the score), ``ap50_image_mean``, and ``dsb_score``.
+    (the score), ``ap75``, ``ap50_image_mean`` and ``f1_instances50`` (only IoU 0.5
+    and 0.75 are matched during training: the DSB score's ten thresholds are for
+    ``napari-cellseg evaluate``).
 
 Any object with ``score_name``, ``add`` and ``result`` can be passed to the
 engine instead.
