@@ -4,10 +4,11 @@ Figures (medians over ``--runs`` repetitions), for grids of ``--points`` runs:
 
 - plan: expanding a grid file into runs (configs, names, layer checks);
 - bookkeeping per run: the serial executor with a training function that
-  returns at once (``run.json`` written twice, the ranked CSV and Markdown
+  returns at once, leaving a tiny model (``run.json`` written twice, the ranked CSV and Markdown
   rewritten after the run), i.e. the overhead a sweep adds to each run;
 - resume: a second ``run_sweep`` over the finished sweep (reads every
-  ``run.json``, checks the settings, rewrites the tables, trains nothing);
+  ``run.json``, checks the settings and that each model loads, rewrites the
+  tables, trains nothing);
 - one tiny real run (default M2, ``l=2``, 2 steps of 2 crops of 64x64, one dev
   image scored by AP@0.5) in and out of the sweep, to put the overhead in scale.
 
@@ -38,9 +39,32 @@ def _split(folder: Path) -> Path:
     return path
 
 
+_TEMPLATE: list[Path] = []  # a small model folder, copied as each run's "trained" model
+
+
+def _template_model(folder: Path) -> Path:
+    """A tiny random model folder: a finished run must hold a model that loads (the sweep checks)."""
+    import torch
+
+    from napari_cellseg.models.checkpoint import ModelConfig, save_model_dir
+    from napari_cellseg.models.m2 import M2Config
+    from napari_cellseg.models.surgery import build_model
+
+    torch.manual_seed(0)
+    m2 = M2Config(arch="mobilenetv3_small_050", num_classes=0, name="tiny", source="random init (benchmark)")
+    model = build_model(m2, transfer_layers=2, new_layers=2, out_channels=3, decoder_channels=(8, 8, 8),
+                        pretrained=False)  # fmt: skip
+    return save_model_dir(folder / "template-model", model.eval(), ModelConfig.for_model(model))
+
+
 def _instant_train(config, *, resume, cancel):
+    import shutil
+
     from napari_cellseg.training.reports import TrainResult
 
+    for name in ("config.json", "model.safetensors"):  # what a finished run leaves
+        Path(config.out_dir).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_TEMPLATE[0] / name, Path(config.out_dir) / name)
     history = [{"epoch": 1, "dev": {"ap50": config.lr, "pixel_f1": 0.5}}]
     return TrainResult(out_dir=config.out_dir, epochs_done=1, cancelled=False, best_epoch=1,
                        best_score=config.lr, score_name="ap50", elapsed_s=0.0, history=history)  # fmt: skip
@@ -69,6 +93,7 @@ def main() -> None:
     plan_s, first_s, resume_s = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         split = _split(Path(tmp))
+        _TEMPLATE.append(Path(_template_model(Path(tmp))))
         for index in range(args.runs):
             config = SweepConfig(data_dir=str(SAMPLE_DIR), split_path=str(split), out_dir=f"{tmp}/s{index}")
             start = time.perf_counter()

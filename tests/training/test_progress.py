@@ -20,5 +20,7 @@ def test_the_summary_names_the_best_epoch_or_says_none_finished(capsys):
     # Ctrl-C inside the first epoch: not "no dev set" (there may be one), and no model to name
     TrainProgress().summary(_result(epochs_done=0, cancelled=True, best_epoch=0, best_score=None))
     err = capsys.readouterr().err
-    assert "continue with --resume --out runs/c" in err and "no epoch finished" in err
+    # no position is saved before the first epoch ends: --resume would refuse, so the line says how to start again
+    assert "no epoch finished: nothing to resume" in err and "--resume" not in err
+    assert "napari-cellseg train --config runs/c/train_config.json --out runs/c" in err.replace("\\", "/")
     assert "no dev set" not in err and "model in" not in err

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
+from .checkpoints import TRAIN_CONFIG
 from .reports import EpochReport, PretrainEpochReport, StartReport, StepReport, TrainResult
 
 
@@ -89,13 +91,15 @@ class TrainProgress:
 
     def summary(self, result: TrainResult) -> None:
         self.__exit__()
+        if result.epochs_done == 0:  # stopped inside the first epoch: nothing scored or saved yet
+            config = Path(result.out_dir) / TRAIN_CONFIG
+            print(f"no epoch finished: nothing to resume in {result.out_dir} ({_seconds(result.elapsed_s)}); "
+                  f"start it again with: napari-cellseg train --config {config} --out {result.out_dir}",
+                  file=sys.stderr)  # fmt: skip
+            return
         if result.cancelled:
             print(f"stopped after {result.epochs_done} epoch(s); continue with --resume --out {result.out_dir}",
                   file=sys.stderr)  # fmt: skip
-        if result.epochs_done == 0:  # stopped inside the first epoch: nothing scored or saved yet
-            print(f"no epoch finished; nothing saved in {result.out_dir} but the position to resume "
-                  f"({_seconds(result.elapsed_s)})", file=sys.stderr)  # fmt: skip
-            return
         best = f"{result.best_score:.4f}" if result.best_score is not None else "n/a (no dev set)"
         print(f"best {result.score_name} {best} at epoch {result.best_epoch}; model in {result.out_dir} "
               f"({_seconds(result.elapsed_s)})", file=sys.stderr)  # fmt: skip
