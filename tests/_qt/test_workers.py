@@ -215,3 +215,14 @@ def test_a_finished_job_lets_go_of_its_arguments_and_result(qtbot):
     gc.collect()
     assert argument() is None and result() is None
     assert worker is not None  # the worker object itself may live on: it holds nothing big
+
+
+@pytest.mark.parametrize(("error", "traceback"), [(ValueError, False), (OSError, False), (TypeError, True)])
+def test_user_errors_are_logged_without_a_traceback(qtbot, caplog, error, traceback):
+    # A user's mistake is told in the panel: a traceback on the terminal would read like a crash.
+    with caplog.at_level("WARNING", logger="napari_cellseg._qt._workers"):
+        task = run_task(counting, 3, fail_at=1, error=error, title="Count")
+        qtbot.waitUntil(lambda: task.finished, timeout=5000)
+    records = [r for r in caplog.records if r.name == "napari_cellseg._qt._workers"]
+    assert records and "Count failed" in records[0].getMessage()
+    assert (records[0].exc_info is not None) is traceback

@@ -284,7 +284,10 @@ def run_task(
     def _errored(error: BaseException) -> None:
         error = error.error if isinstance(error, _Raised) else error
         task.error = error
-        logger.error("%s failed", title, exc_info=(type(error), error, error.__traceback__))
+        if isinstance(error, USER_ERRORS):  # the message says it all: a traceback would alarm the user
+            logger.warning("%s failed: %s", title, error_message(error))
+        else:
+            logger.error("%s failed", title, exc_info=(type(error), error, error.__traceback__))
         show_error(f"{title} failed: {error_message(error)}")
         if on_error is not None:
             on_error(error)
