@@ -15,6 +15,7 @@ from napari_cellseg.app.segment_session import (
     initial_watershed,
     iter_segment_one_click,
     load_model_cached,
+    result_notes,
     watershed_again,
     with_slider_values,
 )
@@ -165,3 +166,21 @@ def test_warm_up_loads_once_even_when_a_click_comes_during_it(tiny_model, monkey
     warming.join()
     assert len(loads) == 1
     assert load_model_cached(tiny_model)[0] is model
+
+
+def test_a_small_image_is_noted_for_the_panel_not_warned(tiny_model, recwarn):
+    # The panel's user sees the status line, not Python warnings in a terminal.
+    image, _, _ = load_sample("c_histology_1")
+    result = run_to_end(iter_segment_one_click(image[:20, :20], tiny_model, rgb=True))
+    assert "under 64 px a side" in result_notes(result, "C")
+    assert not [w for w in recwarn if "64 px" in str(w.message)]
+    whole = run_to_end(iter_segment_one_click(image, tiny_model, rgb=True))
+    assert "64 px" not in result_notes(whole, "C")
+
+
+def test_two_channels_are_refused_in_the_panels_words(tiny_model):
+    image, _, _ = load_sample("c_histology_1")
+    with pytest.raises(ValueError, match="has 2 channels") as refused:
+        run_to_end(iter_segment_one_click(image[..., :2], tiny_model))
+    assert "--channel" not in str(refused.value) and "channel=N" not in str(refused.value)
+    assert "image layer of its own" in str(refused.value)

@@ -292,3 +292,17 @@ def test_a_second_run_asking_for_more_outputs_adds_them_from_the_stored_cells(tm
     assert (out / f"{paths[0].stem}.tif").read_bytes() == stored and again.n_instances == first.n_instances
     kept = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128, save_probabilities=True))
     assert kept.status == "skipped" and "--overwrite segments it again" in kept.message
+
+
+def test_two_channels_get_advice_without_flags_for_the_gui(tmp_path, model_dir, images):
+    import tifffile
+
+    from napari_cellseg.inference.batch import plain_message
+    from napari_cellseg.io import read_image
+
+    grey = read_image(images[1][0])[..., 0]
+    tifffile.imwrite(tmp_path / "two.tif", np.stack([grey, grey[::-1]], axis=-1))
+    report = segment_file(tmp_path / "two.tif", model_dir, tmp_path / "out")
+    assert report.status == "failed" and "--channel N" in report.message  # the command line's advice
+    assert "2 channels" in plain_message(report) and "image file of its own" in plain_message(report)
+    assert "--channel" not in plain_message(report) and "channel=N" not in plain_message(report)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,6 +34,11 @@ from .current_model import NO_MODEL_HELP, check_model_dir, model_watershed
 
 # The watershed settings the sliders change.
 SLIDER_FIELDS = ("interior_threshold", "boundary_weight", "split_height", "peak_height", "min_size")
+
+# What to do with an image of several channels, in words for the GUI (it has no channel setting).
+ONE_CHANNEL_HELP = (
+    "segment one channel: open the nuclear channel as an image layer of its own and segment that"
+)
 
 # Held while a model is looked up and loaded: a click during the panel's warm-up waits for that load.
 _cache_lock = threading.Lock()
@@ -176,8 +182,9 @@ def iter_segment_one_click(
     ValueError
         If there is no model or the image has an unsupported shape or dtype.
     """
+    from ..inference.images import ChannelsError
     from ..inference.runtime import TTA_ZOOMS
-    from ..inference.segment import iter_segment_image
+    from ..inference.segment import SmallImageWarning, iter_segment_image
 
     if model_dir is None:
         raise ValueError(NO_MODEL_HELP)
@@ -190,13 +197,18 @@ def iter_segment_one_click(
     yield PredictProgress("model", 0, 1)
     model, config = load_model_cached(model_dir)
     yield PredictProgress("model", 1, 1)
-    return (
-        yield from iter_segment_image(
-            model, config, image, params, channel_axis=-1 if rgb else None,
-            scale=scale, translate=translate, keep_probabilities=True, tta=tta,
-            tta_zooms=TTA_ZOOMS if tta_zoom else None,
-        )
-    )  # fmt: skip
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=SmallImageWarning)  # result_notes says it
+            return (
+                yield from iter_segment_image(
+                    model, config, image, params, channel_axis=-1 if rgb else None,
+                    scale=scale, translate=translate, keep_probabilities=True, tta=tta,
+                    tta_zooms=TTA_ZOOMS if tta_zoom else None,
+                )
+            )  # fmt: skip
+    except ChannelsError as err:  # the panels have no channel setting: no API or CLI advice
+        raise ValueError(f"{err.reason}: {ONE_CHANNEL_HELP}") from None
 
 
 def watershed_again(probabilities: np.ndarray, params: WatershedParams) -> np.ndarray:
@@ -231,7 +243,9 @@ def cells_metadata(result: Any, model_dir: str | os.PathLike, tag: str | None) -
 
 
 def result_notes(result: Any, tag: str | None) -> str:
-    """What the user should know about a result: another microscope, a stack, a resampled image."""
+    """What the user should know about a result: another microscope, a stack, a resampled or small image."""
+    from ..inference.segment import small_image_note
+
     note = (
         ""
         if tag in (None, "C")
@@ -247,6 +261,9 @@ def result_notes(result: Any, tag: str | None) -> str:
             f" Nuclei measure about {result.diameter:.0f} px: the image was resampled "
             f"x{result.scale_factor:.2f} for the model."
         )
+    small = small_image_note(result.labels.shape[-2:], result.scale_factor)
+    if small:
+        note += f" Note: {small}."
     return note
 
 

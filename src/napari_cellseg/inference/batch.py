@@ -151,6 +151,7 @@ def segment_file(
         exists without ``overwrite`` fails the image (it may be the user's own file).
     """
     from ..io import ImageReadError
+    from .images import ChannelsError
 
     options = SegmentOptions.from_dict(options) if isinstance(options, dict) else options
     options = options or SegmentOptions()
@@ -181,6 +182,10 @@ def segment_file(
         report.n_instances, report.note = _segment_and_write(path, model_dir, outputs, options)
     except (ImageReadError, ValueError, FileExistsError) as err:
         report.status, report.message = "failed", _name_file(path, err)
+        if isinstance(err, ChannelsError):  # the GUI has no channel setting
+            report.reason = _name_file(
+                path, f"{err.reason}: save its nuclear channel as an image file of its own"
+            )
     except Exception as err:  # keep the batch going; say what and where
         report.status, report.message = "failed", f"{path}: {type(err).__name__}: {err}"
     report.seconds = time.perf_counter() - start

@@ -62,6 +62,18 @@ def as_image_array(image: Any) -> Any:
     return np.asarray(image)  # nested lists, as the docstrings' array_like promises
 
 
+class ChannelsError(ValueError):
+    """An image of several channels and no choice of one. ``reason`` says so without the
+    API and CLI advice, for the GUI to add its own (the panels have no channel setting)."""
+
+    def __init__(self, reason: str):
+        super().__init__(f"{reason}: choose one with channel=N (--channel N)")
+        self.reason = reason
+
+    def __reduce__(self):  # pickled (Dask) with its reason, not the whole message
+        return type(self), (self.reason,)
+
+
 def describe_layout(image: Any, channel: int | None = None, channel_axis: int | None = None) -> ImageLayout:
     """Work out the planes and channels of ``image`` (numpy, dask or zarr array, or a nested list).
 
@@ -113,10 +125,7 @@ def describe_layout(image: Any, channel: int | None = None, channel_axis: int | 
         elif n_channels == 1:
             channel = 0
         else:
-            raise ValueError(
-                f"the image (shape {shape}) has {n_channels} channels on axis {channel_axis}: "
-                "choose one with channel=N (--channel N)"
-            )
+            raise ChannelsError(f"the image (shape {shape}) has {n_channels} channels on axis {channel_axis}")
     elif channel is not None:
         raise ValueError(f"channel={channel} given but the image (shape {shape}) has no channel axis")
     n_spatial = ndim - (channel_axis is not None)
