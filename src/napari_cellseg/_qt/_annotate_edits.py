@@ -35,6 +35,8 @@ class AnnotationEdits:
             return
 
         def show(result) -> None:
+            if self.gone(image):
+                return
             annotation, report = result
             layer, _ = put_labels(
                 self.viewer, annotation_name(image.name), annotation, like=image, annotation=True
@@ -57,6 +59,8 @@ class AnnotationEdits:
             return
 
         def show(instances) -> None:
+            if self.gone(image):
+                return
             layer, _ = put_labels(self.viewer, cells_name(image.name), instances, like=image)
             self.cells_combo.set_layer(layer)
             self.say(f"{int(instances.max())} cells → {layer.name!r}.")

@@ -87,6 +87,13 @@ def is_layer_type(layer, layer_type: str) -> bool:
     return isinstance(layer, getattr(napari.layers, layer_type))
 
 
+def in_viewer(viewer, layer) -> bool:
+    """Whether ``layer`` itself is still in the viewer: a job's result for a removed layer is dropped,
+    never given to a layer that merely took its name (napari hands plugins proxies: compare ids)."""
+    key = layer.unique_id
+    return any(other.unique_id == key for other in viewer.layers)
+
+
 class LayerCombo(QComboBox):
     """The names of the viewer's layers of ``layer_type`` (e.g. ``"Labels"``).
 

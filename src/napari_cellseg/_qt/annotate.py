@@ -40,7 +40,7 @@ from ..app.annotation import (
 from ..app.segment_session import image_plane_data
 from ..classes import BOUNDARY, INTERIOR, MICROSCOPES
 from ._annotate_edits import AnnotationEdits
-from ._common import LayerCombo, PathEdit, class_legend
+from ._common import LayerCombo, PathEdit, class_legend, in_viewer
 from ._layers import KIND_PROBABILITY, KIND_REVIEW, find_layer, put_labels
 from ._panel import TaskPanel
 
@@ -299,10 +299,12 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
             return
         root, image_id = self.dataset_edit.path(), self.id_edit.text().strip()
         if root is not None and image_id and (root / "manifest.csv").is_file():
-            self.start(
-                saved_labels, root, image_id, title="Open saved labels",
-                on_result=lambda saved: self._add_layers(image, saved),
-            )  # fmt: skip
+
+            def show(saved) -> None:
+                if not self.gone(image):
+                    self._add_layers(image, saved)
+
+            self.start(saved_labels, root, image_id, title="Open saved labels", on_result=show)
         else:
             self._add_layers(image, {})
 
@@ -325,6 +327,13 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
         opened = "opened the saved labels of" if saved else "label layers ready for"
         kept = f" (Cells stays {chosen.name!r})" if keep and chosen != cells else ""
         self.say(f"{opened} {image.name!r}{kept}: paint, convert, then save.")
+
+    def gone(self, image) -> bool:
+        """True, and said, when ``image`` left the viewer while a job ran for it: its result is dropped."""
+        if in_viewer(self.viewer, image):
+            return False
+        self.say(f"{image.name!r} was removed meanwhile: no label layers were added for it.", error=True)
+        return True
 
     def _labels(self, combo: LayerCombo, what: str):
         layer = combo.layer()

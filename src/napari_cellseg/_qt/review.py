@@ -32,7 +32,7 @@ from ..app.review import (
     metrics_rows,
     model_status,
 )
-from ._common import LayerCombo, PathEdit, clear_table, fill_table
+from ._common import LayerCombo, PathEdit, clear_table, fill_table, in_viewer
 from ._layers import KIND_REVIEW, find_layer, placement, set_placement
 from ._panel import TaskPanel
 
@@ -154,6 +154,10 @@ class ReviewWidget(TaskPanel):
             return
 
         def show(result) -> None:
+            gone = [layer.name for layer in (gt, pred) if not in_viewer(self.viewer, layer)]
+            if gone:  # never drawn on a layer that merely took the name
+                self.say(f"{gone[0]!r} was removed while it was compared: nothing was shown.", error=True)
+                return
             fill_table(self.image_table, ["", pred.name], result.rows())
             self._show_errors(result.errors, like=pred)
             note = "" if _lie_alike(gt, pred) else (

@@ -44,7 +44,7 @@ from ..app.segment_session import (
 )
 from ..classes import BOUNDARY, INTERIOR
 from ..inference.watershed import WatershedParams
-from ._common import LayerCombo, PathEdit, follow_current_model, is_layer_type
+from ._common import LayerCombo, PathEdit, follow_current_model, in_viewer, is_layer_type
 from ._layers import placement, put_labels, put_probability
 from ._panel import TaskPanel
 from ._results_box import ResultsBox
@@ -236,7 +236,7 @@ class SegmentWidget(WatershedSliders, TaskPanel):
             self.set_params(item.params)
 
     def _layers_removed(self, event=None) -> None:
-        self.segmented.keep(lambda layer: layer in self.viewer.layers)  # frees their probabilities
+        self.segmented.keep(lambda layer: in_viewer(self.viewer, layer))  # frees their probabilities
         if self._tuned not in self.segmented:
             self._tuned = None
 
@@ -279,6 +279,11 @@ class SegmentWidget(WatershedSliders, TaskPanel):
         )  # fmt: skip
 
     def _show(self, image, model_dir, result, seconds: float) -> None:
+        if not in_viewer(self.viewer, image):  # a layer of the same name may be another image
+            self.say(
+                f"{image.name!r} was removed while it was segmented: its cells were not added.", error=True
+            )
+            return
         self._flush_sliders()  # a move just made goes to the cells it was made for
         spatial = placement(image, result.labels.ndim)
         maps = [(BOUNDARY, "boundary", "yellow")]
@@ -316,11 +321,11 @@ class SegmentWidget(WatershedSliders, TaskPanel):
     def send_to_annotate(self) -> None:
         """Open the Annotate panel with the shown image's cells (and the image) chosen."""
         labels, image = self.labels_layer, self.image_layer
-        if labels is None or labels not in self.viewer.layers:
+        if labels is None or not in_viewer(self.viewer, labels):
             self.fail("segment an image first: there are no segmented cells to send")
             return
         _, annotate = self.viewer.window.add_plugin_dock_widget("napari-cellseg", "Annotate")
-        if image is not None and image in self.viewer.layers:
+        if image is not None and in_viewer(self.viewer, image):
             annotate.image_combo.set_layer(image)
         annotate.cells_combo.set_layer(labels)
         self.viewer.layers.selection.active = labels
