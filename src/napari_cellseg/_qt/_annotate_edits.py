@@ -33,6 +33,12 @@ class AnnotationEdits:
         if is_annotation(cells.name, cells.metadata):
             self.fail(f"{cells.name!r} is a boundary annotation; choose an instance (cells) layer")
             return
+        shape, plane = np.shape(cells.data), self._plane_shape(image)
+        if len(shape) == 2 and shape != plane:  # as Save would refuse it, after the painting
+            self.fail(
+                f"{cells.name!r} has shape {shape} but {image.name!r} {plane}: choose cells drawn on this image"
+            )
+            return
 
         def show(result) -> None:
             if self.gone(image):

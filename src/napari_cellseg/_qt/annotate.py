@@ -253,7 +253,7 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
             if combo in self._user_set:
                 continue
             layer = find_layer(self.viewer, name(image.name))
-            if layer is not None:
+            if layer is not None and np.shape(layer.data) == self._plane_shape(image):
                 combo.set_layer(layer)
             elif combo.layer() is not None and owner(combo.layer()) not in (None, image.name):
                 combo.setCurrentText(combo.NONE)  # another image's labels: never saved with this one
@@ -311,12 +311,13 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
     def _add_layers(self, image, saved: dict) -> None:
         shape, chosen = self._plane_shape(image), self.cells_combo.layer()
         keep = self.cells_combo in self._user_set and holds_cells(chosen, shape)  # chosen, not guessed
+        # a layer of the image's name but another shape is not its own: a new one is added beside it
         cells = find_layer(self.viewer, cells_name(image.name))
-        if cells is None or "cells" in saved:
+        if cells is None or "cells" in saved or np.shape(cells.data) != shape:
             data = saved.get("cells", np.zeros(shape, np.uint16))
             cells, _ = put_labels(self.viewer, cells_name(image.name), data, like=image)
         annotation = find_layer(self.viewer, annotation_name(image.name))
-        if annotation is None or saved:
+        if annotation is None or saved or np.shape(annotation.data) != shape:
             data = opened_annotation(saved, shape, self.thickness_spin.value())
             annotation, _ = put_labels(
                 self.viewer, annotation_name(image.name), data, like=image, annotation=True

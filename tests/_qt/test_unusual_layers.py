@@ -1,0 +1,27 @@
+"""The panels on unusual layers and actions: what they refuse, and what they tell the user."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from napari_cellseg.sample_data import load_sample
+
+IMAGE, MASK, _ = load_sample("c_histology_1")
+
+
+def test_annotate_refuses_cells_of_another_shape(make_napari_viewer, wait_for_job):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(IMAGE, name="img", rgb=True, metadata={"microscope": "C"})
+    crop = viewer.add_labels(MASK[:100, :100].copy(), name="crop")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Annotate")
+    widget.image_combo.set_layer(image)
+    widget.cells_combo.set_layer(crop)
+    widget.to_annotation_button.click()
+    assert widget.task is None  # refused up front, not after the painting
+    assert "'crop' has shape (100, 100) but 'img' (256, 320)" in widget.message.text()
+    assert "img boundary annotation" not in viewer.layers
+    # An annotation of the image's name but another shape is not the image's own: not painted on.
+    viewer.add_labels(np.zeros((100, 100), np.uint8), name="img boundary annotation")
+    widget.open_button.click()
+    wait_for_job(widget)
+    assert np.shape(widget.annotation_combo.layer().data) == (256, 320)
