@@ -25,3 +25,16 @@ def test_annotate_refuses_cells_of_another_shape(make_napari_viewer, wait_for_jo
     widget.open_button.click()
     wait_for_job(widget)
     assert np.shape(widget.annotation_combo.layer().data) == (256, 320)
+
+
+def test_a_check_of_the_previous_dataset_folder_fills_nothing(
+    make_napari_viewer, tiny_dataset, wait_for_job, tmp_path
+):
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Dataset")
+    widget.dataset_edit.setText(str(tiny_dataset))
+    widget.check_button.click()
+    widget.dataset_edit.setText(str(tmp_path / "another"))  # while the check runs
+    wait_for_job(widget)
+    assert widget.id_combo.count() == 0 and widget.dataset is None  # Preview would mix the two folders
+    assert "the Dataset folder is now another: check that one" in widget.message.text()

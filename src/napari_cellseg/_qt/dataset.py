@@ -178,6 +178,9 @@ class DatasetWidget(TaskPanel):
             return
 
         def show(result) -> None:
+            if self.dataset_edit.path() != root:  # changed during the check: its ids are not the new folder's
+                self.say(f"{root} was checked, but the Dataset folder is now another: check that one.")
+                return
             self._show_problems(root, result.problems)
             if not result.ok:
                 clear_table(self.counts_table)
