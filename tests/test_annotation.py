@@ -131,3 +131,17 @@ def test_save_annotation_refuses_then_overwrites(tmp_path):
     assert not (root / "masks" / "x.tif").exists()  # the stale mask is gone
     np.testing.assert_array_equal(saved_labels(root, "x")["annotation"], target)
     assert saved_labels(root, "other") == {}
+
+
+def test_a_long_name_gives_an_id_that_names_a_file(tmp_path):
+    from napari_cellseg.data.manifest import check_id
+    from napari_cellseg.data.writer import add_to_dataset
+
+    long, other = "slide " + "x" * 294, "slide " + "x" * 293 + "y"
+    ids = [suggest_image_id(name, distinct=True) for name in (long, other, long + " é")]
+    assert all(len(i) <= 109 and i.startswith("slide_xxx") and check_id(i) is None for i in ids)
+    assert len(set(ids)) == 3  # cut alike, told apart by the name's digest
+    assert suggest_image_id("y" * 100) == "y" * 100  # short enough: unchanged
+    image, mask, _ = load_sample("c_histology_1")
+    add_to_dataset(tmp_path / "ds", ids[0], image, mask, "C")  # no "File name too long"
+    assert "300 characters" in check_id("a" * 300)

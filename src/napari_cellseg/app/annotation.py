@@ -234,6 +234,8 @@ def _contacts(cells: np.ndarray) -> np.ndarray:
 
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+# A longer name keeps this much, plus its digest: still readable, still distinct, and a file name can hold it.
+ID_PREFIX_LENGTH = 100
 
 
 def suggest_image_id(name: str, metadata: dict | None = None, *, distinct: bool = False) -> str:
@@ -244,14 +246,18 @@ def suggest_image_id(name: str, metadata: dict | None = None, *, distinct: bool 
     holding non-ASCII characters is transliterated where it can be and gets ``-`` and a
     short hash of the name: "Patient Müller 1" and "Patient Möller 1" would otherwise share
     an id, and saving one would replace the other. ASCII names (a dataset's own images are
-    named by their id) keep the id they always had.
+    named by their id) keep the id they always had. Names longer than
+    :data:`ID_PREFIX_LENGTH` are cut there and get the hash, so that the id names a file.
     """
     if metadata and isinstance(metadata.get("id"), str) and metadata["id"]:
         return metadata["id"]
     if distinct and not name.isascii():
         plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-        return f"{_file_safe(plain) or 'image'}-{name_digest(name)}"
-    return _file_safe(name) or "image"
+        return f"{_file_safe(plain[:ID_PREFIX_LENGTH]) or 'image'}-{name_digest(name)}"
+    safe = _file_safe(name) or "image"
+    if len(safe) > ID_PREFIX_LENGTH:
+        return f"{_file_safe(safe[:ID_PREFIX_LENGTH])}-{name_digest(name)}"
+    return safe
 
 
 def name_digest(name: str) -> str:
