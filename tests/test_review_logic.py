@@ -82,3 +82,12 @@ def test_subset_ids_and_targets_ground_truth(tiny_dataset):
         subset_ids(split, dataset, "test")
     with pytest.raises(ValueError, match="not in the dataset"):
         subset_ids({"ghost": "dev"}, dataset, "dev")
+
+
+def test_compare_labels_says_stacks_are_stacks():
+    # Same shapes: "ground truth has shape (2, 8, 8), prediction (2, 8, 8)" read like a mismatch.
+    stack = np.zeros((2, 8, 8), np.uint16)
+    with pytest.raises(ValueError, match=r"one 2D image at a time; the ground truth is a stack of 2 planes"):
+        compare_labels(stack, stack)
+    with pytest.raises(ValueError, match=r"the prediction is a stack of 3 planes"):
+        compare_labels(stack[0], np.zeros((3, 8, 8), np.uint16))

@@ -38,3 +38,16 @@ def test_a_check_of_the_previous_dataset_folder_fills_nothing(
     wait_for_job(widget)
     assert widget.id_combo.count() == 0 and widget.dataset is None  # Preview would mix the two folders
     assert "the Dataset folder is now another: check that one" in widget.message.text()
+
+
+def test_review_tells_how_to_compare_one_plane_of_label_stacks(make_napari_viewer):
+    viewer = make_napari_viewer()
+    gt = viewer.add_labels(np.stack([MASK] * 2), name="expert stack")
+    pred = viewer.add_labels(np.stack([MASK, np.zeros_like(MASK)]), name="cells stack")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Review")
+    widget.gt_combo.set_layer(gt)
+    widget.pred_combo.set_layer(pred)
+    widget.compare_button.click()
+    assert widget.task is None
+    text = widget.message.text()
+    assert "'expert stack' is a stack of 2 planes" in text and "Split Stack" in text

@@ -152,6 +152,14 @@ class ReviewWidget(TaskPanel):
         if gt.name == pred.name:  # names are unique in a viewer; the plugin gets proxies, so never `is`
             self.fail(f"ground truth and prediction are the same layer ({gt.name!r})")
             return
+        stacks = [layer for layer in (gt, pred) if layer.ndim == 3]
+        if stacks:  # napari's Split Stack takes images only
+            self.fail(
+                f"Review compares one 2D image at a time; {stacks[0].name!r} is a stack of "
+                f"{np.shape(stacks[0].data)[0]} planes. To compare one plane: right-click each layer > "
+                "Convert to Image, then Split Stack, then Convert to Labels on the two planes to compare."
+            )
+            return
 
         def show(result) -> None:
             gone = [layer.name for layer in (gt, pred) if not in_viewer(self.viewer, layer)]

@@ -97,6 +97,12 @@ def compare_labels(gt: Any, pred: Any, *, iou: float = 0.5, name: str = "") -> L
         If the arrays are not integer label images of the same 2D shape.
     """
     gt, pred = np.asarray(gt), np.asarray(pred)
+    for what, labels in (("the ground truth", gt), ("the prediction", pred)):
+        if labels.ndim == 3:  # not a shape mismatch: say what the user has, and what to do
+            raise ValueError(
+                f"Review compares one 2D image at a time; {what} is a stack of {labels.shape[0]} planes "
+                f"(shape {labels.shape}): compare one plane at a time"
+            )
     if gt.ndim != 2 or pred.ndim != 2:
         raise ValueError(
             f"compare 2D label images: ground truth has shape {gt.shape}, prediction {pred.shape}"
