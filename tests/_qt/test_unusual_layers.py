@@ -51,3 +51,30 @@ def test_review_tells_how_to_compare_one_plane_of_label_stacks(make_napari_viewe
     assert widget.task is None
     text = widget.message.text()
     assert "'expert stack' is a stack of 2 planes" in text and "Split Stack" in text
+
+
+def _segment(make_napari_viewer, tiny_model_dir, wait_for_job, data, **kwargs):
+    from napari_cellseg.app import current_model
+
+    current_model.set_current_model(tiny_model_dir)
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(data, name="img", **kwargs)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    widget.segment(layer)
+    wait_for_job(widget, timeout=60000)
+    return widget
+
+
+def test_segment_tells_that_a_small_image_is_too_small(make_napari_viewer, tiny_model_dir, wait_for_job):
+    widget = _segment(make_napari_viewer, tiny_model_dir, wait_for_job, IMAGE[:20, :20].copy(), rgb=True)
+    assert "cells in 'img'" in widget.message.text()
+    assert "under 64 px a side" in widget.message.text()
+
+
+def test_segment_of_two_channels_gives_no_command_line_advice(
+    make_napari_viewer, tiny_model_dir, wait_for_job
+):
+    widget = _segment(make_napari_viewer, tiny_model_dir, wait_for_job, IMAGE[..., :2].copy())
+    text = widget.message.text()
+    assert "has 2 channels" in text and "image layer of its own" in text
+    assert "--channel" not in text and "channel=N" not in text
