@@ -12,15 +12,26 @@ def _result(**changes) -> TrainResult:
     return TrainResult(**{**values, **changes})
 
 
-def test_the_summary_names_the_best_epoch_or_says_none_finished(capsys):
+def test_the_summary_names_the_best_epoch_or_says_none_finished(capsys, tmp_path):
     TrainProgress().summary(_result())
     assert "best ap50 0.6100 at epoch 2; model in runs/c" in capsys.readouterr().err
     TrainProgress().summary(_result(best_score=None))
     assert "n/a (no dev set)" in capsys.readouterr().err
     # Ctrl-C inside the first epoch: not "no dev set" (there may be one), and no model to name
-    TrainProgress().summary(_result(epochs_done=0, cancelled=True, best_epoch=0, best_score=None))
+    out = tmp_path / "c"
+    (out / "last").mkdir(parents=True)
+    (out / "last" / "training_state.json").write_text("{}")  # the engine saved the position
+    TrainProgress().summary(
+        _result(out_dir=str(out), epochs_done=0, cancelled=True, best_epoch=0, best_score=None)
+    )
     err = capsys.readouterr().err
-    # no position is saved before the first epoch ends: --resume would refuse, so the line says how to start again
-    assert "no epoch finished: nothing to resume" in err and "--resume" not in err
-    assert "napari-cellseg train --config runs/c/train_config.json --out runs/c" in err.replace("\\", "/")
+    assert f"continue with --resume --out {out}" in err and "no epoch finished" in err
     assert "no dev set" not in err and "model in" not in err
+    # stopped while starting, before any step: no position, so --resume would refuse
+    (out / "last" / "training_state.json").unlink()
+    TrainProgress().summary(
+        _result(out_dir=str(out), epochs_done=0, cancelled=True, best_epoch=0, best_score=None)
+    )
+    err = capsys.readouterr().err
+    assert "nothing to resume" in err and "--resume" not in err
+    assert f"napari-cellseg train --config {out / 'train_config.json'} --out {out}" in err

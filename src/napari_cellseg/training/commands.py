@@ -27,8 +27,7 @@ defaults, then --config FILE.json (a TrainConfig), then the options given.
 'default'): the way to adapt it to a new microscope with a short run.
 With --init-model, --new-layers above the model's grows its decoder: its
 blocks are kept and finer-resolution blocks and a new output layer added.
-Ctrl-C stops after the current step and saves the position once the first
-epoch has ended (twice: at once).
+Ctrl-C stops after the current step and saves the position (twice: at once).
 Runs unchanged under `torchrun --nproc_per_node=N` (DistributedDataParallel).
 """
 

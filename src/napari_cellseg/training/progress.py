@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import TRAIN_CONFIG
+from .checkpoints import LAST_DIR, TRAIN_CONFIG
 from .reports import EpochReport, PretrainEpochReport, StartReport, StepReport, TrainResult
 
 
@@ -91,15 +91,21 @@ class TrainProgress:
 
     def summary(self, result: TrainResult) -> None:
         self.__exit__()
-        if result.epochs_done == 0:  # stopped inside the first epoch: nothing scored or saved yet
-            config = Path(result.out_dir) / TRAIN_CONFIG
-            print(f"no epoch finished: nothing to resume in {result.out_dir} ({_seconds(result.elapsed_s)}); "
-                  f"start it again with: napari-cellseg train --config {config} --out {result.out_dir}",
-                  file=sys.stderr)  # fmt: skip
-            return
-        if result.cancelled:
+        # the engine saves the position once a step has run; stopped during start-up, nothing is saved
+        saved = (Path(result.out_dir) / LAST_DIR / "training_state.json").is_file()
+        if result.cancelled and saved:
             print(f"stopped after {result.epochs_done} epoch(s); continue with --resume --out {result.out_dir}",
                   file=sys.stderr)  # fmt: skip
+        if result.epochs_done == 0:  # stopped inside the first epoch: nothing scored yet
+            if saved:
+                print(f"no epoch finished; nothing saved in {result.out_dir} but the position to resume "
+                      f"({_seconds(result.elapsed_s)})", file=sys.stderr)  # fmt: skip
+            else:
+                config = Path(result.out_dir) / TRAIN_CONFIG
+                print(f"stopped before its first step: nothing to resume in {result.out_dir} "
+                      f"({_seconds(result.elapsed_s)}); start it again with: "
+                      f"napari-cellseg train --config {config} --out {result.out_dir}", file=sys.stderr)  # fmt: skip
+            return
         best = f"{result.best_score:.4f}" if result.best_score is not None else "n/a (no dev set)"
         print(f"best {result.score_name} {best} at epoch {result.best_epoch}; model in {result.out_dir} "
               f"({_seconds(result.elapsed_s)})", file=sys.stderr)  # fmt: skip
