@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -184,7 +183,7 @@ def iter_segment_one_click(
     """
     from ..inference.images import ChannelsError
     from ..inference.runtime import TTA_ZOOMS
-    from ..inference.segment import SmallImageWarning, iter_segment_image
+    from ..inference.segment import iter_segment_image
 
     if model_dir is None:
         raise ValueError(NO_MODEL_HELP)
@@ -198,15 +197,13 @@ def iter_segment_one_click(
     model, config = load_model_cached(model_dir)
     yield PredictProgress("model", 1, 1)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=SmallImageWarning)  # result_notes says it
-            return (
-                yield from iter_segment_image(
-                    model, config, image, params, channel_axis=-1 if rgb else None,
-                    scale=scale, translate=translate, keep_probabilities=True, tta=tta,
-                    tta_zooms=TTA_ZOOMS if tta_zoom else None,
-                )
-            )  # fmt: skip
+        return (
+            yield from iter_segment_image(
+                model, config, image, params, channel_axis=-1 if rgb else None,
+                scale=scale, translate=translate, keep_probabilities=True, tta=tta,
+                tta_zooms=TTA_ZOOMS if tta_zoom else None, warn_small=False,  # result_notes says it
+            )
+        )  # fmt: skip
     except ChannelsError as err:  # the panels have no channel setting: no API or CLI advice
         raise ValueError(f"{err.reason}: {ONE_CHANNEL_HELP}") from None
 

@@ -215,8 +215,13 @@ def iter_segment_image(
     optimize: bool = False,
     tta: bool = False,
     tta_zooms: Sequence[float] | None = None,
+    warn_small: bool = True,
 ) -> Generator[PredictProgress, None, SegmentationResult]:
-    """Generator version of :func:`segment_image`; returns the :class:`SegmentationResult`."""
+    """Generator version of :func:`segment_image`; returns the :class:`SegmentationResult`.
+
+    ``warn_small=False``: no :class:`SmallImageWarning` (a caller that shows
+    :func:`small_image_note` itself, as the Segment panel does).
+    """
     from .watershed import instances_from_probabilities
 
     tile_size, overlap, batch_size = check_tiling(tile_size, overlap, batch_size)
@@ -231,7 +236,8 @@ def iter_segment_image(
     factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap, params)
     if estimate:
         diameter = config.object_diameter / factor if factor != 1.0 else None
-    _warn_if_small(layout, factor)
+    if warn_small:
+        _warn_if_small(layout, factor)
     n_planes = layout.n_planes
     labels = np.zeros(layout.labels_shape, np.uint32)
     probabilities = np.zeros((3, *layout.labels_shape), np.float32) if keep_probabilities else None
