@@ -50,6 +50,46 @@ def test_a_best_model_torn_by_a_crash_is_restored_on_resume(tiny_config, monkeyp
     same_weights(out, out / "last")
 
 
+def test_a_kill_before_a_new_best_epoch_is_copied_is_caught_by_resume_and_the_sweep(
+    tiny_config, monkeypatch, same_weights
+):
+    # last/ of epoch 2 (a new best) is swapped in, the kill comes before save_best: the
+    # epoch-1 pair in OUT still loads, so only its epoch tells that it is stale.
+    import shutil
+
+    from napari_cellseg.training import engine
+    from napari_cellseg.training.sweep import _check_done_model
+    from napari_cellseg.training.sweep_grid import SweepPoint
+
+    config = tiny_config(split_path=None, epochs=3, steps_per_epoch=1)  # no dev set: every epoch is best
+    out = Path(config.out_dir)
+    real = engine.save_best
+
+    def save_best(out_dir, last):
+        if check_model_dir(last).training["epoch"] == 2:
+            raise _Crash
+        real(out_dir, last)
+
+    monkeypatch.setattr(engine, "save_best", save_best)
+    with pytest.raises(_Crash):
+        run_training(config)
+    monkeypatch.undo()
+    assert check_model_dir(out).training["epoch"] == 1  # loads, but stale
+    assert checkpoints.repair_best(out) is None and check_model_dir(out).training["epoch"] == 2
+    same_weights(out, out / "last")
+
+    shutil.rmtree(out)  # again, now found by a sweep that calls the run done
+    monkeypatch.setattr(engine, "save_best", save_best)
+    with pytest.raises(_Crash):
+        run_training(config)
+    monkeypatch.undo()
+    _check_done_model(SweepPoint("run", {}, config))
+    assert check_model_dir(out).training["epoch"] == 2
+    result = run_training(config, resume=True)  # and the run goes on from there
+    assert result.epochs_done == 3 and check_model_dir(out).training["epoch"] == 3
+    same_weights(out, out / "last")
+
+
 def test_a_damaged_best_model_that_last_cannot_restore_is_named(tiny_config):
     config = tiny_config(split_path=None, epochs=2, steps_per_epoch=2)
     assert run_training(config, cancel=_after(3)).cancelled  # best: epoch 1; last/: step 3

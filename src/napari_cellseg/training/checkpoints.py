@@ -15,7 +15,8 @@ Layout of ``out_dir`` (one layout for every command)::
 :func:`.state.replace_dir`), once per epoch and when a run is cancelled, so a
 ``kill -9`` at any moment leaves a complete ``last/``. The best model is
 copied from ``last/`` (weights, then config, each atomic; the config's weights
-hash detects a torn pair, and :func:`repair_best` copies it again on resume).
+hash detects a torn pair, its epoch a pair not yet copied, and :func:`repair_best`
+copies it again on resume).
 Without a dev set, the best model is the latest one. Only rank 0 writes.
 """
 
@@ -94,30 +95,38 @@ def save_best(out_dir: str | os.PathLike, last_dir: Path) -> None:
 
 
 def repair_best(out_dir: str | os.PathLike) -> str | None:
-    """Make ``out_dir``'s best model whole again after a crash while it was written.
+    """Make ``out_dir``'s best model whole and current again after a crash while it was written.
 
-    The best pair is two files: a crash between them leaves weights and config
-    of different epochs, or no config. The best epoch's files are still in
-    ``last/`` (written completely before them), until the next epoch replaces
-    it: they are copied again. Returns None when the best model loads (or none
-    is due yet: no epoch has ended), else why it does not and cannot be restored.
+    The best pair is two files, copied from ``last/`` after ``last/`` is
+    swapped in: a crash between them leaves weights and config of different
+    epochs, or no config; a crash before the first leaves a pair that loads
+    but is an earlier epoch than ``last/``'s best. Until the next epoch
+    replaces ``last/``, the best epoch's files are still there: they are
+    copied again. Returns None when the best model loads and is the run's best
+    epoch (or none is due yet: no epoch has ended), else why it is not and
+    cannot be restored.
     """
     from ..models.checkpoint import ModelLoadError, check_model_dir
 
     out_dir = Path(out_dir)
     try:
-        check_model_dir(out_dir)
-        return None
+        stored_epoch = check_model_dir(out_dir).training.get("epoch")
+        problem = None
     except ModelLoadError as err:
-        problem = str(err)
+        stored_epoch, problem = None, str(err)
     last = recover_dir(out_dir / LAST_DIR)
     try:
         training = check_model_dir(last).training
     except ModelLoadError:
-        return problem  # nothing to restore it from
+        return problem  # nothing to restore it from (or to compare it with)
     best_epoch, epoch = training.get("best_epoch") or 0, training.get("epoch") or 0
     if not best_epoch:
         return None
+    if problem is None:
+        if stored_epoch in (None, best_epoch):  # None: a config from before epochs were stored
+            return None
+        # killed after last/ of a new best epoch was swapped in, before the copy began
+        problem = f"it holds epoch {stored_epoch}, not the run's best epoch {best_epoch}"
     history = training.get("history") or [{}]
     at_epoch_end = training.get("global_step") == epoch * (training.get("steps_per_epoch") or 0)
     if best_epoch == epoch and at_epoch_end and history[-1].get("epoch") == epoch:
