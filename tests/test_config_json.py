@@ -86,3 +86,12 @@ def test_atomic_writes_work_for_names_near_the_file_systems_limit(tmp_path):
     name = "é" * 100 + "x" * 50 + ".csv"  # 254 bytes: its temporary name must be shorter
     path = atomic_write_text(tmp_path / name, "id\n")
     assert path.read_text() == "id\n" and [p.name for p in tmp_path.iterdir()] == [name]
+
+
+def test_yaml_reads_exponents_as_numbers(tmp_path):
+    # YAML 1.1 (PyYAML's safe_load) reads 1e-3 as a string: a sweep grid then refused lr: [1e-3]
+    from napari_cellseg.config import read_json_or_yaml
+
+    path = tmp_path / "grid.yaml"
+    path.write_text('lr: [1e-3, 3E-4, 1.0e-3, 2, .5]\nname: "1e-3"\n')
+    assert read_json_or_yaml(path) == {"lr": [0.001, 0.0003, 0.001, 2, 0.5], "name": "1e-3"}
