@@ -162,3 +162,16 @@ def test_a_run_configured_with_paths_and_numpy_numbers_trains(tiny_config, tmp_p
     assert run_training(config).epochs_done == 1
     stored = TrainConfig.load(tmp_path / "run" / "train_config.json")
     assert stored.out_dir == str(tmp_path / "run") and stored.batch_size == 2
+
+
+def test_an_unknown_augment_preset_or_a_bad_augment_dict_is_refused_up_front():
+    # checked when the run built its augmentation: a sweep trained its other runs first
+    base = dict(data_dir="d", out_dir="o")
+    assert TrainConfig(**base, augment_preset="light").problems() == []
+    (problem,) = TrainConfig(**base, augment_preset="nonsense").problems()
+    assert problem.startswith("augment_preset must be one of [") and "got 'nonsense'" in problem
+    assert TrainConfig(**base, augment={"p_flip": 0.2}).problems() == []
+    (problem,) = TrainConfig(**base, augment={"p_flip": 2.0}).problems()
+    assert problem == "augment: p_flip is a probability in [0, 1], got 2.0"
+    (problem,) = TrainConfig(**base, augment={"p_flipp": 0.2}).problems()
+    assert problem.startswith("augment: AugmentConfig: unknown key(s) ['p_flipp']")

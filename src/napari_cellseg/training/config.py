@@ -2,8 +2,8 @@
 
 The augmentation and normalisation settings are stored as plain dicts (an
 ``AugmentConfig`` / ``NormalizationConfig`` in dict form) so that this module
-stays light (no OpenCV, no torch) for the CLI and the GUI; they are checked
-when training starts (:meth:`TrainConfig.augment_config`).
+stays light (no OpenCV, no torch) for the CLI and the GUI; :meth:`TrainConfig.problems`
+checks them (the augmentation without building it).
 """
 
 from __future__ import annotations
@@ -255,7 +255,22 @@ class TrainConfig(JsonConfig):
             out.append("grow_decoder=True needs init_model (the model whose decoder grows)")
         if self.grad_clip is not None and not self.grad_clip > 0:
             out.append(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        out += self._augment_problems()
         return out
+
+    def _augment_problems(self) -> list[str]:
+        """An unknown preset or an invalid ``augment`` dict, caught here rather than when its run starts."""
+        from ..data.augment_config import PRESETS, AugmentConfig
+
+        if self.augment is None:
+            if self.augment_preset not in PRESETS:
+                return [f"augment_preset must be one of {sorted(PRESETS)}, got {self.augment_preset!r}"]
+            return []
+        try:
+            AugmentConfig.from_dict(dict(self.augment))
+        except (ConfigError, TypeError, ValueError) as err:
+            return [f"augment: {err}"]
+        return []
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` listing every invalid setting; return self."""
