@@ -83,3 +83,19 @@ def test_resume_before_the_first_epoch_says_so_and_how_to_start_again(tiny_confi
     assert again[:4] == ["train", "--config", str(out / "train_config.json"), "--out"]
     assert main([*again, "--threads", "1", "--quiet"]) == 0  # the command it suggests runs the run
     assert (out / "model.safetensors").is_file() and (out / "last" / "training_state.json").is_file()
+
+
+def test_resume_of_a_finished_run_whose_last_is_gone_advises_a_new_out(tiny_config, tmp_path, capsys):
+    # "start it again with --config OUT/train_config.json --out OUT" was refused: OUT holds a model
+    from napari_cellseg.cli import main
+    from napari_cellseg.training.checkpoints import write_train_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    write_train_config(out, tiny_config(out_dir=str(out)))
+    (out / "model.safetensors").write_bytes(b"the run's best model")  # last/ deleted to save space
+    assert main(["train", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "the run's model is there (model.safetensors) but its resumable state" in err and "is gone" in err
+    assert f"--config {out / 'train_config.json'} --out NEW_OUT" in err and f"--init-model {out}" in err
+    assert f"--out {out} " not in err and not err.rstrip().endswith(f"--out {out}")

@@ -231,6 +231,13 @@ def _check_resumable(out: Path) -> None:
             "wait for it to end, or train into another --out"
         )
     settings = out / TRAIN_CONFIG
+    if (out / "model.safetensors").is_file():  # starting again there would be refused: it holds a model
+        raise ConfigError(
+            f"{out}: nothing to resume: the run's model is there (model.safetensors) but its resumable state "
+            f"({out / 'last'}) is gone. To train more, start a new run in another --out"
+            + (f": napari-cellseg train --config {settings} --out NEW_OUT" if settings.is_file() else "")
+            + f" (add --init-model {out} to start from this model)"
+        )
     again = (
         f"; its settings are in {settings}: napari-cellseg train --config {settings} --out {out}"
         if settings.is_file()
