@@ -11,7 +11,8 @@ yields :class:`SweepReport`\\ s and returns a :class:`SweepResult`;
 - **Resume**: running the same sweep again skips finished runs (once their
   model loads, restored from ``last/`` after a torn save) and resumes a run
   interrupted mid-way from its ``last/`` checkpoint. Changing a run's settings
-  under the same ``OUT``, or a finished run whose model is lost, is refused.
+  under the same ``OUT``, a finished run whose model is lost, or runs trained
+  on another split (its hash), is refused.
 - **Where**: serially in this process (default), as tasks of a Dask cluster
   (``scheduler="local"`` or a scheduler address, or a ``client``), or one
   subprocess per GPU (``gpus``).
@@ -39,7 +40,7 @@ from .config import TrainConfig
 from .reports import EpochReport, StepReport
 from .sweep_exec import RunEvent, default_threads, run_dask, run_gpus, run_serial, worker_command
 from .sweep_grid import InvalidPoint, SweepError, SweepGrid, SweepPoint, expand_grid, load_grid
-from .sweep_run import RunRecord, read_record
+from .sweep_run import RunRecord, read_record, stored_split_hash
 from .sweep_table import rank_records, write_tables
 
 __all__ = [
@@ -129,16 +130,23 @@ class SweepResult:
 
 
 def plan_sweep(
-    grid: SweepGrid | str | os.PathLike, config: SweepConfig
+    grid: SweepGrid | str | os.PathLike, config: SweepConfig, *, where: str = ""
 ) -> tuple[list[SweepPoint], list[InvalidPoint]]:
-    """The runs of a sweep and the combinations skipped, without running anything."""
+    """The runs of a sweep and the combinations skipped, without running anything.
+
+    ``where`` names the grid file in errors (default: ``grid`` when it is a path).
+    """
     if not isinstance(grid, SweepGrid):
+        where = where or str(grid)
         grid = load_grid(grid)
     if not config.data_dir or not config.out_dir:
         raise SweepError("a sweep needs a dataset folder (--data) and an output folder (--out)")
     threads = default_threads(config.threads, config.scheduler, config.gpus)
     overrides: dict[str, Any] = {} if threads is None else {"num_threads": threads}
-    points, invalid = expand_grid(grid, config.data_dir, config.split_path, config.out_dir, overrides)
+    try:
+        points, invalid = expand_grid(grid, config.data_dir, config.split_path, config.out_dir, overrides)
+    except SweepError as err:  # a value refused per run (lr <= 0, a loss): say which file holds it
+        raise SweepError(f"{where}: {err}" if where else str(err)) from None
     if not points:  # every combination skipped: a sweep that trains nothing is a mistake, not a success
         shown = "; ".join(
             f"{', '.join(f'{k}={v}' for k, v in p.params.items())}: {p.reason}" for p in invalid[:3]
@@ -148,22 +156,55 @@ def plan_sweep(
     return points, invalid
 
 
-def check_inputs(config: SweepConfig) -> None:
-    """Fail once, before any run, on a dataset or split that every run would fail on."""
+def check_inputs(config: SweepConfig, points: list[SweepPoint] | tuple = ()) -> None:
+    """Fail once, before any run, on a dataset or split that every run (or one of ``points``) would fail on."""
     from ..data.dataset import CellDataset, DatasetError
     from ..data.splitfile import SplitError, read_split
 
+    if not config.split_path:  # no dev set: every run would train and none be ranked
+        raise SweepError("a sweep ranks its runs by dev AP@0.5: give a split (--split) that has dev rows")
     try:
         dataset = CellDataset.open(config.data_dir)
-        if config.split_path:
-            missing = [i for i in read_split(config.split_path) if i not in dataset]
-            if missing:
-                raise SweepError(
-                    f"{config.split_path}: {len(missing)} id(s) are not in {config.data_dir} "
-                    f"(e.g. {', '.join(missing[:3])}): is it the split of another dataset?"
-                )
+        subsets = read_split(config.split_path)
     except (DatasetError, SplitError) as err:
         raise SweepError(str(err)) from None
+    missing = [i for i in subsets if i not in dataset]
+    if missing:
+        raise SweepError(
+            f"{config.split_path}: {len(missing)} id(s) are not in {config.data_dir} "
+            f"(e.g. {', '.join(missing[:3])}): is it the split of another dataset?"
+        )
+    if "dev" not in subsets.values():  # the engine scores every dev row, whatever a run's microscopes
+        raise SweepError(
+            f"{config.split_path}: no dev rows: a sweep ranks its runs by their dev AP@0.5, so none would be "
+            "ranked; use a split with dev rows (napari-cellseg split)"
+        )
+    trained = {dataset[i].microscope for i, subset in subsets.items() if subset == "train"}
+    for point in points:
+        if not trained & set(point.config.microscopes):
+            raise SweepError(
+                f"{config.split_path}: no train rows of microscopes {list(point.config.microscopes)}, "
+                f"which run {point.name} trains on"
+            )
+
+
+def check_split_unchanged(config: SweepConfig, points: list[SweepPoint]) -> None:
+    """Refuse to go on with runs trained on another split: their dev scores are of another dev set."""
+    from ..data.splitfile import split_hash
+
+    current = split_hash(config.split_path) if config.split_path else None
+    other: dict[str, list[str]] = {}
+    for point in points:
+        stored = stored_split_hash(point.config.out_dir)
+        if stored is not None and stored != current:
+            other.setdefault(stored, []).append(point.name)
+    if other:
+        runs = "; ".join(f"{', '.join(names)} (split hash {h[:12]})" for h, names in other.items())
+        raise SweepError(
+            f"{config.split_path} (split hash {str(current)[:12]}) is not the split these runs were trained "
+            f"and scored with: {runs}. Ranking them with runs of this split would compare scores on "
+            f"different dev sets: run the sweep with the old split, or into a new --out."
+        )
 
 
 def _stored_problem(point: SweepPoint, record: RunRecord | None) -> str | None:
@@ -209,8 +250,9 @@ def iter_sweep(
     client : dask.distributed.Client, optional
         Run on this client (overrides ``config.scheduler``).
     cancel : callable, optional
-        In-process runs only: polled before every step; True stops the running
-        run (its position is saved) and the sweep.
+        True stops the sweep: no further run starts, and the running ones save
+        their position and end ``cancelled`` (in-process runs poll it before
+        every step; Dask and ``gpus`` runs through their stop files).
     train_fn : callable, optional
         The training generator (default :func:`.engine.train`), for tests.
     command : callable, optional
@@ -221,10 +263,12 @@ def iter_sweep(
     SweepError
         Bad grid, dataset or split, or a run directory holding other settings.
     """
+    where = "" if isinstance(grid, SweepGrid) else str(grid)
     if not isinstance(grid, SweepGrid):
         grid = load_grid(grid)
-    points, invalid = plan_sweep(grid, config)
-    check_inputs(config)
+    points, invalid = plan_sweep(grid, config, where=where)
+    check_inputs(config, points)
+    check_split_unchanged(config, points)
     out_dir = Path(config.out_dir)
     records: dict[str, RunRecord] = {}
     todo: list[SweepPoint] = []
@@ -262,6 +306,8 @@ def iter_sweep(
         report = _report(event, finished, total)
         if report is not None:
             yield report
+    # stopped between two runs: the runs never started make it a cancelled sweep, not an unfinished one
+    cancelled = cancelled or (finished < total and cancel is not None and cancel())
     csv_path, md_path = write_tables(out_dir, list(records.values()), invalid)
     return SweepResult(str(out_dir), rank_records(records.values()), invalid, str(csv_path), str(md_path),
                        reused, cancelled)  # fmt: skip
@@ -276,7 +322,7 @@ def _events(todo, config, client, cancel, train_fn, command) -> Generator[RunEve
         with _dask_client(config) as own_client:
             yield from run_dask(todo, own_client, cancel)
     elif config.gpus:
-        yield from run_gpus(todo, config.gpus, command)
+        yield from run_gpus(todo, config.gpus, command, cancel=cancel)
     else:
         yield from run_serial(todo, cancel, train_fn)
 

@@ -136,7 +136,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
             raise CommandError("give --scheduler or --gpus, not both")
         if args.dry_run:
             points, invalid = plan_sweep(args.grid, config)
-            check_inputs(config)  # a plan over a dataset or split that cannot be read is no plan
+            check_inputs(config, points)  # a plan over a dataset or split that cannot be read is no plan
             print(f"{len(points)} run(s) in {args.out / 'runs'}:")
             print("".join(f"  {p.name}\n" for p in points), end="")
             for point in invalid:

@@ -46,9 +46,13 @@ class RunEvent:
 
 def _failed(point: SweepPoint, reason: str, gpu: str = "") -> RunRecord:
     """Record a run whose worker died before it could record its own end."""
+    return _ended(point, "failed", reason, gpu)
+
+
+def _ended(point: SweepPoint, status: str, reason: str, gpu: str = "") -> RunRecord:
     previous = read_record(point.config.out_dir)
     record = previous if previous is not None else RunRecord(name=point.name, params=dict(point.params))
-    record.status, record.error, record.gpu = "failed", reason, gpu or record.gpu
+    record.status, record.error, record.gpu = status, reason, gpu or record.gpu
     record.train_config = record.train_config or point.config.to_dict()
     record.finished = time.strftime("%Y-%m-%dT%H:%M:%S")
     record.save(record_path(point.config.out_dir))
@@ -144,20 +148,29 @@ def run_gpus(
     gpus: Sequence[str],
     command: Callable[[Path], list[str]] = worker_command,
     poll_s: float = 0.5,
+    cancel: Callable[[], bool] | None = None,
 ) -> Generator[RunEvent, None, None]:
     """One subprocess per GPU at a time, with ``CUDA_VISIBLE_DEVICES`` set to that GPU.
 
     Each subprocess writes its output to ``RUN/train.log`` and its result to
-    ``RUN/run.json``. Closing the generator terminates the running subprocesses.
+    ``RUN/run.json``. ``cancel`` returning True starts no further run and writes
+    each running run's stop file: it saves its position at the next step and ends
+    ``cancelled`` (as with Dask). Closing the generator terminates the running subprocesses.
     """
+    token = uuid.uuid4().hex  # this sweep's: the stop files it writes name it
     queue = list(points)
     free = [str(g) for g in gpus]
     running: dict[str, tuple[subprocess.Popen, SweepPoint, Any]] = {}
+    stopping = False
     try:
         while queue or running:
+            if not stopping and cancel is not None and cancel():
+                stopping = True
+                queue.clear()
+                _request_stop((point for _, point, _ in running.values()), token)
             while queue and free:
                 gpu, point = free.pop(0), queue.pop(0)
-                running[gpu] = _launch(point, gpu, command)
+                running[gpu] = _launch(point, gpu, command, token)
                 yield RunEvent("start", point, gpu)
             finished = [g for g, (proc, _, _) in running.items() if proc.poll() is not None]
             if not finished:
@@ -167,7 +180,7 @@ def run_gpus(
                 proc, point, log = running.pop(gpu)
                 log.close()
                 free.append(gpu)
-                yield RunEvent("end", point, _gpu_record(point, proc.returncode, gpu))
+                yield RunEvent("end", point, _gpu_record(point, proc.returncode, gpu, stopping))
     finally:
         for proc, _, _ in running.values():
             proc.terminate()
@@ -179,25 +192,29 @@ def run_gpus(
             log.close()
 
 
-def _launch(point: SweepPoint, gpu: str, command: Callable[[Path], list[str]]):
+def _launch(point: SweepPoint, gpu: str, command: Callable[[Path], list[str]], token: str = ""):
     from ..config import atomic_write_text
 
     run_dir = Path(point.config.out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     task_path = run_dir / TASK_FILE
-    atomic_write_text(task_path, json.dumps(task_dict(point.name, point.params, point.config, gpu), indent=2))
+    task = task_dict(point.name, point.params, point.config, gpu, sweep_token=token)
+    atomic_write_text(task_path, json.dumps(task, indent=2))
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
     log = open(run_dir / LOG_FILE, "ab")  # closed when the subprocess ends
     proc = subprocess.Popen(command(task_path), env=env, stdout=log, stderr=subprocess.STDOUT)
     return proc, point, log
 
 
-def _gpu_record(point: SweepPoint, returncode: int, gpu: str) -> RunRecord:
+def _gpu_record(point: SweepPoint, returncode: int, gpu: str, stopping: bool = False) -> RunRecord:
     record = read_record(point.config.out_dir)
     if record is not None and record.status in ("done", "failed", "cancelled"):
         return record
     tail = _log_tail(Path(point.config.out_dir) / LOG_FILE)
-    return _failed(point, f"worker exited with status {returncode} on GPU {gpu}: {tail}", gpu)
+    reason = f"worker exited with status {returncode} on GPU {gpu}: {tail}"
+    if stopping:  # e.g. Ctrl-C while it was starting: not a failure, it runs next time
+        return _ended(point, "cancelled", reason, gpu)
+    return _failed(point, reason, gpu)
 
 
 def _log_tail(path: Path, lines: int = 3) -> str:

@@ -242,15 +242,30 @@ def _stored_elapsed(run_dir: Path, fallback: float) -> float:
         return float(fallback)
 
 
-def execute_run(task: dict[str, Any]) -> dict[str, Any]:
+def stored_split_hash(run_dir: str | os.PathLike) -> str | None:
+    """The split hash a run trained with (``last/`` or its best model's ``config.json``), None if none is saved."""
+    for path in (Path(run_dir) / "last" / "config.json", Path(run_dir) / "config.json"):
+        try:
+            value = json.loads(path.read_text()).get("split_hash")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if value:
+            return str(value)
+    return None
+
+
+def execute_run(task: dict[str, Any], cancel: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Run a task (``name``, ``params``, ``config``) to the end; return the record as a dict.
 
-    Picklable entry point for Dask workers: settings travel as plain dicts.
+    Picklable entry point for Dask workers: settings travel as plain dicts. The run
+    stops when its sweep writes its stop file, or when ``cancel`` returns True.
     """
     config = TrainConfig.from_dict(task["config"])
     token = str(task.get("sweep_token", ""))
-    generator = iter_run(task["name"], task["params"], config, cancel=stop_requested(config.out_dir, token),
-                         gpu=str(task.get("gpu", "")), lock_wait_s=RUN_LOCK_WAIT_S, sweep_token=token)  # fmt: skip
+    requested = stop_requested(config.out_dir, token)
+    stop = requested if cancel is None else (lambda: cancel() or requested())
+    generator = iter_run(task["name"], task["params"], config, cancel=stop, gpu=str(task.get("gpu", "")),
+                         lock_wait_s=RUN_LOCK_WAIT_S, sweep_token=token)  # fmt: skip
     return run_to_end(generator).to_dict()
 
 
@@ -268,14 +283,19 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1:
         print("usage: python -m napari_cellseg.training.sweep_run TASK.json", file=sys.stderr)
         return 2
-    try:
-        task = json.loads(Path(argv[0]).read_text())
-        record = execute_run(task)
-    except Exception:  # reported through the log and the exit status
-        traceback.print_exc()
-        return 1
+    from .commands import _GracefulStop
+
+    # A terminal's Ctrl-C reaches this process too (the sweep's process group): stop after
+    # the step and save, as the sweep itself asks through the stop file, not die mid-step.
+    with _GracefulStop() as stop:
+        try:
+            task = json.loads(Path(argv[0]).read_text())
+            record = execute_run(task, cancel=stop)
+        except Exception:  # reported through the log and the exit status
+            traceback.print_exc()
+            return 1
     print(f"{record['name']}: {record['status']} {record.get('error', '')}".rstrip(), file=sys.stderr)
-    return 0 if record["status"] == "done" else 1
+    return {"done": 0, "cancelled": 130}.get(record["status"], 1)
 
 
 if __name__ == "__main__":
