@@ -91,3 +91,16 @@ def test_a_region_is_the_same_part_of_the_whole_prediction():
     region = (slice(37, 151), slice(90, 190))
     part, _ = _predict(image, 1.21, tile_size=64, region=region)
     np.testing.assert_allclose(part, whole[(slice(None), *region)], atol=2e-5)
+
+
+def test_the_windows_sum_is_an_outer_product_of_two_axis_sums():
+    # the resampled path keeps these two 1-D sums, not a weight per network pixel (factor**2 memory)
+    from napari_cellseg.inference.tiling import blend_sums, blend_window, tile_grid
+
+    shape = (301, 517)
+    tiles = tile_grid(shape, 128, 32, align=4)
+    total = np.zeros(shape, np.float32)
+    for tile in tiles:
+        total[tile.slices] += blend_window(tile, 32)
+    rows, cols = blend_sums(tiles, 32, shape)
+    np.testing.assert_allclose(np.outer(rows, cols), total, rtol=1e-6)

@@ -19,7 +19,7 @@ import numpy as np
 from ..generators import run_to_end  # noqa: F401  (re-exported: drives the generators below)
 from .images import ImageLayout, PlaneReader
 from .scale import scale_factor, scaled_size
-from .tiling import Tile, blend_window, tile_grid
+from .tiling import Tile, blend_sums, blend_window, tile_grid
 
 DEFAULT_TILE_SIZE = 512
 DEFAULT_OVERLAP = 64  # in network pixels; wider than the network's edge effects
@@ -91,8 +91,7 @@ def iter_predict_region(
     ``tile_size`` and ``overlap`` are in network pixels. At ``factor != 1`` the tiles
     are cut from the whole plane resampled by ``factor`` (one grid for every tile and
     region, see :func:`_iter_predict_resampled`). Memory is one float32 ``(3, h, w)``
-    buffer for the region, one float32 weight per network pixel of it, plus one batch
-    of tiles. Returns float32 ``(3, h, w)``.
+    buffer for the region plus one batch of tiles. Returns float32 ``(3, h, w)``.
     """
     from ..data.normalize import normalize_image
 
@@ -179,12 +178,11 @@ def _iter_predict_resampled(
     n_y0, n_x0 = n_y0 - n_y0 % align, n_x0 - n_x0 % align
     tiles = tile_grid((n_y1 - n_y0, n_x1 - n_x0), tile_size, overlap, align)
     windows: dict[tuple, np.ndarray] = {}
-    weights = np.zeros((n_y1 - n_y0, n_x1 - n_x0), np.float32)
-    for tile in tiles:
-        window = windows.get(tile.neighbours)
-        if window is None:
-            window = windows[tile.neighbours] = blend_window(tile, overlap)
-        weights[tile.slices] += window
+    for tile in tiles:  # one window per kind of tile (which sides have a neighbour)
+        if tile.neighbours not in windows:
+            windows[tile.neighbours] = blend_window(tile, overlap)
+    # the windows' sum as two 1-D factors: a weight per network pixel would grow with factor**2
+    row_sums, col_sums = blend_sums(tiles, overlap, (n_y1 - n_y0, n_x1 - n_x0))
     out_rows, out_cols = back_y[y_off:y_end], back_x[x_off:x_end]
     accumulated = np.zeros((3, y_end - y_off, x_end - x_off), np.float32)
     done = 0
@@ -201,7 +199,8 @@ def _iter_predict_resampled(
         probabilities = runner(np.stack(inputs))
         for tile, probs in zip(batch, probabilities):
             ty, tx = tile.slices
-            share = probs * (windows[tile.neighbours] / weights[ty, tx])  # the tiles' shares sum to 1
+            weights = np.outer(row_sums[ty], col_sums[tx])
+            share = probs * (windows[tile.neighbours] / weights)  # the tiles' shares sum to 1
             rows = out_rows[:, n_y0 + ty.start : n_y0 + ty.stop]
             cols = out_cols[:, n_x0 + tx.start : n_x0 + tx.stop]
             (r0, r1), (c0, c1) = _used_rows(rows), _used_rows(cols)

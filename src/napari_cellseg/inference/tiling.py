@@ -163,3 +163,19 @@ def blend_window(tile: Tile, overlap: int) -> np.ndarray:
     wy = _axis_weights(tile.height, overlap, top, bottom)
     wx = _axis_weights(tile.width, overlap, left, right)
     return np.outer(wy, wx)
+
+
+def blend_sums(tiles: list[Tile], overlap: int, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The sum of every tile's :func:`blend_window` over ``shape``, as its row and column factors.
+
+    The tiles of :func:`tile_grid` form a grid and each window is an outer product, so
+    the sum is ``np.outer(rows, cols)``: two 1-D arrays instead of a weight per pixel.
+    """
+    rows, cols = np.zeros(shape[0], np.float32), np.zeros(shape[1], np.float32)
+    for start, length, before, after, sums in {
+        *((t.y0, t.height, t.neighbours[0], t.neighbours[1], "rows") for t in tiles),
+        *((t.x0, t.width, t.neighbours[2], t.neighbours[3], "cols") for t in tiles),
+    }:
+        target = rows if sums == "rows" else cols
+        target[start : start + length] += _axis_weights(length, overlap, before, after)
+    return rows, cols
