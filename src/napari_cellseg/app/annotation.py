@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..classes import BOUNDARY, MICROSCOPES
+from ..data.manifest import MAX_ID_LENGTH
 from ..data.targets import check_label_image
 from ..data.writer import image_for_dataset
 
@@ -234,7 +235,7 @@ def _contacts(cells: np.ndarray) -> np.ndarray:
 
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
-# A longer name keeps this much, plus its digest: still readable, still distinct, and a file name can hold it.
+# A name longer than a new id may be keeps this much, plus its digest: readable, distinct, a file name.
 ID_PREFIX_LENGTH = 100
 
 
@@ -247,15 +248,19 @@ def suggest_image_id(name: str, metadata: dict | None = None, *, distinct: bool 
     short hash of the name: "Patient Müller 1" and "Patient Möller 1" would otherwise share
     an id, and saving one would replace the other. ASCII names (a dataset's own images are
     named by their id) keep the id they always had. Names longer than
-    :data:`ID_PREFIX_LENGTH` are cut there and get the hash, so that the id names a file.
+    ``manifest.MAX_ID_LENGTH`` are cut to :data:`ID_PREFIX_LENGTH` and get the hash, so that
+    the id names a file.
     """
     if metadata and isinstance(metadata.get("id"), str) and metadata["id"]:
         return metadata["id"]
     if distinct and not name.isascii():
         plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
-        return f"{_file_safe(plain[:ID_PREFIX_LENGTH]) or 'image'}-{name_digest(name)}"
+        prefix = _file_safe(plain) or "image"
+        if len(prefix) > MAX_ID_LENGTH - 9:  # room for "-" and the digest
+            prefix = _file_safe(plain[:ID_PREFIX_LENGTH]) or "image"
+        return f"{prefix}-{name_digest(name)}"
     safe = _file_safe(name) or "image"
-    if len(safe) > ID_PREFIX_LENGTH:
+    if len(safe) > MAX_ID_LENGTH:  # ids up to that length name files (and earlier saves): kept whole
         return f"{_file_safe(safe[:ID_PREFIX_LENGTH])}-{name_digest(name)}"
     return safe
 

@@ -26,7 +26,7 @@ from ..config import atomic_write_bytes
 from ..io import collapse_grey_rgb, write_tiff_layer
 from .dataset import IMAGE_DIR, MASK_DIR, TARGET_DIR, ImageRecord
 from .headers import read_header
-from .manifest import MANIFEST_NAME, check_id, read_manifest, write_manifest
+from .manifest import MANIFEST_NAME, MAX_ID_LENGTH, check_id, read_manifest, write_manifest
 
 
 def add_to_dataset(
@@ -128,6 +128,11 @@ def manifest_lock(root: Path, timeout: float = 30.0) -> Iterator[None]:
 def _add_locked(root, image_id, image, labels, microscope, kind, group, overwrite, extra, microscopes):
     manifest = root / MANIFEST_NAME
     columns, rows = _read_rows(manifest, microscopes)
+    if image_id not in rows and len(image_id) > MAX_ID_LENGTH:
+        raise ValueError(
+            f"id {image_id[:20]!r}... has {len(image_id)} characters: a new id takes {MAX_ID_LENGTH} at most "
+            "(its files' names must fit the file system's 255)"
+        )
     if image_id in rows and not overwrite:
         raise FileExistsError(
             f"{root}: id {image_id!r} is already in the dataset (replace it with overwrite=True, "
