@@ -217,7 +217,9 @@ def test_a_finished_job_lets_go_of_its_arguments_and_result(qtbot):
     assert worker is not None  # the worker object itself may live on: it holds nothing big
 
 
-@pytest.mark.parametrize(("error", "traceback"), [(ValueError, False), (OSError, False), (TypeError, True)])
+@pytest.mark.parametrize(
+    ("error", "traceback"), [(ValueError, False), (OSError, False), (TypeError, True), (IndexError, True)]
+)
 def test_user_errors_are_logged_without_a_traceback(qtbot, caplog, error, traceback):
     # A user's mistake is told in the panel: a traceback on the terminal would read like a crash.
     with caplog.at_level("WARNING", logger="napari_cellseg._qt._workers"):
@@ -226,3 +228,12 @@ def test_user_errors_are_logged_without_a_traceback(qtbot, caplog, error, traceb
     records = [r for r in caplog.records if r.name == "napari_cellseg._qt._workers"]
     assert records and "Count failed" in records[0].getMessage()
     assert (records[0].exc_info is not None) is traceback
+
+
+def test_a_user_error_keeps_its_traceback_at_debug(qtbot, caplog):
+    # numpy's broadcast errors are ValueErrors too: whoever turns DEBUG on still gets the traceback
+    with caplog.at_level("DEBUG", logger="napari_cellseg._qt._workers"):
+        task = run_task(counting, 3, fail_at=1, error=ValueError, title="Count")
+        qtbot.waitUntil(lambda: task.finished, timeout=5000)
+    records = [r for r in caplog.records if r.name == "napari_cellseg._qt._workers"]
+    assert [r.levelname for r in records if r.exc_info is not None] == ["DEBUG"]

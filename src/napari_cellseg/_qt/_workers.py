@@ -284,10 +284,14 @@ def run_task(
     def _errored(error: BaseException) -> None:
         error = error.error if isinstance(error, _Raised) else error
         task.error = error
-        if isinstance(error, USER_ERRORS):  # the message says it all: a traceback would alarm the user
+        exc_info = (type(error), error, error.__traceback__)
+        if isinstance(error, USER_ERRORS) and not isinstance(error, IndexError):
+            # the message says it all: a traceback would alarm the user; kept at DEBUG for bugs
+            # that raise these types too (numpy's broadcast errors, a missing key)
             logger.warning("%s failed: %s", title, error_message(error))
+            logger.debug("%s failed", title, exc_info=exc_info)
         else:
-            logger.error("%s failed", title, exc_info=(type(error), error, error.__traceback__))
+            logger.error("%s failed", title, exc_info=exc_info)
         show_error(f"{title} failed: {error_message(error)}")
         if on_error is not None:
             on_error(error)
