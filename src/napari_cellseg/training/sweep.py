@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,11 +343,31 @@ def _dask_client(config: SweepConfig) -> Iterator[Any]:
         return
     threads = max(1, config.threads)
     workers = config.local_workers or max(1, (os.cpu_count() or 1) // threads)
-    with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True) as cluster,
-        Client(cluster) as client,
-    ):
+    with _sigint_ignored():  # the workers inherit it: see _sigint_ignored
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+    with cluster, Client(cluster) as client:
         yield client
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored in this process meanwhile (in the main thread; elsewhere nothing changes).
+
+    A terminal's Ctrl-C goes to its whole process group, local Dask workers included,
+    and kills them: the sweep would then wait for runs no worker is left to finish.
+    Processes started meanwhile inherit the ignored SIGINT (through spawn and exec;
+    Python and asyncio keep it ignored), so this process alone owns Ctrl-C and stops
+    their runs through the stop files.
+    """
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals cannot be set here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 def _report(event: RunEvent, finished: int, total: int) -> SweepReport | None:

@@ -33,6 +33,8 @@ from .sweep_run import (
 )
 
 LOG_FILE = "train.log"
+DASK_STOP_WAIT_S = 300.0  # once a Dask sweep is stopped, how long it waits for its runs to save and end
+DASK_NO_WORKER_S = 10.0  # ... and how long while the cluster has no worker left to run them
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,11 @@ def run_dask(
     ``cancel`` returning True, or closing the generator, writes each unfinished run's
     stop file: a run that is training saves its position at the next step and ends
     ``cancelled`` (it resumes next time), one not started yet ends at once. Cancelling
-    the futures alone would leave running tasks training on the workers.
+    the futures alone would leave running tasks training on the workers. Once stopping,
+    it waits for the runs at most :data:`DASK_STOP_WAIT_S` (:data:`DASK_NO_WORKER_S`
+    while the cluster has no worker left): then each run still out ends as its
+    ``run.json`` says, ``cancelled`` if that says it is running, and a run never
+    started stays pending.
     """
     token = uuid.uuid4().hex  # this sweep's: the stop files it writes name it
     futures = {}
@@ -107,14 +113,26 @@ def run_dask(
         futures[future] = point
         yield RunEvent("start", point)
     pending = set(futures)
-    stopping = False
+    stopping_at: float | None = None
+    no_worker_at: float | None = None
+    gave_up = ""
     try:
-        while pending:
+        while pending and not gave_up:
             finished = [future for future in pending if future.done()]
             if not finished:
-                if not stopping and cancel is not None and cancel():
-                    stopping = True
-                    _request_stop((futures[future] for future in pending), token)
+                if stopping_at is None:
+                    if cancel is not None and cancel():
+                        stopping_at = time.monotonic()
+                        _request_stop((futures[future] for future in pending), token)
+                else:
+                    now = time.monotonic()
+                    no_worker_at = None if _has_workers(client) else (no_worker_at or now)
+                    if no_worker_at is not None and now - no_worker_at >= DASK_NO_WORKER_S:
+                        gave_up = "the Dask cluster has no worker left"
+                    elif now - stopping_at >= DASK_STOP_WAIT_S:
+                        gave_up = f"it had not stopped {DASK_STOP_WAIT_S:g} s after the sweep was stopped"
+                    if gave_up:
+                        continue
                 time.sleep(poll_s)
                 continue
             for future in finished:
@@ -125,10 +143,32 @@ def run_dask(
                 except Exception as err:  # the worker died or the task could not run
                     record = _failed(point, f"Dask task failed: {type(err).__name__}: {err}")
                 yield RunEvent("end", point, record)
+        for future, point in futures.items():  # given up waiting: what each run's run.json says
+            if future in pending:
+                record = _record_when_given_up(point, gave_up)
+                if record is not None:
+                    yield RunEvent("end", point, record)
     finally:
         if pending:
             _request_stop((futures[future] for future in pending), token)
             client.cancel(list(pending))
+
+
+def _has_workers(client: Any) -> bool:
+    try:
+        return bool(client.nthreads())
+    except Exception:  # the scheduler cannot tell: count on the time limit
+        return True
+
+
+def _record_when_given_up(point: SweepPoint, reason: str) -> RunRecord | None:
+    """A stopped sweep's record of a run it no longer waits for (None: the run never started)."""
+    record = read_record(point.config.out_dir)
+    if record is None:
+        return None
+    if record.status in ("done", "failed", "cancelled"):
+        return record
+    return _ended(point, "cancelled", f"the stopped sweep no longer waited for it: {reason}")
 
 
 def _request_stop(points, token: str) -> None:
