@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -324,6 +326,22 @@ def test_find_images_takes_one_folder_as_a_string_and_an_exclude_string(tmp_path
     assert find_images([tmp_path / "in"], exclude=str(tmp_path / "in")) == []  # was an AttributeError
     with pytest.raises(TypeError, match="paths must hold file or folder paths, got 3"):
         find_images([tmp_path, 3])
+
+
+def test_find_images_lists_one_file_under_two_spellings_once(tmp_path, monkeypatch):
+    from napari_cellseg.io import find_images
+
+    (tmp_path / "dir").mkdir()
+    write_tiff_layer(tmp_path / "dir" / "a.tif", np.ones((4, 4), np.uint8), "image")
+    (tmp_path / "dir" / "b.tif").symlink_to("a.tif")  # another name: an image of its own
+    monkeypatch.chdir(tmp_path)
+    rel, absolute = Path("dir/a.tif"), tmp_path / "dir" / "a.tif"
+    # relative + absolute, and ".." spellings: one file, listed under its first spelling
+    assert find_images([rel, absolute]) == [rel]
+    assert find_images([rel, Path("dir/../dir/a.tif")]) == [rel]
+    # a folder and a file inside it, named absolutely (was a "same id" failure in segment)
+    assert find_images([Path("dir"), absolute]) == [rel, Path("dir/b.tif")]
+    assert find_images([absolute, Path("dir/b.tif")]) == [absolute, Path("dir/b.tif")]
 
 
 @pytest.mark.parametrize(

@@ -314,7 +314,20 @@ def find_images(
             )  # fmt: skip
         else:
             found.append(path)
-    return list(dict.fromkeys(found))
+    # one file under two spellings (relative and absolute, "dir/../dir/a.png", a folder and a
+    # file in it) is listed once, under its first spelling; the name is part of the key so a
+    # symlink named differently from its target stays an image of its own
+    unique: dict[tuple[Path, str], Path] = {}
+    for path in found:
+        unique.setdefault((_resolved(path), path.name), path)
+    return list(unique.values())
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: compare as written
+        return Path(os.path.abspath(path))
 
 
 # --- napari hooks -----------------------------------------------------------
