@@ -45,6 +45,38 @@ def test_reader_declines_non_tiff_and_reads_tiff(tmp_path):
     assert len(layers) == 1 and layers[0][2] == "image"
 
 
+def test_lzw_and_jpeg_compressed_tiffs_are_read(tmp_path):
+    # Photoshop, GIMP, scanners and QuPath/Bio-Formats exports write LZW; tifffile decodes it
+    # (and JPEG) only through imagecodecs, a dependency since these failed as "requires imagecodecs"
+    pytest.importorskip("imagecodecs", reason="imagecodecs (a dependency) is not installed here")
+    import tifffile
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 60000, (32, 24), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "lzw.tif", grey, compression="lzw")
+    assert tifffile.TiffFile(tmp_path / "lzw.tif").pages[0].compression == 5  # LZW
+    ((data, _attrs, layer_type),) = napari_get_reader(str(tmp_path / "lzw.tif"))(str(tmp_path / "lzw.tif"))
+    assert layer_type == "image"
+    np.testing.assert_array_equal(data, grey)
+    np.testing.assert_array_equal(read_image(tmp_path / "lzw.tif"), grey)
+    rgb = rng.integers(0, 255, (32, 24, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "jpeg.tif", compression="jpeg")
+    assert read_image(tmp_path / "jpeg.tif").shape == (32, 24, 3)
+
+
+def test_imagecodecs_is_a_dependency():
+    # without it the test above is skipped and every LZW/JPEG TIFF fails to read
+    import re
+
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.10 has no tomllib")
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("not run from a source checkout (no pyproject.toml)")
+    dependencies = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["dependencies"]
+    assert "imagecodecs" in {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0] for d in dependencies}
+
+
 def test_missing_and_corrupt_files_name_the_file(tmp_path):
     missing = tmp_path / "nothing.tif"
     with pytest.raises(ImageReadError, match=r"nothing\.tif: no such file"):
