@@ -77,6 +77,41 @@ def test_imagecodecs_is_a_dependency():
     assert "imagecodecs" in {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0] for d in dependencies}
 
 
+def test_a_tiff_of_several_images_is_refused_naming_them_but_pyramids_are_read(tmp_path):
+    import tifffile
+    from PIL import Image
+
+    a = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48)
+    # two OME series (a multi-position export): the second was dropped without a word
+    with tifffile.TiffWriter(tmp_path / "two.ome.tif", ome=True) as writer:
+        writer.write(a, metadata={"axes": "YX"})
+        writer.write(np.ascontiguousarray(a[::-1]), metadata={"axes": "YX"})
+    with pytest.raises(ImageReadError, match=r"two\.ome\.tif: holds 2 images .*\(64, 48\), \(64, 48\)"):
+        read_image(tmp_path / "two.ome.tif")
+    with pytest.raises(ImageReadError, match=r"two\.ome\.tif: holds 2 images"):
+        read_tiff_layer(tmp_path / "two.ome.tif")
+    # pages of different sizes (Pillow save_all)
+    pages = [Image.fromarray(a.astype(np.uint8)), Image.fromarray(a[:32, :40].astype(np.uint8))]
+    pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
+    with pytest.raises(ImageReadError, match=r"pages\.tif: holds 2 images .*\(64, 48\), \(32, 40\)"):
+        read_image(tmp_path / "pages.tif")
+    # pages of one shape are one stack, as before
+    pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=[pages[0]] * 2)
+    assert read_image(tmp_path / "stack.tif").shape == (3, 64, 48)
+    # reduced-resolution levels and thumbnails are not images of their own
+    with tifffile.TiffWriter(tmp_path / "pyramid.ome.tif", ome=True) as writer:
+        writer.write(a, subifds=1, metadata={"axes": "YX"})
+        writer.write(a[::2, ::2], subfiletype=1)
+    with tifffile.TiffWriter(tmp_path / "thumbnail_after.tif") as writer:
+        writer.write(a)
+        writer.write(a[::4, ::4], subfiletype=1)
+    with tifffile.TiffWriter(tmp_path / "thumbnail_first.tif") as writer:
+        writer.write(a[::4, ::4], subfiletype=1)
+        writer.write(a)
+    for name in ("pyramid.ome.tif", "thumbnail_after.tif", "thumbnail_first.tif"):
+        np.testing.assert_array_equal(read_image(tmp_path / name), a)
+
+
 def test_missing_and_corrupt_files_name_the_file(tmp_path):
     missing = tmp_path / "nothing.tif"
     with pytest.raises(ImageReadError, match=r"nothing\.tif: no such file"):

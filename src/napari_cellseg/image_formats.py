@@ -23,10 +23,56 @@ def allow_large_images() -> None:
     Image.MAX_IMAGE_PIXELS = None
 
 
+class MultiImageTiffError(ValueError):
+    """A TIFF holds several full images (series), of which only one could be read."""
+
+
+# whole-slide files (SVS, NDPI, Philips, ...) keep small pictures of the slide as series beside it
+_ASSOCIATED_SERIES = {"thumbnail", "label", "macro", "map", "overview"}
+
+
+def full_image_series(tif) -> list:
+    """A TIFF's series that are full images: not thumbnails, slide labels or reduced levels.
+
+    A pyramid's levels are held by its series (``series.levels``), not listed here; a
+    reduced-resolution page (NewSubfileType 1) or a whole-slide file's associated image
+    (thumbnail, label, macro) is left out.
+    """
+    full = []
+    for series in tif.series:
+        if str(series.name or "").strip().lower() in _ASSOCIATED_SERIES:
+            continue
+        page = series.pages[0] if len(series.pages) else None
+        if page is not None and getattr(page, "is_reduced", False):
+            continue
+        full.append(series)
+    return full
+
+
+def main_series_index(tif) -> int:
+    """The index of the series that :func:`tiff_pixels` reads (the first full image)."""
+    full = full_image_series(tif)
+    return tif.series.index(full[0]) if full else 0
+
+
 def tiff_pixels(tif) -> np.ndarray:
-    """A TIFF's first series, colour samples last (planar RGB is stored ``(3, H, W)``)."""
-    axes = tif.series[0].axes if tif.series else ""
-    data = tif.asarray()
+    """A TIFF's image, colour samples last (planar RGB is stored ``(3, H, W)``).
+
+    Raises :class:`MultiImageTiffError` when the file holds more than one full image (an
+    OME-TIFF of several positions, pages of different sizes): reading its first only was
+    silent. Pages of one shape that tifffile reads as one series (a multi-page stack)
+    are one image, a stack.
+    """
+    full = full_image_series(tif)
+    if len(full) > 1:
+        shapes = ", ".join(str(tuple(int(n) for n in s.shape)) for s in full)
+        raise MultiImageTiffError(
+            f"holds {len(full)} images (TIFF series of shapes {shapes}), and one file is read as "
+            "one image; save each image as its own file (in Fiji, Bio-Formats opens each series)"
+        )
+    index = tif.series.index(full[0]) if full else 0
+    axes = tif.series[index].axes if tif.series else ""
+    data = tif.asarray(series=index) if index else tif.asarray()
     if "S" in axes and axes.index("S") != len(axes) - 1 and data.ndim == len(axes):
         data = np.moveaxis(data, axes.index("S"), -1)
     return data

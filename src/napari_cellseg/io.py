@@ -21,6 +21,7 @@ import numpy as np
 
 from .config import atomic_write_bytes
 from .image_formats import (
+    MultiImageTiffError,
     allow_large_images,
     content_kind,
     is_png_colour16,
@@ -94,6 +95,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
             allow_large_images()
             data = iio.imread(path)
+    except MultiImageTiffError as err:
+        raise ImageReadError(f"{path}: {err}") from None
     except Exception as err:  # decoders raise many types; name the file instead
         raise ImageReadError(f"{path}: cannot be read as an image ({type(err).__name__}: {err})") from None
     data = np.asarray(data)
@@ -135,6 +138,8 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
             description = tif.pages[0].description if len(tif.pages) else ""
             # our own files hold the layer's array as it was (older ones tagged 3 planes as RGB)
             data = tif.asarray() if _META_KEY in description else tiff_pixels(tif)
+    except MultiImageTiffError as err:
+        raise ImageReadError(f"{path}: {err}") from None
     except Exception as err:
         raise ImageReadError(f"{path}: not a readable TIFF ({type(err).__name__}: {err})") from None
     if data.size == 0:

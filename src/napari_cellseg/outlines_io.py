@@ -124,9 +124,11 @@ def _outlines_shape(image: Path) -> tuple[int, ...] | None:
         return None
     import tifffile
 
+    from .image_formats import main_series_index
+
     try:
         with tifffile.TiffFile(image) as tif:
-            series = tif.series[0]
+            series = tif.series[main_series_index(tif)]
             shape = [n for n, axis in zip(series.shape, series.axes) if axis != "S"]
     except Exception:  # not a TIFF after all: the outlines size the labels
         return None

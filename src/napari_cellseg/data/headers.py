@@ -180,10 +180,12 @@ def _tiff_values(fh, order: str, kind: int, count: int, raw: bytes) -> tuple[int
 def _tifffile_header(path: Path) -> ImageHeader:
     import tifffile
 
+    from ..image_formats import main_series_index
+
     with tifffile.TiffFile(path) as tif:
         if not tif.series:
             raise HeaderError("TIFF holds no image")
-        series = tif.series[0]
+        series = tif.series[main_series_index(tif)]  # as io.read_image reads it
         shape, dtype = tuple(int(s) for s in series.shape), np.dtype(series.dtype).name
         axes = series.axes
     if "S" in axes and len(axes) == len(shape):  # planar RGB: io.read_image puts the samples last

@@ -213,11 +213,13 @@ def _channels_as_stored(path: Path, image, channel: int | None):
     import numpy as np
     import tifffile
 
+    from ..image_formats import main_series_index
+
     if path.suffix.lower() not in (".tif", ".tiff"):
         return image
     try:
         with tifffile.TiffFile(path) as tif:
-            axes = tif.series[0].axes if tif.series else ""
+            axes = tif.series[main_series_index(tif)].axes if tif.series else ""
     except Exception:  # read_image has read it; no axes to go by
         return image
     axes = axes.replace("S", "") + ("S" if "S" in axes else "")  # io moves samples (RGB) last
