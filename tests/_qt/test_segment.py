@@ -141,7 +141,7 @@ def test_bad_model_folder_and_shortcut(make_napari_viewer, tiny_model_dir, tmp_p
     widget.model_edit.setText(str(tmp_path / "empty"))
     assert "missing config.json and model.safetensors" in widget.message.text()
     bound = viewer.keymap.get(KeyBinding.from_str("Control-Shift-S"))
-    assert bound is not None and bound.__name__ == "segment_selected_layer"
+    assert bound is not None and bound.__name__ == "_segment_key"
     # Opening the panel again (another viewer or a re-dock) must not fail on the binding.
     viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
     widget.model_edit.setText(str(tiny_model_dir))  # a good folder becomes the current model
@@ -296,16 +296,21 @@ def test_a_new_current_model_brings_its_own_watershed_settings(make_napari_viewe
 def test_the_shortcut_on_a_probability_map_segments_its_image(
     make_napari_viewer, tiny_model_dir, wait_for_job
 ):
-    from napari_cellseg._qt.segment import segment_selected_layer
+    from napari_cellseg._qt.segment import _segment_key, segment_selected_layer
 
     current_model.set_current_model(tiny_model_dir)
     viewer, widget, layer, _ = _dock(make_napari_viewer)
     _segment(widget, wait_for_job, layer=layer)
     viewer.layers.selection.active = viewer.layers["[C] sample boundary probability"]  # clicked to look at it
-    segment_selected_layer(viewer)
+    _segment_key(viewer)
     wait_for_job(widget, 60000)
     assert not any("probability segmented" in name or "probability boundary" in name for name in
                    [lay.name for lay in viewer.layers])  # fmt: skip
+    # the menu names the selected layer: with a map (or labels) selected it refuses, never the panel's image
+    cells = viewer.layers["[C] sample segmented cells"]
+    viewer.layers.selection.active = cells
+    segment_selected_layer(viewer)
+    assert not widget.busy and "'[C] sample segmented cells' is not an image layer" in widget.message.text()
 
 
 def test_save_results_saves_the_cells_of_the_image_shown(

@@ -58,7 +58,24 @@ DEBOUNCE_MS = 60
 
 
 def segment_selected_layer(viewer: Viewer) -> None:
-    """Layers > Segment: segment the selected image layer with the current model (the Segment panel opens)."""
+    """Layers > Segment: segment the selected image layer with the current model (the Segment panel opens).
+
+    Another kind of layer selected is refused: the menu names the selected layer, so the
+    panel's own image would be a surprise (the Ctrl+Shift+S key falls back to it).
+    """
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    layer = viewer.layers.selection.active
+    if not segmentable(layer):
+        what = f"{layer.name!r} is not an image layer" if layer is not None else "no layer is selected"
+        widget.fail(
+            f"{what}: select the image layer to segment (not a probability map), then Layers > Segment"
+        )
+        return
+    widget.segment(layer)
+
+
+def _segment_key(viewer: Viewer) -> None:
+    """Ctrl+Shift+S: the selected image layer, else the Segment panel's image."""
     _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
     widget.segment(viewer.layers.selection.active)
 
@@ -172,7 +189,7 @@ class SegmentWidget(WatershedSliders, TaskPanel):
         self.image_combo.currentTextChanged.connect(self._shown_changed)
         self.viewer.layers.events.removed.connect(self._layers_removed)
         follow_current_model(self, SegmentWidget._model_changed)
-        self.viewer.bind_key(SHORTCUT, segment_selected_layer, overwrite=True)
+        self.viewer.bind_key(SHORTCUT, _segment_key, overwrite=True)
         self._warm_worker = None
         self._model_changed(get_current_model_dir())
         self._active_changed()
