@@ -254,6 +254,48 @@ def test_outlines_written_beside_the_labels_do_not_block_evaluation(folders, cap
     assert "two files for id a1" in capsys.readouterr().err
 
 
+def test_an_image_beside_its_outlines_is_not_scored_as_the_labels(folders, capsys):
+    # QuPath / import-outlines layout: <id>.tif is the microscopy image, <id>.geojson the cells.
+    # The grey image was read as labels (every grey level a cell): 0.000, exit 0, no word said.
+    from PIL import Image
+
+    from napari_cellseg.inference.outlines import write_geojson
+    from napari_cellseg.io import write_tiff_layer
+
+    cells = tifffile.imread(folders / "gt" / "a1.tif")
+    gt = folders / "truth"
+    gt.mkdir()
+    write_geojson(gt / "a1.geojson", cells)
+    grey = (np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) % 97) + 3
+    tifffile.imwrite(gt / "a1.tif", grey)
+    args = ["evaluate", "--pred", str(folders / "pred"), "--gt", str(gt), "--skip-missing"]
+    assert main(args) == 2  # a grey integer image could be either: refused, naming both files
+    assert "ground truth: two files for id a1: a1.tif, a1.geojson" in capsys.readouterr().err
+    for image in ("rgb", "float"):  # cannot be labels: the outlines are scored, and the run says so
+        (gt / "a1.tif").unlink(missing_ok=True)
+        if image == "rgb":
+            Image.fromarray(np.stack([grey.astype(np.uint8)] * 3, axis=-1)).save(gt / "a1.png")
+        else:
+            (gt / "a1.png").unlink()
+            tifffile.imwrite(gt / "a1.tif", grey.astype(np.float32))
+        assert main(args) == 0
+        out, err = capsys.readouterr()
+        assert _all_scores(out) == ["1", "1.000", "1.000", "1.000", "1.000", "1.000"], (image, out)
+        assert "scored a1.geojson; a1" in err
+    # the plugin's own labels beside outlines of other cells: the labels (its header says so)
+    (gt / "a1.tif").unlink()
+    write_tiff_layer(gt / "a1.tif", cells, "labels")
+    write_geojson(gt / "a1.geojson", np.roll(cells, 5, axis=0))
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert _all_scores(out) == ["1", "1.000", "1.000", "1.000", "1.000", "1.000"] and "a1" not in err
+
+
+def _all_scores(printed: str) -> list[str]:
+    """The first table's "all" row: images, AP@0.5, AP@0.75, DSB, F1@0.5, AJI."""
+    return next(line.split()[1:] for line in printed.splitlines() if line.startswith("all"))
+
+
 def test_empty_outlines_are_a_prediction_of_no_cells(folders, capsys):
     # segment --geojson --imagej-rois on an image without cells writes empty files; evaluate
     # refused them ("holds no polygon outline") and the whole evaluation stopped.

@@ -89,6 +89,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             f"a prediction: {_listed(result.missing_predictions)}",
             file=sys.stderr,
         )
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     if result.unmatched_predictions:
         print(
             f"note: ignored {len(result.unmatched_predictions)} prediction(s) without ground "

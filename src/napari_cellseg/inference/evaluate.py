@@ -49,6 +49,7 @@ class EvaluationResult:
     groups: dict[str, PooledMetrics]
     missing_predictions: list[str] = field(default_factory=list)
     unmatched_predictions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # which file of an image + outlines pair was used
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,8 +65,19 @@ class EvaluationResult:
         }
 
 
-def find_label_files(directory: str | os.PathLike, what: str) -> dict[str, Path]:
-    """``{stem: path}`` of the label images in ``directory``."""
+def find_label_files(
+    directory: str | os.PathLike, what: str, notes: list[str] | None = None
+) -> dict[str, Path]:
+    """``{stem: path}`` of the label images in ``directory``.
+
+    A stem with both a label image and outlines (``<id>.tif`` + ``<id>.geojson``) is one
+    file: the labels when they are labels the plugin wrote (``segment --geojson`` writes
+    outlines beside them; the header says so) or filed as masks; the outlines when the other
+    file is an image (RGB, floating point, recorded as an image), as QuPath and
+    ``import-outlines`` users keep the image beside its outlines. Anything else is refused,
+    naming both files: scoring a grey image as labels gave 0 without a word. Which file was
+    taken, when not the plugin's own labels, is appended to ``notes``.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise EvaluationError(f"{what} folder {directory} does not exist")
@@ -74,9 +86,8 @@ def find_label_files(directory: str | os.PathLike, what: str) -> dict[str, Path]
         if path.is_file() and path.suffix.lower() in LABEL_SUFFIXES:
             stem = path.stem.removesuffix("_rois") if _is_outlines(path) else path.stem
             if stem in files and _is_outlines(files[stem]) != _is_outlines(path):
-                # segment --geojson/--imagej-rois writes outlines beside the labels: the labels are exact
-                if _is_outlines(files[stem]):
-                    files[stem] = path
+                labels, outlines = (path, files[stem]) if _is_outlines(files[stem]) else (files[stem], path)
+                files[stem] = _labels_or_outlines(labels, outlines, stem, what, notes)
                 continue
             if stem in files:
                 raise EvaluationError(f"{what}: two files for id {stem}: {files[stem].name}, {path.name}")
@@ -86,6 +97,93 @@ def find_label_files(directory: str | os.PathLike, what: str) -> dict[str, Path]
             f"{what} folder {directory} holds no label images ({', '.join(LABEL_SUFFIXES)})"
         )
     return files
+
+
+def _labels_or_outlines(labels: Path, outlines: Path, stem: str, what: str, notes: list[str] | None) -> Path:
+    """Which of ``<id>.tif`` (or ``.png``) and its outlines is the label file; see :func:`find_label_files`."""
+    kind, why = _label_file_kind(labels)
+    if kind == "labels":
+        if why and notes is not None:
+            notes.append(f"{what} {stem}: scored {labels.name} ({why}), not {outlines.name} beside it")
+        return labels
+    if kind == "image":
+        if notes is not None:
+            notes.append(
+                f"{what} {stem}: scored {outlines.name}; {labels.name} beside it is an image ({why})"
+            )
+        return outlines
+    if _outlines_drawn_from(labels, outlines):
+        if notes is not None:
+            notes.append(
+                f"{what} {stem}: scored {labels.name}, the labels {outlines.name} beside it outlines"
+            )
+        return labels
+    raise EvaluationError(
+        f"{what}: two files for id {stem}: {labels.name}, {outlines.name}; {labels.name} {why}, so it may be "
+        f"the image the outlines were drawn on as well as labels: move the one not to be scored out of "
+        f"the folder (labels written by napari-cellseg are recognised)"
+    )
+
+
+def _outlines_drawn_from(labels: Path, outlines: Path) -> bool:
+    """Whether ``outlines`` are those of the objects in ``labels`` (one outline per id, same cells).
+
+    A grey image has far more values than outlines and no background of zeros; labels that
+    the outlines were exported from (another tool, or ``segment`` before labels were marked)
+    match them object for object.
+    """
+    from ..data.outlines_import import OutlinesError, read_outlines
+    from ..io import ImageReadError, read_image
+
+    try:
+        pixels = read_image(labels)
+        if pixels.ndim != 2 or not np.issubdtype(pixels.dtype, np.integer):
+            return False
+        drawn = read_outlines(outlines, pixels.shape, empty_ok=True).labels
+    except (ImageReadError, OutlinesError, ValueError):
+        return False
+    ids = np.unique(pixels)
+    n_objects = len(ids) - (1 if ids[0] == 0 else 0)
+    if drawn.shape != pixels.shape or n_objects != len(np.unique(drawn[drawn > 0])):
+        return False
+    inside, drawn_inside = pixels > 0, drawn > 0
+    union = np.count_nonzero(inside | drawn_inside)
+    return union == 0 or np.count_nonzero(inside & drawn_inside) >= 0.9 * union
+
+
+def _label_file_kind(path: Path) -> tuple[str, str]:
+    """``("labels" | "image" | "unknown", why)`` for a TIFF or PNG, from its header only."""
+    import json
+
+    from ..data.headers import HeaderError, read_header
+    from ..io import _META_KEY, TIFF_SUFFIXES
+
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                description = tif.pages[0].description if len(tif.pages) else ""
+            stored = json.loads(description).get(_META_KEY) if description.startswith("{") else None
+        except Exception:  # not a TIFF or no JSON description: judged by its pixels below
+            stored = None
+        layer_type = stored.get("layer_type") if isinstance(stored, dict) else None
+        if layer_type == "labels":
+            return "labels", ""
+        if layer_type == "image":
+            return "image", "saved as an image layer"
+    try:
+        header = read_header(path)
+    except HeaderError as err:
+        return "unknown", f"has no readable 2D header ({err})"
+    if header.channels != 1:
+        return "image", f"{header.channels} colour channels"
+    dtype = np.dtype(header.dtype)
+    if not np.issubdtype(dtype, np.integer):
+        return "image", f"{dtype.name} pixels"
+    if dtype.itemsize >= 2 and any(h in path.parent.name.lower() for h in ("mask", "label")):
+        return "labels", f"integer labels in a folder named {path.parent.name}"
+    return "unknown", f"holds {dtype.name} grey pixels and does not record being labels"
 
 
 def read_microscopes(manifest: str | os.PathLike) -> dict[str, str]:
@@ -169,9 +267,9 @@ def _read_pair(pred_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray]:
     return pred, gt
 
 
-def _pairs(pred_dir, gt_dir, skip_missing: bool) -> tuple[list, list[str], list[str]]:
-    preds = find_label_files(pred_dir, "predictions")
-    gts = find_label_files(gt_dir, "ground truth")
+def _pairs(pred_dir, gt_dir, skip_missing: bool, notes: list[str]) -> tuple[list, list[str], list[str]]:
+    preds = find_label_files(pred_dir, "predictions", notes)
+    gts = find_label_files(gt_dir, "ground truth", notes)
     missing = sorted(set(gts) - set(preds))
     unmatched = sorted(set(preds) - set(gts))
     if missing and not skip_missing:
@@ -194,7 +292,8 @@ def iter_evaluate_directories(
     skip_missing: bool = False,
 ) -> Generator[EvaluateProgress, None, EvaluationResult]:
     """Generator form of :func:`evaluate_directories`."""
-    pairs, missing, unmatched = _pairs(pred_dir, gt_dir, skip_missing)
+    notes: list[str] = []
+    pairs, missing, unmatched = _pairs(pred_dir, gt_dir, skip_missing, notes)
     microscopes = dict(microscopes or {})
     per_image: list[ImageMetrics] = []
     for index, (stem, pred_path, gt_path) in enumerate(pairs):
@@ -214,7 +313,7 @@ def iter_evaluate_directories(
         for name in sorted(set(by_id.values()))
     }
     groups[ALL] = pool_metrics(per_image)
-    return EvaluationResult(per_image, by_id, groups, missing, unmatched)
+    return EvaluationResult(per_image, by_id, groups, missing, unmatched, notes)
 
 
 def evaluate_directories(
