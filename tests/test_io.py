@@ -438,3 +438,43 @@ def test_a_four_dimensional_array_reads_back_with_its_shape(tmp_path):
     probabilities = np.random.default_rng(2).random((3, 2, 8, 10)).astype(np.float32)
     data, _, _ = read_tiff_layer(write_tiff_layer(tmp_path / "p.tif", probabilities, "image", {}))
     np.testing.assert_array_equal(data, probabilities)
+
+
+def test_a_labels_pyramid_is_saved_from_its_full_resolution_level(tmp_path):
+    # np.asarray of napari's MultiScaleData gives its smallest level: outlines landed at 1/4 of the cells
+    from napari.layers._multiscale_data import MultiScaleData
+
+    from napari_cellseg.data.outlines_import import read_outlines
+    from napari_cellseg.io import (
+        read_tiff_layer,
+        write_labels_geojson,
+        write_labels_imagej_rois,
+        write_labels_layer,
+    )
+
+    full = np.zeros((256, 256), np.uint16)
+    full[100:200, 50:150] = 1
+    pyramid = MultiScaleData([full, full[::2, ::2], full[::4, ::4]])
+    attributes = {"name": "cells", "multiscale": True}
+    (tif,) = write_labels_layer(str(tmp_path / "cells.tif"), pyramid, attributes)
+    np.testing.assert_array_equal(read_tiff_layer(tif)[0], full)
+    for written in (write_labels_geojson(str(tmp_path / "cells"), pyramid, attributes),
+                    write_labels_imagej_rois(str(tmp_path / "cells"), pyramid, attributes)):  # fmt: skip
+        labels = read_outlines(written[0], shape=full.shape).labels
+        assert int((labels > 0).sum()) == 100 * 100 and labels[150, 100] > 0
+
+
+def test_open_files_as_stack_gives_one_layer(tmp_path):
+    # napari passes a list only for "Open Files as Stack": one layer of the planes, as napari's reader
+    from napari_cellseg.outlines_io import napari_get_outlines_reader
+
+    paths = []
+    for index in range(2):
+        paths.append(str(tmp_path / f"plane{index}.tif"))
+        write_tiff_layer(paths[-1], np.full((10, 12), index, np.uint8), "image")
+    ((data, _, kind),) = napari_get_reader(paths)(paths)
+    assert data.shape == (2, 10, 12) and kind == "image" and data[1].max() == 1
+    write_tiff_layer(tmp_path / "other.tif", np.zeros((10, 13), np.uint8), "image")
+    with pytest.raises(ValueError, match=r"other.tif: cannot stack a uint8 image of shape \(10, 13\)"):
+        napari_get_reader([*paths, str(tmp_path / "other.tif")])([*paths, str(tmp_path / "other.tif")])
+    assert napari_get_outlines_reader([str(tmp_path / "a.geojson"), str(tmp_path / "b.geojson")]) is None

@@ -347,12 +347,22 @@ def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
 
 
 def _read_tiff_layers(path: str | Sequence[str]) -> list[tuple]:
+    """One layer; several paths (napari's *Open Files as Stack*) are its planes, in order."""
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    layers = []
-    for p in paths:
-        data, attributes, layer_type = read_tiff_layer(p)
-        layers.append((data, attributes, layer_type))
-    return layers
+    data, attributes, layer_type = read_tiff_layer(paths[0])
+    if len(paths) == 1:
+        return [(data, attributes, layer_type)]
+    planes = [data]
+    for p in paths[1:]:
+        plane, _, kind = read_tiff_layer(p)
+        if (plane.shape, plane.dtype, kind) != (data.shape, data.dtype, layer_type):
+            raise ValueError(
+                f"{p}: cannot stack a {plane.dtype} {kind} of shape {plane.shape} on {paths[0]}, "
+                f"a {data.dtype} {layer_type} of shape {data.shape}: stacked files must match"
+            )
+        planes.append(plane)
+    attributes = {k: v for k, v in attributes.items() if k not in ("scale", "translate")}  # one more axis now
+    return [(np.stack(planes), attributes, layer_type)]
 
 
 def write_image_layer(path: str, data: Any, attributes: dict) -> list[str]:
@@ -361,15 +371,20 @@ def write_image_layer(path: str, data: Any, attributes: dict) -> list[str]:
 
 
 def write_labels_layer(path: str, data: Any, attributes: dict) -> list[str]:
-    """npe2 writer for one labels layer."""
-    return [str(write_tiff_layer(_with_tif_suffix(path), np.asarray(data), "labels", attributes))]
+    """npe2 writer for one labels layer (a pyramid's full-resolution level)."""
+    return [str(write_tiff_layer(_with_tif_suffix(path), data, "labels", attributes))]
+
+
+def _full_resolution(data: Any, attributes: dict) -> np.ndarray:
+    """A layer's pixels; of a pyramid its first level (``np.asarray`` of napari's gives the smallest)."""
+    return np.asarray(data[0] if attributes.get("multiscale") else data)
 
 
 def write_labels_imagej_rois(path: str, data: Any, attributes: dict) -> list[str]:
     """npe2 writer: one labels layer as a Fiji ROI set (``.zip``), one freehand ROI a cell."""
     from .inference.outlines import write_imagej_rois
 
-    return [str(write_imagej_rois(_with_suffix(path, (".zip",)), np.asarray(data)))]
+    return [str(write_imagej_rois(_with_suffix(path, (".zip",)), _full_resolution(data, attributes)))]
 
 
 def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
@@ -381,7 +396,8 @@ def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
     from .inference.outlines import write_geojson
 
     target = _with_suffix(path, (".geojson", ".json"))
-    return [str(write_geojson(target, np.asarray(data), image_id=attributes.get("name")))]
+    labels = _full_resolution(data, attributes)
+    return [str(write_geojson(target, labels, image_id=attributes.get("name")))]
 
 
 def _with_suffix(path: str, suffixes: Sequence[str]) -> Path:

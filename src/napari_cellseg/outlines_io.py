@@ -28,9 +28,12 @@ from .io import (
 
 
 def napari_get_outlines_reader(path: str | Sequence[str]) -> Callable | None:
-    """npe2 reader contribution: cell outlines (QuPath GeoJSON, Fiji ROI sets) as labels layers, else None."""
+    """npe2 reader contribution: cell outlines (QuPath GeoJSON, Fiji ROI sets) as a labels layer, else None.
+
+    A list of paths (napari's *Open Files as Stack*) is declined: outline files are no planes.
+    """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if not paths or not all(_is_outlines_file(Path(p)) for p in paths):
+    if len(paths) != 1 or not _is_outlines_file(Path(paths[0])):
         return None
     return read_outlines_layers
 
