@@ -192,6 +192,43 @@ def test_tune_watershed_writes_the_model_config(tiny_dataset, monkeypatch, capsy
     assert "unknown watershed parameter" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("rounds", [1, 2, 3, 4])
+def test_tune_watershed_rounds_that_cycle_keep_the_best_under_its_own_size_estimate(
+    tiny_dataset, monkeypatch, capsys, rounds
+):
+    # A size-estimating model: each setting's estimate favours the other (0.2 -> 0.5 -> 0.2 ...).
+    # The stored one used to depend on the parity of --rounds, with a score measured under the
+    # other setting's estimate.
+    from napari_cellseg.inference.watershed_params import WatershedParams
+
+    own = {0.2: 0.30, 0.5: 0.31}  # each setting's score under its own size estimate
+    under_other = {0.2: 0.32, 0.5: 0.305}  # ... and under the other's
+
+    def fake_round(args, grid, current, ids, images, ground_truth):
+        mine = current.interior_threshold
+        other = 0.5 if mine == 0.2 else 0.2
+        best = WatershedParams.from_dict({**current.to_dict(), "interior_threshold": other})
+        best_row = {"interior_threshold": other, "dsb_score": under_other[other], "current": False}
+        return best, best_row, {"interior_threshold": mine, "dsb_score": own[mine], "current": True}
+
+    monkeypatch.setattr(tune_watershed_cli, "_tune_round", fake_round)
+    config_path = tiny_dataset / "model" / "config.json"
+    config = {"default_diameter": 0, "watershed": {"interior_threshold": 0.2}}
+    config_path.write_text(json.dumps(config))
+    model, data, split = (str(tiny_dataset / name) for name in ("model", "data", "split.csv"))
+    grid = '{"interior_threshold": [0.2, 0.5]}'
+    args = ["tune-watershed", "--model", model, "--data", data, "--split", split, "--grid", grid]
+    assert main([*args, "--rounds", str(rounds)]) == 0
+    out, err = capsys.readouterr()
+    stored = json.loads(config_path.read_text())
+    assert stored["watershed"]["interior_threshold"] == 0.5
+    if rounds == 1:  # one round cannot tell: it says the parameters had not settled
+        assert "still changed after 1 round(s)" in err
+        return
+    assert "still changed" not in err and "the rounds cycle between 2 settings" in out
+    assert stored["metrics"]["watershed_tuned"]["dsb_score"] == 0.31  # 0.5 under its own estimate
+
+
 def test_tune_watershed_reports_a_bad_split(tiny_dataset, capsys):
     (tiny_dataset / "split.csv").write_text("id,fold\nx,1\n")
     args = ["tune-watershed", "--model", str(tiny_dataset / "model"), "--data", str(tiny_dataset / "data")]

@@ -6,7 +6,9 @@ Registered by :mod:`.commands`; nothing heavy is imported at module level.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 from .cli_files import check_writable_file, model_files, write_text
 
@@ -67,9 +69,8 @@ def register(subparsers) -> None:
 
 def _run_tune_watershed(args: argparse.Namespace) -> int:
     from ..cli import CommandError
-    from ..config import ConfigError
     from .runtime import ModelNotFoundError, default_model_dir, resolve_model_dir
-    from .tune_watershed import grid_points, load_tuning_images, row_scores, write_watershed_params
+    from .tune_watershed import grid_points, load_tuning_images, row_scores
 
     # Every argument is checked before the (slow) predictions.
     if args.rounds < 1:
@@ -104,34 +105,77 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
         )
     except ValueError as err:  # DatasetError and friends name the file
         raise CommandError(str(err)) from None
+    # (params, their row scored under their own size estimate): each round's current parameters
+    tried: list[tuple[Any, dict]] = []
+    settled = False
     for round_number in range(1, args.rounds + 1):
         current = _current_params(args.model)
         tuned = _tune_round(args, grid, current, ids, images, ground_truth)
         if tuned is None:  # dry run
             return 0
-        best, best_row = tuned
+        best, best_row, current_row = tuned
+        tried.append((current, current_row))
+
+        def scores_of(row: dict) -> dict:
+            return {
+                "subset": subset, "microscope": args.microscope, "images": len(ids), "score": args.score,
+                **row_scores(row),
+            }  # fmt: skip
+
         if best == current:
-            print(
-                f"the model's current parameters score best ({args.score} {best_row[args.score]:.4f}); "
-                "config.json unchanged"
-            )
+            if round_number > 1:  # what the last round stored was scored under the previous estimate
+                _write(args, current, scores_of(current_row))
+                print(
+                    f"the parameters stored in round {round_number - 1} score best under their own size "
+                    f"estimate ({args.score} {current_row[args.score]:.4f}); recorded that score"
+                )
+            else:
+                print(
+                    f"the model's current parameters score best ({args.score} {current_row[args.score]:.4f}); "
+                    "config.json unchanged"
+                )
+            settled = True
             break
-        scores = {
-            "subset": subset, "microscope": args.microscope, "images": len(ids), "score": args.score,
-            **row_scores(best_row),
-        }  # fmt: skip
-        try:
-            path = write_watershed_params(args.model, best, scores)
-        except ConfigError as err:
-            raise CommandError(str(err)) from None
-        except OSError as err:
-            raise CommandError(f"cannot write {args.model / 'config.json'}: {err.strerror or err}") from None
+        if any(best == params for params, _row in tried):
+            # the rounds would go back and forth between settings (A -> B -> A ...): keep the one
+            # that scored best under its own size estimate, whatever the parity of --rounds
+            keep, keep_row = max(tried, key=lambda item: item[1][args.score])
+            path = _write(args, keep, scores_of(keep_row))
+            print(
+                f"the rounds cycle between {len(tried)} settings (each one's size estimate favours "
+                f"another): kept {keep.to_dict()}, best under its own size estimate ({args.score} "
+                f"{keep_row[args.score]:.4f}), in {path}"
+            )
+            settled = True
+            break
+        path = _write(args, best, scores_of(best_row))
         print(f"wrote the watershed parameters into {path}")
         if _stored_config(args.model).get("default_diameter") != 0:
+            settled = True
             break
         if round_number < args.rounds:
             print(f"round {round_number + 1}: the size estimate uses the new parameters, tuning again")
+    if not settled:
+        print(
+            f"warning: the parameters still changed after {args.rounds} round(s) (--rounds): those "
+            f"written were scored under the previous parameters' size estimate ({args.score} "
+            f"{best_row[args.score]:.4f}); run tune-watershed again, or with more --rounds, to settle them",
+            file=sys.stderr,
+        )
     return 0
+
+
+def _write(args: argparse.Namespace, params, scores: dict) -> Path:
+    from ..cli import CommandError
+    from ..config import ConfigError
+    from .tune_watershed import write_watershed_params
+
+    try:
+        return write_watershed_params(args.model, params, scores)
+    except ConfigError as err:
+        raise CommandError(str(err)) from None
+    except OSError as err:
+        raise CommandError(f"cannot write {args.model / 'config.json'}: {err.strerror or err}") from None
 
 
 def _read_grid(text: str):
@@ -224,7 +268,7 @@ def _tune_round(args: argparse.Namespace, grid, current, ids, images, ground_tru
     if args.dry_run:
         print("dry run: config.json unchanged")
         return None
-    return best, table[0]
+    return best, table[0], current_row
 
 
 def _predict_all(model_dir: Path, device: str, ids, images) -> list:
