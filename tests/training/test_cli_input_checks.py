@@ -18,7 +18,7 @@ def _train(tmp_path, sample_split, out, *options):
                  *QUICK, *options])  # fmt: skip
 
 
-@pytest.mark.parametrize("item", ["C=-3", "C3", "D=2"])
+@pytest.mark.parametrize("item", ["C=-3", "C3", "D E=2"])
 def test_bad_oversample_is_a_user_error(tmp_path, sample_split, capsys, item):
     out = tmp_path / "out"
     assert _train(tmp_path, sample_split, out, "--patch-size", "64", "--oversample", item) == 2

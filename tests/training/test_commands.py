@@ -25,8 +25,8 @@ def test_registering_the_commands_imports_no_torch():
 
 
 def test_parse_oversample():
-    assert parse_oversample(["C=3", "B=1.5"]) == {"C": 3.0, "B": 1.5}
-    for bad in ("C", "D=2", "C=0", "C=x"):
+    assert parse_oversample(["C=3", "B=1.5", "D=2"]) == {"C": 3.0, "B": 1.5, "D": 2.0}  # D: a lab's own tag
+    for bad in ("C", "C=0", "C=x", "a b=2", "=2"):
         with pytest.raises(ValueError, match="expected TAG=WEIGHT"):
             parse_oversample([bad])
 

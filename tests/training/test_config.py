@@ -26,11 +26,11 @@ def test_unknown_key_in_a_file_is_refused(tmp_path):
 
 
 def test_validate_lists_every_problem():
-    config = TrainConfig(data_dir="d", out_dir="o", epochs=0, loss="dice", sample_weights={"D": 2}, lr=-1)
+    config = TrainConfig(data_dir="d", out_dir="o", epochs=0, loss="dice", sample_weights={"D": 0}, lr=-1)
     with pytest.raises(ConfigError) as info:
         config.validate()
     message = str(info.value)
-    for expected in ("epochs must be >= 1", "loss must be one of", "sample_weights: D=2", "lr must be > 0"):
+    for expected in ("epochs must be >= 1", "loss must be one of", "sample_weights: D=0", "lr must be > 0"):
         assert expected in message
     assert TrainConfig(data_dir="d", out_dir="o").validate().problems() == []
 

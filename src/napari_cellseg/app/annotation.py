@@ -285,7 +285,7 @@ def earlier_id(root: Any, name: str, metadata: dict | None, pixels: Callable[[],
     from ..data.dataset import CellDataset
 
     try:
-        stored = CellDataset.open(root).load_image(older)
+        stored = CellDataset.open(root, microscopes=None).load_image(older)
     except (OSError, ValueError):  # unreadable: not this image as far as we can tell
         return None
     image = np.asarray(pixels())
@@ -374,7 +374,7 @@ def is_listed(root: str | os.PathLike, image_id: str) -> bool:
     """Whether the dataset's manifest lists ``image_id`` (no manifest: False)."""
     from ..data.manifest import MANIFEST_NAME, read_manifest
 
-    _, rows, _ = read_manifest(Path(root) / MANIFEST_NAME, MICROSCOPES)
+    _, rows, _ = read_manifest(Path(root) / MANIFEST_NAME, None)  # a lab's own tags (D, E) too
     return any(row.id == image_id for row in rows)
 
 
@@ -395,7 +395,7 @@ def saved_labels(root: str | os.PathLike, image_id: str) -> dict[str, np.ndarray
     """
     from ..data.dataset import CellDataset
 
-    dataset = CellDataset.open(root)
+    dataset = CellDataset.open(root, microscopes=None)  # a dataset with tags D, E opens its labels too
     if image_id not in dataset:
         return {}
     if dataset[image_id].label_kind == "masks":

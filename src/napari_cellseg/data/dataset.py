@@ -102,15 +102,16 @@ class CellDataset:
         self._records = {r.id: r for r in records}
 
     @classmethod
-    def open(cls, path: str | os.PathLike, microscopes: Sequence[str] = MICROSCOPES) -> CellDataset:
+    def open(cls, path: str | os.PathLike, microscopes: Sequence[str] | None = MICROSCOPES) -> CellDataset:
         """Open a dataset folder, checking the manifest and every file's header.
 
         Parameters
         ----------
         path : str or PathLike
             The dataset folder.
-        microscopes : sequence of str
-            Microscope tags allowed in the manifest.
+        microscopes : sequence of str or None
+            Microscope tags allowed in the manifest; None: whatever tags it
+            uses (then ``.microscopes`` lists those, sorted).
 
         Returns
         -------
@@ -147,6 +148,8 @@ class CellDataset:
                 records.append(record)
         if problems:
             raise DatasetError(root, problems)
+        if microscopes is None:
+            microscopes = sorted({r.microscope for r in records})
         return cls(root, records, microscopes)
 
     # --- records -----------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..classes import check_microscope_tag
 from ..config import atomic_write_text
 
 MANIFEST_NAME = "manifest.csv"
@@ -55,7 +56,7 @@ def not_utf8(err: UnicodeDecodeError) -> str:
 
 
 def read_manifest(
-    path: str | os.PathLike, microscopes: Sequence[str]
+    path: str | os.PathLike, microscopes: Sequence[str] | None
 ) -> tuple[list[str], list[ManifestRow], list[str]]:
     """Read and check a manifest.
 
@@ -63,8 +64,10 @@ def read_manifest(
     ----------
     path : str or PathLike
         The ``manifest.csv`` file.
-    microscopes : sequence of str
-        The microscope tags allowed in the ``microscope`` column.
+    microscopes : sequence of str or None
+        The microscope tags allowed in the ``microscope`` column; None: any
+        tag (:func:`~napari_cellseg.classes.check_microscope_tag`), as training
+        takes the tags of the dataset it is given.
 
     Returns
     -------
@@ -98,7 +101,7 @@ def read_manifest(
     if duplicated:
         return named, [], [f"header repeats column(s) {duplicated}"]
     rows, problems, first_line = [], [], {}
-    allowed = ", ".join(microscopes)
+    allowed = ", ".join(microscopes or ())
     for values in reader:
         line = reader.line_num
         if not any(v.strip() for v in values):
@@ -122,7 +125,11 @@ def read_manifest(
             problems.append(f"line {line}: duplicate id {image_id!r} (first on line {first_line[image_id]})")
             continue
         first_line[image_id] = line
-        if microscope not in microscopes:
+        bad_tag = check_microscope_tag(microscope) if microscopes is None else None
+        if bad_tag:
+            problems.append(f"line {line}: id {image_id!r}: {bad_tag}")
+            continue
+        if microscopes is not None and microscope not in microscopes:
             problems.append(
                 f"line {line}: id {image_id!r} has unknown microscope {microscope!r} (allowed: {allowed})"
             )

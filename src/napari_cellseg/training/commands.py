@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..classes import MICROSCOPES
+from ..classes import check_microscope_tag
 
 TRAIN_DESCRIPTION = """\
 Fine-tune a segmentation network from M2 on the train rows of a split and keep
@@ -100,7 +100,8 @@ def _register_train(subparsers) -> None:
     add("--weight-decay", type=float)
     add("--scheduler", choices=("cosine", "one-cycle", "constant"))
     add("--patch-size", type=int, help="side of the square training crops (default 256)")
-    add("--microscopes", nargs="+", choices=MICROSCOPES, metavar="TAG", help="train on these only")
+    add("--microscopes", nargs="+", metavar="TAG",
+        help="train on these only (tags of the dataset's manifest, e.g. C, or D E; default: every one)")  # fmt: skip
     add("--oversample", nargs="+", default=None, metavar="TAG=W", help="e.g. C=3 draws C crops 3x as often")
     add(
         "--augment",
@@ -155,9 +156,9 @@ def parse_oversample(items: list[str] | None) -> dict[str, float]:
             weight = float(value)
         except ValueError:
             weight = -1.0
-        if not sep or tag not in MICROSCOPES or not weight > 0:
+        if not sep or check_microscope_tag(tag) or not weight > 0:
             raise ConfigError(
-                f"--oversample {item!r}: expected TAG=WEIGHT with TAG in {MICROSCOPES}, WEIGHT > 0"
+                f"--oversample {item!r}: expected TAG=WEIGHT with TAG a microscope of the dataset, WEIGHT > 0"
             )
         weights[tag] = weight
     return weights

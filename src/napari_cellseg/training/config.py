@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS, MICROSCOPES
+from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS, MICROSCOPES, check_microscope_tag
 from ..config import ConfigError, JsonConfig
 from ..data.augment import TRAINING_PRESET
 from ..data.soft_targets import TARGET_PROFILES
@@ -87,7 +87,9 @@ class TrainConfig(JsonConfig):
         unless ``init_model`` resamples images (then its size is taken);
         0: images at their own scale in any case.
     microscopes : tuple of str
-        Train only on images of these microscopes (e.g. ``("C",)``).
+        Train only on images of these microscopes (e.g. ``("C",)``); empty
+        (the default): every microscope of the dataset, whatever its tags
+        (``D``, ``E``, ...). Checked against the dataset's tags when it opens.
     sample_weights : dict
         Per-microscope over-sampling factor, e.g. ``{"C": 3}`` (missing = 1).
     area_weighted : bool
@@ -155,7 +157,7 @@ class TrainConfig(JsonConfig):
     contact_weight: float = 1.0
     dice_weight: float = 0.0
     object_diameter: float | None = None
-    microscopes: tuple[str, ...] = MICROSCOPES
+    microscopes: tuple[str, ...] = ()
     sample_weights: dict[str, float] = field(default_factory=dict)
     area_weighted: bool = True
     epochs: int = 20
@@ -226,16 +228,13 @@ class TrainConfig(JsonConfig):
             out.append(f"class_weights must be 3 positive numbers, got {list(self.class_weights)}")
         if self.boundary_weight <= 0:
             out.append(f"boundary_weight must be > 0, got {self.boundary_weight}")
-        unknown = sorted(set(self.microscopes) - set(MICROSCOPES))
-        if not self.microscopes or unknown:
-            out.append(
-                f"microscopes must be a non-empty subset of {list(MICROSCOPES)}, got {list(self.microscopes)}"
-            )
+        # Tags are the dataset's own (D, E, ...): checked against it when it opens (training.setup).
+        bad = [why for why in map(check_microscope_tag, self.microscopes) if why]
+        if bad:
+            out.append(f"microscopes: {bad[0]}")
         for key, weight in self.sample_weights.items():
-            if key not in MICROSCOPES or not weight > 0:
-                out.append(
-                    f"sample_weights: {key}={weight} (need a microscope in {list(MICROSCOPES)} and a weight > 0)"
-                )
+            if check_microscope_tag(key) or not weight > 0:
+                out.append(f"sample_weights: {key}={weight} (need a microscope tag and a weight > 0)")
         if self.num_threads < 0:
             out.append(f"num_threads must be >= 0 (0: all cores but one), got {self.num_threads}")
         if self.num_workers < -1:
@@ -332,6 +331,11 @@ class TrainConfig(JsonConfig):
     def incompatible_with(self, other: TrainConfig) -> list[str]:
         """Settings (other than :data:`RUNTIME_FIELDS`) that differ from ``other``."""
         mine, theirs = self.to_dict(), other.to_dict()
+        # () is every tag of the dataset; a run stored before that default said A, B, C, the only tags
+        # a dataset could then use for training: the same images.
+        for settings in (mine, theirs):
+            tags = tuple(settings["microscopes"])
+            settings["microscopes"] = () if tags == MICROSCOPES else tags
         return [
             f"{f.name}: {theirs[f.name]!r} -> {mine[f.name]!r}"
             for f in fields(self)

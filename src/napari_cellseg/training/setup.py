@@ -137,11 +137,39 @@ def _open_data(config: TrainConfig) -> tuple[Any, dict[str, str] | None, str | N
     from ..data.dataset import CellDataset
     from ..data.splitfile import read_split, split_hash
 
-    dataset = CellDataset.open(config.data_dir)
+    dataset = CellDataset.open(config.data_dir, microscopes=None)  # the tags its manifest uses (D, E, ...)
     if not config.split_path:
+        check_microscopes(config, dataset, None)
         return dataset, None, None
     subsets = read_split(config.split_path)
+    check_microscopes(config, dataset, subsets)
     return dataset, subsets, split_hash(subsets)
+
+
+def check_microscopes(config: TrainConfig, dataset: Any, subsets: dict[str, str] | None) -> None:
+    """TrainingError naming a tag of ``microscopes`` or ``sample_weights`` that the data lacks.
+
+    The tags are those of the images the run can use: the split's rows (those the
+    dataset has; others are refused later), or the whole dataset without a split.
+    """
+    ids = dataset.ids if subsets is None else [i for i in subsets if i in dataset]
+    present = sorted({dataset[i].microscope for i in ids})
+    where = f"the split {config.split_path}" if subsets is not None else f"the dataset {config.data_dir}"
+    for setting, option, tags in (
+        ("microscopes", "--microscopes", list(config.microscopes)),
+        ("sample_weights", "--oversample", list(config.sample_weights)),
+    ):
+        unknown = [t for t in tags if t not in present]
+        if unknown:
+            raise TrainingError(
+                f"{setting} ({option}): no image of microscope {unknown[0]!r} in {where}; "
+                f"its microscopes are: {', '.join(present) or 'none'}"
+            )
+
+
+def train_microscopes(config: TrainConfig, dataset: Any) -> tuple[str, ...]:
+    """The microscopes a run trains on: ``config.microscopes``, or (empty) every tag of the dataset."""
+    return tuple(config.microscopes) or tuple(dataset.microscopes)
 
 
 def build_run(config: TrainConfig, context: DistributedContext, resume_dir: Any = None) -> Run:
@@ -168,13 +196,13 @@ def build_run(config: TrainConfig, context: DistributedContext, resume_dir: Any 
     _limit_threads(config.resolved_threads())
     dataset, subsets, split_hash = _open_data(config)
     try:
-        train_ids, dev_ids = select_ids(dataset, subsets, config.microscopes)
+        train_ids, dev_ids = select_ids(dataset, subsets, train_microscopes(config, dataset))
     except ValueError as err:
         raise TrainingError(str(err)) from None
     if not train_ids:
         raise TrainingError(
             f"no training images: the split {config.split_path} has no 'train' rows of microscopes "
-            f"{list(config.microscopes)} in {config.data_dir}"
+            f"{list(train_microscopes(config, dataset))} in {config.data_dir}"
         )
     from ..data.size import size_factors
 

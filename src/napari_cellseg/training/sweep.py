@@ -161,11 +161,12 @@ def check_inputs(config: SweepConfig, points: list[SweepPoint] | tuple = ()) -> 
     """Fail once, before any run, on a dataset or split that every run (or one of ``points``) would fail on."""
     from ..data.dataset import CellDataset, DatasetError
     from ..data.splitfile import SplitError, read_split
+    from .setup import TrainingError, check_microscopes, train_microscopes
 
     if not config.split_path:  # no dev set: every run would train and none be ranked
         raise SweepError("a sweep ranks its runs by dev AP@0.5: give a split (--split) that has dev rows")
     try:
-        dataset = CellDataset.open(config.data_dir)
+        dataset = CellDataset.open(config.data_dir, microscopes=None)  # the tags its manifest uses
         subsets = read_split(config.split_path)
     except (DatasetError, SplitError) as err:
         raise SweepError(str(err)) from None
@@ -182,9 +183,14 @@ def check_inputs(config: SweepConfig, points: list[SweepPoint] | tuple = ()) -> 
         )
     trained = {dataset[i].microscope for i, subset in subsets.items() if subset == "train"}
     for point in points:
-        if not trained & set(point.config.microscopes):
+        try:
+            check_microscopes(point.config, dataset, subsets)
+        except TrainingError as err:
+            raise SweepError(f"run {point.name}: {err}") from None
+        wanted = train_microscopes(point.config, dataset)
+        if not trained & set(wanted):
             raise SweepError(
-                f"{config.split_path}: no train rows of microscopes {list(point.config.microscopes)}, "
+                f"{config.split_path}: no train rows of microscopes {list(wanted)}, "
                 f"which run {point.name} trains on"
             )
 
