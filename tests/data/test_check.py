@@ -44,3 +44,27 @@ def test_every_bad_file_is_listed_and_an_empty_mask_is_only_noted(tmp_path):
     assert set(files) == {str(dataset[binary_id].label_path), str(image_path)}
     assert "looks like a binary mask" in files[str(dataset[binary_id].label_path)]
     assert found.empty == (empty_id,) and not found.ok
+
+
+def test_a_target_map_saved_in_masks_is_refused_and_two_real_cells_are_not(tmp_path):
+    from napari_cellseg.data.targets import instances_to_targets
+
+    root = tmp_path / "ds"
+    shutil.copytree(SAMPLE_DIR, root, ignore=shutil.ignore_patterns("*.md"))
+    dataset = CellDataset.open(root)
+    target_id, two_cells_id = dataset.ids[:2]
+    target = np.asarray(instances_to_targets(dataset.load_instances(target_id)), np.uint8)
+    assert set(np.unique(target)) == {0, 1, 2}  # the 0/1/2 map of targets/, saved in masks/ by mistake
+    tifffile.imwrite(dataset[target_id].label_path, target)
+    two = np.zeros(dataset[two_cells_id].shape, np.uint8)  # two real cells: a ring (label 1) and a disc
+    yy, xx = np.mgrid[: two.shape[0], : two.shape[1]]
+    two[((yy - 40) ** 2 + (xx - 40) ** 2 < 400) & ((yy - 40) ** 2 + (xx - 40) ** 2 >= 100)] = 1
+    two[(yy - 40) ** 2 + (xx - 100) ** 2 < 300] = 2
+    tifffile.imwrite(dataset[two_cells_id].label_path, two)
+    found = run_to_end(iter_check_pixels(CellDataset.open(root)))
+    assert not found.ok
+    reasons = {file: reason for file, reason in found.problems}
+    assert list(reasons) == [str(dataset[target_id].label_path)]
+    reason = reasons[str(dataset[target_id].label_path)]
+    assert "looks like a 3-class target map" in reason and "move the file to targets/" in reason
+    assert CellDataset.open(root).load_instances(two_cells_id).max() == 2

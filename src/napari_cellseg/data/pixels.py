@@ -68,8 +68,16 @@ BINARY_MASK_REGIONS = 3  # one label over this many separate regions is a binary
 
 
 def refuse_binary_mask(labels: np.ndarray) -> None:
-    """A 0/255 (or 0/1) mask of many cells would train as one giant cell: say so instead."""
+    """A 0/255 (or 0/1) mask of many cells would train as one giant cell: say so instead.
+
+    A 3-class target map (0 background, 1 boundary, 2 interior) saved as labels
+    is refused too: its label 1 (every boundary ring) or 2 (every interior)
+    covers several separate regions, which two real cells do not.
+    """
     top = int(labels.max())
+    if top == 2 and not np.any(labels > 2) and (labels == 1).any():
+        refuse_target_map(labels)
+        return
     if top == 0 or np.any((labels > 0) & (labels != top)):
         return  # empty, or several labels: instance labels
     from scipy import ndimage as ndi
@@ -81,6 +89,21 @@ def refuse_binary_mask(labels: np.ndarray) -> None:
             "not instance labels; give each cell its own number (skimage.measure.label separates "
             "cells that do not touch)"
         )
+
+
+def refuse_target_map(labels: np.ndarray) -> None:
+    """Labels of values 0/1/2 only where 1 or 2 lies in several separate pieces: a target map, not cells."""
+    from scipy import ndimage as ndi
+
+    eight = np.ones((3, 3), bool)  # diagonal neighbours join: a real cell's thin parts stay one piece
+    for value in (1, 2):
+        _, regions = ndi.label(labels == value, structure=eight)
+        if regions >= BINARY_MASK_REGIONS:
+            raise PixelError(
+                f"the labels hold only 0, 1 and 2, and label {value} covers {regions} separate regions: "
+                "this looks like a 3-class target map (0 background, 1 boundary, 2 interior), not instance "
+                "labels; move the file to targets/ (same name), or give each cell its own number"
+            )
 
 
 def _consecutive(labels: np.ndarray) -> np.ndarray:
