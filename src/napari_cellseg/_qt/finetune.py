@@ -267,6 +267,8 @@ class FinetuneWidget(FinetuneChoices, TaskPanel):
             self.device_label.setText(f"GPU: {self.device_name}" if on_gpu else "CPU: slow")
             self.device_label.setToolTip(report.device_reason)
             self.eta_label.setText(start_text(report))
+            if report.warnings:  # e.g. dev images without a cell: the best epoch is not chosen by score
+                self.say("Warning: " + " ".join(report.warnings), error=True)
         elif isinstance(report, StepReport):
             self.last_step = report
             self.progress_bar.setMaximum(report.total_steps)

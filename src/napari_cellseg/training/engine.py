@@ -190,7 +190,7 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
         )
     start_step, total, per_epoch = position["global_step"], run.total_steps, config.steps_per_epoch
     workers = worker_count(config, run.device)
-    yield _start_report(run, position, resume, score_name, workers, len(dev_images))
+    yield _start_report(run, position, resume, score_name, workers, len(dev_images), dev_warnings(dev_images))
     sampler = StepSampler(config.batch_size, start_step, total, context.rank, context.world_size)
     loader = make_loader(run.crops, sampler, workers, pin_memory=run.device.type == "cuda")
     timer = StepTimer(start_step, total, per_epoch, config.dev_every if dev_images else 0)
@@ -278,7 +278,8 @@ def _end_epoch(run, position, dev_images, make, score_name, timer, started) -> E
         score = metrics.get(score_name)
         timer.eval_done()
     best = position["best_score"]
-    is_best = (not has_dev) or (score is not None and (best is None or score > best))
+    # A tie keeps the later epoch: a score constant over epochs (dev images without cells) keeps the last.
+    is_best = (not has_dev) or (score is not None and (best is None or score >= best))
     if is_best:
         position["best_score"], position["best_epoch"] = score, epoch
     train_loss = position["epoch_loss_sum"] / max(1, position["epoch_steps"])
@@ -326,7 +327,24 @@ def _save(run: Run, position: dict[str, Any], started: float, score_name: str):
     return save_last(config.out_dir, run, capture_state(run, saved), model_config)
 
 
-def _start_report(run: Run, position, resume, score_name, workers, n_dev) -> StartReport:
+def dev_warnings(dev_images: list) -> tuple[str, ...]:
+    """A warning when the dev images scored hold no cell: their score cannot choose an epoch."""
+    import numpy as np
+
+    if not dev_images:
+        return ()
+    for image in dev_images:
+        cells = image.instances if image.instances is not None else image.target
+        if np.any(cells):
+            return ()
+    return (
+        f"the {len(dev_images)} dev image(s) hold no labelled cell: the dev score cannot choose an epoch "
+        "(it is the same for a good and a broken model); the last epoch is kept as the best. Put images "
+        "with cells in the split's dev rows",
+    )
+
+
+def _start_report(run: Run, position, resume, score_name, workers, n_dev, warnings=()) -> StartReport:
     import torch
 
     trainable = sum(p.numel() for p in run.model.parameters() if p.requires_grad)
@@ -340,7 +358,7 @@ def _start_report(run: Run, position, resume, score_name, workers, n_dev) -> Sta
         global_batch_size=run.global_batch_size,
         start_epoch=position["global_step"] // run.config.steps_per_epoch + 1,
         start_step=position["global_step"], resumed=bool(resume), score_name=score_name,
-        out_dir=str(run.config.out_dir),
+        out_dir=str(run.config.out_dir), warnings=tuple(warnings),
     )  # fmt: skip
 
 

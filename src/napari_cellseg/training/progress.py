@@ -58,6 +58,9 @@ class TrainProgress:
             print(text, file=self.stream)
 
     def update(self, report: Any) -> None:
+        if isinstance(report, StartReport):
+            for warning in report.warnings:  # shown with --quiet too
+                print(f"warning: {warning}", file=self.stream)
         if not self.enabled:
             return
         if isinstance(report, StartReport):

@@ -42,6 +42,7 @@ class StartReport(_Report):
     resumed: bool
     score_name: str
     out_dir: str
+    warnings: tuple[str, ...] = ()  # what the user should know before trusting the run (printed even --quiet)
 
 
 @dataclass(frozen=True)
