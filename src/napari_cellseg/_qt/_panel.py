@@ -5,10 +5,35 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from qtpy.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt
+from qtpy.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
 from ._common import set_message
 from ._workers import Task, run_task, wait_for_jobs_on_close
+
+
+class _PanelScroll(QScrollArea):
+    """The panel's contents, scrolled vertically: several panels docked one under another
+    then fit the screen (each asked for its full height, and napari's window grew past it)."""
+
+    MIN_HEIGHT = 200
+
+    def __init__(self, content: QWidget):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(content)
+
+    def _bar(self) -> int:
+        return self.verticalScrollBar().sizeHint().width()
+
+    def minimumSizeHint(self) -> QSize:  # as wide as the contents need, as low as a few rows
+        return QSize(self.widget().minimumSizeHint().width() + self._bar(), self.MIN_HEIGHT)
+
+    def sizeHint(self) -> QSize:  # room for everything when the screen has it
+        hint = self.widget().sizeHint()
+        return QSize(hint.width() + self._bar(), hint.height())
 
 
 class TaskPanel(QWidget):
@@ -27,17 +52,21 @@ class TaskPanel(QWidget):
         self.viewer = napari_viewer
         self.task: Task | None = None
         self.action_buttons: list[QPushButton] = []
-        outer = QVBoxLayout(self)
+        content = QWidget()
+        inner = QVBoxLayout(content)
         self.body = QVBoxLayout()
-        outer.addLayout(self.body)
+        inner.addLayout(self.body)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.setToolTip("Stop the running job")
-        outer.addWidget(self.cancel_button)
+        inner.addWidget(self.cancel_button)
         self.message = QLabel("")
         self.message.setWordWrap(True)
-        outer.addWidget(self.message)
-        outer.addStretch(1)
+        inner.addWidget(self.message)
+        inner.addStretch(1)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(_PanelScroll(content))
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
