@@ -59,3 +59,11 @@ def test_a_planar_rgb_tiff_opens_as_one_colour_image(make_napari_viewer, tmp_pat
     layer = make_napari_viewer().open(str(tmp_path / "slide.tif"), plugin="napari-cellseg")[0]
     assert layer.rgb and layer.data.shape == (16, 20, 3)
     np.testing.assert_array_equal(layer.data, np.moveaxis(rgb, 0, -1))
+
+
+def test_panels_docked_together_fit_a_laptop_screen(make_napari_viewer):
+    # each panel asked for its full height (Dataset 749 px): stacked in the dock they outgrew the screen
+    viewer = make_napari_viewer()
+    panels = [viewer.window.add_plugin_dock_widget("napari-cellseg", name)[1] for name in WIDGETS]
+    assert sum(panel.minimumSizeHint().height() for panel in panels) <= 1000
+    assert all(panel.minimumSizeHint().width() >= 250 for panel in panels)  # no squeezed text
