@@ -298,3 +298,25 @@ def test_segments_cells_are_chosen_though_its_probability_maps_are_image_layers(
     _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Annotate")
     widget.image_combo.set_layer(image)
     assert widget.cells_combo.currentText() == "img segmented cells"
+
+
+def test_create_layers_keeps_the_proposed_expert_mask_as_cells(make_napari_viewer, wait_for_job):
+    # the box showed the sample's expert mask; the click swapped in the new empty cells layer unsaid
+    viewer, widget, (image, mask) = _open(make_napari_viewer)
+    assert widget.cells_combo.currentText() == mask.name
+    widget.open_button.click()
+    wait_for_job(widget)
+    assert (
+        widget.cells_combo.currentText() == mask.name
+        and f"Cells stays {mask.name!r}" in widget.message.text()
+    )
+    assert f"{image.name} cells" in viewer.layers  # the empty layer to paint in is there too
+
+
+def test_saving_an_untagged_image_says_it_has_no_tag(tmp_path):
+    from napari_cellseg.app.annotation import save_annotation
+
+    with pytest.raises(ValueError, match=r"before saving: it has no tag yet$"):
+        save_annotation(
+            tmp_path, "x", np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint16), None, annotation=False
+        )

@@ -160,3 +160,13 @@ def test_ratio_fields_take_the_three_decimals_advice_may_give(make_napari_viewer
     widget.test_spin.setValue(0.005)
     widget.train_spin.setValue(0.99)
     assert widget.split_config().ratios == pytest.approx((0.99, 0.005, 0.005))
+
+
+def test_the_ratio_boxes_show_their_three_decimals(make_napari_viewer):
+    # napari's arrow buttons took ~60 px of each box: "0.900" showed as "0.90("
+    viewer = make_napari_viewer(show=True)
+    _, panel = viewer.window.add_plugin_dock_widget("napari-cellseg", "Dataset")
+    for spin in (panel.train_spin, panel.dev_spin, panel.test_spin):
+        edit = spin.lineEdit()
+        assert spin.decimals() == 3
+        assert edit.fontMetrics().horizontalAdvance(spin.text()) <= edit.width()

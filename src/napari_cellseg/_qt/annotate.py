@@ -310,7 +310,9 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
 
     def _add_layers(self, image, saved: dict) -> None:
         shape, chosen = self._plane_shape(image), self.cells_combo.layer()
-        keep = self.cells_combo in self._user_set and holds_cells(chosen, shape)  # chosen, not guessed
+        # cells of this image in the box stay (chosen by hand, or proposed: a sample's expert mask),
+        # except that cells saved in the dataset win over a proposal
+        keep = holds_cells(chosen, shape) and (self.cells_combo in self._user_set or "cells" not in saved)
         # a layer of the image's name but another shape is not its own: a new one is added beside it
         cells = find_layer(self.viewer, cells_name(image.name))
         if cells is None or "cells" in saved or np.shape(cells.data) != shape:

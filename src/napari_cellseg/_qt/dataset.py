@@ -40,9 +40,11 @@ def _ratio_spin(value: float) -> QDoubleSpinBox:
     spin = QDoubleSpinBox()
     spin.setRange(0.0, 0.99)
     spin.setDecimals(3)  # a few images of a large pool: e.g. 0.005 of 660 is 3 images
-    spin.setMinimumWidth(64)
-    spin.setSingleStep(0.01)
+    spin.setSingleStep(0.01)  # the arrow keys and the mouse wheel still step
     spin.setValue(value)
+    # napari's arrow buttons take ~60 px of the box: beside them "0.900" showed as "0.90("
+    spin.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.NoButtons)
+    spin.setMinimumWidth(64)
     return spin
 
 

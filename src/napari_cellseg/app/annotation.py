@@ -349,10 +349,8 @@ def save_annotation(
     from ..data.writer import add_to_dataset
 
     if microscope not in MICROSCOPES:
-        raise ValueError(
-            f"tag the image with its microscope ({', '.join(MICROSCOPES)}) before saving; "
-            f"it has {microscope!r}"
-        )
+        has = f"; it has {microscope!r}" if microscope else ": it has no tag yet"
+        raise ValueError(f"tag the image with its microscope ({', '.join(MICROSCOPES)}) before saving{has}")
     pixels = image_for_dataset(image, image_id)
     if annotation:
         values, kind = check_annotation(labels, f"{image_id} annotation"), "targets"
