@@ -6,11 +6,11 @@ import pytest
 from napari_cellseg.io import (
     ImageReadError,
     collapse_grey_rgb,
-    napari_get_reader,
     read_image,
     read_tiff_layer,
     write_tiff_layer,
 )
+from napari_cellseg.napari_io import napari_get_reader
 
 
 def test_labels_round_trip_keeps_type_dtype_scale_metadata(tmp_path):
@@ -358,7 +358,7 @@ def test_names_with_dots_keep_their_text_when_a_suffix_is_added(tmp_path):
     'slide.3 cells' overwrite it)."""
     labels = np.zeros((8, 8), np.uint16)
     labels[2:5, 2:5] = 1
-    from napari_cellseg.io import write_labels_geojson, write_labels_imagej_rois, write_labels_layer
+    from napari_cellseg.napari_io import write_labels_geojson, write_labels_imagej_rois, write_labels_layer
 
     for name in ("slide.2 cells", "slide.3 cells"):  # the TIFF writer picked in the Save dialog's filter
         assert write_labels_layer(str(tmp_path / name), labels, {}) == [str(tmp_path / f"{name}.tif")]
@@ -445,12 +445,7 @@ def test_a_labels_pyramid_is_saved_from_its_full_resolution_level(tmp_path):
     from napari.layers._multiscale_data import MultiScaleData
 
     from napari_cellseg.data.outlines_import import read_outlines
-    from napari_cellseg.io import (
-        read_tiff_layer,
-        write_labels_geojson,
-        write_labels_imagej_rois,
-        write_labels_layer,
-    )
+    from napari_cellseg.napari_io import write_labels_geojson, write_labels_imagej_rois, write_labels_layer
 
     full = np.zeros((256, 256), np.uint16)
     full[100:200, 50:150] = 1

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from napari_cellseg.io import write_labels_geojson, write_labels_imagej_rois, write_tiff_layer
+from napari_cellseg.io import write_tiff_layer
+from napari_cellseg.napari_io import write_labels_geojson, write_labels_imagej_rois
 
 
 def _read(path):

@@ -43,7 +43,7 @@ def test_discovery_and_samples_do_not_import_torch():
         layers = s.c_histology_1()
         from napari_cellseg.cli import build_parser
         build_parser().format_help()
-        from napari_cellseg.io import napari_get_reader
+        from napari_cellseg.napari_io import napari_get_reader
         print("torch" in sys.modules, len(layers))
         """
     )

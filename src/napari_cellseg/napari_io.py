@@ -1,0 +1,102 @@
+"""napari's readers and writers for TIFF layers (the npe2 contributions of ``napari.yaml``).
+
+Thin hooks over :mod:`napari_cellseg.io`: one TIFF (or a stack of them) opens as a layer with
+its name, placement and metadata; image and labels layers save as TIFF, labels also as QuPath
+GeoJSON and Fiji ROI sets. Outline files open through :mod:`napari_cellseg.outlines_io`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io import (
+    GEOJSON_SUFFIXES,
+    IMAGE_SUFFIXES,
+    IMAGEJ_ROI_SUFFIXES,
+    TIFF_SUFFIXES,
+    _is_tiff,
+    read_tiff_layer,
+    write_tiff_layer,
+)
+
+
+def napari_get_reader(path: str | Sequence[str]) -> Callable | None:
+    """npe2 reader contribution: return a reader for TIFF paths, else None."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths or not all(_is_tiff(Path(p)) for p in paths):
+        return None
+    return _read_tiff_layers
+
+
+def _read_tiff_layers(path: str | Sequence[str]) -> list[tuple]:
+    """One layer; several paths (napari's *Open Files as Stack*) are its planes, in order."""
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    data, attributes, layer_type = read_tiff_layer(paths[0])
+    if len(paths) == 1:
+        return [(data, attributes, layer_type)]
+    planes = [data]
+    for p in paths[1:]:
+        plane, _, kind = read_tiff_layer(p)
+        if (plane.shape, plane.dtype, kind) != (data.shape, data.dtype, layer_type):
+            raise ValueError(
+                f"{p}: cannot stack a {plane.dtype} {kind} of shape {plane.shape} on {paths[0]}, "
+                f"a {data.dtype} {layer_type} of shape {data.shape}: stacked files must match"
+            )
+        planes.append(plane)
+    attributes = {k: v for k, v in attributes.items() if k not in ("scale", "translate")}  # one more axis now
+    return [(np.stack(planes), attributes, layer_type)]
+
+
+def write_image_layer(path: str, data: Any, attributes: dict) -> list[str]:
+    """npe2 writer for one image layer (a pyramid's full-resolution level)."""
+    return [str(write_tiff_layer(_with_tif_suffix(path), data, "image", attributes))]
+
+
+def write_labels_layer(path: str, data: Any, attributes: dict) -> list[str]:
+    """npe2 writer for one labels layer (a pyramid's full-resolution level)."""
+    return [str(write_tiff_layer(_with_tif_suffix(path), data, "labels", attributes))]
+
+
+def _full_resolution(data: Any, attributes: dict) -> np.ndarray:
+    """A layer's pixels; of a pyramid its first level (``np.asarray`` of napari's gives the smallest)."""
+    return np.asarray(data[0] if attributes.get("multiscale") else data)
+
+
+def write_labels_imagej_rois(path: str, data: Any, attributes: dict) -> list[str]:
+    """npe2 writer: one labels layer as a Fiji ROI set (``.zip``), one freehand ROI a cell."""
+    from .inference.outlines import write_imagej_rois
+
+    return [str(write_imagej_rois(_with_suffix(path, (".zip",)), _full_resolution(data, attributes)))]
+
+
+def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
+    """npe2 writer: one labels layer as cell outlines in GeoJSON, for QuPath.
+
+    Coordinates are the layer's pixels (its scale and translate are not applied),
+    as QuPath places objects on the image they were segmented from.
+    """
+    from .inference.outlines import write_geojson
+
+    target = _with_suffix(path, (".geojson", ".json"))
+    labels = _full_resolution(data, attributes)
+    return [str(write_geojson(target, labels, image_id=attributes.get("name")))]
+
+
+def _with_suffix(path: str, suffixes: Sequence[str]) -> Path:
+    """``path`` ending in ``suffixes[0]``: another image suffix is replaced; any other text after
+    a dot stays part of the name (``slide.2 cells`` -> ``slide.2 cells.tif``, not ``slide.tif``)."""
+    p = Path(path)
+    if p.suffix.lower() in suffixes:
+        return p
+    if p.suffix.lower() in (*IMAGE_SUFFIXES, *GEOJSON_SUFFIXES, *IMAGEJ_ROI_SUFFIXES):
+        return p.with_suffix(suffixes[0])
+    return p.with_name(p.name + suffixes[0])
+
+
+def _with_tif_suffix(path: str) -> Path:
+    return _with_suffix(path, TIFF_SUFFIXES)
