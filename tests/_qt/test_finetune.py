@@ -114,8 +114,12 @@ def test_live_run_keeps_napari_responsive_then_stop_and_resume(
         step = widget.last_step.global_step
 
         widget.form.epochs_spin.setValue(1)  # Resume takes the stored run's settings, not the form's
+        other = tmp_path / "next-dataset"
+        other.mkdir()
+        widget.form.dataset_edit.setText(str(other))  # nor the dataset the box names now
         widget.resume_button.click()
         assert widget.form.epochs_spin.value() == 40
+        assert widget.form.dataset_edit.text() == str(split_dataset)
         qtbot.waitUntil(
             lambda: widget.last_step is not None and widget.last_step.global_step > step, timeout=60000
         )

@@ -193,12 +193,19 @@ class FinetuneWidget(FinetuneChoices, TaskPanel):
             return
         given = {k: v for k, v in self.config_draft().to_dict().items() if k in RUNTIME_FIELDS and v}
         given.pop("num_threads", None)
+        if stored.data_dir and Path(stored.data_dir).is_dir():
+            # its own dataset and split (shown in the form below), whatever the box says now;
+            # only a dataset that moved is taken from the box
+            given.pop("data_dir", None)
+            given.pop("split_path", None)
         config = self._checked_config(
             TrainConfig.from_dict({**stored.to_dict(), **given, "out_dir": str(out)})
         )
         if config is None:
             return
         self.form.show_config(config)
+        if config.data_dir and self.form.dataset_edit.text() != config.data_dir:
+            self.form.dataset_edit.setText(config.data_dir)  # the dataset it resumes on
         self._show_stored_history(out / LAST_DIR)
         self._launch(config, resume=True)
 
