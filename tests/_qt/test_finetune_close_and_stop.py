@@ -142,3 +142,24 @@ def test_result_texts_follow_what_the_output_folder_holds():
     assert "n/a (not scored yet)" in text and "Use for Segment" not in text
     text = result_text(unscored, saved=Saved(True, True, 1), dev_images=0)
     assert "no dev images" in text and "'Use for Segment' takes the best model so far" in text
+
+
+def test_a_panel_of_another_viewer_waits_for_a_run_started_later(
+    make_napari_viewer, qtbot, split_dataset, tmp_path, tiny_finetune_settings
+):
+    # only a panel opened during the run knew of it: an open one kept Start on, then a stale refusal
+    first, second = make_napari_viewer(), make_napari_viewer()
+    _, a = first.window.add_plugin_dock_widget("napari-cellseg", "Fine-tune")
+    _, b = second.window.add_plugin_dock_widget("napari-cellseg", "Fine-tune")
+    tiny_finetune_settings(a, split_dataset, tmp_path / "a", epochs=2, steps=10)
+    tiny_finetune_settings(b, split_dataset, tmp_path / "b", epochs=2, steps=10)
+    try:
+        a.start_button.click()
+        qtbot.waitUntil(lambda: a.last_step is not None, timeout=60000)
+        assert not b.start_button.isEnabled() and "is training into" in b.message.text()
+        qtbot.waitUntil(lambda: not a.busy, timeout=120000)
+        qtbot.waitUntil(lambda: b.start_button.isEnabled(), timeout=10000)
+        assert "The other run has ended" in b.message.text()
+    finally:
+        if a.process is not None:
+            a.process.kill()

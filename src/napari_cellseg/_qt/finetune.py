@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import weakref
 from pathlib import Path
 
 from napari.utils.notifications import show_info
@@ -43,8 +44,10 @@ from ..app.finetune_estimate import (
 from ..app.finetune_session import (
     TrainingProcess,
     add_run,
+    add_run_listener,
     call_in_training_process,
     going_text,
+    remove_run_listener,
     run_going,
     run_task_of,
     start_problems,
@@ -60,6 +63,23 @@ from ._panel import TaskPanel
 from ._workers import finish_before_close, run_task, while_shown
 
 logger = logging.getLogger(__name__)
+
+
+def _follow_runs(panel: FinetuneWidget) -> None:
+    """Tell ``panel`` of each run another panel starts, while ``panel`` (and its Qt side) lives."""
+    ref = weakref.ref(panel)
+
+    def listener(process, task) -> None:
+        alive = ref()
+        try:
+            if alive is not None:
+                alive._other_run_started(process, task)
+                return
+        except RuntimeError:  # the Qt side was deleted
+            pass
+        remove_run_listener(listener)
+
+    add_run_listener(listener)
 
 
 def _stop_quietly(process: TrainingProcess) -> None:
@@ -121,6 +141,15 @@ class FinetuneWidget(FinetuneChoices, TaskPanel):
         if other is not None:  # e.g. the run of this panel's closed predecessor, still saving
             run_task_of(other).worker.finished.connect(self._other_run_ended)
             self.say(f"{going_text(other)}; Start and Resume wait for it.")
+        _follow_runs(self)  # runs another panel (another viewer's) starts later
+
+    def _other_run_started(self, process: TrainingProcess, task) -> None:
+        if process is self.process:
+            return
+        task.worker.finished.connect(self._other_run_ended)
+        self._update_buttons()
+        if not self.busy:
+            self.say(f"{going_text(process)}; Start and Resume wait for it.")
 
     def _dataset_changed(self, text: str) -> None:
         root = self.form.dataset_edit.path()

@@ -330,9 +330,25 @@ def start_problems(config: TrainConfig, from_model: bool) -> list[str]:
 _RUNS: dict[TrainingProcess, Any] = {}
 
 
+# Called with (process, task) when a run starts: the panels of other viewers wait for it too.
+_RUN_LISTENERS: list[Callable[[TrainingProcess, Any], None]] = []
+
+
 def add_run(process: TrainingProcess, task: Any) -> None:
     """Count ``process`` as going until ``task.finished`` (its reports ended) and its process exited."""
     _RUNS[process] = task
+    for listener in list(_RUN_LISTENERS):
+        listener(process, task)
+
+
+def add_run_listener(callback: Callable[[TrainingProcess, Any], None]) -> None:
+    if callback not in _RUN_LISTENERS:
+        _RUN_LISTENERS.append(callback)
+
+
+def remove_run_listener(callback: Callable[[TrainingProcess, Any], None]) -> None:
+    if callback in _RUN_LISTENERS:
+        _RUN_LISTENERS.remove(callback)
 
 
 def run_going(exclude: TrainingProcess | None = None, reporting: bool = False) -> TrainingProcess | None:
