@@ -90,11 +90,17 @@ def test_a_tiff_of_several_images_is_refused_naming_them_but_pyramids_are_read(t
         read_image(tmp_path / "two.ome.tif")
     with pytest.raises(ImageReadError, match=r"two\.ome\.tif: holds 2 images"):
         read_tiff_layer(tmp_path / "two.ome.tif")
+    # images of one shape may be a z-stack written plane by plane: the message says how to save it
+    with pytest.raises(ImageReadError, match=r"planes of one z-stack, save them as one stack"):
+        read_image(tmp_path / "two.ome.tif")
     # pages of different sizes (Pillow save_all)
     pages = [Image.fromarray(a.astype(np.uint8)), Image.fromarray(a[:32, :40].astype(np.uint8))]
     pages[0].save(tmp_path / "pages.tif", save_all=True, append_images=pages[1:])
-    with pytest.raises(ImageReadError, match=r"pages\.tif: holds 2 images .*\(64, 48\), \(32, 40\)"):
+    with pytest.raises(
+        ImageReadError, match=r"pages\.tif: holds 2 images .*\(64, 48\), \(32, 40\)"
+    ) as refused:
         read_image(tmp_path / "pages.tif")
+    assert "z-stack" not in str(refused.value)  # of different shapes: no stack to suggest
     # pages of one shape are one stack, as before
     pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=[pages[0]] * 2)
     assert read_image(tmp_path / "stack.tif").shape == (3, 64, 48)

@@ -66,9 +66,16 @@ def tiff_pixels(tif) -> np.ndarray:
     full = full_image_series(tif)
     if len(full) > 1:
         shapes = ", ".join(str(tuple(int(n) for n in s.shape)) for s in full)
+        same = len({(tuple(x.shape), x.dtype) for x in full}) == 1
+        stack = (  # pages written one by one (tifffile's append) may be the planes of one stack
+            " If they are the planes of one z-stack, save them as one stack (tifffile: "
+            "imwrite(path, np.stack(planes), metadata={'axes': 'ZYX'}))."
+            if same
+            else ""
+        )
         raise MultiImageTiffError(
             f"holds {len(full)} images (TIFF series of shapes {shapes}), and one file is read as "
-            "one image; save each image as its own file (in Fiji, Bio-Formats opens each series)"
+            "one image; save each image as its own file (in Fiji, Bio-Formats opens each series)." + stack
         )
     index = tif.series.index(full[0]) if full else 0
     axes = tif.series[index].axes if tif.series else ""
