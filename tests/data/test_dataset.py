@@ -108,7 +108,7 @@ def test_every_problem_is_reported_at_once(sample_copy):
     (root / "masks" / f"{c2}.tif").unlink()  # missing mask
     _append_rows(root, f"{C_ID},C,x,y,256,320,1", "newid,D,x,y,1,1,1")  # duplicate id, unknown microscope
     with pytest.raises(DatasetError) as info:
-        CellDataset.open(root)
+        CellDataset.open(root, microscopes=("A", "B", "C"))  # as check and split open it
     err = info.value
     reasons = {Path(file).name: reason for file, reason in err.problems}
     assert len(err.problems) == 6

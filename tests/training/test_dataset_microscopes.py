@@ -49,8 +49,9 @@ def lab_de(tmp_path):
 def test_the_dataset_opens_with_its_own_tags(lab_de):
     root, _ = lab_de
     with pytest.raises(DatasetError, match="unknown microscope 'D'"):
-        CellDataset.open(root)  # A/B/C stays the default of check, split and the readers
-    assert CellDataset.open(root, microscopes=None).microscopes == ("D", "E")
+        CellDataset.open(root, microscopes=("A", "B", "C"))  # as check and split open it by default
+    # by default its own tags: training, tune-watershed and Review's evaluation all open it
+    assert CellDataset.open(root).microscopes == ("D", "E")
     from napari_cellseg.app.annotation import is_listed, saved_labels
 
     first = CellDataset.open(root, microscopes=None).ids[0]  # the Annotate panel opens its saved cells

@@ -102,7 +102,7 @@ class CellDataset:
         self._records = {r.id: r for r in records}
 
     @classmethod
-    def open(cls, path: str | os.PathLike, microscopes: Sequence[str] | None = MICROSCOPES) -> CellDataset:
+    def open(cls, path: str | os.PathLike, microscopes: Sequence[str] | None = None) -> CellDataset:
         """Open a dataset folder, checking the manifest and every file's header.
 
         Parameters
@@ -110,8 +110,10 @@ class CellDataset:
         path : str or PathLike
             The dataset folder.
         microscopes : sequence of str or None
-            Microscope tags allowed in the manifest; None: whatever tags it
-            uses (then ``.microscopes`` lists those, sorted).
+            Microscope tags allowed in the manifest (``check`` and ``split`` pass
+            theirs, A B C by default); None (the default): whatever safe tags it
+            uses (then ``.microscopes`` lists those, sorted), so a lab's D and E
+            datasets train, tune and evaluate.
 
         Returns
         -------
