@@ -60,6 +60,8 @@ def test_a_target_map_saved_in_masks_is_refused_and_two_real_cells_are_not(tmp_p
     yy, xx = np.mgrid[: two.shape[0], : two.shape[1]]
     two[((yy - 40) ** 2 + (xx - 40) ** 2 < 400) & ((yy - 40) ** 2 + (xx - 40) ** 2 >= 100)] = 1
     two[(yy - 40) ** 2 + (xx - 100) ** 2 < 300] = 2
+    two[5, 5] = two[70, 150] = 1  # stray pixels of cell 1: it lies in three pieces, still two cells
+    two[50:52, 90:110] = 0  # an eraser stroke through cell 2
     tifffile.imwrite(dataset[two_cells_id].label_path, two)
     found = run_to_end(iter_check_pixels(CellDataset.open(root)))
     assert not found.ok

@@ -92,18 +92,25 @@ def refuse_binary_mask(labels: np.ndarray) -> None:
 
 
 def refuse_target_map(labels: np.ndarray) -> None:
-    """Labels of values 0/1/2 only where 1 or 2 lies in several separate pieces: a target map, not cells."""
+    """Labels of values 0/1/2 shaped like a target map: many interiors (2), each ringed by boundary (1).
+
+    Two real cells numbered 1 and 2 can lie in pieces (stray pixels, eraser strokes), but
+    their pieces are not each wrapped in the other cell's label.
+    """
     from scipy import ndimage as ndi
 
     eight = np.ones((3, 3), bool)  # diagonal neighbours join: a real cell's thin parts stay one piece
-    for value in (1, 2):
-        _, regions = ndi.label(labels == value, structure=eight)
-        if regions >= BINARY_MASK_REGIONS:
-            raise PixelError(
-                f"the labels hold only 0, 1 and 2, and label {value} covers {regions} separate regions: "
-                "this looks like a 3-class target map (0 background, 1 boundary, 2 interior), not instance "
-                "labels; move the file to targets/ (same name), or give each cell its own number"
-            )
+    interiors, regions = ndi.label(labels == 2, structure=eight)
+    if regions < BINARY_MASK_REGIONS:
+        return
+    near_boundary = ndi.binary_dilation(labels == 1, structure=eight)
+    ringed = np.unique(interiors[near_boundary & (interiors > 0)]).size
+    if ringed >= 0.9 * regions:
+        raise PixelError(
+            f"the labels hold only 0, 1 and 2, and {regions} separate regions of 2 each touch 1: this looks "
+            "like a 3-class target map (0 background, 1 boundary, 2 interior), not instance labels; move "
+            "the file to targets/ (same name), or give each cell its own number"
+        )
 
 
 def _consecutive(labels: np.ndarray) -> np.ndarray:
