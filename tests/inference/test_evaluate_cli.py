@@ -308,6 +308,12 @@ def test_an_image_beside_its_outlines_is_not_scored_as_the_labels(folders, capsy
     args = ["evaluate", "--pred", str(folders / "pred"), "--gt", str(gt), "--skip-missing"]
     assert main(args) == 2  # a grey integer image could be either: refused, naming both files
     assert "ground truth: two files for id a1: a1.tif, a1.geojson" in capsys.readouterr().err
+    masks = folders / "gt_labels"  # a folder's name proves nothing: it was scored as labels (0.000)
+    masks.mkdir()
+    write_geojson(masks / "a1.geojson", cells)
+    tifffile.imwrite(masks / "a1.tif", grey)
+    assert main(["evaluate", "--pred", str(folders / "pred"), "--gt", str(masks), "--skip-missing"]) == 2
+    assert "two files for id a1" in capsys.readouterr().err
     for image in ("rgb", "float"):  # cannot be labels: the outlines are scored, and the run says so
         (gt / "a1.tif").unlink(missing_ok=True)
         if image == "rgb":

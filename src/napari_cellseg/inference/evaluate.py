@@ -72,7 +72,8 @@ def find_label_files(
 
     A stem with both a label image and outlines (``<id>.tif`` + ``<id>.geojson``) is one
     file: the labels when they are labels the plugin wrote (``segment --geojson`` writes
-    outlines beside them; the header says so) or filed as masks; the outlines when the other
+    outlines beside them; the header says so) or matched object for object by the outlines;
+    the outlines when the other
     file is an image (RGB, floating point, recorded as an image), as QuPath and
     ``import-outlines`` users keep the image beside its outlines. Anything else is refused,
     naming both files: scoring a grey image as labels gave 0 without a word. Which file was
@@ -181,8 +182,8 @@ def _label_file_kind(path: Path) -> tuple[str, str]:
     dtype = np.dtype(header.dtype)
     if not np.issubdtype(dtype, np.integer):
         return "image", f"{dtype.name} pixels"
-    if dtype.itemsize >= 2 and any(h in path.parent.name.lower() for h in ("mask", "label")):
-        return "labels", f"integer labels in a folder named {path.parent.name}"
+    # a folder named masks/labels proves nothing (an image may sit there beside its outlines):
+    # such a file counts as labels only if the outlines beside it match it (see _labels_or_outlines)
     return "unknown", f"holds {dtype.name} grey pixels and does not record being labels"
 
 
