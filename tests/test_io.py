@@ -101,6 +101,10 @@ def test_a_tiff_of_several_images_is_refused_naming_them_but_pyramids_are_read(t
     ) as refused:
         read_image(tmp_path / "pages.tif")
     assert "z-stack" not in str(refused.value)  # of different shapes: no stack to suggest
+    # a transparency-mask page (NewSubfileType 4) is no image of its own
+    tifffile.imwrite(tmp_path / "masked.tif", a)
+    tifffile.imwrite(tmp_path / "masked.tif", np.ones((64, 48), bool), append=True, subfiletype=4)
+    np.testing.assert_array_equal(read_image(tmp_path / "masked.tif"), a)
     # pages of one shape are one stack, as before
     pages[0].save(tmp_path / "stack.tif", save_all=True, append_images=[pages[0]] * 2)
     assert read_image(tmp_path / "stack.tif").shape == (3, 64, 48)

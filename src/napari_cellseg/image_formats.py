@@ -35,7 +35,7 @@ def full_image_series(tif) -> list:
     """A TIFF's series that are full images: not thumbnails, slide labels or reduced levels.
 
     A pyramid's levels are held by its series (``series.levels``), not listed here; a
-    reduced-resolution page (NewSubfileType 1) or a whole-slide file's associated image
+    reduced-resolution page (NewSubfileType 1), a transparency mask (4) or a whole-slide file's associated image
     (thumbnail, label, macro) is left out.
     """
     full = []
@@ -43,7 +43,8 @@ def full_image_series(tif) -> list:
         if str(series.name or "").strip().lower() in _ASSOCIATED_SERIES:
             continue
         page = series.pages[0] if len(series.pages) else None
-        if page is not None and getattr(page, "is_reduced", False):
+        # reduced-resolution (NewSubfileType bit 1) and transparency-mask (bit 4) pages
+        if page is not None and (getattr(page, "is_reduced", False) or getattr(page, "is_mask", False)):
             continue
         full.append(series)
     return full
