@@ -65,5 +65,5 @@ def test_panels_docked_together_fit_a_laptop_screen(make_napari_viewer):
     # each panel asked for its full height (Dataset 749 px): stacked in the dock they outgrew the screen
     viewer = make_napari_viewer()
     panels = [viewer.window.add_plugin_dock_widget("napari-cellseg", name)[1] for name in WIDGETS]
-    assert sum(panel.minimumSizeHint().height() for panel in panels) <= 1000
+    assert sum(panel.minimumSizeHint().height() for panel in panels) <= 600  # napari's bars beside: < 800
     assert all(panel.minimumSizeHint().width() >= 250 for panel in panels)  # no squeezed text

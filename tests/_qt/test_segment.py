@@ -311,6 +311,9 @@ def test_the_shortcut_on_a_probability_map_segments_its_image(
     viewer.layers.selection.active = cells
     segment_selected_layer(viewer)
     assert not widget.busy and "'[C] sample segmented cells' is not an image layer" in widget.message.text()
+    viewer.layers.selection.active = viewer.layers["[C] sample boundary probability"]
+    segment_selected_layer(viewer)
+    assert "'[C] sample boundary probability' is a probability map Segment made" in widget.message.text()
 
 
 def test_save_results_saves_the_cells_of_the_image_shown(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -15,7 +14,6 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
-    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -313,17 +311,6 @@ class FinetuneForm(QWidget):
             self.patch_spin,
         )
         return [spin.valueChanged for spin in spins]
-
-
-def form_scroll(form: FinetuneForm) -> QScrollArea:
-    """``form`` in a vertical scroll area as wide as the form."""
-    scroll = QScrollArea()
-    scroll.setWidgetResizable(True)
-    scroll.setWidget(form)
-    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-    scroll.setMinimumWidth(form.minimumSizeHint().width() + 20)
-    scroll.setMinimumHeight(260)
-    return scroll
 
 
 class RunBox(QGroupBox):

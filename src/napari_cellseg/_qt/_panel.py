@@ -16,7 +16,7 @@ class _PanelScroll(QScrollArea):
     """The panel's contents, scrolled vertically: several panels docked one under another
     then fit the screen (each asked for its full height, and napari's window grew past it)."""
 
-    MIN_HEIGHT = 200
+    MIN_HEIGHT = 100  # five panels docked one under another still fit a 1280 x 800 screen
 
     def __init__(self, content: QWidget):
         super().__init__()

@@ -58,7 +58,7 @@ from ..training.config import RUNTIME_FIELDS, TrainConfig
 from ..training.reports import EpochReport, StartReport, StepReport, TrainResult
 from ._common import follow_current_model
 from ._finetune_choices import FinetuneChoices
-from ._finetune_form import START_M2, FinetuneForm, RunBox, form_scroll
+from ._finetune_form import START_M2, FinetuneForm, RunBox
 from ._panel import TaskPanel
 from ._workers import finish_before_close, run_task, while_shown
 
@@ -96,7 +96,7 @@ class FinetuneWidget(FinetuneChoices, TaskPanel):
         super().__init__(napari_viewer, parent)
         self.cancel_button.hide()  # Stop replaces it: it saves the position for Resume
         self.form = FinetuneForm()
-        self.body.addWidget(form_scroll(self.form), 1)
+        self.body.addWidget(self.form)  # the panel scrolls (one scroll bar, not one inside another)
         run = RunBox(getattr(self.viewer, "theme", None))
         self.body.addWidget(run)
         self.device_label, self.progress_bar, self.eta_label, self.plot = (

@@ -66,10 +66,13 @@ def segment_selected_layer(viewer: Viewer) -> None:
     _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
     layer = viewer.layers.selection.active
     if not segmentable(layer):
-        what = f"{layer.name!r} is not an image layer" if layer is not None else "no layer is selected"
-        widget.fail(
-            f"{what}: select the image layer to segment (not a probability map), then Layers > Segment"
-        )
+        if layer is None:
+            what = "no layer is selected"
+        elif is_layer_type(layer, "Image"):
+            what = f"{layer.name!r} is a probability map Segment made"
+        else:
+            what = f"{layer.name!r} is not an image layer"
+        widget.fail(f"{what}: select the image layer to segment, then Layers > Segment")
         return
     widget.segment(layer)
 

@@ -182,7 +182,7 @@ def iter_run_split(
     from ..data.splitfile import write_split
 
     config = config or SplitConfig()
-    dataset = CellDataset.open(root)
+    dataset = CellDataset.open(root, MICROSCOPES)  # as `napari-cellseg split` checks by default
     chosen = Path(out_path).expanduser() if out_path else default_split_path(root)
     owner = split_file_owner(chosen, root)
     path = default_split_path(root) if owner is not None else chosen
