@@ -77,6 +77,10 @@ def finetune_shot(out: Path, tmp: Path) -> Path:
     wait_until(lambda: panel.device_kind is not None)
     panel.start_button.click()
     wait_until(lambda: len(panel.plot.epochs) >= 7 and panel.busy)
+    from qtpy.QtWidgets import QScrollArea
+
+    bar = panel.findChild(QScrollArea).verticalScrollBar()  # the panel scrolls: show the run and its plot
+    bar.setValue(bar.maximum())
     shot(viewer, out / "guide-finetune.png")
     wait_until(lambda: not panel.busy)
     print(panel.message.text())
