@@ -80,7 +80,7 @@ def tiff_pixels(tif) -> np.ndarray:
         )
     index = tif.series.index(full[0]) if full else 0
     axes = tif.series[index].axes if tif.series else ""
-    data = tif.asarray(series=index) if index else tif.asarray()
+    data = tif.asarray(series=index)
     if "S" in axes and axes.index("S") != len(axes) - 1 and data.ndim == len(axes):
         data = np.moveaxis(data, axes.index("S"), -1)
     return data
