@@ -170,6 +170,20 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
     return data, attributes, layer_type
 
 
+def stored_layer(path: str | os.PathLike) -> dict[str, Any]:
+    """What :func:`write_tiff_layer` stored in a TIFF (``layer_type``, ``metadata``...), read from
+    the header only; ``{}`` for another file or a TIFF without it."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            description = tif.pages[0].description if len(tif.pages) else ""
+        stored = json.loads(description).get(_META_KEY) if description.startswith("{") else None
+    except Exception:  # not a TIFF, no JSON description
+        return {}
+    return stored if isinstance(stored, dict) else {}
+
+
 def _looks_like_labels(path: Path, data: np.ndarray) -> bool:
     """A foreign TIFF is labels if it is integer, 2D/3D and named or filed as masks."""
     if not np.issubdtype(data.dtype, np.integer) or data.dtype.itemsize < 2:

@@ -151,19 +151,9 @@ def _try_lock(fh) -> bool:
 
 def stored_metadata(labels_path: Path) -> dict:
     """The ``metadata`` that :func:`~napari_cellseg.io.write_tiff_layer` stored, read from the header only."""
-    import json
+    from ..io import stored_layer
 
-    import tifffile
-
-    from ..io import _META_KEY
-
-    try:
-        with tifffile.TiffFile(labels_path) as tif:
-            description = tif.pages[0].description if len(tif.pages) else ""
-        stored = json.loads(description).get(_META_KEY, {})
-    except Exception:  # not a TIFF, no JSON description: no metadata
-        return {}
-    metadata = stored.get("metadata") if isinstance(stored, dict) else None
+    metadata = stored_layer(labels_path).get("metadata")
     return metadata if isinstance(metadata, dict) else {}
 
 

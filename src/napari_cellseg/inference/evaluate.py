@@ -154,21 +154,11 @@ def _outlines_drawn_from(labels: Path, outlines: Path) -> bool:
 
 def _label_file_kind(path: Path) -> tuple[str, str]:
     """``("labels" | "image" | "unknown", why)`` for a TIFF or PNG, from its header only."""
-    import json
-
     from ..data.headers import HeaderError, read_header
-    from ..io import _META_KEY, TIFF_SUFFIXES
+    from ..io import TIFF_SUFFIXES, stored_layer
 
     if path.suffix.lower() in TIFF_SUFFIXES:
-        import tifffile
-
-        try:
-            with tifffile.TiffFile(path) as tif:
-                description = tif.pages[0].description if len(tif.pages) else ""
-            stored = json.loads(description).get(_META_KEY) if description.startswith("{") else None
-        except Exception:  # not a TIFF or no JSON description: judged by its pixels below
-            stored = None
-        layer_type = stored.get("layer_type") if isinstance(stored, dict) else None
+        layer_type = stored_layer(path).get("layer_type")
         if layer_type == "labels":
             return "labels", ""
         if layer_type == "image":
