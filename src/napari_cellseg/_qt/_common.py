@@ -250,23 +250,26 @@ def clear_table(table: QTableWidget) -> None:
     table.setFixedHeight(0)
 
 
-def follow_current_model(widget: Any, method: Callable[[Any, Path | None], None]) -> None:
-    """Call ``method(widget, directory)`` whenever the current model changes, while ``widget`` lives.
-
-    The listener holds the widget weakly and leaves once the widget (or its Qt side) is gone.
-    """
-    from ..app.current_model import add_listener, remove_listener
-
+def follow(widget: Any, method: Callable[..., None], add: Callable, remove: Callable) -> None:
+    """Call ``method(widget, *args)`` for each event the listener list of ``add``/``remove`` sends,
+    while ``widget`` lives: the listener holds it weakly and leaves once it (or its Qt side) is gone."""
     ref = weakref.ref(widget)
 
-    def listener(directory) -> None:
+    def listener(*args) -> None:
         alive = ref()
         try:
             if alive is not None:
-                method(alive, directory)
+                method(alive, *args)
                 return
         except RuntimeError:  # the Qt side was deleted
             pass
-        remove_listener(listener)
+        remove(listener)
 
-    add_listener(listener)
+    add(listener)
+
+
+def follow_current_model(widget: Any, method: Callable[[Any, Path | None], None]) -> None:
+    """Call ``method(widget, directory)`` whenever the current model changes, while ``widget`` lives."""
+    from ..app.current_model import add_listener, remove_listener
+
+    follow(widget, method, add_listener, remove_listener)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-import weakref
 from pathlib import Path
 
 from napari.utils.notifications import show_info
@@ -56,30 +55,13 @@ from ..app.finetune_session import (
 from ..training.checkpoints import LAST_DIR, TRAIN_CONFIG, has_last
 from ..training.config import RUNTIME_FIELDS, TrainConfig
 from ..training.reports import EpochReport, StartReport, StepReport, TrainResult
-from ._common import follow_current_model
+from ._common import follow, follow_current_model
 from ._finetune_choices import FinetuneChoices
 from ._finetune_form import START_M2, FinetuneForm, RunBox
 from ._panel import TaskPanel
 from ._workers import finish_before_close, run_task, while_shown
 
 logger = logging.getLogger(__name__)
-
-
-def _follow_runs(panel: FinetuneWidget) -> None:
-    """Tell ``panel`` of each run another panel starts, while ``panel`` (and its Qt side) lives."""
-    ref = weakref.ref(panel)
-
-    def listener(process, task) -> None:
-        alive = ref()
-        try:
-            if alive is not None:
-                alive._other_run_started(process, task)
-                return
-        except RuntimeError:  # the Qt side was deleted
-            pass
-        remove_run_listener(listener)
-
-    add_run_listener(listener)
 
 
 def _stop_quietly(process: TrainingProcess) -> None:
@@ -141,7 +123,8 @@ class FinetuneWidget(FinetuneChoices, TaskPanel):
         if other is not None:  # e.g. the run of this panel's closed predecessor, still saving
             run_task_of(other).worker.finished.connect(self._other_run_ended)
             self.say(f"{going_text(other)}; Start and Resume wait for it.")
-        _follow_runs(self)  # runs another panel (another viewer's) starts later
+        # runs another panel (another viewer's) starts later
+        follow(self, FinetuneWidget._other_run_started, add_run_listener, remove_run_listener)
 
     def _other_run_started(self, process: TrainingProcess, task) -> None:
         if process is self.process:
