@@ -28,12 +28,14 @@ from .io import (
 
 
 def napari_get_outlines_reader(path: str | Sequence[str]) -> Callable | None:
-    """npe2 reader contribution: cell outlines (QuPath GeoJSON, Fiji ROI sets) as a labels layer, else None.
+    """npe2 reader contribution: cell outlines (QuPath GeoJSON, Fiji ROI sets) as labels layers, else None.
 
-    A list of paths (napari's *Open Files as Stack*) is declined: outline files are no planes.
+    A list of paths (several files dropped together, or napari's reader dialog for them)
+    gives one labels layer per file when every file is outlines; a list holding anything
+    else is declined, so that other readers get their turn.
     """
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
-    if len(paths) != 1 or not _is_outlines_file(Path(paths[0])):
+    if not paths or not all(_is_outlines_file(Path(p)) for p in paths):
         return None
     return read_outlines_layers
 
