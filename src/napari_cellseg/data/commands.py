@@ -21,7 +21,8 @@ automatically found near-duplicates: tiles of one field, repeated fields) are
 never split. With --previous, images already split keep their subset and new
 ones go to train (or, with --new-images split, are placed by their group's
 seeded hash), so nothing trained on ever moves to dev/test. An existing --out
-is refused unless --overwrite.
+is refused unless --overwrite. A dev or test set whose images hold no labelled
+cell is written with a warning: AP cannot be scored on it.
 """
 
 
@@ -152,6 +153,8 @@ def run_split(args: argparse.Namespace) -> int:
     print(_summary(result, config.grouping))
     for note in result.notes:
         print(f"note: {note}")
+    for warning in result.warnings:  # written all the same: the user decides
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"wrote {path} (split hash {result.hash()[:16]})")
     return 0
 

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..config import JsonConfig
+from .dataset import DatasetError
 from .grouping import GroupingConfig, NearDuplicatePair, iter_near_duplicates, merge_groups
 from .split_report import format_table
 from .splitfile import SUBSETS, SplitError, split_hash
@@ -61,6 +62,7 @@ class SplitResult:
     quotas: dict[str, int]
     pairs: tuple[NearDuplicatePair, ...] = ()
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # a dev or test set that cannot score AP (:func:`_cell_warnings`)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """``counts()[subset][microscope]`` image counts."""
@@ -180,7 +182,8 @@ def iter_split(
     subsets = {i: subsets[i] for i in microscopes}  # dataset order
     result = SplitResult(subsets, microscopes, groups, target, quotas, pairs)
     notes.extend(_check_result(result, eligible, previous is None))
-    yield SplitProgress("done", 1, 1, dataclasses.replace(result, notes=tuple(notes)))
+    warnings = _cell_warnings(dataset, result, previous is None)
+    yield SplitProgress("done", 1, 1, dataclasses.replace(result, notes=tuple(notes), warnings=warnings))
 
 
 def split_dataset(
@@ -358,3 +361,37 @@ def _check_result(result: SplitResult, eligible, fresh: bool) -> list[str]:
             f"test {counts['test']}: train must hold more than each"
         )
     return notes
+
+
+def _cell_warnings(dataset, result: SplitResult, fresh: bool) -> tuple[str, ...]:
+    """Dev or test sets whose images all hold no labelled cell: AP cannot be scored on them.
+
+    Reads labels until one holds a cell, so a usual split reads one file per set. A label
+    file that does not decode counts as holding cells: ``napari-cellseg check`` reports it.
+    """
+    found = []
+    for subset in ("dev", "test"):
+        ids = [i for i, s in result.subsets.items() if s == subset]
+        if not ids or any(_has_cells(dataset, i) for i in ids):
+            continue
+        listed = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        advice = (
+            "split again with another seed, or label the cells of these images"
+            if fresh
+            else "they kept their subset from the previous split: make a fresh split if no model was "
+            f"trained on it, or add {result.target} images with cells (`split --new-images split` puts "
+            "new images in dev and test too)"
+        )
+        found.append(
+            f"{subset} holds {len(ids)} {result.target} image(s) and none has a labelled cell ({listed}): "
+            f"AP cannot be scored on {subset} (with no cell to find, a model scores 1 if it finds none, else 0); "
+            f"{advice}"
+        )
+    return tuple(found)
+
+
+def _has_cells(dataset, image_id: str) -> bool:
+    try:
+        return bool(dataset.load_reference_instances(image_id).any())
+    except DatasetError:
+        return True
