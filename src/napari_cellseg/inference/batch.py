@@ -247,6 +247,7 @@ def _segment_and_write(
     from .batch_big import needs_block_wise, segment_block_wise
     from .images import describe_layout, stack_note
     from .runtime import TTA_ZOOMS
+    from .segment import unscaled_note
 
     if options.torch_threads:
         import torch
@@ -267,7 +268,7 @@ def _segment_and_write(
         seen = haematoxylin_only(image, name=str(path))
     # Everything goes to a scratch folder first and is moved into place at the end: a
     # failure (or a kill) leaves no half of an image's outputs beside the files it had.
-    notes: list[str] = []
+    notes = [unscaled_note(config, options.diameter)]  # one line per image, not a raw warning
     with scratch_folder(outputs["labels"].parent) as scratch:
         staged = staged_paths(scratch)
         with _inference_lock:
@@ -280,8 +281,9 @@ def _segment_and_write(
                 from .segment import segment_image, small_image_note
 
                 result = segment_image(
-                    model, config, seen, keep_probabilities=options.save_probabilities, **kwargs
-                )
+                    model, config, seen, keep_probabilities=options.save_probabilities, warn_unscaled=False,
+                    **kwargs,
+                )  # fmt: skip
                 notes.append(small_image_note(layout.plane_shape, result.scale_factor))
                 labels, probabilities = result.labels, result.probabilities
                 metadata = result.layer_attributes()["metadata"]

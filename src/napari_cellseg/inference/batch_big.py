@@ -37,19 +37,23 @@ def segment_block_wise(
     metadata holds what :meth:`.segment.SegmentationResult.layer_attributes` stores.
     """
     from .big import segment_big
-    from .segment import label_dtype, watershed_params
+    from .segment import label_dtype, unscaled_note, watershed_params
     from .tiled import iter_scale_factor, make_runner, resolve_diameter, run_to_end
 
     layout = describe_layout(image, kwargs["channel"])
     params = watershed_params(config)
     # One runner for every plane: a compiled network (optimize) is built once.
     runner = make_runner(model, config, None, True, kwargs["optimize"], kwargs["tta"], kwargs["tta_zooms"])
-    diameter = resolve_diameter(config, kwargs["diameter"])
-    factor = run_to_end(
-        iter_scale_factor(
-            runner, config, image, layout, diameter, kwargs["tile_size"], kwargs["overlap"], params
+    # No training scale: the image's own scale, as the batch's note says (see .segment.unscaled_note).
+    unscaled = bool(unscaled_note(config, kwargs["diameter"]))
+    diameter = None if unscaled else resolve_diameter(config, kwargs["diameter"])
+    factor = 1.0
+    if not unscaled:
+        factor = run_to_end(
+            iter_scale_factor(
+                runner, config, image, layout, diameter, kwargs["tile_size"], kwargs["overlap"], params
+            )
         )
-    )
     if diameter == 0:  # estimated: what the factor says, as segment_image records it
         diameter = config.object_diameter / factor if factor != 1.0 else None
     predict = {key: kwargs[key] for key in ("tile_size", "overlap", "batch_size", "channel")}

@@ -216,11 +216,13 @@ def iter_segment_image(
     tta: bool = False,
     tta_zooms: Sequence[float] | None = None,
     warn_small: bool = True,
+    warn_unscaled: bool = True,
 ) -> Generator[PredictProgress, None, SegmentationResult]:
     """Generator version of :func:`segment_image`; returns the :class:`SegmentationResult`.
 
     ``warn_small=False``: no :class:`SmallImageWarning` (a caller that shows
-    :func:`small_image_note` itself, as the Segment panel does).
+    :func:`small_image_note` itself, as the Segment panel does); ``warn_unscaled=False``:
+    no :class:`UnscaledWarning` (a caller that shows :func:`unscaled_note`, as the batch does).
     """
     from .watershed import instances_from_probabilities
 
@@ -231,9 +233,19 @@ def iter_segment_image(
     translate = spatial_metadata(translate, layout, "translate")
     params = watershed_params(config, params)
     runner = make_runner(model, config, device, amp, optimize, tta, tta_zooms)
-    diameter = resolve_diameter(config, diameter)
+    unscaled = unscaled_note(config, diameter)
+    diameter = None if unscaled else resolve_diameter(config, diameter)
     estimate = diameter == 0
-    factor = yield from iter_scale_factor(runner, config, image, layout, diameter, tile_size, overlap, params)
+    if unscaled:  # said here in one line, not by iter_scale_factor
+        factor = 1.0
+        if warn_unscaled:
+            import warnings
+
+            warnings.warn(unscaled, UnscaledWarning, stacklevel=2)
+    else:
+        factor = yield from iter_scale_factor(
+            runner, config, image, layout, diameter, tile_size, overlap, params
+        )
     if estimate:
         diameter = config.object_diameter / factor if factor != 1.0 else None
     if warn_small:
@@ -284,6 +296,28 @@ def small_image_note(plane_shape: tuple[int, int], factor: float) -> str:
         f"the image is only {height} x {width} px{at_scale}: under {MIN_CONTEXT_PX} px a side the "
         "network sees too little around each pixel, and background can come out as cells; "
         "segment a larger region and crop its cells"
+    )
+
+
+class UnscaledWarning(UserWarning):
+    """A nucleus diameter was asked for, but the model has no training scale to resample to."""
+
+
+def unscaled_note(config, diameter: float | None) -> str:
+    """Why ``diameter`` (None: the model's ``default_diameter``) cannot rescale an image, or "".
+
+    The diameter only means something against the model's ``object_diameter``
+    (the nucleus diameter it was trained at); without one the image is segmented
+    at its own scale.
+    """
+    wanted = resolve_diameter(config, diameter)
+    if wanted is None or getattr(config, "object_diameter", None) is not None:
+        return ""
+    given = "an estimated nucleus diameter" if wanted == 0 else f"a nucleus diameter of {wanted:g} px"
+    source = " (its default_diameter)" if diameter is None else ""
+    return (
+        "the model's config.json has no object_diameter (the nucleus diameter it was trained at), so "
+        f"the image cannot be resampled for {given}{source}: it is segmented at its own scale"
     )
 
 

@@ -37,6 +37,8 @@ def run_segment(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from None
     if args.diameter is not None and args.diameter < 0:
         raise CommandError(f"--diameter must be >= 0 (0 = estimate), got {args.diameter}")
+    if args.diameter is not None:
+        _refuse_unusable_diameter(model_dir, args.diameter)
     if args.tile < 32:
         raise CommandError(f"--tile must be >= 32 pixels, got {args.tile}")
     if not 0 <= args.overlap <= args.tile // 2:
@@ -113,3 +115,25 @@ def run_segment(args: argparse.Namespace) -> int:
         if file_report.status == "failed":
             print(f"  failed: {file_report.message}", file=sys.stderr)
     return 0 if summary.ok else 1
+
+
+def _refuse_unusable_diameter(model_dir: Path, diameter: float) -> None:
+    """Refuse ``--diameter`` for a model without a training scale, before any image is read.
+
+    As in Cellpose, ``--diameter`` rescales every image to the model's scale; a whole
+    batch run at the images' own scale while the option is ignored is not what was asked.
+    """
+    from ..models.checkpoint import ModelLoadError, load_model_config
+    from .segment import unscaled_note
+
+    try:
+        config = load_model_config(model_dir)
+    except ModelLoadError:
+        return  # loading the model says what is wrong with it
+    if unscaled_note(config, diameter):
+        given = "0 (estimate)" if diameter == 0 else f"{diameter:g}"
+        raise CommandError(
+            f"--diameter {given}: the model {model_dir} has no object_diameter in its config.json (the "
+            "nucleus diameter it was trained at), so images cannot be resampled to its scale; leave out "
+            "--diameter to segment them at their own scale"
+        )
