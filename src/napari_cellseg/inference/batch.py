@@ -83,13 +83,14 @@ class FileReport:
 
     path: str
     image_id: str
-    status: str  # "done", "skipped" (output exists) or "failed"
+    status: str  # "done" (outputs written), "skipped" (output exists) or "failed"
     message: str = ""
     output: str | None = None
     n_instances: int = 0
     seconds: float = 0.0
     note: str = ""  # a warning about a done image (e.g. how its axes were read)
     reason: str = ""  # ``message`` less its --overwrite advice, for the GUI (:func:`plain_message`)
+    added: tuple[str, ...] = ()  # done without segmenting: these outputs were drawn from its stored cells
 
 
 @dataclass
@@ -105,8 +106,11 @@ class BatchSummary:
         return self.count("failed") == 0
 
     def describe(self) -> str:
+        """One line: images segmented, given outputs from their stored cells, skipped and failed."""
+        extended = sum(r.status == "done" and bool(r.added) for r in self.reports)
+        extra = f"{extended} given extra outputs from their stored cells, " if extended else ""
         return (
-            f"{len(self.reports)} image(s): {self.count('done')} segmented, "
+            f"{len(self.reports)} image(s): {self.count('done') - extended} segmented, {extra}"
             f"{self.count('skipped')} skipped (output exists), {self.count('failed')} failed"
         )
 
@@ -145,7 +149,8 @@ def segment_file(
     Returns
     -------
     FileReport
-        ``status`` is ``"done"``, ``"skipped"`` (its labels exist and
+        ``status`` is ``"done"`` (segmented; or, its labels existing, given the outputs
+        asked for since from them: ``added``), ``"skipped"`` (its labels exist and
         ``overwrite`` is off) or ``"failed"`` with the reason in ``message``.
         A failed image leaves no file behind and replaces none; a requested output that
         exists without ``overwrite`` fails the image (it may be the user's own file).
@@ -213,6 +218,7 @@ def _reuse_stored(path: Path, outputs: dict[str, Path], options, report: FileRep
             report.n_instances, added = add_missing_extras(path, outputs, options, missing)
             if added:
                 report.status, report.message, report.reason = "done", "", ""
+                report.added = tuple(added)
                 report.note = f"{', '.join(added)} added from the stored cells"
         except (ImageReadError, ValueError, OSError) as err:
             report.status, report.message, report.reason = "failed", _name_file(path, err), ""
