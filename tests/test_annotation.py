@@ -149,3 +149,14 @@ def test_a_long_name_gives_an_id_that_names_a_file(tmp_path):
         add_to_dataset(tmp_path / "ds", "a" * 300, image, mask, "C")
     # a dataset written before the limit still opens: the limit is for new ids only
     assert check_id("a" * 300) is None
+
+
+def test_an_image_is_saved_with_a_labs_own_tag_and_a_bad_tag_is_refused(tmp_path):
+    image, mask, _ = load_sample("a_fluorescence_3")
+    root = tmp_path / "ds"
+    save_annotation(root, "x", image, mask, "A", annotation=False)
+    save_annotation(root, "y", image, mask, "D", annotation=False)  # beside A: one dataset, two tags
+    assert CellDataset.open(root).microscopes == ("A", "D") and CellDataset.open(root)["y"].microscope == "D"
+    with pytest.raises(ValueError, match=r"before saving: microscope tag 'my scope' is not a tag"):
+        save_annotation(root, "z", image, mask, "my scope", annotation=False)
+    assert not is_listed(root, "z") and not (root / "masks" / "z.tif").exists()

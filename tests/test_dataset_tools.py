@@ -82,3 +82,33 @@ def test_the_split_file_of_another_dataset_is_refused_not_replaced(tiny_dataset,
     with pytest.raises(SplitError, match="split of another dataset"):
         run_to_end(iter_run_split(tiny_dataset, NO_GROUPING, other, keep_previous=False))
     assert "someone_else" in other.read_text()
+
+
+def _retag(root, tags: dict[str, str]):
+    """Give a dataset's images other microscope tags (another lab's D and E)."""
+    manifest = root / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    rows = [lines[0]] + [
+        ",".join([r.split(",")[0], tags[r.split(",")[1]], *r.split(",")[2:]]) for r in lines[1:]
+    ]
+    manifest.write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_check_and_split_take_the_manifests_own_tags(tiny_dataset):
+    from napari_cellseg.classes import MICROSCOPES
+    from napari_cellseg.data.dataset import DatasetError
+
+    root = _retag(tiny_dataset, {"A": "D", "B": "D", "C": "E"})
+    found = check_dataset(root, pixels=False)
+    assert found.ok and found.counts() == {"D": 4, "E": 10}
+    run = run_to_end(iter_run_split(root, SplitConfig(target="E", grouping=False)))
+    assert run.table()[0] == ["subset", "D", "E", "total"] and run.table()[1][-1] == ["total", 4, 10, 14]
+    split = read_split(run.path)
+    assert {split[i] for i, tag in run.result.microscopes.items() if tag == "D"} == {"train"}
+    # as `check` and `split --microscopes A B C` do, given tags still hold the manifest to them
+    assert not check_dataset(root, MICROSCOPES, pixels=False).ok
+    with pytest.raises(DatasetError, match="unknown microscope 'E'"):
+        run_to_end(iter_run_split(root, SplitConfig(target="E"), microscopes=MICROSCOPES))
+    (root / "manifest.csv").write_text((root / "manifest.csv").read_text().replace(",E", ",E?", 1))
+    assert "microscope tag 'E?' is not a tag" in str(check_dataset(root, pixels=False).problems)

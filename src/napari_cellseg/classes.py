@@ -12,7 +12,7 @@ CLASS_COLORS = {
     BOUNDARY: (1.0, 0.85, 0.0, 1.0),
     INTERIOR: (0.1, 0.6, 1.0, 1.0),
 }
-MICROSCOPES = ("A", "B", "C")  # the tags a dataset may use unless told others (check/split --microscopes)
+MICROSCOPES = ("A", "B", "C")  # listed first by the panels; check/split allow them unless told others
 # Any other tag a lab uses: a letter or digit first, then letters, digits, '_', '-', '.' (it names runs and files).
 _TAG_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}$")
 DEFAULT_CLASS_WEIGHTS = (1.0, 5.0, 3.0)

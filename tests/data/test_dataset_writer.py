@@ -73,7 +73,7 @@ def test_existing_rows_keep_their_extra_columns(tmp_path):
     ("kwargs", "message"),
     [
         ({"image_id": "a/b"}, "cannot name a file"),
-        ({"microscope": "Z"}, "unknown microscope 'Z'"),
+        ({"microscope": "Z Z"}, "microscope tag 'Z Z' is not a tag"),
         ({"kind": "other"}, "kind must be"),
         ({"image": np.zeros((32, 40), np.float32)}, "got dtype float32"),
         ({"image": np.zeros((32, 40, 2), np.uint8)}, r"got shape \(32, 40, 2\)"),
@@ -189,3 +189,15 @@ def test_a_failed_replacement_keeps_the_old_image_with_its_old_labels(tmp_path, 
     np.testing.assert_array_equal(ds.load_image("a"), old_image)
     np.testing.assert_array_equal(ds.load_instances("a"), _cells())
     assert sorted(p.name for p in root.rglob("*") if p.is_file()) == ["a.png", "a.tif", "manifest.csv"]
+
+
+def test_any_valid_tag_is_taken_unless_the_tags_are_given(tmp_path):
+    root = tmp_path / "ds"
+    add_to_dataset(root, "a", np.zeros((32, 40), np.uint8), _cells(), "E")  # a lab's own microscope
+    add_to_dataset(root, "b", np.zeros((32, 40), np.uint8), _cells(), "zeiss2")
+    assert CellDataset.open(root).microscopes == ("E", "zeiss2")
+    with pytest.raises(ValueError, match="microscope tag 'D E' is not a tag"):
+        add_to_dataset(root, "c", np.zeros((32, 40), np.uint8), _cells(), "D E")
+    with pytest.raises(ValueError, match=r"unknown microscope 'D'; choose from \('A', 'B', 'C'\)"):
+        add_to_dataset(root, "c", np.zeros((32, 40), np.uint8), _cells(), "D", microscopes=("A", "B", "C"))
+    assert len(CellDataset.open(root)) == 2

@@ -60,9 +60,9 @@ def test_fiji_roi_sets_beside_the_images_are_found_too(tmp_path, capsys):
 
 def test_bad_arguments_are_refused(tmp_path, capsys):
     assert (
-        main(["import-outlines", str(tmp_path), "--dataset", str(tmp_path / "d"), "--microscope", "D"]) == 2
+        main(["import-outlines", str(tmp_path), "--dataset", str(tmp_path / "d"), "--microscope", "D E"]) == 2
     )
-    assert "unknown microscope 'D'" in capsys.readouterr().err
+    assert "--microscope: microscope tag 'D E' is not a tag: use 1-32 letters" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["import-outlines", str(empty), "--dataset", str(tmp_path / "d"), "--microscope", "C"]) == 2
@@ -110,3 +110,15 @@ def test_a_name_that_is_an_id_already_keeps_it():
 
     assert dataset_id("slide7_") == "slide7_" and dataset_id("_lead") == "_lead"
     assert dataset_id("patient 3 HE") == "patient_3_HE" and dataset_id("-lead") == "lead"
+
+
+def test_a_labs_own_microscope_tag_is_taken(tmp_path, capsys):
+    samples = CellDataset.open(SAMPLE_DIR)
+    record = samples.records[0]
+    slides = tmp_path / "slides"
+    slides.mkdir()
+    shutil.copyfile(record.image_path, slides / record.image_path.name)
+    write_geojson(slides / f"{record.id}.geojson", samples.load_instances(record.id))
+    args = ["import-outlines", str(slides), "--dataset", str(tmp_path / "d"), "--microscope", "zeiss2"]
+    assert main(args) == 0, capsys.readouterr().err
+    assert CellDataset.open(tmp_path / "d")[record.id].microscope == "zeiss2"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QComboBox, QFormLayout, QGroupBox, QPushButton
+from qtpy.QtWidgets import QFormLayout, QGroupBox, QPushButton
 
-from ..classes import MICROSCOPES
 from ._common import PathEdit
+from ._microscope_combo import MicroscopeCombo
 
 
 class ImportBox(QGroupBox):
@@ -21,9 +21,7 @@ class ImportBox(QGroupBox):
             "QuPath: File > Export objects as GeoJSON, one <image name>.geojson per image; "
             "Fiji: ROI Manager > More > Save, as <image name>_rois.zip"
         )
-        self.microscope_combo = QComboBox()
-        self.microscope_combo.addItems(list(MICROSCOPES))
-        self.microscope_combo.setCurrentText("C")
+        self.microscope_combo = MicroscopeCombo("The microscope that took these images", default="C")
         self.import_button = QPushButton("Add to the dataset")
         self.import_button.setToolTip(
             "Each image with a .geojson becomes a dataset image with its cells as masks; "
@@ -49,6 +47,11 @@ class ImportBox(QGroupBox):
             panel.fail("choose the folder of images that were outlined in QuPath first")
             return
         outlines = self.outlines_edit.path()
+        try:  # a typed tag that is no tag: refused before any image is read
+            microscope = self.microscope_combo.tag()
+        except ValueError as err:
+            panel.fail(str(err))
+            return
 
         def show(reports) -> None:
             added = [r for r in reports if r.status == "added"]
@@ -63,9 +66,10 @@ class ImportBox(QGroupBox):
             if left_out:
                 text += f" {left_out} left out: see the list."
             panel.say(text + " Check dataset, then Split.", error=bool(left_out) and not added)
+            panel.offer_dataset_tags()  # a new tag is the dataset's now
 
         panel.start(
-            iter_import_outlines, [images], outlines, root, self.microscope_combo.currentText(),
+            iter_import_outlines, [images], outlines, root, microscope,
             title="Add QuPath outlines", on_result=show,
         )  # fmt: skip
 

@@ -37,11 +37,13 @@ from ..app.annotation import (
     saved_message,
     suggest_image_id,
 )
+from ..app.microscope_tags import dataset_tags
 from ..app.segment_session import image_plane_data
-from ..classes import BOUNDARY, INTERIOR, MICROSCOPES
+from ..classes import BOUNDARY, INTERIOR, check_microscope_tag
 from ._annotate_edits import AnnotationEdits
 from ._common import LayerCombo, PathEdit, class_legend, in_viewer
 from ._layers import KIND_PROBABILITY, KIND_REVIEW, find_layer, put_labels
+from ._microscope_combo import MicroscopeCombo
 from ._panel import TaskPanel
 
 UNTAGGED = "(untagged)"
@@ -74,9 +76,7 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
         self._user_set: set = set()  # Labels boxes set by the user, not guessed by the panel
         self._picking = False  # the panel is guessing
         self.image_combo = LayerCombo(viewer, "Image")
-        self.microscope_combo = QComboBox()
-        self.microscope_combo.addItems([UNTAGGED, *MICROSCOPES])
-        self.microscope_combo.setToolTip("Which microscope took this image (stored with the image)")
+        self.microscope_combo = MicroscopeCombo("Which microscope took this image (stored with it)", UNTAGGED)
         self.open_button = QPushButton("Create / open label layers")
         self.open_button.setToolTip(
             "Add '<image> cells' and '<image> boundary annotation' layers; when the dataset "
@@ -156,8 +156,10 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
             edit.textChanged.connect(self._untick_replace)
         self.save_what_combo.currentTextChanged.connect(self._untick_replace)
         self.dataset_edit.changed.connect(self._find_earlier_id)
+        self.dataset_edit.changed.connect(self._offer_dataset_tags)
         viewer.layers.events.inserted.connect(self._layer_added)
-        self.microscope_combo.currentTextChanged.connect(self._tag_changed)
+        self.microscope_combo.chosen.connect(self._tag_changed)
+        self.microscope_combo.refused.connect(self.fail)
         self.open_button.clicked.connect(self.open_layers)
         self.to_annotation_button.clicked.connect(self.convert_to_annotation)
         self.to_cells_button.clicked.connect(self.convert_to_cells)
@@ -183,9 +185,7 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
             self._user_set.clear()
             self._untick_replace()
         tag = image.metadata.get("microscope")
-        self.microscope_combo.blockSignals(True)
-        self.microscope_combo.setCurrentText(tag if tag in MICROSCOPES else UNTAGGED)
-        self.microscope_combo.blockSignals(False)
+        self.microscope_combo.show_tag(None if check_microscope_tag(tag) else tag)
         self.id_edit.setText(suggest_image_id(image.name, image.metadata, distinct=True))
         self._find_earlier_id()
         self._pick_layers()
@@ -264,14 +264,17 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
             if layer is not None:
                 self.cells_combo.set_layer(layer)
 
-    def _tag_changed(self, tag: str) -> None:
+    def _offer_dataset_tags(self, *_) -> None:
+        self.microscope_combo.set_dataset_tags(dataset_tags(self.dataset_edit.path()))
+
+    def _tag_changed(self, tag: str | None) -> None:
         image = self.image_layer()
         if image is None:
             return
-        if tag in MICROSCOPES:
-            image.metadata["microscope"] = tag
-        else:
+        if tag is None:
             image.metadata.pop("microscope", None)
+        else:
+            image.metadata["microscope"] = tag
 
     def _require_image(self):
         image = self.image_layer()
@@ -366,7 +369,11 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
         labels = self._labels(combo, "boundary annotation" if as_annotation else "cells")
         if labels is None:
             return
-        microscope = image.metadata.get("microscope")
+        try:  # a typed tag that is no tag is refused, saying why
+            microscope = self.microscope_combo.tag()
+        except ValueError as err:
+            self.fail(str(err))
+            return
         overwrite, listed = self.overwrite_check.isChecked(), is_listed(root, image_id)
         if listed and not overwrite:
             self.fail(
@@ -377,6 +384,7 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
 
         def show(record) -> None:
             self.say(saved_message(record, root, replaced=listed, made_from=labels.name if instead else None))
+            self._offer_dataset_tags()  # the dataset's tags now include this image's
 
         self.start(
             save_annotation, root, image_id,

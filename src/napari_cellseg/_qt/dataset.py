@@ -29,10 +29,11 @@ from ..app.dataset_tools import (
     problem_lines,
     split_file_owner,
 )
-from ..classes import MICROSCOPES
+from ..app.microscope_tags import dataset_tags
 from ..data.augment import PRESETS, TRAINING_PRESET
 from ._common import PathEdit, annotation_colormap, clear_table, fill_table
 from ._import_box import ImportBox
+from ._microscope_combo import MicroscopeCombo
 from ._panel import TaskPanel
 
 
@@ -58,10 +59,9 @@ class DatasetWidget(TaskPanel):
         self.dataset = None
         form = QFormLayout()
         self.dataset_edit = PathEdit("dir", "folder with images/, masks/, manifest.csv")
-        self.target_combo = QComboBox()
-        self.target_combo.addItems(MICROSCOPES)
-        self.target_combo.setCurrentText("C")
-        self.target_combo.setToolTip("dev and test come from this microscope only; train holds it too")
+        self.target_combo = MicroscopeCombo(
+            "dev and test come from this microscope only; train holds it too", default="C"
+        )
         self.train_spin, self.dev_spin, self.test_spin = (_ratio_spin(v) for v in (0.90, 0.05, 0.05))
         ratios = QHBoxLayout()
         for label, spin in (("train", self.train_spin), ("dev", self.dev_spin), ("test", self.test_spin)):
@@ -130,6 +130,8 @@ class DatasetWidget(TaskPanel):
         self.split_button.clicked.connect(self.split)
         self.preview_button.clicked.connect(self.preview)
         self.dataset_edit.changed.connect(self._dataset_changed)
+        for combo in (self.target_combo, self.import_box.microscope_combo):
+            combo.refused.connect(self.fail)
         self.say("Choose a dataset folder, then Check or Split.")
 
     # --- helpers -----------------------------------------------------------
@@ -145,10 +147,17 @@ class DatasetWidget(TaskPanel):
         self.id_combo.clear()
         root = self.dataset_edit.path()
         self.split_edit.edit.setPlaceholderText(str(default_split_path(root)) if root else "")
+        self.offer_dataset_tags()
         chosen = self.split_edit.path()
         if chosen is not None and root is not None and split_file_owner(chosen, root) is not None:
             # The last dataset's split is not carried over: choosing one again makes it the previous split.
             self.split_edit.setText("")
+
+    def offer_dataset_tags(self) -> None:
+        """List the tags the dataset's manifest uses (D, E, ...) in the microscope boxes, after A, B, C."""
+        tags = dataset_tags(self.dataset_edit.path())
+        for combo in (self.target_combo, self.import_box.microscope_combo):
+            combo.set_dataset_tags(tags)
 
     def _show_problems(self, root, problems) -> None:
         self.problems_list.clear()
@@ -167,7 +176,7 @@ class DatasetWidget(TaskPanel):
 
         ratios = (self.train_spin.value(), self.dev_spin.value(), self.test_spin.value())
         return SplitConfig(
-            target=self.target_combo.currentText(), ratios=ratios,
+            target=self.target_combo.tag(), ratios=ratios,
             seed=self.seed_spin.value(), grouping=self.grouping_check.isChecked(),
         )  # fmt: skip
 
@@ -189,6 +198,7 @@ class DatasetWidget(TaskPanel):
                 self.say(f"{len(result.problems)} problem(s) in {root}: see the list.", error=True)
                 return
             self._show_dataset(result.dataset)
+            self.offer_dataset_tags()
             counts, cells = result.counts(), result.cells()
             rows = [["images", *counts.values(), len(result.dataset)]]
             rows.append(["cells", *(cells.get(m, 0) for m in counts), sum(cells.values())])

@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from ..classes import BOUNDARY, MICROSCOPES
+from ..classes import BOUNDARY
 from ..data.manifest import MAX_ID_LENGTH
 from ..data.targets import check_label_image
 from ..data.writer import image_for_dataset
+from .microscope_tags import tag_to_save
 
 ANNOTATION_SUFFIX = " boundary annotation"
 CELLS_SUFFIX = " cells"
@@ -332,8 +333,8 @@ def save_annotation(
     labels : array_like
         Instance labels (saved in ``masks/``) or, with ``annotation=True``, a
         3-class map (saved in ``targets/`` exactly as painted).
-    microscope : str
-        The image's microscope tag (A/B/C).
+    microscope : str or None
+        The image's microscope tag: A, B, C or a lab's own (``ValueError`` when None or no tag).
     annotation : bool
         Whether ``labels`` is a 3-class annotation.
     overwrite : bool
@@ -348,9 +349,7 @@ def save_annotation(
     """
     from ..data.writer import add_to_dataset
 
-    if microscope not in MICROSCOPES:
-        has = f"; it has {microscope!r}" if microscope else ": it has no tag yet"
-        raise ValueError(f"tag the image with its microscope ({', '.join(MICROSCOPES)}) before saving{has}")
+    microscope = tag_to_save(microscope)  # A, B, C or a lab's own (D, zeiss2): a dataset takes any tag
     pixels = image_for_dataset(image, image_id)
     if annotation:
         values, kind = check_annotation(labels, f"{image_id} annotation"), "targets"

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from ..classes import MICROSCOPES
 from ..data.augment import TRAINING_PRESET
 
 SPLIT_FILE_NAME = "split.csv"
@@ -62,9 +61,12 @@ def problem_lines(root: str | os.PathLike, problems: Sequence[tuple[str, str]]) 
 
 
 def iter_check_dataset(
-    root: str | os.PathLike, microscopes: Sequence[str] = MICROSCOPES, *, pixels: bool = True
+    root: str | os.PathLike, microscopes: Sequence[str] | None = None, *, pixels: bool = True
 ) -> Generator[Any, None, DatasetCheck]:
     """Open and validate a dataset folder, returning every problem instead of raising.
+
+    ``microscopes``: the tags the manifest may use (``napari-cellseg check --microscopes``);
+    None (the default, the Dataset panel): the tags it uses, each a valid tag.
 
     The manifest and headers are checked first; with ``pixels`` every image
     and label file is then decoded (:func:`napari_cellseg.data.check.iter_check_pixels`),
@@ -90,7 +92,7 @@ def iter_check_dataset(
 
 
 def check_dataset(
-    root: str | os.PathLike, microscopes: Sequence[str] = MICROSCOPES, *, pixels: bool = True
+    root: str | os.PathLike, microscopes: Sequence[str] | None = None, *, pixels: bool = True
 ) -> DatasetCheck:
     """:func:`iter_check_dataset` run to its end."""
     from ..generators import run_to_end
@@ -146,6 +148,7 @@ def iter_run_split(
     out_path: str | os.PathLike | None = None,
     *,
     keep_previous: bool = True,
+    microscopes: Sequence[str] | None = None,
 ) -> Generator[Any, None, SplitRun]:
     """Open a dataset, split it and write the split file (atomically).
 
@@ -164,6 +167,9 @@ def iter_run_split(
         otherwise make a fresh split and replace the file without reading it
         as a split (only its ids are looked at, so another dataset's split is
         not replaced by mistake).
+    microscopes : sequence of str, optional
+        The tags the manifest may use (``split --microscopes``); None: the tags it
+        uses (a lab's D and E), each a valid tag.
 
     Yields
     ------
@@ -182,7 +188,7 @@ def iter_run_split(
     from ..data.splitfile import write_split
 
     config = config or SplitConfig()
-    dataset = CellDataset.open(root, MICROSCOPES)  # as `napari-cellseg split` checks by default
+    dataset = CellDataset.open(root, microscopes)
     chosen = Path(out_path).expanduser() if out_path else default_split_path(root)
     owner = split_file_owner(chosen, root)
     path = default_split_path(root) if owner is not None else chosen

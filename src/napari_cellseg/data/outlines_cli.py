@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..classes import MICROSCOPES
+from ..classes import MICROSCOPES, check_microscope_tag
 
 DESCRIPTION = """\
 Add images and the cell outlines drawn on them in QuPath (File > Export objects
@@ -39,7 +39,7 @@ def register(subparsers) -> None:
         "--microscope",
         required=True,
         metavar="TAG",
-        help=f"microscope tag of these images ({', '.join(MICROSCOPES)})",
+        help=f"microscope tag of these images: {', '.join(MICROSCOPES)} or a lab's own (D, zeiss2, ...)",
     )
     parser.add_argument(
         "--group", metavar="KEY", help="slide or patient key: these images stay on one side of the split"
@@ -54,8 +54,9 @@ def run_import(args: argparse.Namespace) -> int:
 
     check_out_folder(args.dataset, "--dataset")
 
-    if args.microscope not in MICROSCOPES:
-        raise CommandError(f"unknown microscope {args.microscope!r} (allowed: {' '.join(MICROSCOPES)})")
+    bad_tag = check_microscope_tag(args.microscope)
+    if bad_tag:
+        raise CommandError(f"--microscope: {bad_tag}")
     if args.outlines is not None and not args.outlines.is_dir():
         raise CommandError(f"--outlines {args.outlines}: no such folder")
     counts = {"added": 0, "no outlines": 0, "failed": 0}

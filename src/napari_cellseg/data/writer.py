@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..classes import MICROSCOPES
+from ..classes import check_microscope_tag
 from ..config import atomic_write_bytes
 from ..io import collapse_grey_rgb, write_tiff_layer
 from .dataset import IMAGE_DIR, MASK_DIR, TARGET_DIR, ImageRecord
@@ -39,7 +39,7 @@ def add_to_dataset(
     group: str | None = None,
     overwrite: bool = False,
     extra: Mapping[str, str] | None = None,
-    microscopes: Sequence[str] = MICROSCOPES,
+    microscopes: Sequence[str] | None = None,
 ) -> ImageRecord:
     """Save one image and its labels into a dataset folder, creating it if new.
 
@@ -57,7 +57,7 @@ def add_to_dataset(
         ``(H, W)`` non-negative integer instance labels (``kind="masks"``) or a
         0/1/2 map (``kind="targets"``).
     microscope : str
-        The microscope tag, one of ``microscopes``.
+        The microscope tag: one of ``microscopes``, or any tag when that is None.
     kind : {"masks", "targets"}
         What ``labels`` holds.
     group : str, optional
@@ -69,8 +69,10 @@ def add_to_dataset(
     extra : mapping, optional
         Values for other manifest columns (new columns are added); not
         ``id``, ``microscope`` or ``group``.
-    microscopes : sequence of str
-        Allowed microscope tags.
+    microscopes : sequence of str or None
+        Allowed microscope tags (the manifest's rows are held to them too); None (the
+        default): any tag (:func:`~napari_cellseg.classes.check_microscope_tag`), such as a
+        lab's D and E, as :meth:`CellDataset.open` opens them.
 
     Returns
     -------
@@ -191,7 +193,11 @@ def _check_inputs(image_id, image, labels, microscope, kind, microscopes, extra)
     reserved = sorted({"id", "microscope", "group"} & {str(k) for k in (extra or {})})
     if reserved:  # they are the row's own: given as arguments, never as extra columns
         raise ValueError(f"extra must not set {reserved}: pass image_id, microscope and group instead")
-    if microscope not in microscopes:
+    if microscopes is None:
+        bad_tag = check_microscope_tag(microscope)
+        if bad_tag:
+            raise ValueError(bad_tag)
+    elif microscope not in microscopes:
         raise ValueError(f"unknown microscope {microscope!r}; choose from {tuple(microscopes)}")
     if kind not in (MASK_DIR, TARGET_DIR):
         raise ValueError(f"kind must be 'masks' or 'targets', got {kind!r}")
