@@ -112,3 +112,30 @@ def test_check_and_split_take_the_manifests_own_tags(tiny_dataset):
         run_to_end(iter_run_split(root, SplitConfig(target="E"), microscopes=MICROSCOPES))
     (root / "manifest.csv").write_text((root / "manifest.csv").read_text().replace(",E", ",E?", 1))
     assert "microscope tag 'E?' is not a tag" in str(check_dataset(root, pixels=False).problems)
+
+
+def test_split_run_notes_carry_the_splits_warnings(tmp_path):
+    import numpy as np
+
+    from napari_cellseg.data.writer import add_to_dataset
+
+    root = tmp_path / "ds"
+    for k in range(12):  # dev and test get C images without any cell
+        image = np.full((32, 32), 9 * k, np.uint8)
+        add_to_dataset(root, f"img{k:02d}", image, np.zeros((32, 32), np.uint16), "C" if k < 10 else "A")
+    run = run_to_end(iter_run_split(root, SplitConfig(ratios=(0.8, 0.1, 0.1), grouping=False)))
+    warned = [n for n in run.notes if n.startswith("Warning: ")]
+    assert len(warned) == 2 and "dev holds 1 C image(s) and none has a labelled cell" in warned[0]
+
+
+def test_check_notes_tags_that_differ_only_in_case(tiny_dataset):
+    assert check_dataset(tiny_dataset, pixels=False).tag_note() == ""
+    root = _retag(tiny_dataset, {"A": "a", "B": "B", "C": "C"})
+    assert check_dataset(root, pixels=False).tag_note() == ""  # 'a' alone is one microscope
+    manifest = root / "manifest.csv"
+    lines = manifest.read_text().splitlines()
+    first_c = next(k for k, line in enumerate(lines) if line.split(",")[1] == "C")
+    lines[first_c] = lines[first_c].replace(",C", ",c", 1)
+    manifest.write_text("\n".join(lines) + "\n")
+    note = check_dataset(root, pixels=False).tag_note()
+    assert note.startswith("the tags 'C' and 'c' differ only in case")

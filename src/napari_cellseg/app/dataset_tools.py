@@ -47,6 +47,12 @@ class DatasetCheck:
         """Cells per microscope, from the pixel pass ({} without one)."""
         return dict(self.pixels.cells) if self.pixels is not None else {}
 
+    def tag_note(self) -> str:
+        """Tags that differ only in case (``c`` beside ``C``), or "": likely one microscope mistyped."""
+        from .microscope_tags import case_variant_note
+
+        return case_variant_note(self.counts()) if self.dataset is not None else ""
+
 
 def problem_lines(root: str | os.PathLike, problems: Sequence[tuple[str, str]]) -> list[str]:
     """``"file: reason"`` per problem, files relative to ``root`` where they lie inside it."""
@@ -204,7 +210,7 @@ def iter_run_split(
     listed = set(previous or {})
     new_ids = tuple(i for i in result.subsets if previous is not None and i not in listed)
     kept = sum(1 for i in result.subsets if i in listed)
-    notes = tuple(result.notes)
+    notes = tuple(result.notes) + tuple(f"Warning: {w}." for w in result.warnings)
     if owner is not None:
         notes += (f"{chosen} belongs to another dataset ({owner.name}) and was left as it was.",)
     return SplitRun(

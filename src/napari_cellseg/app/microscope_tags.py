@@ -41,6 +41,25 @@ def dataset_tags(root: str | os.PathLike | None) -> tuple[str, ...]:
     return tuple(sorted({row.microscope for row in rows}))
 
 
+def case_variant_note(tags: Iterable[str]) -> str:
+    """A note naming tags that differ only in case (``c`` beside ``C``), or "".
+
+    Each is a microscope of its own (tags are case-sensitive), which is seldom meant.
+    """
+    by_folded: dict[str, set[str]] = {}
+    for tag in tags:
+        by_folded.setdefault(tag.casefold(), set()).add(tag)
+    variants = [
+        " and ".join(repr(t) for t in sorted(group)) for group in by_folded.values() if len(group) > 1
+    ]
+    if not variants:
+        return ""
+    return (
+        f"the tags {'; '.join(variants)} differ only in case: each counts as a microscope of its own "
+        "(tags are case-sensitive); if they are one microscope, give its images one tag in manifest.csv"
+    )
+
+
 def parse_tag(text: str | None) -> str:
     """``text`` without surrounding blanks, when it is a microscope tag; else ``ValueError`` saying why."""
     tag = (text or "").strip()

@@ -49,8 +49,9 @@ def register(subparsers) -> None:
         "--headers-only", action="store_true", help="check the manifest and headers, read no pixel (fast)"
     )
     check.add_argument(
-        "--microscopes", nargs="+", default=list(MICROSCOPES), metavar="TAG",
-        help=f"microscope tags allowed in the manifest (default: {' '.join(MICROSCOPES)})",
+        "--microscopes", nargs="+", metavar="TAG",
+        help=f"the only microscope tags the manifest may use, e.g. {' '.join(MICROSCOPES)} "
+        "(default: any valid tag it uses)",
     )  # fmt: skip
     check.set_defaults(func=run_check)
 
@@ -83,8 +84,9 @@ def register(subparsers) -> None:
         help="with --previous: new images go to train (default) or are placed by their group hash",
     )  # fmt: skip
     parser.add_argument(
-        "--microscopes", nargs="+", default=list(MICROSCOPES), metavar="TAG",
-        help=f"microscope tags allowed in the manifest (default: {' '.join(MICROSCOPES)})",
+        "--microscopes", nargs="+", metavar="TAG",
+        help=f"the only microscope tags the manifest may use, e.g. {' '.join(MICROSCOPES)} "
+        "(default: any valid tag it uses)",
     )  # fmt: skip
     parser.set_defaults(func=run_split)
 
@@ -107,6 +109,8 @@ def run_check(args: argparse.Namespace) -> int:
     for tag, n in counts.items():
         print(f"{tag:<12}{n:>8}" + (f"{cells.get(tag, 0):>9}" if cells else ""))
     print(f"{'total':<12}{sum(counts.values()):>8}" + (f"{sum(cells.values()):>9}" if cells else ""))
+    if found.tag_note():
+        print(f"note: {found.tag_note()}")
     if found.pixels is not None and found.pixels.empty:
         print(f"note: {len(found.pixels.empty)} image(s) hold no cell: {', '.join(found.pixels.empty[:5])}")
     checked = "headers only" if args.headers_only else "manifest, headers and pixels"
@@ -120,7 +124,7 @@ def run_split(args: argparse.Namespace) -> int:
     from .split import SplitConfig, iter_split
     from .splitfile import SplitError, read_split, write_split
 
-    if args.target not in args.microscopes:
+    if args.microscopes is not None and args.target not in args.microscopes:
         raise CommandError(
             f"unknown target microscope {args.target!r} (allowed: {' '.join(args.microscopes)})"
         )
