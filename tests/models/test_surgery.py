@@ -86,6 +86,17 @@ def test_invalid_combinations_name_the_valid_ranges(default_m2, kwargs, message)
         build_model(default_m2, **kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs", [{"transfer_layers": True}, {"new_layers": True}, {"frozen_layers": False}]
+)
+def test_a_boolean_is_not_a_number_of_layers(tiny_m2, kwargs):
+    with pytest.raises(SurgeryError) as info:
+        build_model(tiny_m2, **kwargs)
+    (name, value), message = next(iter(kwargs.items())), str(info.value)
+    assert f"{name} l" in message and f"={value} is not a whole number of layers" in message
+    assert "True" not in message.split("valid:")[1]  # it used to offer "l_f in 0..True"
+
+
 def test_frozen_stages_keep_weights_and_batchnorm_statistics(tiny_m2):
     torch.manual_seed(0)
     model = build_model(tiny_m2, transfer_layers=3, new_layers=3, frozen_layers=2)

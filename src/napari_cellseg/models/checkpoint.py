@@ -3,8 +3,9 @@
 One layout serves every command (train, segment, evaluate, export, the GUI).
 The config holds everything needed to rebuild the network (M2 architecture,
 ``l``/``l_a``/``l_f``, decoder channels, output channels) and to use it
-(normalisation, loss, training scale, watershed settings). Weights are stored
-as safetensors, fp32 or fp16; nothing is ever unpickled.
+(normalisation, loss, training scale, watershed settings); loading refuses a
+config lacking one of those keys (see :mod:`.model_config_checks`). Weights are
+stored as safetensors, fp32 or fp16; nothing is ever unpickled.
 
 Saving writes the weights, then the config, each atomically (temporary file +
 ``os.replace``); the config records the sha256 of the weights, so a directory
@@ -28,6 +29,7 @@ from ..data.normalize import NormalizationConfig
 from .defaults import DEFAULT_ARCH, DEFAULT_DECODER_CHANNELS
 from .device import resolve_device
 from .m2 import M2Config, config_kind
+from .model_config_checks import model_config_problems, read_model_config_data
 from .probabilities import LOSS_OUT_CHANNELS, logits_to_probabilities
 from .weights_io import ModelLoadError, load_weights_into, read_state_dict, state_dict_sha256
 
@@ -155,30 +157,28 @@ class ModelConfig(JsonConfig):
     def __post_init__(self) -> None:
         self.decoder_channels = tuple(int(c) for c in self.decoder_channels)
         self.class_weights = tuple(float(w) for w in self.class_weights)
-        if self.loss not in LOSS_OUT_CHANNELS:
-            raise ConfigError(f"loss must be one of {list(LOSS_OUT_CHANNELS)}, got {self.loss!r}")
-        if self.out_channels != LOSS_OUT_CHANNELS[self.loss]:
-            raise ConfigError(
-                f"loss {self.loss!r} needs out_channels={LOSS_OUT_CHANNELS[self.loss]}, got {self.out_channels}"
-            )
-        if self.default_diameter is not None and self.default_diameter < 0:
-            raise ConfigError(
-                f"default_diameter must be >= 0 (0 = estimate) or None, got {self.default_diameter}"
-            )
-        if self.object_diameter is not None and not self.object_diameter > 0:
-            raise ConfigError(f"object_diameter must be > 0 px or None, got {self.object_diameter}")
-        if self.watershed:  # checked at load, not on the first image it would segment
-            from ..inference.watershed import WatershedParams
-
-            try:
-                WatershedParams.from_dict(self.watershed)
-            except (ConfigError, ValueError) as err:
-                raise ConfigError(f"watershed: {err}") from None
         if self.format_version > MODEL_FORMAT_VERSION:
             raise ConfigError(
                 f"written by a newer napari-cellseg (format {self.format_version}; this one reads "
                 f"{MODEL_FORMAT_VERSION}): update napari-cellseg"
             )
+        problems = model_config_problems(self)
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ModelConfig:
+        """Read a model's ``config.json``, refusing one that lacks a key defining the network.
+
+        :class:`ConfigError` names the file and the missing keys or invalid values.
+        """
+        path = Path(path)
+        data = read_model_config_data(path, MODEL_FORMAT_VERSION)
+        try:
+            return cls.from_dict(data, _where=str(path))
+        except (TypeError, ValueError) as err:  # __post_init__'s ConfigError comes without the file
+            text = str(err)
+            raise ConfigError(text if str(path) in text else f"{path}: {text}") from None
 
     @classmethod
     def for_model(cls, model: CellSegNet, loss: str = "weighted-ce", **fields: Any) -> ModelConfig:
@@ -385,9 +385,14 @@ def load_model_dir(
     """
     import torch
 
+    from .surgery import SurgeryError
+
     config, state = _read_model_dir(directory)
     weights = Path(directory) / MODEL_WEIGHTS
-    model = build_model_from_config(config)
+    try:
+        model = build_model_from_config(config)
+    except (SurgeryError, ModelLoadError) as err:  # e.g. more transfer_layers than the M2 has stages
+        raise ModelLoadError(f"{Path(directory) / MODEL_CONFIG}: {err}") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     load_weights_into(model, state, str(weights), config.arch)
     if isinstance(device, str) and device == "auto":

@@ -17,8 +17,12 @@ def layer_problems(transfer_layers, new_layers, frozen_layers, depth: int) -> li
     ``1 <= l <= depth``, ``1 <= l_a <= l + MAX_EXTRA_BLOCKS``, ``0 <= l_f <= l``.
     """
     l, l_a, l_f = transfer_layers, new_layers, frozen_layers  # noqa: E741
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (l, l_a, l_f)):
-        return [f"l, l_a, l_f must be integers, got {l!r}, {l_a!r}, {l_f!r}"]
+    names = ("transfer_layers l", "new_layers l_a", "frozen_layers l_f")
+    # True is an int to Python: never a count of layers
+    wrong = [f"{name}={value!r} is not a whole number of layers" for name, value in zip(names, (l, l_a, l_f))
+             if isinstance(value, bool) or not isinstance(value, int)]  # fmt: skip
+    if wrong:
+        return wrong
     if not 1 <= l <= depth:  # l_a and l_f are judged against l: only this problem counts
         return [f"transfer_layers l={l} is out of range for the M2's {depth} stages (1..{depth})"]
     problems = []

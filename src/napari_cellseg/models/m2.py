@@ -20,7 +20,9 @@ bundled in ``napari_cellseg/weights/m2-efficientnet-lite0`` (see
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import math
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -93,6 +95,34 @@ class M2Config(JsonConfig):
     weights_sha256: str | None = None
     format_version: int = M2_FORMAT_VERSION
 
+    def __post_init__(self) -> None:
+        self.mean = tuple(float(v) for v in self.mean)
+        self.std = tuple(float(v) for v in self.std)
+        problems = m2_config_problems(self)
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+
+def m2_config_problems(config: M2Config) -> list[str]:
+    """Why ``config`` cannot describe an M2, as sentences (empty when it can)."""
+    out = []
+    if not isinstance(config.arch, str) or not config.arch:
+        out.append(f"arch must be a timm model name, got {config.arch!r}")
+    for name, least in (("num_classes", 0), ("input_size", 1), ("format_version", 1)):
+        value = getattr(config, name)  # 0 classes: a headless feature extractor
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            out.append(f"{name} must be a whole number >= {least}, got {value!r}")
+    if len(config.mean) != 3 or len(config.std) != 3:
+        out.append(f"mean and std need 3 values (R, G, B), got {list(config.mean)} and {list(config.std)}")
+    elif not all(math.isfinite(v) and 0 <= v <= 1 for v in config.mean):
+        out.append(f"mean must be 3 numbers on the [0, 1] scale, got {list(config.mean)}")
+    if len(config.std) == 3 and not all(math.isfinite(v) and v > 0 for v in config.std):
+        # the network sees (x - mean) / std: 0 divides by zero
+        out.append(f"std must be 3 positive numbers, got {list(config.std)}")
+    if config.class_names is not None and len(config.class_names) != config.num_classes:
+        out.append(f"class_names has {len(config.class_names)} names for num_classes={config.num_classes}")
+    return out
+
 
 def default_m2_dir() -> Path:
     """The bundled default M2 directory (ImageNet EfficientNet-Lite0)."""
@@ -123,7 +153,7 @@ def build_classifier(arch: str, num_classes: int = 1000, pretrained: bool = Fals
     if pretrained:
         raise ValueError("build_classifier never downloads weights; load an M2 with load_m2()")
     if not timm.is_model(arch):
-        close = timm.list_models(f"*{arch.split('_')[0]}*")[:12] if arch else []
+        close = difflib.get_close_matches(arch, timm.list_models(), n=8, cutoff=0.6) if arch else []
         raise ModelLoadError(
             f"unknown architecture {arch!r}: timm has no such model"
             + (f" (similar names: {', '.join(close)})" if close else "")
@@ -205,8 +235,9 @@ def _read_m2_source(path: Path, arch: str | None) -> tuple[dict, M2Config | None
             )
         try:
             config = M2Config.load(path / M2_CONFIG)
-        except ConfigError as err:
-            raise ModelLoadError(str(err)) from None  # the message names the file
+        except ConfigError as err:  # a value refused by M2Config itself comes without the file
+            text, where = str(err), str(path / M2_CONFIG)
+            raise ModelLoadError(text if where in text else f"{where}: {text}") from None
         state, _ = read_state_dict(path / M2_WEIGHTS)
         return state, config
     state, metadata = read_state_dict(path)

@@ -322,7 +322,8 @@ def build_model(
     l_a = l if new_layers is None else new_layers
     problems = layer_problems(l, l_a, frozen_layers, depth)
     if problems:
-        valid = valid_ranges(depth, l if isinstance(l, int) and 1 <= l <= depth else None)
+        fits = isinstance(l, int) and not isinstance(l, bool) and 1 <= l <= depth
+        valid = valid_ranges(depth, l if fits else None)
         raise SurgeryError(f"M2 {config.arch!r}: {'; '.join(problems)}; valid: {valid}")
     if out_channels not in (2, 3):
         raise SurgeryError(f"out_channels must be 3 (weighted-ce) or 2 (weighted-bce), got {out_channels!r}")

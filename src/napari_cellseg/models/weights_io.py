@@ -1,9 +1,10 @@
 """Reading and checking weights without ever running code from a file.
 
-safetensors files hold raw tensors only. Any other file is read with
-``torch.load(weights_only=True)``, whose unpickler accepts tensors and plain
-containers and refuses everything else, so a crafted pickle is rejected before
-any of its code runs. Errors name the file and what is wrong.
+safetensors files hold raw tensors only. A torch file (told by its content,
+not its name) is read with ``torch.load(weights_only=True)``, whose unpickler
+accepts tensors and plain containers and refuses everything else, so a crafted
+pickle is rejected before any of its code runs. Errors name the file and what
+is wrong.
 
 torch is imported inside functions: importing this module is light.
 """
@@ -48,6 +49,8 @@ def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
 def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read weights safely: safetensors, or a torch file with ``weights_only=True``.
 
+    The file's first bytes tell which it is (:func:`weights_format`), whatever its name.
+
     Returns
     -------
     state_dict : dict of str to torch.Tensor
@@ -66,12 +69,14 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise ModelLoadError(f"{path}: no such file")
     try:
         with open(path, "rb") as fh:
-            head = fh.read(4)
+            head = fh.read(9)
+        size = path.stat().st_size
     except OSError as err:
         raise ModelLoadError(f"{path}: cannot be read ({err.strerror or err})") from None
     if not head:
         raise ModelLoadError(f"{path}: empty file (0 bytes)")
-    if path.suffix == ".safetensors":
+    kind = weights_format(head, size)
+    if kind == "safetensors":
         from safetensors import SafetensorError, safe_open
 
         try:
@@ -80,14 +85,18 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
                 return {k: fh.get_tensor(k) for k in fh.keys()}, metadata
         except (SafetensorError, OSError, ValueError) as err:
             raise ModelLoadError(f"{path}: not a readable safetensors file ({err})") from None
-    # torch files are zip archives (torch.save) or pickles (protocol 2+ opens with 0x80);
-    # anything else (a text file renamed .pt) makes torch's unpickler fail with a bare KeyError.
-    if head != b"PK\x03\x04" and head[:1] != b"\x80":
+    if kind is None:  # a text file renamed .pt makes torch's unpickler fail with a bare KeyError
+        if path.suffix.lower() == ".safetensors":
+            raise ModelLoadError(
+                f"{path}: not a readable safetensors file (it does not open with a safetensors header)"
+            )
         raise ModelLoadError(f"{path}: not a PyTorch weights file (nor a safetensors file)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "pickle protocol 4" notes from torch
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            # an open file, not the path: recent torch hands a path named .safetensors to safetensors
+            with open(path, "rb") as fh:
+                obj = torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise ModelLoadError(
             f"{path}: refused: this file holds Python objects that would run code when loaded, "
@@ -96,7 +105,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         ) from None
     except (RuntimeError, OSError, EOFError, ValueError) as err:
         raise ModelLoadError(
-            f"{path}: not a readable PyTorch weights file ({err or type(err).__name__})"
+            f"{path}: not a readable PyTorch weights file ({str(err) or type(err).__name__})"
         ) from None
     except (KeyError, IndexError, TypeError, AttributeError, UnicodeDecodeError) as err:
         # A damaged pickle: torch's unpickler fails on an opcode or a record it does not know.
@@ -104,6 +113,21 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             f"{path}: not a PyTorch weights file (damaged or another format: {type(err).__name__})"
         ) from None
     return _unnest_state_dict(obj, path), {}
+
+
+def weights_format(head: bytes, size: int) -> str | None:
+    """``"safetensors"``, ``"torch"`` or None: what a weights file holds, from its first 9 bytes.
+
+    The content decides, not the name (``.SAFETENSORS``, a ``.bin`` download).
+    safetensors opens with its header's length (8 bytes, little-endian) and the
+    header's ``{``; torch files are zip archives (``torch.save``) or pickles
+    (protocol 2+ opens with 0x80). ``size`` is the file's size in bytes.
+    """
+    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") <= size - 8:
+        return "safetensors"
+    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":
+        return "torch"
+    return None
 
 
 def _unpickler_reason(err: Exception) -> str:
