@@ -147,3 +147,27 @@ def test_a_table_that_is_one_of_the_inputs_is_refused_up_front(setup, tmp_path, 
         err = capsys.readouterr().err
         assert f"--table {same} is " in err and what in err and str(table) in err and "reads" in err
     assert (model / "config.json").read_text() == config and predicted == []
+
+
+def test_a_stale_record_of_the_winning_parameters_is_measured_again(setup, capsys):
+    args, model, _ = setup
+    assert main([*args, "--grid", '{"interior_threshold": [0.2]}']) == 0  # no record yet: unchanged
+    assert "config.json unchanged" in capsys.readouterr().out
+    config = json.loads((model / "config.json").read_text())
+    # as recorded by an earlier version of the code, on the same images: another score
+    config["metrics"] = {
+        "watershed_tuned": {
+            "subset": None, "microscope": None, "images": 1, "score": "dsb_score", "dsb_score": 0.1, "ap_50": 0.2,
+        }
+    }  # fmt: skip
+    (model / "config.json").write_text(json.dumps(config))
+    assert main([*args, "--grid", '{"interior_threshold": [0.2]}']) == 0
+    out = capsys.readouterr().out
+    assert "recorded score was measured before and differs: recorded this one" in out
+    stored = json.loads((model / "config.json").read_text())
+    kept = {key: stored["watershed"][key] for key in config["watershed"]}
+    assert kept == config["watershed"]  # the parameters are kept (written with every default filled)
+    record = stored["metrics"]["watershed_tuned"]
+    assert record["dsb_score"] > 0.1 and record["images"] == 1
+    assert main([*args, "--grid", '{"interior_threshold": [0.2]}']) == 0  # now current: unchanged
+    assert "config.json unchanged" in capsys.readouterr().out

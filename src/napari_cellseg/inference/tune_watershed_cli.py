@@ -129,6 +129,12 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
                     f"the parameters stored in round {round_number - 1} score best under their own size "
                     f"estimate ({args.score} {current_row[args.score]:.4f}); recorded that score"
                 )
+            elif _stale_record(args.model, scores_of(current_row)):
+                _write(args, current, scores_of(current_row))  # e.g. the size estimate changed since
+                print(
+                    f"the model's current parameters score best ({args.score} {current_row[args.score]:.4f}); "
+                    "their recorded score was measured before and differs: recorded this one"
+                )
             else:
                 print(
                     f"the model's current parameters score best ({args.score} {current_row[args.score]:.4f}); "
@@ -227,6 +233,22 @@ def _current_params(model_dir: Path):
         raise CommandError(
             f"{model_dir / 'config.json'}: its 'watershed' parameters are invalid ({err})"
         ) from None
+
+
+def _stale_record(model_dir: Path, scores: dict) -> bool:
+    """Whether config.json records a tuning on these same images whose scores differ from ``scores``."""
+    from ..models.checkpoint import TUNED_WATERSHED_METRICS
+
+    metrics = _stored_config(model_dir).get("metrics")
+    record = metrics.get(TUNED_WATERSHED_METRICS) if isinstance(metrics, dict) else None
+    if not isinstance(record, dict):
+        return False
+    same_images = all(record.get(key) == scores[key] for key in ("subset", "microscope", "images", "score"))
+    return same_images and any(
+        not isinstance(record.get(key), (int, float)) or abs(record[key] - value) > 1e-9
+        for key, value in scores.items()
+        if isinstance(value, float)
+    )
 
 
 def _stored_config(model_dir: Path) -> dict:
