@@ -135,3 +135,21 @@ def test_two_process_ddp_step_equals_the_union_step(tmp_path, monkeypatch, tiny_
         transfer_layers=2, new_layers=2, out_channels=3 if loss == "weighted-ce" else 2
     ).state_dict()
     assert not torch.allclose(initial["head.weight"], single_weights["head.weight"])
+
+
+def test_every_rank_refuses_an_out_folder_that_holds_a_run(tiny_config, monkeypatch):
+    # Rank 0 alone checked --out: rank 1 went on to the barrier and saw rank 0 leave
+    # ("Connection closed by peer") instead of the reason.
+    from napari_cellseg.config import ConfigError
+    from napari_cellseg.training import engine
+
+    config = tiny_config(epochs=1, steps_per_epoch=1, batch_size=1)
+    engine.run_training(config)
+
+    def barrier(context):
+        raise AssertionError(f"rank {context.rank} reached the barrier before checking --out")
+
+    monkeypatch.setattr(engine, "barrier", barrier)
+    rank1 = DistributedContext(rank=1, world_size=2)
+    with pytest.raises(ConfigError, match="already holds a training run; pass resume"):
+        next(engine._train(config, rank1, False, None, None))

@@ -28,7 +28,16 @@ from typing import Any
 
 from ..config import ConfigError, atomic_write_bytes
 from .config import TrainConfig
-from .state import load_training_state, new_temp_dir, recover_dir, replace_dir, save_training_state
+from .state import (
+    STATE_JSON,
+    TrainingStateError,
+    load_training_state,
+    new_temp_dir,
+    recover_dir,
+    replace_dir,
+    resume_problem,
+    save_training_state,
+)
 
 LAST_DIR = "last"
 TRAIN_CONFIG = "train_config.json"
@@ -173,7 +182,26 @@ def load_last(out_dir: str | os.PathLike, config: TrainConfig) -> tuple[TrainCon
                 f"{out_dir}: the run's {what} {path} is gone (was the project moved or copied?); "
                 "resume with --data DIR --split FILE where they are now"
             )
-    return merged, load_training_state(last)
+    try:
+        state = load_training_state(last)
+    except TrainingStateError as err:
+        raise TrainingStateError(f"{err}. {_start_anew(last)}") from None
+    problem = resume_problem(state, merged.epochs * merged.steps_per_epoch)
+    if problem:
+        raise damaged_state(last, problem)
+    return merged, state
+
+
+def damaged_state(last: Path, problem: str) -> TrainingStateError:
+    """The error for a ``last/`` whose training state cannot be resumed, and what to do instead."""
+    return TrainingStateError(f"{last / STATE_JSON}: damaged training state: {problem}. {_start_anew(last)}")
+
+
+def _start_anew(last: Path) -> str:
+    return (
+        "The run cannot resume from it: start a new run in another --out (add --init-model "
+        f"{last.parent} to start from its best model, if it has one)"
+    )
 
 
 def check_resume_settings(out_dir: str | os.PathLike, config: TrainConfig, stored: TrainConfig) -> None:
@@ -209,11 +237,18 @@ def restore_state(run: Any, state: dict[str, Any]) -> dict[str, Any]:
         )
     weights, _ = read_state_dict(last / MODEL_WEIGHTS)
     load_weights_into(run.model, weights, str(last / MODEL_WEIGHTS), run.model.m2_config.arch)
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    if run.scaler is not None and state.get("scaler"):
-        run.scaler.load_state_dict(state["scaler"])
-    restore_rng_state(state["rng"])
+    part = "optimizer"
+    try:  # the structure was checked by load_last; the contents are torch's to judge
+        run.optimizer.load_state_dict(state["optimizer"])
+        part = "scheduler"
+        run.scheduler.load_state_dict(state["scheduler"])
+        part = "scaler"
+        if run.scaler is not None and state.get("scaler"):
+            run.scaler.load_state_dict(state["scaler"])
+        part = "rng"
+        restore_rng_state(state["rng"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+        raise damaged_state(last, f"'state.{part}' does not load ({type(err).__name__}: {err})") from None
     return dict(state["position"])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 from pathlib import Path
@@ -68,9 +69,10 @@ def _register_train(subparsers) -> None:
     add("--config", type=Path, help="TrainConfig JSON file; options given here override it")
     add("--resume", action="store_true", help="continue the run stored in OUT/last")
     add("--m2", help="M2 checkpoint (directory or file), or 'default' (ImageNet EfficientNet-Lite0)")
-    add("--transfer-layers", "-l", type=int, metavar="L", help="l: M2 stages transferred")
-    add("--new-layers", "--la", type=int, metavar="LA", help="l_a: new decoder layers")
-    add("--frozen-layers", "--lf", type=int, metavar="LF", help="l_f: transferred stages frozen")
+    add("--transfer-layers", "-l", type=int, metavar="L", help="l: M2 stages transferred (default 4)")
+    add("--new-layers", "--la", type=int, metavar="LA",
+        help="l_a: new decoder layers, 1 to L + 2 (default 4: give it with -l below 2)")  # fmt: skip
+    add("--frozen-layers", "--lf", type=int, metavar="LF", help="l_f: transferred stages frozen (default 0)")
     add("--from-scratch", action="store_true", help="random initialisation instead of M2's weights")
     add("--init-model", metavar="MODEL",
         help="start from this trained model directory ('default': the bundled model) instead of M2; "
@@ -109,11 +111,16 @@ def _register_train(subparsers) -> None:
         "grey crops of other microscopes drawn as H&E), or stains (the default: preset default "
         "plus restaining to other stains and grey)",
     )
-    add("--seed", type=int)
+    add(
+        "--seed",
+        type=int,
+        help="seeds initialisation, crops and augmentation (a whole number >= 0; default 0)",
+    )
     add("--threads", type=int, help="torch threads (0: all cores but one)")
     add("--workers", type=int, help="data-loading processes (0: none; default: 0 on CPU, up to 8 on CUDA)")
     add("--device", choices=("auto", "cpu", "cuda", "mps"))
-    add("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision (auto: bf16 on CUDA)")
+    add("--amp", choices=("auto", "bf16", "fp16", "off"),
+        help="mixed precision (auto: bf16 on CUDA, off elsewhere; fp16: CUDA only)")  # fmt: skip
     add("--dev-metric", choices=("auto", "ap50", "pixel_f1"), help="score that picks the best epoch")
     add("--dev-every", type=int, help="evaluate dev every N epochs")
     add("--max-dev-images", type=int)
@@ -156,9 +163,10 @@ def parse_oversample(items: list[str] | None) -> dict[str, float]:
             weight = float(value)
         except ValueError:
             weight = -1.0
-        if not sep or check_microscope_tag(tag) or not weight > 0:
+        if not sep or check_microscope_tag(tag) or not (math.isfinite(weight) and weight > 0):
             raise ConfigError(
-                f"--oversample {item!r}: expected TAG=WEIGHT with TAG a microscope of the dataset, WEIGHT > 0"
+                f"--oversample {item!r}: expected TAG=WEIGHT with TAG a microscope of the dataset, WEIGHT > 0 "
+                "(finite)"
             )
         weights[tag] = weight
     return weights

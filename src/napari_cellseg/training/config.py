@@ -8,6 +8,8 @@ checks them (the augmentation without building it).
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -16,12 +18,16 @@ from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS, MICROS
 from ..config import ConfigError, JsonConfig
 from ..data.augment import TRAINING_PRESET
 from ..data.soft_targets import TARGET_PROFILES
+from ..models.defaults import MAX_EXTRA_BLOCKS
 
 LOSSES = ("weighted-ce", "weighted-bce")
 SCHEDULERS = ("cosine", "one-cycle", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DEV_METRICS = ("auto", "ap50", "pixel_f1")
+MAX_SEED = 2**64 - 1  # torch.manual_seed's largest
+# fp16 trains with a gradient scaler, which the engine runs on CUDA only.
+FP16_ADVICE = "use --amp bf16 (it needs no gradient scaler) or --amp off"
 
 # Settings that only say where or how fast to run: a resumed run may change them.
 RUNTIME_FIELDS = frozenset(
@@ -194,10 +200,15 @@ class TrainConfig(JsonConfig):
                 out.append(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.patch_size < 16:
             out.append(f"patch_size must be >= 16 pixels, got {self.patch_size}")
-        if not self.lr > 0:
-            out.append(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0:
-            out.append(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not _finite(self.lr, above=0):
+            out.append(f"lr must be > 0 and finite, got {self.lr}")
+        if not _finite(self.weight_decay, at_least=0):
+            out.append(f"weight_decay must be >= 0 and finite, got {self.weight_decay}")
+        # numpy's crop generators take no negative seed, torch none past 64 bits
+        if not 0 <= self.seed <= MAX_SEED:
+            out.append(f"seed must be a whole number from 0 to 2**64 - 1, got {self.seed}")
+        if self.cache_mb < 0:
+            out.append(f"cache_mb must be >= 0 (megabytes of images kept per process), got {self.cache_mb}")
         if not 0 <= self.warmup_fraction < 1:
             out.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
         for name, value, valid in (
@@ -213,37 +224,38 @@ class TrainConfig(JsonConfig):
             out.append(f"target_profile must be one of {list(TARGET_PROFILES)}, got {self.target_profile!r}")
         elif self.target_profile != "hard" and self.loss != "weighted-ce":
             out.append(f"target_profile={self.target_profile!r} needs loss 'weighted-ce', got {self.loss!r}")
-        if not self.contact_weight > 0:
-            out.append(f"contact_weight must be > 0 (1: off), got {self.contact_weight}")
+        if not _finite(self.contact_weight, above=0):
+            out.append(f"contact_weight must be > 0 and finite (1: off), got {self.contact_weight}")
         elif self.contact_weight != 1.0 and (self.loss != "weighted-ce" or self.target_profile != "hard"):
             out.append(
                 f"contact_weight={self.contact_weight} needs loss 'weighted-ce' with target_profile 'hard', "
                 f"got {self.loss!r} / {self.target_profile!r}"
             )
-        if not self.dice_weight >= 0:
-            out.append(f"dice_weight must be >= 0 (0: off), got {self.dice_weight}")
+        if not _finite(self.dice_weight, at_least=0):
+            out.append(f"dice_weight must be >= 0 and finite (0: off), got {self.dice_weight}")
         elif self.dice_weight and self.loss != "weighted-ce":
             out.append(f"dice_weight={self.dice_weight} needs loss 'weighted-ce', got {self.loss!r}")
-        if len(self.class_weights) != 3 or any(w <= 0 for w in self.class_weights):
-            out.append(f"class_weights must be 3 positive numbers, got {list(self.class_weights)}")
-        if self.boundary_weight <= 0:
-            out.append(f"boundary_weight must be > 0, got {self.boundary_weight}")
+        if len(self.class_weights) != 3 or not all(_finite(w, above=0) for w in self.class_weights):
+            out.append(f"class_weights must be 3 positive finite numbers, got {list(self.class_weights)}")
+        if not _finite(self.boundary_weight, above=0):
+            out.append(f"boundary_weight must be > 0 and finite, got {self.boundary_weight}")
         # Tags are the dataset's own (D, E, ...): checked against it when it opens (training.setup).
         bad = [why for why in map(check_microscope_tag, self.microscopes) if why]
         if bad:
             out.append(f"microscopes: {bad[0]}")
         for key, weight in self.sample_weights.items():
-            if check_microscope_tag(key) or not weight > 0:
-                out.append(f"sample_weights: {key}={weight} (need a microscope tag and a weight > 0)")
+            if check_microscope_tag(key) or not _finite(weight, above=0):
+                out.append(f"sample_weights: {key}={weight} (need a microscope tag and a finite weight > 0)")
         if self.num_threads < 0:
             out.append(f"num_threads must be >= 0 (0: all cores but one), got {self.num_threads}")
         if self.num_workers < -1:
             out.append(f"num_workers must be >= -1 (-1: automatic), got {self.num_workers}")
         if self.max_dev_images is not None and self.max_dev_images < 1:
             out.append(f"max_dev_images must be >= 1 or None, got {self.max_dev_images}")
-        if self.object_diameter is not None and not self.object_diameter >= 0:
+        if self.object_diameter is not None and not _finite(self.object_diameter, at_least=0):
             out.append(
-                f"object_diameter must be > 0 pixels, 0 (the images' own scale) or None, got {self.object_diameter}"
+                f"object_diameter must be > 0 pixels, 0 (the images' own scale) or None, and finite, "
+                f"got {self.object_diameter}"
             )
         if self.init_model and not self.pretrained:
             out.append(
@@ -252,8 +264,12 @@ class TrainConfig(JsonConfig):
             )
         if self.grow_decoder and not self.init_model:
             out.append("grow_decoder=True needs init_model (the model whose decoder grows)")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            out.append(f"grad_clip must be > 0 or None, got {self.grad_clip}")
+        if self.grad_clip is not None and not _finite(self.grad_clip, above=0):
+            out.append(f"grad_clip must be > 0 and finite, or None, got {self.grad_clip}")
+        if self.amp == "fp16" and self.device in ("cpu", "mps"):
+            out.append(
+                f"amp 'fp16' trains on CUDA only (with a gradient scaler), device is {self.device!r}: {FP16_ADVICE}"
+            )
         out += self._augment_problems()
         return out
 
@@ -341,3 +357,28 @@ class TrainConfig(JsonConfig):
             for f in fields(self)
             if f.name not in RUNTIME_FIELDS and mine[f.name] != theirs[f.name]
         ]
+
+
+def _finite(value: float, *, above: float | None = None, at_least: float | None = None) -> bool:
+    """Whether ``value`` is a finite number ``> above`` / ``>= at_least`` (NaN and inf never are)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        return False
+    return (above is None or value > above) and (at_least is None or value >= at_least)
+
+
+def default_new_layers_problem(config: TrainConfig) -> str | None:
+    """Why ``new_layers`` cannot be its default for ``config``'s ``l``, saying it is the default; else None.
+
+    ``l_a`` goes from 1 to ``l + 2``: ``l = 1`` alone asks for the default
+    ``l_a = 4``, which the user never chose. Other ranges are
+    :func:`napari_cellseg.models.defaults.layer_problems`'s to judge.
+    """
+    default = TrainConfig.__dataclass_fields__["new_layers"].default
+    l, l_a = config.transfer_layers, config.new_layers  # noqa: E741
+    if l_a != default or not 1 <= l or l_a <= l + MAX_EXTRA_BLOCKS:
+        return None
+    return (
+        f"new_layers l_a={l_a} is out of range for l={l} (1..{l + MAX_EXTRA_BLOCKS}): {default} is the "
+        f"default of l_a (made for the default l={TrainConfig.__dataclass_fields__['transfer_layers'].default}), "
+        "used when l_a is not given"
+    )

@@ -89,6 +89,10 @@ def init_distributed(device_type: str) -> DistributedContext:
             backend=backend, rank=context.rank, world_size=context.world_size,
             timeout=datetime.timedelta(minutes=DDP_TIMEOUT_MIN),
         )  # fmt: skip
+        if backend == "gloo":
+            # Every rank joined before any may leave: a rank that refused its settings at once
+            # closed the connections another was still opening ("Connection closed by peer").
+            dist.barrier()
     return DistributedContext(context.rank, context.world_size, context.local_rank, backend)
 
 

@@ -62,7 +62,7 @@ from .distributed import (
 from .evaluate import DevEvaluator, evaluate_dev, load_dev_images, make_evaluator
 from .reports import EpochReport, StartReport, StepReport, TrainResult
 from .setup import Run, build_run, worker_count
-from .steps import StepTimer, train_step
+from .steps import StepTimer, check_finite_loss, check_finite_weights, train_step
 
 Report = StartReport | StepReport | EpochReport | TrainResult
 
@@ -160,7 +160,7 @@ def _device_type(preference: str) -> str:
 
 def _new_position() -> dict[str, Any]:
     return {"global_step": 0, "epoch_loss_sum": 0.0, "epoch_steps": 0, "best_score": None,
-            "best_epoch": 0, "elapsed_s": 0.0, "history": []}  # fmt: skip
+            "best_epoch": 0, "elapsed_s": 0.0, "history": [], "last_lr": None}  # fmt: skip
 
 
 def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None, TrainResult]:
@@ -168,8 +168,9 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
     state = None
     if resume:
         config, state = load_last(config.out_dir, config)
-    if context.is_main:
-        prepare_out_dir(config.out_dir, resume, create=False)
+    # Every rank checks (read-only): a refusal found by rank 0 alone left the others a bare
+    # "Connection closed by peer" at the barrier.
+    prepare_out_dir(config.out_dir, resume, create=False)
     barrier(context)
     # every check of the data, model and device first; a resumed run is built from what it stored
     run = build_run(config, context, Path(config.out_dir) / LAST_DIR if resume else None)
@@ -208,7 +209,9 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
             images, targets = next(iterator)
             lr = _lr(run)  # the rate this step uses
             loss = train_step(run, images, targets)
+            check_finite_loss(run, loss, position["global_step"] + 1)
             position["global_step"] += 1
+            position["last_lr"] = lr
             position["epoch_loss_sum"] += loss
             position["epoch_steps"] += 1
             step = position["global_step"]
@@ -224,6 +227,7 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
         raise
     finally:
         if cancelled and context.is_main and position["global_step"] > start_step:
+            check_finite_weights(run, position["global_step"])
             _save(run, position, started, score_name)
     result = _result(run, position, cancelled, score_name, started)
     yield result
@@ -260,8 +264,15 @@ def _lr(run: Run) -> float:
     return float(run.optimizer.param_groups[0]["lr"])
 
 
+def _last_lr(run: Run, position: dict[str, Any]) -> float:
+    """The rate the last step used: the optimizer's is already the next step's (0 after the last one)."""
+    last = position.get("last_lr")  # absent from states saved before it was kept
+    return float(last) if last is not None else _lr(run)
+
+
 def _end_epoch(run, position, dev_images, make, score_name, timer, started) -> EpochReport:
     config, context = run.config, run.context
+    check_finite_weights(run, position["global_step"])  # on every rank: never scored, never saved
     epoch = position["global_step"] // config.steps_per_epoch
     has_dev = bool(run.dev_ids)  # on every rank; only rank 0 holds the images
     evaluate = has_dev and (epoch % config.dev_every == 0 or epoch == config.epochs)
@@ -283,7 +294,8 @@ def _end_epoch(run, position, dev_images, make, score_name, timer, started) -> E
     if is_best:
         position["best_score"], position["best_epoch"] = score, epoch
     train_loss = position["epoch_loss_sum"] / max(1, position["epoch_steps"])
-    position["history"].append({"epoch": epoch, "train_loss": train_loss, "lr": _lr(run), "dev": metrics})
+    lr = _last_lr(run, position)
+    position["history"].append({"epoch": epoch, "train_loss": train_loss, "lr": lr, "dev": metrics})
     position["epoch_loss_sum"], position["epoch_steps"] = 0.0, 0
     checkpoint = ""
     if context.is_main:
@@ -294,7 +306,7 @@ def _end_epoch(run, position, dev_images, make, score_name, timer, started) -> E
     barrier(context)
     timer.resume_clock()
     return EpochReport(
-        epoch=epoch, epochs=config.epochs, train_loss=train_loss, lr=_lr(run),
+        epoch=epoch, epochs=config.epochs, train_loss=train_loss, lr=lr,
         samples_per_s=timer.samples_per_s(run.global_batch_size), elapsed_s=time.perf_counter() - started,
         eta_s=timer.eta(position["global_step"]), dev_metrics=metrics, dev_score=score,
         score_name=score_name, is_best=is_best, best_epoch=position["best_epoch"],

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import TrainConfig
+from ..models.defaults import MAX_EXTRA_BLOCKS
+from .config import FP16_ADVICE, TrainConfig, default_new_layers_problem
 from .data import CropDataset, image_weights, select_ids
 from .distributed import DistributedContext
 
@@ -81,12 +82,21 @@ def pick_device(config: TrainConfig, context: DistributedContext) -> tuple[Any, 
 
 
 def pick_amp(mode: str, device: Any) -> Any:
-    """The autocast dtype, or None for full float32."""
+    """The autocast dtype, or None for full float32.
+
+    fp16 needs a gradient scaler against underflowing gradients; the run makes
+    one on CUDA only, so fp16 elsewhere is refused (bf16 needs none).
+    """
     import torch
 
     if mode == "off" or (mode == "auto" and device.type != "cuda"):
         return None
     if mode == "fp16":
+        if device.type != "cuda":
+            raise TrainingError(
+                f"amp 'fp16' (--amp fp16) trains on CUDA only (with a gradient scaler), and this run is on "
+                f"the {device.type.upper()}: {FP16_ADVICE}"
+            )
         return torch.float16
     if mode == "bf16" or torch.cuda.is_bf16_supported():
         return torch.bfloat16
@@ -103,14 +113,34 @@ def lr_factor(step: int, total: int, scheduler: str, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+# The one-cycle schedule warms up over at least this share of the steps.
+ONE_CYCLE_MIN_WARMUP = 0.05
+
+
+def one_cycle_warmup(total: int, warmup_fraction: float) -> int:
+    """Warm-up steps of a one-cycle schedule of ``total`` steps (0 when ``total`` < 3).
+
+    ``max(warmup_fraction, 5 %)`` of the steps, at least 2 (OneCycleLR divides
+    by the warm-up steps minus one: one step raised ZeroDivisionError, fewer lost
+    the warm-up) and at most ``total - 1``, which leaves a step to anneal.
+    """
+    if total < 3:
+        return 0
+    wanted = round(max(warmup_fraction, ONE_CYCLE_MIN_WARMUP) * total)
+    return min(max(wanted, 2), total - 1)
+
+
 def make_scheduler(config: TrainConfig, optimizer: Any) -> Any:
     """One-cycle (torch's OneCycleLR) or cosine-with-warm-up / constant (LambdaLR)."""
     import torch
 
     total = config.epochs * config.steps_per_epoch
     if config.scheduler == "one-cycle":
+        # A whole number of warm-up steps: OneCycleLR's phases end at pct_start * total - 1.
+        # Under 3 steps there is no room for one; the cycle only anneals.
+        pct_start = one_cycle_warmup(total, config.warmup_fraction) / total
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total, pct_start=max(config.warmup_fraction, 0.05)
+            optimizer, max_lr=config.lr, total_steps=total, pct_start=pct_start
         )
     warmup = round(config.warmup_fraction * total)
 
@@ -193,6 +223,10 @@ def build_run(config: TrainConfig, context: DistributedContext, resume_dir: Any 
     from .losses import build_loss
 
     config = config.validate() if resume_dir is not None else apply_init_model(config.validate())
+    problem = default_new_layers_problem(config) if resume_dir is None and not config.init_model else None
+    if problem:  # before the data is read: surgery would say the same without the default
+        top = config.transfer_layers + MAX_EXTRA_BLOCKS
+        raise TrainingError(f"{problem}; give it with --la N (--new-layers N), N from 1 to {top}")
     _limit_threads(config.resolved_threads())
     dataset, subsets, split_hash = _open_data(config)
     try:
@@ -246,7 +280,7 @@ def build_run(config: TrainConfig, context: DistributedContext, resume_dir: Any 
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     amp_dtype = pick_amp(config.amp, device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 and device.type == "cuda" else None
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None  # fp16 is CUDA's only
     from ..data.augment import Augmenter
 
     weights = image_weights(

@@ -140,11 +140,89 @@ def load_training_state(directory: str | os.PathLike) -> dict[str, Any]:
         raise TrainingStateError(f"{json_path}: not readable JSON ({err})") from None
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise TrainingStateError(f"{json_path}: not a training state of format {STATE_FORMAT}")
+    if "state" not in payload:
+        raise TrainingStateError(f"{json_path}: damaged training state: it has no 'state'")
     try:
         tensors = load(tensor_path.read_bytes())
     except Exception as err:  # safetensors raises its own error types
         raise TrainingStateError(f"{tensor_path}: not a readable safetensors file ({err})") from None
-    return unpack_state(payload["state"], tensors)
+    try:
+        return unpack_state(payload["state"], tensors)
+    except TrainingStateError as err:
+        raise TrainingStateError(f"{json_path}: damaged training state: {err}") from None
+    except (TypeError, ValueError) as err:  # e.g. a tagged tuple or mapping of the wrong shape
+        raise TrainingStateError(f"{json_path}: damaged training state ({err})") from None
+
+
+# --- a training run's state ----------------------------------------------
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+# What resuming reads from a stored position, and the test of each value.
+_POSITION = {
+    "global_step": (_is_count, "a whole number >= 0"),
+    "epoch_loss_sum": (_is_number, "a number"),
+    "epoch_steps": (_is_count, "a whole number >= 0"),
+    "best_score": (lambda v: v is None or _is_number(v), "a number or null"),
+    "best_epoch": (_is_count, "a whole number >= 0"),
+    "elapsed_s": (_is_number, "a number"),
+    "history": (lambda v: isinstance(v, list), "a list"),
+}
+
+
+def resume_problem(state: Any, total_steps: int) -> str | None:
+    """What makes a training run's loaded state unusable for resuming (None when it is whole).
+
+    Checks what the engine reads (the step position, the optimizer, scheduler,
+    scaler and RNG parts) so that a damaged file is named before any is used.
+    """
+    if not isinstance(state, dict):
+        return f"'state' is a {type(state).__name__}, not a mapping"
+    for key in ("position", "optimizer", "scheduler", "rng", "split_hash"):
+        if key not in state:
+            return f"'state' has no {key!r}"
+    for key in ("position", "optimizer", "scheduler", "rng"):
+        if not isinstance(state[key], dict):
+            return f"'state.{key}' is {state[key]!r}, not a mapping"
+    position = state["position"]
+    for key, (valid, kind) in _POSITION.items():
+        if key not in position:
+            return f"'state.position' has no {key!r}"
+        if not valid(position[key]):
+            return f"'state.position.{key}' is {position[key]!r}, not {kind}"
+    if position["global_step"] > total_steps:
+        return (
+            f"'state.position.global_step' is {position['global_step']}, past the run's {total_steps} steps"
+        )
+    for k, entry in enumerate(position["history"]):
+        if not (
+            isinstance(entry, dict) and _is_count(entry.get("epoch")) and isinstance(entry.get("dev"), dict)
+        ):
+            return f"'state.position.history[{k}]' is {entry!r}, not an epoch's record (epoch, dev, ...)"
+    if position.get("last_lr") is not None and not _is_number(position["last_lr"]):
+        return f"'state.position.last_lr' is {position['last_lr']!r}, not a number"
+    if not isinstance(state["optimizer"].get("state"), dict) or not isinstance(
+        state["optimizer"].get("param_groups"), list
+    ):
+        return "'state.optimizer' is not an optimizer's state (its 'state' and 'param_groups')"
+    missing = [k for k in ("torch", "numpy", "python") if k not in state["rng"]]
+    if missing:
+        return f"'state.rng' has no {missing[0]!r}"
+    if state.get("scaler") is not None and not isinstance(state["scaler"], dict):
+        return f"'state.scaler' is {state['scaler']!r}, not a mapping or null"
+    if state["split_hash"] is not None and not isinstance(state["split_hash"], str):
+        return f"'state.split_hash' is {state['split_hash']!r}, not a string or null"
+    world = state.get("world_size")  # absent from states written before it was kept
+    if world is not None and not (_is_count(world) and world >= 1):
+        return f"'state.world_size' is {world!r}, not a whole number >= 1"
+    return None
 
 
 # --- RNG --------------------------------------------------------------------

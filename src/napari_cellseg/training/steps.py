@@ -6,12 +6,13 @@ Kept apart from :mod:`.engine` so that the loop stays readable; the benchmark
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
 from .distributed import all_reduce_sum, all_reduce_tensor_sum
 from .losses import combine_terms
-from .setup import Run
+from .setup import Run, TrainingError
 
 
 def train_step(run: Run, images: Any, targets: Any) -> float:
@@ -45,6 +46,46 @@ def train_step(run: Run, images: Any, targets: Any) -> float:
     if run.context.enabled:
         value = all_reduce_sum(value, run.context, device) / run.context.world_size
     return value
+
+
+def check_finite_loss(run: Run, loss: float, step: int) -> None:
+    """TrainingError when step ``step``'s loss is NaN or infinite: the run has diverged."""
+    if math.isfinite(loss):
+        return
+    config = run.config
+    raise TrainingError(
+        f"step {step} (epoch {(step - 1) // config.steps_per_epoch + 1}): the training loss is {loss}, so the "
+        f"network diverged and the run stops. Try a lower learning rate (--lr, now {config.lr:g}, e.g. "
+        f"{config.lr / 10:g}){_amp_hint(run)}, and check the training images and labels for NaN or infinite "
+        f"values; {config.out_dir} keeps only the epochs saved before"
+    )
+
+
+def _amp_hint(run: Run) -> str:
+    return " or --amp off (mixed precision can overflow)" if run.amp_dtype is not None else ""
+
+
+def check_finite_weights(run: Run, step: int) -> None:
+    """TrainingError when a weight or buffer of the network is NaN or infinite after step ``step``.
+
+    Such a network must never be scored or saved (a NaN dev score would make it the best).
+    """
+    import torch
+
+    tensors = [
+        (n, t)
+        for n, t in (*run.model.named_parameters(), *run.model.named_buffers())
+        if t.is_floating_point()
+    ]
+    if not tensors or bool(torch.stack([torch.isfinite(t).all() for _, t in tensors]).all()):
+        return  # one device sync, not one per tensor
+    name = next(n for n, t in tensors if not bool(torch.isfinite(t).all()))
+    raise TrainingError(
+        f"after step {step}: the network's weights hold NaN or infinite values (first: {name}), so the "
+        f"network diverged and the run stops without saving them. Try a lower learning rate (--lr, now "
+        f"{run.config.lr:g}){_amp_hint(run)}, and check the training images and labels; {run.config.out_dir} "
+        "keeps only the epochs saved before"
+    )
 
 
 def union_objective(run: Run, logits: Any, targets: Any) -> tuple[Any, Any]:

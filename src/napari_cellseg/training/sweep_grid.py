@@ -28,7 +28,7 @@ from typing import Any
 
 from ..config import ConfigError, FieldTypeError, JsonConfig, check_value, read_json_or_yaml, show_value
 from ..models.defaults import DEFAULT_M2_DEPTH
-from .config import TrainConfig
+from .config import TrainConfig, default_new_layers_problem
 
 ALIASES = {"l": "transfer_layers", "l_a": "new_layers", "la": "new_layers",
            "l_f": "frozen_layers", "lf": "frozen_layers"}  # fmt: skip
@@ -303,6 +303,12 @@ def expand_grid(
         reason = layer_problem(
             config.transfer_layers, config.new_layers, config.frozen_layers, depths[config.m2]
         )
+        if reason is not None and "new_layers" not in {**fixed, **params} and not config.init_model:
+            if default_new_layers_problem(config):  # l varied alone: say where l_a = 4 came from
+                reason += (
+                    f"; l_a={config.new_layers} is the default of new_layers, as neither the grid nor its "
+                    'base gives one: add l_a to the grid or its base (e.g. "la": [1, 2])'
+                )
         if reason is not None:
             invalid.append(InvalidPoint(dict(params), reason))
             continue
