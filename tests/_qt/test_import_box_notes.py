@@ -64,5 +64,7 @@ def test_the_command_line_keeps_its_overwrite_advice(tmp_path, capsys):
     args = ["import-outlines", str(slides), "--dataset", str(tmp_path / "ds"), "--microscope", "C"]
     assert main(args) == 0
     assert main(args) == 1  # refused: a failure, as before
-    assert "s1: failed: already in the dataset (replace it with --overwrite)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "s1: failed: already in the dataset, imported from this file" in err
+    assert err.rstrip().endswith("(replace it with --overwrite)")
     assert main([*args, "--overwrite"]) == 0

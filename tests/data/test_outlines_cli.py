@@ -97,10 +97,10 @@ def test_image_names_that_cannot_be_ids_get_the_annotate_panels_id_and_say_so(tm
     assert main(["import-outlines", str(qupath), "--dataset", str(dataset), "--microscope", "C"]) == 0
     out = capsys.readouterr().out
     assert "5 image(s) added" in out
-    assert "patient_3_HE: " in out and "(from 'patient 3 HE.png')" in out and "coupe: " in out
+    assert "patient_3_HE: " in out and "(from 'patient 3 HE.png')" in out and "coupe_e-e7dba425: " in out
     assert "lead: " in out and "(from '-lead.png')" in out
     ids = CellDataset.open(dataset).ids
-    assert {"patient_3_HE", "coupe", "lead"} < set(ids) and len(ids) == 5
+    assert {"patient_3_HE", "coupe_e-e7dba425", "lead"} < set(ids) and len(ids) == 5
     assert sum(i.startswith("image-") for i in ids) == 2  # no usable letter: a hash of the name each
 
 
@@ -110,6 +110,81 @@ def test_a_name_that_is_an_id_already_keeps_it():
 
     assert dataset_id("slide7_") == "slide7_" and dataset_id("_lead") == "_lead"
     assert dataset_id("patient 3 HE") == "patient_3_HE" and dataset_id("-lead") == "lead"
+    # the Annotate panel's rule (docs/guide.md): accents transliterated, and a hash of the name
+    assert dataset_id("Patient Müller 1") == "Patient_Muller_1-6dd08d2c"
+
+
+def _outlined(folder, name, record, samples, flip=False):
+    """``folder/<name>.png`` (the sample's pixels, flipped: another image) and its outlines."""
+    from PIL import Image
+
+    from napari_cellseg.io import read_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    image = read_image(record.image_path)
+    Image.fromarray(np.ascontiguousarray(image[::-1] if flip else image)).save(folder / f"{name}.png")
+    cells = samples.load_instances(record.id)
+    write_geojson(folder / f"{name}.geojson", cells[::-1] if flip else cells)
+    return folder / f"{name}.png"
+
+
+def test_two_patients_whose_names_differ_in_an_accent_get_two_ids(tmp_path, capsys):
+    """Müller and Möller once both became Patient_M_ller_1, and --overwrite replaced one with the other."""
+    samples = CellDataset.open(SAMPLE_DIR)
+    record = samples.records[0]
+    _outlined(tmp_path / "muller", "Patient Müller 1", record, samples)
+    _outlined(tmp_path / "moller", "Patient Möller 1", record, samples, flip=True)
+    dataset = tmp_path / "dataset"
+    for folder in ("muller", "moller"):  # two runs, as a lab adds its patients one by one
+        args = ["import-outlines", str(tmp_path / folder), "--dataset", str(dataset), "--microscope", "C"]
+        assert main(args) == 0, capsys.readouterr().err
+    imported = CellDataset.open(dataset)
+    assert sorted(imported.ids) == ["Patient_Moller_1-74672ee0", "Patient_Muller_1-6dd08d2c"]
+    np.testing.assert_array_equal(
+        imported.load_image("Patient_Moller_1-74672ee0")[::-1],
+        imported.load_image("Patient_Muller_1-6dd08d2c"),
+    )
+    assert imported["Patient_Muller_1-6dd08d2c"].extra["source_file"] == str(
+        (tmp_path / "muller" / "Patient Müller 1.png").resolve()
+    )
+
+
+def test_an_image_imported_under_the_old_id_is_found_again(tmp_path, capsys):
+    """Imported before accents got a hash (Patient_M_ller_1): a re-import replaces it, never adds it twice."""
+    from napari_cellseg.data.writer import add_to_dataset
+    from napari_cellseg.io import read_image
+
+    samples = CellDataset.open(SAMPLE_DIR)
+    record = samples.records[0]
+    image = _outlined(tmp_path / "slides", "Patient Müller 1", record, samples)
+    dataset = tmp_path / "dataset"
+    add_to_dataset(dataset, "Patient_M_ller_1", read_image(image), samples.load_instances(record.id), "C")
+    args = ["import-outlines", str(tmp_path / "slides"), "--dataset", str(dataset), "--microscope", "C"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "Patient_M_ller_1: failed: in the dataset as 'Patient_M_ller_1' (its id before accents" in err
+    assert "records no source file" in err and "same pixels" in err and "--overwrite" in err
+    assert main([*args, "--overwrite"]) == 0, capsys.readouterr().err
+    assert "Patient_M_ller_1: " in capsys.readouterr().out
+    assert CellDataset.open(dataset).ids == ["Patient_M_ller_1"]
+
+
+def test_another_file_under_an_id_already_imported_is_named_and_not_offered_overwrite(tmp_path, capsys):
+    samples = CellDataset.open(SAMPLE_DIR)
+    record = samples.records[0]
+    first = _outlined(tmp_path / "slideA", "field1", record, samples)
+    second = _outlined(tmp_path / "slideB", "field1", record, samples, flip=True)
+    dataset = tmp_path / "dataset"
+    base = ["--dataset", str(dataset), "--microscope", "C"]
+    assert main(["import-outlines", str(tmp_path / "slideA"), *base]) == 0
+    capsys.readouterr()
+    assert main(["import-outlines", str(tmp_path / "slideB"), *base]) == 1
+    err = capsys.readouterr().err
+    assert f"imported from {first.resolve()}" in err and f"{second} is a different image" in err
+    assert "--overwrite" not in err and "rename field1.png" in err
+    assert main(["import-outlines", str(tmp_path / "slideA"), *base]) == 1  # the same file again
+    err = capsys.readouterr().err
+    assert "imported from this file" in err and "(replace it with --overwrite)" in err
 
 
 def test_a_labs_own_microscope_tag_is_taken(tmp_path, capsys):

@@ -75,11 +75,9 @@ def run_import(args: argparse.Namespace) -> int:
             if report.status == "added":
                 note = f" ({report.message})" if report.message else ""
                 print(f"{report.image_id}: {report.cells} cells{note}")
-            elif report.status == "exists":
-                print(
-                    f"{report.image_id}: failed: {report.message} (replace it with --overwrite)",
-                    file=sys.stderr,
-                )
+            elif report.status == "exists":  # --overwrite only where it replaces this very image
+                advice = " (replace it with --overwrite)" if report.same_image else ""
+                print(f"{report.image_id}: failed: {report.message}{advice}", file=sys.stderr)
             else:
                 print(f"{report.image_id}: {report.status}: {report.message}", file=sys.stderr)
     except ValueError as err:

@@ -26,6 +26,9 @@ from .outlines_geojson import OutlinesError, geojson_polygons
 
 # What an image's outlines may be called beside it, in the order they are looked for.
 OUTLINE_FILE_ENDINGS = (".geojson", "_rois.zip", ".zip", ".roi")
+# The manifest column where an imported image's file is recorded (absolute path): a later import
+# of another file under the same id is told apart from a re-import of this one.
+SOURCE_COLUMN = "source_file"
 MAX_PIXELS = 200_000_000  # labels sized from the outlines alone: 400 MB of uint16 at most
 # Planes of a stack sized from the outlines alone (no (Z, H, W) shape given).
 MAX_PLANES = 1000
@@ -183,6 +186,9 @@ class ImportReport:
     status: str  # "added", "no outlines", "exists" (already in the dataset, not overwritten) or "failed"
     message: str = ""
     cells: int = 0
+    # "exists" only: whether the image listed under that id is this one (recorded from this
+    # file, or the same pixels), so replacing it loses nothing but its old labels
+    same_image: bool = False
 
 
 def iter_import_outlines(
@@ -207,7 +213,8 @@ def iter_import_outlines(
         The folder of the outline files; default: beside each image.
     dataset : path
         The dataset folder (created if new); each image's id is its file stem made
-        file-safe (:func:`dataset_id`).
+        file-safe (:func:`dataset_id`), or the id an earlier import gave this very image;
+        the image file is recorded in the manifest's ``source_file`` column.
     microscope : str
         The microscope tag of every image.
     group : str, optional
@@ -237,64 +244,131 @@ def iter_import_outlines(
         # slideA/field1.png and slideB/field1.png: one id, and one would replace the other
         earlier = first_of_id.setdefault(image_id, image_path)
         if earlier != image_path:
-            status, message, cells = (
-                "failed",
-                f"{image_path}: same id as {earlier} ({image_id}); rename one of them",
-                0,
-            )
+            status, message, cells, same = (
+                "failed", f"{image_path}: same id as {earlier} ({image_id}); rename one of them", 0, False
+            )  # fmt: skip
         else:
-            status, message, cells = _import_one(
+            status, message, cells, image_id, same = _import_one(
                 image_path, image_id, outlines, dataset, microscope, group, overwrite
             )
             if status == "added" and image_id != image_path.stem:
                 message = "; ".join(filter(None, [f"from {image_path.name!r}", message]))
-        reports.append(ImportReport(done, len(files), image_id, status, message, cells))
+        reports.append(ImportReport(done, len(files), image_id, status, message, cells, same))
         yield reports[-1]
     return reports
 
 
-def dataset_id(stem: str) -> str:
+def dataset_id(stem: str, *, distinct: bool = True) -> str:
     """The dataset id of an image file: its name when that is an id already (as ``segment``
     names its outputs, and earlier imports named it), else the Annotate panel's rule
-    (unsafe characters to ``_``).
+    (``suggest_image_id(..., distinct=True)``): unsafe characters to ``_``, and a name with
+    accents transliterated plus ``-`` and a hash of the name, so ``Patient Müller 1`` and
+    ``Patient Möller 1`` do not share an id (``Patient_Muller_1-6dd08d2c``).
 
     A name with nothing usable (``細胞.png``) gets ``image-`` and a hash of the name, so
-    two such images do not both become ``image``.
+    two such images do not both become ``image``. ``distinct=False``: the id earlier
+    versions gave (accents to ``_``, no hash), which re-imports still recognise.
     """
     from ..app.annotation import name_digest, suggest_image_id
     from .manifest import check_id
 
     if check_id(stem) is None:
         return stem
-    image_id = suggest_image_id(stem)
+    image_id = suggest_image_id(stem, distinct=distinct)
     if image_id == "image" and stem.strip("_.-") != "image":
         image_id = f"image-{name_digest(stem)}"
     return image_id
 
 
+def _earlier_id(dataset: Path, stem: str, image_id: str, image: np.ndarray) -> str | None:
+    """The id this very image was imported under before accented names got a hash, as the
+    Annotate panel finds it: the dataset lists the old rule's id with the same pixels."""
+    older = dataset_id(stem, distinct=False)
+    if older == image_id or _manifest_row(dataset, older) is None:
+        return None
+    return older if _same_pixels(dataset, older, image) else None
+
+
+def _manifest_row(dataset: Path, image_id: str) -> dict[str, str] | None:
+    """The manifest's values for ``image_id`` (``extra`` columns included), or None."""
+    from .manifest import MANIFEST_NAME, read_manifest
+
+    _, rows, _ = read_manifest(Path(dataset) / MANIFEST_NAME, None)
+    row = next((r for r in rows if r.id == image_id), None)
+    return None if row is None else {**row.extra, "id": row.id}
+
+
+def _same_pixels(dataset: Path, image_id: str, image: np.ndarray) -> bool:
+    """Whether the dataset's stored image ``image_id`` holds exactly ``image``'s pixels."""
+    from .dataset import IMAGE_DIR
+    from .pixels import PixelError, image_pixels
+
+    for path in sorted((Path(dataset) / IMAGE_DIR).glob(f"{image_id}.*")):
+        if path.stem != image_id or path.suffix.lower() not in (".png", ".tif", ".tiff"):
+            continue
+        try:
+            stored = image_pixels(path, image.shape[:2])
+        except (PixelError, OSError, ValueError):  # unreadable or another size: not this image
+            return False
+        return stored.shape == image.shape and np.array_equal(stored, image)
+    return False
+
+
+def _exists_message(dataset: Path, image_id: str, image_path: Path, image: np.ndarray) -> tuple[str, bool]:
+    """Why ``image_id`` was refused, naming the file the dataset's image came from, and whether
+    that image is this one (recorded from this file, or the same pixels)."""
+    recorded = (_manifest_row(dataset, image_id) or {}).get(SOURCE_COLUMN, "")
+    if recorded and Path(recorded) == image_path.resolve():
+        return f"already in the dataset, imported from this file ({recorded})", True
+    origin = (
+        f"imported from {recorded}"
+        if recorded
+        else f"the manifest records no source file for it (no {SOURCE_COLUMN} column: saved from the "
+        "Annotate panel or imported by an earlier version)"
+    )
+    if _same_pixels(dataset, image_id, image):
+        return f"already in the dataset ({origin}), with the same pixels as {image_path}", True
+    return (
+        f"already in the dataset ({origin}) as another image: {image_path} is a different image "
+        f"given the same id; rename {image_path.name} to give it an id of its own",
+        False,
+    )
+
+
 def _import_one(
     image_path: Path, image_id: str, outlines, dataset, microscope, group, overwrite
-) -> tuple[str, str, int]:
-    """``(status, message, cells)`` of one image."""
+) -> tuple[str, str, int, str, bool]:
+    """``(status, message, cells, image_id, same_image)`` of one image (see :class:`ImportReport`);
+    the id is the one it had before accented names got a hash where the dataset holds it so."""
     from ..io import ImageReadError, read_image
     from .dataset import DatasetError
     from .writer import add_to_dataset, image_for_dataset
 
     if not image_path.is_file():  # a mistyped image: not an image "without outlines"
-        return "failed", f"{image_path}: no such file", 0
+        return "failed", f"{image_path}: no such file", 0, image_id, False
     folder = Path(outlines) if outlines is not None else image_path.parent
     names = [image_path.stem + ending for ending in OUTLINE_FILE_ENDINGS]
     source = next((folder / name for name in names if (folder / name).is_file()), None)
     if source is None:
-        return "no outlines", f"none of {', '.join(names)} in {folder}", 0
+        return "no outlines", f"none of {', '.join(names)} in {folder}", 0, image_id, False
+    notes = []
     try:
         image = image_for_dataset(read_image(image_path), str(image_path))
+        earlier = _earlier_id(Path(dataset), image_path.stem, image_id, image)
+        if earlier is not None:  # re-imported: replace (or keep) it under its old id, never add it twice
+            image_id = earlier
+            notes.append(f"in the dataset as {earlier!r} (its id before accents got a code)")
         imported = read_outlines(source, image.shape[:2])
         if imported.labels.ndim == 3:  # e.g. Fiji ROIs saved on slice 3 of a stack
             raise OutlinesError(f"{source}: outlines lie on {imported.labels.shape[0]} slices; {image_path} is one image")  # fmt: skip
-        add_to_dataset(dataset, image_id, image, imported.labels, microscope, group=group, overwrite=overwrite)  # fmt: skip
-    except FileExistsError:  # the front ends say what to do (the CLI: --overwrite; the panel has none)
-        return "exists", "already in the dataset", 0
+        add_to_dataset(
+            dataset, image_id, image, imported.labels, microscope, group=group, overwrite=overwrite,
+            extra={SOURCE_COLUMN: str(image_path.resolve())},
+        )  # fmt: skip
+    except FileExistsError:  # the front ends say what to do (the CLI: --overwrite if the same image)
+        message, same = _exists_message(Path(dataset), image_id, image_path, image)
+        return "exists", "; ".join([*notes, message]), 0, image_id, same
     except (ImageReadError, OutlinesError, DatasetError, ValueError, OSError) as err:
-        return "failed", str(err), 0
-    return "added", "; ".join(imported.notes), int(len(np.unique(imported.labels)) - 1)
+        return "failed", str(err), 0, image_id, False
+    cells = int(len(np.unique(imported.labels)) - 1)
+    return "added", "; ".join([*notes, *imported.notes]), cells, image_id, False
