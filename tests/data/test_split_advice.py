@@ -103,3 +103,73 @@ def test_the_images_needed_count_the_growing_pool():
 def test_ratios_more_images_cannot_fix_are_said_so():
     message = split_error({"A": 10, "C": 5}, (0.3, 0.35, 0.35))
     assert "More C images cannot help with these ratios: use smaller dev/test ratios, e.g. ratios" in message
+
+
+def _grouped(counts, manifest_groups, near_duplicate_groups, monkeypatch) -> CellDataset:
+    """A fake dataset whose near-duplicate search (monkeypatched: no pixels) joins the given ids."""
+    from napari_cellseg.data import split as split_module
+    from napari_cellseg.data.grouping import GroupingProgress, NearDuplicatePair
+
+    pairs = tuple(
+        NearDuplicatePair(ids[0], other, "seam", 1.0) for ids in near_duplicate_groups for other in ids[1:]
+    )
+
+    def search(dataset, ids, config):
+        yield GroupingProgress(len(ids), len(ids), pairs)
+
+    monkeypatch.setattr(split_module, "iter_near_duplicates", search)
+    records = [
+        ImageRecord(
+            f"{m}{k:04d}",
+            m,
+            manifest_groups.get(f"{m}{k:04d}"),
+            Path("x.png"),
+            Path("x.tif"),
+            "masks",
+            (8, 8),
+            1,
+            "uint8",
+        )
+        for m, n in counts.items()
+        for k in range(n)
+    ]
+    return CellDataset("/nonexistent", records)
+
+
+def test_a_manifest_group_too_large_is_named_and_no_grouping_is_not_offered(monkeypatch):
+    """--no-grouping keeps the manifest's groups: it cannot help, and the user was told it would."""
+    dataset = _grouped({"D": 3}, dict.fromkeys(["D0000", "D0001", "D0002"], "slide-7"), [], monkeypatch)
+    with pytest.raises(SplitError) as caught:
+        split_dataset(dataset, "D", ratios=(0.75, 0.25, 0))
+    message = str(caught.value)
+    assert message.startswith("no group of D images fits in dev (1 images): the smallest group has 3 images")
+    assert "'slide-7' (3 images)" in message and "edit the manifest's group column" in message
+    assert "add D images from other slides" in message and "use --no-grouping" not in message
+    assert "larger ratios" not in message  # no ratio splits one group of 3
+    with pytest.raises(SplitError, match="'slide-7'"):
+        split_dataset(dataset, "D", ratios=(0.75, 0.25, 0), grouping=False)
+
+
+def test_groups_made_by_the_near_duplicate_search_are_told_to_try_no_grouping(monkeypatch):
+    tiles = [[f"C{k:04d}" for k in range(start, start + 4)] for start in range(0, 40, 4)]
+    dataset = _grouped({"A": 60, "C": 40}, {}, tiles, monkeypatch)
+    with pytest.raises(SplitError) as caught:
+        split_dataset(dataset, "C", ratios=(0.94, 0.03, 0.03))
+    message = str(caught.value)
+    assert "joined by the near-duplicate search" in message and "--no-grouping" in message
+    assert "manifest" not in message
+    split_dataset(dataset, "C", ratios=(0.94, 0.03, 0.03), grouping=False)  # the advice works
+    example = re.search(r"e\.g\. ratios ([\d.]+) ([\d.]+) ([\d.]+)", message)
+    assert example, message  # and the larger ratios it offers split the groups as they are
+    split_dataset(dataset, "C", ratios=tuple(float(v) for v in example.group(1, 2, 3)))
+
+
+def test_a_manifest_group_joined_with_near_duplicates_is_named(monkeypatch):
+    """Near-duplicates join a manifest group that is too large already: only the manifest can help."""
+    manifest = {f"C{k:04d}": f"slide{k // 5}" for k in range(20)}  # four slides of 5 C images
+    dataset = _grouped({"A": 80, "C": 20}, manifest, [["C0004", "C0005"]], monkeypatch)
+    with pytest.raises(SplitError) as caught:
+        split_dataset(dataset, "C", ratios=(0.94, 0.03, 0.03))
+    message = str(caught.value)
+    assert "'slide0' (5 images)" in message and "--no-grouping keeps the manifest's groups" in message
+    assert "joined by the near-duplicate search" not in message

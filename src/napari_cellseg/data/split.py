@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from ..config import JsonConfig
 from .dataset import DatasetError
 from .grouping import GroupingConfig, NearDuplicatePair, iter_near_duplicates, merge_groups
+from .split_quotas import check_quotas, check_ratios, no_group_fits, quotas_of, train_fits
 from .split_report import format_table
 from .splitfile import SUBSETS, SplitError, split_hash
 
@@ -101,23 +101,6 @@ def group_hash(seed: int, key: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def _quota(ratio: float, pool: int) -> int:
-    """Images for a ratio of the pool, rounded half up; at least one for a positive ratio."""
-    return max(1, math.floor(ratio * pool + 0.5)) if ratio > 0 else 0
-
-
-def check_ratios(ratios) -> tuple[float, float, float]:
-    """(train, dev, test) as floats, or SplitError saying what is wrong."""
-    ratios = tuple(float(r) for r in ratios)
-    if len(ratios) != 3:
-        raise SplitError(f"give three ratios (train dev test), got {len(ratios)}: {ratios}")
-    if not all(math.isfinite(r) and 0 <= r < 1 for r in ratios) or ratios[0] <= 0:
-        raise SplitError(f"ratios must lie in [0, 1) with train > 0, got {ratios}")
-    if abs(sum(ratios) - 1) > 1e-6:
-        raise SplitError(f"ratios must sum to 1, got {ratios} (sum {sum(ratios):.6g})")
-    return ratios
-
-
 def iter_split(
     dataset, config: SplitConfig | None = None, previous: Mapping[str, str] | None = None
 ) -> Iterator[SplitProgress]:
@@ -155,9 +138,9 @@ def iter_split(
     if counts[target] == 0:
         found = ", ".join(f"{m}={n}" for m, n in sorted(counts.items()))
         raise SplitError(f"no images of target microscope {target!r} in the dataset ({found})")
-    quotas = _quotas(ratios, len(microscopes))
+    quotas = quotas_of(ratios, len(microscopes))
     if previous is None:  # with a previous split, only the final counts are checked
-        _check_quotas(target, counts[target], ratios, len(microscopes))
+        check_quotas(target, counts[target], ratios, len(microscopes))
 
     target_ids = [i for i, m in microscopes.items() if m == target]
     pairs: tuple[NearDuplicatePair, ...] = ()
@@ -167,11 +150,9 @@ def iter_split(
                 yield SplitProgress("grouping", report.done, report.total)
             else:
                 pairs = report.pairs
-    groups = merge_groups(list(microscopes), {r.id: r.group for r in dataset}, pairs)
-    members: dict[str, list[str]] = {}
-    for image_id, key in groups.items():
-        members.setdefault(key, []).append(image_id)
-    eligible = {k: v for k, v in members.items() if all(microscopes[i] == target for i in v)}
+    explicit = {r.id: r.group for r in dataset}
+    groups = merge_groups(list(microscopes), explicit, pairs)
+    members, eligible = _members(groups, microscopes, target)
 
     notes: list[str] = []
     if previous is None:
@@ -181,7 +162,17 @@ def iter_split(
         subsets = _extend(members, eligible, previous, shares, config, notes)
     subsets = {i: subsets[i] for i in microscopes}  # dataset order
     result = SplitResult(subsets, microscopes, groups, target, quotas, pairs)
-    notes.extend(_check_result(result, eligible, previous is None))
+
+    def explain(subset: str) -> str:  # no group fits in subset: what holds them together, what helps
+        def splits(candidate, near_duplicates: bool) -> bool:
+            return _fresh_split_works(microscopes, explicit, pairs if near_duplicates else (), target, candidate, config.seed)  # fmt: skip
+
+        target_groups = {i: explicit[i] for i in target_ids}
+        return no_group_fits(
+            target, subset, quotas, eligible, target_groups, ratios, len(microscopes), config.grouping, splits
+        )
+
+    notes.extend(_check_result(result, eligible, previous is None, explain))
     warnings = _cell_warnings(dataset, result, previous is None)
     yield SplitProgress("done", 1, 1, dataclasses.replace(result, notes=tuple(notes), warnings=warnings))
 
@@ -203,96 +194,28 @@ def split_dataset(
     raise AssertionError("iter_split ended without a result")  # pragma: no cover
 
 
-def _quotas(ratios, pool: int) -> dict[str, int]:
-    """Dev and test images for (train, dev, test) ratios of a pool."""
-    return {"dev": _quota(ratios[1], pool), "test": _quota(ratios[2], pool)}
+def _members(groups: Mapping[str, str], microscopes: Mapping[str, str], target: str):
+    """``(members, eligible)``: the ids of each group key, and the groups of target images only."""
+    members: dict[str, list[str]] = {}
+    for image_id, key in groups.items():
+        members.setdefault(key, []).append(image_id)
+    eligible = {k: v for k, v in members.items() if all(microscopes[i] == target for i in v)}
+    return members, eligible
 
 
-def _train_fits(n_target: int, quotas: Mapping[str, int]) -> bool:
-    """The count rule: the target images left for train outnumber dev's and test's."""
-    return n_target - quotas["dev"] - quotas["test"] > max(quotas["dev"], quotas["test"])
-
-
-def _images_needed(n_target: int, pool: int, ratios) -> int | None:
-    """Fewest target images (the other images as they are) that fit these ratios; None if none do.
-
-    Added images grow the pool and so the quotas: the count is searched, not
-    derived from today's quotas.
-    """
-    other = pool - n_target
-    share = ratios[1] + ratios[2] + max(ratios[1], ratios[2])  # of the pool, taken from target images
-    if share >= 1:
-        return None
-    # A quota lies within [r * pool - 0.5, r * pool + 1]: only this window can hold the answer.
-    low = max(n_target, math.floor((share * other - 1.5) / (1 - share)))
-    high = math.floor((share * other + 3) / (1 - share)) + 2
-    for n in range(low, min(high, low + 100_000) + 1):
-        if _train_fits(n, _quotas(ratios, other + n)):
-            return n
-    # A window too wide to scan (train barely above dev/test): the bound itself, if it fits.
-    return high if _train_fits(high, _quotas(ratios, other + high)) else None
-
-
-def _smaller_ratios(n_target: int, pool: int, ratios) -> tuple[float, float, float] | None:
-    """The largest dev/test ratios (2 decimals, else 3: what the panel takes) that fit, or None.
-
-    Dev and test are capped alike (a zero ratio stays zero); failing that, the
-    test ratio is dropped to 0. Each candidate passes the very checks a split does.
-    """
-    _, dev, test = ratios
-    for test_kept in (True, False) if test else (True,):
-        for decimals in (2, 3):
-            step = 10.0**-decimals
-            for k in range(math.ceil(max(dev, test) / step), 0, -1):
-                cap = round(k * step, decimals)
-                d, t = min(dev, cap), min(test, cap) if test_kept else 0.0
-                candidate = (round(1 - d - t, 10), d, t)
-                if candidate == tuple(ratios):
-                    continue
-                try:
-                    check_ratios(candidate)
-                except SplitError:
-                    continue
-                if _train_fits(n_target, _quotas(candidate, pool)):
-                    return candidate
-    return None
-
-
-def _check_quotas(target: str, n_target: int, ratios, pool: int) -> None:
-    """Refuse quotas that leave train too few target images, with only advice that was checked."""
-    quotas = _quotas(ratios, pool)
-    if _train_fits(n_target, quotas):
-        return
-    dev, test = quotas["dev"], quotas["test"]
-    text = (
-        f"target {target!r} has {n_target} images: dev {dev} and test {test} "
-        f"({ratios[1]:g} and {ratios[2]:g} of {pool}) leave {max(n_target - dev - test, 0)} for train, "
-        f"but train must hold more {target} images than dev and than test. "
-    )
-    need = _images_needed(n_target, pool, ratios)
-    smaller = _smaller_ratios(n_target, pool, ratios)
-    if smaller is None and n_target < 3:  # one in dev or test and two in train: the least any split takes
-        text += f"No ratios can split {n_target} {target} image{'s' * (n_target != 1)}: "
-    if need is None:
-        advice = f"more {target} images cannot help with these ratios"
-    else:
-        advice = f"this needs at least {need} {target} images"
-        no_test = _images_needed(n_target, pool, (ratios[0] + ratios[2], ratios[1], 0.0)) if test else None
-        if no_test is not None and no_test < need:
-            advice += f" ({no_test} without a test set)"
-    text += advice[0].upper() + advice[1:] if text.endswith(". ") else advice
-    if smaller is not None:
-        fit = _quotas(smaller, pool)
-        kind = (
-            "a test ratio of 0 (no test set)" if test and not smaller[2]
-            else "smaller dev/test ratios" if test else "a smaller dev ratio"
-        )  # fmt: skip
-        text += ": use " if need is None else ", or "
-        text += (
-            f"{kind}, e.g. ratios {smaller[0]:g} {smaller[1]:g} {smaller[2]:g} (dev {fit['dev']}, "
-            f"test {fit['test']}, train {n_target - fit['dev'] - fit['test']} {target} images)"
-        )
-    raise SplitError(text)
+def _fresh_split_works(microscopes, explicit, pairs, target: str, ratios, seed: int) -> bool:
+    """Whether a fresh split with these ratios and groups passes every check (advice is tried first)."""
+    quotas = quotas_of(ratios, len(microscopes))
+    if not train_fits(sum(m == target for m in microscopes.values()), quotas):
+        return False
+    groups = merge_groups(list(microscopes), explicit, pairs)
+    members, eligible = _members(groups, microscopes, target)
+    result = SplitResult(_deal(members, eligible, quotas, seed), dict(microscopes), groups, target, quotas)
+    try:
+        _check_result(result, eligible, True)
+    except SplitError:
+        return False
+    return True
 
 
 def _deal(members, eligible, quotas, seed) -> dict[str, str]:
@@ -333,8 +256,13 @@ def _extend(members, eligible, previous, shares, config, notes) -> dict[str, str
     return subsets
 
 
-def _check_result(result: SplitResult, eligible, fresh: bool) -> list[str]:
-    """Refuse splits that break the rules; return notes on quotas not met exactly."""
+def _check_result(
+    result: SplitResult, eligible, fresh: bool, explain: Callable[[str], str] | None = None
+) -> list[str]:
+    """Refuse splits that break the rules; return notes on quotas not met exactly.
+
+    ``explain(subset)`` words the refusal of a subset that no group fits (default: the bare facts).
+    """
     wrong = [i for i, s in result.subsets.items() if s != "train" and result.microscopes[i] != result.target]
     if wrong:
         raise SplitError(
@@ -346,10 +274,12 @@ def _check_result(result: SplitResult, eligible, fresh: bool) -> list[str]:
     for subset in ("dev", "test"):
         quota = result.quotas[subset]
         if fresh and quota and counts[subset] == 0:
+            if explain is not None:
+                raise SplitError(explain(subset))
             smallest = min((len(v) for v in eligible.values()), default=0)
             raise SplitError(
                 f"no group of {result.target} images fits in {subset} ({quota} images): the smallest "
-                f"group has {smallest} images; use larger ratios or --no-grouping"
+                f"group has {smallest} images"
             )
         if fresh and counts[subset] != quota:
             notes.append(
