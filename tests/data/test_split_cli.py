@@ -143,6 +143,7 @@ def test_an_out_that_is_an_input_or_cannot_be_written_is_refused_before_the_work
         (["--ratios", "0.5", "0.3", "0.3"], "ratios must sum to 1"),
         (["--ratios", "0.4", "0.3", "0.3"], "train must hold more C images than dev"),
         (["--target", "Q"], "no images of target microscope 'Q' in the dataset (A=3, B=1, C=22)"),
+        (["--new-images", "split"], "--new-images split places the images that a --previous split lacks"),
     ],
 )
 def test_impossible_requests_exit_2_with_a_message(tiled_dataset, tmp_path, capsys, extra, message):

@@ -81,7 +81,7 @@ def register(subparsers) -> None:
     parser.add_argument("--previous", type=Path, help="earlier split CSV: its images keep their subset")
     parser.add_argument(
         "--new-images", choices=("train", "split"), default="train",
-        help="with --previous: new images go to train (default) or are placed by their group hash",
+        help="with --previous (only): new images go to train (default) or are placed by their group hash",
     )  # fmt: skip
     parser.add_argument(
         "--microscopes", nargs="+", metavar="TAG",
@@ -127,6 +127,12 @@ def run_split(args: argparse.Namespace) -> int:
     if args.microscopes is not None and args.target not in args.microscopes:
         raise CommandError(
             f"unknown target microscope {args.target!r} (allowed: {' '.join(args.microscopes)})"
+        )
+    if args.new_images == "split" and args.previous is None:  # it would be silently ignored
+        raise CommandError(
+            "--new-images split places the images that a --previous split lacks; without --previous "
+            "every image is split afresh: add --previous OLD.csv (the split a model was trained on), "
+            "or leave out --new-images"
         )
     # Checked before the (slow) near-duplicate search, not after it.
     read = [(args.data / "manifest.csv", "the dataset's manifest"), (args.previous, "the --previous split")]
