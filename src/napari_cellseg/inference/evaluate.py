@@ -17,18 +17,17 @@ from typing import Any
 import numpy as np
 
 from ..generators import run_to_end
-from ..io import IMAGEJ_ROI_SUFFIXES
 from ..metrics import DSB_THRESHOLDS, ImageMetrics, PooledMetrics, image_metrics, pool_metrics
+from .evaluate_files import (  # noqa: F401  (LABEL_SUFFIXES, read_labels: this module's names too)
+    LABEL_SUFFIXES,
+    EvaluationError,
+    find_label_files,
+    is_outlines,
+    read_labels,
+)
 
-# GeoJSON (QuPath) and ImageJ ROI sets (Fiji; "<id>_rois.zip" pairs with "<id>") hold outlines.
-LABEL_SUFFIXES = (".tif", ".tiff", ".png", ".geojson", ".zip", ".roi")
-OUTLINE_SUFFIXES = (".geojson", *IMAGEJ_ROI_SUFFIXES)
 UNKNOWN_MICROSCOPE = "?"
 ALL = "all"
-
-
-class EvaluationError(ValueError):
-    """The folders, files or manifest cannot be evaluated; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -65,118 +64,6 @@ class EvaluationResult:
         }
 
 
-def find_label_files(
-    directory: str | os.PathLike, what: str, notes: list[str] | None = None
-) -> dict[str, Path]:
-    """``{stem: path}`` of the label images in ``directory``.
-
-    A stem with both a label image and outlines (``<id>.tif`` + ``<id>.geojson``) is one
-    file: the labels when they are labels the plugin wrote (``segment --geojson`` writes
-    outlines beside them; the header says so) or matched object for object by the outlines;
-    the outlines when the other
-    file is an image (RGB, floating point, recorded as an image), as QuPath and
-    ``import-outlines`` users keep the image beside its outlines. Anything else is refused,
-    naming both files: scoring a grey image as labels gave 0 without a word. Which file was
-    taken, when not the plugin's own labels, is appended to ``notes``.
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise EvaluationError(f"{what} folder {directory} does not exist")
-    files: dict[str, Path] = {}
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and path.suffix.lower() in LABEL_SUFFIXES:
-            stem = path.stem.removesuffix("_rois") if _is_outlines(path) else path.stem
-            if stem in files and _is_outlines(files[stem]) != _is_outlines(path):
-                labels, outlines = (path, files[stem]) if _is_outlines(files[stem]) else (files[stem], path)
-                files[stem] = _labels_or_outlines(labels, outlines, stem, what, notes)
-                continue
-            if stem in files:
-                raise EvaluationError(f"{what}: two files for id {stem}: {files[stem].name}, {path.name}")
-            files[stem] = path
-    if not files:
-        raise EvaluationError(
-            f"{what} folder {directory} holds no label images ({', '.join(LABEL_SUFFIXES)})"
-        )
-    return files
-
-
-def _labels_or_outlines(labels: Path, outlines: Path, stem: str, what: str, notes: list[str] | None) -> Path:
-    """Which of ``<id>.tif`` (or ``.png``) and its outlines is the label file; see :func:`find_label_files`."""
-    kind, why = _label_file_kind(labels)
-    if kind == "labels":
-        if why and notes is not None:
-            notes.append(f"{what} {stem}: scored {labels.name} ({why}), not {outlines.name} beside it")
-        return labels
-    if kind == "image":
-        if notes is not None:
-            notes.append(
-                f"{what} {stem}: scored {outlines.name}; {labels.name} beside it is an image ({why})"
-            )
-        return outlines
-    if _outlines_drawn_from(labels, outlines):
-        if notes is not None:
-            notes.append(
-                f"{what} {stem}: scored {labels.name}, the labels {outlines.name} beside it outlines"
-            )
-        return labels
-    raise EvaluationError(
-        f"{what}: two files for id {stem}: {labels.name}, {outlines.name}; {labels.name} {why}, so it may be "
-        f"the image the outlines were drawn on as well as labels: move the one not to be scored out of "
-        f"the folder (labels written by napari-cellseg are recognised)"
-    )
-
-
-def _outlines_drawn_from(labels: Path, outlines: Path) -> bool:
-    """Whether ``outlines`` are those of the objects in ``labels`` (one outline per id, same cells).
-
-    A grey image has far more values than outlines and no background of zeros; labels that
-    the outlines were exported from (another tool, or ``segment`` before labels were marked)
-    match them object for object.
-    """
-    from ..data.outlines_import import OutlinesError, read_outlines
-    from ..io import ImageReadError, read_image
-
-    try:
-        pixels = read_image(labels)
-        if pixels.ndim != 2 or not np.issubdtype(pixels.dtype, np.integer):
-            return False
-        drawn = read_outlines(outlines, pixels.shape, empty_ok=True).labels
-    except (ImageReadError, OutlinesError, ValueError):
-        return False
-    ids = np.unique(pixels)
-    n_objects = len(ids) - (1 if ids[0] == 0 else 0)
-    if drawn.shape != pixels.shape or n_objects != len(np.unique(drawn[drawn > 0])):
-        return False
-    inside, drawn_inside = pixels > 0, drawn > 0
-    union = np.count_nonzero(inside | drawn_inside)
-    return union == 0 or np.count_nonzero(inside & drawn_inside) >= 0.9 * union
-
-
-def _label_file_kind(path: Path) -> tuple[str, str]:
-    """``("labels" | "image" | "unknown", why)`` for a TIFF or PNG, from its header only."""
-    from ..data.headers import HeaderError, read_header
-    from ..io import TIFF_SUFFIXES, stored_layer
-
-    if path.suffix.lower() in TIFF_SUFFIXES:
-        layer_type = stored_layer(path).get("layer_type")
-        if layer_type == "labels":
-            return "labels", ""
-        if layer_type == "image":
-            return "image", "saved as an image layer"
-    try:
-        header = read_header(path)
-    except HeaderError as err:
-        return "unknown", f"has no readable 2D header ({err})"
-    if header.channels != 1:
-        return "image", f"{header.channels} colour channels"
-    dtype = np.dtype(header.dtype)
-    if not np.issubdtype(dtype, np.integer):
-        return "image", f"{dtype.name} pixels"
-    # a folder named masks/labels proves nothing (an image may sit there beside its outlines):
-    # such a file counts as labels only if the outlines beside it match it (see _labels_or_outlines)
-    return "unknown", f"holds {dtype.name} grey pixels and does not record being labels"
-
-
 def read_microscopes(manifest: str | os.PathLike) -> dict[str, str]:
     """``{id: microscope}`` from a manifest CSV with ``id`` and ``microscope`` columns."""
     path = Path(manifest)
@@ -199,60 +86,26 @@ def read_microscopes(manifest: str | os.PathLike) -> dict[str, str]:
         raise EvaluationError(f"{path}: not a readable CSV ({err})") from None
 
 
-def read_labels(path: Path, what: str, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """A 2D integer label image, or :class:`EvaluationError` naming the file.
-
-    A ``.geojson`` file's outlines are drawn into labels of ``shape`` (that of
-    the image it is compared with), else just large enough for them.
-    """
-    from ..data.outlines_import import OutlinesError, read_outlines
-    from ..io import ImageReadError, read_image
-
-    try:
-        # empty outlines are a prediction (or truth) of no cells, sized like the other file
-        labels = read_outlines(path, shape, empty_ok=True).labels if _is_outlines(path) else read_image(path)
-    except (ImageReadError, OutlinesError) as err:
-        raise EvaluationError(f"{what}: {err}") from None
-    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
-        raise EvaluationError(
-            f"{what} {path}: expected 2D integer instance labels, got shape {labels.shape} "
-            f"and dtype {labels.dtype}"
-        )
-    if labels.size and labels.min() < 0:  # signed labels: scoring would fail without the file name
-        raise EvaluationError(f"{what} {path}: instance labels must be >= 0, found {labels.min()}")
-    from ..data.pixels import PixelError, refuse_binary_mask
-
-    try:
-        refuse_binary_mask(labels)  # a semantic mask would score as one object
-    except PixelError as err:
-        raise EvaluationError(f"{what} {path}: {err}") from None
-    return labels
-
-
-def _is_outlines(path: Path) -> bool:
-    return path.suffix.lower() in OUTLINE_SUFFIXES
-
-
 def _read_pair(pred_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Prediction and ground truth; outlines take the shape of the label image they meet."""
-    if _is_outlines(pred_path) and not _is_outlines(gt_path):
+    if is_outlines(pred_path) and not is_outlines(gt_path):
         gt = read_labels(gt_path, "ground truth")
         return read_labels(pred_path, "prediction", gt.shape), gt
     try:
         pred = read_labels(pred_path, "prediction")
     except EvaluationError:
-        if not _is_outlines(pred_path):
+        if not is_outlines(pred_path):
             raise
         # Empty outlines (no cells) have no size of their own: the other file gives it.
         gt = read_labels(gt_path, "ground truth")
         return read_labels(pred_path, "prediction", gt.shape), gt
     try:
-        gt = read_labels(gt_path, "ground truth", pred.shape if not _is_outlines(pred_path) else None)
+        gt = read_labels(gt_path, "ground truth", pred.shape if not is_outlines(pred_path) else None)
     except EvaluationError:
-        if not _is_outlines(gt_path):
+        if not is_outlines(gt_path):
             raise
         gt = read_labels(gt_path, "ground truth", pred.shape)
-    if _is_outlines(pred_path) and _is_outlines(gt_path) and pred.shape != gt.shape:
+    if is_outlines(pred_path) and is_outlines(gt_path) and pred.shape != gt.shape:
         shape = tuple(max(a, b) for a, b in zip(pred.shape, gt.shape))  # both sized by their outlines
         pred, gt = (np.pad(x, [(0, s - n) for s, n in zip(shape, x.shape)]) for x in (pred, gt))
     return pred, gt
