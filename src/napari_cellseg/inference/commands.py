@@ -35,7 +35,9 @@ def _register_evaluate(subparsers) -> None:
             "AP@0.5, AP@0.75, DSB score, F1 and AJI per microscope and overall, pooled over "
             "objects and as means of per-image scores. Either side may also be cell outlines "
             "(<id>.geojson from QuPath, <id>_rois.zip from Fiji: another tool's cells, or "
-            "annotations drawn there)."
+            "annotations drawn there). With --split and --subset, only that subset's images "
+            "are scored (a split's test images). The other outputs segment writes beside its "
+            "labels (<id>_overlay.png, <id>_probabilities.tif) are left out."
         ),
     )
     parser.add_argument("--pred", required=True, type=Path, metavar="DIR", help="predicted labels")
@@ -52,6 +54,14 @@ def _register_evaluate(subparsers) -> None:
         action="store_true",
         help="evaluate the images that have a prediction instead of failing on missing ones",
     )
+    parser.add_argument(
+        "--split", type=Path, metavar="CSV",
+        help="split file (napari-cellseg split): score only the images of --subset; the microscopes "
+        "come from it when there is no manifest",
+    )  # fmt: skip
+    parser.add_argument(
+        "--subset", choices=("train", "dev", "test"), help="with --split: the subset to score"
+    )
     parser.set_defaults(func=_run_evaluate)
 
 
@@ -65,27 +75,37 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         evaluate_directories,
         format_table,
         read_microscopes,
+        split_subset_ids,
     )
 
+    if (args.split is None) != (args.subset is None):
+        given, needed = (
+            ("--split", "--subset dev, test or train") if args.split else ("--subset", "--split CSV")
+        )
+        raise CommandError(f"{given} needs {needed}: the subset of that split file is scored")
     manifest = args.manifest
     # `--gt .` or `--gt ..`: the folder above is that of the absolute path, not Path(".").parent
     beside = Path(os.path.abspath(args.gt)).parent if args.gt.name in ("", "..") else args.gt.parent
     if manifest is None and (beside / "manifest.csv").is_file():
         manifest = beside / "manifest.csv"
-    read = [(manifest, "the manifest")] + [
+    if manifest is None and args.split is not None:  # the split file has id and microscope too
+        manifest = args.split
+    read = [(manifest, "the manifest"), (args.split, "the --split file")] + [
         (f, "a label file") for d in {args.pred, args.gt} if d.is_dir() for f in d.iterdir() if f.suffix.lower() in LABEL_SUFFIXES
     ]  # fmt: skip
     check_writable_file(args.out, "--out", read)
     try:
+        only = split_subset_ids(args.split, args.subset) if args.split is not None else None
         microscopes = read_microscopes(manifest) if manifest is not None else {}
         result = evaluate_directories(
-            args.pred, args.gt, microscopes=microscopes, skip_missing=args.skip_missing
+            args.pred, args.gt, microscopes=microscopes, skip_missing=args.skip_missing, only=only
         )
     except EvaluationError as err:
         raise CommandError(str(err)) from None
     if result.missing_predictions:
+        what = result.scored or "ground-truth image(s)"
         print(
-            f"warning: skipped {len(result.missing_predictions)} ground-truth image(s) without "
+            f"warning: skipped {len(result.missing_predictions)} {what} without "
             f"a prediction: {_listed(result.missing_predictions)}",
             file=sys.stderr,
         )
@@ -104,8 +124,15 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             f"(e.g. {unlisted[0]}); they are grouped as microscope '?'",
             file=sys.stderr,
         )
+    if result.left_out:
+        print(
+            f"note: left out {len(result.left_out)} prediction(s) of images outside the {result.scored}: "
+            f"{_listed(result.left_out)}",
+            file=sys.stderr,
+        )
     source = f"microscopes from {manifest}" if manifest is not None else "no manifest: microscope '?'"
-    print(f"{len(result.images)} image(s); {source}")
+    scored = f" (the {result.scored})" if result.scored else ""
+    print(f"{len(result.images)} image(s){scored}; {source}")
     print(format_table(result.groups), end="")
     if args.out is not None:
         write_text(args.out, json.dumps(result.to_dict(), indent=2) + "\n")

@@ -31,6 +31,15 @@ ALL = "all"
 
 
 @dataclass(frozen=True)
+class ScoredIds:
+    """The ground-truth ids to score (a split's subset) and what they are, for messages:
+    ``name`` such as ``"test images of split.csv"``."""
+
+    ids: frozenset[str]
+    name: str
+
+
+@dataclass(frozen=True)
 class EvaluateProgress:
     """One image evaluated."""
 
@@ -49,6 +58,9 @@ class EvaluationResult:
     missing_predictions: list[str] = field(default_factory=list)
     unmatched_predictions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # which file of an image + outlines pair was used
+    # predictions of ground-truth images outside the ScoredIds asked for (a split's other subsets)
+    left_out: list[str] = field(default_factory=list)
+    scored: str = ""  # ScoredIds.name, when only those were scored
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,6 +73,7 @@ class EvaluationResult:
             "images": [{**m.to_dict(), "microscope": self.microscopes[m.name]} for m in self.images],
             "missing_predictions": self.missing_predictions,
             "unmatched_predictions": self.unmatched_predictions,
+            **({"scored": self.scored, "left_out_predictions": self.left_out} if self.scored else {}),
         }
 
 
@@ -111,21 +124,54 @@ def _read_pair(pred_path: Path, gt_path: Path) -> tuple[np.ndarray, np.ndarray]:
     return pred, gt
 
 
-def _pairs(pred_dir, gt_dir, skip_missing: bool, notes: list[str]) -> tuple[list, list[str], list[str]]:
+def split_subset_ids(split: str | os.PathLike, subset: str) -> ScoredIds:
+    """The ids of one subset (``train``, ``dev`` or ``test``) of a split file, or
+    :class:`EvaluationError` naming the file (unreadable, or no image in that subset)."""
+    from ..data.splitfile import SUBSETS, SplitError, read_split
+
+    if subset not in SUBSETS:
+        raise EvaluationError(f"subset must be one of {', '.join(SUBSETS)}, got {subset!r}")
+    try:
+        subsets = read_split(split)
+    except SplitError as err:
+        raise EvaluationError(str(err)) from None
+    ids = frozenset(i for i, s in subsets.items() if s == subset)
+    if not ids:
+        counts = ", ".join(f"{s} {sum(v == s for v in subsets.values())}" for s in SUBSETS)
+        raise EvaluationError(f"{split}: no {subset} images ({counts})")
+    return ScoredIds(ids, f"{subset} images of {Path(split).name}")
+
+
+def _listed(ids: list[str], shown: int = 5) -> str:
+    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+
+
+def _pairs(pred_dir, gt_dir, skip_missing: bool, notes: list[str], only: ScoredIds | None):
+    """``(pairs, missing, unmatched, left_out)``: what to score and what was not (see EvaluationResult)."""
     preds = find_label_files(pred_dir, "predictions", notes)
     gts = find_label_files(gt_dir, "ground truth", notes)
-    missing = sorted(set(gts) - set(preds))
     unmatched = sorted(set(preds) - set(gts))
+    left_out: list[str] = []
+    if only is not None:
+        absent = sorted(only.ids - set(gts))
+        if absent:  # another dataset's split, or a ground-truth folder short of images
+            raise EvaluationError(
+                f"{len(absent)} of the {len(only.ids)} {only.name} have no ground truth in {gt_dir}: "
+                f"{_listed(absent)} (is it the split of this dataset?)"
+            )
+        left_out = sorted(set(preds) & (set(gts) - only.ids))
+        gts = {stem: path for stem, path in gts.items() if stem in only.ids}
+    missing = sorted(set(gts) - set(preds))
     if missing and not skip_missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        what = only.name if only is not None else "ground-truth images"
         raise EvaluationError(
-            f"{len(missing)} of {len(gts)} ground-truth images have no prediction in {pred_dir}: "
-            f"{shown} (use --skip-missing to evaluate the others)"
+            f"{len(missing)} of {len(gts)} {what} have no prediction in {pred_dir}: "
+            f"{_listed(missing)} (use --skip-missing to evaluate the others)"
         )
     pairs = [(stem, preds[stem], gts[stem]) for stem in sorted(set(gts) & set(preds))]
     if not pairs:
         raise EvaluationError(f"no file stem is in both {pred_dir} and {gt_dir}")
-    return pairs, missing, unmatched
+    return pairs, missing, unmatched, left_out
 
 
 def iter_evaluate_directories(
@@ -134,10 +180,11 @@ def iter_evaluate_directories(
     *,
     microscopes: Mapping[str, str] | None = None,
     skip_missing: bool = False,
+    only: ScoredIds | None = None,
 ) -> Generator[EvaluateProgress, None, EvaluationResult]:
     """Generator form of :func:`evaluate_directories`."""
     notes: list[str] = []
-    pairs, missing, unmatched = _pairs(pred_dir, gt_dir, skip_missing, notes)
+    pairs, missing, unmatched, left_out = _pairs(pred_dir, gt_dir, skip_missing, notes, only)
     microscopes = dict(microscopes or {})
     per_image: list[ImageMetrics] = []
     for index, (stem, pred_path, gt_path) in enumerate(pairs):
@@ -157,7 +204,8 @@ def iter_evaluate_directories(
         for name in sorted(set(by_id.values()))
     }
     groups[ALL] = pool_metrics(per_image)
-    return EvaluationResult(per_image, by_id, groups, missing, unmatched, notes)
+    scored = only.name if only is not None else ""
+    return EvaluationResult(per_image, by_id, groups, missing, unmatched, notes, left_out, scored)
 
 
 def evaluate_directories(
@@ -166,6 +214,7 @@ def evaluate_directories(
     *,
     microscopes: Mapping[str, str] | None = None,
     skip_missing: bool = False,
+    only: ScoredIds | None = None,
     callback: Callable[[EvaluateProgress], None] | None = None,
 ) -> EvaluationResult:
     """Metrics of every prediction in ``pred_dir`` against ``gt_dir``, by file stem.
@@ -179,6 +228,10 @@ def evaluate_directories(
     skip_missing : bool
         Evaluate the images that have a prediction instead of failing when
         some ground truth has none (they are listed in the result).
+    only : ScoredIds, optional
+        Score these ground-truth ids only (:func:`split_subset_ids`: a split's test
+        images): the others need no prediction, and their predictions are left out
+        (``left_out``). Each of them must have ground truth.
     callback : callable, optional
         Called with each :class:`EvaluateProgress`.
 
@@ -187,7 +240,9 @@ def evaluate_directories(
     EvaluationError
         Missing folders or predictions, unreadable files, mismatched shapes.
     """
-    gen = iter_evaluate_directories(pred_dir, gt_dir, microscopes=microscopes, skip_missing=skip_missing)
+    gen = iter_evaluate_directories(
+        pred_dir, gt_dir, microscopes=microscopes, skip_missing=skip_missing, only=only
+    )
     return run_to_end(gen, callback)
 
 

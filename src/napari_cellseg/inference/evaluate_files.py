@@ -36,14 +36,18 @@ def find_label_files(
     file is an image (RGB, floating point, recorded as an image), as QuPath and
     ``import-outlines`` users keep the image beside its outlines. Anything else is refused,
     naming both files: scoring a grey image as labels gave 0 without a word. Which file was
-    taken, when not the plugin's own labels, is appended to ``notes``.
+    taken, when not the plugin's own labels, is appended to ``notes``. The other outputs
+    ``segment`` writes beside an image's labels ``<id>.tif`` (``<id>_overlay.png``,
+    ``<id>_probabilities.tif``) are left out while those labels are there.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise EvaluationError(f"{what} folder {directory} does not exist")
     files: dict[str, Path] = {}
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and path.suffix.lower() in LABEL_SUFFIXES:
+    listed = sorted(directory.iterdir())
+    extras = _batch_extras({path.name for path in listed})
+    for path in listed:
+        if path.is_file() and path.suffix.lower() in LABEL_SUFFIXES and path.name not in extras:
             stem = path.stem.removesuffix("_rois") if is_outlines(path) else path.stem
             if stem in files and is_outlines(files[stem]) != is_outlines(path):
                 labels, outlines = (path, files[stem]) if is_outlines(files[stem]) else (files[stem], path)
@@ -57,6 +61,26 @@ def find_label_files(
             f"{what} folder {directory} holds no label images ({', '.join(LABEL_SUFFIXES)})"
         )
     return files
+
+
+def _batch_extras(names: set[str]) -> set[str]:
+    """Those of ``names`` that are the batch's extra outputs (not outlines: those pair with their
+    labels by stem) of an image whose labels file is among ``names`` too."""
+    from .batch_outputs import output_paths
+
+    placeholder = "<id>"
+    endings = [
+        path.name.removeprefix(placeholder)
+        for key, path in output_paths(Path(), placeholder).items()
+        if key != "labels" and path.suffix.lower() in LABEL_SUFFIXES and not is_outlines(path)
+    ]
+    labels_ending = output_paths(Path(), placeholder)["labels"].name.removeprefix(placeholder)
+    return {
+        name
+        for name in names
+        for ending in endings
+        if name.endswith(ending) and name.removesuffix(ending) + labels_ending in names
+    }
 
 
 def _labels_or_outlines(labels: Path, outlines: Path, stem: str, what: str, notes: list[str] | None) -> Path:
