@@ -1,7 +1,9 @@
 """The Dask side of :mod:`.batch`: one task per image, results written by the workers.
 
 Each worker process keeps the model it loaded (:func:`.batch.cached_model`),
-so a cluster of N workers loads the model N times, not once per image.
+so a cluster of N workers loads the model N times, not once per image. A local
+cluster started here is closed when the run ends, client first, then the cluster,
+its workers given time to exit (:data:`WORKER_EXIT_TIMEOUT_S`).
 """
 
 from __future__ import annotations
@@ -11,25 +13,55 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+from distributed import Nanny
+
 from .batch import BatchSummary, FileReport, SegmentOptions, segment_file
+
+# A worker process that imported torch takes a few seconds to exit (the interpreter's teardown,
+# longer on a busy machine): more than the 4 s a Nanny waits by default before it kills the
+# process and logs "Worker process still alive after 4.0 seconds, killing". Its outputs are
+# written by then; the wait only lets it end by itself.
+WORKER_EXIT_TIMEOUT_S = 30.0
+
+
+class PatientNanny(Nanny):
+    """The Nanny of a local cluster's worker, waiting up to :data:`WORKER_EXIT_TIMEOUT_S` (not 5 s)
+    for the worker process to exit when the cluster closes."""
+
+    async def close(self, timeout: float = WORKER_EXIT_TIMEOUT_S, reason: str = "nanny-close"):
+        return await super().close(timeout=timeout, reason=reason)
 
 
 def dask_client(scheduler: Any, workers: int | None):
-    """A distributed Client from ``"local"``, an address, or a Client/LocalCluster."""
+    """A distributed Client from ``"local"``, an address, or a Client/LocalCluster; and the
+    LocalCluster started for ``"local"``, which the caller closes (else None)."""
     from distributed import Client, LocalCluster
 
     if isinstance(scheduler, Client):
-        return scheduler, False
-    if isinstance(scheduler, LocalCluster):
-        return Client(scheduler), True
+        return scheduler, False, None
+    if isinstance(scheduler, LocalCluster):  # the caller's cluster: only our client is closed
+        return Client(scheduler), True, None
     if scheduler == "local":
         n = workers or max(1, (os.cpu_count() or 2) // 2)
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
-        return Client(cluster), True
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, worker_class=PatientNanny,
+            # no dashboard; the scheduler's HTTP server (health checks) on a free port, not 8787,
+            # which another cluster may hold ("Port 8787 is already in use")
+            dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        )  # fmt: skip
+        return Client(cluster), True, cluster
     try:
-        return Client(scheduler, timeout="20s"), True
+        return Client(scheduler, timeout="20s"), True, None
     except OSError as err:  # unreachable address, refused connection, timeout
         raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler} ({err})") from None
+
+
+def close_dask(client, cluster=None) -> None:
+    """Close ``client``, then ``cluster`` (a LocalCluster started by :func:`dask_client`), waiting
+    for its workers to exit rather than killing them."""
+    client.close()
+    if cluster is not None:
+        cluster.close(timeout=WORKER_EXIT_TIMEOUT_S + 10)
 
 
 def run_on_dask(
@@ -48,7 +80,7 @@ def run_on_dask(
     """
     from distributed import as_completed
 
-    client, owned = dask_client(scheduler, workers)
+    client, owned, cluster = dask_client(scheduler, workers)
     try:
         if scheduler == "local" and options.torch_threads is None:
             # The local workers share this machine's cores: split them.
@@ -69,7 +101,4 @@ def run_on_dask(
             yield report
     finally:
         if owned:
-            cluster = getattr(client, "cluster", None)
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            close_dask(client, cluster)
