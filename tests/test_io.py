@@ -483,3 +483,14 @@ def test_open_files_as_stack_gives_one_layer(tmp_path):
     with pytest.raises(ValueError, match=r"other.tif: cannot stack a uint8 image of shape \(10, 13\)"):
         napari_get_reader([*paths, str(tmp_path / "other.tif")])([*paths, str(tmp_path / "other.tif")])
     assert napari_get_outlines_reader(paths) is None  # planes are no outlines: napari's turn
+
+
+def test_probing_a_garbage_tiff_header_logs_nothing(tmp_path, caplog):
+    # segment printed "<tifffile.TiffPages @...> invalid offset to first page" for a garbage <id>.tif
+    from napari_cellseg.io import stored_layer
+
+    garbage = tmp_path / "a.tif"
+    garbage.write_bytes(b"II*\x00\xff\xff\xff\x00 not a TIFF at all")
+    with caplog.at_level("DEBUG"):
+        assert stored_layer(garbage) == {}
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("tifffile")] == []

@@ -173,14 +173,20 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
 def stored_layer(path: str | os.PathLike) -> dict[str, Any]:
     """What :func:`write_tiff_layer` stored in a TIFF (``layer_type``, ``metadata``...), read from
     the header only; ``{}`` for another file or a TIFF without it."""
+    import logging
+
     import tifffile
 
+    log = logging.getLogger("tifffile")
+    disabled, log.disabled = log.disabled, True  # a garbage file logs "invalid offset" lines
     try:
         with tifffile.TiffFile(path) as tif:
             description = tif.pages[0].description if len(tif.pages) else ""
         stored = json.loads(description).get(_META_KEY) if description.startswith("{") else None
     except Exception:  # not a TIFF, no JSON description
         return {}
+    finally:
+        log.disabled = disabled
     return stored if isinstance(stored, dict) else {}
 
 

@@ -53,13 +53,43 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, model_dir, images)
     out = tmp_path / "out"
     first = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128))
     assert first.status == "done"
-    marker = out / f"{paths[0].stem}.tif"
-    marker.write_bytes(b"keep me")
+    labels = out / f"{paths[0].stem}.tif"
+    stored = labels.read_bytes()
     again = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128))
     assert again.status == "skipped" and "--overwrite" in again.message
-    assert marker.read_bytes() == b"keep me"
+    assert labels.read_bytes() == stored
+    labels.unlink()
     forced = segment_file(paths[0], model_dir, out, {"tile_size": 128, "overwrite": True})
-    assert forced.status == "done" and read_tiff_layer(marker)[0].max() == first.n_instances
+    assert forced.status == "done" and read_tiff_layer(labels)[0].max() == first.n_instances
+
+
+def test_a_tif_that_is_not_stored_cells_is_never_read_nor_replaced(tmp_path, model_dir, images):
+    # A zero-byte or garbage <id>.tif counted as done ("skipped"); a user's own RGB a.tif was
+    # read as a.png's cells (218 nonsense cells in a.csv), and --overwrite replaced it.
+    import tifffile
+
+    _, paths = images
+    out = tmp_path / "out"
+    out.mkdir()
+    labels = out / f"{paths[0].stem}.tif"
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    cases = (
+        (b"", "an empty file"),
+        (b"II*\x00\xff\xff\xff\x00garbage", "not a labels TIFF"),
+        (None, "not a labels TIFF"),
+    )
+    for content, why in cases:
+        if content is None:
+            tifffile.imwrite(labels, rgb)
+        else:
+            labels.write_bytes(content)
+        before = labels.read_bytes()
+        for options in ({}, {"measurements": True}, {"overwrite": True}):
+            report = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128, **options))
+            assert report.status == "failed" and str(labels) in report.message and why in report.message
+            assert "--overwrite" not in report.message  # it would not help: never replaced
+            assert labels.read_bytes() == before
+            assert sorted(p.name for p in out.iterdir()) == [labels.name]  # no table, no scratch
 
 
 def test_a_requested_output_that_exists_without_labels_is_kept_unless_overwrite(tmp_path, model_dir, images):
@@ -283,13 +313,16 @@ def test_a_second_run_asking_for_more_outputs_adds_them_from_the_stored_cells(tm
     _, paths = images
     out = tmp_path / "out"
     first = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128))
-    stored = (out / f"{paths[0].stem}.tif").read_bytes()
+    stored = read_tiff_layer(out / f"{paths[0].stem}.tif")[0]
     again = segment_file(
         paths[0], model_dir, out, SegmentOptions(tile_size=128, measurements=True, geojson=True)
     )
     assert again.status == "done" and "added from the stored cells" in again.note
     assert (out / f"{paths[0].stem}.csv").is_file() and (out / f"{paths[0].stem}.geojson").is_file()
-    assert (out / f"{paths[0].stem}.tif").read_bytes() == stored and again.n_instances == first.n_instances
+    np.testing.assert_array_equal(
+        read_tiff_layer(out / f"{paths[0].stem}.tif")[0], stored
+    )  # not segmented again
+    assert again.n_instances == first.n_instances
     kept = segment_file(paths[0], model_dir, out, SegmentOptions(tile_size=128, save_probabilities=True))
     assert kept.status == "skipped" and "--overwrite segments it again" in kept.message
 

@@ -38,9 +38,24 @@ def test_the_combined_table_keeps_its_name_unless_an_image_owns_it(tmp_path):
     assert combined_table_path(tmp_path, _summary("a")).name == "measurements-all.csv"
 
 
+def _stored(folder, image_id: str, n_rows: int):
+    """An image's stored cells and its table in ``folder``, as segment writes them (digest recorded)."""
+    import hashlib
+
+    import numpy as np
+
+    from napari_cellseg.io import write_tiff_layer
+
+    table = write_measurements(folder / f"{image_id}.csv", [_row(image_id, i + 1) for i in range(n_rows)])
+    digest = hashlib.sha256(table.read_bytes()).hexdigest()
+    metadata = {"source": f"/in/{image_id}.png", "outputs": {"measurements": digest}}
+    write_tiff_layer(folder / f"{image_id}.tif", np.ones((4, 4), np.uint16), "labels", {"metadata": metadata})
+    return table
+
+
 def test_an_image_called_measurements_keeps_its_table_and_reruns_are_stable(tmp_path):
-    write_measurements(tmp_path / "a.csv", [_row("a", 1), _row("a", 2)])
-    own = write_measurements(tmp_path / "measurements.csv", [_row("measurements", 1)])
+    _stored(tmp_path, "a", 2)
+    own = _stored(tmp_path, "measurements", 1)
     before = own.read_text()
     summary = _summary("a", "measurements")
     for _ in range(3):  # a rerun must not read the combined table back as the image's own
@@ -48,6 +63,14 @@ def test_an_image_called_measurements_keeps_its_table_and_reruns_are_stable(tmp_
         assert path.name == "measurements-all.csv" and rows == 3 and summary.table == path
         assert own.read_text() == before
     assert len(read_measurements(tmp_path / "measurements-all.csv")) == 3
+
+
+def test_the_combined_table_follows_the_ids_not_the_order_images_finished(tmp_path):
+    # a Dask run reports images as they finish: the table was in that order, another file each time
+    for image_id in ("b", "a", "c"):
+        _stored(tmp_path, image_id, 2)
+    path, n_rows = combine_measurements(tmp_path, _summary("c", "a", "b"))
+    assert n_rows == 6 and "".join(row["image_id"] for row in read_measurements(path)) == "aabbcc"
 
 
 def test_an_input_folder_that_is_the_output_folder_is_found(tmp_path):
@@ -109,7 +132,7 @@ def test_the_gui_batch_refuses_the_images_folder_as_results_folder(tmp_path):
 
 def test_results_beside_the_images_are_not_taken_for_images_by_the_next_run(tmp_path, model_dir, capsys):
     # `segment imgs/*.png --out imgs` run again segmented a_overlay.png, then a_overlay_overlay.png
-    from napari_cellseg.inference.batch_outputs import without_outputs
+    from napari_cellseg.inference.batch_ownership import without_outputs
 
     folder = tmp_path / "imgs"
     paths = write_sample_images(folder, keys=("c_histology_1", "c_histology_2"))

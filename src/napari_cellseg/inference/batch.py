@@ -26,17 +26,16 @@ from typing import Any
 from ..config import JsonConfig
 from ..io import find_images
 from .batch_outputs import (
-    add_missing_extras,
     input_image,
-    other_source,
     output_paths,
     publish,
     requested,
     scratch_folder,
     staged_paths,
-    without_outputs,
     write_extras,
 )
+from .batch_ownership import output_collisions, own_outputs, without_outputs
+from .batch_stored import check_existing, name_file
 
 # Planes with more pixels than this go through the block-wise (zarr) pipeline, one by one.
 BIG_IMAGE_PIXELS = 6000 * 6000
@@ -169,59 +168,21 @@ def segment_file(
         report.status = "failed"
         report.message = f"{path}: its output would replace the image itself; choose another output folder"
         return report
-    if outputs["labels"].exists() and not options.overwrite:
-        return _reuse_stored(path, outputs, options, report)
-    existing = [outputs[key] for key in requested(options) if outputs[key].exists()]
-    if existing and not options.overwrite:  # e.g. an expert's <id>.geojson beside the image
-        names = ", ".join(p.name for p in existing)
-        report.status = "failed"
-        found = f"{path}: {names} already in {out_dir} without its labels (kept: they may be yours); "
-        report.reason = found + "move them away, or choose another output folder"
-        report.message = found + (
-            "use --overwrite to replace them (e.g. left by an interrupted run of an earlier version), "
-            "or another output folder"
-        )
-        return report
+    blocked = check_existing(path, outputs, options, report)  # stored cells, or files in the way
+    if blocked is not None:
+        return blocked
     start = time.perf_counter()
     try:
         report.n_instances, report.note = _segment_and_write(path, model_dir, outputs, options)
     except (ImageReadError, ValueError, FileExistsError) as err:
-        report.status, report.message = "failed", _name_file(path, err)
+        report.status, report.message = "failed", name_file(path, err)
         if isinstance(err, ChannelsError):  # the GUI has no channel setting
-            report.reason = _name_file(
+            report.reason = name_file(
                 path, f"{err.reason}: save its nuclear channel as an image file of its own"
             )
     except Exception as err:  # keep the batch going; say what and where
         report.status, report.message = "failed", f"{path}: {type(err).__name__}: {err}"
     report.seconds = time.perf_counter() - start
-    return report
-
-
-def _reuse_stored(path: Path, outputs: dict[str, Path], options, report: FileReport) -> FileReport:
-    """An image whose labels exist (no overwrite): skipped, or its outputs asked for since added."""
-    from ..io import ImageReadError
-
-    other = other_source(outputs["labels"], path)
-    if other is not None:  # slideA/field1.png and slideB/field1.png into one folder
-        report.status = "failed"
-        found = f"{path}: {outputs['labels']} holds the cells of another image ({other}); use another output folder"
-        report.reason, report.message = found, found + ", or --overwrite to replace them"
-        return report
-    missing = [key for key in requested(options) if not outputs[key].exists()]
-    report.status, report.reason = "skipped", f"{outputs['labels']} exists (kept)"
-    report.message = f"{outputs['labels']} exists (use --overwrite)"
-    if "probabilities" in missing:  # they were not kept: only a new segmentation gives them
-        report.reason += "; its probabilities were not kept"
-        report.message += "; its probabilities were not kept: --overwrite segments it again"
-    elif missing:  # e.g. --measurements asked for on a second run: drawn from the stored cells
-        try:
-            report.n_instances, added = add_missing_extras(path, outputs, options, missing)
-            if added:
-                report.status, report.message, report.reason = "done", "", ""
-                report.added = tuple(added)
-                report.note = f"{', '.join(added)} added from the stored cells"
-        except (ImageReadError, ValueError, OSError) as err:
-            report.status, report.message, report.reason = "failed", _name_file(path, err), ""
     return report
 
 
@@ -239,11 +200,6 @@ def input_folder_as_output(paths: Iterable[str | os.PathLike], out_dir: str | os
     return next((Path(p) for p in paths if Path(p).is_dir() and Path(p).expanduser().resolve() == out), None)
 
 
-def _name_file(path: Path, err: Exception) -> str:
-    text = str(err)
-    return text if str(path) in text else f"{path}: {text}"
-
-
 def _segment_and_write(
     path: Path, model_dir, outputs: dict[str, Path], options: SegmentOptions
 ) -> tuple[int, str]:
@@ -251,6 +207,7 @@ def _segment_and_write(
 
     from ..io import write_tiff_layer
     from .batch_big import needs_block_wise, segment_block_wise
+    from .batch_ownership import OUTPUTS_KEY, digests
     from .images import describe_layout, stack_note
     from .runtime import TTA_ZOOMS
     from .segment import unscaled_note
@@ -303,10 +260,13 @@ def _segment_and_write(
                 staged["probabilities"], probabilities, "image",
                 {"name": f"{path.stem} probabilities", "metadata": {"channels": ["background", "boundary", "interior"]}},
             )  # fmt: skip
+        # What the labels vouch for: their outputs, told from the user's files by these digests.
+        metadata[OUTPUTS_KEY] = digests({key: staged[key] for key in staged if key != "labels"})
         write_tiff_layer(
             staged["labels"], labels, "labels", {"name": f"{path.stem} cells", "metadata": metadata}
         )
-        publish(staged, outputs)
+        stale = own_outputs(outputs, legacy=False)  # the earlier labels' outputs: they go with them
+        publish(staged, outputs, stale=stale)
     notes.insert(0, stack_note(layout))
     if options.overlays and labels.ndim != 2:  # write_extras draws planes only
         notes.append("no overlay: a stack has no one picture to draw on")
@@ -347,16 +307,12 @@ def iter_segment_files(
     out_dir = Path(out_dir)
     files = without_outputs(find_images(paths, exclude=out_dir), out_dir)
     summary = BatchSummary()
-    seen: dict[str, Path] = {}
-    todo = []
-    for path in files:
-        if path.stem in seen:
-            report = FileReport(str(path), path.stem, "failed", f"{path}: same id as {seen[path.stem]}; outputs would collide")  # fmt: skip
-            summary.reports.append(report)
-            yield report
-            continue
-        seen[path.stem] = path
-        todo.append(path)
+    collisions = output_collisions(files, out_dir, requested(options))
+    for path, message in collisions.items():
+        report = FileReport(str(path), path.stem, "failed", message)
+        summary.reports.append(report)
+        yield report
+    todo = [path for path in files if path not in collisions]
     if scheduler is None:
         for path in todo:
             report = segment_file(path, model_dir, out_dir, options)

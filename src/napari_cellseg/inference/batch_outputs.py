@@ -3,10 +3,11 @@
 Every output of one image is written into a hidden scratch folder in the output folder
 (short names there, so an image name near the 255-character limit still fits), then
 moved into place, labels first (the files they replace removed before). So a failed
-image leaves nothing behind, a file that exists is only replaced with ``overwrite``,
-never left stale beside new labels, and the user's own files beside the image
-(``<id>.geojson``, ``<id>.csv`` ...) are never touched. A scratch folder left by a
-killed run is removed by the next run that writes to the same folder.
+image leaves nothing behind, a file that exists is only replaced with ``overwrite``, and
+the plugin's outputs of earlier labels are never left stale beside new ones: those the new
+run does not write again go (:mod:`.batch_ownership` tells them from the user's own files
+beside the image, ``<id>.geojson``, ``<id>.csv`` ..., which are never removed). A scratch
+folder left by a killed run is removed by the next run that writes to the same folder.
 """
 
 from __future__ import annotations
@@ -46,21 +47,6 @@ def output_paths(out_dir: Path, image_id: str) -> dict[str, Path]:
     }
 
 
-def without_outputs(files: list[Path], out_dir: Path) -> list[Path]:
-    """``files`` less those that are another listed image's outputs in ``out_dir``.
-
-    Results written beside the images (``imgs/*.png --out imgs``) must not be taken for
-    images by the next run: it segmented ``a_overlay.png`` and then ``a_overlay_overlay.png``.
-    """
-    outputs = {
-        output.resolve()
-        for path in files
-        for output in output_paths(Path(out_dir), path.stem).values()
-        if output.resolve() != path.resolve()
-    }
-    return [path for path in files if path.resolve() not in outputs]
-
-
 def requested(options) -> list[str]:
     """The output keys besides the labels that ``options`` ask for."""
     return [key for key, option in OPTION.items() if getattr(options, option)]
@@ -70,15 +56,17 @@ def staged_paths(scratch: Path) -> dict[str, Path]:
     return {key: scratch / name for key, name in _STAGED_NAMES.items()}
 
 
-def publish(staged: dict[str, Path], outputs: dict[str, Path]) -> list[str]:
+def publish(staged: dict[str, Path], outputs: dict[str, Path], stale=()) -> list[str]:
     """Move the staged files into place, labels first (they mark the image done); the keys moved.
 
-    The files a staged one replaces go first: a crash after the new labels then leaves
-    extras missing (a rerun draws them from the labels), never old ones beside new cells.
+    The files a staged one replaces go first, and so do ``stale`` ones (outputs of the
+    labels being replaced that this run does not write again): a crash after the new labels
+    then leaves extras missing (a rerun draws them from the labels), never old ones beside
+    new cells.
     """
-    for key, path in staged.items():
-        if key != "labels" and path.exists() and outputs[key].exists():
-            outputs[key].unlink()
+    for key, path in outputs.items():
+        if key != "labels" and path.exists() and (key in stale or (key in staged and staged[key].exists())):
+            path.unlink()
     moved = []
     for key in sorted(staged, key=lambda k: k != "labels"):
         if staged[key].exists():
@@ -147,35 +135,6 @@ def _try_lock(fh) -> bool:
     except OSError:
         return False
     return True
-
-
-def stored_metadata(labels_path: Path) -> dict:
-    """The ``metadata`` that :func:`~napari_cellseg.io.write_tiff_layer` stored, read from the header only."""
-    from ..io import stored_layer
-
-    metadata = stored_layer(labels_path).get("metadata")
-    return metadata if isinstance(metadata, dict) else {}
-
-
-def other_source(labels_path: Path, image_path: Path) -> str | None:
-    """The image the stored labels were segmented from when it is another file than ``image_path``.
-
-    slideA/field1.png and slideB/field1.png both have id ``field1``: the second run must
-    not take the first one's cells for its own. A recorded source that no longer exists
-    cannot be compared and passes.
-    """
-    metadata = stored_metadata(labels_path)
-    source = metadata.get("source")
-    if not isinstance(source, str):
-        return None
-    recorded = Path(metadata["source_path"]) if isinstance(metadata.get("source_path"), str) else Path(source)
-    import filecmp
-
-    try:  # a copy of the same file (the folder copied, the run resumed from it) is the same image
-        same = recorded.samefile(image_path) or filecmp.cmp(recorded, image_path, shallow=False)
-    except OSError:  # gone, moved, or relative to another working folder
-        return None
-    return None if same else source
 
 
 def input_image(path: Path, options):
@@ -258,14 +217,35 @@ def write_extras(path: Path, image, layout, labels, targets: dict[str, Path], op
 
 
 def add_missing_extras(path: Path, outputs: dict[str, Path], options, missing: list[str]) -> tuple[int, list]:
-    """A segmented image's outputs asked for since, drawn from its stored labels: (cells, outputs added)."""
-    from ..io import read_tiff_layer
+    """A segmented image's outputs asked for since, drawn from its stored labels: (cells, outputs added).
+
+    The labels are written again with the same cells, their record of outputs
+    (:mod:`.batch_ownership`) now holding the new ones too, and moved into place first.
+    """
+    from ..io import read_tiff_layer, write_tiff_layer
+    from .batch_ownership import OUTPUTS_KEY, digests, own_outputs
     from .images import describe_layout
 
     image = input_image(path, options)
-    labels = read_tiff_layer(outputs["labels"])[0]
+    labels, attributes, _ = read_tiff_layer(outputs["labels"])
+    metadata = dict(attributes.get("metadata") or {})
+    # Labels of an earlier version record nothing: only the outputs asked for now, taken as
+    # theirs (as then), are recorded; nothing else beside them becomes removable.
+    keys = None if OUTPUTS_KEY in metadata else requested(options)
+    kept = {
+        key: digest
+        for key, digest in own_outputs(outputs, keys, metadata=metadata).items()
+        if key != "labels"
+    }
     with scratch_folder(outputs["labels"].parent) as scratch:
         staged = staged_paths(scratch)
         write_extras(path, image, describe_layout(image, options.channel), labels, staged, options, missing)
-        added = publish({key: staged[key] for key in missing}, outputs)  # a stack gets no overlay
+        written = {key: staged[key] for key in missing if staged[key].exists()}  # a stack gets no overlay
+        added = []
+        if written:
+            metadata[OUTPUTS_KEY] = {**kept, **digests(written)}
+            write_tiff_layer(staged["labels"], labels, "labels", {**attributes, "metadata": metadata})
+            added = [
+                key for key in publish({"labels": staged["labels"], **written}, outputs) if key != "labels"
+            ]
     return (int(labels.max()) if labels.size else 0), added

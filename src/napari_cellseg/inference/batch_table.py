@@ -1,12 +1,14 @@
 """One table of every cell of a batch: ``<out>/measurements.csv``.
 
 The per-image tables that :mod:`.batch` writes beside the labels, combined after the run
-(CLI ``segment --measurements`` and the Segment panel's folder mode).
+(CLI ``segment --measurements`` and the Segment panel's folder mode): every image's in the
+output folder, earlier runs' too, as a CellProfiler export covers its whole experiment.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,21 +33,53 @@ def combined_table_path(out_dir: str | os.PathLike, summary: BatchSummary) -> Pa
     return out_dir / f"{stem}.csv"
 
 
-def combine_measurements(out_dir: str | os.PathLike, summary: BatchSummary) -> tuple[Path, int] | None:
-    """``<out>/measurements.csv`` (:func:`combined_table_path`): the per-image tables of
-    ``summary``'s images (done or skipped) in one.
+def is_combined_table(path: Path, image_id: str) -> bool:
+    """Whether ``path`` (``<image_id>.csv``) is a combined table of an earlier run, not a table of its own.
 
-    Returns ``(path, rows)``, or None when no image has a table. The path is kept as
-    ``summary.table`` too.
+    Where an image called ``measurements`` comes later, the combined table left by the run
+    before holds its name: it is this plugin's table of other images' cells (the next
+    combined table takes ``measurements-all.csv``), never the user's own file.
     """
+    import csv
+
+    from .measure import BASE_COLUMNS
+
+    if not re.fullmatch(rf"{COMBINED_TABLE}(-all(-\d+)?)?", image_id) or not path.is_file():
+        return False
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            fields = reader.fieldnames or []
+            if fields[:3] != list(BASE_COLUMNS[:3]) or not set(BASE_COLUMNS) <= set(fields):
+                return False
+            ids = {row["image_id"] for row in reader}
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return bool(ids) and image_id not in ids
+
+
+def combine_measurements(out_dir: str | os.PathLike, summary: BatchSummary) -> tuple[Path, int] | None:
+    """``<out>/measurements.csv`` (:func:`combined_table_path`): every cell of the folder in one table.
+
+    The tables of every image whose stored cells are in ``out_dir`` (this run's and earlier
+    runs'; :mod:`.batch_ownership` tells them from a user's own ``<id>.csv``), in the order of
+    their ids, so a serial run and a Dask run write the same file. Returns ``(path, rows)``,
+    or None when no image has a table (an earlier combined table is then removed). The path
+    is kept as ``summary.table`` too.
+    """
+    from .batch_outputs import output_paths
+    from .batch_ownership import own_outputs
     from .measure import read_measurements, write_measurements
 
     out_dir, rows = Path(out_dir), []
-    for report in summary.reports:
-        table = out_dir / f"{report.image_id}.csv"
-        if report.status != "failed" and table.is_file():
-            rows.extend(read_measurements(table))
-    if not rows:
+    for image_id in sorted(p.stem for p in out_dir.glob("*.tif") if not p.name.startswith(".")):
+        outputs = output_paths(out_dir, image_id)
+        if "measurements" in own_outputs(outputs, ["measurements"]):
+            rows.extend(read_measurements(outputs["measurements"]))
+    target = combined_table_path(out_dir, summary)
+    if not rows:  # the tables it held went with their labels (--overwrite without --measurements)
+        if is_combined_table(target, target.stem):
+            target.unlink()
         return None
-    summary.table = write_measurements(combined_table_path(out_dir, summary), rows)
+    summary.table = write_measurements(target, rows)
     return summary.table, len(rows)

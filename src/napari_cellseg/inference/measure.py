@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import atomic_write_text
+from ..config import atomic_write_bytes
 
 BASE_COLUMNS = ("image_id", "label", "area", "centroid_y", "centroid_x")
 
@@ -88,9 +88,11 @@ def write_measurements(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    return atomic_write_text(path, buffer.getvalue())
+    # An image id from a file name that is not UTF-8 (b"caf\xe9.png" gives "caf\udce9") is written
+    # as its escape, "caf\\udce9", as the GeoJSON and TIFF headers write it: the table stays UTF-8.
+    return atomic_write_bytes(path, buffer.getvalue().encode("utf-8", errors="backslashreplace"))
 
 
 def read_measurements(path: str | os.PathLike) -> list[dict]:
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))

@@ -22,7 +22,7 @@ def run_segment(args: argparse.Namespace) -> int:
         iter_segment_files,
         without_outputs,
     )
-    from .batch_table import combine_measurements
+    from .batch_table import combine_measurements, combined_table_path, is_combined_table
     from .runtime import ModelNotFoundError, pick_device, resolve_model_dir
     from .segment import SmallImageWarning
     from .tiled import run_to_end
@@ -107,7 +107,10 @@ def run_segment(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from None
     finally:
         bar.close()
-    combined = combine_measurements(out_dir, summary) if args.measurements else None
+    # A combined table of an earlier run is brought up to date too: new labels take their tables with them.
+    table = combined_table_path(out_dir, summary)
+    refresh = args.measurements or is_combined_table(table, table.stem)
+    combined = combine_measurements(out_dir, summary) if refresh else None
     if combined is not None:
         print(f"wrote {combined[1]} cell measurement(s) to {combined[0]}")
     print(summary.describe())
