@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 
 def test_a_local_clusters_workers_are_not_killed_when_it_closes(tmp_path):
@@ -56,3 +57,63 @@ def test_a_local_cluster_passed_in_stays_open_for_the_next_run(tmp_path):
         assert cluster.status.name == "running"
         with Client(cluster) as client:  # and it still runs work
             assert client.submit(sum, [1, 2]).result() == 3
+
+
+def test_images_go_to_workers_by_absolute_path_and_the_summary_keeps_their_order(tmp_path, monkeypatch):
+    """A remote worker runs in another folder: relative paths failed there on every image."""
+    from distributed import LocalCluster
+
+    from napari_cellseg.inference import batch_dask
+    from napari_cellseg.inference.batch import BatchSummary, FileReport, SegmentOptions
+
+    def fake_segment_file(path, model_dir, out_dir, payload):  # output: the path the worker got
+        return FileReport(path, path.rsplit("/", 1)[-1], "failed", f"{path}: cannot read", output=path)
+
+    monkeypatch.setattr(batch_dask, "segment_file", fake_segment_file)
+    monkeypatch.chdir(tmp_path)
+    todo = [Path("in") / f"img{k}.png" for k in (3, 1, 2)]
+    summary = BatchSummary()
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        reports = list(
+            batch_dask.run_on_dask(todo, "model", Path("out"), SegmentOptions(), cluster, None, summary)
+        )
+    assert len(reports) == 3
+    assert [r.output for r in summary.reports] == [str((tmp_path / p).resolve()) for p in todo]
+    assert [r.path for r in summary.reports] == [str(p) for p in todo]  # as given, in input order
+    assert summary.reports[0].message == f"{todo[0]}: cannot read"
+
+
+def test_a_scheduler_that_is_no_address_and_bad_worker_counts_are_refused_clearly():
+    import pytest
+
+    from napari_cellseg.inference.batch_dask import dask_client
+
+    with pytest.raises(ConnectionError, match="'threads' is not a Dask scheduler: give 'local'"):
+        dask_client("threads", None)
+    for workers in (0, -2, 1.5):
+        with pytest.raises(ValueError, match="workers must be a whole number >= 1"):
+            dask_client("local", workers)
+
+
+def test_segment_refuses_workers_below_one_up_front(tmp_path, capsys):
+    from napari_cellseg.cli import main
+
+    for workers in ("0", "-2"):
+        code = main(
+            [
+                "segment",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "o"),
+                "--scheduler",
+                "local",
+                "--workers",
+                workers,
+            ]
+        )
+        assert code == 2
+        assert (
+            f"--workers must be >= 1 (processes of the local cluster), got {workers}"
+            in capsys.readouterr().err
+        )
+    assert not (tmp_path / "o").exists()

@@ -41,6 +41,8 @@ def dask_client(scheduler: Any, workers: int | None):
         return scheduler, False, None
     if isinstance(scheduler, LocalCluster):  # the caller's cluster: only our client is closed
         return Client(scheduler), True, None
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     if scheduler == "local":
         n = workers or max(1, (os.cpu_count() or 2) // 2)
         cluster = LocalCluster(
@@ -54,6 +56,11 @@ def dask_client(scheduler: Any, workers: int | None):
         return Client(scheduler, timeout="20s"), True, None
     except OSError as err:  # unreachable address, refused connection, timeout
         raise ConnectionError(f"cannot reach the Dask scheduler at {scheduler} ({err})") from None
+    except (ValueError, TypeError) as err:  # not an address at all ("threads", "lcoal", "localhost")
+        raise ConnectionError(
+            f"{scheduler!r} is not a Dask scheduler: give 'local' (a cluster on this machine) or the "
+            f"scheduler's address, such as tcp://192.168.1.5:8786 ({err})"
+        ) from None
 
 
 def close_dask(client, cluster=None) -> None:
@@ -87,18 +94,39 @@ def run_on_dask(
             n_workers = max(1, len(client.scheduler_info().get("workers", {})))
             options = SegmentOptions.from_dict({**options.to_dict(), "torch_threads": max(1, (os.cpu_count() or 1) // n_workers)})  # fmt: skip
         payload = options.to_dict()
+        first = len(summary.reports)  # reports of images checked before Dask stay first
+        # absolute paths: a remote worker does not run in this folder
         futures = {
-            client.submit(segment_file, str(p), str(Path(model_dir).resolve()), str(out_dir.resolve()), payload, pure=False): p
+            client.submit(segment_file, str(Path(p).resolve()), str(Path(model_dir).resolve()), str(out_dir.resolve()), payload, pure=False): p
             for p in todo
         }  # fmt: skip
         for future in as_completed(futures):
             path = futures[future]
             try:
                 report = future.result()
+                report = _as_given(report, path)
             except Exception as err:  # a worker died or could not run the task
                 report = FileReport(str(path), path.stem, "failed", f"{path}: worker error {type(err).__name__}: {err}")  # fmt: skip
             summary.reports.append(report)
             yield report
+        # the summary in the order the images were given, as a run without Dask lists them
+        order = {str(p): k for k, p in enumerate(todo)}
+        summary.reports[first:] = sorted(summary.reports[first:], key=lambda r: order.get(r.path, len(order)))
     finally:
         if owned:
             close_dask(client, cluster)
+
+
+def _as_given(report: FileReport, path: Path) -> FileReport:
+    """``report`` naming the image as the user gave it, not by the absolute path the worker got."""
+    import dataclasses
+
+    absolute = str(Path(path).resolve())
+    if absolute == str(path):
+        return report
+    return dataclasses.replace(
+        report,
+        path=str(path),
+        message=report.message.replace(absolute, str(path)),
+        reason=report.reason.replace(absolute, str(path)),
+    )

@@ -47,6 +47,8 @@ def run_segment(args: argparse.Namespace) -> int:
         )
     if args.workers is not None and args.scheduler != "local":
         raise CommandError("--workers sets the processes of --scheduler local; add --scheduler local")
+    if args.workers is not None and args.workers < 1:  # 0 fell back to the default, < 0 hung
+        raise CommandError(f"--workers must be >= 1 (processes of the local cluster), got {args.workers}")
     if args.batch_size is not None and args.batch_size < 1:
         raise CommandError(f"--batch-size must be >= 1 (tiles per forward pass), got {args.batch_size}")
     out_dir = Path(args.out)
