@@ -46,3 +46,15 @@ def test_unreadable_m2_give_clear_errors(tmp_path):
     short.write_bytes(b"123")
     with pytest.raises(ValueError, match="not a safetensors file"):
         m2_arch(short)
+
+
+def test_a_safetensors_file_is_told_by_its_content_not_its_name(tmp_path):
+    header = {"__metadata__": {"napari_cellseg.m2": json.dumps({"arch": "resnet18", "num_classes": 0})}}
+    data = json.dumps(header).encode()
+    for name in ("m2.bin", "m2.SAFETENSORS", "m2"):  # a download's name, an upper-case suffix, none
+        (tmp_path / name).write_bytes(struct.pack("<Q", len(data)) + data)
+        assert m2_arch(tmp_path / name) == "resnet18"
+    pickle = tmp_path / "torch.safetensors"  # a torch pickle under the name
+    pickle.write_bytes(b"\x80\x04" + b"\x00" * 20)
+    with pytest.raises(ValueError, match=r"not a safetensors file \(it does not open with"):
+        m2_arch(pickle)

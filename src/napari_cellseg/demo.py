@@ -17,6 +17,8 @@ DEFAULT_SAMPLE = "c_histology_1"
 
 
 def register(subparsers) -> None:
+    from .sample_data import list_samples
+
     parser = subparsers.add_parser(
         "demo",
         help="open napari with the plugin on a microscope C sample (or segment it headless)",
@@ -26,7 +28,10 @@ def register(subparsers) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--headless", action="store_true", help="never open a window, even with a display")
     mode.add_argument("--gui", action="store_true", help="open napari (fails without a display)")
-    parser.add_argument("--sample", default=DEFAULT_SAMPLE, help=f"sample key (default {DEFAULT_SAMPLE})")
+    keys = ", ".join(list_samples())  # the package's manifest: no image is read
+    parser.add_argument(
+        "--sample", default=DEFAULT_SAMPLE, help=f"sample key: {keys} (default {DEFAULT_SAMPLE})"
+    )
     parser.add_argument("--out", default="demo-output", help="output folder for headless mode")
     parser.set_defaults(func=run)
 

@@ -239,3 +239,31 @@ def test_start_from_the_current_model_follows_a_new_current_model(make_napari_vi
     assert "tiny-model" in form.start_label.text()
     assert (form.l_spin.value(), form.la_spin.value()) == (2, 2)
     assert widget.config_draft().init_model == str(tiny_model_dir.resolve())
+
+
+def test_resuming_a_run_without_a_split_shows_the_warning(make_napari_viewer, qtbot, tiny_dataset, tmp_path):
+    # The panel starts no run without a split file, but Resume continues one started by `train`
+    # without --split: it trains on every image, and says so as the command line does.
+    from napari_cellseg.training.config import TrainConfig
+    from napari_cellseg.training.engine import run_training
+    from napari_cellseg.training.reports import StepReport
+
+    out = tmp_path / "no-split"
+    config = TrainConfig(
+        data_dir=str(tiny_dataset), split_path=None, out_dir=str(out), transfer_layers=2, new_layers=2,
+        epochs=1, steps_per_epoch=500, batch_size=2, patch_size=64, num_threads=1, augment_preset="light",
+    )  # fmt: skip
+    steps = []
+    count = lambda report: steps.append(report) if isinstance(report, StepReport) else None  # noqa: E731
+    assert run_training(config, cancel=lambda: len(steps) >= 1, callback=count).cancelled
+    _viewer, widget = _dock(make_napari_viewer)
+    widget.form.out_edit.setText(str(out))
+    try:
+        assert widget.resume_button.isEnabled()
+        widget.resume_button.click()
+        qtbot.waitUntil(lambda: "no split file" in widget.message.text(), timeout=120000)
+        text = widget.message.text()
+        assert text.startswith("Warning:") and "trains on every image" in text and "no dev set" in text
+    finally:
+        if widget.process is not None:
+            widget.process.kill()

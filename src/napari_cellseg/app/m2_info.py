@@ -33,8 +33,25 @@ def _safetensors_metadata(path: Path) -> dict[str, str]:
     return metadata if isinstance(metadata, dict) else {}
 
 
+def _is_safetensors(path: Path) -> bool:
+    """Whether ``path`` holds safetensors, told by its content as weights are read.
+
+    A ``.bin`` download or a ``.SAFETENSORS`` name counts by its bytes; a
+    ``.safetensors`` name on other bytes is refused (ValueError).
+    """
+    from ..models.weights_io import weights_format
+
+    with path.open("rb") as fh:
+        head = fh.read(9)
+    if weights_format(head, path.stat().st_size) == "safetensors":
+        return True
+    if path.suffix.lower() == ".safetensors":
+        raise ValueError(f"{path}: not a safetensors file (it does not open with a safetensors header)")
+    return False
+
+
 def m2_arch(m2: str | os.PathLike) -> str:
-    """The timm architecture an M2 checkpoint names (folder or ``.safetensors`` file).
+    """The timm architecture an M2 checkpoint names (folder, or safetensors file whatever its name).
 
     Raises
     ------
@@ -50,9 +67,7 @@ def m2_arch(m2: str | os.PathLike) -> str:
             raise ValueError(f"{path}: not an M2 folder ({M2_CONFIG} is missing)")
         data = json.loads(config_path.read_text(encoding="utf-8"))
     elif path.is_file():
-        text = (
-            _safetensors_metadata(path).get(SAFETENSORS_CONFIG_KEY) if path.suffix == ".safetensors" else None
-        )
+        text = _safetensors_metadata(path).get(SAFETENSORS_CONFIG_KEY) if _is_safetensors(path) else None
         if not text:
             raise ValueError(
                 f"{path}: this file does not name its architecture; choose an M2 folder or a "

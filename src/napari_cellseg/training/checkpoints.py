@@ -22,6 +22,7 @@ Without a dev set, the best model is the latest one. Only rank 0 writes.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,50 @@ def repair_best(out_dir: str | os.PathLike) -> str | None:
         save_best(out_dir, last)
         return None
     return problem
+
+
+def check_best(out_dir: str | os.PathLike, best_epoch: int) -> None:
+    """Restore a best model torn by a crash (from ``last/``), or refuse to go on without it.
+
+    Raises
+    ------
+    TrainingError
+        The best model is damaged and ``last/`` holds a later epoch (what to do instead).
+    """
+    problem = repair_best(out_dir)
+    if problem:
+        from .setup import TrainingError
+
+        raise TrainingError(
+            f"{out_dir}: the best model (epoch {best_epoch}) is damaged: {problem}. last/ holds "
+            "a later epoch, so it cannot be restored: copy last/model.safetensors and last/config.json into "
+            f"{out_dir} to keep the latest epoch as the best model, or train into a new --out"
+        )
+
+
+def finished_position(out_dir: str | os.PathLike, config: TrainConfig) -> dict[str, Any] | None:
+    """The stored position of ``out_dir``'s run when all of its epochs have ended, else None.
+
+    Reads the JSON of ``last/`` alone (no tensors, no torch): resuming a finished run
+    has nothing to build. The position gains ``score_name``, the dev score's name
+    (``""`` when unknown). None too when the position cannot be read, so that
+    resuming names the damage.
+    """
+    last = recover_dir(Path(out_dir) / LAST_DIR)
+    try:
+        position = json.loads((last / STATE_JSON).read_text())["state"]["position"]
+        history = position["history"]
+        ended = history[-1]["epoch"] == config.epochs if history else False
+        done = ended and position["global_step"] == config.epochs * config.steps_per_epoch
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+    if not done:
+        return None
+    try:  # the model's config.json names the score; a damaged one leaves it unnamed
+        score_name = json.loads((last / "config.json").read_text())["metrics"]["score_name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        score_name = ""
+    return {**position, "score_name": score_name if isinstance(score_name, str) else ""}
 
 
 def write_train_config(out_dir: str | os.PathLike, config: TrainConfig) -> None:

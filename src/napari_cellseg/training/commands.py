@@ -1,8 +1,8 @@
 """``napari-cellseg train`` and ``napari-cellseg pretrain``.
 
 Nothing heavy is imported here: torch and the engine load when a command runs.
-``register`` calls one ``_register_<command>`` per subcommand; add new ones
-(``sweep``) the same way.
+``register`` calls one ``_register_<command>`` per subcommand; ``pretrain``'s
+lives in :mod:`.pretrain_commands`.
 """
 
 from __future__ import annotations
@@ -19,22 +19,21 @@ from ..classes import check_microscope_tag
 
 TRAIN_DESCRIPTION = """\
 Fine-tune a segmentation network from M2 on the train rows of a split and keep
-the best epoch by dev score. OUT receives the best model (model.safetensors +
-config.json, what `segment --model OUT` loads), train_config.json, and last/
-(the latest epoch and the training state: `--resume` continues from it and
-gives the same weights as an uninterrupted run). Settings come from the
-defaults, then --config FILE.json (a TrainConfig), then the options given.
+the best epoch by dev score. Without --split every image of the dataset trains
+(its test images too), no dev score chooses the epoch (the last one is kept) and
+no image is left to test on; the run warns (make a split with `napari-cellseg
+split`). OUT receives the best model (model.safetensors + config.json, what
+`segment --model OUT` loads), train_config.json, and last/ (the latest epoch and
+the training state: `--resume` continues from it and gives the same weights as
+an uninterrupted run; on a finished run it says so and trains nothing). Settings
+come from the defaults, then --config FILE.json (a TrainConfig), then the
+options given.
 --init-model MODEL starts from a trained model instead (the bundled one with
 'default'): the way to adapt it to a new microscope with a short run.
 With --init-model, --new-layers above the model's grows its decoder: its
 blocks are kept and finer-resolution blocks and a new output layer added.
 Ctrl-C stops after the current step and saves the position (twice: at once).
 Runs unchanged under `torchrun --nproc_per_node=N` (DistributedDataParallel).
-"""
-
-PRETRAIN_DESCRIPTION = """\
-Train an M2 classifier (any timm architecture) on a folder with one subfolder
-of images per class, and save it as an M2 directory that `train --m2` uses.
 """
 
 # option dest -> TrainConfig field, for options that map one to one
@@ -53,18 +52,42 @@ _TRAIN_FIELDS = {
 
 
 def register(subparsers) -> None:
+    from .pretrain_commands import register_pretrain
+
     _register_train(subparsers)
-    _register_pretrain(subparsers)
+    register_pretrain(subparsers)
+
+
+def field_default(config_class: type, name: str) -> Any:
+    """The default of a config dataclass's field: help texts and options show the one value."""
+    from dataclasses import MISSING, fields
+
+    field = next(f for f in fields(config_class) if f.name == name)
+    return field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
+
+
+def _shown(value: Any) -> str:
+    """A default as it would be typed: ``1 5 3``, ``0.0001``, ``cosine``."""
+    if isinstance(value, tuple | list):
+        return " ".join(_shown(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _register_train(subparsers) -> None:
+    from .config import TrainConfig
+
+    def default(name: str) -> str:
+        return _shown(field_default(TrainConfig, name))
+
     p = subparsers.add_parser(
         "train", help="fine-tune a segmentation network from M2", description=TRAIN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     add = p.add_argument
     add("--data", type=Path, help="dataset folder (images/, masks/ or targets/, manifest.csv)")
-    add("--split", type=Path, help="split CSV (id, subset): train on train rows, score on dev rows")
+    add("--split", type=Path,
+        help="split CSV (id, subset): train on train rows, score on dev rows. Without it: every image "
+             "trains (test images too), no dev score (the last epoch is kept), a warning")  # fmt: skip
     add("--out", type=Path, required=True, help="model directory to write (or to resume)")
     add("--config", type=Path, help="TrainConfig JSON file; options given here override it")
     add("--resume", action="store_true", help="continue the run stored in OUT/last")
@@ -78,8 +101,11 @@ def _register_train(subparsers) -> None:
         help="start from this trained model directory ('default': the bundled model) instead of M2; "
              "its network (l, l_a, decoder, loss outputs) is kept; a larger --new-layers "
              "adds decoder blocks at finer resolution")  # fmt: skip
-    add("--loss", choices=("weighted-ce", "weighted-bce"))
-    add("--class-weights", type=float, nargs=3, metavar=("BG", "BOUNDARY", "INTERIOR"))
+    add("--loss", choices=("weighted-ce", "weighted-bce"),
+        help="weighted-ce: 3-class softmax (background, boundary, interior); weighted-bce: foreground "
+             f"and boundary sigmoids (default {default('loss')})")  # fmt: skip
+    add("--class-weights", type=float, nargs=3, metavar=("BG", "BOUNDARY", "INTERIOR"),
+        help=f"weighted-ce loss weights of the three classes (default {default('class_weights')})")  # fmt: skip
     add("--boundary-weight", type=float, help="boundary weight of weighted-bce (default 3)")
     add("--thickness", type=int, help="boundary thickness of the targets in pixels (default 1)")
     add("--target-profile", choices=("hard", "distance"),
@@ -95,12 +121,14 @@ def _register_train(subparsers) -> None:
         help="size normalisation: resample each image so its nuclei measure PX pixels (median); "
              "the model then estimates each image's nucleus size when it segments; 0: each image's "
              "own scale, also when the --init-model model resamples images")  # fmt: skip
-    add("--epochs", type=int)
+    add("--epochs", type=int, help=f"epochs to train (default {default('epochs')})")
     add("--steps-per-epoch", type=int, help="optimizer steps per epoch (an epoch is random crops)")
     add("--batch-size", type=int, help="crops per step (per process under torchrun)")
     add("--lr", type=float, help="AdamW learning rate")
-    add("--weight-decay", type=float)
-    add("--scheduler", choices=("cosine", "one-cycle", "constant"))
+    add("--weight-decay", type=float, help=f"AdamW weight decay (default {default('weight_decay')})")
+    add("--scheduler", choices=("cosine", "one-cycle", "constant"),
+        help="learning-rate schedule: cosine decay after a linear warm-up, one-cycle, or constant "
+             f"(default {default('scheduler')})")  # fmt: skip
     add("--patch-size", type=int, help="side of the square training crops (default 256)")
     add("--microscopes", nargs="+", metavar="TAG",
         help="train on these only (tags of the dataset's manifest, e.g. C, or D E; default: every one)")  # fmt: skip
@@ -111,45 +139,20 @@ def _register_train(subparsers) -> None:
         "grey crops of other microscopes drawn as H&E), or stains (the default: preset default "
         "plus restaining to other stains and grey)",
     )
-    add(
-        "--seed",
-        type=int,
-        help="seeds initialisation, crops and augmentation (a whole number >= 0; default 0)",
-    )
+    add("--seed", type=int,
+        help=f"seeds initialisation, crops and augmentation (a whole number >= 0; default {default('seed')})")  # fmt: skip
     add("--threads", type=int, help="torch threads (0: all cores but one)")
     add("--workers", type=int, help="data-loading processes (0: none; default: 0 on CPU, up to 8 on CUDA)")
-    add("--device", choices=("auto", "cpu", "cuda", "mps"))
+    add("--device", choices=("auto", "cpu", "cuda", "mps"),
+        help=f"auto: CUDA, then Apple MPS, then the CPU (default {default('device')})")  # fmt: skip
     add("--amp", choices=("auto", "bf16", "fp16", "off"),
         help="mixed precision (auto: bf16 on CUDA, off elsewhere; fp16: CUDA only)")  # fmt: skip
     add("--dev-metric", choices=("auto", "ap50", "pixel_f1"), help="score that picks the best epoch")
     add("--dev-every", type=int, help="evaluate dev every N epochs")
-    add("--max-dev-images", type=int)
+    add("--max-dev-images", type=int, metavar="N",
+        help="score only the first N dev images of the split (default: every one)")  # fmt: skip
     add("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_train)
-
-
-def _register_pretrain(subparsers) -> None:
-    p = subparsers.add_parser(
-        "pretrain", help="train an M2 classifier from a folder per class", description=PRETRAIN_DESCRIPTION,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
-    add = p.add_argument
-    add("--data", type=Path, required=True, help="folder with one subfolder of images per class")
-    add("--arch", required=True, help="timm architecture, e.g. tf_efficientnet_lite0, resnet18")
-    add("--classes", type=int, help="number of classes (checked against the subfolders)")
-    add("--out", type=Path, required=True, help="M2 directory to write")
-    add("--init", help="start from this M2 (same architecture; 'default' for the bundled one)")
-    add("--epochs", type=int, default=10)
-    add("--batch-size", type=int, default=32)
-    add("--lr", type=float, default=1e-3)
-    add("--input-size", type=int, default=224, help="side of the square network input")
-    add("--val-fraction", type=float, default=0.1, help="share of each class held out for accuracy")
-    add("--seed", type=int, default=0)
-    add("--threads", type=int, default=0, help="torch threads (0: all cores but one)")
-    add("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
-    add("--name", default="", help="name stored in the M2 config")
-    add("--quiet", action="store_true")
-    p.set_defaults(func=run_pretrain)
 
 
 def parse_oversample(items: list[str] | None) -> dict[str, float]:
@@ -310,6 +313,8 @@ def run_train(args: argparse.Namespace) -> int:
     errors = _user_errors()
     try:
         config = train_config_from_args(args)
+        if args.resume and _finished(config, env_context().is_main):
+            return 0
     except errors as err:
         raise CommandError(str(err)) from None
     show = env_context().is_main and not args.quiet
@@ -327,29 +332,23 @@ def run_train(args: argparse.Namespace) -> int:
     return 130 if result.cancelled else 0
 
 
-def run_pretrain(args: argparse.Namespace) -> int:
-    from ..cli import CommandError, check_out_folder
-    from .pretrain import PretrainConfig, run_pretraining
-    from .progress import PretrainProgress
+def _finished(config: Any, is_main: bool) -> bool:
+    """Whether the run to resume has ended all its epochs; then say where its model is.
 
-    check_out_folder(args.out)  # before training, not after it
+    Nothing is built (dataset, network): only its best model is made whole again
+    after a crash while it was copied, under the run's lock, as resuming would.
+    """
+    from .checkpoints import check_best, finished_position, lock_out_dir
+    from .progress import finished_text
 
-    errors = _user_errors()
-    try:
-        config = PretrainConfig(
-            data_dir=str(args.data), out_dir=str(args.out), arch=args.arch, num_classes=args.classes,
-            init=args.init, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-            input_size=args.input_size, val_fraction=args.val_fraction, seed=args.seed,
-            num_threads=args.threads, device=args.device, name=args.name,
-        ).validate()  # fmt: skip
-        with _GracefulStop() as stop, PretrainProgress(enabled=not args.quiet) as progress:
-            result = run_pretraining(config, cancel=stop, callback=progress.update)
-    except errors as err:
-        raise CommandError(str(err)) from None
-    print(
-        f"saved M2 {result.arch} ({len(result.class_names)} classes: {', '.join(result.class_names)}) "
-        f"to {result.out_dir}; train accuracy {result.train_accuracy:.3f}"
-        + (f", val accuracy {result.val_accuracy:.3f}" if result.val_accuracy is not None else ""),
-        file=sys.stderr,
-    )
-    return 130 if result.cancelled else 0
+    position = finished_position(config.out_dir, config)
+    if position is None:
+        return False
+    if is_main:
+        lock = lock_out_dir(config.out_dir)
+        try:
+            check_best(config.out_dir, position["best_epoch"])
+        finally:
+            lock.unlink(missing_ok=True)
+        print(finished_text(config.out_dir, position, config.epochs), file=sys.stderr)
+    return True

@@ -27,6 +27,7 @@ CLI and tests. The GUI runs :func:`train` in a napari ``thread_worker``.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Generator
@@ -38,13 +39,13 @@ from ..generators import run_to_end
 from .checkpoints import (
     LAST_DIR,
     capture_state,
+    check_best,
     load_last,
     lock_out_dir,
     model_config_for,
     out_dir_state,
     prepare_out_dir,
     remove_unused_out_dir,
-    repair_best,
     restore_state,
     save_best,
     save_last,
@@ -61,7 +62,7 @@ from .distributed import (
 )
 from .evaluate import DevEvaluator, evaluate_dev, load_dev_images, make_evaluator
 from .reports import EpochReport, StartReport, StepReport, TrainResult
-from .setup import Run, build_run, worker_count
+from .setup import Run, build_run, no_split_warning, worker_count
 from .steps import StepTimer, check_finite_loss, check_finite_weights, train_step
 
 Report = StartReport | StepReport | EpochReport | TrainResult
@@ -179,7 +180,7 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
         prepare_out_dir(config.out_dir, resume)
     position = restore_state(run, state) if state is not None else _new_position()
     if context.is_main and state is not None:
-        _check_best(config.out_dir, position)
+        check_best(config.out_dir, position["best_epoch"])
     if context.is_main and state is None:
         write_train_config(config.out_dir, config)
     make = evaluator or (lambda: make_evaluator(config.dev_metric, run.watershed))
@@ -191,7 +192,8 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
         )
     start_step, total, per_epoch = position["global_step"], run.total_steps, config.steps_per_epoch
     workers = worker_count(config, run.device)
-    yield _start_report(run, position, resume, score_name, workers, len(dev_images), dev_warnings(dev_images))
+    warnings = (*filter(None, [no_split_warning(config)]), *dev_warnings(dev_images))
+    yield _start_report(run, position, resume, score_name, workers, len(dev_images), warnings)
     sampler = StepSampler(config.batch_size, start_step, total, context.rank, context.world_size)
     loader = make_loader(run.crops, sampler, workers, pin_memory=run.device.type == "cuda")
     timer = StepTimer(start_step, total, per_epoch, config.dev_every if dev_images else 0)
@@ -232,19 +234,6 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
     result = _result(run, position, cancelled, score_name, started)
     yield result
     return result
-
-
-def _check_best(out_dir: str, position: dict[str, Any]) -> None:
-    """Restore a best model torn by a crash (from ``last/``), or refuse to go on without it."""
-    problem = repair_best(out_dir)
-    if problem:
-        from .setup import TrainingError
-
-        raise TrainingError(
-            f"{out_dir}: the best model (epoch {position['best_epoch']}) is damaged: {problem}. last/ holds "
-            "a later epoch, so it cannot be restored: copy last/model.safetensors and last/config.json into "
-            f"{out_dir} to keep the latest epoch as the best model, or train into a new --out"
-        )
 
 
 def _epoch_end_pending(position: dict[str, Any], per_epoch: int) -> bool:
@@ -290,7 +279,9 @@ def _end_epoch(run, position, dev_images, make, score_name, timer, started) -> E
         timer.eval_done()
     best = position["best_score"]
     # A tie keeps the later epoch: a score constant over epochs (dev images without cells) keeps the last.
-    is_best = (not has_dev) or (score is not None and (best is None or score >= best))
+    # NaN compares False with everything but would win against no best yet: it is never best.
+    scored = score is not None and math.isfinite(score)
+    is_best = (not has_dev) or (scored and (best is None or score >= best))
     if is_best:
         position["best_score"], position["best_epoch"] = score, epoch
     train_loss = position["epoch_loss_sum"] / max(1, position["epoch_steps"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,17 @@ def _seconds(value: float) -> str:
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes:02d}:{seconds:02d}"
 
 
+def plural(count: int, word: str) -> str:
+    """``1 thread``, ``2 threads``, ``0 workers``."""
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def format_epoch(report: EpochReport) -> str:
     """One line: epoch, loss, dev score and best so far."""
     text = f"epoch {report.epoch}/{report.epochs}  loss {report.train_loss:.4f}  lr {report.lr:.2e}"
-    if report.dev_score is not None:
+    if report.dev_score is not None and not math.isfinite(report.dev_score):
+        text += f"  dev {report.score_name} {report.dev_score} (not a number: never the best epoch)"
+    elif report.dev_score is not None:
         text += f"  dev {report.score_name} {report.dev_score:.4f}"
         extra = [
             f"{k} {report.dev_metrics[k]:.3f}" for k in ("pixel_f1", "mean_iou") if k in report.dev_metrics
@@ -81,9 +89,10 @@ class TrainProgress:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(report.train_counts.items()))
         self.write(f"device: {report.device} ({report.device_reason})"
                    + (f", mixed precision {report.amp}" if report.amp else "")
-                   + f", {report.threads} threads, {report.workers} workers"
+                   + f", {plural(report.threads, 'thread')}, {plural(report.workers, 'worker')}"
                    + (f", {report.world_size} processes" if report.world_size > 1 else ""))  # fmt: skip
-        self.write(f"train: {report.n_train_images} images ({counts}); dev: {report.n_dev_images} images, "
+        self.write(f"train: {plural(report.n_train_images, 'image')} ({counts}); "
+                   f"dev: {plural(report.n_dev_images, 'image')}, "
                    f"score {report.score_name}; {report.trainable_params:,} of {report.total_params:,} "
                    f"parameters trainable")  # fmt: skip
         if report.resumed:
@@ -109,9 +118,41 @@ class TrainProgress:
                       f"({_seconds(result.elapsed_s)}); start it again with: "
                       f"napari-cellseg train --config {config} --out {result.out_dir}", file=sys.stderr)  # fmt: skip
             return
+        if result.best_epoch == 0:  # no epoch taken as best: every dev score NaN, or none scored yet
+            scored = any(result.score_name in entry.get("dev", {}) for entry in result.history)
+            why = (
+                f"no epoch had a finite dev {result.score_name}"
+                if scored
+                else "no epoch was scored on dev yet"
+            )
+            print(f"{why}: no best model was saved; the latest epoch is in {Path(result.out_dir) / LAST_DIR} "
+                  f"({_seconds(result.elapsed_s)})", file=sys.stderr)  # fmt: skip
+            return
         best = f"{result.best_score:.4f}" if result.best_score is not None else "n/a (no dev set)"
         print(f"best {result.score_name} {best} at epoch {result.best_epoch}; model in {result.out_dir} "
               f"({_seconds(result.elapsed_s)})", file=sys.stderr)  # fmt: skip
+
+
+def finished_text(out_dir: str, position: dict[str, Any], epochs: int) -> str:
+    """What ``train --resume`` says of a run whose epochs have all ended (see ``finished_position``)."""
+    start = f"{out_dir} already finished (epoch {epochs} of {epochs}): nothing to resume. "
+    best_epoch, score = position.get("best_epoch") or 0, position.get("best_score")
+    if not best_epoch:
+        return (
+            start
+            + f"No epoch had a finite dev score, so it has no best model; its last epoch is in {out_dir}/last"
+        )
+    name = position.get("score_name") or "score"
+    how = (
+        f" (epoch {best_epoch}, dev {name} {score:.4f})"
+        if score is not None
+        else " (its last epoch: no dev set)"
+    )
+    return (
+        start
+        + f"Its best model{how} is {out_dir}/model.safetensors with its config.json; to train on from it, "
+        f"start a new run with --init-model {out_dir} --out NEW_OUT"
+    )
 
 
 class PretrainProgress:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,6 +75,8 @@ def pick_device(config: TrainConfig, context: DistributedContext) -> tuple[Any, 
         device, reason = resolve_device(config.device)
     except ValueError as err:  # e.g. device 'cuda' asked for on a machine without a GPU
         raise TrainingError(str(err)) from None
+    # The start line gives the thread count (the one the run keeps): not twice.
+    reason = re.sub(r" \(\d+ threads?\)$", "", reason)
     device = torch.device(device)
     if device.type == "cuda" and context.enabled:
         device = torch.device("cuda", context.local_rank % max(1, torch.cuda.device_count()))
@@ -174,6 +178,29 @@ def _open_data(config: TrainConfig) -> tuple[Any, dict[str, str] | None, str | N
     subsets = read_split(config.split_path)
     check_microscopes(config, dataset, subsets)
     return dataset, subsets, split_hash(subsets)
+
+
+def no_split_warning(config: TrainConfig) -> str | None:
+    """The warning for a run without a split (None with one): what it trains on, and how to split.
+
+    Without ``split_path`` every image of the dataset trains, those a split would
+    hold out for dev and test included: no score chooses the epoch (the last is
+    kept) and nothing is left to measure the model on.
+    """
+    if config.split_path:
+        return None
+    found = Path(config.data_dir) / "split.csv"
+    how = (
+        f"{found} exists: pass --split {found}"
+        if found.is_file()
+        else f"napari-cellseg split --data {config.data_dir} --target TAG --out split.csv (TAG: the "
+        "microscope to score on), then pass --split split.csv"
+    )
+    return (
+        "no split file (--split; the Fine-tune panel's Split file): this run trains on every image of "
+        f"{config.data_dir}, test images included; there is no dev set to choose the best epoch (the last "
+        f"epoch is kept) and no held-out test set to measure the model on. To split the dataset: {how}"
+    )
 
 
 def check_microscopes(config: TrainConfig, dataset: Any, subsets: dict[str, str] | None) -> None:
