@@ -50,9 +50,7 @@ def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.devic
             if torch.version.cuda is None
             else "no NVIDIA GPU is visible"
         )
-        return torch.device(
-            "cpu"
-        ), f"no GPU available ({why}), using the CPU ({torch.get_num_threads()} threads)"
+        return torch.device("cpu"), f"no GPU available ({why}), using the CPU"
     try:
         device = torch.device(text)
     except RuntimeError:

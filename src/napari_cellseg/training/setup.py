@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,8 +74,6 @@ def pick_device(config: TrainConfig, context: DistributedContext) -> tuple[Any, 
         device, reason = resolve_device(config.device)
     except ValueError as err:  # e.g. device 'cuda' asked for on a machine without a GPU
         raise TrainingError(str(err)) from None
-    # The start line gives the thread count (the one the run keeps): not twice.
-    reason = re.sub(r" \(\d+ threads?\)$", "", reason)
     device = torch.device(device)
     if device.type == "cuda" and context.enabled:
         device = torch.device("cuda", context.local_rank % max(1, torch.cuda.device_count()))
