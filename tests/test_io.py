@@ -494,3 +494,21 @@ def test_probing_a_garbage_tiff_header_logs_nothing(tmp_path, caplog):
     with caplog.at_level("DEBUG"):
         assert stored_layer(garbage) == {}
     assert [r.getMessage() for r in caplog.records if r.name.startswith("tifffile")] == []
+
+
+def test_probing_headers_from_threads_never_leaves_tifffile_muted(tmp_path, caplog):
+    # the logger's one `disabled` flag, saved and restored by threads out of order, could stay on
+    import logging
+    from concurrent.futures import ThreadPoolExecutor
+
+    from napari_cellseg.io import stored_layer
+
+    garbage = tmp_path / "a.tif"
+    garbage.write_bytes(b"II*\x00\xff\xff\xff\x00 not a TIFF at all")
+    with ThreadPoolExecutor(4) as pool:
+        assert list(pool.map(stored_layer, [garbage] * 64)) == [{}] * 64
+    log = logging.getLogger("tifffile")
+    assert not log.disabled
+    with caplog.at_level("WARNING", logger="tifffile"):
+        log.warning("still heard")
+    assert "still heard" in [r.getMessage() for r in caplog.records]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io as _io
 import json
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -173,12 +174,10 @@ def read_tiff_layer(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, Any]
 def stored_layer(path: str | os.PathLike) -> dict[str, Any]:
     """What :func:`write_tiff_layer` stored in a TIFF (``layer_type``, ``metadata``...), read from
     the header only; ``{}`` for another file or a TIFF without it."""
-    import logging
-
     import tifffile
 
-    log = logging.getLogger("tifffile")
-    disabled, log.disabled = log.disabled, True  # a garbage file logs "invalid offset" lines
+    _quiet_tifffile_log()
+    _probing.on = True  # a garbage file logs "invalid offset" lines: muted in this thread only
     try:
         with tifffile.TiffFile(path) as tif:
             description = tif.pages[0].description if len(tif.pages) else ""
@@ -186,8 +185,29 @@ def stored_layer(path: str | os.PathLike) -> dict[str, Any]:
     except Exception:  # not a TIFF, no JSON description
         return {}
     finally:
-        log.disabled = disabled
+        _probing.on = False
     return stored if isinstance(stored, dict) else {}
+
+
+_probing = threading.local()  # set while this thread probes a header (:func:`stored_layer`)
+
+
+def _quiet_tifffile_log() -> None:
+    """Attach, once, a filter dropping tifffile's records from a thread that is probing.
+
+    A filter, not ``logger.disabled``: threads (Dask workers, the GUI's) probing at once
+    would save and restore that one flag out of order and could leave it off for good.
+    """
+    import logging
+
+    log = logging.getLogger("tifffile")
+    if not any(isinstance(f, _ProbeFilter) for f in log.filters):
+        log.addFilter(_ProbeFilter())
+
+
+class _ProbeFilter:
+    def filter(self, record) -> bool:
+        return not getattr(_probing, "on", False)
 
 
 def _looks_like_labels(path: Path, data: np.ndarray) -> bool:

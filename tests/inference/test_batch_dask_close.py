@@ -117,3 +117,30 @@ def test_segment_refuses_workers_below_one_up_front(tmp_path, capsys):
             in capsys.readouterr().err
         )
     assert not (tmp_path / "o").exists()
+
+
+def test_a_linked_image_is_named_after_the_link_as_without_dask(tmp_path, monkeypatch):
+    """resolve() followed the link: the Dask run named xyz123.tif what a serial run names field1.tif."""
+    from distributed import LocalCluster
+
+    from napari_cellseg.inference import batch_dask
+    from napari_cellseg.inference.batch import BatchSummary, FileReport, SegmentOptions
+
+    def fake_segment_file(path, model_dir, out_dir, payload):
+        return FileReport(path, Path(path).stem, "done", output=path)
+
+    monkeypatch.setattr(batch_dask, "segment_file", fake_segment_file)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "xyz123.png").write_bytes(b"")
+    (tmp_path / "links").mkdir()
+    link = tmp_path / "links" / "field1.png"
+    link.symlink_to(tmp_path / "real" / "xyz123.png")
+    summary = BatchSummary()
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        list(
+            batch_dask.run_on_dask(
+                [link], "model", tmp_path / "out", SegmentOptions(), cluster, None, summary
+            )
+        )
+    (report,) = summary.reports
+    assert report.image_id == "field1" and report.output == str(link)

@@ -110,10 +110,10 @@ class CellDataset:
         path : str or PathLike
             The dataset folder.
         microscopes : sequence of str or None
-            Microscope tags allowed in the manifest (``check`` and ``split`` pass
-            theirs, A B C by default); None (the default): whatever safe tags it
+            Microscope tags allowed in the manifest (``check`` and ``split
+            --microscopes`` pass theirs); None (the default): whatever valid tags it
             uses (then ``.microscopes`` lists those, sorted), so a lab's D and E
-            datasets train, tune and evaluate.
+            datasets check, split, train, tune and evaluate.
 
         Returns
         -------

@@ -95,9 +95,10 @@ def run_on_dask(
             options = SegmentOptions.from_dict({**options.to_dict(), "torch_threads": max(1, (os.cpu_count() or 1) // n_workers)})  # fmt: skip
         payload = options.to_dict()
         first = len(summary.reports)  # reports of images checked before Dask stay first
-        # absolute paths: a remote worker does not run in this folder
+        # absolute paths (a remote worker does not run in this folder), links kept: an image
+        # is named after the link given, as in a run without Dask
         futures = {
-            client.submit(segment_file, str(Path(p).resolve()), str(Path(model_dir).resolve()), str(out_dir.resolve()), payload, pure=False): p
+            client.submit(segment_file, os.path.abspath(p), os.path.abspath(model_dir), os.path.abspath(out_dir), payload, pure=False): p
             for p in todo
         }  # fmt: skip
         for future in as_completed(futures):
@@ -121,7 +122,7 @@ def _as_given(report: FileReport, path: Path) -> FileReport:
     """``report`` naming the image as the user gave it, not by the absolute path the worker got."""
     import dataclasses
 
-    absolute = str(Path(path).resolve())
+    absolute = os.path.abspath(path)
     if absolute == str(path):
         return report
     return dataclasses.replace(
