@@ -164,3 +164,30 @@ def test_an_image_name_that_is_not_utf8_gets_its_table(tmp_path, model_dir):
     assert json.loads((out / f"{named.stem}.geojson").read_text())["features"][0]["properties"][
         "name"
     ].startswith("caf\udce9")
+
+
+def test_a_users_file_beside_labels_of_an_earlier_version_is_trusted_but_never_removed(
+    tmp_path, model_dir, capsys
+):
+    # Labels of an earlier version record no outputs: adding one took the user's geojson beside
+    # them into the record as the plugin's own, and a later --overwrite deleted it.
+    from napari_cellseg.io import write_tiff_layer
+
+    (image,) = write_sample_images(tmp_path / "in", keys=("c_histology_1",))
+    out = tmp_path / "out"
+    args = ["segment", str(image), "--model", str(model_dir), "--out", str(out), "--tile", "128", "--quiet"]
+    assert main([*args, "--measurements"]) == 0
+    labels_path = out / "c_histology_1.tif"
+    labels, attributes, _ = read_tiff_layer(labels_path)
+    metadata = {k: v for k, v in attributes["metadata"].items() if k != "outputs"}  # as before the record
+    write_tiff_layer(labels_path, labels, "labels", {**attributes, "metadata": metadata})
+    expert = {"type": "FeatureCollection", "features": [], "note": "the expert's own"}
+    (out / "c_histology_1.geojson").write_text(json.dumps(expert))
+    assert main([*args, "--geojson", "--measurements", "--imagej-rois"]) == 0  # trusted, as then
+    assert "imagej_rois" in capsys.readouterr().out or (out / "c_histology_1_rois.zip").is_file()
+    stored = read_tiff_layer(labels_path)[1]["metadata"]
+    assert set(stored["outputs"]) == {"imagej_rois"}  # only what this run wrote is the plugin's
+    assert set(stored["outputs_by_name"]) == {"geojson", "measurements"}
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((out / "c_histology_1.geojson").read_text()) == expert  # never removed
+    assert not (out / "c_histology_1_rois.zip").exists()  # the plugin's own goes with the old cells

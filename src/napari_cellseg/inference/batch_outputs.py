@@ -223,20 +223,19 @@ def add_missing_extras(path: Path, outputs: dict[str, Path], options, missing: l
     (:mod:`.batch_ownership`) now holding the new ones too, and moved into place first.
     """
     from ..io import read_tiff_layer, write_tiff_layer
-    from .batch_ownership import OUTPUTS_KEY, digests, own_outputs
+    from .batch_ownership import OUTPUTS_KEY, TRUSTED_KEY, digests, own_outputs
     from .images import describe_layout
 
     image = input_image(path, options)
     labels, attributes, _ = read_tiff_layer(outputs["labels"])
     metadata = dict(attributes.get("metadata") or {})
-    # Labels of an earlier version record nothing: only the outputs asked for now, taken as
-    # theirs (as then), are recorded; nothing else beside them becomes removable.
-    keys = None if OUTPUTS_KEY in metadata else requested(options)
-    kept = {
-        key: digest
-        for key, digest in own_outputs(outputs, keys, metadata=metadata).items()
-        if key != "labels"
-    }
+    # Labels of an earlier version record nothing: the outputs beside them, trusted by name
+    # as then (one may be a user's file), go to the trusted record, never made removable.
+    own = own_outputs(outputs, metadata=metadata, legacy=OUTPUTS_KEY not in metadata)
+    if OUTPUTS_KEY not in metadata:
+        metadata[TRUSTED_KEY] = {key: digest for key, digest in own.items() if key != "labels"}
+        own = {}
+    kept = {key: digest for key, digest in own.items() if key != "labels"}
     with scratch_folder(outputs["labels"].parent) as scratch:
         staged = staged_paths(scratch)
         write_extras(path, image, describe_layout(image, options.channel), labels, staged, options, missing)
@@ -244,6 +243,9 @@ def add_missing_extras(path: Path, outputs: dict[str, Path], options, missing: l
         added = []
         if written:
             metadata[OUTPUTS_KEY] = {**kept, **digests(written)}
+            trusted = metadata.get(TRUSTED_KEY)
+            if isinstance(trusted, dict):  # what is written now is the plugin's own
+                metadata[TRUSTED_KEY] = {key: d for key, d in trusted.items() if key not in written}
             write_tiff_layer(staged["labels"], labels, "labels", {**attributes, "metadata": metadata})
             added = [
                 key for key in publish({"labels": staged["labels"], **written}, outputs) if key != "labels"

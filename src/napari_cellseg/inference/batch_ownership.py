@@ -8,7 +8,8 @@ very file that was written. A user's own ``<id>.tif``, ``<id>.geojson`` or ``<id
 an output edited since) is never taken for stored cells, never removed as stale, never read
 into the combined table and never left out of the images to segment. Labels of an earlier
 version, without that record, vouch for the outputs beside them by name, as they did then,
-but never get them removed.
+but never get them removed: when such labels are first written again, those outputs go to a
+record of their own (``metadata["outputs_by_name"]``), still trusted, never removable.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from pathlib import Path
 from .batch_outputs import output_paths
 
 OUTPUTS_KEY = "outputs"  # labels metadata: output key -> SHA-256 of the file written
+# labels metadata: output key -> SHA-256 of an earlier version's output, trusted by its name
+# (it may be a user's file): it counts as the image's, but is never removed as stale
+TRUSTED_KEY = "outputs_by_name"
 # What each output is, for messages that name a collision.
 OUTPUT_NAMES = {
     "labels": "labels", "probabilities": "probabilities", "measurements": "table",
@@ -74,8 +78,10 @@ def own_outputs(
     """``{key: SHA-256}`` of an image's outputs that are the plugin's (``"labels"``: ``""``).
 
     Nothing when its labels are not stored cells. Of the other outputs (``keys`` only, when
-    given), those whose digest the labels recorded; for labels of an earlier version without
-    a record, every one that exists when ``legacy`` (trusted by name, as then), else none.
+    given), those whose digest the labels recorded; when ``legacy``, also those trusted by
+    name (for labels of an earlier version without a record, every one that exists, as then;
+    else those in the labels' :data:`TRUSTED_KEY` record). ``legacy=False``: only outputs the
+    plugin wrote itself, the ones it may remove.
     """
     metadata = metadata if metadata is not None else stored_cells_metadata(outputs["labels"])
     if metadata is None:
@@ -90,8 +96,12 @@ def own_outputs(
             continue
         if not isinstance(record, dict):
             own[key] = file_digest(path)
-        elif isinstance(record.get(key), str) and file_digest(path) == record[key]:
-            own[key] = record[key]
+            continue
+        trusted = metadata.get(TRUSTED_KEY) if legacy else None
+        for recorded in (record, trusted if isinstance(trusted, dict) else {}):
+            if isinstance(recorded.get(key), str) and file_digest(path) == recorded[key]:
+                own[key] = recorded[key]
+                break
     return own
 
 
