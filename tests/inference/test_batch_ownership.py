@@ -191,3 +191,20 @@ def test_a_users_file_beside_labels_of_an_earlier_version_is_trusted_but_never_r
     assert main([*args, "--overwrite"]) == 0
     assert json.loads((out / "c_histology_1.geojson").read_text()) == expert  # never removed
     assert not (out / "c_histology_1_rois.zip").exists()  # the plugin's own goes with the old cells
+
+
+def test_a_combined_table_edited_since_is_the_users_never_refreshed_or_removed_unasked(tmp_path, model_dir):
+    # The table was told by its columns alone: a copied or edited one was rewritten, or removed
+    # by --overwrite without --measurements.
+    (image,) = write_sample_images(tmp_path / "in", keys=("c_histology_1",))
+    out = tmp_path / "out"
+    args = ["segment", str(image), "--model", str(model_dir), "--out", str(out), "--tile", "128", "--quiet"]
+    assert main([*args, "--measurements"]) == 0
+    table = out / "measurements.csv"
+    assert main([*args, "--overwrite", "--diameter", "30"]) == 0  # the plugin's own table goes
+    assert not table.exists() and not (out / ".cellseg_tables.json").exists()
+    assert main([*args, "--overwrite", "--measurements"]) == 0
+    edited = table.read_text() + "# checked by Dr. A\n"
+    table.write_text(edited)
+    assert main([*args, "--overwrite", "--diameter", "30"]) == 0
+    assert table.read_text() == edited  # the user's now: left as it is

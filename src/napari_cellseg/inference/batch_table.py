@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from .batch import BatchSummary
 
 COMBINED_TABLE = "measurements"  # <out>/measurements.csv: every cell of a batch
+# <out>/.cellseg_tables.json: {table name: SHA-256} of the combined tables this plugin wrote, so
+# that only those are refreshed or removed unasked (a copied or edited table is the user's)
+TABLE_RECORD = ".cellseg_tables.json"  # not ".cellseg-": that prefix is the scratch folders'
 
 
 def combined_table_path(out_dir: str | os.PathLike, summary: BatchSummary) -> Path:
@@ -38,24 +41,47 @@ def is_combined_table(path: Path, image_id: str) -> bool:
 
     Where an image called ``measurements`` comes later, the combined table left by the run
     before holds its name: it is this plugin's table of other images' cells (the next
-    combined table takes ``measurements-all.csv``), never the user's own file.
+    combined table takes ``measurements-all.csv``). Told by the digest the plugin recorded
+    when it wrote the file (:data:`TABLE_RECORD`), so a table copied in or edited since is
+    the user's: never refreshed, replaced or removed unasked.
     """
-    import csv
-
-    from .measure import BASE_COLUMNS
+    from .batch_ownership import file_digest
 
     if not re.fullmatch(rf"{COMBINED_TABLE}(-all(-\d+)?)?", image_id) or not path.is_file():
         return False
+    recorded = _table_record(path.parent).get(path.name)
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            fields = reader.fieldnames or []
-            if fields[:3] != list(BASE_COLUMNS[:3]) or not set(BASE_COLUMNS) <= set(fields):
-                return False
-            ids = {row["image_id"] for row in reader}
-    except (OSError, UnicodeDecodeError, csv.Error):
+        return isinstance(recorded, str) and file_digest(path) == recorded
+    except OSError:
         return False
-    return bool(ids) and image_id not in ids
+
+
+def _table_record(out_dir: Path) -> dict:
+    import json
+
+    try:
+        record = json.loads((out_dir / TABLE_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _record_table(path: Path, written: bool) -> None:
+    """Record (``written``) or forget ``path``'s digest in its folder's :data:`TABLE_RECORD`."""
+    import json
+
+    from ..config import atomic_write_text
+    from .batch_ownership import file_digest
+
+    record = _table_record(path.parent)
+    if written:
+        record[path.name] = file_digest(path)
+    elif record.pop(path.name, None) is None:
+        return
+    if record:
+        atomic_write_text(path.parent / TABLE_RECORD, json.dumps(record, indent=1) + "\n")
+    else:
+        (path.parent / TABLE_RECORD).unlink(missing_ok=True)
 
 
 def combine_measurements(out_dir: str | os.PathLike, summary: BatchSummary) -> tuple[Path, int] | None:
@@ -80,6 +106,8 @@ def combine_measurements(out_dir: str | os.PathLike, summary: BatchSummary) -> t
     if not rows:  # the tables it held went with their labels (--overwrite without --measurements)
         if is_combined_table(target, target.stem):
             target.unlink()
+            _record_table(target, written=False)
         return None
     summary.table = write_measurements(target, rows)
+    _record_table(summary.table, written=True)
     return summary.table, len(rows)
