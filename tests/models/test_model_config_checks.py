@@ -95,9 +95,9 @@ def test_the_bundled_model_and_an_older_copy_of_it_load(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"transfer_layers": 0}, r"transfer_layers must be >= 1"),
-        ({"frozen_layers": 4}, r"frozen_layers must be in 0\.\.3 .*got 4"),
-        ({"new_layers": 0}, r"new_layers must be in 1\.\.5 for transfer_layers=3, got 0"),
+        ({"transfer_layers": 0}, r"transfer_layers l=0 is out of range \(at least 1"),
+        ({"frozen_layers": 4}, r"frozen_layers l_f=4 is out of range for l=3 \(0\.\.3"),
+        ({"new_layers": 0}, r"new_layers l_a=0 is out of range for l=3 \(1\.\.5\)"),
         ({"decoder_channels": [16, 8]}, r"decoder_channels must be at least transfer_layers=3 positive"),
         ({"decoder_channels": [16, 8, 0]}, r"decoder_channels must be at least transfer_layers=3 positive"),
         ({"default_diameter": float("nan")}, r"default_diameter must be >= 0 .*got nan"),

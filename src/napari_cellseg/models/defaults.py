@@ -10,11 +10,13 @@ DEFAULT_DECODER_CHANNELS = (64, 48, 32, 24, 16)
 MAX_EXTRA_BLOCKS = 2
 
 
-def layer_problems(transfer_layers, new_layers, frozen_layers, depth: int) -> list[str]:
+def layer_problems(transfer_layers, new_layers, frozen_layers, depth: int | None) -> list[str]:
     """Why ``l``/``l_a``/``l_f`` cannot be built from an M2 with ``depth`` stages (empty if they can).
 
     The rule of :func:`napari_cellseg.models.surgery.build_model`:
     ``1 <= l <= depth``, ``1 <= l_a <= l + MAX_EXTRA_BLOCKS``, ``0 <= l_f <= l``.
+    ``depth=None``: the M2 is not known yet (a model's config.json read before its
+    network is built), so ``l`` has no upper bound here.
     """
     l, l_a, l_f = transfer_layers, new_layers, frozen_layers  # noqa: E741
     names = ("transfer_layers l", "new_layers l_a", "frozen_layers l_f")
@@ -23,7 +25,9 @@ def layer_problems(transfer_layers, new_layers, frozen_layers, depth: int) -> li
              if isinstance(value, bool) or not isinstance(value, int)]  # fmt: skip
     if wrong:
         return wrong
-    if not 1 <= l <= depth:  # l_a and l_f are judged against l: only this problem counts
+    if depth is None and l < 1:  # l_a and l_f are judged against l: only this problem counts
+        return [f"transfer_layers l={l} is out of range (at least 1: the M2 stages kept)"]
+    if depth is not None and not 1 <= l <= depth:
         return [f"transfer_layers l={l} is out of range for the M2's {depth} stages (1..{depth})"]
     problems = []
     if not 1 <= l_a <= l + MAX_EXTRA_BLOCKS:

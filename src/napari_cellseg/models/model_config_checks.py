@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError, read_json_or_yaml
 from ..data.normalize import NormalizationConfig
-from .defaults import MAX_EXTRA_BLOCKS
+from .defaults import layer_problems
 from .probabilities import LOSS_OUT_CHANNELS
 
 if TYPE_CHECKING:
@@ -90,19 +90,10 @@ def _whole(value: Any) -> bool:
 
 def _layer_problems(config: ModelConfig) -> list[str]:
     """``l``/``l_a``/``l_f`` and the decoder channels, as far as they can be judged without M2's depth."""
-    l, l_a, l_f = config.transfer_layers, config.new_layers, config.frozen_layers  # noqa: E741
-    wrong = [f"{name} must be a whole number, got {value!r}"
-             for name, value in (("transfer_layers", l), ("new_layers", l_a), ("frozen_layers", l_f))
-             if not _whole(value)]  # fmt: skip
-    if wrong:
-        return wrong
-    if l < 1:  # l_a, l_f and the decoder are judged against l
-        return [f"transfer_layers must be >= 1 (the M2 stages kept), got {l}"]
-    out = []
-    if not 1 <= l_a <= l + MAX_EXTRA_BLOCKS:
-        out.append(f"new_layers must be in 1..{l + MAX_EXTRA_BLOCKS} for transfer_layers={l}, got {l_a}")
-    if not 0 <= l_f <= l:
-        out.append(f"frozen_layers must be in 0..{l} (at most the transfer_layers={l} stages), got {l_f}")
+    l = config.transfer_layers  # noqa: E741
+    out = layer_problems(l, config.new_layers, config.frozen_layers, depth=None)
+    if out or l < 1:
+        return out
     channels = list(config.decoder_channels)
     if len(channels) < l or any(c < 1 for c in channels):
         out.append(
