@@ -241,7 +241,9 @@ def test_start_from_the_current_model_follows_a_new_current_model(make_napari_vi
     assert widget.config_draft().init_model == str(tiny_model_dir.resolve())
 
 
-def test_resuming_a_run_without_a_split_shows_the_warning(make_napari_viewer, qtbot, tiny_dataset, tmp_path):
+def test_resuming_a_run_without_a_split_shows_the_warning(
+    make_napari_viewer, qtbot, tiny_dataset, tmp_path, wait_for_job
+):
     # The panel starts no run without a split file, but Resume continues one started by `train`
     # without --split: it trains on every image, and says so as the command line does.
     from napari_cellseg.training.config import TrainConfig
@@ -264,6 +266,9 @@ def test_resuming_a_run_without_a_split_shows_the_warning(make_napari_viewer, qt
         qtbot.waitUntil(lambda: "no split file" in widget.message.text(), timeout=120000)
         text = widget.message.text()
         assert text.startswith("Warning:") and "trains on every image" in text and "no dev set" in text
+        widget.stop_button.click()
+        widget.stop_button.click()  # "Stop now"
+        wait_for_job(widget, timeout=30000)  # the run ended: the next test's panel may start one
     finally:
         if widget.process is not None:
             widget.process.kill()
