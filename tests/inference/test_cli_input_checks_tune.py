@@ -171,3 +171,20 @@ def test_a_stale_record_of_the_winning_parameters_is_measured_again(setup, capsy
     assert record["dsb_score"] > 0.1 and record["images"] == 1
     assert main([*args, "--grid", '{"interior_threshold": [0.2]}']) == 0  # now current: unchanged
     assert "config.json unchanged" in capsys.readouterr().out
+
+
+def test_a_record_of_other_images_of_the_same_count_is_not_taken_for_stale(setup, capsys):
+    args, model, _ = setup
+    grid = [*args, "--grid", '{"interior_threshold": [0.2]}']
+    config = json.loads((model / "config.json").read_text())
+    config["metrics"] = {
+        "watershed_tuned": {
+            "subset": None, "microscope": None, "images": 1, "score": "dsb_score", "dsb_score": 0.1,
+            "image_ids_sha256": "0" * 64,  # another image, tuned on with other data
+        }
+    }  # fmt: skip
+    (model / "config.json").write_text(json.dumps(config))
+    before = (model / "config.json").read_text()
+    assert main(grid) == 0
+    assert "config.json unchanged" in capsys.readouterr().out
+    assert (model / "config.json").read_text() == before

@@ -119,7 +119,7 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
         def scores_of(row: dict) -> dict:
             return {
                 "subset": subset, "microscope": args.microscope, "images": len(ids), "score": args.score,
-                **row_scores(row),
+                "image_ids_sha256": _ids_digest(ids), **row_scores(row),
             }  # fmt: skip
 
         if best == current:
@@ -243,12 +243,22 @@ def _stale_record(model_dir: Path, scores: dict) -> bool:
     record = metrics.get(TUNED_WATERSHED_METRICS) if isinstance(metrics, dict) else None
     if not isinstance(record, dict):
         return False
-    same_images = all(record.get(key) == scores[key] for key in ("subset", "microscope", "images", "score"))
+    keys = ["subset", "microscope", "images", "score"]
+    if "image_ids_sha256" in record:  # recorded since 2026-11-28: the very images, not only their count
+        keys.append("image_ids_sha256")
+    same_images = all(record.get(key) == scores[key] for key in keys)
     return same_images and any(
         not isinstance(record.get(key), (int, float)) or abs(record[key] - value) > 1e-9
         for key, value in scores.items()
         if isinstance(value, float)
     )
+
+
+def _ids_digest(ids) -> str:
+    """SHA-256 of the sorted image ids tuned on: tells two sets of as many images apart."""
+    import hashlib
+
+    return hashlib.sha256("".join(f"{i}\n" for i in sorted(ids)).encode("utf-8")).hexdigest()
 
 
 def _stored_config(model_dir: Path) -> dict:
