@@ -42,6 +42,15 @@ def show_value(value: Any) -> str:
         return repr(value)
 
 
+def is_whole_number(value: Any) -> bool:
+    """Whether ``value`` is a Python ``int`` and not a bool (``True`` is an int to Python).
+
+    The check of values already read: a float such as ``3.0`` or a numpy integer is not one
+    (a :class:`JsonConfig` field of type ``int`` converts those when it is read).
+    """
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _describe(tp: Any) -> str:
     """What a value of type ``tp`` is, in words, for error messages."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)

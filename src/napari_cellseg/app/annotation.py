@@ -21,12 +21,13 @@ import os
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..classes import BOUNDARY
+from ..data import known_images
+from ..data.known_images import is_listed as is_listed  # the Annotate panel's, from here
 from ..data.manifest import MAX_ID_LENGTH
 from ..data.targets import check_label_image
 from ..data.writer import image_for_dataset
@@ -276,21 +277,12 @@ def earlier_id(root: Any, name: str, metadata: dict | None, pixels: Callable[[],
     """The id under which this very image was saved before names with accents got a hash.
 
     ``root``'s dataset must list that older id (``suggest_image_id`` without ``distinct``)
-    with the same pixels (``pixels()``, read only then): reopening the image then finds its
-    labels, and saving it again replaces them rather than adding the image a second time.
-    None otherwise.
+    with the same pixels (``pixels()``, read only then; ``data.known_images.earlier_id``):
+    reopening the image then finds its labels, and saving it again replaces them rather than
+    adding the image a second time. None otherwise.
     """
-    older = suggest_image_id(name, metadata)
-    if root is None or older == suggest_image_id(name, metadata, distinct=True) or not is_listed(root, older):
-        return None
-    from ..data.dataset import CellDataset
-
-    try:
-        stored = CellDataset.open(root, microscopes=None).load_image(older)
-    except (OSError, ValueError):  # unreadable: not this image as far as we can tell
-        return None
-    image = np.asarray(pixels())
-    return older if stored.shape == image.shape and np.array_equal(stored, image) else None
+    older, current = suggest_image_id(name, metadata), suggest_image_id(name, metadata, distinct=True)
+    return known_images.earlier_id(root, older, current, pixels)
 
 
 def _file_safe(name: str) -> str:
@@ -365,14 +357,6 @@ def save_annotation(
     return add_to_dataset(
         root, image_id, pixels, values, microscope, kind=kind, group=group, overwrite=overwrite
     )
-
-
-def is_listed(root: str | os.PathLike, image_id: str) -> bool:
-    """Whether the dataset's manifest lists ``image_id`` (no manifest: False)."""
-    from ..data.manifest import MANIFEST_NAME, read_manifest
-
-    _, rows, _ = read_manifest(Path(root) / MANIFEST_NAME, None)  # a lab's own tags (D, E) too
-    return any(row.id == image_id for row in rows)
 
 
 def opened_annotation(saved: dict[str, np.ndarray], shape: tuple[int, ...], thickness: int) -> np.ndarray:

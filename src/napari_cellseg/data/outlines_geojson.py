@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import is_whole_number
+
 POLYGON_TYPES = ("Polygon", "MultiPolygon")
 
 
@@ -80,7 +82,7 @@ def _plane(plane) -> int | None:
     if isinstance(z, float) and z.is_integer():  # 2.0 from some writers
         z = int(z)
     # Not clamped to 0: a cell of plane -3 is not a cell of plane 0.
-    return z if isinstance(z, int) and not isinstance(z, bool) and z >= 0 else None
+    return z if is_whole_number(z) and z >= 0 else None
 
 
 def _features(path: Path) -> list:

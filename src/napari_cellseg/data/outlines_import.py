@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import is_whole_number
 from ..io import IMAGEJ_ROI_SUFFIXES
 from .imagej_import import RoiFileError, imagej_polygons
+from .known_images import earlier_id, manifest_row, same_pixels
 from .outline_fill import polygon_mask
 from .outlines_geojson import OutlinesError, geojson_polygons
 
@@ -151,7 +153,7 @@ def _rasterise(polygons, shape: tuple[int, int], planes: int | None = None) -> t
     stack = planes is not None
     planes = planes or deepest
     values = [label for label, _, _ in polygons]
-    own = all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values)
+    own = all(is_whole_number(v) and v > 0 for v in values)
     own = own and len({(label, z) for label, _, z in polygons}) == len(polygons)  # distinct in a plane
     own = own and max(values) <= np.iinfo(np.uint32).max  # else numbered in file order
     top = max(values) if own else len(polygons)
@@ -280,44 +282,10 @@ def dataset_id(stem: str, *, distinct: bool = True) -> str:
     return image_id
 
 
-def _earlier_id(dataset: Path, stem: str, image_id: str, image: np.ndarray) -> str | None:
-    """The id this very image was imported under before accented names got a hash, as the
-    Annotate panel finds it: the dataset lists the old rule's id with the same pixels."""
-    older = dataset_id(stem, distinct=False)
-    if older == image_id or _manifest_row(dataset, older) is None:
-        return None
-    return older if _same_pixels(dataset, older, image) else None
-
-
-def _manifest_row(dataset: Path, image_id: str) -> dict[str, str] | None:
-    """The manifest's values for ``image_id`` (``extra`` columns included), or None."""
-    from .manifest import MANIFEST_NAME, read_manifest
-
-    _, rows, _ = read_manifest(Path(dataset) / MANIFEST_NAME, None)
-    row = next((r for r in rows if r.id == image_id), None)
-    return None if row is None else {**row.extra, "id": row.id}
-
-
-def _same_pixels(dataset: Path, image_id: str, image: np.ndarray) -> bool:
-    """Whether the dataset's stored image ``image_id`` holds exactly ``image``'s pixels."""
-    from .dataset import IMAGE_DIR
-    from .pixels import PixelError, image_pixels
-
-    for path in sorted((Path(dataset) / IMAGE_DIR).glob(f"{image_id}.*")):
-        if path.stem != image_id or path.suffix.lower() not in (".png", ".tif", ".tiff"):
-            continue
-        try:
-            stored = image_pixels(path, image.shape[:2])
-        except (PixelError, OSError, ValueError):  # unreadable or another size: not this image
-            return False
-        return stored.shape == image.shape and np.array_equal(stored, image)
-    return False
-
-
 def _exists_message(dataset: Path, image_id: str, image_path: Path, image: np.ndarray) -> tuple[str, bool]:
     """Why ``image_id`` was refused, naming the file the dataset's image came from, and whether
     that image is this one (recorded from this file, or the same pixels)."""
-    recorded = (_manifest_row(dataset, image_id) or {}).get(SOURCE_COLUMN, "")
+    recorded = (manifest_row(dataset, image_id) or {}).get(SOURCE_COLUMN, "")
     if recorded and Path(recorded) == image_path.resolve():
         return f"already in the dataset, imported from this file ({recorded})", True
     origin = (
@@ -326,7 +294,7 @@ def _exists_message(dataset: Path, image_id: str, image_path: Path, image: np.nd
         else f"the manifest records no source file for it (no {SOURCE_COLUMN} column: saved from the "
         "Annotate panel or imported by an earlier version)"
     )
-    if _same_pixels(dataset, image_id, image):
+    if same_pixels(dataset, image_id, image):
         return f"already in the dataset ({origin}), with the same pixels as {image_path}", True
     return (
         f"already in the dataset ({origin}) as another image: {image_path} is a different image "
@@ -354,7 +322,8 @@ def _import_one(
     notes = []
     try:
         image = image_for_dataset(read_image(image_path), str(image_path))
-        earlier = _earlier_id(Path(dataset), image_path.stem, image_id, image)
+        # the id this very image was imported under before accented names got a hash
+        earlier = earlier_id(dataset, dataset_id(image_path.stem, distinct=False), image_id, lambda: image)
         if earlier is not None:  # re-imported: replace (or keep) it under its old id, never add it twice
             image_id = earlier
             notes.append(f"in the dataset as {earlier!r} (its id before accents got a code)")

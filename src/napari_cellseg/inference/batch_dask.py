@@ -15,6 +15,7 @@ from typing import Any
 
 from distributed import Nanny
 
+from ..config import is_whole_number
 from .batch import BatchSummary, FileReport, SegmentOptions, segment_file
 
 # A worker process that imported torch takes a few seconds to exit (the interpreter's teardown,
@@ -41,7 +42,7 @@ def dask_client(scheduler: Any, workers: int | None):
         return scheduler, False, None
     if isinstance(scheduler, LocalCluster):  # the caller's cluster: only our client is closed
         return Client(scheduler), True, None
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+    if workers is not None and (not is_whole_number(workers) or workers < 1):
         raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     if scheduler == "local":
         n = workers or max(1, (os.cpu_count() or 2) // 2)

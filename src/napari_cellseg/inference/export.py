@@ -35,7 +35,7 @@ from torch import nn
 
 from .. import __version__
 from ..classes import CLASS_NAMES
-from ..config import atomic_write_bytes
+from ..config import atomic_write_bytes, is_whole_number
 from .export_files import (  # noqa: F401  (the loaders are re-exported: part of this module's API)
     EXTRA_FILE,
     FORMATS,
@@ -102,7 +102,7 @@ def opset_range() -> tuple[int, int]:
 def check_opset(opset: Any) -> int:
     """``opset`` if this torch can export it, else :class:`ExportError` giving the range."""
     low, high = opset_range()
-    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+    if not is_whole_number(opset) or not low <= opset <= high:
         raise ExportError(
             f"--opset must be between {low} and {high} (torch {torch.__version__}), got {opset}"
         )

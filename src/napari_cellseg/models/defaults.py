@@ -1,5 +1,7 @@
 """Default architecture settings, importable without torch (CLI, GUI, configs)."""
 
+from ..config import is_whole_number  # standard library only: still no torch
+
 # Default M2: ImageNet EfficientNet-Lite0 in timm's TF-compatible form.
 DEFAULT_ARCH = "tf_efficientnet_lite0"
 # Its number of transferable stages (see models.stages).
@@ -22,7 +24,7 @@ def layer_problems(transfer_layers, new_layers, frozen_layers, depth: int | None
     names = ("transfer_layers l", "new_layers l_a", "frozen_layers l_f")
     # True is an int to Python: never a count of layers
     wrong = [f"{name}={value!r} is not a whole number of layers" for name, value in zip(names, (l, l_a, l_f))
-             if isinstance(value, bool) or not isinstance(value, int)]  # fmt: skip
+             if not is_whole_number(value)]  # fmt: skip
     if wrong:
         return wrong
     if depth is None and l < 1:  # l_a and l_f are judged against l: only this problem counts

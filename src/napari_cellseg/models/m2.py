@@ -27,7 +27,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..config import ConfigError, JsonConfig
+from ..config import ConfigError, JsonConfig, is_whole_number
 from .weights_io import ModelLoadError, load_weights_into, read_state_dict, state_dict_sha256
 
 __all__ = [
@@ -110,7 +110,7 @@ def m2_config_problems(config: M2Config) -> list[str]:
         out.append(f"arch must be a timm model name, got {config.arch!r}")
     for name, least in (("num_classes", 0), ("input_size", 1), ("format_version", 1)):
         value = getattr(config, name)  # 0 classes: a headless feature extractor
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        if not is_whole_number(value) or value < least:
             out.append(f"{name} must be a whole number >= {least}, got {value!r}")
     if len(config.mean) != 3 or len(config.std) != 3:
         out.append(f"mean and std need 3 values (R, G, B), got {list(config.mean)} and {list(config.std)}")

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import ConfigError, read_json_or_yaml
+from ..config import ConfigError, is_whole_number, read_json_or_yaml
 from ..data.normalize import NormalizationConfig
 from .defaults import layer_problems
 from .probabilities import LOSS_OUT_CHANNELS
@@ -84,10 +84,6 @@ def read_model_config_data(path: Path, newest_format: int) -> Any:
     return data
 
 
-def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _layer_problems(config: ModelConfig) -> list[str]:
     """``l``/``l_a``/``l_f`` and the decoder channels, as far as they can be judged without M2's depth."""
     l = config.transfer_layers  # noqa: E741
@@ -124,7 +120,7 @@ def model_config_problems(config: ModelConfig) -> list[str]:
         out.append(f"class_weights must be 3 positive numbers, got {list(weights)}")
     if not (math.isfinite(config.boundary_weight) and config.boundary_weight > 0):
         out.append(f"boundary_weight must be a positive number, got {config.boundary_weight}")
-    if not _whole(config.target_thickness) or config.target_thickness < 1:
+    if not is_whole_number(config.target_thickness) or config.target_thickness < 1:
         out.append(f"target_thickness must be a whole number of pixels >= 1, got {config.target_thickness!r}")
     diameter = config.object_diameter
     if diameter is not None and not (math.isfinite(diameter) and diameter > 0):

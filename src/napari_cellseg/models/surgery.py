@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import is_whole_number
 from .decoder import DEFAULT_DECODER_CHANNELS, MAX_EXTRA_BLOCKS, UNetDecoder
 from .defaults import layer_problems
 from .m2 import M2Config, build_classifier, load_m2
@@ -138,11 +139,7 @@ class CellSegNet(nn.Module):
         SurgeryError
             If ``frozen_layers`` is not in ``0..l``.
         """
-        if (
-            isinstance(frozen_layers, bool)
-            or not isinstance(frozen_layers, int)
-            or not (0 <= frozen_layers <= self.transfer_layers)
-        ):
+        if not is_whole_number(frozen_layers) or not (0 <= frozen_layers <= self.transfer_layers):
             raise SurgeryError(
                 f"frozen_layers l_f={frozen_layers!r} is out of range for l={self.transfer_layers} "
                 f"(0..{self.transfer_layers}: at most the transferred stages)"
@@ -322,7 +319,7 @@ def build_model(
     l_a = l if new_layers is None else new_layers
     problems = layer_problems(l, l_a, frozen_layers, depth)
     if problems:
-        fits = isinstance(l, int) and not isinstance(l, bool) and 1 <= l <= depth
+        fits = is_whole_number(l) and 1 <= l <= depth
         valid = valid_ranges(depth, l if fits else None)
         raise SurgeryError(f"M2 {config.arch!r}: {'; '.join(problems)}; valid: {valid}")
     if out_channels not in (2, 3):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..config import atomic_write_bytes, atomic_write_text
+from ..config import atomic_write_bytes, atomic_write_text, is_whole_number
 
 if TYPE_CHECKING:
     import torch
@@ -158,7 +158,7 @@ def load_training_state(directory: str | os.PathLike) -> dict[str, Any]:
 
 
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return is_whole_number(value) and value >= 0
 
 
 def _is_number(value: Any) -> bool:
