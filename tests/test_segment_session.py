@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -176,6 +177,28 @@ def test_a_small_image_is_noted_for_the_panel_not_warned(tiny_model, recwarn):
     assert not [w for w in recwarn if "64 px" in str(w.message)]
     whole = run_to_end(iter_segment_one_click(image, tiny_model, rgb=True))
     assert "64 px" not in result_notes(whole, "C")
+
+
+def test_a_model_without_training_scale_is_noted_for_the_panel_not_warned(tiny_model):
+    # A hand-edited config.json: a default_diameter (estimate) but no object_diameter to resample to.
+    config = json.loads((tiny_model / "config.json").read_text())
+    config.update(object_diameter=None, default_diameter=0.0)
+    (tiny_model / "config.json").write_text(json.dumps(config))
+    image, _, _ = load_sample("c_histology_1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_to_end(iter_segment_one_click(image[:96, :96], tiny_model, rgb=True))
+    assert result.scale_factor == 1.0 and "no object_diameter" in result.unscaled
+    notes = result_notes(result, "C")
+    assert " Note: the model's config.json has no object_diameter" in notes
+    assert notes.endswith("(its default_diameter): it is segmented at its own scale.")
+    assert not [w for w in caught if "object_diameter" in str(w.message)]  # the panel's user sees no console
+
+
+def test_a_model_with_its_training_scale_has_no_unscaled_note(tiny_model):
+    image, _, _ = load_sample("c_histology_1")
+    result = run_to_end(iter_segment_one_click(image[:96, :96], tiny_model, rgb=True))
+    assert result.unscaled == "" and "object_diameter" not in result_notes(result, "C")
 
 
 def test_two_channels_are_refused_in_the_panels_words(tiny_model):

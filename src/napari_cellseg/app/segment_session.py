@@ -2,8 +2,7 @@
 
 - :func:`iter_segment_one_click`: load the current model (cached while its
   files are unchanged), segment one image, keep the class probabilities;
-  a generator of progress reports returning a
-  :class:`~napari_cellseg.inference.segment.SegmentationResult`.
+  a generator of progress reports returning a :class:`OneClickResult`.
 - :func:`watershed_again`: instances from stored probabilities with other
   watershed settings (what the sliders do), for one plane or a stack.
 - :func:`initial_watershed`: the settings a model's config stores, else the defaults.
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..inference.segment import SegmentationResult
 from ..inference.tiled import PredictProgress
 from ..inference.watershed import WatershedParams, check_probabilities, instances_from_probabilities
 from .current_model import NO_MODEL_HELP, check_model_dir, model_watershed
@@ -132,6 +132,14 @@ def image_plane_data(data: Any, *, rgb: bool, multiscale: bool = False) -> Any:
     return data
 
 
+@dataclass
+class OneClickResult(SegmentationResult):
+    """A :class:`~napari_cellseg.inference.segment.SegmentationResult` and why the image was
+    segmented at its own scale (:func:`~napari_cellseg.inference.segment.unscaled_note`), or ""."""
+
+    unscaled: str = ""
+
+
 def iter_segment_one_click(
     image: Any,
     model_dir: str | os.PathLike | None,
@@ -143,7 +151,7 @@ def iter_segment_one_click(
     tta: bool = False,
     tta_zoom: bool = False,
     haematoxylin_only: bool = False,
-) -> Generator[PredictProgress, None, Any]:
+) -> Generator[PredictProgress, None, OneClickResult]:
     """Segment ``image`` with the model in ``model_dir``, keeping the probabilities.
 
     Parameters
@@ -173,8 +181,9 @@ def iter_segment_one_click(
 
     Returns
     -------
-    SegmentationResult
-        ``labels``, float32 ``probabilities`` (3, ...) and the settings used.
+    OneClickResult
+        ``labels``, float32 ``probabilities`` (3, ...), the settings used, and
+        ``unscaled``: why the model could not resample the image (for :func:`result_notes`).
 
     Raises
     ------
@@ -183,7 +192,7 @@ def iter_segment_one_click(
     """
     from ..inference.images import ChannelsError
     from ..inference.runtime import TTA_ZOOMS
-    from ..inference.segment import iter_segment_image
+    from ..inference.segment import iter_segment_image, unscaled_note
 
     if model_dir is None:
         raise ValueError(NO_MODEL_HELP)
@@ -197,15 +206,15 @@ def iter_segment_one_click(
     model, config = load_model_cached(model_dir)
     yield PredictProgress("model", 1, 1)
     try:
-        return (
-            yield from iter_segment_image(
-                model, config, image, params, channel_axis=-1 if rgb else None,
-                scale=scale, translate=translate, keep_probabilities=True, tta=tta,
-                tta_zooms=TTA_ZOOMS if tta_zoom else None, warn_small=False,  # result_notes says it
-            )
+        result = yield from iter_segment_image(
+            model, config, image, params, channel_axis=-1 if rgb else None,
+            scale=scale, translate=translate, keep_probabilities=True, tta=tta,
+            tta_zooms=TTA_ZOOMS if tta_zoom else None,
+            warn_small=False, warn_unscaled=False,  # result_notes says both
         )  # fmt: skip
     except ChannelsError as err:  # the panels have no channel setting: no API or CLI advice
         raise ValueError(f"{err.reason}: {ONE_CHANNEL_HELP}") from None
+    return OneClickResult(**vars(result), unscaled=unscaled_note(config, None))
 
 
 def watershed_again(probabilities: np.ndarray, params: WatershedParams) -> np.ndarray:
@@ -239,8 +248,9 @@ def cells_metadata(result: Any, model_dir: str | os.PathLike, tag: str | None) -
     return metadata
 
 
-def result_notes(result: Any, tag: str | None) -> str:
-    """What the user should know about a result: another microscope, a stack, a resampled or small image."""
+def result_notes(result: SegmentationResult, tag: str | None) -> str:
+    """What the user should know about a result: another microscope, a stack, a resampled,
+    unscaled (a :class:`OneClickResult`'s ``unscaled``) or small image."""
     from ..inference.segment import small_image_note
 
     note = (
@@ -258,6 +268,9 @@ def result_notes(result: Any, tag: str | None) -> str:
             f" Nuclei measure about {result.diameter:.0f} px: the image was resampled "
             f"x{result.scale_factor:.2f} for the model."
         )
+    unscaled = getattr(result, "unscaled", "")  # only a OneClickResult knows
+    if unscaled:
+        note += f" Note: {unscaled}."
     small = small_image_note(result.labels.shape[-2:], result.scale_factor)
     if small:
         note += f" Note: {small}."
