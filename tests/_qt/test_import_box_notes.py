@@ -12,10 +12,10 @@ def _square(x: float, y: float, size: float = 12) -> dict:
     return {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [ring]}, "properties": {}}
 
 
-def _write(folder, stem: str, *features) -> None:
+def _write(folder, stem: str, *features, grey: int = 90) -> None:
     import imageio.v3 as iio
 
-    iio.imwrite(folder / f"{stem}.png", np.full((40, 50), 90, np.uint8))
+    iio.imwrite(folder / f"{stem}.png", np.full((40, 50), grey, np.uint8))
     (folder / f"{stem}.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
 
 
@@ -51,8 +51,33 @@ def test_an_image_already_in_the_dataset_is_left_as_it_is_without_cli_advice(
     slides.mkdir()
     _write(slides, "s1", _square(5, 5))
     message, lines = _import(make_napari_viewer, wait_for_job, slides, tmp_path / "ds", times=2)
-    assert lines == ["s1: already in the dataset: left as it is"]
-    assert "overwrite" not in message and "1 already in the dataset, left unchanged" in message
+    source = (slides / "s1.png").resolve()
+    assert len(lines) == 1, lines
+    # the file the manifest recorded, and how the panels replace it (no command-line flag)
+    assert lines[0].startswith(
+        f"s1: already in the dataset, imported from this file ({source}): left as it is"
+    )
+    assert "'Replace the saved image if this id exists' ticked" in lines[0] and "as 's1'" in lines[0]
+    assert "overwrite" not in lines[0] and "overwrite" not in message
+    assert "1 already in the dataset, left unchanged: see the list" in message
+
+
+def test_another_image_under_a_listed_id_is_left_out_and_told_to_rename(
+    make_napari_viewer, wait_for_job, tmp_path
+):
+    first, second = tmp_path / "slideA", tmp_path / "slideB"
+    for folder, grey in ((first, 90), (second, 200)):  # one name, other pixels
+        folder.mkdir()
+        _write(folder, "field1", _square(5, 5), grey=grey)
+    _import(make_napari_viewer, wait_for_job, first, tmp_path / "ds")
+    message, lines = _import(make_napari_viewer, wait_for_job, second, tmp_path / "ds")
+    assert lines == [
+        f"field1: already in the dataset (imported from {(first / 'field1.png').resolve()}) as another "
+        f"image: {second / 'field1.png'} is a different image given the same id; rename field1.png to "
+        "give it an id of its own"
+    ]
+    assert "1 left out: see the list" in message and "left unchanged" not in message
+    assert "Replace the saved image" not in lines[0]  # replacing would lose the other image
 
 
 def test_the_command_line_keeps_its_overwrite_advice(tmp_path, capsys):

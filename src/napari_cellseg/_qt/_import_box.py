@@ -55,14 +55,15 @@ class ImportBox(QGroupBox):
 
         def show(reports) -> None:
             added = [r for r in reports if r.status == "added"]
-            kept = [r for r in reports if r.status == "exists"]
+            # another image given a listed id is left out (rename it); the listed image itself is kept
+            kept = [r for r in reports if r.status == "exists" and r.same_image]
             left_out = len(reports) - len(added) - len(kept)
             panel._show_problems(root, [(r.image_id, line) for r in reports if (line := _line(r))])
             text = f"Added {len(added)} image(s) with {sum(r.cells for r in added)} cells to {root}."
             if any(r.message for r in added):
                 text += f" Notes on {sum(bool(r.message) for r in added)} of them: see the list."
             if kept:
-                text += f" {len(kept)} already in the dataset, left unchanged."
+                text += f" {len(kept)} already in the dataset, left unchanged: see the list."
             if left_out:
                 text += f" {left_out} left out: see the list."
             panel.say(text + " Check dataset, then Split.", error=bool(left_out) and not added)
@@ -77,9 +78,20 @@ class ImportBox(QGroupBox):
 def _line(report) -> str | None:
     """An image's line in the panel's list, None for nothing to say: why it was left out, or what
     the import noticed about it (outlines skipped or outside it, the new id of a renamed file),
-    as the command line prints it."""
+    as the command line prints it; for an image already in the dataset, the file it was imported
+    from and how to replace it in the panels (the import never overwrites: no --overwrite here)."""
     if report.status == "added":
         return f"added, {report.cells} cells: {report.message}" if report.message else None
-    if report.status == "exists":  # the panel never overwrites (the command line's --overwrite does)
-        return "already in the dataset: left as it is"
+    if report.status == "exists" and report.same_image:
+        return f"{report.message}: left as it is; {_replace_advice(report.image_id)}"
+    if report.status == "exists":  # another image under a listed id: the message says to rename it
+        return report.message
     return f"{report.status}: {report.message}"
+
+
+def _replace_advice(image_id: str) -> str:
+    """How to replace a dataset image with new outlines from the panels: Annotate's 'Replace'."""
+    return (
+        "to replace it, open the image and its outlines in napari, choose the outlines as Annotate's "
+        f"Cells and save them as {image_id!r} with 'Replace the saved image if this id exists' ticked"
+    )
