@@ -132,3 +132,47 @@ def test_export_cli(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(["export", "--model", str(tmp_path / "nope"), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]) == 2  # fmt: skip
     assert "no such model directory" in capsys.readouterr().err
+
+
+def documented_recipe() -> str:
+    """The Python block of docs/predicting.md's export section that runs an exported file."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "predicting.md").read_text()
+    section = text[text.index("## `napari-cellseg export`") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```\n", start)]
+
+
+def test_the_metadata_carries_the_object_scale_and_its_rule(tmp_path, model_and_config):
+    import copy
+
+    model, config = model_and_config
+    config = copy.deepcopy(config)
+    config.default_diameter = 0.0  # as the bundled model: the plugin estimates each image's size
+    export.export_model(model, config, tmp_path / "m.pt")
+    sidecar = json.loads((tmp_path / "m.json").read_text())
+    assert sidecar["object_diameter"] == pytest.approx(config.object_diameter)
+    assert sidecar["default_diameter"] == 0.0
+    rule = sidecar["input"]["rule"]
+    assert "object_diameter / diameter" in rule and "iter_estimate_diameter" in rule
+    assert export.load_torchscript(tmp_path / "m.pt")[1] == sidecar
+
+
+@pytest.mark.parametrize("enlarge", [1.0, 1.3, 0.8])
+def test_the_documented_recipe_matches_predict_probabilities(
+    tmp_path, monkeypatch, model_and_config, enlarge
+):
+    from napari_cellseg.inference.predict import predict_probabilities
+    from napari_cellseg.sample_data import load_sample
+
+    model, config = model_and_config
+    monkeypatch.chdir(tmp_path)
+    export.export_model(model, config, "cells-torchscript.pt")
+    image = load_sample("c_histology_1")[0][:150, :170]
+    diameter = config.object_diameter / enlarge  # the plugin resamples by `enlarge`
+    namespace = {"image": image, "diameter": diameter}
+    exec(documented_recipe(), namespace)
+    expected = predict_probabilities(model, config, image, diameter=diameter)
+    assert namespace["probabilities"].shape == expected.shape == (3, 150, 170)
+    np.testing.assert_allclose(namespace["probabilities"], expected, atol=1e-4)

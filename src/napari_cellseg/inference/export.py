@@ -4,7 +4,9 @@ The exported network takes float32 ``(N, 3, H, W)`` normalised images of any
 size (not only multiples of 32) and returns ``(N, 3, H, W)`` probabilities of
 background, boundary and interior (the logits-to-probabilities step of the
 model's loss is built in). Normalisation is not: it needs whole-image
-percentiles, which a tile cannot know. Its rule and parameters travel with the
+percentiles, which a tile cannot know; nor is the object scale (resampling by
+``object_diameter / diameter``, the diameter estimated per image by the plugin
+when the model's ``default_diameter`` is 0). Their rules and parameters travel with the
 export, embedded (TorchScript extra file ``napari_cellseg.json``, ONNX
 ``metadata_props`` key ``napari_cellseg``) and in a JSON sidecar
 of the same name (``cells.pt``: ``cells.json``): the model config, the normalisation config, the class names
@@ -109,6 +111,43 @@ def check_opset(opset: Any) -> int:
     return opset
 
 
+NORMALIZATION_RULE = (
+    "normalize_image: per image (never per tile), take the low/high percentiles of the whole "
+    "image (jointly over channels unless per_channel), x = clip((pixel - low) / (high - low), "
+    "0, 1), grey to 3 equal channels, then (x - mean) / std"
+)
+SCALE_RULE = (
+    "; then object scale: resample the normalised (3, H, W) image by factor = object_diameter / "
+    "diameter, diameter being the median nucleus diameter of the image in px, to "
+    "(round(H * factor), round(W * factor)) (area averaging when shrinking, bilinear when "
+    "enlarging: cv2 INTER_AREA / INTER_LINEAR, napari_cellseg.inference.scale."
+    "resize_channels_first), run the network, and resample the probabilities back to (H, W) "
+    "by the same rule"
+)
+DIAMETER_RULES = {
+    None: "; default_diameter None: the plugin uses each image at its own scale unless given a diameter",
+    0: (
+        "; default_diameter 0: the plugin estimates each image's diameter (napari_cellseg.inference."
+        "segment.iter_estimate_diameter: the median equivalent diameter of the nuclei the network "
+        "and watershed find on a central crop, refined at the estimated scale; segment_image(..., "
+        "diameter=0).scale_factor is the factor it chose)"
+    ),
+}
+
+
+def input_rule(config) -> str:
+    """How an image becomes the exported network's input, as the plugin prepares it."""
+    object_diameter = getattr(config, "object_diameter", None)
+    if object_diameter is None:
+        return NORMALIZATION_RULE + " (no object_diameter: the image is used at its own scale)"
+    default = getattr(config, "default_diameter", None)
+    if default is None or default == 0:
+        diameter_rule = DIAMETER_RULES[default]
+    else:
+        diameter_rule = f"; default_diameter {default}: the plugin assumes nuclei of {default} px"
+    return NORMALIZATION_RULE + SCALE_RULE + diameter_rule
+
+
 def export_metadata(config, fmt: str) -> dict[str, Any]:
     """What a user of the exported file needs to know, as a JSON-able dict."""
     normalization = config.normalization
@@ -119,11 +158,7 @@ def export_metadata(config, fmt: str) -> dict[str, Any]:
             "name": "image",
             "dtype": "float32",
             "shape": ["N", 3, "H", "W"],
-            "rule": (
-                "normalize_image: per image (never per tile), take the low/high percentiles of "
-                "the whole image (jointly over channels unless per_channel), x = clip((pixel - "
-                "low) / (high - low), 0, 1), grey to 3 equal channels, then (x - mean) / std"
-            ),
+            "rule": input_rule(config),
         },
         "output": {
             "name": "probabilities",
@@ -132,7 +167,9 @@ def export_metadata(config, fmt: str) -> dict[str, Any]:
             "classes": list(CLASS_NAMES),
         },
         "normalization": normalization.to_dict() if hasattr(normalization, "to_dict") else normalization,
+        # the network's training scale: images are resampled by object_diameter / diameter
         "object_diameter": getattr(config, "object_diameter", None),
+        "default_diameter": getattr(config, "default_diameter", None),
         "watershed": getattr(config, "watershed", None),
         "model_config": config.to_dict(),
     }
