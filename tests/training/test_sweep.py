@@ -206,7 +206,7 @@ def test_the_sweep_trains_resumes_an_interrupted_run_and_skips_finished_ones(tmp
     third = run_sweep(grid, config, train_fn=counting_train)
     assert calls == [] and sorted(third.reused) == sorted(names)
     table = (tmp_path / "sweep" / "sweep_results.csv").read_text().splitlines()
-    assert len(table) == 4 and all(line.endswith(",cpu,done") for line in table[1:])
+    assert len(table) == 4 and all(line.endswith(",cpu,done,") for line in table[1:])
     assert "l_a=4 is out of range for l=1" in (tmp_path / "sweep" / "sweep_results.md").read_text()
     changed = SweepGrid(base={**grid.base, "epochs": 3}, grid=grid.grid)
     with pytest.raises(SweepError, match=r"other settings \(epochs: 2 -> 3\)"):

@@ -42,7 +42,7 @@ from .reports import EpochReport, StepReport
 from .sweep_exec import RunEvent, default_threads, run_dask, run_gpus, run_serial, worker_command
 from .sweep_grid import InvalidPoint, SweepError, SweepGrid, SweepPoint, expand_grid, load_grid
 from .sweep_run import RunRecord, read_record, stored_split_hash
-from .sweep_table import rank_records, write_tables
+from .sweep_table import is_ranked, rank_records, write_tables
 
 __all__ = [
     "SweepConfig", "SweepError", "SweepReport", "SweepResult", "check_inputs", "iter_sweep", "plan_sweep",
@@ -118,7 +118,7 @@ class SweepResult:
 
     @property
     def best(self) -> RunRecord | None:
-        return next((r for r in self.records if r.done and r.dev_score is not None), None)
+        return next((r for r in self.records if is_ranked(r)), None)
 
     @property
     def failed(self) -> list[RunRecord]:

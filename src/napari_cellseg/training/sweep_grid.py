@@ -34,6 +34,8 @@ ALIASES = {"l": "transfer_layers", "l_a": "new_layers", "la": "new_layers",
            "l_f": "frozen_layers", "lf": "frozen_layers"}  # fmt: skip
 # Settings a sweep sets itself: a grid file may not vary them.
 SWEEP_OWNED = ("data_dir", "split_path", "out_dir")
+# Settings that decide what a run's dev score is: every run of a sweep must share them (base only).
+SCORING_FIELDS = ("dev_metric", "max_dev_images")
 # Fields always spelled in a run's name, in this order.
 NAMED_FIELDS = (
     "transfer_layers",
@@ -279,6 +281,7 @@ def expand_grid(
     grid = grid_from_dict(grid.to_dict())  # aliases resolved, keys checked
     fixed = {**grid.base, **(overrides or {}), "data_dir": os.path.abspath(data_dir),
              "split_path": os.path.abspath(split_path) if split_path else None}  # fmt: skip
+    _check_scoring_fixed(grid)
     fixed.setdefault("dev_metric", "ap50")
     if fixed["dev_metric"] != "ap50":  # the table ranks and labels runs by AP@0.5
         raise SweepError(
@@ -327,6 +330,22 @@ def expand_grid(
         config = TrainConfig.from_dict({**config.to_dict(), "out_dir": str(runs_dir / name)})
         points.append(SweepPoint(name, dict(params), config))
     return points, invalid
+
+
+def _check_scoring_fixed(grid: SweepGrid) -> None:
+    """Refuse a grid or point that varies how runs are scored: their scores would not be comparable."""
+    varied = [f"grid.{name}" for name in grid.grid if name in SCORING_FIELDS]
+    varied += [
+        f"points[{i}].{name}"
+        for i, point in enumerate(grid.points)
+        for name in point
+        if name in SCORING_FIELDS
+    ]
+    if varied:
+        raise SweepError(
+            f"{', '.join(varied)}: a sweep ranks its runs on one dev score, so {' and '.join(SCORING_FIELDS)} "
+            "may be set in 'base' only (the same for every run), not in 'grid' or 'points'"
+        )
 
 
 def _with_init_model(config: TrainConfig, params: dict[str, Any]) -> TrainConfig:

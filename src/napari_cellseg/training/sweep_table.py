@@ -1,7 +1,8 @@
 """The ranked sweep table (``sweep_results.csv`` and ``sweep_results.md``) and Markdown helpers.
 
 Finished runs are ranked by dev score (AP@0.5 after the watershed), ties by
-dev pixel F1, then by name; unfinished runs follow, unranked. The Markdown
+dev pixel F1, then by name; unfinished runs follow, unranked, and so does a
+run scored by another metric (its ``error`` cell says so). The Markdown
 file adds, for every setting the sweep varies, the mean and best dev score of
 the runs with each value, and lists the combinations skipped as invalid.
 """
@@ -23,9 +24,11 @@ from .sweep_run import RunRecord
 CSV_NAME = "sweep_results.csv"
 MARKDOWN_NAME = "sweep_results.md"
 COLUMNS = ("rank", "run", "l", "l_a", "l_f", "lr", "loss", "weights", "other", "trainable_params",
-           "dev_ap50", "dev_pixel_f1", "best_epoch", "time_s", "device", "status")  # fmt: skip
+           "dev_ap50", "dev_pixel_f1", "best_epoch", "time_s", "device", "status", "error")  # fmt: skip
 MARKDOWN_HEADER = ("rank", "run", "l", "l_a", "l_f", "lr", "loss", "weights", "other", "trainable params",
-                   "dev AP@0.5", "dev pixel F1", "best epoch", "time", "device", "status")  # fmt: skip
+                   "dev AP@0.5", "dev pixel F1", "best epoch", "time", "device", "status", "error")  # fmt: skip
+SCORE_NAME = "ap50"  # the dev metric a sweep ranks by
+ERROR_CHARS = 120  # an error cell's length: the whole message is in the run's run.json
 
 
 def _score(record: RunRecord) -> float | None:
@@ -33,10 +36,18 @@ def _score(record: RunRecord) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
+def is_ranked(record: RunRecord) -> bool:
+    """A finished run with a dev AP@0.5 score (one scored by another metric is not comparable)."""
+    return record.done and _score(record) is not None and record.score_name == SCORE_NAME
+
+
 def rank_records(records: Iterable[RunRecord]) -> list[RunRecord]:
-    """Finished runs by dev score (best first; ties: pixel F1, then name), then the others by name."""
+    """Finished runs by dev score (best first; ties: pixel F1, then name), then the others by name.
+
+    A run whose ``score_name`` is not ``ap50`` is not ranked: its dev score is another metric's.
+    """
     records = list(records)
-    scored = [r for r in records if r.done and _score(r) is not None]
+    scored = [r for r in records if is_ranked(r)]
     scored.sort(key=lambda r: (-_score(r), -(r.metric("pixel_f1") or 0.0), r.name))
     rest = [r for r in records if r not in scored]
     rest.sort(key=lambda r: (not r.done, r.status, r.name))
@@ -70,9 +81,17 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+def error_text(record: RunRecord) -> str:
+    """The ``error`` cell: why a run failed or was not trained (shortened), or why it is not ranked."""
+    if record.done and _score(record) is not None and record.score_name != SCORE_NAME:
+        return f"scored by dev {record.score_name}, not {SCORE_NAME}: not ranked"
+    text = " ".join(record.error.split()) if not record.done else ""
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+
+
 def record_row(record: RunRecord, rank: int | None) -> dict[str, Any]:
     """One CSV row (plain values; empty strings for missing ones)."""
-    score = _score(record)
+    score = _score(record) if record.score_name == SCORE_NAME else None
     f1 = record.metric("pixel_f1")
     return {
         "rank": rank if rank is not None else "", "run": record.name,
@@ -83,7 +102,7 @@ def record_row(record: RunRecord, rank: int | None) -> dict[str, Any]:
         "dev_ap50": "" if score is None else round(score, 4), "dev_pixel_f1": "" if f1 is None else round(f1, 4),
         "best_epoch": record.best_epoch if record.done else "",
         "time_s": round(record.elapsed_s, 1) if record.elapsed_s else "", "device": record.device,
-        "status": record.status,
+        "status": record.status, "error": error_text(record),
     }  # fmt: skip
 
 
@@ -91,8 +110,7 @@ def table_rows(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
     """Rows of the ranked table (see :func:`rank_records`)."""
     rows = []
     for index, record in enumerate(rank_records(records)):
-        ranked = record.done and _score(record) is not None
-        rows.append(record_row(record, index + 1 if ranked else None))
+        rows.append(record_row(record, index + 1 if is_ranked(record) else None))
     return rows
 
 
@@ -137,7 +155,7 @@ def parameter_summary(records: Iterable[RunRecord], fields: Sequence[str] | None
 
     ``fields`` defaults to every setting that takes more than one value.
     """
-    done = [r for r in records if r.done and _score(r) is not None]
+    done = [r for r in records if is_ranked(r)]
     values: dict[str, dict[str, list[float]]] = {}
     for record in done:
         for key, value in record.params.items():
@@ -166,7 +184,7 @@ def format_markdown(
     rows = table_rows(records)
     body = [[r["rank"], f"`{r['run']}`", r["l"], r["l_a"], r["l_f"], r["lr"], r["loss"], r["weights"],
              r["other"], f"{r['trainable_params']:,}" if r["trainable_params"] != "" else "", r["dev_ap50"],
-             r["dev_pixel_f1"], r["best_epoch"], _seconds(r["time_s"]), r["device"], r["status"]]
+             r["dev_pixel_f1"], r["best_epoch"], _seconds(r["time_s"]), r["device"], r["status"], r["error"]]
             for r in rows]  # fmt: skip
     done = sum(1 for r in records if r.done)
     sub = "#" * (level + 1)
