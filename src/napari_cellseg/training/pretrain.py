@@ -10,7 +10,8 @@ Each image goes through the project's normalisation rule
 square crop of 50-100 % of its short side (training; the centre square for
 validation), a resize to ``input_size``, and random flips / 90 degree
 rotations. The result is saved with :func:`napari_cellseg.models.m2.save_m2`
-and is used by ``train --m2 OUT``.
+and is used by ``train --m2 OUT``. A cancelled run saves nothing: an M2 of
+fewer epochs than asked would look like a finished one to ``train --m2``.
 """
 
 from __future__ import annotations
@@ -205,7 +206,11 @@ def _batches(samples: list, batch: int, size: int, norm: Any, seed: int | None, 
 def iter_pretrain(
     config: PretrainConfig, cancel: Callable[[], bool] | None = None
 ) -> Generator[PretrainEpochReport, None, PretrainResult]:
-    """Train and save an M2 classifier; yield a report per epoch; return the result."""
+    """Train and save an M2 classifier; yield a report per epoch; return the result.
+
+    When ``cancel()`` turns true the run stops before its next step and saves
+    nothing (the result's ``cancelled`` is True, ``out_dir`` is left as it was).
+    """
     import torch
 
     from ..data.normalize import NormalizationConfig
@@ -264,6 +269,8 @@ def iter_pretrain(
             samples_per_s=len(train_set) / seconds if seconds > 0 else 0.0,
             elapsed_s=time.perf_counter() - started, eta_s=seconds * (config.epochs - epoch),
         )  # fmt: skip
+    if cancelled:  # an M2 with fewer epochs than asked would pass for a finished one in train --m2
+        return _result(config, classes, epoch, True, val_acc, train_acc, started)
     m2 = M2Config(
         arch=config.arch, num_classes=len(classes), name=config.name or Path(config.out_dir).name,
         class_names=classes, mean=mean, std=std, input_size=config.input_size,
@@ -271,6 +278,10 @@ def iter_pretrain(
         licence="trained by its user on their own data" + (f"; initialised from {config.init}" if config.init else ""),
     )  # fmt: skip
     save_m2(config.out_dir, model.cpu().eval(), m2)
+    return _result(config, classes, epoch, False, val_acc, train_acc, started)
+
+
+def _result(config, classes, epoch, cancelled, val_acc, train_acc, started) -> PretrainResult:
     return PretrainResult(
         out_dir=str(config.out_dir), arch=config.arch, class_names=classes, epochs_done=epoch,
         cancelled=cancelled, val_accuracy=val_acc, train_accuracy=train_acc,

@@ -68,10 +68,17 @@ def run_pretrain(args: argparse.Namespace) -> int:
             result = run_pretraining(config, cancel=stop, callback=progress.update)
     except errors as err:
         raise CommandError(str(err)) from None
+    if result.cancelled:
+        print(
+            f"stopped after {result.epochs_done} of {config.epochs} epoch(s): nothing saved to "
+            f"{result.out_dir} (an M2 is saved only when every epoch has run)",
+            file=sys.stderr,
+        )
+        return 130
     print(
         f"saved M2 {result.arch} ({len(result.class_names)} classes: {', '.join(result.class_names)}) "
         f"to {result.out_dir}; train accuracy {result.train_accuracy:.3f}"
         + (f", val accuracy {result.val_accuracy:.3f}" if result.val_accuracy is not None else ""),
         file=sys.stderr,
     )
-    return 130 if result.cancelled else 0
+    return 0
