@@ -22,11 +22,13 @@ from typing import Any
 
 from .sweep_grid import SweepPoint
 from .sweep_run import (
+    LEFT_ALONE_EXIT,
     STOP_FILE,
     TASK_FILE,
     RunRecord,
     execute_run,
     iter_run,
+    left_alone_record,
     read_record,
     record_path,
     task_dict,
@@ -200,31 +202,31 @@ def run_gpus(
     token = uuid.uuid4().hex  # this sweep's: the stop files it writes name it
     queue = list(points)
     free = [str(g) for g in gpus]
-    running: dict[str, tuple[subprocess.Popen, SweepPoint, Any]] = {}
+    running: dict[str, tuple[subprocess.Popen, SweepPoint, Any, _Before]] = {}
     stopping = False
     try:
         while queue or running:
             if not stopping and cancel is not None and cancel():
                 stopping = True
                 queue.clear()
-                _request_stop((point for _, point, _ in running.values()), token)
+                _request_stop((point for _, point, _, _ in running.values()), token)
             while queue and free:
                 gpu, point = free.pop(0), queue.pop(0)
                 running[gpu] = _launch(point, gpu, command, token)
                 yield RunEvent("start", point, gpu)
-            finished = [g for g, (proc, _, _) in running.items() if proc.poll() is not None]
+            finished = [g for g, (proc, *_) in running.items() if proc.poll() is not None]
             if not finished:
                 time.sleep(poll_s)
                 continue
             for gpu in finished:
-                proc, point, log = running.pop(gpu)
+                proc, point, log, before = running.pop(gpu)
                 log.close()
                 free.append(gpu)
-                yield RunEvent("end", point, _gpu_record(point, proc.returncode, gpu, stopping))
+                yield RunEvent("end", point, _gpu_record(point, proc.returncode, gpu, stopping, before))
     finally:
-        for proc, _, _ in running.values():
+        for proc, *_ in running.values():
             proc.terminate()
-        for proc, _, log in running.values():
+        for proc, _, log, _ in running.values():
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:  # pragma: no cover - a hung worker
@@ -232,34 +234,60 @@ def run_gpus(
             log.close()
 
 
+@dataclass(frozen=True)
+class _Before:
+    """What a run's ``run.json`` and log held when its subprocess started."""
+
+    attempts: int | None  # None: no run.json
+    started: str
+    log_size: int
+
+    def wrote(self, record: RunRecord) -> bool:
+        """Whether ``record`` was written by the subprocess started after this (not left by an earlier attempt)."""
+        return self.attempts is None or (record.attempts, record.started) != (self.attempts, self.started)
+
+
 def _launch(point: SweepPoint, gpu: str, command: Callable[[Path], list[str]], token: str = ""):
     from ..config import atomic_write_text
 
     run_dir = Path(point.config.out_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    previous = read_record(run_dir)
+    log_path = run_dir / LOG_FILE
+    before = _Before(None if previous is None else previous.attempts, "" if previous is None else previous.started,
+                     log_path.stat().st_size if log_path.is_file() else 0)  # fmt: skip
     task_path = run_dir / TASK_FILE
     task = task_dict(point.name, point.params, point.config, gpu, sweep_token=token)
     atomic_write_text(task_path, json.dumps(task, indent=2))
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
-    log = open(run_dir / LOG_FILE, "ab")  # closed when the subprocess ends
+    log = open(log_path, "ab")  # closed when the subprocess ends
     proc = subprocess.Popen(command(task_path), env=env, stdout=log, stderr=subprocess.STDOUT)
-    return proc, point, log
+    return proc, point, log, before
 
 
-def _gpu_record(point: SweepPoint, returncode: int, gpu: str, stopping: bool = False) -> RunRecord:
+def _gpu_record(
+    point: SweepPoint, returncode: int, gpu: str, stopping: bool = False, before: _Before | None = None
+) -> RunRecord:
+    """The record of a run whose subprocess ended: its own ``run.json``, or why it wrote none."""
+    before = before or _Before(None, "", 0)
+    if returncode == LEFT_ALONE_EXIT:  # another live process trains it: its run.json is that one's
+        return left_alone_record(point.name, point.params, point.config.out_dir)
     record = read_record(point.config.out_dir)
-    if record is not None and record.status in ("done", "failed", "cancelled"):
+    if record is not None and record.status in ("done", "failed", "cancelled") and before.wrote(record):
         return record
-    tail = _log_tail(Path(point.config.out_dir) / LOG_FILE)
+    tail = _log_tail(Path(point.config.out_dir) / LOG_FILE, offset=before.log_size)
     reason = f"worker exited with status {returncode} on GPU {gpu}: {tail}"
     if stopping:  # e.g. Ctrl-C while it was starting: not a failure, it runs next time
         return _ended(point, "cancelled", reason, gpu)
     return _failed(point, reason, gpu)
 
 
-def _log_tail(path: Path, lines: int = 3) -> str:
+def _log_tail(path: Path, lines: int = 3, offset: int = 0) -> str:
+    """The last ``lines`` of ``path`` from byte ``offset`` on (this attempt's part of an appended log)."""
     try:
-        text = path.read_text(errors="replace").strip().splitlines()
+        with open(path, "rb") as file:
+            file.seek(offset)
+            text = file.read().decode(errors="replace").strip().splitlines()
     except OSError:
         return "(no log)"
     return " / ".join(text[-lines:]) or "(empty log)"

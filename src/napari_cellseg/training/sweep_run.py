@@ -33,6 +33,7 @@ STOP_FILE = ".stop"  # a cancelled sweep's token: its runs on Dask workers stop 
 RUN_LOCK_STALE_S = 600.0  # a lock not touched for this long (or whose pid is gone here) is a dead one's
 RUN_LOCK_WAIT_S = 300.0  # how long a Dask task waits for a cancelled task of its run to stop
 STATUSES = ("pending", "running", "done", "failed", "cancelled")
+LEFT_ALONE_EXIT = 75  # a worker's exit status when another live process trains its run (EX_TEMPFAIL)
 
 
 @dataclass
@@ -163,15 +164,7 @@ def iter_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = _take_run_lock(run_dir, lock_wait_s)
     if lock is None:  # e.g. a sweep run again while a Dask worker still trains it
-        busy = read_record(run_dir) or RunRecord(name=name, params=dict(params), status="running")
-        from .locks import describe_owner
-
-        owner = describe_owner(run_dir / RUN_LOCK)
-        busy.error = (
-            f"another process ({owner}) is training this run (lock {run_dir / RUN_LOCK}); left alone: "
-            "run the sweep again once it has finished (or delete the lock if that process is gone)"
-        )
-        return busy
+        return left_alone_record(name, params, run_dir)
     if sweep_token is not None and _stop_token(run_dir) not in (None, sweep_token):
         (run_dir / STOP_FILE).unlink(missing_ok=True)  # an earlier sweep's task, which has stopped
     previous = read_record(run_dir)
@@ -211,6 +204,23 @@ def iter_run(
     record.elapsed_s = round(_stored_elapsed(run_dir, result.elapsed_s), 3)
     record.save(record_path(run_dir))
     return record
+
+
+def left_alone_record(name: str, params: dict[str, Any], run_dir: str | os.PathLike) -> RunRecord:
+    """The record of a run another process is training (its lock held): not trained, ``run.json`` untouched."""
+    from .locks import describe_owner
+
+    run_dir = Path(run_dir)
+    busy = read_record(run_dir) or RunRecord(name=name, params=dict(params), status="running")
+    busy.params = dict(params)
+    if busy.status not in ("pending", "running"):  # its run.json is from before that process began
+        busy.status = "running"
+    owner = describe_owner(run_dir / RUN_LOCK)
+    busy.error = (
+        f"another process ({owner}) is training this run (lock {run_dir / RUN_LOCK}); left alone: "
+        "run the sweep again once it has finished (or delete the lock if that process is gone)"
+    )
+    return busy
 
 
 def _take_run_lock(run_dir: Path, wait_s: float = 0.0) -> Path | None:
@@ -295,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             return 1
     print(f"{record['name']}: {record['status']} {record.get('error', '')}".rstrip(), file=sys.stderr)
-    return {"done": 0, "cancelled": 130}.get(record["status"], 1)
+    return {"done": 0, "cancelled": 130, "running": LEFT_ALONE_EXIT}.get(record["status"], 1)
 
 
 if __name__ == "__main__":
