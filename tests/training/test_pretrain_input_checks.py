@@ -61,3 +61,21 @@ def test_an_empty_out_folder_is_used(tmp_path):
                             input_size=32, num_threads=1, val_fraction=0)  # fmt: skip
     result = run_pretraining(config)
     assert result.class_names == ["A", "B"] and (tmp_path / "m2" / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--batch-size", "1", "batch_size must be >= 2 (the network's BatchNorm layers need more than one"),
+        ("--seed", "-1", "seed must be a whole number from 0 to 2**64 - 1, got -1"),
+        ("--seed", str(2**64), "seed must be a whole number from 0 to 2**64 - 1"),
+    ],
+)
+def test_a_batch_of_one_and_a_bad_seed_are_refused_before_training(tmp_path, capsys, option, value, message):
+    root = _class_folder(tmp_path / "cls")
+    argv = ["pretrain", "--data", str(root), "--arch", ARCH, "--out", str(tmp_path / "m2"),
+            "--epochs", "1", "--input-size", "32", "--threads", "1", "--quiet", option, value]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "m2").exists()

@@ -29,6 +29,7 @@ import numpy as np
 from ..config import ConfigError, JsonConfig
 from ..generators import run_to_end
 from ..io import IMAGE_SUFFIXES
+from .config import MAX_SEED
 from .reports import PretrainEpochReport, PretrainResult
 
 
@@ -57,9 +58,16 @@ class PretrainConfig(JsonConfig):
         for key in ("data_dir", "out_dir", "arch"):
             if not getattr(self, key):
                 problems.append(f"{key} is required")
-        for key in ("epochs", "batch_size"):
-            if getattr(self, key) < 1:
-                problems.append(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.epochs < 1:
+            problems.append(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 2:  # BatchNorm trains on batch statistics: one image has none at a 1x1 map
+            problems.append(
+                f"batch_size must be >= 2 (the network's BatchNorm layers need more than one "
+                f"image per step), got {self.batch_size}"
+            )
+        # numpy's generators take no negative seed, torch none past 64 bits (as TrainConfig)
+        if not 0 <= self.seed <= MAX_SEED:
+            problems.append(f"seed must be a whole number from 0 to 2**64 - 1, got {self.seed}")
         if self.input_size < 16:
             problems.append(f"input_size must be >= 16, got {self.input_size}")
         if not 0 <= self.val_fraction < 1:
