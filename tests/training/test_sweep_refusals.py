@@ -72,6 +72,14 @@ def test_a_split_without_dev_rows_or_train_rows_of_a_runs_microscopes_is_refused
             {"grid": {"augment_preset": ["light", "nonsense"]}},
             r"augment_preset must be one of \[.*'nonsense'",
         ),
+        (
+            {"grid": {"lr": [0.1]}, "points": [{"normalization": {"low_percentil": 1}}]},
+            r"normalization: NormalizationConfig: unknown key\(s\) \['low_percentil'\]",
+        ),
+        (
+            {"grid": {"normalization": [None, {"low_percentile": 50, "high_percentile": 10}]}},
+            r"normalization: need 0 <= low_percentile < high_percentile <= 100, got 50\.0 and 10\.0",
+        ),
     ],
 )
 def test_grid_values_refused_per_run_name_the_grid_file(tmp_path, sample_split, capsys, grid, message):

@@ -271,6 +271,7 @@ class TrainConfig(JsonConfig):
                 f"amp 'fp16' trains on CUDA only (with a gradient scaler), device is {self.device!r}: {FP16_ADVICE}"
             )
         out += self._augment_problems()
+        out += self._normalization_problems()
         return out
 
     def _augment_problems(self) -> list[str]:
@@ -285,6 +286,18 @@ class TrainConfig(JsonConfig):
             AugmentConfig.from_dict(dict(self.augment))
         except (ConfigError, TypeError, ValueError) as err:
             return [f"augment: {err}"]
+        return []
+
+    def _normalization_problems(self) -> list[str]:
+        """A ``normalization`` dict that ``NormalizationConfig`` refuses (unknown key, low >= high...)."""
+        from ..data.normalize import NormalizationConfig
+
+        if self.normalization is None:
+            return []
+        try:
+            NormalizationConfig.from_dict(dict(self.normalization))
+        except (ConfigError, TypeError, ValueError) as err:
+            return [f"normalization: {err}"]
         return []
 
     def validate(self) -> TrainConfig:
