@@ -128,3 +128,37 @@ def test_weights_without_batchnorm_step_counters_import(tmp_path, tiny_m2):
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x), model.eval()(x))
+
+
+def test_a_dataparallel_checkpoint_imports_without_its_module_prefix(tmp_path, tiny_m2, capsys):
+    model, _ = tiny_m2
+    path = tmp_path / "dp.pth"
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, path)
+    out = tmp_path / "m2"
+    assert main(["import-m2", str(path), "--arch", TINY_ARCH, "--out", str(out)]) == 0
+    assert "note:" in (err := capsys.readouterr().err) and "'module.'" in err and "removed" in err
+    assert M2Config.load(out / M2_CONFIG).weights_sha256 == state_dict_sha256(model.state_dict())
+
+
+def test_an_ema_checkpoint_says_which_weights_it_took(tmp_path, tiny_m2, capsys):
+    model, _ = tiny_m2
+    weights = model.state_dict()
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in weights.items()}
+    path = tmp_path / "ema.pth"
+    torch.save({"state_dict": weights, "state_dict_ema": ema, "epoch": 3}, path)
+    out = tmp_path / "m2"
+    assert main(["import-m2", str(path), "--arch", TINY_ARCH, "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "note:" in err and "took the weights under 'state_dict'" in err and "['state_dict_ema']" in err
+    assert M2Config.load(out / M2_CONFIG).weights_sha256 == state_dict_sha256(weights)
+
+
+def test_partly_prefixed_keys_hint_at_dataparallel(tmp_path, tiny_m2, capsys):
+    model, _ = tiny_m2
+    state = model.state_dict()
+    first = next(iter(state))
+    path = tmp_path / "mixed.pth"
+    torch.save({("module." + k if k == first else k): v for k, v in state.items()}, path)
+    assert main(["import-m2", str(path), "--arch", TINY_ARCH, "--out", str(tmp_path / "m2")]) == 2
+    err = capsys.readouterr().err
+    assert "DataParallel" in err and "another architecture" not in err

@@ -19,8 +19,10 @@ Read a pretrained classifier's weights (a bare state dict .pt/.pth, or a
 comes from the classifier's weights. Give the input statistics the network was
 trained with (--mean, --std, on the [0, 1] scale); without them timm's defaults
 for ARCH are used. State dicts in the efficientnet_pytorch layout (_conv_stem,
-_blocks.N...) are renamed to timm's keys. A file that would run code when
-loaded is refused.
+_blocks.N...) are renamed to timm's keys, and a 'module.' prefix on every key
+(torch DataParallel) is removed. A checkpoint holding several state dicts
+(state_dict and state_dict_ema) gives the one under state_dict, with a note.
+A file that would run code when loaded is refused.
 """
 
 
@@ -67,9 +69,12 @@ def _read_class_names(path: Path, num_classes: int) -> list[str]:
 
 def run_import_m2(args: argparse.Namespace) -> int:
     import dataclasses
+    import sys
+    import warnings
 
     from ..cli import CommandError, check_out_folder
     from .m2 import ModelLoadError, load_m2, save_m2
+    from .weights_io import WeightsNote
 
     check_out_folder(args.out)
     if args.out.is_file() or (args.out.is_dir() and any(args.out.iterdir())):
@@ -82,9 +87,16 @@ def run_import_m2(args: argparse.Namespace) -> int:
     if args.std is not None and min(args.std) <= 0:
         raise CommandError(f"--std {' '.join(map(str, args.std))}: must be positive")
     try:
-        model, config = load_m2(args.weights, arch=args.arch)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", WeightsNote)
+            model, config = load_m2(args.weights, arch=args.arch)
     except ModelLoadError as err:
         raise CommandError(str(err)) from None
+    for warning in caught:  # which weights were taken: a note, not a Python warning
+        if issubclass(warning.category, WeightsNote):
+            print(f"note: {warning.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
     changes = {"name": args.name or args.weights.stem, "source": args.source or str(args.weights.resolve())}
     if args.licence:
         changes["licence"] = args.licence

@@ -23,10 +23,16 @@ if TYPE_CHECKING:
 
 # State dicts saved by training scripts often nest the weights under one of these keys.
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net")
+# torch.nn.DataParallel / DistributedDataParallel save every key under the wrapper's attribute.
+_WRAPPER_PREFIX = "module."
 
 
 class ModelLoadError(ValueError):
     """A checkpoint or model directory is missing, unsafe, or does not fit its architecture."""
+
+
+class WeightsNote(UserWarning):
+    """How a weights file was read, where it held more than one candidate or a wrapper's prefix."""
 
 
 def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:
@@ -82,9 +88,10 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         try:
             with safe_open(str(path), framework="pt") as fh:
                 metadata = fh.metadata() or {}
-                return {k: fh.get_tensor(k) for k in fh.keys()}, metadata
+                state = {k: fh.get_tensor(k) for k in fh.keys()}
         except (SafetensorError, OSError, ValueError) as err:
             raise ModelLoadError(f"{path}: not a readable safetensors file ({err})") from None
+        return _strip_wrapper_prefix(state, path), metadata
     if kind is None:  # a text file renamed .pt makes torch's unpickler fail with a bare KeyError
         if path.suffix.lower() == ".safetensors":
             raise ModelLoadError(
@@ -112,7 +119,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         raise ModelLoadError(
             f"{path}: not a PyTorch weights file (damaged or another format: {type(err).__name__})"
         ) from None
-    return _unnest_state_dict(obj, path), {}
+    return _strip_wrapper_prefix(_unnest_state_dict(obj, path), path), {}
 
 
 def weights_format(head: bytes, size: int) -> str | None:
@@ -148,6 +155,14 @@ def _unnest_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     if isinstance(obj, dict):
         for key in _NESTED_KEYS:
             if isinstance(obj.get(key), dict):
+                others = [k for k, v in obj.items() if k != key and _tensors_only(v)]
+                if others:  # e.g. a timm checkpoint's state_dict_ema beside state_dict
+                    warnings.warn(
+                        f"{path}: took the weights under {key!r}; the file also holds {others} "
+                        "(for those, save that entry alone as a state dict and import it)",
+                        WeightsNote,
+                        stacklevel=3,
+                    )
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not obj:
@@ -156,6 +171,27 @@ def _unnest_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     if not_tensors:
         raise ModelLoadError(f"{path}: not a state dict: entries {not_tensors[:5]} are not tensors")
     return dict(obj)
+
+
+def _tensors_only(value: Any) -> bool:
+    import torch
+
+    return (
+        isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+    )
+
+
+def _strip_wrapper_prefix(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """Drop a ``module.`` prefix that every key has (a DataParallel checkpoint), with a note."""
+    if not state or not all(key.startswith(_WRAPPER_PREFIX) for key in state):
+        return state
+    warnings.warn(
+        f"{path}: every key starts with {_WRAPPER_PREFIX!r} (saved from torch DataParallel); "
+        "the prefix was removed",
+        WeightsNote,
+        stacklevel=3,
+    )
+    return {key[len(_WRAPPER_PREFIX) :]: value for key, value in state.items()}
 
 
 def load_weights_into(
@@ -190,6 +226,11 @@ def load_weights_into(
         problems.append(f"{len(mismatched)} shape mismatch(es) (e.g. {'; '.join(mismatched[:3])})")
     if problems:
         hint = " Is it a checkpoint of another architecture?" if missing or unexpected else ""
+        if any(key.startswith(_WRAPPER_PREFIX) for key in unexpected):
+            hint = (
+                f" Keys starting with {_WRAPPER_PREFIX!r} come from a torch DataParallel wrapper: "
+                "save the wrapped model's state_dict (model.module.state_dict())."
+            )
         raise ModelLoadError(
             f"{what}: the weights do not fit architecture {arch!r}: {'; '.join(problems)}.{hint}"
         )
