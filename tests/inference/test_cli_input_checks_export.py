@@ -56,14 +56,19 @@ def test_out_folder_format_mismatch_and_json_suffix_are_refused(model_dir, tmp_p
 def test_format_from_the_suffix_and_the_sidecar_is_kept_without_overwrite(model_dir, tmp_path, capsys):
     out = tmp_path / "a.pt"
     assert _export(model_dir, "--out", str(out)) == 0  # torchscript, from .pt
-    sidecar = (tmp_path / "a.json").read_text()
+    sidecar = (tmp_path / "a.pt.json").read_text()
     assert export.load_torchscript(out)[1]["format"] == "torchscript"
     assert '"format": "torchscript"' in sidecar
+    # a.onnx of the same stem keeps a sidecar of its own: a.pt's is not replaced
+    assert _export(model_dir, "--out", str(tmp_path / "a.onnx")) == 0
+    assert '"format": "onnx"' in (tmp_path / "a.onnx.json").read_text()
+    assert (tmp_path / "a.pt.json").read_text() == sidecar and not (tmp_path / "a.json").exists()
     capsys.readouterr()
-    # a.onnx would write a.json too: the earlier export's sidecar is not replaced silently.
-    assert _export(model_dir, "--out", str(tmp_path / "a.onnx")) == 2
-    assert "a.json exists" in capsys.readouterr().err
-    assert (tmp_path / "a.json").read_text() == sidecar and not (tmp_path / "a.onnx").exists()
+    # an earlier export's sidecar, its file since removed, is not replaced silently
+    out.unlink()
+    assert _export(model_dir, "--out", str(out)) == 2
+    assert "a.pt.json exists" in capsys.readouterr().err
+    assert (tmp_path / "a.pt.json").read_text() == sidecar and not out.exists()
 
 
 def test_a_failed_write_is_one_line(model_dir, tmp_path, monkeypatch, capsys):
@@ -83,10 +88,11 @@ def test_an_out_whose_file_or_sidecar_is_the_models_own_is_refused(model_dir, tm
     model = tmp_path / "model"
     shutil.copytree(model_dir, model)
     config = (model / "config.json").read_text()
-    for args in (["--out", str(model / "config.pt"), "--overwrite"], ["--out", str(model / "config.pt")]):
-        assert _export(model, *args) == 2
+    # a suffix-less --out's sidecar is config.json
+    for args in (["--out", str(model / "config"), "--overwrite"], ["--out", str(model / "config")]):
+        assert _export(model, *args, "--format", "torchscript") == 2
         err = capsys.readouterr().err
         assert f"would replace the model's config {model / 'config.json'}" in err
-    assert (model / "config.json").read_text() == config and not (model / "config.pt").exists()
+    assert (model / "config.json").read_text() == config and not (model / "config").exists()
     assert _export(model, "--out", str(model / "config.json" / "m.pt")) == 2  # checked before compiling
     assert "is a file, so the folder cannot be made" in capsys.readouterr().err

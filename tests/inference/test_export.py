@@ -47,7 +47,7 @@ def test_torchscript_export_reproduces_the_probabilities(tmp_path, model_and_con
         np.testing.assert_allclose(got, eager_probabilities(model, config, x), atol=1e-5)
     assert metadata["normalization"] == config.normalization.to_dict()
     assert metadata["output"]["classes"] == ["background", "boundary", "interior"]
-    assert json.loads((tmp_path / "model.json").read_text()) == metadata
+    assert json.loads((tmp_path / "model.pt.json").read_text()) == metadata
     assert metadata["model_config"]["object_diameter"] == pytest.approx(config.object_diameter)
 
 
@@ -125,7 +125,7 @@ def test_export_cli(tmp_path, capsys):
     model_dir = save_fitted_model(tmp_path / "model")
     out = tmp_path / "exported.pt"
     assert main(["export", "--model", str(model_dir), "--format", "torchscript", "--out", str(out)]) == 0
-    assert out.is_file() and (tmp_path / "exported.json").is_file()
+    assert out.is_file() and (tmp_path / "exported.pt.json").is_file()
     assert "wrote" in capsys.readouterr().out
     # An existing file is kept unless --overwrite.
     assert main(["export", "--model", str(model_dir), "--format", "onnx", "--out", str(out)]) == 2
@@ -151,7 +151,7 @@ def test_the_metadata_carries_the_object_scale_and_its_rule(tmp_path, model_and_
     config = copy.deepcopy(config)
     config.default_diameter = 0.0  # as the bundled model: the plugin estimates each image's size
     export.export_model(model, config, tmp_path / "m.pt")
-    sidecar = json.loads((tmp_path / "m.json").read_text())
+    sidecar = json.loads((tmp_path / "m.pt.json").read_text())
     assert sidecar["object_diameter"] == pytest.approx(config.object_diameter)
     assert sidecar["default_diameter"] == 0.0
     rule = sidecar["input"]["rule"]

@@ -237,8 +237,8 @@ def _register_export(subparsers) -> None:
         description=(
             "Write the model as TorchScript (.pt) or ONNX (.onnx): input float32 (N, 3, H, W) "
             "normalised images of any size, output (N, 3, H, W) probabilities of background, "
-            "boundary and interior. The normalisation rule and the model config are embedded "
-            "and written beside it as a JSON file of the same name (cells.pt: cells.json)."
+            "boundary and interior. The normalisation and object-scale rules and the model config "
+            "are embedded and written beside it as a JSON file (cells.pt: cells.pt.json)."
         ),
     )
     parser.add_argument("--model", type=Path, metavar="DIR", help="model directory (default, or 'default': the bundled default model)")  # fmt: skip
@@ -254,9 +254,10 @@ def _register_export(subparsers) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     from ..cli import CommandError, check_out_file, same_file
+    from .export_files import sidecar_path
     from .runtime import ModelNotFoundError, resolve_model, resolve_model_dir
 
-    out, sidecar = args.out, args.out.with_suffix(".json")
+    out, sidecar = args.out, sidecar_path(args.out)
     # Everything about --out is checked before the model is loaded and compiled.
     if out.is_dir():
         raise CommandError(f"--out {out} is a folder; give a file name such as {out / 'model.onnx'}")
@@ -265,7 +266,7 @@ def _run_export(args: argparse.Namespace) -> int:
     except ModelNotFoundError:
         model_dir = args.model  # refused when it is loaded, after the checks of --out and --opset
     read = model_files(model_dir) if model_dir is not None else []
-    for source, what in read:  # cells.pt also writes cells.json: neither may be the model's
+    for source, what in read:  # cells.pt also writes cells.pt.json: neither may be the model's
         if same_file(out, source) or same_file(sidecar, source):
             raise CommandError(
                 f"--out {out} would replace {what} {source} (the export writes {out.name} and {sidecar.name}); "
@@ -276,7 +277,7 @@ def _run_export(args: argparse.Namespace) -> int:
         raise CommandError(f"{out} exists; use --overwrite to replace it")
     if out.suffix.lower() == ".json":
         raise CommandError(f"--out {out}: .json is the sidecar's suffix; give a .pt or .onnx file")
-    if sidecar.exists() and not args.overwrite:  # e.g. an earlier a.onnx export's a.json
+    if sidecar.exists() and not args.overwrite:  # an earlier export's, its file since removed
         raise CommandError(
             f"{sidecar} exists (the .json of an earlier export?); use --overwrite to replace it"
         )

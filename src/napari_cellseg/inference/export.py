@@ -9,7 +9,7 @@ percentiles, which a tile cannot know; nor is the object scale (resampling by
 when the model's ``default_diameter`` is 0). Their rules and parameters travel with the
 export, embedded (TorchScript extra file ``napari_cellseg.json``, ONNX
 ``metadata_props`` key ``napari_cellseg``) and in a JSON sidecar
-of the same name (``cells.pt``: ``cells.json``): the model config, the normalisation config, the class names
+named after the whole file (``cells.pt``: ``cells.pt.json``): the model config, the normalisation config, the class names
 and the input/output contract.
 
 The network is compiled with ``torch.jit.script`` so that input-size dependent
@@ -48,6 +48,7 @@ from .export_files import (  # noqa: F401  (the loaders are re-exported: part of
     load_torchscript,
     read_onnx_metadata,
     run_onnx_reference,
+    sidecar_path,
 )
 
 # Below opset 11 ONNX cannot pad by an input-dependent amount, which any export here needs.
@@ -251,7 +252,7 @@ def export_model(
         Its config; ``loss`` decides the probability step, the rest is metadata.
     out : path
         File to write (``.pt`` / ``.onnx`` advised). The sidecar is
-        ``out`` with the suffix ``.json``.
+        ``out`` with ``.json`` appended (:func:`sidecar_path`).
     fmt : {"torchscript", "onnx"}, optional
         Default: the format ``out``'s suffix stands for (``.onnx``: ONNX),
         TorchScript for other suffixes. A format that contradicts the suffix
@@ -306,7 +307,7 @@ def export_model(
         _save_torchscript(compiled, out, text)
     else:
         _save_onnx(compiled, example, out, text, opset)
-    sidecar = _write(out.with_suffix(".json"), (text + "\n").encode("utf-8"))
+    sidecar = _write(sidecar_path(out), (text + "\n").encode("utf-8"))
     return ExportResult(out, sidecar, method, error)
 
 

@@ -32,6 +32,16 @@ def format_of(path: str | os.PathLike) -> str | None:
     return next((fmt for fmt, suffixes in SUFFIXES.items() if suffix in suffixes), None)
 
 
+def sidecar_path(out: str | os.PathLike) -> Path:
+    """The JSON sidecar of an export: its full file name plus ``.json`` (``cells.onnx.json``).
+
+    The full name, not the stem, so ``cells.pt`` and ``cells.onnx`` of one model keep
+    sidecars of their own (each records its format).
+    """
+    out = Path(out)
+    return out.with_name(out.name + ".json")
+
+
 def _existing_file(path: Any) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a file path, got {type(path).__name__}")
