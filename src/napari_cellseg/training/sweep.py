@@ -27,6 +27,7 @@ Layout::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -37,16 +38,24 @@ from typing import Any
 
 from ..config import JsonConfig, atomic_write_text
 from ..generators import run_to_end
-from .config import TrainConfig
 from .reports import EpochReport, StepReport
+from .sweep_checks import _check_done_model as _check_done_model  # re-exported: tests import it here
+from .sweep_checks import check_inputs, check_split_unchanged, check_stored_runs
 from .sweep_exec import RunEvent, default_threads, run_dask, run_gpus, run_serial, worker_command
-from .sweep_grid import InvalidPoint, SweepError, SweepGrid, SweepPoint, expand_grid, load_grid
-from .sweep_run import RunRecord, read_record, stored_split_hash
+from .sweep_grid import (
+    InvalidPoint,
+    SweepError,
+    SweepGrid,
+    SweepPoint,
+    expand_grid,
+    load_grid,
+)
+from .sweep_run import RunRecord
 from .sweep_table import is_ranked, rank_records, write_tables
 
 __all__ = [
-    "SweepConfig", "SweepError", "SweepReport", "SweepResult", "check_inputs", "iter_sweep", "plan_sweep",
-    "run_sweep",
+    "SweepConfig", "SweepError", "SweepReport", "SweepResult", "check_inputs", "check_stored_runs", "iter_sweep",
+    "plan_sweep", "run_sweep",
 ]  # fmt: skip
 
 SWEEP_FILE = "sweep.json"
@@ -137,11 +146,11 @@ def plan_sweep(
 
     ``where`` names the grid file in errors (default: ``grid`` when it is a path).
     """
-    if not isinstance(grid, SweepGrid):
-        where = where or str(grid)
-        grid = load_grid(grid)
     if not config.data_dir or not config.out_dir:
         raise SweepError("a sweep needs a dataset folder (--data) and an output folder (--out)")
+    if not isinstance(grid, SweepGrid):
+        where = where or str(grid)
+        grid = _load_grid(grid, config)
     threads = default_threads(config.threads, config.scheduler, config.gpus)
     overrides: dict[str, Any] = {} if threads is None else {"num_threads": threads}
     try:
@@ -157,85 +166,15 @@ def plan_sweep(
     return points, invalid
 
 
-def check_inputs(config: SweepConfig, points: list[SweepPoint] | tuple = ()) -> None:
-    """Fail once, before any run, on a dataset or split that every run (or one of ``points``) would fail on."""
-    from ..data.dataset import CellDataset, DatasetError
-    from ..data.splitfile import SplitError, read_split
-    from .setup import TrainingError, check_microscopes, train_microscopes
-
-    if not config.split_path:  # no dev set: every run would train and none be ranked
-        raise SweepError("a sweep ranks its runs by dev AP@0.5: give a split (--split) that has dev rows")
-    try:
-        dataset = CellDataset.open(config.data_dir, microscopes=None)  # the tags its manifest uses
-        subsets = read_split(config.split_path)
-    except (DatasetError, SplitError) as err:
-        raise SweepError(str(err)) from None
-    missing = [i for i in subsets if i not in dataset]
-    if missing:
+def _load_grid(path: str | os.PathLike, config: SweepConfig) -> SweepGrid:
+    """The grid file ``path``, refused when it is the ``sweep.json`` the sweep writes (it would be replaced)."""
+    own = Path(config.out_dir, SWEEP_FILE)
+    if Path(path).exists() and own.exists() and Path(path).resolve() == own.resolve():
         raise SweepError(
-            f"{config.split_path}: {len(missing)} id(s) are not in {config.data_dir} "
-            f"(e.g. {', '.join(missing[:3])}): is it the split of another dataset?"
+            f"{path}: the grid file is the sweep's own {SWEEP_FILE}, which the sweep rewrites: "
+            "keep the grid file outside --out (or give it another name)"
         )
-    if "dev" not in subsets.values():  # the engine scores every dev row, whatever a run's microscopes
-        raise SweepError(
-            f"{config.split_path}: no dev rows: a sweep ranks its runs by their dev AP@0.5, so none would be "
-            "ranked; use a split with dev rows (napari-cellseg split)"
-        )
-    trained = {dataset[i].microscope for i, subset in subsets.items() if subset == "train"}
-    for point in points:
-        try:
-            check_microscopes(point.config, dataset, subsets)
-        except TrainingError as err:
-            raise SweepError(f"run {point.name}: {err}") from None
-        wanted = train_microscopes(point.config, dataset)
-        if not trained & set(wanted):
-            raise SweepError(
-                f"{config.split_path}: no train rows of microscopes {list(wanted)}, "
-                f"which run {point.name} trains on"
-            )
-
-
-def check_split_unchanged(config: SweepConfig, points: list[SweepPoint]) -> None:
-    """Refuse to go on with runs trained on another split: their dev scores are of another dev set."""
-    from ..data.splitfile import split_hash
-
-    current = split_hash(config.split_path) if config.split_path else None
-    other: dict[str, list[str]] = {}
-    for point in points:
-        stored = stored_split_hash(point.config.out_dir)
-        if stored is not None and stored != current:
-            other.setdefault(stored, []).append(point.name)
-    if other:
-        runs = "; ".join(f"{', '.join(names)} (split hash {h[:12]})" for h, names in other.items())
-        raise SweepError(
-            f"{config.split_path} (split hash {str(current)[:12]}) is not the split these runs were trained "
-            f"and scored with: {runs}. Ranking them with runs of this split would compare scores on "
-            f"different dev sets: run the sweep with the old split, or into a new --out."
-        )
-
-
-def _stored_problem(point: SweepPoint, record: RunRecord | None) -> str | None:
-    """Why the run stored under ``point``'s name cannot be reused (None: it can)."""
-    if record is None or not record.train_config:
-        return None
-    try:
-        stored = TrainConfig.from_dict(record.train_config)
-    except (ValueError, TypeError) as err:
-        return f"its run.json holds an unreadable TrainConfig ({err})"
-    changed = point.config.incompatible_with(stored)
-    return f"it was trained with other settings ({'; '.join(changed)})" if changed else None
-
-
-def _check_done_model(point: SweepPoint) -> None:
-    """A run ``run.json`` calls done must hold a model that loads (restored from ``last/`` if it can be)."""
-    from .checkpoints import repair_best
-
-    problem = repair_best(point.config.out_dir)
-    if problem:
-        raise SweepError(
-            f"run {point.name} is done but its model does not load: {problem}. Move or delete "
-            f"{point.config.out_dir} and run the sweep again to train it anew."
-        )
+    return load_grid(path)
 
 
 def iter_sweep(
@@ -272,26 +211,21 @@ def iter_sweep(
     """
     where = "" if isinstance(grid, SweepGrid) else str(grid)
     if not isinstance(grid, SweepGrid):
-        grid = load_grid(grid)
+        grid = _load_grid(grid, config) if config.out_dir else load_grid(grid)
     points, invalid = plan_sweep(grid, config, where=where)
     check_inputs(config, points)
     check_split_unchanged(config, points)
     out_dir = Path(config.out_dir)
     records: dict[str, RunRecord] = {}
     todo: list[SweepPoint] = []
+    stored_runs = check_stored_runs(points)
     for point in points:
-        stored = read_record(point.config.out_dir)
-        problem = _stored_problem(point, stored)
-        if problem:
-            raise SweepError(
-                f"{point.config.out_dir}: {problem}. Resume with the same settings, or use another --out."
-            )
-        if stored is not None and stored.done:
-            _check_done_model(point)
-            records[point.name] = stored
-        else:
-            records[point.name] = stored or RunRecord(name=point.name, params=dict(point.params),
-                                                      train_config=point.config.to_dict())  # fmt: skip
+        stored = stored_runs[point.name]
+        if stored is None:
+            stored = RunRecord(name=point.name, train_config=point.config.to_dict())
+        # this sweep's varied settings, not those of the sweep that stored it (another grid's point)
+        records[point.name] = dataclasses.replace(stored, params=dict(point.params))
+        if not stored.done:
             todo.append(point)
     atomic_write_text(out_dir / SWEEP_FILE, json.dumps({
         "sweep": config.to_dict(), "grid": grid.to_dict(), "runs": [p.name for p in points],

@@ -48,7 +48,9 @@ def register(subparsers) -> None:
     add("--gpus", default="", metavar="0,1,...", help="one run per GPU at a time (CUDA_VISIBLE_DEVICES)")
     add("--threads", type=int, default=0,
         help="torch threads per run (default: the grid's; 1 per Dask task; cores / GPUs)")  # fmt: skip
-    add("--dry-run", action="store_true", help="list the runs and skipped combinations, train nothing")
+    add("--dry-run", action="store_true",
+        help="check everything a sweep checks, list the runs (done, to resume, new) and skipped combinations, "
+             "train nothing")  # fmt: skip
     add("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_sweep_command)
 
@@ -118,10 +120,49 @@ def _score_text(record) -> str:
     )
 
 
+def _dry_run(args: argparse.Namespace, config) -> int:
+    """Make every check the sweep makes before its first run; print the runs and what each will do."""
+    from .sweep import check_inputs, check_split_unchanged, check_stored_runs, plan_sweep
+
+    points, invalid = plan_sweep(args.grid, config)
+    check_inputs(config, points)  # a plan over a dataset or split that cannot be read is no plan
+    check_split_unchanged(config, points)
+    stored = check_stored_runs(points, repair=False)  # refuses changed settings; writes nothing
+    states = [_run_state(point, stored[point.name]) for point in points]
+    counts = {kind: sum(1 for k, _ in states if k == kind) for kind in ("done", "to resume", "new")}
+    print(
+        f"{len(points)} run(s) in {args.out / 'runs'} ({', '.join(f'{n} {k}' for k, n in counts.items())}):"
+    )
+    print("".join(f"  {p.name}  [{text}]\n" for p, (_, text) in zip(points, states)), end="")
+    for point in invalid:
+        settings = ", ".join(f"{k}={v}" for k, v in point.params.items())
+        print(f"skipped {settings}: {point.reason}")
+    return 0
+
+
+def _run_state(point, record) -> tuple[str, str]:
+    """(``done``, ``to resume`` or ``new``, and the text that says so) of a run the sweep is about to plan."""
+    from ..models.checkpoint import ModelLoadError, check_model_dir
+    from .checkpoints import has_last
+
+    if record is not None and record.done:
+        try:
+            check_model_dir(point.config.out_dir)
+        except ModelLoadError as err:
+            return (
+                "done",
+                f"done, but its model does not load ({err}): the sweep restores it from last/ or refuses",
+            )
+        return "done", f"done: reused, {_score_text(record)}"
+    if has_last(point.config.out_dir):
+        return "to resume", "to resume from its last/"
+    return "new", "new"
+
+
 def run_sweep_command(args: argparse.Namespace) -> int:
     from ..cli import CommandError, check_out_folder
     from .commands import _GracefulStop
-    from .sweep import SweepConfig, check_inputs, iter_sweep, plan_sweep
+    from .sweep import SweepConfig, iter_sweep
 
     check_out_folder(args.out)
     try:
@@ -135,14 +176,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         if config.scheduler and config.gpus:
             raise CommandError("give --scheduler or --gpus, not both")
         if args.dry_run:
-            points, invalid = plan_sweep(args.grid, config)
-            check_inputs(config, points)  # a plan over a dataset or split that cannot be read is no plan
-            print(f"{len(points)} run(s) in {args.out / 'runs'}:")
-            print("".join(f"  {p.name}\n" for p in points), end="")
-            for point in invalid:
-                settings = ", ".join(f"{k}={v}" for k, v in point.params.items())
-                print(f"skipped {settings}: {point.reason}")
-            return 0
+            return _dry_run(args, config)
         if config.gpus:
             import torch
 

@@ -73,6 +73,8 @@ def run_serial(
     A run that ends ``cancelled`` (``cancel`` returned True) stops the sweep.
     """
     for point in points:
+        if cancel is not None and cancel():  # stopped between two runs: start no further one
+            return
         yield RunEvent("start", point)
         record = yield from _forward(point, iter_run(point.name, point.params, point.config,
                                                      cancel=cancel, train_fn=train_fn))  # fmt: skip

@@ -319,7 +319,7 @@ def expand_grid(
         if name in names:
             if names[name] == config:  # the same run listed twice (e.g. a grid point and a point)
                 continue
-            unused = _unused_by_loss(config)
+            unused = unused_by_loss(config)
             if _without(names[name], unused) == _without(config, unused):
                 invalid.append(
                     InvalidPoint(dict(params), f"the same run as {name}: {config.loss} ignores {unused}")
@@ -359,7 +359,7 @@ def _with_init_model(config: TrainConfig, params: dict[str, Any]) -> TrainConfig
         raise SweepError(f"run {params}: {err}") from None
 
 
-def _unused_by_loss(config: TrainConfig) -> str:
+def unused_by_loss(config: TrainConfig) -> str:
     """The weight setting the run's loss does not use."""
     return "class_weights" if config.loss == "weighted-bce" else "boundary_weight"
 
