@@ -104,7 +104,7 @@ def check_stored_runs(points: list[SweepPoint], *, repair: bool = True) -> dict[
     """Each run's stored ``run.json`` (None: none), refusing one that cannot be reused or resumed.
 
     A done run's model is checked to load, and restored from ``last/`` when it can be;
-    ``repair=False`` (a dry run) writes nothing and leaves that check to the sweep.
+    ``repair=False`` (a dry run) leaves that check, and its repair, to the sweep.
     """
     stored: dict[str, RunRecord | None] = {}
     for point in points:

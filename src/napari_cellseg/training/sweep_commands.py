@@ -127,7 +127,7 @@ def _dry_run(args: argparse.Namespace, config) -> int:
     points, invalid = plan_sweep(args.grid, config)
     check_inputs(config, points)  # a plan over a dataset or split that cannot be read is no plan
     check_split_unchanged(config, points)
-    stored = check_stored_runs(points, repair=False)  # refuses changed settings; writes nothing
+    stored = check_stored_runs(points, repair=False)  # refuses changed settings; repairs no model
     states = [_run_state(point, stored[point.name]) for point in points]
     counts = {kind: sum(1 for k, _ in states if k == kind) for kind in ("done", "to resume", "new")}
     print(
