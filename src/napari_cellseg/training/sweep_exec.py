@@ -22,6 +22,7 @@ from typing import Any
 
 from .sweep_grid import SweepPoint
 from .sweep_run import (
+    GPUS_LOCK_WAIT_S,
     LEFT_ALONE_EXIT,
     STOP_FILE,
     TASK_FILE,
@@ -48,19 +49,26 @@ class RunEvent:
     payload: Any = None
 
 
-def _failed(point: SweepPoint, reason: str, gpu: str = "") -> RunRecord:
+def _failed(point: SweepPoint, reason: str, gpu: str = "", record: RunRecord | None = None) -> RunRecord:
     """Record a run whose worker died before it could record its own end."""
-    return _ended(point, "failed", reason, gpu)
+    return _ended(point, "failed", reason, gpu, record)
 
 
-def _ended(point: SweepPoint, status: str, reason: str, gpu: str = "") -> RunRecord:
-    previous = read_record(point.config.out_dir)
-    record = previous if previous is not None else RunRecord(name=point.name, params=dict(point.params))
+def _ended(
+    point: SweepPoint, status: str, reason: str, gpu: str = "", record: RunRecord | None = None
+) -> RunRecord:
+    """End ``record`` (default: the stored ``run.json``, else a new one) as ``status`` and save it."""
+    if record is None:
+        record = read_record(point.config.out_dir) or RunRecord(name=point.name, params=dict(point.params))
     record.status, record.error, record.gpu = status, reason, gpu or record.gpu
     record.train_config = record.train_config or point.config.to_dict()
-    record.finished = time.strftime("%Y-%m-%dT%H:%M:%S")
+    record.finished = _now()
     record.save(record_path(point.config.out_dir))
     return record
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def run_serial(
@@ -200,6 +208,8 @@ def run_gpus(
     ``RUN/run.json``. ``cancel`` returning True starts no further run and writes
     each running run's stop file: it saves its position at the next step and ends
     ``cancelled`` (as with Dask). Closing the generator terminates the running subprocesses.
+    A run whose lock another process holds (not one of this sweep's) is left alone at
+    once (:data:`~.sweep_run.GPUS_LOCK_WAIT_S`), freeing its GPU for the next run.
     """
     token = uuid.uuid4().hex  # this sweep's: the stop files it writes name it
     queue = list(points)
@@ -243,6 +253,7 @@ class _Before:
     attempts: int | None  # None: no run.json
     started: str
     log_size: int
+    launched: str = ""  # when this attempt's subprocess started
 
     def wrote(self, record: RunRecord) -> bool:
         """Whether ``record`` was written by the subprocess started after this (not left by an earlier attempt)."""
@@ -257,9 +268,9 @@ def _launch(point: SweepPoint, gpu: str, command: Callable[[Path], list[str]], t
     previous = read_record(run_dir)
     log_path = run_dir / LOG_FILE
     before = _Before(None if previous is None else previous.attempts, "" if previous is None else previous.started,
-                     log_path.stat().st_size if log_path.is_file() else 0)  # fmt: skip
+                     log_path.stat().st_size if log_path.is_file() else 0, _now())  # fmt: skip
     task_path = run_dir / TASK_FILE
-    task = task_dict(point.name, point.params, point.config, gpu, sweep_token=token)
+    task = task_dict(point.name, point.params, point.config, gpu, token, lock_wait_s=GPUS_LOCK_WAIT_S)
     atomic_write_text(task_path, json.dumps(task, indent=2))
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
     log = open(log_path, "ab")  # closed when the subprocess ends
@@ -275,13 +286,21 @@ def _gpu_record(
     if returncode == LEFT_ALONE_EXIT:  # another live process trains it: its run.json is that one's
         return left_alone_record(point.name, point.params, point.config.out_dir)
     record = read_record(point.config.out_dir)
-    if record is not None and record.status in ("done", "failed", "cancelled") and before.wrote(record):
+    ours = record is not None and before.wrote(record)
+    if ours and record.status in ("done", "failed", "cancelled"):
         return record
     tail = _log_tail(Path(point.config.out_dir) / LOG_FILE, offset=before.log_size)
     reason = f"worker exited with status {returncode} on GPU {gpu}: {tail}"
     if stopping:  # e.g. Ctrl-C while it was starting: not a failure, it runs next time
         return _ended(point, "cancelled", reason, gpu)
-    return _failed(point, reason, gpu)
+    # one that died before writing run.json left an earlier attempt's there: this attempt gets its own
+    return _failed(point, reason, gpu, None if ours else _attempt_record(point, before))
+
+
+def _attempt_record(point: SweepPoint, before: _Before) -> RunRecord:
+    """The record of the attempt ``before`` describes: counted, and without an earlier attempt's scores."""
+    return RunRecord(name=point.name, params=dict(point.params), attempts=(before.attempts or 0) + 1,
+                     started=before.launched, train_config=point.config.to_dict())  # fmt: skip
 
 
 def _log_tail(path: Path, lines: int = 3, offset: int = 0) -> str:

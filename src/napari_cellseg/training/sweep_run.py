@@ -32,6 +32,7 @@ RUN_LOCK = ".training"  # held while a process trains the run; touched at every 
 STOP_FILE = ".stop"  # a cancelled sweep's token: its runs on Dask workers stop at the next step
 RUN_LOCK_STALE_S = 600.0  # a lock not touched for this long (or whose pid is gone here) is a dead one's
 RUN_LOCK_WAIT_S = 300.0  # how long a Dask task waits for a cancelled task of its run to stop
+GPUS_LOCK_WAIT_S = 0.0  # a --gpus worker's: the sweep launched no other, so a lock is a foreign process's
 STATUSES = ("pending", "running", "done", "failed", "cancelled")
 LEFT_ALONE_EXIT = 75  # a worker's exit status when another live process trains its run (EX_TEMPFAIL)
 
@@ -268,23 +269,32 @@ def execute_run(task: dict[str, Any], cancel: Callable[[], bool] | None = None) 
     """Run a task (``name``, ``params``, ``config``) to the end; return the record as a dict.
 
     Picklable entry point for Dask workers: settings travel as plain dicts. The run
-    stops when its sweep writes its stop file, or when ``cancel`` returns True.
+    stops when its sweep writes its stop file, or when ``cancel`` returns True. A run
+    another process trains is waited for ``task["lock_wait_s"]`` seconds (missing or
+    None: :data:`RUN_LOCK_WAIT_S`, a Dask task's cancelled predecessor stopping).
     """
     config = TrainConfig.from_dict(task["config"])
     token = str(task.get("sweep_token", ""))
     requested = stop_requested(config.out_dir, token)
     stop = requested if cancel is None else (lambda: cancel() or requested())
+    wait_s = task.get("lock_wait_s")
     generator = iter_run(task["name"], task["params"], config, cancel=stop, gpu=str(task.get("gpu", "")),
-                         lock_wait_s=RUN_LOCK_WAIT_S, sweep_token=token)  # fmt: skip
+                         lock_wait_s=RUN_LOCK_WAIT_S if wait_s is None else float(wait_s),
+                         sweep_token=token)  # fmt: skip
     return run_to_end(generator).to_dict()
 
 
 def task_dict(
-    name: str, params: dict[str, Any], config: TrainConfig, gpu: str = "", sweep_token: str = ""
+    name: str,
+    params: dict[str, Any],
+    config: TrainConfig,
+    gpu: str = "",
+    sweep_token: str = "",
+    lock_wait_s: float | None = None,
 ) -> dict[str, Any]:
-    """A run as plain data, for Dask workers and ``--gpus`` subprocesses."""
+    """A run as plain data, for Dask workers and ``--gpus`` subprocesses (``lock_wait_s``: see :func:`execute_run`)."""
     return {"name": name, "params": dict(params), "config": config.to_dict(), "gpu": gpu,
-            "sweep_token": sweep_token}  # fmt: skip
+            "sweep_token": sweep_token, "lock_wait_s": lock_wait_s}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
