@@ -23,16 +23,17 @@ def check_existing(path: Path, outputs: dict[str, Path], options, report):
     it without ``overwrite``.
     """
     if outputs["labels"].exists():
-        why = not_stored_cells(outputs["labels"])
-        if why:  # e.g. the user's own a.tif beside a.png: never read as cells, never replaced
+        metadata = stored_cells_metadata(outputs["labels"])  # the header, read once
+        if metadata is None:  # e.g. the user's own a.tif beside a.png: never read as cells, never replaced
             report.status = "failed"
             report.message = (
-                f"{path}: {outputs['labels']} is in the way of its labels and is {why} "
-                "(kept: it may be yours); move it away, or choose another output folder"
+                f"{path}: {outputs['labels']} is in the way of its labels and is "
+                f"{not_stored_cells(outputs['labels'])} (kept: it may be yours); move it away, or "
+                "choose another output folder"
             )
             return report
         if not options.overwrite:
-            return _reuse_stored(path, outputs, options, report)
+            return _reuse_stored(path, outputs, options, report, metadata)
     existing = [key for key in requested(options) if not _replaceable(outputs, key)]
     if existing and not options.overwrite:  # e.g. an expert's <id>.geojson beside the image
         return _kept(report, path, [outputs[key] for key in existing], "without its labels")
@@ -45,11 +46,13 @@ def name_file(path: Path, err: Exception | str) -> str:
     return text if str(path) in text else f"{path}: {text}"
 
 
-def _reuse_stored(path: Path, outputs: dict[str, Path], options, report):
-    """An image whose stored cells exist (no overwrite): skipped, or its outputs asked for since added."""
+def _reuse_stored(path: Path, outputs: dict[str, Path], options, report, metadata: dict):
+    """An image whose stored cells exist (no overwrite): skipped, or its outputs asked for since added.
+
+    ``metadata``: what the stored labels' header holds (:func:`.batch_ownership.stored_cells_metadata`).
+    """
     from ..io import ImageReadError
 
-    metadata = stored_cells_metadata(outputs["labels"]) or {}
     other = other_source(metadata, path)
     if other is not None:  # slideA/field1.png and slideB/field1.png into one folder
         report.status = "failed"

@@ -270,35 +270,19 @@ class TrainConfig(JsonConfig):
             out.append(
                 f"amp 'fp16' trains on CUDA only (with a gradient scaler), device is {self.device!r}: {FP16_ADVICE}"
             )
+        from ..data.normalize import NormalizationConfig
+
         out += self._augment_problems()
-        out += self._normalization_problems()
+        out += _dict_problems("normalization", self.normalization, NormalizationConfig)
         return out
 
     def _augment_problems(self) -> list[str]:
         """An unknown preset or an invalid ``augment`` dict, caught here rather than when its run starts."""
         from ..data.augment_config import PRESETS, AugmentConfig
 
-        if self.augment is None:
-            if self.augment_preset not in PRESETS:
-                return [f"augment_preset must be one of {sorted(PRESETS)}, got {self.augment_preset!r}"]
-            return []
-        try:
-            AugmentConfig.from_dict(dict(self.augment))
-        except (ConfigError, TypeError, ValueError) as err:
-            return [f"augment: {err}"]
-        return []
-
-    def _normalization_problems(self) -> list[str]:
-        """A ``normalization`` dict that ``NormalizationConfig`` refuses (unknown key, low >= high...)."""
-        from ..data.normalize import NormalizationConfig
-
-        if self.normalization is None:
-            return []
-        try:
-            NormalizationConfig.from_dict(dict(self.normalization))
-        except (ConfigError, TypeError, ValueError) as err:
-            return [f"normalization: {err}"]
-        return []
+        if self.augment is None and self.augment_preset not in PRESETS:
+            return [f"augment_preset must be one of {sorted(PRESETS)}, got {self.augment_preset!r}"]
+        return _dict_problems("augment", self.augment, AugmentConfig)
 
     def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` listing every invalid setting; return self."""
@@ -395,3 +379,14 @@ def default_new_layers_problem(config: TrainConfig) -> str | None:
         f"default of l_a (made for the default l={TrainConfig.__dataclass_fields__['transfer_layers'].default}), "
         "used when l_a is not given"
     )
+
+
+def _dict_problems(name: str, value, config_class) -> list[str]:
+    """``[f"{name}: why"]`` when ``config_class`` refuses the settings dict ``value``, else []."""
+    if value is None:
+        return []
+    try:
+        config_class.from_dict(dict(value))
+    except (ConfigError, TypeError, ValueError) as err:
+        return [f"{name}: {err}"]
+    return []
