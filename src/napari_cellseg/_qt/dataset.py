@@ -207,8 +207,9 @@ class DatasetWidget(TaskPanel):
             text = f"{root}: {len(result.dataset)} images, no problem found."
             if result.pixels.empty:
                 text += f" {len(result.pixels.empty)} image(s) hold no cell (they teach background)."
-            if result.tag_note():
-                text += f" Note: {result.tag_note()}."
+            tag_note = result.tag_note()
+            if tag_note:
+                text += f" Note: {tag_note}."
             self.say(text)
 
         self.start(iter_check_dataset, root, title="Check dataset", on_result=show)

@@ -109,8 +109,9 @@ def run_check(args: argparse.Namespace) -> int:
     for tag, n in counts.items():
         print(f"{tag:<12}{n:>8}" + (f"{cells.get(tag, 0):>9}" if cells else ""))
     print(f"{'total':<12}{sum(counts.values()):>8}" + (f"{sum(cells.values()):>9}" if cells else ""))
-    if found.tag_note():
-        print(f"note: {found.tag_note()}")
+    tag_note = found.tag_note()
+    if tag_note:
+        print(f"note: {tag_note}")
     if found.pixels is not None and found.pixels.empty:
         print(f"note: {len(found.pixels.empty)} image(s) hold no cell: {', '.join(found.pixels.empty[:5])}")
     checked = "headers only" if args.headers_only else "manifest, headers and pixels"
