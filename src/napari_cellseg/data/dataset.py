@@ -285,6 +285,26 @@ def _find(image_id: str, folder: Path, index: dict[str, list[Path]], problems) -
     return found[0] if found else None
 
 
+# Suffixes other tools give a mask beside its image: Cellpose (_cp_masks, _masks), StarDist, Fiji.
+_FOREIGN_MASK_SUFFIXES = ("_cp_masks", "_masks", "_mask", "_labels", "_label")
+
+
+def _renamed_mask_hint(image_id: str, files) -> str:
+    """Where a mask saved under another tool's name lies, and the name it needs (else "")."""
+    for folder in (MASK_DIR, IMAGE_DIR):
+        for suffix in _FOREIGN_MASK_SUFFIXES:
+            found = [
+                p for p in files[folder].get(image_id + suffix, []) if p.suffix.lower() in DATASET_SUFFIXES
+            ]
+            if found:
+                path, action = found[0], "rename" if folder == MASK_DIR else "move"
+                return (
+                    f"; {folder}/{path.name} looks like its mask: {action} it to masks/{image_id}{path.suffix} "
+                    "(a mask is named after its image's id)"
+                )
+    return ""
+
+
 def _check_row(root: Path, row: ManifestRow, files, problems) -> ImageRecord | None:
     """Record for one manifest row, or None after appending its problems."""
     n_before = len(problems)
@@ -299,6 +319,7 @@ def _check_row(root: Path, row: ManifestRow, files, problems) -> ImageRecord | N
     label_path, label_kind = (mask_path, MASK_DIR) if mask_path else (target_path, TARGET_DIR)
     if label_path is None:
         reason = f"missing mask for id {row.id!r} {where} (looked in masks/ and targets/)"
+        reason += _renamed_mask_hint(row.id, files)
         problems.append((str(root / MASK_DIR / f"{row.id}.*"), reason))
     if image_path is None or label_path is None:
         return None

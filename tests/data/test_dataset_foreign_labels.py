@@ -1,0 +1,43 @@
+"""Labels made by other tools (Cellpose, StarDist, Fiji, a colour export) in a dataset folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_cellseg.data.dataset import CellDataset, DatasetError
+
+
+def _dataset(root: Path, ids: list[str]) -> Path:
+    """8x8 grey images listed in a manifest; masks/ empty."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for image_id in ids:
+        tifffile.imwrite(root / "images" / f"{image_id}.tif", np.full((8, 8), 7, np.uint8))
+    (root / "manifest.csv").write_text("id,microscope\n" + "".join(f"{i},D\n" for i in ids))
+    return root
+
+
+def test_a_mask_under_cellpose_or_stardist_names_is_pointed_at_with_the_name_it_needs(tmp_path):
+    root = _dataset(tmp_path / "ds", ["field1", "field2", "field3"])
+    labels = np.zeros((8, 8), np.uint16)
+    labels[1:3, 1:3], labels[5:7, 5:7] = 3, 9  # Cellpose ids with gaps
+    tifffile.imwrite(root / "masks" / "field1_cp_masks.tif", labels)  # copied as Cellpose names it
+    tifffile.imwrite(root / "images" / "field2_masks.tif", labels)  # left beside its image
+    with pytest.raises(DatasetError) as info:
+        CellDataset.open(root)
+    text = str(info.value)
+    assert (
+        "missing mask for id 'field1' (manifest line 2) (looked in masks/ and targets/); "
+        "masks/field1_cp_masks.tif looks like its mask: rename it to masks/field1.tif"
+    ) in text
+    assert "images/field2_masks.tif looks like its mask: move it to masks/field2.tif" in text
+    assert "missing mask for id 'field3' (manifest line 4) (looked in masks/ and targets/)\n" in text + "\n"
+    # renamed as told, the dataset opens and the ids' gaps are renumbered
+    (root / "masks" / "field1_cp_masks.tif").rename(root / "masks" / "field1.tif")
+    (root / "images" / "field2_masks.tif").rename(root / "masks" / "field2.tif")
+    tifffile.imwrite(root / "masks" / "field3.tif", labels)
+    assert CellDataset.open(root).load_instances("field1").max() == 2
