@@ -41,3 +41,43 @@ def test_a_mask_under_cellpose_or_stardist_names_is_pointed_at_with_the_name_it_
     (root / "images" / "field2_masks.tif").rename(root / "masks" / "field2.tif")
     tifffile.imwrite(root / "masks" / "field3.tif", labels)
     assert CellDataset.open(root).load_instances("field1").max() == 2
+
+
+def test_colour_and_binary_label_files_and_signed_images_say_what_they_are(tmp_path):
+    root = _dataset(tmp_path / "ds", ["rgb", "onoff", "signed"])
+    cells = np.zeros((8, 8), np.uint8)
+    cells[1:3, 1:3], cells[5:7, 5:7] = 1, 2
+    palette = np.array([[0, 0, 0], [200, 10, 90], [30, 180, 60]], np.uint8)
+    tifffile.imwrite(root / "masks" / "rgb.tif", palette[cells], photometric="rgb")  # a screenshot of labels
+    tifffile.imwrite(root / "masks" / "onoff.tif", cells > 0)  # Fiji's binary mask, saved as bool
+    tifffile.imwrite(root / "masks" / "signed.tif", cells)
+    tifffile.imwrite(root / "images" / "signed.tif", np.full((8, 8), 300, np.int16))
+    with pytest.raises(DatasetError) as info:
+        CellDataset.open(root)
+    text = str(info.value)
+    assert (
+        "masks/rgb.tif: labels must be one 2D plane, the file has 3 channels: this looks like labels " in text
+    )
+    assert "saved as a colour picture: cells must be numbers (0 background, 1..N), not colours" in text
+    assert (
+        "masks/onoff.tif: a binary mask (on/off pixels), not instance labels: give each cell its own" in text
+    )
+    assert (
+        "images/signed.tif: dtype int16 not supported: images are unsigned 8- or 16-bit (uint8, uint16)"
+        in text
+    )
+
+
+def test_add_to_dataset_names_colour_and_binary_labels(tmp_path):
+    from napari_cellseg.data.writer import add_to_dataset
+
+    image = np.full((8, 8), 7, np.uint8)
+    cells = np.zeros((8, 8), np.uint16)
+    cells[1:3, 1:3], cells[5:7, 5:7] = 1, 2
+    with pytest.raises(
+        ValueError, match=r"\(8, 8, 3\); the image is \(8, 8\): this looks like labels saved as a colour"
+    ):
+        add_to_dataset(tmp_path / "ds", "x", image, np.stack([cells * 40] * 3, axis=-1), "D")
+    with pytest.raises(ValueError, match=r"binary mask \(True/False\), not instance labels: give each cell"):
+        add_to_dataset(tmp_path / "ds", "x", image, cells > 0, "D")
+    assert not (tmp_path / "ds").exists()  # refused before anything is written

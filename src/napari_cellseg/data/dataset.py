@@ -26,7 +26,7 @@ import numpy as np
 from ..classes import MICROSCOPES
 from .headers import HeaderError, ImageHeader, read_header
 from .manifest import MANIFEST_NAME, ManifestRow, read_manifest
-from .pixels import PixelError, image_pixels, instance_pixels, target_pixels
+from .pixels import COLOUR_LABELS, NUMBER_EACH_CELL, PixelError, image_pixels, instance_pixels, target_pixels
 
 IMAGE_DIR, MASK_DIR, TARGET_DIR = "images", "masks", "targets"
 DATASET_SUFFIXES = (".png", ".tif", ".tiff")
@@ -328,15 +328,19 @@ def _check_row(root: Path, row: ManifestRow, files, problems) -> ImageRecord | N
     if image is None or labels is None:
         return None
     if image.dtype not in IMAGE_DTYPES:
-        problems.append((str(image_path), f"dtype {image.dtype} not supported (images are 8- or 16-bit)"))
+        reason = f"dtype {image.dtype} not supported: images are unsigned 8- or 16-bit (uint8, uint16)"
+        problems.append((str(image_path), reason + "; save it as one (Fiji: Image > Type > 16-bit)"))
     if labels.channels != 1:
-        problems.append(
-            (str(label_path), f"labels must be one 2D plane, the file has {labels.channels} channels")
-        )
+        reason = f"labels must be one 2D plane, the file has {labels.channels} channels"
+        problems.append((str(label_path), reason + (f": {COLOUR_LABELS}" if labels.channels == 3 else "")))
     elif labels.shape != image.shape:
         reason = f"shape {labels.shape} does not match the image's {image.shape} ({image_path.name})"
         problems.append((str(label_path), reason))
-    if str(labels.dtype).startswith(("float", "complex", "bool")):
+    if labels.dtype == "bool" and label_kind == MASK_DIR:  # 1-bit PNG or bool TIFF: on/off, no cell numbers
+        problems.append(
+            (str(label_path), f"a binary mask (on/off pixels), not instance labels: {NUMBER_EACH_CELL}")
+        )
+    elif str(labels.dtype).startswith(("float", "complex", "bool")):
         # caught here, at the first check, rather than when training reads the pixels
         what = "instance labels" if label_kind == MASK_DIR else "class targets"
         problems.append((str(label_path), f"{what} must be integers, the file holds {labels.dtype}"))

@@ -65,6 +65,12 @@ def instance_pixels(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 
 BINARY_MASK_REGIONS = 3  # one label over this many separate regions is a binary mask, not cells
+NUMBER_EACH_CELL = "give each cell its own number (skimage.measure.label separates cells that do not touch)"
+COLOUR_LABELS = (
+    "this looks like labels saved as a colour picture: cells must be numbers (0 background, 1..N), "
+    "not colours; save the label image itself (napari: the labels layer as .tif; Cellpose, StarDist: "
+    "their masks TIFF)"
+)
 
 
 def refuse_binary_mask(labels: np.ndarray) -> None:
@@ -86,8 +92,7 @@ def refuse_binary_mask(labels: np.ndarray) -> None:
     if regions >= BINARY_MASK_REGIONS:
         raise PixelError(
             f"one label ({top}) covers {regions} separate regions: this looks like a binary mask, "
-            "not instance labels; give each cell its own number (skimage.measure.label separates "
-            "cells that do not touch)"
+            f"not instance labels; {NUMBER_EACH_CELL}"
         )
 
 

@@ -27,6 +27,7 @@ from ..io import collapse_grey_rgb, write_tiff_layer
 from .dataset import IMAGE_DIR, MASK_DIR, TARGET_DIR, ImageRecord
 from .headers import read_header
 from .manifest import MANIFEST_NAME, MAX_ID_LENGTH, check_id, read_manifest, write_manifest
+from .pixels import COLOUR_LABELS, NUMBER_EACH_CELL
 
 
 def add_to_dataset(
@@ -207,7 +208,13 @@ def _check_inputs(image_id, image, labels, microscope, kind, microscopes, extra)
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"image must be uint8 or uint16, got dtype {image.dtype}")
     if labels.shape != image.shape[:2]:
-        raise ValueError(f"labels have shape {labels.shape}; the image is {image.shape[:2]}")
+        colour = labels.ndim == 3 and labels.shape[:2] == image.shape[:2] and labels.shape[-1] in (3, 4)
+        raise ValueError(
+            f"labels have shape {labels.shape}; the image is {image.shape[:2]}"
+            + (f": {COLOUR_LABELS}" if colour else "")
+        )
+    if labels.dtype == bool and kind == MASK_DIR:
+        raise ValueError(f"labels are a binary mask (True/False), not instance labels: {NUMBER_EACH_CELL}")
     if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
         raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
     low, high = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
