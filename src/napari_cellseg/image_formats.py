@@ -86,6 +86,44 @@ def tiff_pixels(tif) -> np.ndarray:
     return data
 
 
+def tiff_axes(tif) -> str:
+    """The axes of the image :func:`tiff_pixels` reads (tifffile's letters), samples ``S`` last as it returns them."""
+    if not tif.series:
+        return ""
+    axes = tif.series[main_series_index(tif)].axes
+    return axes.replace("S", "") + ("S" if "S" in axes else "")
+
+
+def tiff_channels(path: Path, shape: tuple[int, ...]) -> tuple[int | None, list[str]]:
+    """Where a TIFF's own axes put two or more channels (OME ``CYX``, an ImageJ hyperstack
+    ``ZCYX``) in its pixels of ``shape``, and their names (OME channel names, else ``ch0``...).
+
+    ``(None, [])`` when the file names no such axis: tifffile's ``Q`` axis of a file without
+    axes is left alone, as it may be z-planes.
+    """
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            axes = tiff_axes(tif)
+            ome = tif.ome_metadata if tif.is_ome else None
+    except Exception:  # read already by the caller; no axes to go by
+        return None, []
+    if "C" not in axes or len(axes) != len(shape) or shape[axes.index("C")] < 2:
+        return None, []
+    axis = axes.index("C")
+    names = [f"ch{index}" for index in range(shape[axis])]
+    try:
+        channels = tifffile.xml2dict(ome)["OME"]["Image"]["Pixels"]["Channel"] if ome else []
+    except (KeyError, TypeError, ValueError):  # several images or no Channel element
+        channels = []
+    channels = channels if isinstance(channels, list) else [channels]
+    given = [str(c.get("Name") or "").strip() if isinstance(c, dict) else "" for c in channels]
+    if len(given) == len(names) and all(given) and len(set(given)) == len(given):
+        names = given
+    return axis, names
+
+
 def is_png_colour16(path: Path) -> bool:
     """16-bit RGB, RGBA or grey + alpha, which Pillow (under imageio) cuts to 8 bits."""
     with open(path, "rb") as fh:

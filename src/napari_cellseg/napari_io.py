@@ -1,7 +1,7 @@
 """napari's readers and writers for TIFF layers (the npe2 contributions of ``napari.yaml``).
 
 Thin hooks over :mod:`napari_cellseg.io`: one TIFF (or a stack of them) opens as a layer with
-its name, placement and metadata; image and labels layers save as TIFF, labels also as QuPath
+its name, placement and metadata (a TIFF whose axes name channels: a layer per channel); image and labels layers save as TIFF, labels also as QuPath
 GeoJSON and Fiji ROI sets. Outline files open through :mod:`napari_cellseg.outlines_io`.
 """
 
@@ -21,6 +21,7 @@ from .io import (
     TIFF_SUFFIXES,
     _is_tiff,
     read_tiff_layer,
+    stored_layer,
     write_tiff_layer,
 )
 
@@ -38,7 +39,7 @@ def _read_tiff_layers(path: str | Sequence[str]) -> list[tuple]:
     paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
     data, attributes, layer_type = read_tiff_layer(paths[0])
     if len(paths) == 1:
-        return [(data, attributes, layer_type)]
+        return [(data, _channels_apart(paths[0], data, attributes, layer_type), layer_type)]
     planes = [data]
     for p in paths[1:]:
         plane, _, kind = read_tiff_layer(p)
@@ -50,6 +51,24 @@ def _read_tiff_layers(path: str | Sequence[str]) -> list[tuple]:
         planes.append(plane)
     attributes = {k: v for k, v in attributes.items() if k not in ("scale", "translate")}  # one more axis now
     return [(np.stack(planes), attributes, layer_type)]
+
+
+def _channels_apart(path, data: np.ndarray, attributes: dict, layer_type: str) -> dict:
+    """``attributes`` with napari's ``channel_axis`` where the TIFF's own axes name two or more
+    channels: one layer per channel, named after it, so the nuclear one can be segmented.
+
+    As one layer, DAPI and GFP were taken for two z-planes and both segmented.
+    """
+    from .image_formats import tiff_channels
+
+    if layer_type != "image" or stored_layer(path):  # the plugin's own files keep their layer
+        return attributes
+    axis, names = tiff_channels(Path(path), data.shape)
+    if axis is None:
+        return attributes
+    name = attributes.get("name", Path(path).stem)
+    split = {key: value for key, value in attributes.items() if key not in ("rgb", "name")}
+    return {**split, "channel_axis": axis, "name": [f"{name} {channel}" for channel in names]}
 
 
 def write_image_layer(path: str, data: Any, attributes: dict) -> list[str]:
