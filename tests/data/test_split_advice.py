@@ -173,3 +173,19 @@ def test_a_manifest_group_joined_with_near_duplicates_is_named(monkeypatch):
     message = str(caught.value)
     assert "'slide0' (5 images)" in message and "--no-grouping keeps the manifest's groups" in message
     assert "joined by the near-duplicate search" not in message
+
+
+@pytest.mark.parametrize("ratios", [(0.9, 0.05, 0.05), (0.6, 0.2, 0.2)])
+def test_a_small_lab_dataset_of_few_slides_is_offered_a_split_without_test_set(monkeypatch, ratios):
+    """Six D images from three slides: dev and test cannot both take a slide, dev alone can."""
+    slides = {f"D{k:04d}": f"slide{k // 2}" for k in range(6)}
+    dataset = _grouped({"D": 6}, slides, [], monkeypatch)
+    with pytest.raises(SplitError) as caught:
+        split_dataset(dataset, "D", ratios=ratios)
+    message = str(caught.value)
+    example = re.search(
+        r"use a test ratio of 0 \(no test set\), e\.g\. ratios ([\d.]+) ([\d.]+) (0)", message
+    )
+    assert example, message
+    result = split_dataset(dataset, "D", ratios=tuple(float(v) for v in example.group(1, 2, 3)))
+    assert result.counts()["train"]["D"] == 4 and result.counts()["dev"]["D"] == 2

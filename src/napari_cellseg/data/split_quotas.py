@@ -161,9 +161,12 @@ def no_group_fits(
     smallest = min(len(ids) for ids in eligible.values())
     text += f"the smallest group has {smallest} images"
     larger = _ratios_taking(smallest, subset, ratios, pool, lambda r: splits(r, near_duplicates))
-    larger_advice = (
-        f"use larger ratios, e.g. ratios {' '.join(f'{r:g}' for r in larger)}, or " if larger else ""
-    )
+    larger_advice = f"use larger ratios, e.g. ratios {_shown(larger)}, or " if larger else ""
+    if larger is None and ratios[2]:  # few groups (a small lab dataset): dev may still take one without test
+        no_test = _without_test(smallest, ratios, pool, lambda r: splits(r, near_duplicates))
+        larger_advice = (
+            f"use a test ratio of 0 (no test set), e.g. ratios {_shown(no_test)}, or " if no_test else ""
+        )
     if near_duplicates and splits(tuple(ratios), False):
         return f"{text}, joined by the near-duplicate search (tiles of one field, repeated fields); {larger_advice or 'use '}--no-grouping"  # fmt: skip
     # Without the near-duplicate search only the manifest's groups hold images together: name them.
@@ -179,6 +182,16 @@ def no_group_fits(
         f"{text}; {larger_advice}edit the manifest's group column (a group per slide or patient), or add "
         f"{target} images from other slides (--no-grouping keeps the manifest's groups)"
     )
+
+
+def _shown(ratios) -> str:
+    return " ".join(f"{r:g}" for r in ratios)
+
+
+def _without_test(size: int, ratios, pool: int, splits) -> tuple[float, float, float] | None:
+    """Ratios with no test set that split: the dev ratio kept if it does, else raised to take ``size``."""
+    dropped = (round(ratios[0] + ratios[2], 10), ratios[1], 0.0)
+    return dropped if splits(dropped) else _ratios_taking(size, "dev", dropped, pool, splits)
 
 
 def _ratios_taking(size: int, subset: str, ratios, pool: int, splits) -> tuple[float, float, float] | None:
