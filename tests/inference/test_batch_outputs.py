@@ -124,6 +124,30 @@ def test_a_tiffs_own_channel_axis_is_read_as_channels_not_planes(tmp_path, model
     assert read_tiff_layer(out / "zc.tif")[0].shape == (2, *grey.shape)
 
 
+def test_a_channel_is_not_chosen_from_a_tiff_whose_axes_are_planes(tmp_path, model_dir):
+    # --channel 0 on a ZYX (or TYX) file segmented plane 0 alone, taken for a channel.
+    import numpy as np
+    import tifffile
+
+    grey = _grey()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, axes in (("z.ome.tif", "ZYX"), ("t.tif", "TYX")):
+        tifffile.imwrite(
+            folder / name, np.stack([grey, 255 - grey]), metadata={"axes": axes}, imagej=axes == "TYX"
+        )
+        refused = segment_file(
+            folder / name, model_dir, tmp_path / "out", SegmentOptions(tile_size=128, channel=0)
+        )
+        assert refused.status == "failed" and f"its axes are {axes}: no channel" in refused.message
+        assert "every plane is segmented" in refused.message
+    planes = segment_file(folder / "z.ome.tif", model_dir, tmp_path / "out", SegmentOptions(tile_size=128))
+    assert planes.status == "done" and read_tiff_layer(tmp_path / "out" / "z.ome.tif")[0].shape == (
+        2,
+        *grey.shape,
+    )
+
+
 def test_leading_axes_of_one_are_dropped_and_a_stack_says_why_it_has_no_overlay(tmp_path, model_dir):
     # (1, H, W) was a one-plane stack: no overlay, no word, a centroid_z column.
     import numpy as np

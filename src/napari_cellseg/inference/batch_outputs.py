@@ -162,16 +162,26 @@ def _channels_as_stored(path: Path, image, channel: int | None):
     import numpy as np
     import tifffile
 
-    from ..image_formats import main_series_index
+    from ..image_formats import tiff_axes
 
     if path.suffix.lower() not in (".tif", ".tiff"):
         return image
     try:
         with tifffile.TiffFile(path) as tif:
-            axes = tif.series[main_series_index(tif)].axes if tif.series else ""
+            axes = tiff_axes(tif)  # samples (RGB) last, as io reads them
     except Exception:  # read_image has read it; no axes to go by
         return image
-    axes = axes.replace("S", "") + ("S" if "S" in axes else "")  # io moves samples (RGB) last
+    if (
+        channel is not None
+        and len(axes) == image.ndim
+        and not set(axes) & set("CS")
+        and set(axes) & set("ZT")
+    ):
+        # without this, --channel N took plane N of a z-stack or a time-lapse as a channel
+        every = " (every plane is segmented on its own)" if image.ndim == 3 else ""
+        raise ValueError(
+            f"its axes are {axes}: no channel for --channel {channel} to choose; leave it out{every}"
+        )
     if "C" not in axes or len(axes) != image.ndim or image.shape[axes.index("C")] == 1:
         return image
     where, count = axes.index("C"), image.shape[axes.index("C")]
