@@ -81,3 +81,19 @@ def test_add_to_dataset_names_colour_and_binary_labels(tmp_path):
     with pytest.raises(ValueError, match=r"binary mask \(True/False\), not instance labels: give each cell"):
         add_to_dataset(tmp_path / "ds", "x", image, cells > 0, "D")
     assert not (tmp_path / "ds").exists()  # refused before anything is written
+
+
+def test_a_32_bit_fiji_image_imported_with_its_rois_is_told_how_to_convert_it(tmp_path):
+    from napari_cellseg.data.outlines_import import iter_import_outlines
+    from napari_cellseg.generators import run_to_end
+    from napari_cellseg.inference.outlines import write_imagej_rois
+
+    cells = np.zeros((16, 16), np.uint16)
+    cells[2:6, 2:6], cells[9:14, 9:14] = 1, 2
+    tifffile.imwrite(tmp_path / "scan.tif", np.full((16, 16), 0.5, np.float32), imagej=True)
+    write_imagej_rois(tmp_path / "scan_rois.zip", cells)
+    (report,) = run_to_end(iter_import_outlines([tmp_path / "scan.tif"], None, tmp_path / "ds", "D"))
+    assert report.status == "failed"
+    assert "unsigned 8- or 16-bit integers (uint8, uint16), got dtype float32" in report.message
+    assert "convert the image first (Fiji: Image > Type > 16-bit)" in report.message
+    assert "layer" not in report.message  # no napari layer on this route

@@ -298,7 +298,7 @@ def image_for_dataset(data: Any, name: str = "image") -> np.ndarray:
         )
     if image.dtype not in (np.uint8, np.uint16):
         raise ValueError(
-            f"{name}: dataset images are 8- or 16-bit integers, got dtype {image.dtype}; "
-            "convert the layer first"
+            f"{name}: dataset images are unsigned 8- or 16-bit integers (uint8, uint16), got dtype "
+            f"{image.dtype}; convert the image first (Fiji: Image > Type > 16-bit)"
         )
     return collapse_grey_rgb(np.ascontiguousarray(image))
