@@ -207,3 +207,13 @@ def test_two_channels_are_refused_in_the_panels_words(tiny_model):
         run_to_end(iter_segment_one_click(image[..., :2], tiny_model))
     assert "--channel" not in str(refused.value) and "channel=N" not in str(refused.value)
     assert "image layer of its own" in str(refused.value)
+
+
+def test_channels_on_the_last_axis_of_a_layer_that_is_not_rgb_are_refused(tiny_model):
+    # (H, W, 3) shown by napari as planes (rgb=False) was segmented as a colour image
+    image, _, _ = load_sample("c_histology_1")
+    for channels in (image[:96, :96], image[:96, :96, :1]):
+        with pytest.raises(ValueError, match="on its last axis and is not an RGB layer") as refused:
+            run_to_end(iter_segment_one_click(channels, tiny_model))
+        assert "image layer of its own" in str(refused.value)
+    assert run_to_end(iter_segment_one_click(image[:96, :96], tiny_model, rgb=True)).labels.shape == (96, 96)

@@ -157,7 +157,8 @@ def iter_segment_one_click(
     Parameters
     ----------
     image : array_like
-        ``(H, W)``, ``(H, W, 3)`` with ``rgb``, or a stack of planes.
+        ``(H, W)``, ``(H, W, 3)`` with ``rgb``, or a stack of planes. Without ``rgb`` a
+        last axis of channels is refused (napari shows it as planes, not colours).
     model_dir : path or None
         The model folder; None means there is no model (a clear error).
     params : WatershedParams, optional
@@ -206,6 +207,8 @@ def iter_segment_one_click(
     model, config = load_model_cached(model_dir)
     yield PredictProgress("model", 1, 1)
     try:
+        if not rgb:
+            _refuse_channels_last(image)
         result = yield from iter_segment_image(
             model, config, image, params, channel_axis=-1 if rgb else None,
             scale=scale, translate=translate, keep_probabilities=True, tta=tta,
@@ -215,6 +218,19 @@ def iter_segment_one_click(
     except ChannelsError as err:  # the panels have no channel setting: no API or CLI advice
         raise ValueError(f"{err.reason}: {ONE_CHANNEL_HELP}") from None
     return OneClickResult(**vars(result), unscaled=unscaled_note(config, None))
+
+
+def _refuse_channels_last(image: Any) -> None:
+    """Refuse a layer that is not RGB but whose last axis holds channels (``(H, W, 3)`` with
+    ``rgb=False``): it was segmented as a colour image, its cells placed by its last two axes."""
+    from ..inference.images import ChannelsError, describe_layout
+
+    layout = describe_layout(image)  # two channels raise ChannelsError here
+    if layout.channel_axis is not None:
+        count = layout.shape[layout.channel_axis]
+        raise ChannelsError(
+            f"the image (shape {layout.shape}) has {count} channel(s) on its last axis and is not an RGB layer"
+        )
 
 
 def watershed_again(probabilities: np.ndarray, params: WatershedParams) -> np.ndarray:
