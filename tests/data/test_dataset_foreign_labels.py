@@ -97,3 +97,20 @@ def test_a_32_bit_fiji_image_imported_with_its_rois_is_told_how_to_convert_it(tm
     assert "unsigned 8- or 16-bit integers (uint8, uint16), got dtype float32" in report.message
     assert "convert the image first (Fiji: Image > Type > 16-bit)" in report.message
     assert "layer" not in report.message  # no napari layer on this route
+
+
+def test_import_outlines_tells_a_cellpose_mask_beside_its_image_from_an_image(tmp_path):
+    from napari_cellseg.data.outlines_import import iter_import_outlines
+    from napari_cellseg.generators import run_to_end
+
+    cells = np.zeros((16, 16), np.uint16)
+    cells[2:6, 2:6], cells[9:14, 9:14] = 3, 7
+    tifffile.imwrite(tmp_path / "field1.tif", np.full((16, 16), 9, np.uint16))
+    tifffile.imwrite(tmp_path / "field1_cp_masks.tif", cells)
+    reports = run_to_end(iter_import_outlines([tmp_path], None, tmp_path / "ds", "D"))
+    by_id = {r.image_id: r for r in reports}
+    assert by_id["field1"].status == "no outlines" and "none of field1.geojson" in by_id["field1"].message
+    mask = by_id["field1_cp_masks"]
+    assert mask.status == "no outlines"
+    assert mask.message.startswith("looks like the mask of field1.tif, not an image: import-outlines reads")
+    assert "copy field1.tif to images/ and this file to masks/field1.tif of the dataset" in mask.message

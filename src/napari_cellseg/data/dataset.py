@@ -286,13 +286,13 @@ def _find(image_id: str, folder: Path, index: dict[str, list[Path]], problems) -
 
 
 # Suffixes other tools give a mask beside its image: Cellpose (_cp_masks, _masks), StarDist, Fiji.
-_FOREIGN_MASK_SUFFIXES = ("_cp_masks", "_masks", "_mask", "_labels", "_label")
+FOREIGN_MASK_SUFFIXES = ("_cp_masks", "_masks", "_mask", "_labels", "_label")
 
 
 def _renamed_mask_hint(image_id: str, files) -> str:
     """Where a mask saved under another tool's name lies, and the name it needs (else "")."""
     for folder in (MASK_DIR, IMAGE_DIR):
-        for suffix in _FOREIGN_MASK_SUFFIXES:
+        for suffix in FOREIGN_MASK_SUFFIXES:
             found = [
                 p for p in files[folder].get(image_id + suffix, []) if p.suffix.lower() in DATASET_SUFFIXES
             ]

@@ -245,7 +245,10 @@ def iter_import_outlines(
         image_id = dataset_id(image_path.stem)
         # slideA/field1.png and slideB/field1.png: one id, and one would replace the other
         earlier = first_of_id.setdefault(image_id, image_path)
-        if earlier != image_path:
+        mask_note = _mask_note(image_path, files, outlines)
+        if mask_note is not None:  # Cellpose's field1_cp_masks.png beside field1.png: labels, not an image
+            status, message, cells, same = "no outlines", mask_note, 0, False
+        elif earlier != image_path:
             status, message, cells, same = (
                 "failed", f"{image_path}: same id as {earlier} ({image_id}); rename one of them", 0, False
             )  # fmt: skip
@@ -258,6 +261,26 @@ def iter_import_outlines(
         reports.append(ImportReport(done, len(files), image_id, status, message, cells, same))
         yield reports[-1]
     return reports
+
+
+def _mask_note(path: Path, files: list[Path], outlines) -> str | None:
+    """Why ``path`` is no image to import: the mask of an image beside it, as Cellpose or StarDist
+    name them (``field1_cp_masks.png`` for ``field1.png``) and without outlines of its own; else None."""
+    from .dataset import FOREIGN_MASK_SUFFIXES
+
+    folder = Path(outlines) if outlines is not None else path.parent
+    if any((folder / (path.stem + ending)).is_file() for ending in OUTLINE_FILE_ENDINGS):
+        return None
+    for suffix in FOREIGN_MASK_SUFFIXES:
+        stem = path.stem.removesuffix(suffix)
+        image = next((f for f in files if f.parent == path.parent and f.stem == stem), None)
+        if stem != path.stem and image is not None:
+            return (
+                f"looks like the mask of {image.name}, not an image: import-outlines reads outlines "
+                f"(QuPath, Fiji); copy {image.name} to images/ and this file to masks/{dataset_id(stem)}"
+                f"{path.suffix} of the dataset (dataset.md: labels from other tools)"
+            )
+    return None
 
 
 def dataset_id(stem: str, *, distinct: bool = True) -> str:
