@@ -112,5 +112,5 @@ def test_import_outlines_tells_a_cellpose_mask_beside_its_image_from_an_image(tm
     assert by_id["field1"].status == "no outlines" and "none of field1.geojson" in by_id["field1"].message
     mask = by_id["field1_cp_masks"]
     assert mask.status == "no outlines"
-    assert mask.message.startswith("looks like the mask of field1.tif, not an image: import-outlines reads")
+    assert mask.message.startswith("looks like the mask of field1.tif, not an image: only QuPath and Fiji")
     assert "copy field1.tif to images/ and this file to masks/field1.tif of the dataset" in mask.message

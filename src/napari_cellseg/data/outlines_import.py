@@ -276,8 +276,8 @@ def _mask_note(path: Path, files: list[Path], outlines) -> str | None:
         image = next((f for f in files if f.parent == path.parent and f.stem == stem), None)
         if stem != path.stem and image is not None:
             return (
-                f"looks like the mask of {image.name}, not an image: import-outlines reads outlines "
-                f"(QuPath, Fiji); copy {image.name} to images/ and this file to masks/{dataset_id(stem)}"
+                f"looks like the mask of {image.name}, not an image: only QuPath and Fiji outlines are "
+                f"imported here; copy {image.name} to images/ and this file to masks/{dataset_id(stem)}"
                 f"{path.suffix} of the dataset (dataset.md: labels from other tools)"
             )
     return None
