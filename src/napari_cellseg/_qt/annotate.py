@@ -38,7 +38,7 @@ from ..app.annotation import (
     suggest_image_id,
 )
 from ..app.microscope_tags import dataset_tags
-from ..app.segment_session import image_plane_data
+from ..app.segment_session import image_plane_data, layer_shape_help
 from ..classes import BOUNDARY, INTERIOR, check_microscope_tag
 from ._annotate_edits import AnnotationEdits
 from ._common import LayerCombo, PathEdit, class_legend, in_viewer
@@ -281,10 +281,8 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
         if image is None:
             self.fail("open or choose an image layer first")
         elif image.ndim != 2:  # labels of one plane would show on every plane, and cannot be saved
-            self.fail(
-                f"{image.name!r} is a stack of shape {tuple(int(n) for n in image.level_shapes[0])}: Annotate works on one "
-                "2D image. Right-click the layer > Split Stack makes one layer per plane."
-            )
+            what, advice = layer_shape_help(image.name, image.level_shapes[0], image.rgb)
+            self.fail(f"{image.name!r} {what}: Annotate works on one 2D image. {advice}.")
             return None
         return image
 

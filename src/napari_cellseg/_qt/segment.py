@@ -284,7 +284,7 @@ class SegmentWidget(WatershedSliders, TaskPanel):
             self.fail(NO_MODEL_HELP)
             return
         try:
-            data = image_plane_data(image.data, rgb=image.rgb, multiscale=image.multiscale)
+            data = image_plane_data(image.data, rgb=image.rgb, multiscale=image.multiscale, name=image.name)
         except ValueError as err:
             self.fail(f"{image.name!r}: {err}")
             return
@@ -294,7 +294,7 @@ class SegmentWidget(WatershedSliders, TaskPanel):
         self.start(
             iter_segment_one_click, data, model_dir, params, rgb=image.rgb, tta=self.tta_check.isChecked(),
             tta_zoom=self.zoom_check.isChecked(), haematoxylin_only=self.haematoxylin_check.isChecked(),
-            title=f"Segment {image.name!r}",
+            name=image.name, title=f"Segment {image.name!r}",
             on_result=lambda result: self._show(image, model_dir, result, time.perf_counter() - started),
         )  # fmt: skip
 

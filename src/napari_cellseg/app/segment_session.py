@@ -111,25 +111,50 @@ def with_slider_values(params: WatershedParams, values: Mapping[str, float]) -> 
     return replace(params, **changes)
 
 
-def image_plane_data(data: Any, *, rgb: bool, multiscale: bool = False) -> Any:
+def image_plane_data(data: Any, *, rgb: bool, multiscale: bool = False, name: str = "image") -> Any:
     """The array to segment from a napari image layer's data (level 0 of a pyramid).
 
     Raises
     ------
     ValueError
-        If it is not a 2D grey image, an RGB(A) image, or a stack of either.
+        If it is not a 2D grey image, an RGB(A) image, or a stack of either; the message
+        says how to make one in napari (:func:`layer_shape_help`, ``name`` is the layer's).
     """
     if multiscale:
         data = data[0]
-    shape = tuple(getattr(data, "shape", ()))
+    shape = tuple(int(n) for n in getattr(data, "shape", ()))
     spatial = len(shape) - (1 if rgb else 0)
     if spatial not in (2, 3):
         kind = "RGB image" if rgb else "image"
+        advice = f" {layer_shape_help(name, shape, rgb)[1]}." if spatial > 3 else ""
         raise ValueError(
             f"this {kind} has shape {shape}: one-click segmentation takes a 2D image (H, W), "
-            "an RGB image (H, W, 3) or a stack of 2D planes (Z, H, W)"
+            f"an RGB image (H, W, 3) or a stack of 2D planes (Z, H, W).{advice}"
         )
     return data
+
+
+def layer_shape_help(name: str, shape: tuple[int, ...], rgb: bool) -> tuple[str, str]:
+    """What a napari image layer of ``shape`` (more than one 2D image) is, and how napari splits it.
+
+    Returns ``(what, advice)``: ``"is a stack of shape ..."`` and Split Stack's result, or, where
+    the last axis holds channels (Split Stack would cut along the rows), the console line that
+    gives a layer per channel.
+    """
+    from ..inference.images import last_axis_is_channels
+
+    shape = tuple(int(n) for n in shape)
+    if not rgb and last_axis_is_channels(shape):
+        return (
+            f"has {shape[-1]} channel(s) on its last axis (shape {shape})",
+            "To get a layer per channel, run in napari's console (Window > Console): "
+            f"viewer.add_image(viewer.layers[{name!r}].data, channel_axis=-1)",
+        )
+    planes = shape[0]
+    return (
+        f"is a stack of shape {shape}",
+        f"Right-click the layer > Split Stack makes {planes} layers of shape {shape[1:]}",
+    )
 
 
 @dataclass
@@ -151,6 +176,7 @@ def iter_segment_one_click(
     tta: bool = False,
     tta_zoom: bool = False,
     haematoxylin_only: bool = False,
+    name: str = "image",
 ) -> Generator[PredictProgress, None, OneClickResult]:
     """Segment ``image`` with the model in ``model_dir``, keeping the probabilities.
 
@@ -174,6 +200,8 @@ def iter_segment_one_click(
     haematoxylin_only : bool
         Segment the unmixed haematoxylin of an RGB image
         (:func:`~napari_cellseg.inference.stains.haematoxylin_only`): IHC slides.
+    name : str
+        The layer's name, for the advice on an image of several channels.
 
     Yields
     ------
@@ -216,7 +244,8 @@ def iter_segment_one_click(
             warn_small=False, warn_unscaled=False,  # result_notes says both
         )  # fmt: skip
     except ChannelsError as err:  # the panels have no channel setting: no API or CLI advice
-        raise ValueError(f"{err.reason}: {ONE_CHANNEL_HELP}") from None
+        advice = layer_shape_help(name, np.shape(image), rgb=False)[1]  # channels: the console line
+        raise ValueError(f"{err.reason}: {ONE_CHANNEL_HELP}. {advice}") from None
     return OneClickResult(**vars(result), unscaled=unscaled_note(config, None))
 
 

@@ -103,10 +103,7 @@ def describe_layout(image: Any, channel: int | None = None, channel_axis: int | 
         if not -ndim <= channel_axis < ndim:
             raise ValueError(f"channel_axis {channel_axis} is out of range for shape {shape}")
         channel_axis %= ndim
-    elif ndim >= 3 and shape[-1] <= 4:
-        channel_axis = ndim - 1
-    elif ndim >= 3 and _looks_like_channels(shape):
-        # (H, W, 5..16): multichannel pixels, not a stack of H planes W x 5 pixels wide
+    elif last_axis_is_channels(shape):
         channel_axis = ndim - 1
     elif ndim == 3 and channel is not None:
         channel_axis = 0
@@ -155,6 +152,15 @@ def squeeze_leading_axes(image: Any, channel: int | None = None) -> Any:
 
 
 MAX_LAST_AXIS_CHANNELS = 16
+
+
+def last_axis_is_channels(shape: tuple[int, ...]) -> bool:
+    """Whether :func:`describe_layout` reads the last axis of ``shape`` as channels (no ``channel_axis`` given).
+
+    Three axes or more, and a last one of 1 to 4 (grey, -, RGB, RGBA) or of 5 to 16 under a
+    quarter of the two before it: (H, W, 5..16) are multichannel pixels, not H planes 5 px wide.
+    """
+    return len(shape) >= 3 and (shape[-1] <= 4 or _looks_like_channels(shape))
 
 
 def _looks_like_channels(shape: tuple[int, ...]) -> bool:
