@@ -217,3 +217,16 @@ def test_channels_on_the_last_axis_of_a_layer_that_is_not_rgb_are_refused(tiny_m
             run_to_end(iter_segment_one_click(channels, tiny_model))
         assert "image layer of its own" in str(refused.value)
     assert run_to_end(iter_segment_one_click(image[:96, :96], tiny_model, rgb=True)).labels.shape == (96, 96)
+
+
+def test_a_stack_of_two_to_four_planes_is_told_how_to_split_channels():
+    # DAPI and GFP as one layer of 2 planes: both segmented, and nothing said of channels
+    from napari_cellseg.inference.segment import SegmentationResult
+
+    def notes(planes):
+        labels = np.zeros((planes, 96, 96), np.uint16)
+        return result_notes(SegmentationResult(labels, None, 1.0, None, watershed={}), "C")
+
+    assert "Split Stack and segment the nuclear one." in notes(2) and "RGB" not in notes(2)
+    assert "Split Stack" in notes(4) and "open the image as RGB" in notes(4)
+    assert "All 5 planes were segmented" in notes(5) and "Split Stack" not in notes(5)

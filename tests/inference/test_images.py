@@ -82,3 +82,15 @@ def test_a_large_offset_keeps_its_contrast_in_wide_dtypes():
     for dtype in (np.uint32, np.float64):
         shifted = image.astype(dtype) + dtype(4_000_000_000)
         np.testing.assert_array_equal(segment_image(model, config, shifted).labels, expected)
+
+
+def test_two_planes_read_as_a_stack_get_the_channel_note():
+    from napari_cellseg.inference.images import stack_note
+
+    note = stack_note(describe_layout(np.zeros((2, 64, 80), np.uint16)))
+    assert (
+        "read as 2 planes" in note
+        and "pick the nuclear one with --channel N" in note
+        and "(H, W, 3)" not in note
+    )
+    assert stack_note(describe_layout(np.zeros((5, 64, 80), np.uint16))) is None

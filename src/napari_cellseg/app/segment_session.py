@@ -306,8 +306,12 @@ def result_notes(result: SegmentationResult, tag: str | None) -> str:
     if result.labels.ndim == 3:  # a stack: every plane, not only the one shown
         planes = result.labels.shape[0]
         note += f" All {planes} planes were segmented, each on its own (cell numbers run on across them)."
-        if planes in (3, 4):
-            note += " If these planes are colour channels, open the image as RGB (H, W, 3) instead."
+        if planes <= 4:  # as many as a fluorescence image's channels often are
+            note += (
+                " If these planes are channels (nuclei, membrane...), right-click the layer > Split Stack "
+                "and segment the nuclear one"
+            )
+            note += "; if they are colour channels, open the image as RGB (H, W, 3)." if planes > 2 else "."
     if result.scale_factor != 1.0 and result.diameter:
         note += (
             f" Nuclei measure about {result.diameter:.0f} px: the image was resampled "

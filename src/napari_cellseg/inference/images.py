@@ -170,11 +170,14 @@ def _looks_like_channels(shape: tuple[int, ...]) -> bool:
 
 
 def stack_note(layout: ImageLayout) -> str | None:
-    """A warning for a ``(3 or 4, H, W)`` image read as planes: often RGB stored channels first."""
-    if layout.stack and layout.channel is None and len(layout.shape) == 3 and layout.shape[0] in (3, 4):
+    """A warning for a ``(2 to 4, H, W)`` image read as planes: often channels stored first
+    (DAPI and GFP, or RGB)."""
+    planes = layout.shape[0]
+    if layout.stack and layout.channel is None and len(layout.shape) == 3 and 2 <= planes <= 4:
+        colour = "save the image as (H, W, 3) if they are colours, or " if planes > 2 else ""
         return (
-            f"shape {layout.shape} was read as {layout.shape[0]} planes (Z, H, W); if these are "
-            "colour channels, save the image as (H, W, 3) or pick one with --channel N"
+            f"shape {layout.shape} was read as {planes} planes (Z, H, W); if these are "
+            f"channels, {colour}pick the nuclear one with --channel N"
         )
     return None
 
