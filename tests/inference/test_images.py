@@ -94,3 +94,10 @@ def test_two_planes_read_as_a_stack_get_the_channel_note():
         and "(H, W, 3)" not in note
     )
     assert stack_note(describe_layout(np.zeros((5, 64, 80), np.uint16))) is None
+
+
+def test_a_stack_of_stacks_is_refused_without_speaking_of_channels_it_has_not():
+    with pytest.raises(ValueError) as refused:
+        describe_layout(np.zeros((3, 2, 64, 80), np.uint16))  # (T, Z, H, W)
+    text = str(refused.value)
+    assert "shape (3, 2, 64, 80)" in text and "channels" not in text and "each time point" in text

@@ -127,10 +127,9 @@ def describe_layout(image: Any, channel: int | None = None, channel_axis: int | 
         raise ValueError(f"channel={channel} given but the image (shape {shape}) has no channel axis")
     n_spatial = ndim - (channel_axis is not None)
     if n_spatial not in (2, 3):
-        raise ValueError(
-            f"expected (H, W) planes or a (Z, H, W) stack besides the channels, got shape {shape}"
-            + (f" with channels on axis {channel_axis}" if channel_axis is not None else "")
-        )
+        channels = f" besides the channels on axis {channel_axis}" if channel_axis is not None else ""
+        more = ": segment each (Z, H, W) stack of it (each time point) on its own" if n_spatial > 3 else ""
+        raise ValueError(f"expected (H, W) planes or a (Z, H, W) stack{channels}, got shape {shape}{more}")
     return ImageLayout(shape, channel_axis, channel, rgb, n_spatial == 3)
 
 
