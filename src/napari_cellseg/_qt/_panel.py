@@ -133,6 +133,6 @@ class TaskPanel(QWidget):
 
         self.task = run_task(
             function, *args, title=title, on_result=_result, on_report=on_report,
-            on_error=_error, on_finished=_finished, cancel_button=self.cancel_button, **kwargs,
+            on_error=_error, on_finished=_finished, cancel_button=self.cancel_button, owner=self, **kwargs,
         )  # fmt: skip
         return self.task

@@ -1,7 +1,7 @@
 """Run core work off the GUI thread: one helper shared by every dock widget.
 
-:func:`run_task` starts a core generator (or plain function) in a napari
-``thread_worker``, shows a cancelable ``napari.utils.progress`` bar in the
+:func:`run_task` starts a core generator (or plain function) in a thread
+worker, shows a cancelable ``napari.utils.progress`` bar in the
 activity dock fed by the generator's reports, turns exceptions into one clear
 ``show_error`` notification, and supports cancel (between two reports)::
 
@@ -85,8 +85,19 @@ def finish_before_close(worker) -> None:
     worker.finished.connect(lambda: _SHORT_JOBS.discard(worker))
 
 
+# Running jobs of panels (Task.owner): cancelled when their own napari window closes, not another's.
+_OWNED_TASKS: set = set()
+
+
+def _holds(window, widget) -> bool:
+    """Whether ``widget`` lies in ``window``; a floating dock stays a child of napari's window."""
+    while widget is not None and widget is not window:
+        widget = widget.parentWidget()
+    return widget is not None
+
+
 class _WaitOnClose(QObject):
-    """Before napari's window closes, let the short background jobs end.
+    """Before napari's window closes, cancel its panels' jobs and let the short background jobs end.
 
     A worker still running when the window's widgets are deleted emits on a deleted superqt
     signals object, and the process aborts on exit. Training reports are not waited for: the
@@ -95,6 +106,10 @@ class _WaitOnClose(QObject):
 
     def eventFilter(self, watched, event) -> bool:
         if event.type() == QEvent.Type.Close:
+            for task in list(_OWNED_TASKS):
+                with contextlib.suppress(RuntimeError):  # RuntimeError: the panel is deleted already
+                    if _holds(watched, task.owner):
+                        task.cancel()
             deadline = time.monotonic() + CLOSE_WAIT_S
             while any(w.is_running for w in list(_SHORT_JOBS)) and time.monotonic() < deadline:
                 QThread.msleep(20)
@@ -194,9 +209,10 @@ class Task:
         Cancel was requested and the worker stopped before returning.
     """
 
-    def __init__(self, worker, title: str):
+    def __init__(self, worker, title: str, owner=None):
         self.worker = worker
         self.title = title
+        self.owner = owner  # the panel whose window's closing cancels the job
         # A plain function cannot be stopped half way (a save would be written anyway).
         self.interruptible = hasattr(worker, "yielded")
         self.finished = False
@@ -223,9 +239,10 @@ def run_task(
     describe: Callable[[Any], tuple[int | None, int | None, str | None]] = describe_report,
     cancel_button=None,
     show_progress: bool = True,
+    owner=None,
     **kwargs: Any,
 ) -> Task:
-    """Run ``function(*args, **kwargs)`` in a napari thread worker.
+    """Run ``function(*args, **kwargs)`` in a thread worker.
 
     Parameters
     ----------
@@ -248,17 +265,23 @@ def run_task(
         Enabled while the job runs; clicking it cancels the job.
     show_progress : bool
         Show a progress bar in the activity dock.
+    owner : QWidget, optional
+        The panel that started the job: closing its napari window (or deleting it) cancels the job.
 
     Returns
     -------
     Task
         Already started.
     """
-    from napari.qt.threading import create_worker
+    # not napari's: it files the job under the viewer active now, whose closing cancels it (owner's here)
+    from superqt.utils import create_worker
 
     avoid_llvm_clash()
     worker = create_worker(_shielded(function), *args, _start_thread=False, _ignore_errors=True, **kwargs)
-    task = Task(worker, title)
+    task = Task(worker, title, owner)
+    if owner is not None:
+        _OWNED_TASKS.add(task)
+        owner.destroyed.connect(task.cancel)  # a window closed unshown: no Close filter on it
     if show_progress:
         callback = task.cancel if task.interruptible else None
         task.progress = _Progress(total=0, desc=title, cancel_callback=callback)
@@ -302,6 +325,10 @@ def run_task(
 
     def _finished() -> None:
         task.finished = True
+        _OWNED_TASKS.discard(task)
+        if owner is not None:
+            with contextlib.suppress(TypeError, RuntimeError):  # the panel is gone already
+                owner.destroyed.disconnect(task.cancel)
         if task.progress is not None:
             task.progress.close()
         with _panel_may_be_gone(title):
