@@ -81,8 +81,8 @@ class ResultsBox(QGroupBox):
             names = ", ".join(p.name for p in saved.paths)
             panel.say(f"Saved {saved.n_cells} cells to {saved.labels.parent}: {names} (the .geojson opens in QuPath).")  # fmt: skip
 
-        panel.start(
-            save_segmentation, folder, image_id, np.asarray(labels.data), pixels, attributes,
+        panel.start(  # a copy: cells painted while it saves must not land half in the files
+            save_segmentation, folder, image_id, np.array(labels.data, copy=True), pixels, attributes,
             title="Save results", on_result=show,
         )  # fmt: skip
 

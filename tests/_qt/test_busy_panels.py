@@ -1,0 +1,54 @@
+"""A busy user: cells edited while they are saved.
+
+The save is held open by a gate, so the test acts while it runs, as a user does.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from napari_cellseg.app import segment_results
+from napari_cellseg.io import read_tiff_layer
+
+
+@pytest.fixture
+def gated_save(monkeypatch):
+    """``save_segmentation`` waits until ``gate.set()`` before it writes anything."""
+    gate, real = threading.Event(), segment_results.save_segmentation
+
+    def held(*args, **kwargs):
+        gate.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(segment_results, "save_segmentation", held)
+    return gate
+
+
+def _segment_panel_with_cells(make_napari_viewer):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((32, 32), np.uint8), name="img")
+    cells = np.zeros((32, 32), np.uint16)
+    cells[4:12, 4:12] = 1
+    layer = viewer.add_labels(cells, name="img segmented cells")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    widget.image_combo.set_layer(image)
+    return viewer, widget, layer
+
+
+def test_cells_edited_during_save_results_are_not_half_saved(
+    make_napari_viewer, gated_save, wait_for_job, tmp_path
+):
+    _, widget, layer = _segment_panel_with_cells(make_napari_viewer)
+    widget.results_box.folder_edit.setText(str(tmp_path / "results"))
+    widget.results_box.save_button.click()
+    assert widget.busy
+    layer.data_setitem(np.nonzero(np.ones((4, 4), bool)), 7)  # a brush stroke while it saves
+    gated_save.set()
+    task = wait_for_job(widget)
+    assert task.error is None, task.error
+    saved, _, _ = read_tiff_layer(task.result.labels)
+    assert sorted(np.unique(saved)) == [0, 1]  # the cells as they were at the click
+    assert task.result.n_cells == 1  # and the table agrees with them
