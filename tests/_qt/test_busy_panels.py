@@ -1,4 +1,4 @@
-"""A busy user: cells edited while they are saved.
+"""A busy user: cells edited while they are saved, a second click while a job runs.
 
 The save is held open by a gate, so the test acts while it runs, as a user does.
 """
@@ -52,3 +52,17 @@ def test_cells_edited_during_save_results_are_not_half_saved(
     saved, _, _ = read_tiff_layer(task.result.labels)
     assert sorted(np.unique(saved)) == [0, 1]  # the cells as they were at the click
     assert task.result.n_cells == 1  # and the table agrees with them
+
+
+def test_a_second_click_while_a_save_runs_is_not_told_to_cancel_it(
+    make_napari_viewer, gated_save, wait_for_job, tmp_path
+):
+    _, widget, _ = _segment_panel_with_cells(make_napari_viewer)
+    widget.results_box.folder_edit.setText(str(tmp_path / "results"))
+    widget.results_box.save_button.click()
+    widget.results_box.save_button.click()  # saving twice quickly
+    text = widget.message.text()
+    assert not widget.cancel_button.isEnabled()  # a save cannot be stopped half way...
+    assert "wait for 'Save results' to finish" in text and "cancel" not in text  # ...so not offered
+    gated_save.set()
+    assert wait_for_job(widget).error is None

@@ -104,8 +104,9 @@ class TaskPanel(QWidget):
         **kwargs: Any,
     ) -> Task | None:
         """Run ``function`` in a worker unless a job is already running."""
-        if self.busy:
-            self.fail(f"wait for {self.task.title!r} to finish (or cancel it)")
+        if self.busy:  # a save cannot be stopped half way: Cancel is offered for the jobs it stops
+            stop = " (or cancel it)" if self.task.interruptible else ""
+            self.fail(f"wait for {self.task.title!r} to finish{stop}")
             return None
         for button in self.action_buttons:
             button.setEnabled(False)
