@@ -67,6 +67,23 @@ def test_annotate_conversion_of_a_removed_image_adds_no_annotation(make_napari_v
     assert "'img' was removed meanwhile" in widget.message.text()
 
 
+def test_annotate_touching_boundaries_of_a_removed_annotation_are_not_claimed(
+    make_napari_viewer, wait_for_job
+):
+    viewer, widget, _ = _annotate(make_napari_viewer)
+    widget.thickness_spin.setValue(1)
+    widget.to_annotation_button.click()
+    wait_for_job(widget)
+    annotation = viewer.layers["img boundary annotation"]
+    annotation.data[annotation.data == 1] = 2  # boundaries painted over: the button has work to do
+    widget.touching_button.click()
+    viewer.layers.remove(annotation)
+    wait_for_job(widget)
+    assert "img boundary annotation" not in viewer.layers
+    text = widget.message.text()
+    assert "'img boundary annotation' was removed meanwhile" in text and "became boundary" not in text
+
+
 def test_annotate_saved_labels_of_a_removed_image_are_not_opened(make_napari_viewer, wait_for_job, tmp_path):
     viewer, widget, image = _annotate(make_napari_viewer)
     widget.dataset_edit.setText(str(tmp_path / "ds"))

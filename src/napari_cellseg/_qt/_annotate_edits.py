@@ -19,6 +19,7 @@ from ..app.annotation import (
     touching_boundary_pixels,
 )
 from ..classes import BOUNDARY, INTERIOR
+from ._common import in_viewer
 from ._layers import put_labels, set_pixels
 
 
@@ -102,6 +103,9 @@ class AnnotationEdits:
         instances = np.array(cells.data, copy=True) if holds_labels(cells, target.shape) else None
 
         def show(result) -> None:
+            if not in_viewer(self.viewer, annotation):  # its pixels would change out of sight
+                self.say(f"{annotation.name!r} was removed meanwhile: no boundary was added.", error=True)
+                return
             indices, n_pairs = result
             changed = set_pixels(annotation, indices, BOUNDARY)
             source = (
