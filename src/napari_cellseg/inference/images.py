@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -55,11 +56,44 @@ class ImageLayout:
         return tuple(self.shape[a] for a in self.spatial_axes)
 
 
-def as_image_array(image: Any) -> Any:
-    """``image`` itself if it is an array (numpy, dask, zarr: read lazily), else ``np.asarray(image)``."""
+def as_image_array(image: Any, name: str = "image") -> Any:
+    """``image`` itself if it is an array (numpy, dask, zarr: read lazily), else ``np.asarray(image)``.
+
+    Raises
+    ------
+    TypeError
+        If ``image`` holds no pixels: a file path, None, a single number.
+    ValueError
+        If it is a list of images of different shapes (a list is read as one stack).
+    """
     if all(hasattr(image, attr) for attr in ("shape", "dtype", "__getitem__")):
         return image
-    return np.asarray(image)  # nested lists, as the docstrings' array_like promises
+    if isinstance(image, (str, os.PathLike)):
+        raise TypeError(
+            f"{name} must be an array of pixels, got the path {os.fspath(image)!r}: "
+            "read the file first, e.g. napari_cellseg.io.read_image(path)"
+        )
+    try:
+        array = np.asarray(image)  # nested lists, as the docstrings' array_like promises
+    except ValueError:  # numpy refuses ragged lists
+        shapes = list(dict.fromkeys(_item_shape(item) for item in image))
+        listed = ", ".join(shapes[:4]) + (", ..." if len(shapes) > 4 else "")
+        raise ValueError(
+            f"{name}: a list of images is read as one (Z, H, W) stack, but its images have "
+            f"different shapes ({listed}): segment each image on its own"
+        ) from None
+    if array.ndim == 0:
+        raise TypeError(
+            f"{name} must be an array of pixels (numpy, dask or zarr), got {type(image).__name__} {image!r}"
+        )
+    return array
+
+
+def _item_shape(item: Any) -> str:
+    try:
+        return str(np.shape(item))
+    except ValueError:  # itself ragged
+        return "a ragged list"
 
 
 class ChannelsError(ValueError):

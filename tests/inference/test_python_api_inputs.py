@@ -1,0 +1,35 @@
+"""The Python API called as a scikit-image or Cellpose user calls it: wrong kinds of input get
+a TypeError or ValueError that says what was given and what is accepted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_models import fitted_model
+
+from napari_cellseg.inference.predict import predict_probabilities, segment_image
+
+
+@pytest.mark.parametrize("image", ["cells.png", Path("cells.png")])
+def test_a_path_instead_of_pixels_says_to_read_the_file(image):
+    model, config = fitted_model()
+    with pytest.raises(TypeError, match=r"got the path 'cells.png': read the file first.*read_image"):
+        segment_image(model, config, image)
+    with pytest.raises(TypeError, match="got the path"):
+        predict_probabilities(model, config, image)
+
+
+@pytest.mark.parametrize("image", [None, 5, 2.5])
+def test_none_or_a_number_is_not_an_image(image):
+    model, config = fitted_model()
+    with pytest.raises(TypeError, match=rf"image must be an array of pixels .*got {type(image).__name__}"):
+        segment_image(model, config, image)
+
+
+def test_a_list_of_images_of_different_shapes_says_to_segment_each():
+    model, config = fitted_model()
+    images = [np.zeros((64, 80), np.uint8), np.zeros((64, 96), np.uint8)]
+    with pytest.raises(ValueError, match=r"different shapes \(\(64, 80\), \(64, 96\)\): segment each image"):
+        segment_image(model, config, images)
