@@ -33,3 +33,14 @@ def test_a_list_of_images_of_different_shapes_says_to_segment_each():
     images = [np.zeros((64, 80), np.uint8), np.zeros((64, 96), np.uint8)]
     with pytest.raises(ValueError, match=r"different shapes \(\(64, 80\), \(64, 96\)\): segment each image"):
         segment_image(model, config, images)
+
+
+def test_a_model_folder_or_swapped_arguments_say_how_to_load_the_model():
+    model, config = fitted_model()
+    image = np.zeros((64, 64), np.uint8)
+    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module, got str 'runs/model'.*resolve_model"):
+        segment_image("runs/model", config, image)
+    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module, got ModelConfig"):
+        predict_probabilities(config, model, image)
+    with pytest.raises(TypeError, match=r"config must be the model's ModelConfig, got NoneType.*resolve_model"):
+        segment_image(model, None, image)

@@ -221,14 +221,36 @@ def make_runner(
     model, config, device: Any = None, amp: bool = True, optimize: bool = False, tta: bool = False,
     tta_zooms: Any = None,
 ):  # fmt: skip
-    """A :class:`~.runtime.TileRunner` for ``model`` (an existing runner is passed through)."""
+    """A :class:`~.runtime.TileRunner` for ``model`` (an existing runner is passed through).
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a network or ``config`` not its ``ModelConfig`` (a model
+        folder's path passed as the model, the two swapped).
+    """
     from .runtime import TileRunner
 
+    check_model_and_config(model, config)
     if isinstance(model, TileRunner):
         return model
     return TileRunner(
         model, config.loss, device=device, amp=amp, optimize=optimize, tta=tta, tta_zooms=tta_zooms
     )
+
+
+def check_model_and_config(model, config) -> None:
+    """Raise ``TypeError`` unless ``model`` is a network (or a runner) and ``config`` a ``ModelConfig``."""
+    import torch
+
+    from ..models.checkpoint import ModelConfig
+    from .runtime import TileRunner
+
+    load = "load both with resolve_model(path) (None: the bundled model), which returns (model, config)"
+    if not isinstance(model, (torch.nn.Module, TileRunner)):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__} {model!r:.80}: {load}")
+    if not isinstance(config, ModelConfig):
+        raise TypeError(f"config must be the model's ModelConfig, got {type(config).__name__}: {load}")
 
 
 def _with_plane(gen: Generator, plane: int, n_planes: int) -> Generator:
