@@ -44,3 +44,20 @@ def test_a_model_folder_or_swapped_arguments_say_how_to_load_the_model():
         predict_probabilities(config, model, image)
     with pytest.raises(TypeError, match=r"config must be the model's ModelConfig, got NoneType.*resolve_model"):
         segment_image(model, None, image)
+
+
+@pytest.mark.parametrize(
+    "diameter, error, message",
+    [
+        ("20", TypeError, r"diameter must be a number, got '20'"),
+        (-3, ValueError, r"diameter must be >= 0, got -3"),
+        (float("nan"), ValueError, r"diameter must be a finite number"),
+    ],
+)
+def test_a_bad_diameter_names_the_argument_and_what_it_takes(diameter, error, message):
+    model, config = fitted_model()
+    image = np.zeros((64, 64), np.uint8)
+    with pytest.raises(error, match=message + r".*0: estimate it; None: the model's default"):
+        segment_image(model, config, image, diameter=diameter)
+    with pytest.raises(error, match=message):
+        predict_probabilities(model, config, image, diameter=diameter)

@@ -264,10 +264,23 @@ def _with_plane(gen: Generator, plane: int, n_planes: int) -> Generator:
 
 
 def resolve_diameter(config, diameter: float | None) -> float | None:
-    """``diameter``, or the model's ``default_diameter`` when None (0 = estimate)."""
+    """``diameter``, or the model's ``default_diameter`` when None (0 = estimate).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If ``diameter`` is not a number (a string) or is negative or not finite.
+    """
     if diameter is None:
         return getattr(config, "default_diameter", None)
-    return diameter
+    from ..data.arguments import check_number
+
+    try:
+        return check_number(diameter, "diameter", minimum=0)
+    except (TypeError, ValueError) as err:
+        raise type(err)(
+            f"{err}: give the nuclei's diameter in image pixels (0: estimate it; None: the model's default)"
+        ) from None
 
 
 def iter_scale_factor(
