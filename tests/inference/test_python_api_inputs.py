@@ -61,3 +61,25 @@ def test_a_bad_diameter_names_the_argument_and_what_it_takes(diameter, error, me
         segment_image(model, config, image, diameter=diameter)
     with pytest.raises(error, match=message):
         predict_probabilities(model, config, image, diameter=diameter)
+
+
+def _two_cells() -> np.ndarray:
+    probabilities = np.zeros((3, 32, 32), np.float32)
+    probabilities[0] = 1
+    for rows, cols in ((slice(4, 14), slice(4, 14)), (slice(18, 28), slice(18, 28))):
+        probabilities[:, rows, cols] = np.array([0, 0, 1], np.float32)[:, None, None]
+    return probabilities
+
+
+def test_the_watershed_takes_its_settings_as_a_dict_as_segment_image_does():
+    from napari_cellseg.inference.watershed import WatershedParams, instances_from_probabilities
+
+    probabilities = _two_cells()
+    from_dict = instances_from_probabilities(probabilities, {"min_size": 200})
+    assert from_dict.max() == 0  # both 100 px cells are under min_size
+    assert instances_from_probabilities(probabilities, WatershedParams(min_size=200)).max() == 0
+    assert instances_from_probabilities(probabilities, {"min_size": 1}).max() == 2
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['min_area'\]"):
+        instances_from_probabilities(probabilities, {"min_area": 1})
+    with pytest.raises(TypeError, match=r"params must be WatershedParams, a dict of its settings or None, got str"):
+        instances_from_probabilities(probabilities, "fast")

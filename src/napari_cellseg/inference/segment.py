@@ -91,10 +91,10 @@ class SegmentationResult:
 
 def watershed_params(config, params=None):
     """``params``, else the model config's tuned ``watershed`` dict, else the defaults."""
-    from .watershed import WatershedParams
+    from .watershed import WatershedParams, as_watershed_params
 
     if params is not None:
-        return params if isinstance(params, WatershedParams) else WatershedParams.from_dict(params)
+        return as_watershed_params(params)
     stored = getattr(config, "watershed", None) or {}
     return WatershedParams.from_dict(stored) if stored else WatershedParams()
 

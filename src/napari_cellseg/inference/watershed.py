@@ -32,10 +32,11 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..classes import BACKGROUND, BOUNDARY, INTERIOR
-from .watershed_params import WatershedParams, check_probabilities
+from .watershed_params import WatershedParams, as_watershed_params, check_probabilities
 
 __all__ = [
     "WatershedParams",
+    "as_watershed_params",
     "check_probabilities",
     "elevation_from_probabilities",
     "finalize_labels",
@@ -51,9 +52,9 @@ __all__ = [
 _FULL = np.ones((3, 3), dtype=bool)
 
 
-def foreground_mask(probabilities, params: WatershedParams | None = None) -> np.ndarray:
+def foreground_mask(probabilities, params: WatershedParams | dict | None = None) -> np.ndarray:
     """Boolean ``(H, W)`` mask of pixels that belong to some cell."""
-    return _foreground(check_probabilities(probabilities), params or WatershedParams())
+    return _foreground(check_probabilities(probabilities), as_watershed_params(params))
 
 
 def _foreground(probabilities: np.ndarray, params: WatershedParams) -> np.ndarray:
@@ -61,7 +62,7 @@ def _foreground(probabilities: np.ndarray, params: WatershedParams) -> np.ndarra
 
 
 def markers_from_probabilities(
-    probabilities, params: WatershedParams | None = None, mask: np.ndarray | None = None
+    probabilities, params: WatershedParams | dict | None = None, mask: np.ndarray | None = None
 ) -> np.ndarray:
     """int32 ``(H, W)`` markers: labelled components of confident interior.
 
@@ -69,11 +70,11 @@ def markers_from_probabilities(
     ----------
     probabilities : ndarray, shape (3, H, W)
         Class probabilities.
-    params : WatershedParams, optional
+    params : WatershedParams or dict, optional
     mask : ndarray of bool, optional
         Foreground mask; computed from ``params`` when not given.
     """
-    params = params or WatershedParams()
+    params = as_watershed_params(params)
     probabilities = check_probabilities(probabilities)
     if mask is None:
         mask = _foreground(probabilities, params)
@@ -214,9 +215,9 @@ def _reconstruct_by_dilation(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
         current = grown
 
 
-def elevation_from_probabilities(probabilities, params: WatershedParams | None = None) -> np.ndarray:
+def elevation_from_probabilities(probabilities, params: WatershedParams | dict | None = None) -> np.ndarray:
     """float32 ``(H, W)`` elevation: ``P(background) + boundary_weight * P(boundary)``."""
-    return _elevation(check_probabilities(probabilities), params or WatershedParams())
+    return _elevation(check_probabilities(probabilities), as_watershed_params(params))
 
 
 def _elevation(probabilities: np.ndarray, params: WatershedParams) -> np.ndarray:
@@ -329,16 +330,16 @@ def _finalize(labels: np.ndarray, min_size: int) -> np.ndarray:
     return lut[index]
 
 
-def instances_from_probabilities(probabilities, params: WatershedParams | None = None) -> np.ndarray:
+def instances_from_probabilities(probabilities, params: WatershedParams | dict | None = None) -> np.ndarray:
     """Instance labels from class probabilities.
 
     Parameters
     ----------
     probabilities : ndarray, shape (3, H, W)
         Float class probabilities (background, boundary, interior).
-    params : WatershedParams, optional
-        Defaults to ``WatershedParams()``; a model stores tuned ones in its
-        config's ``watershed`` key.
+    params : WatershedParams or dict, optional
+        Defaults to ``WatershedParams()``; a dict sets the keys it has over the
+        defaults. A model stores tuned ones in its config's ``watershed`` key.
 
     Returns
     -------
@@ -353,18 +354,18 @@ def instances_from_probabilities(probabilities, params: WatershedParams | None =
     >>> instances_from_probabilities(p, WatershedParams(min_size=1)).max()
     np.uint16(1)
     """
-    params = params or WatershedParams()
+    params = as_watershed_params(params)
     return _finalize(unfiltered_instances(probabilities, params), params.min_size)
 
 
-def unfiltered_instances(probabilities, params: WatershedParams | None = None) -> np.ndarray:
+def unfiltered_instances(probabilities, params: WatershedParams | dict | None = None) -> np.ndarray:
     """int32 labels of steps 1-4, before ``min_size`` filtering and renumbering.
 
     ``finalize_labels(unfiltered_instances(p, params), params.min_size)`` is
     :func:`instances_from_probabilities`; tuning reuses one result for every
     ``min_size``.
     """
-    params = params or WatershedParams()
+    params = as_watershed_params(params)
     probabilities = check_probabilities(probabilities)
     mask = _foreground(probabilities, params)
     markers = _markers(probabilities, params, mask)

@@ -6,6 +6,7 @@ Split from :mod:`.watershed`, which re-exports both.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -100,6 +101,27 @@ def _checked(name: str, value):
     elif not isinstance(value, bool) and value < 0:
         raise ValueError(f"{where} must be >= 0, got {value}")
     return value
+
+
+def as_watershed_params(params) -> WatershedParams:
+    """``params`` as :class:`WatershedParams`: None gives the defaults, a dict its keys over them.
+
+    Raises
+    ------
+    TypeError
+        If ``params`` is neither (a string, a number).
+    ValueError
+        If a dict has an unknown key or a bad value.
+    """
+    if params is None:
+        return WatershedParams()
+    if isinstance(params, WatershedParams):
+        return params
+    if isinstance(params, Mapping):
+        return WatershedParams.from_dict(dict(params))
+    raise TypeError(
+        f"params must be WatershedParams, a dict of its settings or None, got {type(params).__name__} {params!r:.80}"
+    )
 
 
 def check_probabilities(probabilities, name: str = "probabilities") -> np.ndarray:
