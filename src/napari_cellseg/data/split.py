@@ -108,8 +108,8 @@ def iter_split(
 
     Parameters
     ----------
-    dataset : CellDataset
-        The pool.
+    dataset : CellDataset or path
+        The pool, or its folder (opened with :meth:`CellDataset.open`).
     config : SplitConfig, optional
         Target microscope, ratios, seed, grouping.
     previous : mapping, optional
@@ -127,7 +127,12 @@ def iter_split(
     SplitError
         Bad ratios or target, too few target images for dev < train and
         test < train, groups too large to fill dev or test.
+    DatasetError
+        A folder given as ``dataset`` is not a valid dataset.
+    TypeError
+        ``dataset`` is neither a CellDataset nor a folder.
     """
+    dataset = _as_dataset(dataset)
     config = config or SplitConfig()
     ratios = check_ratios(config.ratios)
     if config.new_images not in ("train", "split"):
@@ -186,12 +191,56 @@ def split_dataset(
     previous: Mapping[str, str] | None = None,
     new_images: str = "train",
 ) -> SplitResult:
-    """Synchronous :func:`iter_split` with the settings as arguments."""
+    """Split a dataset into train, dev and test: :func:`iter_split` with the settings as arguments.
+
+    Parameters
+    ----------
+    dataset : CellDataset or path
+        The pool, or its folder (``images/``, ``masks/`` or ``targets/``, ``manifest.csv``).
+    target : str
+        The microscope tag whose images dev and test hold; other tags all go to train.
+    ratios : tuple of float
+        Train, dev and test shares of the whole dataset, summing to 1.
+    seed : int
+        Which groups go where (the same seed gives the same split).
+    grouping : bool
+        Keep near-duplicate images (tiles of one field) on one side.
+    previous : mapping, optional
+        ``{id: subset}`` of an earlier split (:func:`.splitfile.read_split`): those ids keep their subset.
+    new_images : str
+        With ``previous``: ``"train"`` puts new images in train, ``"split"`` splits their groups.
+
+    Returns
+    -------
+    SplitResult
+        ``subsets`` maps each id to ``"train"``, ``"dev"`` or ``"test"``; write it with
+        :func:`.splitfile.write_split`.
+
+    Raises
+    ------
+    SplitError, DatasetError, TypeError
+        See :func:`iter_split`.
+    """
     config = SplitConfig(target, tuple(ratios), seed, grouping, new_images)
     for report in iter_split(dataset, config, previous):
         if report.result is not None:
             return report.result
     raise AssertionError("iter_split ended without a result")  # pragma: no cover
+
+
+def _as_dataset(dataset):
+    """``dataset``, or the dataset in the folder it names."""
+    import os
+
+    from .dataset import CellDataset
+
+    if isinstance(dataset, (str, os.PathLike)):
+        return CellDataset.open(dataset)
+    if not isinstance(dataset, CellDataset):
+        raise TypeError(
+            f"dataset must be a CellDataset or a dataset folder, got {type(dataset).__name__} {dataset!r:.80}"
+        )
+    return dataset
 
 
 def _members(groups: Mapping[str, str], microscopes: Mapping[str, str], target: str):
