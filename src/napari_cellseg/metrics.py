@@ -26,6 +26,7 @@ per-image scores.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -164,14 +165,16 @@ def aggregated_jaccard_index(gt, pred) -> float:
     return _ratio(inter, union, overlap.n_gt == 0 and overlap.n_pred == 0)
 
 
-def image_metrics(gt, pred, *, thresholds: Sequence[float] = DSB_THRESHOLDS, name: str = "") -> ImageMetrics:
+def image_metrics(
+    gt, pred, *, thresholds: float | Sequence[float] = DSB_THRESHOLDS, name: str = ""
+) -> ImageMetrics:
     """Match ``pred`` to ``gt`` and compute the metrics of one image.
 
     Parameters
     ----------
     gt, pred : array_like of int
         Ground-truth and predicted instance labels, same shape, 0 = background.
-    thresholds : sequence of float
+    thresholds : float or sequence of float
         IoU thresholds in ``(0, 1]``; the DSB score is the mean AP over them.
     name : str
         Stored in the result (an image id).
@@ -187,10 +190,23 @@ def image_metrics(gt, pred, *, thresholds: Sequence[float] = DSB_THRESHOLDS, nam
     >>> image_metrics(gt, gt).dsb_score
     1.0
     """
-    thresholds = tuple(float(t) for t in thresholds)
+    thresholds = _check_thresholds(thresholds)
+    return _metrics_from_overlap(label_overlap(gt, pred), thresholds, name)
+
+
+def _check_thresholds(thresholds: float | Sequence[float]) -> tuple[float, ...]:
+    """``thresholds`` as a tuple of floats in ``(0, 1]``; one number is one threshold."""
+    if isinstance(thresholds, numbers.Real) and not isinstance(thresholds, bool):
+        thresholds = (thresholds,)
+    try:
+        thresholds = tuple(float(t) for t in thresholds)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"thresholds must be an IoU or a sequence of IoUs in (0, 1], got {thresholds!r}"
+        ) from None
     if not thresholds or not all(0.0 < t <= 1.0 for t in thresholds):
         raise ValueError(f"thresholds must be a non-empty sequence of IoUs in (0, 1], got {thresholds}")
-    return _metrics_from_overlap(label_overlap(gt, pred), thresholds, name)
+    return thresholds
 
 
 def _metrics_from_overlap(overlap: LabelOverlap, thresholds: tuple[float, ...], name: str):
@@ -277,9 +293,32 @@ def dataset_metrics(
     preds: Sequence,
     *,
     names: Sequence[str] | None = None,
-    thresholds: Sequence[float] = DSB_THRESHOLDS,
+    thresholds: float | Sequence[float] = DSB_THRESHOLDS,
 ) -> tuple[list[ImageMetrics], PooledMetrics]:
-    """Per-image metrics of paired label images and their pooled summary."""
+    """Per-image metrics of paired label images and their pooled summary.
+
+    Parameters
+    ----------
+    gts, preds : sequence of array_like of int
+        Ground-truth and predicted instance labels, one pair per image (a list,
+        or an ``(N, H, W)`` array); each pair of one shape.
+    names : sequence of str, optional
+        One per image (default ``"0"``, ``"1"``, ...).
+    thresholds : float or sequence of float
+        IoU thresholds in ``(0, 1]``.
+
+    Returns
+    -------
+    per_image : list of ImageMetrics
+    pooled : PooledMetrics
+        TP/FP/FN summed over images, and the means of the per-image scores.
+    """
+    for side, images in (("gts", gts), ("preds", preds)):
+        if getattr(images, "ndim", None) == 2:  # one image would be read as rows
+            raise ValueError(
+                f"{side} must be a sequence of label images (a list, or an (N, H, W) array), got one "
+                f"image of shape {images.shape}: use image_metrics for one image, or put it in a list"
+            )
     if len(gts) != len(preds):
         raise ValueError(f"got {len(gts)} ground-truth images but {len(preds)} predictions")
     names = list(names) if names is not None else [str(i) for i in range(len(gts))]

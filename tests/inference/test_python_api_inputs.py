@@ -38,11 +38,15 @@ def test_a_list_of_images_of_different_shapes_says_to_segment_each():
 def test_a_model_folder_or_swapped_arguments_say_how_to_load_the_model():
     model, config = fitted_model()
     image = np.zeros((64, 64), np.uint8)
-    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module, got str 'runs/model'.*resolve_model"):
+    with pytest.raises(
+        TypeError, match=r"model must be a torch.nn.Module, got str 'runs/model'.*resolve_model"
+    ):
         segment_image("runs/model", config, image)
     with pytest.raises(TypeError, match=r"model must be a torch.nn.Module, got ModelConfig"):
         predict_probabilities(config, model, image)
-    with pytest.raises(TypeError, match=r"config must be the model's ModelConfig, got NoneType.*resolve_model"):
+    with pytest.raises(
+        TypeError, match=r"config must be the model's ModelConfig, got NoneType.*resolve_model"
+    ):
         segment_image(model, None, image)
 
 
@@ -81,5 +85,7 @@ def test_the_watershed_takes_its_settings_as_a_dict_as_segment_image_does():
     assert instances_from_probabilities(probabilities, {"min_size": 1}).max() == 2
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['min_area'\]"):
         instances_from_probabilities(probabilities, {"min_area": 1})
-    with pytest.raises(TypeError, match=r"params must be WatershedParams, a dict of its settings or None, got str"):
+    with pytest.raises(
+        TypeError, match=r"params must be WatershedParams, a dict of its settings or None, got str"
+    ):
         instances_from_probabilities(probabilities, "fast")
