@@ -89,3 +89,13 @@ def test_the_watershed_takes_its_settings_as_a_dict_as_segment_image_does():
         TypeError, match=r"params must be WatershedParams, a dict of its settings or None, got str"
     ):
         instances_from_probabilities(probabilities, "fast")
+
+
+@pytest.mark.parametrize("path", [3, 2.0])
+def test_a_model_named_by_a_number_is_a_type_error(path):
+    from napari_cellseg.inference.predict import resolve_model
+
+    with pytest.raises(
+        TypeError, match=r"the model must be given as its folder \(str or Path\), or None or 'default'"
+    ):
+        resolve_model(path)

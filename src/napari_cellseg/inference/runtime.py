@@ -42,7 +42,14 @@ def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
     ModelNotFoundError
         If the directory or its ``config.json`` / ``model.safetensors`` is
         missing, or it is not a segmentation model (a file, an M2 classifier).
+    TypeError
+        If ``path`` is neither a path nor None (a number, a loaded model).
     """
+    if not (path is None or isinstance(path, (str, os.PathLike))):
+        raise TypeError(
+            f"the model must be given as its folder (str or Path), or None or {DEFAULT_MODEL_NAME!r} for the "
+            f"bundled model, got {type(path).__name__} {path!r:.80}"
+        )
     if path is None or str(path) == DEFAULT_MODEL_NAME:
         directory = default_model_dir()
         if not (directory / "config.json").is_file():  # the package ships without a model
@@ -64,11 +71,25 @@ def resolve_model_dir(path: str | os.PathLike | None = None) -> Path:
 def resolve_model(path: str | os.PathLike | None = None, device: Any = "auto"):
     """Load the model at ``path`` (the bundled default when None or ``"default"``) in eval mode.
 
+    Parameters
+    ----------
+    path : str or PathLike, optional
+        A model folder (``model.safetensors`` + ``config.json``, as ``train`` writes it).
+    device : str or torch.device
+        ``"auto"`` (CUDA, then MPS, then the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
     Returns
     -------
     model, config
         The network on ``device`` (``"auto"``: CUDA, then MPS, then CPU) and
         its :class:`~napari_cellseg.models.checkpoint.ModelConfig`.
+
+    Raises
+    ------
+    ModelNotFoundError, TypeError
+        See :func:`resolve_model_dir`.
+    ValueError
+        If ``device`` is unknown or not available.
     """
     from ..models.checkpoint import load_model_dir
 
