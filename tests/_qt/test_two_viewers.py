@@ -2,13 +2,15 @@
 
 napari files a thread worker under the viewer active when it starts; the panels' jobs went
 under the newest viewer, so closing it cancelled a job (a Segment, a training run's reports)
-of another viewer, and closing the viewer that ran the job cancelled nothing.
+of another viewer, and closing the viewer that ran the job cancelled nothing. A closing
+window also waited for every viewer's short jobs (a model warm-up): every window froze.
 The network is replaced by a fake whose run reports until the test lets it end.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -70,3 +72,22 @@ def test_closing_a_viewer_cancels_its_own_jobs_only(make_napari_viewer, gate, wa
     first.close()  # its own viewer: the job ends at its next report
     qtbot.waitUntil(lambda: task.finished, timeout=10000)
     assert task.cancelled
+
+
+def test_closing_a_viewer_waits_for_its_own_short_jobs_only(make_napari_viewer, qtbot):
+    from superqt.utils import create_worker
+
+    from napari_cellseg._qt._closing import finish_before_close
+
+    first = make_napari_viewer(show=True)
+    first.window.add_plugin_dock_widget("napari-cellseg", "Review")
+    second = make_napari_viewer(show=True)
+    _, panel = second.window.add_plugin_dock_widget("napari-cellseg", "Review")
+    warm_up = create_worker(time.sleep, 1.0, _start_thread=False)  # as a model warm-up
+    finish_before_close(warm_up, panel)
+    warm_up.start()
+    qtbot.waitUntil(lambda: warm_up.is_running, timeout=5000)
+    first.close()
+    assert warm_up.is_running  # not waited for: the other viewer froze meanwhile
+    second.close()
+    assert not warm_up.is_running  # its own window waits for it

@@ -165,7 +165,7 @@ def test_closing_the_window_waits_for_short_background_jobs(qtbot):
     from napari.qt.threading import create_worker
     from qtpy.QtWidgets import QMainWindow
 
-    from napari_cellseg._qt._workers import finish_before_close, wait_for_jobs_on_close
+    from napari_cellseg._qt._closing import finish_before_close, wait_for_jobs_on_close
 
     window = QMainWindow()
     qtbot.addWidget(window)
@@ -182,14 +182,14 @@ def test_a_window_gone_takes_its_close_filter_with_it(qtbot):
     # Keyed by id(window): a new window reusing a deleted one's id must get its own filter.
     from qtpy.QtWidgets import QApplication, QMainWindow
 
-    from napari_cellseg._qt import _workers
+    from napari_cellseg._qt import _closing
 
     window = QMainWindow()
     key = id(window)
-    _workers.wait_for_jobs_on_close(window)
-    assert key in _workers._CLOSE_FILTERS
+    _closing.wait_for_jobs_on_close(window)
+    assert key in _closing._CLOSE_FILTERS
     window.deleteLater()
-    qtbot.waitUntil(lambda: key not in _workers._CLOSE_FILTERS, timeout=5000)
+    qtbot.waitUntil(lambda: key not in _closing._CLOSE_FILTERS, timeout=5000)
     QApplication.processEvents()
 
 

@@ -8,8 +8,9 @@ from typing import Any
 from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
+from ._closing import wait_for_jobs_on_close
 from ._common import set_message
-from ._workers import Task, run_task, wait_for_jobs_on_close
+from ._workers import Task, run_task
 
 
 class _PanelScroll(QScrollArea):

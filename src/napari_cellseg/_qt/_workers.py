@@ -27,14 +27,15 @@ import functools
 import inspect
 import logging
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from napari.utils.notifications import show_error, show_info
 from napari.utils.progress import cancelable_progress
-from qtpy.QtCore import QEvent, QObject, QThread, QTimer
+from qtpy.QtCore import QTimer
+
+from ._closing import OWNED_TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -72,61 +73,6 @@ def avoid_llvm_clash(maps: str | Path = "/proc/self/maps") -> bool:
 
 
 avoid_llvm_clash()
-
-
-# Short background jobs (model warm-up, device probe) that napari's window waits for on close.
-_SHORT_JOBS: set = set()
-CLOSE_WAIT_S = 30.0
-
-
-def finish_before_close(worker) -> None:
-    """Have napari's window wait for ``worker`` when it closes (a short job, not a training run)."""
-    _SHORT_JOBS.add(worker)
-    worker.finished.connect(lambda: _SHORT_JOBS.discard(worker))
-
-
-# Running jobs of panels (Task.owner): cancelled when their own napari window closes, not another's.
-_OWNED_TASKS: set = set()
-
-
-def _holds(window, widget) -> bool:
-    """Whether ``widget`` lies in ``window``; a floating dock stays a child of napari's window."""
-    while widget is not None and widget is not window:
-        widget = widget.parentWidget()
-    return widget is not None
-
-
-class _WaitOnClose(QObject):
-    """Before napari's window closes, cancel its panels' jobs and let the short background jobs end.
-
-    A worker still running when the window's widgets are deleted emits on a deleted superqt
-    signals object, and the process aborts on exit. Training reports are not waited for: the
-    Fine-tune panel stops its run as the window closes.
-    """
-
-    def eventFilter(self, watched, event) -> bool:
-        if event.type() == QEvent.Type.Close:
-            for task in list(_OWNED_TASKS):
-                with contextlib.suppress(RuntimeError):  # RuntimeError: the panel is deleted already
-                    if _holds(watched, task.owner):
-                        task.cancel()
-            deadline = time.monotonic() + CLOSE_WAIT_S
-            while any(w.is_running for w in list(_SHORT_JOBS)) and time.monotonic() < deadline:
-                QThread.msleep(20)
-        return False
-
-
-_CLOSE_FILTERS: dict[int, _WaitOnClose] = {}
-
-
-def wait_for_jobs_on_close(window) -> None:
-    """Install :class:`_WaitOnClose` on ``window`` once (every panel asks; one filter serves)."""
-    key = id(window)  # napari hands plugins a proxy: no parenting, no attributes
-    if key not in _CLOSE_FILTERS:
-        _CLOSE_FILTERS[key] = _WaitOnClose()
-        window.installEventFilter(_CLOSE_FILTERS[key])
-        # a later window may get the same id once this one is gone: it needs its own filter
-        window.destroyed.connect(lambda *_: _CLOSE_FILTERS.pop(key, None))
 
 
 def describe_report(report: Any) -> tuple[int | None, int | None, str | None]:
@@ -280,7 +226,7 @@ def run_task(
     worker = create_worker(_shielded(function), *args, _start_thread=False, _ignore_errors=True, **kwargs)
     task = Task(worker, title, owner)
     if owner is not None:
-        _OWNED_TASKS.add(task)
+        OWNED_TASKS.add(task)
         owner.destroyed.connect(task.cancel)  # a window closed unshown: no Close filter on it
     if show_progress:
         callback = task.cancel if task.interruptible else None
@@ -325,7 +271,7 @@ def run_task(
 
     def _finished() -> None:
         task.finished = True
-        _OWNED_TASKS.discard(task)
+        OWNED_TASKS.discard(task)
         if owner is not None:
             with contextlib.suppress(TypeError, RuntimeError):  # the panel is gone already
                 owner.destroyed.disconnect(task.cancel)

@@ -55,11 +55,12 @@ from ..app.finetune_session import (
 from ..training.checkpoints import LAST_DIR, TRAIN_CONFIG, has_last
 from ..training.config import RUNTIME_FIELDS, TrainConfig
 from ..training.reports import EpochReport, StartReport, StepReport, TrainResult
+from ._closing import finish_before_close
 from ._common import follow, follow_current_model
 from ._finetune_choices import FinetuneChoices
 from ._finetune_form import START_M2, FinetuneForm, RunBox
 from ._panel import TaskPanel
-from ._workers import finish_before_close, run_task, while_shown
+from ._workers import run_task, while_shown
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ class FinetuneWidget(FinetuneChoices, TaskPanel):
             call_in_training_process, probe_device, title="Find the training device", show_progress=False,
             on_result=self._device_found,
         )  # fmt: skip
-        finish_before_close(self._probe.worker)
+        finish_before_close(self._probe.worker, self)
         self._update_buttons()
         self.say("Choose the dataset and an output folder, then Start.")
         other = run_going(reporting=True)

@@ -44,12 +44,12 @@ from ..app.segment_session import (
 )
 from ..classes import BOUNDARY, INTERIOR
 from ..inference.watershed import WatershedParams
+from ._closing import finish_before_close
 from ._common import LayerCombo, PathEdit, follow_current_model, in_viewer, is_layer_type
 from ._layers import placement, put_labels, put_probability
 from ._panel import TaskPanel
 from ._results_box import ResultsBox
 from ._segment_sliders import WatershedSliders
-from ._workers import finish_before_close
 
 BUTTON_TEXT = "Segment microscope C image"
 NO_MODEL_TEXT = "No model available: train one in Fine-tune, or choose a model folder below"
@@ -225,7 +225,7 @@ class SegmentWidget(WatershedSliders, TaskPanel):
 
         avoid_llvm_clash()  # as before every job: torch must not load triton next to Mesa's LLVM
         self._warm_worker = create_worker(warm_up, directory, _start_thread=False)
-        finish_before_close(self._warm_worker)
+        finish_before_close(self._warm_worker, self)
         self._warm_worker.start()
 
     def _model_chosen(self, text: str) -> None:
