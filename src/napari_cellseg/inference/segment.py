@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..classes import INTERIOR
+from ..generators import warn_caller
 from .images import ImageLayout, PlaneReader, as_image_array, describe_layout, spatial_metadata
 from .scale import MAX_SCALE_FACTOR, MIN_SCALE_FACTOR, median_diameter, resize_channels_first, scaled_size
 from .tiled import (
@@ -239,9 +240,7 @@ def iter_segment_image(
     if unscaled:  # said here in one line, not by iter_scale_factor
         factor = 1.0
         if warn_unscaled:
-            import warnings
-
-            warnings.warn(unscaled, UnscaledWarning, stacklevel=2)
+            warn_caller(unscaled, UnscaledWarning)
     else:
         factor = yield from iter_scale_factor(
             runner, config, image, layout, diameter, tile_size, overlap, params
@@ -324,9 +323,7 @@ def unscaled_note(config, diameter: float | None) -> str:
 def _warn_if_small(layout: ImageLayout, factor: float) -> None:
     note = small_image_note(layout.plane_shape, factor)
     if note:
-        import warnings
-
-        warnings.warn(note, SmallImageWarning, stacklevel=3)
+        warn_caller(note, SmallImageWarning)
 
 
 def segment_image(

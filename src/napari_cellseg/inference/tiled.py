@@ -9,14 +9,16 @@ return their result (:func:`run_to_end` drives them).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
 
-from ..generators import run_to_end  # noqa: F401  (re-exported: drives the generators below)
+from ..generators import (
+    run_to_end,  # noqa: F401  (re-exported: drives the generators below)
+    warn_caller,
+)
 from .images import ImageLayout, PlaneReader
 from .scale import scale_factor, scaled_size
 from .tiling import Tile, blend_sums, blend_window, tile_grid
@@ -299,10 +301,9 @@ def iter_scale_factor(
     if diameter is None:
         return 1.0
     if model_diameter is None:
-        warnings.warn(
+        warn_caller(
             "the model's config has no object_diameter (its training scale): the nucleus "
-            f"diameter {diameter} is ignored and the image is used at its own scale",
-            stacklevel=2,
+            f"diameter {diameter} is ignored and the image is used at its own scale"
         )
         return 1.0
     if diameter == 0:
