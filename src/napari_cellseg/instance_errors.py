@@ -21,6 +21,7 @@ import numpy as np
 from .instance_matching import (
     LabelOverlap,
     check_labels,
+    check_scored_labels,
     consecutive_labels,
     label_overlap,
     match_instances,
@@ -68,8 +69,8 @@ def error_maps(gt, pred, iou: float = 0.5) -> dict:
         ``"split_ids"`` (gt cells), ``"split_pred_ids"`` (their pieces), and
         ``"matched_ids"``: ``(gt_id, pred_id)`` pairs.
     """
-    gt = check_labels(gt, "gt")
-    pred = check_labels(pred, "pred")
+    gt = check_scored_labels(gt, "gt")
+    pred = check_scored_labels(pred, "pred")
     overlap = label_overlap(gt, pred)
     matching = match_instances(overlap, iou)
     pred_home = _mostly_in(overlap, of_gt=False)
@@ -146,7 +147,8 @@ def merged_touching_share(gt, pred) -> float:
     A pair counts as merged when both cells lie mostly (at least half of their
     pixels) in the same prediction. Returns ``nan`` when no cells touch.
     """
-    gt = check_labels(gt, "gt")
+    gt = check_scored_labels(gt, "gt")
+    pred = check_scored_labels(pred, "pred")
     pairs = touching_pairs(gt)
     if pairs.size == 0:
         return float("nan")

@@ -50,6 +50,22 @@ def check_labels(labels, name: str = "labels") -> np.ndarray:
     return array
 
 
+def check_scored_labels(labels, name: str) -> np.ndarray:
+    """:func:`check_labels` for scoring: a bool mask is refused rather than scored as one object.
+
+    Elsewhere (sizes, measurements) a mask's True pixels may well be one object; a score
+    against ground truth of a mask of many cells as one is meaningless, and silent.
+    """
+    array = np.asarray(labels)
+    if array.dtype == bool:
+        raise ValueError(
+            f"{name} is a binary (bool) mask of shape {array.shape}, not instance labels: its True "
+            f"pixels would be scored as one object. Label its objects first, e.g. "
+            f"skimage.measure.label({name}), or pass {name}.astype(np.uint8) if it is one object"
+        )
+    return check_labels(array, name)
+
+
 def consecutive_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Relabel to ``0..n`` keeping 0 as background.
 
@@ -124,8 +140,8 @@ def label_overlap(gt, pred) -> LabelOverlap:
     -------
     LabelOverlap
     """
-    gt = check_labels(gt, "gt")
-    pred = check_labels(pred, "pred")
+    gt = check_scored_labels(gt, "gt")
+    pred = check_scored_labels(pred, "pred")
     if gt.shape != pred.shape:
         raise ValueError(f"gt and pred must have the same shape, got {gt.shape} and {pred.shape}")
     gt_c, gt_ids, gt_areas = consecutive_labels(gt)

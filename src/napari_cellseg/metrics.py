@@ -174,6 +174,7 @@ def image_metrics(
     ----------
     gt, pred : array_like of int
         Ground-truth and predicted instance labels, same shape, 0 = background.
+        A bool mask is refused: label its objects first (``skimage.measure.label``).
     thresholds : float or sequence of float
         IoU thresholds in ``(0, 1]``; the DSB score is the mean AP over them.
     name : str
@@ -182,6 +183,11 @@ def image_metrics(
     Returns
     -------
     ImageMetrics
+
+    Raises
+    ------
+    ValueError
+        If ``gt`` or ``pred`` is a bool mask, not integers, negative or of another shape.
 
     Examples
     --------
