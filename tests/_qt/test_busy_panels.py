@@ -1,4 +1,4 @@
-"""A busy user: cells edited while they are saved, a second click while a job runs.
+"""A busy user: cells edited while they are saved or converted, a second click while a job runs.
 
 The save is held open by a gate, so the test acts while it runs, as a user does.
 """
@@ -66,3 +66,26 @@ def test_a_second_click_while_a_save_runs_is_not_told_to_cancel_it(
     assert "wait for 'Save results' to finish" in text and "cancel" not in text  # ...so not offered
     gated_save.set()
     assert wait_for_job(widget).error is None
+
+
+@pytest.mark.parametrize("direction", ["to annotation", "to cells"])
+def test_cells_painted_while_converted_are_said_to_be_missing(make_napari_viewer, wait_for_job, direction):
+    viewer = make_napari_viewer()
+    image = viewer.add_image(np.zeros((32, 32), np.uint8), name="img")
+    cells = np.zeros((32, 32), np.uint16)
+    cells[4:12, 4:12] = 1
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Annotate")
+    widget.image_combo.set_layer(image)
+    widget.cells_combo.set_layer(viewer.add_labels(cells, name="img cells"))
+    widget.to_annotation_button.click()
+    wait_for_job(widget)
+    assert "edited meanwhile" not in widget.message.text()
+    if direction == "to annotation":
+        button, painted, result = widget.to_annotation_button, "img cells", "img boundary annotation"
+    else:
+        button, painted, result = widget.to_cells_button, "img boundary annotation", "img cells"
+    button.click()
+    viewer.layers[painted].data_setitem(np.nonzero(np.ones((4, 4), bool)), 2)  # a brush stroke meanwhile
+    wait_for_job(widget)
+    text = widget.message.text()
+    assert f"'{painted}' was edited meanwhile; '{result}' lacks those edits: convert again" in text, text

@@ -23,6 +23,13 @@ from ._common import in_viewer
 from ._layers import put_labels, set_pixels
 
 
+def _edited_meanwhile(layer, converted: np.ndarray, result: str) -> str:
+    """A note when ``layer`` was painted while its copy ``converted`` was converted into ``result``."""
+    if np.array_equal(np.asarray(layer.data), converted):
+        return ""
+    return f" Note: {layer.name!r} was edited meanwhile; {result!r} lacks those edits: convert again."
+
+
 class AnnotationEdits:
     """Cells <-> boundary annotation, paint, and boundaries between touching cells."""
 
@@ -50,7 +57,8 @@ class AnnotationEdits:
             )
             self.annotation_combo.set_layer(layer)
             text, lost = conversion_summary(report, layer.name)
-            self.say(text, error=lost)
+            note = _edited_meanwhile(cells, data, layer.name)
+            self.say(text + note, error=lost or bool(note))
 
         data = np.array(cells.data, copy=True)
         self.start(
@@ -70,7 +78,8 @@ class AnnotationEdits:
                 return
             layer, _ = put_labels(self.viewer, cells_name(image.name), instances, like=image)
             self.cells_combo.set_layer(layer)
-            self.say(f"{int(instances.max())} cells → {layer.name!r}.")
+            note = _edited_meanwhile(annotation, data, layer.name)
+            self.say(f"{int(instances.max())} cells → {layer.name!r}.{note}", error=bool(note))
 
         data = np.array(annotation.data, copy=True)
         self.start(instances_from_annotation, data, title="Boundary annotation → cells", on_result=show)
