@@ -10,6 +10,7 @@ cannot be None (it would otherwise pass as "no setting" and fail far away).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import numbers
 import os
@@ -171,6 +172,37 @@ def _plain(value: Any) -> Any:
 def check_value(tp: Any, value: Any, name: str) -> Any:
     """``value`` converted to the field type ``tp``; :class:`FieldTypeError` naming ``name`` if it is wrong."""
     return _from_value(tp, value, name, name)
+
+
+def check_fields(config: Any) -> None:
+    """Convert every field of the dataclass ``config`` as :meth:`JsonConfig.from_dict` would.
+
+    For ``__post_init__``: a config built in code (``TrainConfig(epochs="2")``) is
+    refused where it is built, not when its run starts. A nested config is already
+    checked by its own class.
+
+    Raises
+    ------
+    TypeError
+        Naming the class, the field, what it takes and the value given.
+    """
+    kind = type(config)
+    hints = _type_hints(kind)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            continue
+        try:
+            setattr(config, f.name, _from_value(hints[f.name], value, kind.__name__, f.name))
+        except FieldTypeError as err:
+            # in Python's words: a dict or list given in code has no "true" or "null"
+            what = err.what.replace("true or false", "True or False").replace("null", "None")
+            raise TypeError(f"{kind.__name__}: {err.name} must be {what}, got {err.value!r}") from None
+
+
+@functools.cache
+def _type_hints(kind: type) -> dict[str, Any]:
+    return typing.get_type_hints(kind)
 
 
 @dataclasses.dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..classes import DEFAULT_BOUNDARY_WEIGHT_BCE, DEFAULT_CLASS_WEIGHTS, MICROSCOPES, check_microscope_tag
-from ..config import ConfigError, JsonConfig
+from ..config import ConfigError, JsonConfig, check_fields
 from ..data.augment import TRAINING_PRESET
 from ..data.soft_targets import TARGET_PROFILES
 from ..models.defaults import MAX_EXTRA_BLOCKS
@@ -187,6 +187,10 @@ class TrainConfig(JsonConfig):
     grad_clip: float | None = None
     dev_metric: str = "auto"
     cache_mb: int = 1024
+
+    def __post_init__(self) -> None:
+        # types here, where a wrong one is made; values in problems(), all listed at once
+        check_fields(self)
 
     def problems(self) -> list[str]:
         """Every invalid setting, as readable sentences (empty when valid)."""

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from copy import deepcopy
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ Report = StartReport | StepReport | EpochReport | TrainResult
 
 
 def train(
-    config: TrainConfig,
+    config: TrainConfig | Mapping[str, Any],
     *,
     resume: bool = False,
     cancel: Callable[[], bool] | None = None,
@@ -79,8 +79,9 @@ def train(
 
     Parameters
     ----------
-    config : TrainConfig
-        The run's settings (validated here).
+    config : TrainConfig or dict
+        The run's settings, or a dict of them (:meth:`TrainConfig.from_dict`),
+        checked at the call.
     resume : bool
         Continue the run stored in ``config.out_dir/last``. Settings other than
         the runtime ones (paths, threads, workers, device) must be unchanged.
@@ -100,12 +101,35 @@ def train(
 
     Raises
     ------
-    ConfigError, TrainingError, DatasetError, SplitError, ModelLoadError
+    TypeError, ConfigError
+        At the call, before the generator is iterated: ``config`` is neither a
+        TrainConfig nor a dict, or a setting is invalid (every one listed).
+    TrainingError, DatasetError, SplitError, ModelLoadError
         Before the first step, with a message naming what is wrong.
     """
-    # Plain JSON types (a Path or numpy number set from code), each checked against its field;
-    # the data stored absolute, so that `--resume` works from any folder.
-    config = TrainConfig.from_dict({**config.to_dict(), **_absolute_data(config)}).validate()
+    return _locked(checked_config(config), resume, cancel, evaluator)
+
+
+def checked_config(config: TrainConfig | Mapping[str, Any]) -> TrainConfig:
+    """``config`` (or a dict of its settings) checked, with dataset and split as absolute paths.
+
+    Values are checked against their fields again: one may have been set since (``config.lr =
+    "0.1"``). Absolute paths let ``--resume`` work from any folder.
+    """
+    if isinstance(config, Mapping):
+        config = TrainConfig.from_dict(dict(config))
+    elif not isinstance(config, TrainConfig):
+        load = (
+            " (to read a saved one: TrainConfig.load(path))" if isinstance(config, str | os.PathLike) else ""
+        )
+        raise TypeError(
+            f"config must be a TrainConfig or a dict of its settings, got {type(config).__name__} {config!r}{load}"
+        )
+    return TrainConfig.from_dict({**config.to_dict(), **_absolute_data(config)}).validate()
+
+
+def _locked(config, resume, cancel, evaluator) -> Generator[Report, None, TrainResult]:
+    """:func:`train` once its config is checked: one writer per ``out_dir``, undone if it fails to start."""
     started_from = out_dir_state(config.out_dir)  # to undo if the run fails to start
     owns_group = not _group_initialized()
     context = init_distributed(_device_type(config.device))
@@ -127,14 +151,17 @@ def train(
 
 
 def run_training(
-    config: TrainConfig,
+    config: TrainConfig | Mapping[str, Any],
     *,
     resume: bool = False,
     cancel: Callable[[], bool] | None = None,
     callback: Callable[[Report], None] | None = None,
     evaluator: Callable[[], DevEvaluator] | None = None,
 ) -> TrainResult:
-    """Run :func:`train` to the end, passing each report to ``callback``; return the result."""
+    """Run :func:`train` to the end, passing each report to ``callback``; return the result.
+
+    ``config`` is a :class:`TrainConfig` or a dict of its settings; see :func:`train`.
+    """
     generator = train(config, resume=resume, cancel=cancel, evaluator=evaluator)
     return run_to_end(generator, callback)
 
