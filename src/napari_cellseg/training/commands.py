@@ -319,8 +319,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise CommandError(str(err)) from None
     show = env_context().is_main and not args.quiet
     with _GracefulStop() as stop, TrainProgress(enabled=show) as progress:
-        generator = train(config, resume=args.resume, cancel=stop)
         try:
+            generator = train(config, resume=args.resume, cancel=stop)  # checks the settings at once
             while True:
                 progress.update(next(generator))
         except StopIteration as done:
