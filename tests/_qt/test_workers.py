@@ -47,8 +47,27 @@ def test_reports_drive_progress_and_result(qtbot):
     qtbot.waitUntil(lambda: task.finished, timeout=5000)
     assert task.result == "counted 3" and task.error is None and not task.cancelled
     assert seen == [1, 2, 3]
-    assert bars == [(1, 3), (2, 3), (3, 3)]
+    assert bars == [(0, 0), (1, 3), (2, 3)]  # each report reaches on_report before it moves the bar
     assert threads == {True}  # callbacks run in the GUI thread
+
+
+def test_reports_come_in_order_before_the_result_and_the_end(make_napari_viewer, qtbot):
+    # napari's progress bar widget runs processEvents: a report handled after its bar moved
+    # came after the next ones, and after on_result and on_finished (a status line overwritten)
+    make_napari_viewer()  # its activity dock draws the bars
+
+    def events_of_one_run() -> list:
+        events = []
+        task = run_task(
+            counting, 3, title="Count", on_report=lambda r: events.append(r.done),
+            on_result=lambda _: events.append("result"), on_finished=lambda _: events.append("finished"),
+        )  # fmt: skip
+        qtbot.waitUntil(lambda: task.finished, timeout=5000)
+        qtbot.wait(20)
+        return events
+
+    for _ in range(3):
+        assert events_of_one_run() == [1, 2, 3, "result", "finished"]
 
 
 @pytest.mark.parametrize(

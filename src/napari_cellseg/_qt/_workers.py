@@ -233,6 +233,9 @@ def run_task(
         task.progress = _Progress(total=0, desc=title, cancel_callback=callback)
 
     def _yielded(report: Any) -> None:
+        # the report first: napari's bar runs processEvents, where the job's end may be handled
+        if on_report is not None:
+            on_report(report)
         done, total, stage = describe(report)
         bar = task.progress
         if bar is not None and done is not None and total:
@@ -241,8 +244,6 @@ def run_task(
             bar.update(done - bar.n)
             if stage:
                 bar.set_description(f"{title}: {stage}")
-        if on_report is not None:
-            on_report(report)
 
     def _returned(value: Any) -> None:
         task.result = value
