@@ -1,4 +1,5 @@
-"""A busy user: cells edited while they are saved or converted, a second click while a job runs.
+"""A busy user: cells edited while they are saved or converted, a second click while a job runs,
+a folder cancelled half way.
 
 The save is held open by a gate, so the test acts while it runs, as a user does.
 """
@@ -89,3 +90,33 @@ def test_cells_painted_while_converted_are_said_to_be_missing(make_napari_viewer
     wait_for_job(widget)
     text = widget.message.text()
     assert f"'{painted}' was edited meanwhile; '{result}' lacks those edits: convert again" in text, text
+
+
+def test_a_cancelled_folder_says_how_far_it_got_and_how_to_go_on(
+    make_napari_viewer, tiny_model_dir, monkeypatch, wait_for_job, qtbot, tmp_path
+):
+    from napari_cellseg.app import current_model
+    from napari_cellseg.app.segment_results import FolderProgress
+
+    gate = threading.Event()
+
+    def fake_folder(images, model_dir, out, **options):
+        yield FolderProgress(1, 3, "a", "segmented")
+        gate.wait(30)  # the second image: the cancel stops the folder once it is done
+        yield FolderProgress(2, 3, "b", "segmented")
+
+    monkeypatch.setattr(segment_results, "iter_segment_folder", fake_folder)
+    current_model.set_current_model(tiny_model_dir)
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    (tmp_path / "imgs").mkdir()
+    widget.results_box.images_edit.setText(str(tmp_path / "imgs"))
+    widget.results_box.batch_button.click()
+    task = widget.task
+    qtbot.waitUntil(lambda: task.progress.n == 1, timeout=10000)
+    widget.cancel_button.click()
+    gate.set()
+    assert wait_for_job(widget).cancelled
+    text = widget.message.text()
+    assert "cancelled after 2 of 3 images" in text and "Click again to go on" in text, text
+    assert widget.segment_button.isEnabled() and not widget.cancel_button.isEnabled()

@@ -102,9 +102,13 @@ class TaskPanel(QWidget):
         on_result: Callable[[Any], None] | None = None,
         on_report: Callable[[Any], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        cancelled: Callable[[], str] | None = None,
         **kwargs: Any,
     ) -> Task | None:
-        """Run ``function`` in a worker unless a job is already running."""
+        """Run ``function`` in a worker unless a job is already running.
+
+        ``cancelled()``, if given, is the status line after a cancel (else "<title> cancelled").
+        """
         if self.busy:  # a save cannot be stopped half way: Cancel is offered for the jobs it stops
             stop = " (or cancel it)" if self.task.interruptible else ""
             self.fail(f"wait for {self.task.title!r} to finish{stop}")
@@ -131,7 +135,7 @@ class TaskPanel(QWidget):
             for button in self.action_buttons:
                 button.setEnabled(True)
             if task.cancelled:
-                self.say(f"{title} cancelled")
+                self.say(cancelled() if cancelled is not None else f"{title} cancelled")
 
         self.task = run_task(
             function, *args, title=title, on_result=_result, on_report=on_report,

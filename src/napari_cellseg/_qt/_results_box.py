@@ -108,8 +108,20 @@ class ResultsBox(QGroupBox):
             text = f"{summary.describe()}; results in {out}{table}."
             panel.say(text + (f" First failure: {failed[0]}" if failed else ""), error=bool(failed))
 
+        last = []  # the last image's report: how far a cancelled folder got
+
+        def remember(report) -> None:
+            last[:] = [report]
+
+        def cancelled() -> str:
+            done = f"after {last[0].done} of {last[0].total} images" if last else "before any image ended"
+            return (
+                f"Segment folder {images.name!r} cancelled {done}; results in {out}. Click again to go on: "
+                "the images done are skipped."
+            )
+
         panel.start(
             iter_segment_folder, images, model_dir, out, tta=panel.tta_check.isChecked(),
             tta_zoom=panel.zoom_check.isChecked(), haematoxylin_only=panel.haematoxylin_check.isChecked(),
-            title=f"Segment folder {images.name!r}", on_result=show,
+            title=f"Segment folder {images.name!r}", on_result=show, on_report=remember, cancelled=cancelled,
         )  # fmt: skip
