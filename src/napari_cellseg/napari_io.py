@@ -8,7 +8,8 @@ GeoJSON and Fiji ROI sets. Outline files open through :mod:`napari_cellseg.outli
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,14 +72,36 @@ def _channels_apart(path, data: np.ndarray, attributes: dict, layer_type: str) -
     return {**split, "channel_axis": axis, "name": [f"{name} {channel}" for channel in names]}
 
 
+class LayerSaveError(RuntimeError):
+    """A layer the writer cannot save in its format; the message names the file, the layer and why.
+
+    Not a ValueError: napari's ``layer.save(path, plugin=...)`` takes a writer's ValueError
+    for "no writer for this file", drops its message and writes nothing without saying why.
+    """
+
+
+@contextmanager
+def _refusal_named(path: Path, attributes: dict, what: str) -> Iterator[None]:
+    try:
+        yield
+    except ValueError as err:
+        layer = attributes.get("name")
+        layer = f" {layer!r}" if layer else ""
+        raise LayerSaveError(f"{path}: cannot save the layer{layer} as {what}: {err}") from err
+
+
 def write_image_layer(path: str, data: Any, attributes: dict) -> list[str]:
     """npe2 writer for one image layer (a pyramid's full-resolution level)."""
-    return [str(write_tiff_layer(_with_tif_suffix(path), data, "image", attributes))]
+    target = _with_tif_suffix(path)
+    with _refusal_named(target, attributes, "a TIFF"):
+        return [str(write_tiff_layer(target, data, "image", attributes))]
 
 
 def write_labels_layer(path: str, data: Any, attributes: dict) -> list[str]:
     """npe2 writer for one labels layer (a pyramid's full-resolution level)."""
-    return [str(write_tiff_layer(_with_tif_suffix(path), data, "labels", attributes))]
+    target = _with_tif_suffix(path)
+    with _refusal_named(target, attributes, "a labels TIFF"):
+        return [str(write_tiff_layer(target, data, "labels", attributes))]
 
 
 def _full_resolution(data: Any, attributes: dict) -> np.ndarray:
@@ -90,7 +113,9 @@ def write_labels_imagej_rois(path: str, data: Any, attributes: dict) -> list[str
     """npe2 writer: one labels layer as a Fiji ROI set (``.zip``), one freehand ROI a cell."""
     from .inference.outlines import write_imagej_rois
 
-    return [str(write_imagej_rois(_with_suffix(path, (".zip",)), _full_resolution(data, attributes)))]
+    target = _with_suffix(path, (".zip",))
+    with _refusal_named(target, attributes, "a Fiji ROI set"):
+        return [str(write_imagej_rois(target, _full_resolution(data, attributes)))]
 
 
 def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
@@ -103,7 +128,8 @@ def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
 
     target = _with_suffix(path, (".geojson", ".json"))
     labels = _full_resolution(data, attributes)
-    return [str(write_geojson(target, labels, image_id=attributes.get("name")))]
+    with _refusal_named(target, attributes, "GeoJSON outlines"):
+        return [str(write_geojson(target, labels, image_id=attributes.get("name")))]
 
 
 def _with_suffix(path: str, suffixes: Sequence[str]) -> Path:
