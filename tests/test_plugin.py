@@ -6,6 +6,7 @@ import textwrap
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -129,3 +130,26 @@ def test_core_modules_import_neither_qt_nor_napari():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
     assert int(result.stdout.split()[0]) > 60  # the walk found the package's modules
+
+
+def test_save_dialog_names_each_writer_once():
+    # napari puts the plugin's name before each writer's: "napari-cellseg napari-cellseg TIFF" was said twice
+    import npe2
+    from napari.layers import Image, Labels
+    from napari.plugins._npe2 import file_extensions_string_for_layers
+
+    npe2.PluginManager.instance().discover()
+    for layer, expected in (
+        (Image(np.zeros((8, 8), np.uint8)), ["TIFF with scale and metadata (*.tif *.tiff)"]),
+        (
+            Labels(np.zeros((8, 8), np.uint8)),
+            [
+                "TIFF with scale and metadata (*.tif *.tiff)",
+                "cell outlines for QuPath (GeoJSON) (*.geojson)",
+                "cell outlines for Fiji (ImageJ ROI set) (*.zip)",
+            ],
+        ),
+    ):
+        filters = file_extensions_string_for_layers([layer])[0].split(";;")
+        ours = [f.removeprefix("napari-cellseg ") for f in filters if f.startswith("napari-cellseg ")]
+        assert ours == expected, filters
