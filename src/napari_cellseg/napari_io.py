@@ -7,6 +7,7 @@ GeoJSON and Fiji ROI sets. Outline files open through :mod:`napari_cellseg.outli
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,12 +16,15 @@ from typing import Any
 
 import numpy as np
 
+from .config import atomic_write_bytes, atomic_write_text
 from .io import (
+    _META_KEY,
     GEOJSON_SUFFIXES,
     IMAGE_SUFFIXES,
     IMAGEJ_ROI_SUFFIXES,
     TIFF_SUFFIXES,
     _is_tiff,
+    _placement_to_json,
     read_tiff_layer,
     stored_layer,
     write_tiff_layer,
@@ -110,26 +114,50 @@ def _full_resolution(data: Any, attributes: dict) -> np.ndarray:
 
 
 def write_labels_imagej_rois(path: str, data: Any, attributes: dict) -> list[str]:
-    """npe2 writer: one labels layer as a Fiji ROI set (``.zip``), one freehand ROI a cell."""
-    from .inference.outlines import write_imagej_rois
+    """npe2 writer: one labels layer as a Fiji ROI set (``.zip``), one freehand ROI a cell.
+
+    The zip's comment records the layer's shape and placement (:func:`layer_record`), which
+    Fiji ignores, so that the set reopens in napari as this layer even without its image.
+    """
+    import io
+    import zipfile
+
+    from .inference.outlines import labels_to_imagej_rois
 
     target = _with_suffix(path, (".zip",))
-    with _refusal_named(target, attributes, "a Fiji ROI set"):
-        return [str(write_imagej_rois(target, _full_resolution(data, attributes)))]
+    labels = _full_resolution(data, attributes)
+    buffer = io.BytesIO()
+    with _refusal_named(target, attributes, "a Fiji ROI set"), zipfile.ZipFile(buffer, "w") as archive:
+        for roi in labels_to_imagej_rois(labels):  # as inference.outlines.write_imagej_rois
+            archive.writestr(f"{roi.name}.roi", roi.tobytes())
+        archive.comment = json.dumps({_META_KEY: layer_record(labels, attributes)}).encode()
+    return [str(atomic_write_bytes(target, buffer.getvalue()))]
 
 
 def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
     """npe2 writer: one labels layer as cell outlines in GeoJSON, for QuPath.
 
     Coordinates are the layer's pixels (its scale and translate are not applied),
-    as QuPath places objects on the image they were segmented from.
+    as QuPath places objects on the image they were segmented from. A foreign member
+    ``napari_cellseg`` (RFC 7946, 6.1; QuPath reads the features alone) records the
+    layer's shape and placement, so that the file reopens in napari as this layer even
+    without its image beside it.
     """
-    from .inference.outlines import write_geojson
+    from .inference.outlines import labels_to_geojson
 
     target = _with_suffix(path, (".geojson", ".json"))
     labels = _full_resolution(data, attributes)
     with _refusal_named(target, attributes, "GeoJSON outlines"):
-        return [str(write_geojson(target, labels, image_id=attributes.get("name")))]
+        collection = labels_to_geojson(labels, image_id=attributes.get("name"))
+    collection[_META_KEY] = layer_record(labels, attributes)
+    # as inference.outlines.write_geojson writes it
+    return [str(atomic_write_text(target, json.dumps(collection, separators=(",", ":")) + "\n"))]
+
+
+def layer_record(labels: np.ndarray, attributes: dict) -> dict[str, Any]:
+    """What outlines cannot tell of the labels layer they were drawn from: its shape (a layer
+    of no cell, or cells clear of its far edges) and where it lies (scale, translate...)."""
+    return {"shape": [int(n) for n in labels.shape], **_placement_to_json(attributes)}
 
 
 def _with_suffix(path: str, suffixes: Sequence[str]) -> Path:

@@ -1,7 +1,9 @@
 """napari reader for cell outlines drawn elsewhere: QuPath GeoJSON and Fiji ROI sets.
 
 Each file opens as a labels layer sized like the image of the same name beside it,
-and placed like it when that image is a TIFF written by the plugin. A file of no cell
+and placed like it when that image is a TIFF written by the plugin; without one, a file
+napari's writers saved opens as the layer they saved (its shape and placement are in the
+file). A file of no cell
 (what the plugin's writers give for labels of none) opens as empty labels of that size;
 outlines left out on the way (points, lines, outlines outside the image) are said in a
 warning, not only in the layer's metadata.
@@ -72,6 +74,8 @@ def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
         image = _image_beside(p)
         shape = _outlines_shape(image) if image is not None else None
         image = image if shape is not None else None
+        record = _layer_record(p) if image is None else {}  # the napari writers' note of the layer
+        shape = shape or record.get("shape")
         try:  # the writers' file for labels of no cell: empty labels of the image's size
             imported = read_outlines(p, shape, empty_ok=True)
         except EmptyOutlinesError:
@@ -86,6 +90,8 @@ def read_outlines_layers(path: str | Sequence[str]) -> list[tuple]:
         attributes = {"name": p.stem, "metadata": metadata}
         if image is not None and _is_tiff(image):  # drawn over the image as it reopens
             attributes.update(_stored_placement(image, imported.labels.ndim))
+        elif record:  # where the layer saved lay
+            attributes.update(_fitting_placement(_placement_from_json(record), imported.labels.ndim))
         layers.append((imported.labels, attributes, "labels"))
     return layers
 
@@ -111,10 +117,34 @@ def _stored_placement(path: Path, ndim: int) -> dict[str, Any]:
             stored = json.loads(tif.pages[0].description or "{}").get(_META_KEY) or {}
     except Exception:  # a foreign or odd TIFF: the outlines stay in pixels
         return {}
-    placed = _placement_from_json(stored)
+    return _fitting_placement(_placement_from_json(stored), ndim)
+
+
+def _fitting_placement(placed: dict[str, Any], ndim: int) -> dict[str, Any]:
+    """``placed``, or nothing where its scale or translate is not one per axis of an ``ndim``-D layer."""
     if any(np.ndim(v) != 1 or len(v) != ndim for k, v in placed.items() if k in ("scale", "translate")):
         return {}  # a layer of other dimensions (e.g. an RGB stack): pixels it is
     return placed
+
+
+def _layer_record(path: Path) -> dict[str, Any]:
+    """The shape and placement of the labels layer the napari writers saved ``path`` from
+    (:func:`napari_cellseg.napari_io.layer_record`); ``{}`` for a file from elsewhere."""
+    try:
+        if path.suffix.lower() in GEOJSON_SUFFIXES:
+            with open(path, encoding="utf-8") as fh:
+                stored = json.load(fh).get(_META_KEY)
+        else:
+            import zipfile
+
+            with zipfile.ZipFile(path) as archive:
+                stored = json.loads(archive.comment or b"{}").get(_META_KEY)
+        shape = tuple(int(n) for n in stored["shape"])
+    except Exception:  # not written by the plugin, or not readable: read_outlines says why
+        return {}
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        return {}
+    return {**stored, "shape": shape}
 
 
 def _outlines_shape(image: Path) -> tuple[int, ...] | None:
