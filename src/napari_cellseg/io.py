@@ -1,4 +1,4 @@
-"""Reading and writing images and labels, and the napari reader/writer hooks.
+"""Reading and writing images and labels (the napari reader/writer hooks are in napari_io).
 
 TIFF files written here carry the napari layer type, scale, translate and
 metadata as JSON in the ImageDescription tag, so a labels layer saved and
@@ -373,6 +373,3 @@ def _resolved(path: Path) -> Path:
         return path.resolve()
     except (OSError, RuntimeError):  # a symlink loop: compare as written
         return Path(os.path.abspath(path))
-
-
-# --- napari hooks -----------------------------------------------------------
