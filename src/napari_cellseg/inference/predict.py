@@ -75,13 +75,17 @@ def iter_predict_probabilities(
     image = as_image_array(image)  # a nested list is read as an array, not as a shape-less object
     layout = describe_layout(image, channel, channel_axis)
     runner = make_runner(model, config, device, amp, optimize, tta, tta_zooms)
+    # the size estimate and the middle plane's pass normalise alike: one subsample, not two
+    middle = layout.n_planes // 2
+    known = {middle: plane_percentiles(PlaneReader(image, layout, middle), config.normalization)}
     factor = yield from iter_scale_factor(
-        runner, config, image, layout, diameter, tile_size=tile_size, overlap=overlap
-    )
+        runner, config, image, layout, diameter, tile_size=tile_size, overlap=overlap,
+        percentiles=known[middle],
+    )  # fmt: skip
     planes = []
     for index in range(layout.n_planes):
         plane = PlaneReader(image, layout, index)
-        percentiles = plane_percentiles(plane, config.normalization)
+        percentiles = known.pop(index) if index in known else plane_percentiles(plane, config.normalization)
         gen = iter_predict_region(
             runner, plane, config.normalization, percentiles, factor,
             tile_size=tile_size, overlap=overlap, batch_size=batch_size,

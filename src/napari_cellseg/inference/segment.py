@@ -106,7 +106,7 @@ def label_dtype(n: int) -> np.dtype:
 
 def iter_estimate_diameter(
     runner, config, image: Any, layout: ImageLayout, params=None,
-    tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_OVERLAP,
+    tile_size: int = DEFAULT_TILE_SIZE, overlap: int = DEFAULT_OVERLAP, percentiles: Any = None,
 ) -> Generator[PredictProgress, None, float | None]:  # fmt: skip
     """Median nucleus diameter (image px), measured by the network and the watershed.
 
@@ -120,10 +120,12 @@ def iter_estimate_diameter(
     the diameter it was measured at, another pass measures it with the crop
     resampled to the model's scale by the estimate (``ESTIMATE_REFINE_PASSES`` at
     most). Returns None with fewer than 3 nuclei; the result is clipped so the
-    scale factor stays within the allowed range.
+    scale factor stays within the allowed range. ``percentiles``: the middle plane's
+    :func:`.tiled.plane_percentiles`, when the caller has them (else computed here).
     """
     plane = PlaneReader(image, layout, layout.n_planes // 2)
-    percentiles = plane_percentiles(plane, config.normalization)
+    if percentiles is None:
+        percentiles = plane_percentiles(plane, config.normalization)
     params = watershed_params(config, params)
     model_diameter = config.object_diameter
     best = None  # (certainty, diameter, factor)
@@ -237,41 +239,48 @@ def iter_segment_image(
     unscaled = unscaled_note(config, diameter)
     diameter = None if unscaled else resolve_diameter(config, diameter)
     estimate = diameter == 0
+    # the size estimate and the middle plane's pass normalise alike: one subsample, not two
+    middle = layout.n_planes // 2
+    known = {middle: plane_percentiles(PlaneReader(image, layout, middle), config.normalization)}
     if unscaled:  # said here in one line, not by iter_scale_factor
         factor = 1.0
         if warn_unscaled:
             warn_caller(unscaled, UnscaledWarning)
     else:
         factor = yield from iter_scale_factor(
-            runner, config, image, layout, diameter, tile_size, overlap, params
+            runner, config, image, layout, diameter, tile_size, overlap, params, known.get(middle)
         )
     if estimate:
         diameter = config.object_diameter / factor if factor != 1.0 else None
     if warn_small:
         _warn_if_small(layout, factor)
     n_planes = layout.n_planes
-    labels = np.zeros(layout.labels_shape, np.uint32)
-    probabilities = np.zeros((3, *layout.labels_shape), np.float32) if keep_probabilities else None
+    # one plane: its labels and probabilities are the result as they come (no copies)
+    labels = np.zeros(layout.labels_shape, np.uint32) if layout.stack else None
+    probabilities = np.zeros((3, *layout.labels_shape), np.float32) if keep_probabilities and layout.stack else None  # fmt: skip
     offset = 0
     for index in range(n_planes):
         plane = PlaneReader(image, layout, index)
-        percentiles = plane_percentiles(plane, config.normalization)
+        percentiles = known.pop(index) if index in known else plane_percentiles(plane, config.normalization)
         gen = iter_predict_region(
             runner, plane, config.normalization, percentiles, factor,
             tile_size=tile_size, overlap=overlap, batch_size=batch_size,
         )  # fmt: skip
         plane_probabilities = yield from _with_plane(gen, index, n_planes)
-        plane_labels = instances_from_probabilities(plane_probabilities, params).astype(np.uint32)
-        # Stacks: each plane's instances get ids after the previous plane's.
-        plane_labels[plane_labels > 0] += offset
-        offset = max(offset, int(plane_labels.max()))
-        target = (index,) if layout.stack else ()
-        labels[target] = plane_labels
-        if probabilities is not None:
-            probabilities[(slice(None), *target)] = plane_probabilities
+        plane_labels = instances_from_probabilities(plane_probabilities, params)
+        if not layout.stack:
+            labels = plane_labels  # uint16, uint32 beyond 65535 instances: label_dtype's rule
+            probabilities = plane_probabilities if keep_probabilities else None
+        else:  # each plane's instances get ids after the previous plane's
+            plane_labels = plane_labels.astype(np.uint32)
+            plane_labels[plane_labels > 0] += offset
+            offset = max(offset, int(plane_labels.max()))
+            labels[index] = plane_labels
+            if probabilities is not None:
+                probabilities[:, index] = plane_probabilities
         yield PredictProgress("watershed", index + 1, n_planes, index, n_planes)
     return SegmentationResult(
-        labels=labels.astype(label_dtype(offset), copy=False),
+        labels=labels.astype(label_dtype(offset), copy=False) if layout.stack else labels,
         probabilities=probabilities,
         scale_factor=float(factor),
         diameter=None if diameter is None else float(diameter),

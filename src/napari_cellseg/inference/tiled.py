@@ -294,8 +294,12 @@ def iter_scale_factor(
     tile_size: int = DEFAULT_TILE_SIZE,
     overlap: int = DEFAULT_OVERLAP,
     params=None,
+    percentiles: Any = None,
 ) -> Generator[PredictProgress, None, float]:
-    """The resampling factor for ``diameter`` (0: estimated by a first pass and up to two more; None: the model's default)."""
+    """The resampling factor for ``diameter`` (0: estimated by a first pass and up to two more; None: the model's default).
+
+    ``percentiles``: the middle plane's :func:`plane_percentiles`, when the caller has them.
+    """
     model_diameter = getattr(config, "object_diameter", None)
     diameter = resolve_diameter(config, diameter)
     if diameter is None:
@@ -310,8 +314,9 @@ def iter_scale_factor(
         from .segment import iter_estimate_diameter
 
         diameter = yield from iter_estimate_diameter(
-            runner, config, image, layout, params=params, tile_size=tile_size, overlap=overlap
-        )
+            runner, config, image, layout, params=params, tile_size=tile_size, overlap=overlap,
+            percentiles=percentiles,
+        )  # fmt: skip
         if diameter is None:
             return 1.0
     return scale_factor(model_diameter, diameter)
