@@ -89,6 +89,16 @@ def _structure(connectivity: int) -> np.ndarray:
 
 def _contacts(labels: np.ndarray, connectivity: int) -> np.ndarray:
     """Pixels with a differently labelled neighbour (both sides of every contact)."""
+    if connectivity == 2 and labels.size and int(labels.max()) <= np.iinfo(np.uint16).max:
+        import cv2
+
+        # A neighbour differs where the 3x3 maximum or minimum does: 2 passes of cv2 instead of 8
+        # of numpy (cv2's border takes no part in either, as the image border is no contact).
+        small = np.ascontiguousarray(
+            labels, labels.dtype if labels.dtype in (np.uint8, np.uint16) else np.uint16
+        )
+        square = np.ones((3, 3), np.uint8)
+        return (cv2.dilate(small, square) != small) | (cv2.erode(small, square) != small)
     edge = np.zeros(labels.shape, dtype=bool)
     pairs = [((slice(None), slice(1, None)), (slice(None), slice(None, -1)))]
     pairs.append(((slice(1, None), slice(None)), (slice(None, -1), slice(None))))
