@@ -22,6 +22,8 @@ def finish_before_close(worker, owner=None) -> None:
     """Have the window of ``owner`` wait for ``worker`` when it closes (a short job, not a training run)."""
     _SHORT_JOBS[worker] = owner
     worker.finished.connect(lambda: _SHORT_JOBS.pop(worker, None))
+    if owner is not None:
+        watch_window_of(owner)
 
 
 def _holds(window, widget) -> bool:
@@ -60,6 +62,14 @@ class _WaitOnClose(QObject):
 
 
 _CLOSE_FILTERS: dict[int, _WaitOnClose] = {}
+
+
+def watch_window_of(panel) -> None:
+    """:func:`wait_for_jobs_on_close` on the window holding ``panel``, once it is docked (its first
+    show may come after a job started, or never before its window closes)."""
+    window = panel.window()
+    if window is not panel:
+        wait_for_jobs_on_close(window)
 
 
 def wait_for_jobs_on_close(window) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from qtpy.QtCore import QEvent, QSize, Qt
 from qtpy.QtWidgets import QFrame, QLabel, QPushButton, QScrollArea, QVBoxLayout, QWidget
 
-from ._closing import wait_for_jobs_on_close
+from ._closing import watch_window_of
 from ._common import set_message
 from ._workers import Task, run_task
 
@@ -78,7 +78,7 @@ class TaskPanel(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
-        wait_for_jobs_on_close(self.window())  # docked now: the window is napari's
+        watch_window_of(self)  # docked now: the window is napari's
 
     @property
     def busy(self) -> bool:
@@ -116,6 +116,7 @@ class TaskPanel(QWidget):
         for button in self.action_buttons:
             button.setEnabled(False)
         self.say(f"{title}…")
+        watch_window_of(self)  # its window's closing cancels the job
 
         def _result(value: Any) -> None:
             if on_result is not None:
