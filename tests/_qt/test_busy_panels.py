@@ -1,7 +1,7 @@
 """A busy user: cells edited while they are saved or converted, a second click while a job runs,
-a folder cancelled half way.
+a folder cancelled half way, a cancel that takes a while.
 
-The save is held open by a gate, so the test acts while it runs, as a user does.
+Jobs are held open by a gate, so the test acts while they run, as a user does.
 """
 
 from __future__ import annotations
@@ -120,3 +120,45 @@ def test_a_cancelled_folder_says_how_far_it_got_and_how_to_go_on(
     text = widget.message.text()
     assert "cancelled after 2 of 3 images" in text and "Click again to go on" in text, text
     assert widget.segment_button.isEnabled() and not widget.cancel_button.isEnabled()
+
+
+@pytest.fixture
+def held_segment(monkeypatch, tiny_model_dir):
+    """Segment runs a fake: it reports, then holds its last step (no report) until ``gate.set()``."""
+    from napari_cellseg._qt import segment as segment_module
+    from napari_cellseg.app import current_model
+    from napari_cellseg.app.segment_session import watershed_again
+    from napari_cellseg.classes import BACKGROUND
+    from napari_cellseg.inference.segment import SegmentationResult
+    from napari_cellseg.inference.tiled import PredictProgress
+
+    current_model.set_current_model(tiny_model_dir)
+    gate = threading.Event()
+
+    def fake_segment(image, model_dir, params, **_options):
+        yield PredictProgress("tiles", 1, 1)
+        gate.wait(30)  # the watershed: no report until it returns
+        probabilities = np.zeros((3, *np.shape(image)), np.float32)
+        probabilities[BACKGROUND] = 1.0
+        return SegmentationResult(
+            watershed_again(probabilities, params), probabilities, 1.0, None, watershed=params.to_dict()
+        )
+
+    monkeypatch.setattr(segment_module, "iter_segment_one_click", fake_segment)
+    return gate
+
+
+def test_cancel_says_at_once_that_the_job_is_stopping(make_napari_viewer, held_segment, wait_for_job, qtbot):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((32, 32), np.uint8), name="img")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    widget.segment_button.click()
+    task = widget.task
+    qtbot.waitUntil(lambda: task.progress.n == 1, timeout=10000)
+    widget.cancel_button.click()
+    assert "cancelling, it stops after its current step" in widget.message.text()
+    assert not widget.cancel_button.isEnabled()  # asked once
+    held_segment.set()
+    assert wait_for_job(widget).cancelled
+    assert [layer.name for layer in viewer.layers] == ["img"]  # its result is dropped
+    assert widget.message.text() == "Segment 'img' cancelled" and widget.segment_button.isEnabled()

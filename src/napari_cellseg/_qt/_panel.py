@@ -138,8 +138,13 @@ class TaskPanel(QWidget):
             if task.cancelled:
                 self.say(cancelled() if cancelled is not None else f"{title} cancelled")
 
+        def _cancelling() -> None:
+            self.cancel_button.setEnabled(False)
+            self.say(f"{title}: cancelling, it stops after its current step…")
+
         self.task = run_task(
             function, *args, title=title, on_result=_result, on_report=on_report,
-            on_error=_error, on_finished=_finished, cancel_button=self.cancel_button, owner=self, **kwargs,
+            on_error=_error, on_finished=_finished, on_cancel=_cancelling, cancel_button=self.cancel_button,
+            owner=self, **kwargs,
         )  # fmt: skip
         return self.task

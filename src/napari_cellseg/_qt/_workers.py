@@ -166,12 +166,16 @@ class Task:
         self.error: BaseException | None = None
         self.cancelled = False
         self.progress: _Progress | None = None
+        self.on_cancel: Callable[[], None] | None = None
 
     def cancel(self) -> None:
         """Ask the worker to stop; a generator stops at its next report, a plain function runs on."""
-        if not self.finished and self.interruptible:
+        if not self.finished and self.interruptible and not self.cancelled:
             self.cancelled = True
             self.worker.quit()
+            if self.on_cancel is not None:  # the job runs on until its next report: say so meanwhile
+                with _panel_may_be_gone(self.title):
+                    self.on_cancel()
 
 
 def run_task(
@@ -182,6 +186,7 @@ def run_task(
     on_result: Callable[[Any], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     on_finished: Callable[[Task], None] | None = None,
+    on_cancel: Callable[[], None] | None = None,
     describe: Callable[[Any], tuple[int | None, int | None, str | None]] = describe_report,
     cancel_button=None,
     show_progress: bool = True,
@@ -205,6 +210,9 @@ def run_task(
         Called with the exception after the error notification is shown.
     on_finished : callable, optional
         Called with the :class:`Task` once it ended, however it ended.
+    on_cancel : callable, optional
+        Called once when a cancel is asked (Cancel, the activity dock's, the window closing),
+        before the job stops at its next report.
     describe : callable
         Maps a report to ``(done, total, stage)`` for the progress bar.
     cancel_button : QAbstractButton, optional
@@ -225,6 +233,7 @@ def run_task(
     avoid_llvm_clash()
     worker = create_worker(_shielded(function), *args, _start_thread=False, _ignore_errors=True, **kwargs)
     task = Task(worker, title, owner)
+    task.on_cancel = on_cancel
     if owner is not None:
         OWNED_TASKS.add(task)
         owner.destroyed.connect(task.cancel)  # a window closed unshown: no Close filter on it
