@@ -33,6 +33,7 @@ def test_region_by_region_equals_the_plain_iteration(monkeypatch, share):
     calls = []
     finish = reconstruct._finish_by_region
     monkeypatch.setattr(reconstruct, "_SPARSE_SHARE", share)  # 1: regions right after the first step
+    monkeypatch.setattr(reconstruct, "_SPARSE_MIN_PIXELS", 0)
     monkeypatch.setattr(reconstruct, "_finish_by_region", lambda *a: calls.append(1) or finish(*a))
     rng = np.random.default_rng(0)
     for _ in range(40):
@@ -43,7 +44,8 @@ def test_region_by_region_equals_the_plain_iteration(monkeypatch, share):
     assert calls  # the regions were packed and iterated on their own
 
 
-def test_long_region_goes_on_alone_to_the_same_limit():
+def test_long_region_goes_on_alone_to_the_same_limit(monkeypatch):
+    monkeypatch.setattr(reconstruct, "_SPARSE_MIN_PIXELS", 0)
     # A spiral-free snake: one region needs hundreds of steps while the rest stop at once.
     relief = np.zeros((200, 300), np.float32)
     relief[10:190:4, 5:295] = np.linspace(0.2, 1, 290, dtype=np.float32)
@@ -53,3 +55,11 @@ def test_long_region_goes_on_alone_to_the_same_limit():
     seed = np.where(relief > 0, relief - np.float32(0.3), np.float32(0))
     seed[12, 100] = 1.0  # seed above the ceiling: clipped to it
     assert np.array_equal(reconstruct_by_dilation(seed, relief), plain_reconstruction(seed, relief))
+
+
+def test_small_images_keep_the_whole_image_loop(monkeypatch):
+    calls = []
+    monkeypatch.setattr(reconstruct, "_finish_by_region", lambda *a: calls.append(1))
+    seed, relief = blobs(np.random.default_rng(1), (256, 320))
+    assert np.array_equal(reconstruct_by_dilation(seed, relief), plain_reconstruction(seed, relief))
+    assert not calls

@@ -16,6 +16,9 @@ import numpy as np
 _KERNEL = np.ones((3, 3), np.uint8)
 # Go region by region once fewer than 1 pixel in this many still changes.
 _SPARSE_SHARE = 16
+# Below this many pixels the whole-image loop is faster than labelling and packing regions
+# (a 256x320 sample: 3.8 ms against 6.8 ms).
+_SPARSE_MIN_PIXELS = 512 * 512
 # Repack the regions still changing once their boxes fill less than half of the packed ones;
 # look for them every few steps.
 _REPACK_SHARE = 0.5
@@ -45,7 +48,7 @@ def reconstruct_by_dilation(seed: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if n_changed == 0:
             return grown
         current = grown
-        if n_changed * _SPARSE_SHARE < current.size:
+        if current.size >= _SPARSE_MIN_PIXELS and n_changed * _SPARSE_SHARE < current.size:
             _finish_by_region(current, mask, changed)
             return current
 
