@@ -91,3 +91,14 @@ def test_closing_a_viewer_waits_for_its_own_short_jobs_only(make_napari_viewer, 
     assert warm_up.is_running  # not waited for: the other viewer froze meanwhile
     second.close()
     assert not warm_up.is_running  # its own window waits for it
+
+
+def test_a_model_warm_up_is_no_task_of_the_active_viewer(make_napari_viewer, tiny_model_dir):
+    # napari's create_worker filed the Segment panel's warm-up under the viewer active then: closing
+    # that viewer (another one's) listed 'Executing <function warm_up ...>' in its close dialog
+    current_model.set_current_model(tiny_model_dir)
+    first = make_napari_viewer()
+    active = make_napari_viewer()
+    _, panel = first.window.add_plugin_dock_widget("napari-cellseg", "Segment")
+    assert panel._warm_worker is not None
+    assert active.window._task_status_manager.get_status() == []  # napari's private registry

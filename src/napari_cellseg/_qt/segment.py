@@ -219,7 +219,7 @@ class SegmentWidget(WatershedSliders, TaskPanel):
         """Import torch and load the model in the background, so the first click is fast."""
         if directory is None:
             return
-        from napari.qt.threading import create_worker
+        from superqt.utils import create_worker  # napari's files it under the viewer active now
 
         from ._workers import avoid_llvm_clash
 
