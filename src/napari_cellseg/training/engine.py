@@ -4,7 +4,7 @@
 yields a :class:`StartReport`, a :class:`StepReport` per optimizer step, an
 :class:`EpochReport` per epoch and, last, a :class:`TrainResult` (also the
 generator's return value). :func:`run_training` runs it to the end for the
-CLI and tests. The GUI runs :func:`train` in a napari ``thread_worker``.
+CLI and tests. The GUI runs :func:`train` in a thread worker (``_qt/_workers.run_task``).
 
 - **Cancel** between steps: pass ``cancel`` (a callable returning True to
   stop), or call the generator's ``close()``. Either way the position is saved
