@@ -71,8 +71,9 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
     def __init__(self, napari_viewer, parent=None):
         super().__init__(napari_viewer, parent)
         viewer = self.viewer
-        self._image = None  # the image the boxes' choices and 'Replace' were made for
-        self._shown: dict = {}  # Labels box -> the layer it showed last
+        # ids, not layers: a closed image or labels layer held here stayed in memory with its pixels
+        self._image = None  # unique_id of the image the boxes' choices and 'Replace' were made for
+        self._shown: dict = {}  # Labels box -> unique_id of the layer it showed last
         self._user_set: set = set()  # Labels boxes set by the user, not guessed by the panel
         self._picking = False  # the panel is guessing
         self.image_combo = LayerCombo(viewer, "Image")
@@ -180,8 +181,8 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
         image = self.image_layer()
         if image is None:
             return
-        if image != self._image:  # the boxes' choices and 'Replace' were the previous image's
-            self._image = image
+        if image.unique_id != self._image:  # the boxes' choices and 'Replace' were the previous image's
+            self._image = image.unique_id
             self._user_set.clear()
             self._untick_replace()
         tag = image.metadata.get("microscope")
@@ -211,13 +212,14 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
 
     def _labels_changed(self, combo: LayerCombo) -> None:
         """Un-tick 'Replace' when other labels are chosen; remember the user's own choices."""
-        before, now = self._shown.get(combo), combo.layer()
+        layer = combo.layer()
+        before, now = self._shown.get(combo), None if layer is None else layer.unique_id
         self._shown[combo] = now
-        if now != before:  # not `is`: each access gives a new proxy of the layer
+        if now != before:  # ids: each access gives a new proxy of the layer
             self._untick_replace()
         if self._picking:
             return
-        if now is None and before is not None and before not in self.viewer.layers:
+        if now is None and before is not None and before not in {x.unique_id for x in self.viewer.layers}:
             self._user_set.discard(combo)  # the chosen layer was deleted: the panel may choose again
         else:
             self._user_set.add(combo)  # "(none)" included: guide step 5
