@@ -140,12 +140,17 @@ def test_a_channel_is_not_chosen_from_a_tiff_whose_axes_are_planes(tmp_path, mod
             folder / name, model_dir, tmp_path / "out", SegmentOptions(tile_size=128, channel=0)
         )
         assert refused.status == "failed" and f"its axes are {axes}: no channel" in refused.message
-        assert "every plane is segmented" in refused.message
+        assert "every plane is segmented" in refused.message and "save it with axes CYX" in refused.message
     planes = segment_file(folder / "z.ome.tif", model_dir, tmp_path / "out", SegmentOptions(tile_size=128))
     assert planes.status == "done" and read_tiff_layer(tmp_path / "out" / "z.ome.tif")[0].shape == (
         2,
         *grey.shape,
     )
+    # its note offered the --channel N just refused; a file without axes may hold channels
+    assert "read as 2 planes" not in planes.note and "--channel" not in planes.note
+    tifffile.imwrite(folder / "no-axes.tif", np.stack([grey, 255 - grey]))
+    unnamed = segment_file(folder / "no-axes.tif", model_dir, tmp_path / "out", SegmentOptions(tile_size=128))
+    assert unnamed.status == "done" and "pick the nuclear one with --channel N" in unnamed.note
 
 
 def test_leading_axes_of_one_are_dropped_and_a_stack_says_why_it_has_no_overlay(tmp_path, model_dir):

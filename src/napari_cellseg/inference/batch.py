@@ -28,10 +28,12 @@ from ..io import find_images
 from .batch_outputs import (
     input_image,
     output_paths,
+    planes_alone,
     publish,
     requested,
     scratch_folder,
     staged_paths,
+    stored_axes,
     write_extras,
 )
 from .batch_ownership import output_collisions, own_outputs, without_outputs
@@ -267,7 +269,8 @@ def _segment_and_write(
         )
         stale = own_outputs(outputs, legacy=False)  # the earlier labels' outputs: they go with them
         publish(staged, outputs, stale=stale)
-    notes.insert(0, stack_note(layout))
+    if not planes_alone(stored_axes(path), image.ndim):  # ZYX, TYX: no channels, --channel is refused
+        notes.insert(0, stack_note(layout))
     if options.overlays and labels.ndim != 2:  # write_extras draws planes only
         notes.append("no overlay: a stack has no one picture to draw on")
     return (int(labels.max()) if labels.size else 0), "; ".join(filter(None, notes))

@@ -153,6 +153,26 @@ def input_image(path: Path, options):
     return image
 
 
+def stored_axes(path: Path) -> str:
+    """A TIFF's axes as io reads its pixels (samples ``S`` last); "" for other files or none."""
+    import tifffile
+
+    from ..image_formats import tiff_axes
+
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return ""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return tiff_axes(tif)
+    except Exception:  # read_image has read it; no axes to go by
+        return ""
+
+
+def planes_alone(axes: str, ndim: int) -> bool:
+    """Whether ``axes`` of an ``ndim``-D image name planes (``ZYX``, ``TYX``) and no channel."""
+    return len(axes) == ndim and not set(axes) & set("CS") and bool(set(axes) & set("ZT"))
+
+
 def _channels_as_stored(path: Path, image, channel: int | None):
     """``image`` with a TIFF's ``C`` axis where :func:`.images.describe_layout` reads channels.
 
@@ -160,27 +180,15 @@ def _channels_as_stored(path: Path, image, channel: int | None):
     z-planes gave a stack of both with no word said.
     """
     import numpy as np
-    import tifffile
 
-    from ..image_formats import tiff_axes
-
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        return image
-    try:
-        with tifffile.TiffFile(path) as tif:
-            axes = tiff_axes(tif)  # samples (RGB) last, as io reads them
-    except Exception:  # read_image has read it; no axes to go by
-        return image
-    if (
-        channel is not None
-        and len(axes) == image.ndim
-        and not set(axes) & set("CS")
-        and set(axes) & set("ZT")
-    ):
+    axes = stored_axes(path)
+    if channel is not None and planes_alone(axes, image.ndim):
         # without this, --channel N took plane N of a z-stack or a time-lapse as a channel
         every = " (every plane is segmented on its own)" if image.ndim == 3 else ""
         raise ValueError(
-            f"its axes are {axes}: no channel for --channel {channel} to choose; leave it out{every}"
+            f"its axes are {axes}: no channel for --channel {channel} to choose; leave it out{every}. "
+            "If its planes are channels, the file says otherwise: save it with axes CYX (tifffile: "
+            "metadata={'axes': 'CYX'}; Fiji: Image > Hyperstacks > Stack to Hyperstack, channels)"
         )
     if "C" not in axes or len(axes) != image.ndim or image.shape[axes.index("C")] == 1:
         return image
