@@ -268,13 +268,17 @@ def _mask_note(path: Path, files: list[Path], outlines) -> str | None:
     name them (``field1_cp_masks.png`` for ``field1.png``) and without outlines of its own; else None."""
     from .dataset import FOREIGN_MASK_SUFFIXES
 
+    if not any(path.stem.endswith(suffix) for suffix in FOREIGN_MASK_SUFFIXES):
+        return None  # most files: no scan of the others (each did, a large import was quadratic)
     folder = Path(outlines) if outlines is not None else path.parent
     if any((folder / (path.stem + ending)).is_file() for ending in OUTLINE_FILE_ENDINGS):
         return None
     for suffix in FOREIGN_MASK_SUFFIXES:
         stem = path.stem.removesuffix(suffix)
+        if stem == path.stem:
+            continue
         image = next((f for f in files if f.parent == path.parent and f.stem == stem), None)
-        if stem != path.stem and image is not None:
+        if image is not None:
             return (
                 f"looks like the mask of {image.name}, not an image: only QuPath and Fiji outlines are "
                 f"imported here; copy {image.name} to images/ and this file to masks/{dataset_id(stem)}"
