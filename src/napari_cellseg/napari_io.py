@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from .config import atomic_write_bytes, atomic_write_text
 from .io import (
     _META_KEY,
     GEOJSON_SUFFIXES,
@@ -119,19 +118,13 @@ def write_labels_imagej_rois(path: str, data: Any, attributes: dict) -> list[str
     The zip's comment records the layer's shape and placement (:func:`layer_record`), which
     Fiji ignores, so that the set reopens in napari as this layer even without its image.
     """
-    import io
-    import zipfile
-
-    from .inference.outlines import labels_to_imagej_rois
+    from .inference.outlines import write_imagej_rois
 
     target = _with_suffix(path, (".zip",))
     labels = _full_resolution(data, attributes)
-    buffer = io.BytesIO()
-    with _refusal_named(target, attributes, "a Fiji ROI set"), zipfile.ZipFile(buffer, "w") as archive:
-        for roi in labels_to_imagej_rois(labels):  # as inference.outlines.write_imagej_rois
-            archive.writestr(f"{roi.name}.roi", roi.tobytes())
-        archive.comment = json.dumps({_META_KEY: layer_record(labels, attributes)}).encode()
-    return [str(atomic_write_bytes(target, buffer.getvalue()))]
+    comment = json.dumps({_META_KEY: layer_record(labels, attributes)}).encode()
+    with _refusal_named(target, attributes, "a Fiji ROI set"):
+        return [str(write_imagej_rois(target, labels, comment=comment))]
 
 
 def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
@@ -143,15 +136,13 @@ def write_labels_geojson(path: str, data: Any, attributes: dict) -> list[str]:
     layer's shape and placement, so that the file reopens in napari as this layer even
     without its image beside it.
     """
-    from .inference.outlines import labels_to_geojson
+    from .inference.outlines import write_geojson
 
     target = _with_suffix(path, (".geojson", ".json"))
     labels = _full_resolution(data, attributes)
+    members = {_META_KEY: layer_record(labels, attributes)}
     with _refusal_named(target, attributes, "GeoJSON outlines"):
-        collection = labels_to_geojson(labels, image_id=attributes.get("name"))
-    collection[_META_KEY] = layer_record(labels, attributes)
-    # as inference.outlines.write_geojson writes it
-    return [str(atomic_write_text(target, json.dumps(collection, separators=(",", ":")) + "\n"))]
+        return [str(write_geojson(target, labels, members=members, image_id=attributes.get("name")))]
 
 
 def layer_record(labels: np.ndarray, attributes: dict) -> dict[str, Any]:

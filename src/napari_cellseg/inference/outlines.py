@@ -208,12 +208,15 @@ def _rounded(ring: np.ndarray) -> list[list[float]]:
     return [[round(float(x), 3), round(float(y), 3)] for x, y in ring]
 
 
-def write_geojson(path: str | os.PathLike, labels: np.ndarray, **kwargs) -> Path:
+def write_geojson(
+    path: str | os.PathLike, labels: np.ndarray, *, members: dict | None = None, **kwargs
+) -> Path:
     """Write :func:`labels_to_geojson` of ``labels`` to ``path`` atomically; returns the path.
 
-    Keywords go to :func:`labels_to_geojson`.
+    ``members``: more members of the FeatureCollection (RFC 7946, 6.1; QuPath reads the
+    features alone). Other keywords go to :func:`labels_to_geojson`.
     """
-    collection = labels_to_geojson(labels, **kwargs)
+    collection = {**labels_to_geojson(labels, **kwargs), **(members or {})}
     return atomic_write_text(path, json.dumps(collection, separators=(",", ":")) + "\n")
 
 
@@ -329,11 +332,11 @@ def _composite_roi(polygon: list[np.ndarray], name: str, z: int | None = None, p
     return roi
 
 
-def write_imagej_rois(path: str | os.PathLike, labels: np.ndarray) -> Path:
+def write_imagej_rois(path: str | os.PathLike, labels: np.ndarray, *, comment: bytes = b"") -> Path:
     """Write :func:`labels_to_imagej_rois` as a ROI-set zip (drag it onto Fiji), atomically.
 
     The zip holds ``<ROI name>.roi`` files, as Fiji's ROI Manager saves them; no cell
-    gives an empty set.
+    gives an empty set. ``comment`` is the zip's comment (Fiji ignores it).
     """
     import io
     import zipfile
@@ -342,4 +345,5 @@ def write_imagej_rois(path: str | os.PathLike, labels: np.ndarray) -> Path:
     with zipfile.ZipFile(buffer, "w") as archive:
         for roi in labels_to_imagej_rois(labels):
             archive.writestr(f"{roi.name}.roi", roi.tobytes())
+        archive.comment = comment
     return atomic_write_bytes(path, buffer.getvalue())
