@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from napari_cellseg._qt import _closing
 from napari_cellseg.app import current_model
 from napari_cellseg.app.finetune_estimate import estimate_cpu, format_duration
 from napari_cellseg.training.checkpoints import has_last
@@ -52,6 +53,8 @@ def test_bounds_follow_the_m2_and_the_estimate_is_computed(make_napari_viewer, q
     (m2_dir / "config.json").write_text(json.dumps({"arch": "convnext_atto", "num_classes": 0}))
     form.m2_edit.setText(str(m2_dir / "config.json"))  # as the Browse dialog gives it
     assert form.m2_edit.text() == str(m2_dir)
+    # a short job its window waits for on close (it emits on deleted signals otherwise)
+    assert widget in _closing._SHORT_JOBS.values()
     qtbot.waitUntil(lambda: "4 stages" in form.depth_label.text(), timeout=60000)
     assert form.l_spin.maximum() == 4 and form.l_spin.value() == 1
     form.m2_edit.setText("")

@@ -148,3 +148,27 @@ def test_a_slider_moved_just_before_the_run_ends_is_applied(make_napari_viewer, 
     qtbot.waitUntil(lambda: not widget.busy and not widget.watershed_busy, timeout=20000)
     layer = viewer.layers["A segmented cells"]
     assert layer.metadata["watershed"]["min_size"] == 300 and int(layer.data.max()) == 1
+
+
+def test_a_slider_watershed_is_waited_for_by_its_window_on_close(
+    make_napari_viewer, gate, wait_for_job, qtbot, monkeypatch
+):
+    from napari_cellseg._qt import _closing, _segment_sliders
+
+    viewer, widget, a, _b = _panel(make_napari_viewer)
+    widget.segment(a)
+    assert wait_for_job(widget).error is None
+    release = threading.Event()
+
+    def slow_watershed(probabilities, params):
+        release.wait(30)
+        return watershed_again(probabilities, params)
+
+    monkeypatch.setattr(_segment_sliders, "watershed_again", slow_watershed)
+    viewer.layers.selection.active = a
+    widget.min_size_slider.setValue(300)
+    qtbot.waitUntil(lambda: widget._watershed_task is not None and not widget._watershed_task.finished, timeout=20000)
+    # a plain function cannot be cancelled: the window closing must wait for it, as for the warm-up
+    assert _closing._SHORT_JOBS.get(widget._watershed_task.worker) is widget
+    release.set()
+    qtbot.waitUntil(lambda: not widget.watershed_busy, timeout=20000)

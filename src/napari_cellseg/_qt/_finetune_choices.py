@@ -14,6 +14,7 @@ from ..app.finetune_session import call_in_training_process
 from ..app.m2_info import m2_depth
 from ..models.defaults import DEFAULT_M2_DEPTH
 from ..training.config import TrainConfig
+from ._closing import finish_before_close
 from ._finetune_form import START_CURRENT, START_M2
 from ._workers import run_task, while_shown
 
@@ -51,11 +52,12 @@ class FinetuneChoices:
             self._clear_m2_error()
             return
         self.form.depth_label.setText("reading the M2…")
-        run_task(
+        task = run_task(
             call_in_training_process, m2_depth, text, title="Read the M2", show_progress=False,
             on_result=lambda depth: self._depth_found(text, depth),
             on_error=lambda err: self._depth_found(text, None, err),
         )  # fmt: skip
+        finish_before_close(task.worker, self)  # short: its window waits for it
 
     def _start_changed(self, *_) -> None:
         """Show the network of the model to start from (its config.json only, no torch)."""

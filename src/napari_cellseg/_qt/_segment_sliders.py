@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..app.segment_session import SLIDER_FIELDS, Segmented, watershed_again, with_slider_values
+from ._closing import finish_before_close
 from ._layers import replace_labels
 from ._workers import run_task
 
@@ -70,6 +71,7 @@ class WatershedSliders:
             on_result=lambda labels: self._apply_watershed(item, labels, params),
             on_finished=self._watershed_finished,
         )  # fmt: skip
+        finish_before_close(self._watershed_task.worker, self)  # short: its window waits for it
 
     def _apply_watershed(self, item: Segmented, labels: np.ndarray, params) -> None:
         layer = item.labels
