@@ -167,7 +167,9 @@ def test_a_slider_watershed_is_waited_for_by_its_window_on_close(
     monkeypatch.setattr(_segment_sliders, "watershed_again", slow_watershed)
     viewer.layers.selection.active = a
     widget.min_size_slider.setValue(300)
-    qtbot.waitUntil(lambda: widget._watershed_task is not None and not widget._watershed_task.finished, timeout=20000)
+    qtbot.waitUntil(
+        lambda: widget._watershed_task is not None and not widget._watershed_task.finished, timeout=20000
+    )
     # a plain function cannot be cancelled: the window closing must wait for it, as for the warm-up
     assert _closing._SHORT_JOBS.get(widget._watershed_task.worker) is widget
     release.set()
