@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from . import __version__
@@ -27,6 +28,19 @@ COMMAND_MODULES = (
 
 class CommandError(Exception):
     """A user-facing failure: printed without a traceback, exit status 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, Slurm's time limit): the command stops as on Ctrl-C, exit status 143.
+
+    A KeyboardInterrupt, so the ``finally`` blocks that remove scratch files run and the
+    handlers that stop a run cleanly on Ctrl-C (a Dask cluster, a sweep) take it too.
+    """
+
+
+def raise_terminated(signum, frame) -> None:
+    """SIGTERM handler of :func:`main`."""
+    raise Terminated
 
 
 def check_out_folder(path, option: str = "--out") -> None:
@@ -118,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
+    except ValueError:  # not the main thread: leave signals to the caller
+        previous = None
+    try:
         result = args.func(args)
     except CommandError as err:
         print(f"napari-cellseg {args.command}: error: {err}", file=sys.stderr)
@@ -126,9 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{err.filename}: " if err.filename else ""
         print(f"napari-cellseg {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 1
+    except Terminated:
+        print(f"napari-cellseg {args.command}: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"napari-cellseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return int(result or 0)
 
 

@@ -32,7 +32,8 @@ options given.
 'default'): the way to adapt it to a new microscope with a short run.
 With --init-model, --new-layers above the model's grows its decoder: its
 blocks are kept and finer-resolution blocks and a new output layer added.
-Ctrl-C stops after the current step and saves the position (twice: at once).
+Ctrl-C or SIGTERM (Slurm's time limit) stops after the current step and saves
+the position, exit status 130 or 143 (twice: at once).
 Runs unchanged under `torchrun --nproc_per_node=N` (DistributedDataParallel).
 """
 
@@ -275,31 +276,42 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 class _GracefulStop:
-    """First Ctrl-C asks the engine to stop after the current step; the second interrupts."""
+    """The first Ctrl-C or SIGTERM (Slurm's time limit) asks the engine to stop after the current
+    step and save its position; a second interrupts at once."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._previous = None
+        self.signum: int | None = None  # the signal that asked for the stop
+        self._previous: dict[int, Any] = {}
 
     def __call__(self) -> bool:
         return self.requested
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this step (Ctrl-C again to interrupt at once)", file=sys.stderr)
+            from ..cli import Terminated
+
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        self.requested, self.signum = True, signum
+        again = "Ctrl-C" if signum == signal.SIGINT else "a second SIGTERM"
+        print(f"\nstopping after this step ({again} to interrupt at once)", file=sys.stderr)
+
+    @property
+    def exit_status(self) -> int:
+        """130 after Ctrl-C, 143 after SIGTERM, as a shell reports a process they end."""
+        return 143 if self.signum == signal.SIGTERM else 130
 
     def __enter__(self) -> _GracefulStop:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread
-            self._previous = None
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread
+                break
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -329,7 +341,7 @@ def run_train(args: argparse.Namespace) -> int:
             raise CommandError(str(err)) from None
     if env_context().is_main:
         progress.summary(result)
-    return 130 if result.cancelled else 0
+    return stop.exit_status if result.cancelled else 0
 
 
 def _finished(config: Any, is_main: bool) -> bool:

@@ -74,7 +74,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
             f"{result.out_dir} (an M2 is saved only when every epoch has run)",
             file=sys.stderr,
         )
-        return 130
+        return stop.exit_status
     print(
         f"saved M2 {result.arch} ({len(result.class_names)} classes: {', '.join(result.class_names)}) "
         f"to {result.out_dir}; train accuracy {result.train_accuracy:.3f}"

@@ -200,7 +200,7 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     for record in result.failed:
         print(f"failed: {record.name}: {record.error}", file=sys.stderr)
     if result.cancelled:
-        return 130
+        return stop.exit_status
     for record in result.unfinished:  # e.g. left to another process that holds its lock
         print(f"not trained: {record.name}: {record.error or record.status}", file=sys.stderr)
     return 1 if result.failed or result.unfinished else 0

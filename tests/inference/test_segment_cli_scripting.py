@@ -1,0 +1,56 @@
+"""``napari-cellseg segment`` as a batch job: SIGINT / SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from tiny_models import save_fitted_model, write_sample_images
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    import torch
+
+    torch.set_num_threads(1)
+    return save_fitted_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.mark.parametrize(("sig", "status", "said"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])  # fmt: skip
+def test_a_signal_stops_the_run_with_one_line_its_status_and_no_scratch(
+    tmp_path, model_dir, sig, status, said
+):
+    write_sample_images(tmp_path / "in")
+    out = tmp_path / "out"
+    # The signal comes while the first image's files wait in their scratch folder.
+    code = (
+        "import sys, time, napari_cellseg.inference.batch as b\n"
+        "def slow(*a, **k):\n"
+        "    open(sys.argv[1], 'w').close(); time.sleep(60)\n"
+        "b.publish = slow\n"
+        "from napari_cellseg.cli import main\n"
+        "sys.exit(main(sys.argv[2:]))\n"
+    )
+    started = tmp_path / "started"
+    argv = ["segment", str(tmp_path / "in"), "--model", str(model_dir), "--out", str(out), "--tile", "128"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(started), *argv], stderr=subprocess.PIPE, text=True, env=env
+    )
+    deadline = time.monotonic() + 120
+    while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert started.exists(), proc.stderr.read()
+    os.kill(proc.pid, sig)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == status, err
+    assert (
+        err.strip().splitlines()[-1].startswith(f"napari-cellseg segment: {said}") and "Traceback" not in err
+    )
+    assert not any(out.iterdir()) if out.exists() else True  # no labels, no hidden scratch folder
