@@ -43,6 +43,19 @@ def raise_terminated(signum, frame) -> None:
     raise Terminated
 
 
+def is_terminal(stream=None) -> bool:
+    """Whether ``stream`` (default stderr) is a terminal: a live progress bar goes nowhere else.
+
+    A bar's carriage returns and redraws fill a log file (``2> log``, a Slurm job's
+    output) with thousands of lines; there the commands print plain lines instead.
+    """
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
 def check_out_folder(path, option: str = "--out") -> None:
     """Refuse an output folder that cannot be made or written, before any work; creates nothing.
 

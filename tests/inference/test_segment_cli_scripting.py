@@ -1,4 +1,4 @@
-"""``napari-cellseg segment`` as a batch job: SIGINT / SIGTERM."""
+"""``napari-cellseg segment`` as a batch job: its log, and SIGINT / SIGTERM."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import time
 import pytest
 from tiny_models import save_fitted_model, write_sample_images
 
+from napari_cellseg.cli import main
+
 pytest.importorskip("torch")
 
 
@@ -20,6 +22,18 @@ def model_dir(tmp_path_factory):
 
     torch.set_num_threads(1)
     return save_fitted_model(tmp_path_factory.mktemp("model"))
+
+
+def test_a_log_gets_a_line_per_image_and_no_progress_bar(tmp_path, model_dir, capsys):
+    write_sample_images(tmp_path / "in")
+    args = ["segment", str(tmp_path / "in"), "--model", str(model_dir), "--out", str(tmp_path / "out")]
+    assert main([*args, "--tile", "128"]) == 0
+    err = capsys.readouterr().err  # captured: not a terminal, as `2> log` or a Slurm job
+    assert "\r" not in err and "\x1b[" not in err  # a bar's redraws
+    lines = [line for line in err.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == ["[1/2", "[2/2"] and all("cells" in x for x in lines)
+    assert main([*args, "--tile", "128", "--quiet", "--overwrite"]) == 0
+    assert "[1/2]" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("sig", "status", "said"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])  # fmt: skip

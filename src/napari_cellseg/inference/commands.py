@@ -217,7 +217,10 @@ def _register_segment(subparsers) -> None:
         help="spread the images over a Dask cluster: a scheduler address, or 'local' for a local cluster",
     )  # fmt: skip
     parser.add_argument("--workers", type=int, metavar="N", help="processes of --scheduler local (default: half the CPUs)")  # fmt: skip
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--quiet", action="store_true",
+        help="no progress: no bar on a terminal, no line per image in a log (errors and the summary stay)",
+    )  # fmt: skip
     parser.set_defaults(func=_run_segment)
 
 

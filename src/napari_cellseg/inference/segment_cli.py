@@ -7,7 +7,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ..cli import CommandError, check_out_folder
+from ..cli import CommandError, check_out_folder, is_terminal
 
 
 def run_segment(args: argparse.Namespace) -> int:
@@ -87,10 +87,16 @@ def run_segment(args: argparse.Namespace) -> int:
             raise CommandError(text if str(model_dir) in text else f"{model_dir}: {text}") from None
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else "this machine"
     print(f"segmenting {n_files} image(s) with {model_dir} on {where}; outputs in {out_dir}")
-    bar = tqdm(total=n_files, unit="image", file=sys.stderr, disable=args.quiet)
+    live = not args.quiet and is_terminal(sys.stderr)  # a log file gets a line per image instead
+    bar = tqdm(total=n_files, unit="image", file=sys.stderr, disable=not live)
+    count = 0
 
     def report(file_report) -> None:
+        nonlocal count
+        count += 1
         bar.update(1)
+        if not live and not args.quiet and file_report.status == "done":
+            print(f"[{count}/{n_files}] {file_report.path}: {file_report.n_instances} cells", file=sys.stderr)
         if file_report.status == "failed":
             bar.write(f"error: {file_report.message}", file=sys.stderr)
         elif file_report.status == "skipped":

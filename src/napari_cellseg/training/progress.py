@@ -42,7 +42,7 @@ def format_epoch(report: EpochReport) -> str:
 
 
 class TrainProgress:
-    """Feeds training reports to a tqdm bar (to stderr); silent when disabled."""
+    """Feeds training reports to a tqdm bar on a terminal (stderr) and a line per epoch; silent when disabled."""
 
     def __init__(self, enabled: bool = True, stream=None):
         self.enabled = enabled
@@ -97,6 +97,10 @@ class TrainProgress:
                    f"parameters trainable")  # fmt: skip
         if report.resumed:
             self.write(f"resuming {report.out_dir} at epoch {report.start_epoch}, step {report.start_step}")
+        from ..cli import is_terminal
+
+        if not is_terminal(self.stream):  # a log file: the epoch lines alone, no bar redraws
+            return
         total = report.epochs * report.steps_per_epoch
         self.bar = tqdm(total=total, initial=report.start_step, unit="step", file=self.stream,
                         dynamic_ncols=True, desc="train")  # fmt: skip

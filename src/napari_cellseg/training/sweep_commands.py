@@ -94,9 +94,12 @@ class SweepProgress:
         if report.kind == "plan":
             from tqdm.auto import tqdm
 
+            from ..cli import is_terminal
+
             self.bar = tqdm(
-                total=report.total, initial=report.done, unit="run", file=sys.stderr, dynamic_ncols=True
-            )
+                total=report.total, initial=report.done, unit="run", file=sys.stderr, dynamic_ncols=True,
+                disable=not is_terminal(sys.stderr),  # a log file: the line per run alone
+            )  # fmt: skip
             if report.message:
                 self.write(report.message)
         elif report.kind == "skip":
