@@ -32,9 +32,10 @@ def register(subparsers) -> None:
         metavar="DIR",
         help="folder of the outline files (default: beside each image)",
     )
-    parser.add_argument(
-        "--dataset", required=True, type=Path, metavar="DIR", help="dataset folder (created if new)"
-    )
+    parser.add_argument(  # --dataset: its first spelling; --data as every other command
+        "--data", "--dataset", dest="dataset", required=True, type=Path, metavar="DIR",
+        help="dataset folder (created if new)",
+    )  # fmt: skip
     parser.add_argument(
         "--microscope",
         required=True,
@@ -52,7 +53,7 @@ def run_import(args: argparse.Namespace) -> int:
     from ..cli import CommandError, check_out_folder
     from .outlines_import import iter_import_outlines
 
-    check_out_folder(args.dataset, "--dataset")
+    check_out_folder(args.dataset, "--data")
 
     bad_tag = check_microscope_tag(args.microscope)
     if bad_tag:
