@@ -7,6 +7,7 @@
 - :class:`PathEdit`: a path field with a Browse button.
 - :func:`fill_table`, :func:`clear_table`: a header and rows in a ``QTableWidget``.
 - :func:`set_message`: the one-line status under a panel (errors in red).
+- :func:`legend_label`: colour swatches and their names, wrapped between entries.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -65,13 +66,31 @@ def annotation_colormap():
 
 
 def class_legend() -> str:
-    """Rich text naming each class in its colour (for a QLabel)."""
+    """Rich text naming each class in its colour (for :func:`legend_label`)."""
     parts = []
     for value, name in enumerate(CLASS_NAMES):
         r, g, b, a = (int(255 * c) for c in CLASS_COLORS[value])
         swatch = f"rgba({r},{g},{b},{a})" if a else "transparent"
-        parts.append(f"<span style='background:{swatch}'>&nbsp;&nbsp;&nbsp;</span> {value} {name}")
-    return " &nbsp; ".join(parts)
+        parts.append(legend_entry(swatch, f"{value} {name}"))
+    return legend_text(parts)
+
+
+def legend_entry(background: str, name: str) -> str:
+    """A colour swatch and its name, never split across lines."""
+    name = name.replace(" ", "&nbsp;")
+    return f"<span style='background:{background}'>&nbsp;&nbsp;&nbsp;</span>&nbsp;{name}"
+
+
+def legend_text(entries: Sequence[str]) -> str:
+    """Legend entries on one line, wrapped between entries when the panel is narrow."""
+    return "&nbsp;&nbsp; ".join(entries)
+
+
+def legend_label(text: str) -> QLabel:
+    """A legend that wraps between its entries: on one line it set a wide panel's minimum width."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
 
 
 def set_message(label: QLabel, text: str, error: bool = False) -> None:
@@ -196,6 +215,14 @@ class PathEdit(QWidget):
         layout.addWidget(self.button)
         self.button.clicked.connect(self._browse)
         self.edit.editingFinished.connect(lambda: self.changed.emit(self.text()))
+        self.edit.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:
+        # a narrow dock cuts the path (or the hint) short: its tooltip shows it whole, then the box's own tip
+        if watched is self.edit and event.type() == QEvent.Type.ToolTip:
+            whole = self.edit.text() or self.edit.placeholderText()
+            self.edit.setToolTip("\n".join(tip for tip in (whole, self.toolTip()) if tip))
+        return super().eventFilter(watched, event)
 
     def text(self) -> str:
         return self.edit.text().strip()

@@ -41,7 +41,7 @@ from ..app.microscope_tags import dataset_tags
 from ..app.segment_session import image_plane_data, layer_shape_help
 from ..classes import BOUNDARY, INTERIOR, check_microscope_tag
 from ._annotate_edits import AnnotationEdits
-from ._common import LayerCombo, PathEdit, class_legend, in_viewer
+from ._common import LayerCombo, PathEdit, class_legend, in_viewer, legend_label
 from ._layers import KIND_PROBABILITY, KIND_REVIEW, find_layer, put_labels
 from ._microscope_combo import MicroscopeCombo
 from ._panel import TaskPanel
@@ -126,7 +126,7 @@ class AnnotateWidget(AnnotationEdits, TaskPanel):
         grid.addWidget(QLabel("Brush size"), 1, 0)
         grid.addWidget(self.brush_spin, 1, 1)
         grid.addWidget(self.touching_button, 2, 0, 1, 3)
-        legend = QLabel(class_legend())
+        legend = legend_label(class_legend())
         grid.addWidget(legend, 3, 0, 1, 3)
         self.body.addWidget(paint)
 

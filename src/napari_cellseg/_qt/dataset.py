@@ -12,6 +12,7 @@ from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -45,7 +46,8 @@ def _ratio_spin(value: float) -> QDoubleSpinBox:
     spin.setValue(value)
     # napari's arrow buttons take ~60 px of the box: beside them "0.900" showed as "0.90("
     spin.setButtonSymbols(QDoubleSpinBox.ButtonSymbols.NoButtons)
-    spin.setMinimumWidth(64)
+    # napari's style sheet gives every spin box 70 px (+20 padding), which setMinimumWidth cannot undercut
+    spin.setStyleSheet("QDoubleSpinBox { min-width: 44px; }")
     return spin
 
 
@@ -63,17 +65,19 @@ class DatasetWidget(TaskPanel):
             "dev and test come from this microscope only; train holds it too", default="C"
         )
         self.train_spin, self.dev_spin, self.test_spin = (_ratio_spin(v) for v in (0.90, 0.05, 0.05))
-        ratios = QHBoxLayout()
-        for label, spin in (("train", self.train_spin), ("dev", self.dev_spin), ("test", self.test_spin)):
-            ratios.addWidget(QLabel(label))
-            ratios.addWidget(spin)
+        ratios = QGridLayout()  # names over their boxes: on one line they made the panel 576 px wide
+        for column, (label, spin) in enumerate(
+            (("train", self.train_spin), ("dev", self.dev_spin), ("test", self.test_spin))
+        ):
+            ratios.addWidget(QLabel(label), 0, column)
+            ratios.addWidget(spin, 1, column)
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.grouping_check = QCheckBox("Keep near-duplicate images together")
         self.grouping_check.setChecked(True)
         self.grouping_check.setToolTip("Tiles of one field or slide never land on both sides of the split")
         self.split_edit = PathEdit("save", "<dataset>/split.csv", "CSV (*.csv)")
-        self.keep_check = QCheckBox("Keep an existing split's subsets (new images go to train)")
+        self.keep_check = QCheckBox("Keep an existing split's subsets\n(new images go to train)")
         self.keep_check.setChecked(True)
         form.addRow("Dataset", self.dataset_edit)
         form.addRow("Target microscope", self.target_combo)
@@ -103,6 +107,10 @@ class DatasetWidget(TaskPanel):
         preview = QGroupBox("Preview augmentation")
         pform = QFormLayout(preview)
         self.id_combo = QComboBox()
+        # a DSB id is 64 characters: sized to it the panel outgrew a laptop; the tooltip shows it whole
+        self.id_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.id_combo.setMinimumContentsLength(12)
+        self.id_combo.currentTextChanged.connect(self.id_combo.setToolTip)
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(list(PRESETS))
         self.preset_combo.setCurrentText(TRAINING_PRESET)

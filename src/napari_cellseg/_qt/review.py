@@ -16,7 +16,6 @@ from qtpy.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
-    QLabel,
     QPushButton,
     QTableWidget,
 )
@@ -32,7 +31,16 @@ from ..app.review import (
     metrics_rows,
     model_status,
 )
-from ._common import LayerCombo, PathEdit, clear_table, fill_table, in_viewer
+from ._common import (
+    LayerCombo,
+    PathEdit,
+    clear_table,
+    fill_table,
+    in_viewer,
+    legend_entry,
+    legend_label,
+    legend_text,
+)
 from ._layers import KIND_REVIEW, find_layer, placement, set_placement
 from ._panel import TaskPanel
 
@@ -49,8 +57,8 @@ def _error_legend() -> str:
     for kind in ERROR_KINDS:
         r, g, b, _ = (int(255 * c) for c in ERROR_COLORS[kind])
         label = ERROR_LAYER_NAMES[kind].removeprefix("review: ")
-        swatches.append(f"<span style='background:rgb({r},{g},{b})'>&nbsp;&nbsp;&nbsp;</span> {label}")
-    return " &nbsp; ".join(swatches)
+        swatches.append(legend_entry(f"rgb({r},{g},{b})", label))
+    return legend_text(swatches)
 
 
 def _segmented(layer) -> bool:
@@ -85,9 +93,9 @@ class ReviewWidget(TaskPanel):
         self.image_table.setFixedHeight(0)  # grows to its rows once filled
         form.addRow("Ground truth", self.gt_combo)
         form.addRow("Prediction", self.pred_combo)
-        form.addRow("Match IoU (error layers)", self.iou_spin)
+        form.addRow("Match IoU\n(error layers)", self.iou_spin)  # on one line: 398 px wide
         form.addRow(self.compare_button)
-        form.addRow(QLabel(_error_legend()))
+        form.addRow(legend_label(_error_legend()))
         form.addRow(self.image_table)
         self.body.addWidget(compare)
 

@@ -52,7 +52,8 @@ from ._results_box import ResultsBox
 from ._segment_sliders import WatershedSliders
 
 BUTTON_TEXT = "Segment microscope C image"
-NO_MODEL_TEXT = "No model available: train one in Fine-tune, or choose a model folder below"
+# check boxes and buttons never wrap: their long texts break by hand, to fit a laptop-wide dock
+NO_MODEL_TEXT = "No model available: train one in Fine-tune,\nor choose a model folder below"
 SHORTCUT = "Control-Shift-S"
 DEBOUNCE_MS = 60
 
@@ -111,9 +112,9 @@ class SegmentWidget(WatershedSliders, TaskPanel):
         self.segment_button.setFont(font)
         self.segment_button.setMinimumHeight(48)
         self.interior_check = QCheckBox("Also show the interior probability")
-        self.tta_check = QCheckBox("Test-time augmentation (8x slower, a little more accurate)")
+        self.tta_check = QCheckBox("Test-time augmentation\n(8x slower, a little more accurate)")
         self.tta_check.setToolTip("Average the predictions over the 8 flips and quarter turns of the image")
-        self.zoom_check = QCheckBox("Also average over zooms 0.8x-1.25x (3x slower)")
+        self.zoom_check = QCheckBox("Also average over zooms 0.8x-1.25x\n(3x slower)")
         self.zoom_check.setToolTip(
             "Average the predictions over the image zoomed by 0.8, 1 and 1.25 around the nucleus size"
         )
@@ -123,7 +124,7 @@ class SegmentWidget(WatershedSliders, TaskPanel):
         top.addRow(self.interior_check)
         top.addRow(self.tta_check)
         top.addRow(self.zoom_check)
-        self.haematoxylin_check = QCheckBox("IHC slide: segment the haematoxylin only (removes brown DAB)")
+        self.haematoxylin_check = QCheckBox("IHC slide: segment the haematoxylin only\n(removes brown DAB)")
         self.haematoxylin_check.setToolTip(
             "Unmix the stains and segment the blue haematoxylin alone: for DAB on cytoplasm or "
             "membranes. Leave it off for brown nuclei (Ki-67, ER/PR) and for H&E."
