@@ -188,3 +188,12 @@ def test_a_record_of_other_images_of_the_same_count_is_not_taken_for_stale(setup
     assert main(grid) == 0
     assert "config.json unchanged" in capsys.readouterr().out
     assert (model / "config.json").read_text() == before
+
+
+def test_microscopes_as_train_spells_it_filters_as_microscope(setup, capsys):
+    args, _, predicted = setup
+    assert main([*args, "--dry-run", "--microscopes", "B"]) == 2  # the one image is C's
+    assert "microscope 'B'" in capsys.readouterr().err and not predicted
+    assert main([*args, "--dry-run", "--microscopes", "C"]) == 0 and predicted
+    assert main([*args, "--dry-run", "--microscope", "C", "B"]) == 2
+    assert "--microscope takes one tag, got C B" in capsys.readouterr().err

@@ -37,7 +37,10 @@ def register(subparsers) -> None:
         help="split file (columns id, subset; see `napari-cellseg split`); default: every image",
     )
     parser.add_argument("--subset", help="subset of --split to tune on (default: dev)")
-    parser.add_argument("--microscope", help="only images of this microscope (e.g. C)")
+    parser.add_argument(  # --microscopes: train's spelling of this filter
+        "--microscope", "--microscopes", dest="microscope", nargs="+", metavar="TAG",
+        help="only images of this microscope (e.g. C); one tag",
+    )  # fmt: skip
     parser.add_argument(
         "--score",
         default="dsb_score",
@@ -96,6 +99,13 @@ def _run_tune_watershed(args: argparse.Namespace) -> int:
     )
     inputs = [(args.split, "the split file"), (args.data / "manifest.csv", "the dataset's manifest"), (grid_file, "the --grid file")]  # fmt: skip
     check_writable_file(args.table, "--table", [*model_files(args.model), *inputs])
+    if args.microscope is not None:  # nargs="+": a second tag is refused by name, not as a stray path
+        if len(args.microscope) > 1:
+            raise CommandError(
+                f"--microscope takes one tag, got {' '.join(args.microscope)}: tune on one microscope, "
+                "or leave the option out to tune on every image"
+            )
+        args.microscope = args.microscope[0]
     if args.subset is not None and args.split is None:  # it would tune on every image unsaid
         raise CommandError("--subset chooses rows of a split: give --split too")
     subset = (args.subset or "dev") if args.split is not None else None
