@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
+
 from napari_cellseg.cli import main
 from napari_cellseg.data.dataset import CellDataset
 from napari_cellseg.sample_data import SAMPLE_DIR
@@ -33,3 +35,37 @@ def test_import_outlines_takes_data_as_every_command_and_still_dataset(tmp_path,
     (tmp_path / "file").write_text("")
     assert main(["import-outlines", str(slides), "--data", str(tmp_path / "file"), "--microscope", "C"]) == 2
     assert f"--data {tmp_path / 'file'} is a file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "pretrain", "segment", "tune-watershed"])
+def test_every_device_option_takes_the_same_names(command):
+    from napari_cellseg.cli import build_parser
+
+    parser = build_parser()
+    required = {
+        "train": ["--out", "o"],
+        "pretrain": ["--data", "d", "--arch", "a", "--out", "o"],
+        "segment": ["image.tif"],
+        "tune-watershed": ["--model", "m", "--data", "d"],
+    }[command]
+    for name in ("auto", "cpu", "cuda", "cuda:0", "CUDA:1", "mps"):
+        assert parser.parse_args([command, *required, "--device", name]).device == name.lower()
+    with pytest.raises(SystemExit):
+        parser.parse_args([command, *required, "--device", "gpu"])
+
+
+def test_a_training_config_takes_a_gpu_index_but_torchrun_refuses_it_by_name():
+    from napari_cellseg.config import ConfigError
+    from napari_cellseg.training.config import TrainConfig
+    from napari_cellseg.training.distributed import DistributedContext
+    from napari_cellseg.training.setup import TrainingError, pick_device
+
+    config = TrainConfig(data_dir="d", out_dir="o", device="cuda:1")
+    assert config.validate().device == "cuda:1"
+    with pytest.raises(ConfigError, match="unknown device 'gpu'"):
+        TrainConfig(data_dir="d", out_dir="o", device="gpu").validate()
+    torchrun = DistributedContext(rank=1, world_size=2, local_rank=1)
+    with pytest.raises(
+        TrainingError, match=r"names one GPU, but under torchrun .* LOCAL_RANK \(this one: 1\)"
+    ):
+        pick_device(config, torchrun)

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..models.device import DEVICE_HELP, device_option
 from . import tune_watershed_cli
 from .cli_files import check_writable_file, model_files, write_text
 
@@ -167,7 +168,10 @@ def _register_segment(subparsers) -> None:
     parser.add_argument("--tile", type=int, default=512, metavar="PX", help="largest tile, in network pixels (default 512)")  # fmt: skip
     parser.add_argument("--overlap", type=int, default=64, metavar="PX", help="tile overlap in network pixels, at most half of --tile (default 64)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per forward pass (default 8 on GPU, 2 on CPU)")  # fmt: skip
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda:0...")
+    parser.add_argument(
+        "--device", type=device_option, default="auto", metavar="DEVICE",
+        help=DEVICE_HELP,
+    )  # fmt: skip
     parser.add_argument(
         "--diameter", type=float, metavar="PX",
         help="nucleus diameter in pixels; images are rescaled to the model's training scale; 0 = estimate; "

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..models.device import DEVICE_HELP, device_option
 from .cli_files import check_writable_file, model_files, write_text
 
 
@@ -55,7 +56,10 @@ def register(subparsers) -> None:
         "grid does not list keep the model's values (default: inference.tune_watershed.DEFAULT_GRID, "
         "threshold markers then peak markers, complete grids from the library defaults)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda:0... (default: auto)")
+    parser.add_argument(
+        "--device", type=device_option, default="auto", metavar="DEVICE",
+        help=DEVICE_HELP,
+    )  # fmt: skip
     parser.add_argument("--table", type=Path, metavar="JSON", help="write every grid point's scores")
     parser.add_argument("--dry-run", action="store_true", help="print the best, leave config.json")
     parser.add_argument(

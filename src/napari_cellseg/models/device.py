@@ -11,6 +11,38 @@ if TYPE_CHECKING:
     import torch
 
 
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+DEVICE_HELP = "auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps"  # every --device
+
+
+def check_device_name(text: str) -> str:
+    """``text`` as a device name every command takes, lower-cased; no GPU is looked for.
+
+    The one check of ``--device`` (train, pretrain, segment, tune-watershed) and of a
+    training config's ``device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+
+    Raises
+    ------
+    ValueError
+        Any other text, quoted with the names allowed.
+    """
+    name = str(text).strip().lower()
+    kind, colon, index = name.partition(":")
+    if name in ("auto", "cpu", "cuda", "mps") or (kind == "cuda" and colon and index.isdigit()):
+        return name
+    raise ValueError(f"unknown device {text!r}; use {DEVICE_CHOICES}")
+
+
+def device_option(text: str) -> str:
+    """argparse ``type=`` of every ``--device``: :func:`check_device_name`, refused as a usage error."""
+    import argparse
+
+    try:
+        return check_device_name(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.device, str]:
     """Pick the device to run on, with the reason in plain words.
 
@@ -54,7 +86,7 @@ def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.devic
     try:
         device = torch.device(text)
     except RuntimeError:
-        raise ValueError(f"unknown device {preference!r}; use auto, cpu, cuda, cuda:N or mps") from None
+        raise ValueError(f"unknown device {preference!r}; use {DEVICE_CHOICES}") from None
     if device.type == "cpu":
         return device, "the CPU was asked for"
     if device.type == "cuda":
@@ -74,4 +106,4 @@ def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.devic
         if not mps_ok:
             raise ValueError(f"device {preference!r} asked for, but Apple MPS is not available here")
         return device, "Apple GPU asked for, using MPS"
-    raise ValueError(f"unsupported device {preference!r}; use auto, cpu, cuda, cuda:N or mps")
+    raise ValueError(f"unsupported device {preference!r}; use {DEVICE_CHOICES}")

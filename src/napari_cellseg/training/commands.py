@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..classes import check_microscope_tag
+from ..models.device import DEVICE_HELP, device_option
 
 TRAIN_DESCRIPTION = """\
 Fine-tune a segmentation network from M2 on the train rows of a split and keep
@@ -144,8 +145,9 @@ def _register_train(subparsers) -> None:
         help=f"seeds initialisation, crops and augmentation (a whole number >= 0; default {default('seed')})")  # fmt: skip
     add("--threads", type=int, help="torch threads (0: all cores but one)")
     add("--workers", type=int, help="data-loading processes (0: none; default: 0 on CPU, up to 8 on CUDA)")
-    add("--device", choices=("auto", "cpu", "cuda", "mps"),
-        help=f"auto: CUDA, then Apple MPS, then the CPU (default {default('device')})")  # fmt: skip
+    add("--device", type=device_option, metavar="DEVICE",
+        help=f"{DEVICE_HELP}; under torchrun: "
+             f"auto or cuda (each process takes the GPU of its LOCAL_RANK; default {default('device')})")  # fmt: skip
     add("--amp", choices=("auto", "bf16", "fp16", "off"),
         help="mixed precision (auto: bf16 on CUDA, off elsewhere; fp16: CUDA only)")  # fmt: skip
     add("--dev-metric", choices=("auto", "ap50", "pixel_f1"), help="score that picks the best epoch")

@@ -19,11 +19,11 @@ from ..config import ConfigError, JsonConfig, check_fields
 from ..data.augment import TRAINING_PRESET
 from ..data.soft_targets import TARGET_PROFILES
 from ..models.defaults import MAX_EXTRA_BLOCKS
+from ..models.device import check_device_name
 
 LOSSES = ("weighted-ce", "weighted-bce")
 SCHEDULERS = ("cosine", "one-cycle", "constant")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 DEV_METRICS = ("auto", "ap50", "pixel_f1")
 MAX_SEED = 2**64 - 1  # torch.manual_seed's largest
 # fp16 trains with a gradient scaler, which the engine runs on CUDA only.
@@ -126,7 +126,9 @@ class TrainConfig(JsonConfig):
         Data-loading processes (0: in the training process). -1 (default):
         none on the CPU (leaves the cores to the network and a GUI); on CUDA
         a pinned-memory worker per core but one, at most 8.
-    device : {"auto", "cpu", "cuda", "mps"}
+    device : str
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; under torchrun each process
+        takes the GPU of its ``LOCAL_RANK``, so ``cuda:N`` is refused there.
     amp : {"auto", "bf16", "fp16", "off"}
         Mixed precision; ``auto`` is bf16 on CUDA where supported, else fp16 on
         CUDA, off on CPU/MPS.
@@ -219,11 +221,14 @@ class TrainConfig(JsonConfig):
             ("loss", self.loss, LOSSES),
             ("scheduler", self.scheduler, SCHEDULERS),
             ("amp", self.amp, AMP_MODES),
-            ("device", self.device, DEVICES),
             ("dev_metric", self.dev_metric, DEV_METRICS),
         ):
             if value not in valid:
                 out.append(f"{name} must be one of {list(valid)}, got {value!r}")
+        try:
+            check_device_name(self.device)
+        except ValueError as err:
+            out.append(f"device: {err}")
         if self.target_profile not in TARGET_PROFILES:
             out.append(f"target_profile must be one of {list(TARGET_PROFILES)}, got {self.target_profile!r}")
         elif self.target_profile != "hard" and self.loss != "weighted-ce":

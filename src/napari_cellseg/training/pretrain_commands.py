@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..models.device import DEVICE_HELP, device_option
 from .commands import _GracefulStop, _user_errors, field_default
 
 PRETRAIN_DESCRIPTION = """\
@@ -42,8 +43,8 @@ def register_pretrain(subparsers) -> None:
     add("--seed", type=int, default=default("seed"),
         help="seeds the held-out choice, initialisation and augmentation (default %(default)s)")  # fmt: skip
     add("--threads", type=int, default=default("num_threads"), help="torch threads (0: all cores but one)")
-    add("--device", choices=("auto", "cpu", "cuda", "mps"), default=default("device"),
-        help="auto: CUDA, then Apple MPS, then the CPU (default %(default)s)")  # fmt: skip
+    add("--device", type=device_option, metavar="DEVICE", default=default("device"),
+        help=DEVICE_HELP + " (default %(default)s)")  # fmt: skip
     add("--name", default=default("name"), help="name stored in the M2 config")
     add("--quiet", action="store_true", help="no line per epoch (the summary is still printed)")
     p.set_defaults(func=run_pretrain)

@@ -70,6 +70,12 @@ def pick_device(config: TrainConfig, context: DistributedContext) -> tuple[Any, 
 
     from ..models.checkpoint import resolve_device
 
+    if context.enabled and ":" in config.device:  # cuda:N (the names check_device_name lets through)
+        raise TrainingError(
+            f"device {config.device!r} names one GPU, but under torchrun each process trains on the "
+            f"GPU of its LOCAL_RANK (this one: {context.local_rank}); use --device cuda or auto, and "
+            "CUDA_VISIBLE_DEVICES to choose the GPUs"
+        )
     try:
         device, reason = resolve_device(config.device)
     except ValueError as err:  # e.g. device 'cuda' asked for on a machine without a GPU
