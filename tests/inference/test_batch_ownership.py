@@ -43,7 +43,7 @@ def test_a_users_tif_beside_an_image_of_the_same_name_is_an_image_never_its_cell
     for extra in (["--measurements"], [], ["--overwrite"]):
         assert main([*base, "--out", str(folder), "--tile", "128", "--quiet", *extra]) == 1
         captured = capsys.readouterr()
-        assert "segmenting 2 image(s)" in captured.out and "2 image(s): 0 segmented" in captured.out
+        assert "segmenting 2 image(s)" in captured.err and "2 image(s): 0 segmented" in captured.out
         assert f"{folder / 'a.png'}: its labels would replace {folder / 'a.tif'}" in captured.err
         assert f"{folder / 'a.tif'}: same id as {folder / 'a.png'}" in captured.err
         assert (folder / "a.tif").read_bytes() == before

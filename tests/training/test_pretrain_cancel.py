@@ -45,4 +45,5 @@ def test_ctrl_c_says_nothing_was_saved_and_a_rerun_can_use_the_folder(tmp_path, 
     assert "stopped after 0 of 2 epoch(s): nothing saved" in capsys.readouterr().err
     assert not out.exists()
     assert main(argv) == 0  # not refused as "already exists"
+    assert f"saved M2 {ARCH}" in capsys.readouterr().out  # the result: stdout, as segment's
     assert (out / "config.json").is_file()

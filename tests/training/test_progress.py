@@ -14,9 +14,9 @@ def _result(**changes) -> TrainResult:
 
 def test_the_summary_names_the_best_epoch_or_says_none_finished(capsys, tmp_path):
     TrainProgress().summary(_result())
-    assert "best ap50 0.6100 at epoch 2; model in runs/c" in capsys.readouterr().err
+    assert "best ap50 0.6100 at epoch 2; model in runs/c" in capsys.readouterr().out  # a result: stdout
     TrainProgress().summary(_result(best_score=None))
-    assert "n/a (no dev set)" in capsys.readouterr().err
+    assert "n/a (no dev set)" in capsys.readouterr().out
     # Ctrl-C inside the first epoch: not "no dev set" (there may be one), and no model to name
     out = tmp_path / "c"
     (out / "last").mkdir(parents=True)

@@ -470,3 +470,27 @@ def test_a_cancelled_dask_sweep_stops_the_runs_it_started(tmp_path, sample_split
             result = run_sweep(grid, config, client=client, cancel=started.exists)  # Ctrl-C once it runs
     assert result.cancelled and result.records[0].status == "cancelled"
     assert read_record(started.read_text()).status == "cancelled" and time.monotonic() - begun < 30
+
+
+def test_the_ranked_table_and_best_run_go_to_stdout_failures_to_stderr(tmp_path, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from napari_cellseg.cli import main
+    from napari_cellseg.training import sweep
+
+    best, failed = _record("lr-0.1", 0.7), _record("lr-1", None, status="failed")
+    failed.error = "ValueError: boom"
+
+    def fake_sweep(grid, config, cancel=None):
+        yield from ()
+        return SimpleNamespace(markdown_path=str(tmp_path / "sweep.md"), csv_path=str(tmp_path / "sweep.csv"),
+                               best=best, failed=[failed], cancelled=False, unfinished=[])  # fmt: skip
+
+    monkeypatch.setattr(sweep, "iter_sweep", fake_sweep)
+    status = main(
+        ["sweep", "--data", "d", "--split", "s.csv", "--grid", "g.json", "--out", str(tmp_path), "--quiet"]
+    )
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert f"ranked table: {tmp_path / 'sweep.md'}" in out and "best: lr-0.1" in out
+    assert "failed: lr-1: ValueError: boom" in err and "ranked table" not in err

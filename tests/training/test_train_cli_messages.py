@@ -68,10 +68,13 @@ def test_resuming_a_finished_run_says_so_and_builds_nothing(tmp_path, sample_spl
     monkeypatch.setattr("napari_cellseg.training.engine.build_run", no_training)
     (out / "config.json").unlink()  # torn while the best model was copied: made whole again
     assert main(["train", "--resume", "--out", str(out), "--threads", "1"]) == 0
-    err = capsys.readouterr().err
-    assert f"{out} already finished (epoch 1 of 1): nothing to resume" in err and "resuming " not in err
+    captured = capsys.readouterr()  # where the model is, a result: stdout
+    assert f"{out} already finished (epoch 1 of 1): nothing to resume" in captured.out
+    assert "resuming " not in captured.out + captured.err
     epoch, score = best["training"]["epoch"], best["metrics"]["dev_score"]
-    assert f"Its best model (epoch {epoch}, dev pixel_f1 {score:.4f}) is {out}/model.safetensors" in err
+    assert (
+        f"Its best model (epoch {epoch}, dev pixel_f1 {score:.4f}) is {out}/model.safetensors" in captured.out
+    )
     assert json.loads((out / "config.json").read_text()) == best
     assert not (out / ".train.lock").exists()
 

@@ -86,7 +86,7 @@ def run_segment(args: argparse.Namespace) -> int:
             text = str(err)
             raise CommandError(text if str(model_dir) in text else f"{model_dir}: {text}") from None
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else "this machine"
-    print(f"segmenting {n_files} image(s) with {model_dir} on {where}; outputs in {out_dir}")
+    print(f"segmenting {n_files} image(s) with {model_dir} on {where}; outputs in {out_dir}", file=sys.stderr)
     live = not args.quiet and is_terminal(sys.stderr)  # a log file gets a line per image instead
     bar = tqdm(total=n_files, unit="image", file=sys.stderr, disable=not live)
     count = 0

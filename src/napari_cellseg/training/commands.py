@@ -364,5 +364,5 @@ def _finished(config: Any, is_main: bool) -> bool:
             check_best(config.out_dir, position["best_epoch"])
         finally:
             lock.unlink(missing_ok=True)
-        print(finished_text(config.out_dir, position, config.epochs), file=sys.stderr)
+        print(finished_text(config.out_dir, position, config.epochs))  # where its model is: a result
     return True

@@ -79,7 +79,6 @@ def run_pretrain(args: argparse.Namespace) -> int:
     print(
         f"saved M2 {result.arch} ({len(result.class_names)} classes: {', '.join(result.class_names)}) "
         f"to {result.out_dir}; train accuracy {result.train_accuracy:.3f}"
-        + (f", val accuracy {result.val_accuracy:.3f}" if result.val_accuracy is not None else ""),
-        file=sys.stderr,
-    )
+        + (f", val accuracy {result.val_accuracy:.3f}" if result.val_accuracy is not None else "")
+    )  # the result on stdout; progress went to stderr
     return 0

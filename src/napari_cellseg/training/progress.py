@@ -133,8 +133,9 @@ class TrainProgress:
                   f"({_seconds(result.elapsed_s)})", file=sys.stderr)  # fmt: skip
             return
         best = f"{result.best_score:.4f}" if result.best_score is not None else "n/a (no dev set)"
+        # the result on stdout (`> result.txt`); progress and warnings went to stderr
         print(f"best {result.score_name} {best} at epoch {result.best_epoch}; model in {result.out_dir} "
-              f"({_seconds(result.elapsed_s)})", file=sys.stderr)  # fmt: skip
+              f"({_seconds(result.elapsed_s)})")  # fmt: skip
 
 
 def finished_text(out_dir: str, position: dict[str, Any], epochs: int) -> str:

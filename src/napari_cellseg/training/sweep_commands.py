@@ -197,9 +197,10 @@ def run_sweep_command(args: argparse.Namespace) -> int:
                     break
     except ValueError as err:  # SweepError, ConfigError, a bad --gpus
         raise CommandError(str(err)) from None
-    print(f"ranked table: {result.markdown_path} (and {Path(result.csv_path).name})", file=sys.stderr)
+    # the result on stdout; progress and the failures below on stderr
+    print(f"ranked table: {result.markdown_path} (and {Path(result.csv_path).name})")
     if result.best is not None:
-        print(f"best: {result.best.name}  {_score_text(result.best)}", file=sys.stderr)
+        print(f"best: {result.best.name}  {_score_text(result.best)}")
     for record in result.failed:
         print(f"failed: {record.name}: {record.error}", file=sys.stderr)
     if result.cancelled:
