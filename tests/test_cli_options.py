@@ -69,3 +69,25 @@ def test_a_training_config_takes_a_gpu_index_but_torchrun_refuses_it_by_name():
         TrainingError, match=r"names one GPU, but under torchrun .* LOCAL_RANK \(this one: 1\)"
     ):
         pick_device(config, torchrun)
+
+
+def test_every_option_with_a_default_shows_it_and_train_shows_train_configs_own():
+    import argparse
+    from dataclasses import fields
+
+    from napari_cellseg.cli import build_parser
+    from napari_cellseg.training.config import TrainConfig
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, command in commands.items():
+        for action in command._actions:
+            shown = getattr(action, "shown_default", action.default)
+            if action.option_strings and action.nargs != 0 and shown not in (None, (), "", argparse.SUPPRESS):
+                help_text = " ".join(command._get_formatter()._expand_help(action).split())
+                assert "default" in help_text, (name, action.dest)
+    train = " ".join(commands["train"].format_help().split())
+    config = {f.name: getattr(TrainConfig(), f.name) for f in fields(TrainConfig)}
+    for option, field in (("--batch-size", "batch_size"), ("--lr", "lr"), ("--patch-size", "patch_size")):
+        after = train[train.index(f"{option} {option.lstrip('-').upper().replace('-', '_')} ") :]
+        assert f"(default: {config[field]:g})" in after.split(" --")[0], option

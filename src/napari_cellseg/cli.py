@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 
@@ -120,6 +121,56 @@ def _unwritable(folder) -> str | None:
     return None
 
 
+def format_default(value) -> str:
+    """A default as it would be typed: ``1 5 3``, ``0.0001``, ``cosine``."""
+    if isinstance(value, tuple | list):
+        return " ".join(format_default(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# help that names its default already: "%(default)s", "(default 8 on GPU...)", "; default: every one"
+_SAYS_DEFAULT = re.compile(r"%\(default\)|[(;] ?default\b|\bdefault:")
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """Ends each option's help with ``(default: X)``: every subcommand's, from one place.
+
+    X is the option's argparse default, or its ``shown_default`` (see
+    :func:`show_config_defaults`) where None stands for "not given". Help that
+    already speaks of its default (``%(default)s``, "default: the bundled model")
+    is left as written; flags, empty and None defaults show nothing.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = getattr(action, "shown_default", action.default)
+        if (
+            not action.option_strings
+            or action.nargs == 0  # flags, --help, --version
+            or shown in (None, (), [], "", argparse.SUPPRESS)
+            or _SAYS_DEFAULT.search(text)
+        ):
+            return text
+        return f"{text} (default: {format_default(shown).replace('%', '%%')})"
+
+
+def show_config_defaults(parser: argparse.ArgumentParser, config_class: type, fields: dict[str, str]) -> None:
+    """Let ``--help`` show a config dataclass's defaults for options left None until given.
+
+    ``fields`` maps an option's dest to its field; the figure comes from the
+    dataclass, so it is never typed a second time in a help string.
+    """
+    from dataclasses import MISSING
+    from dataclasses import fields as all_fields
+
+    by_name = {f.name: f for f in all_fields(config_class)}
+    for action in parser._actions:
+        field = by_name.get(fields.get(action.dest, ""))
+        if field is not None and action.default is None:
+            factory = field.default_factory  # type: ignore[misc]
+            action.shown_default = field.default if field.default is not MISSING else factory()  # type: ignore[attr-defined]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-cellseg",
@@ -135,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(subparsers)
+    for command in subparsers.choices.values():  # every subcommand shows its defaults the same way
+        base = command.formatter_class
+        if not issubclass(base, DefaultsShown):
+            command.formatter_class = type(f"DefaultsShown{base.__name__}", (DefaultsShown, base), {})
     return parser
 
 

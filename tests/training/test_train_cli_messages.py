@@ -86,7 +86,7 @@ def test_every_train_and_pretrain_option_says_what_it_does_and_its_default():
         ("--weight-decay", f"{TrainConfig.weight_decay:g}"), ("--scheduler", TrainConfig.scheduler),
         ("--seed", TrainConfig.seed), ("--device", TrainConfig.device),
     ):  # fmt: skip
-        assert f"default {default})" in train[train.index(f"{option} ") :].split(" --")[0], option
+        assert f"(default: {default})" in train[train.index(f"{option} ") :].split(" --")[0], option
     assert "--max-dev-images N score only the first N dev images" in train
     pretrain = _help("pretrain")
     for option, default in (

@@ -68,18 +68,9 @@ def field_default(config_class: type, name: str) -> Any:
     return field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
 
 
-def _shown(value: Any) -> str:
-    """A default as it would be typed: ``1 5 3``, ``0.0001``, ``cosine``."""
-    if isinstance(value, tuple | list):
-        return " ".join(_shown(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def _register_train(subparsers) -> None:
+    from ..cli import show_config_defaults
     from .config import TrainConfig
-
-    def default(name: str) -> str:
-        return _shown(field_default(TrainConfig, name))
 
     p = subparsers.add_parser(
         "train", help="fine-tune a segmentation network from M2", description=TRAIN_DESCRIPTION,
@@ -94,10 +85,10 @@ def _register_train(subparsers) -> None:
     add("--config", type=Path, help="TrainConfig JSON file; options given here override it")
     add("--resume", action="store_true", help="continue the run stored in OUT/last")
     add("--m2", help="M2 checkpoint (directory or file), or 'default' (ImageNet EfficientNet-Lite0)")
-    add("--transfer-layers", "-l", type=int, metavar="L", help="l: M2 stages transferred (default 4)")
+    add("--transfer-layers", "-l", type=int, metavar="L", help="l: M2 stages transferred")
     add("--new-layers", "--la", type=int, metavar="LA",
-        help="l_a: new decoder layers, 1 to L + 2 (default 4: give it with -l below 2)")  # fmt: skip
-    add("--frozen-layers", "--lf", type=int, metavar="LF", help="l_f: transferred stages frozen (default 0)")
+        help="l_a: new decoder layers, 1 to L + 2 (give it with -l below 2)")  # fmt: skip
+    add("--frozen-layers", "--lf", type=int, metavar="LF", help="l_f: transferred stages frozen")
     add("--from-scratch", action="store_true", help="random initialisation instead of M2's weights")
     add("--init-model", metavar="MODEL",
         help="start from this trained model directory ('default': the bundled model) instead of M2; "
@@ -105,49 +96,48 @@ def _register_train(subparsers) -> None:
              "adds decoder blocks at finer resolution")  # fmt: skip
     add("--loss", choices=("weighted-ce", "weighted-bce"),
         help="weighted-ce: 3-class softmax (background, boundary, interior); weighted-bce: foreground "
-             f"and boundary sigmoids (default {default('loss')})")  # fmt: skip
+             "and boundary sigmoids")  # fmt: skip
     add("--class-weights", type=float, nargs=3, metavar=("BG", "BOUNDARY", "INTERIOR"),
-        help=f"weighted-ce loss weights of the three classes (default {default('class_weights')})")  # fmt: skip
-    add("--boundary-weight", type=float, help="boundary weight of weighted-bce (default 3)")
-    add("--thickness", type=int, help="boundary thickness of the targets in pixels (default 1)")
+        help="weighted-ce loss weights of the three classes")  # fmt: skip
+    add("--boundary-weight", type=float, help="boundary weight of weighted-bce")
+    add("--thickness", type=int, help="boundary thickness of the targets in pixels")
     add("--target-profile", choices=("hard", "distance"),
-        help="hard: one class per pixel (default); distance: soft targets whose interior share "
+        help="hard: one class per pixel; distance: soft targets whose interior share "
              "rises from each cell's edge to its centre (weighted-ce only)")  # fmt: skip
     add("--contact-weight", type=float, metavar="W",
         help="multiply the loss weight of boundary pixels between two cells, where touching cells "
-             "merge, by W (weighted-ce, hard targets; default 1: off)")  # fmt: skip
+             "merge, by W (weighted-ce, hard targets; 1: off)")  # fmt: skip
     add("--dice-weight", type=float, metavar="W",
         help="add W times a soft Dice loss over the boundary and interior classes to the "
-             "cross-entropy (weighted-ce; default 0: off)")  # fmt: skip
+             "cross-entropy (weighted-ce; 0: off)")  # fmt: skip
     add("--object-diameter", type=float, metavar="PX",
         help="size normalisation: resample each image so its nuclei measure PX pixels (median); "
              "the model then estimates each image's nucleus size when it segments; 0: each image's "
              "own scale, also when the --init-model model resamples images")  # fmt: skip
-    add("--epochs", type=int, help=f"epochs to train (default {default('epochs')})")
+    add("--epochs", type=int, help="epochs to train")
     add("--steps-per-epoch", type=int, help="optimizer steps per epoch (an epoch is random crops)")
     add("--batch-size", type=int, help="crops per step (per process under torchrun)")
     add("--lr", type=float, help="AdamW learning rate")
-    add("--weight-decay", type=float, help=f"AdamW weight decay (default {default('weight_decay')})")
+    add("--weight-decay", type=float, help="AdamW weight decay")
     add("--scheduler", choices=("cosine", "one-cycle", "constant"),
-        help="learning-rate schedule: cosine decay after a linear warm-up, one-cycle, or constant "
-             f"(default {default('scheduler')})")  # fmt: skip
-    add("--patch-size", type=int, help="side of the square training crops (default 256)")
+        help="learning-rate schedule: cosine decay after a linear warm-up, one-cycle, or constant")  # fmt: skip
+    add("--patch-size", type=int, help="side of the square training crops")
     add("--microscopes", nargs="+", metavar="TAG",
         help="train on these only (tags of the dataset's manifest, e.g. C, or D E; default: every one)")  # fmt: skip
     add("--oversample", nargs="+", default=None, metavar="TAG=W", help="e.g. C=3 draws C crops 3x as often")
     add(
         "--augment",
         help="augmentation preset: none, light, default, strong, scanners, rendered (stains plus "
-        "grey crops of other microscopes drawn as H&E), or stains (the default: preset default "
-        "plus restaining to other stains and grey)",
+        "grey crops of other microscopes drawn as H&E), or stains (preset default plus "
+        "restaining to other stains and grey)",
     )
     add("--seed", type=int,
-        help=f"seeds initialisation, crops and augmentation (a whole number >= 0; default {default('seed')})")  # fmt: skip
+        help="seeds initialisation, crops and augmentation (a whole number >= 0)")  # fmt: skip
     add("--threads", type=int, help="torch threads (0: all cores but one)")
     add("--workers", type=int, help="data-loading processes (0: none; default: 0 on CPU, up to 8 on CUDA)")
     add("--device", type=device_option, metavar="DEVICE",
         help=f"{DEVICE_HELP}; under torchrun: "
-             f"auto or cuda (each process takes the GPU of its LOCAL_RANK; default {default('device')})")  # fmt: skip
+             f"auto or cuda (each process takes the GPU of its LOCAL_RANK)")  # fmt: skip
     add("--amp", choices=("auto", "bf16", "fp16", "off"),
         help="mixed precision (auto: bf16 on CUDA, off elsewhere; fp16: CUDA only)")  # fmt: skip
     add("--dev-metric", choices=("auto", "ap50", "pixel_f1"), help="score that picks the best epoch")
@@ -155,6 +145,7 @@ def _register_train(subparsers) -> None:
     add("--max-dev-images", type=int, metavar="N",
         help="score only the first N dev images of the split (default: every one)")  # fmt: skip
     add("--quiet", action="store_true", help="no progress bar")
+    show_config_defaults(p, TrainConfig, _TRAIN_FIELDS)  # "(default: X)" from TrainConfig itself
     p.set_defaults(func=run_train)
 
 
