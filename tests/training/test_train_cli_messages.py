@@ -113,7 +113,7 @@ def test_the_device_line_gives_the_thread_count_once():
         progress._start(StartReport(
             "cpu", reason, None, threads, workers, 1, 1, 0, {"C": 1}, 10, 20, 1, 1, 2, 1, 0, False, "ap50", "/o",
         ))  # fmt: skip
-        progress.bar.close()
+        progress.__exit__(None, None, None)  # closes a bar (on a terminal) before the next start
     assert lines[0] == f"device: cpu ({reason}), 1 thread, 1 worker"
     assert lines[1] == "train: 1 image (C 1); dev: 0 images, score ap50; 10 of 20 parameters trainable"
     assert lines[2] == f"device: cpu ({reason}), 2 threads, 0 workers"
