@@ -165,8 +165,8 @@ def _register_segment(subparsers) -> None:
         "--model", type=Path, metavar="DIR", help="model directory (default: the bundled default model)"
     )
     parser.add_argument("--out", type=Path, default=Path("segmented"), metavar="DIR", help="output folder (default: ./segmented)")  # fmt: skip
-    parser.add_argument("--tile", type=int, default=512, metavar="PX", help="largest tile, in network pixels (default 512)")  # fmt: skip
-    parser.add_argument("--overlap", type=int, default=64, metavar="PX", help="tile overlap in network pixels, at most half of --tile (default 64)")  # fmt: skip
+    parser.add_argument("--tile", type=int, default=512, metavar="PX", help="largest tile, in network pixels")  # fmt: skip
+    parser.add_argument("--overlap", type=int, default=64, metavar="PX", help="tile overlap in network pixels, at most half of --tile")  # fmt: skip
     parser.add_argument("--batch-size", type=int, metavar="N", help="tiles per forward pass (default 8 on GPU, 2 on CPU)")  # fmt: skip
     parser.add_argument(
         "--device", type=device_option, default="auto", metavar="DEVICE",
@@ -254,7 +254,7 @@ def _register_export(subparsers) -> None:
         help="default: from the --out suffix (.pt, .pth, .ts: torchscript; .onnx: onnx)",
     )  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="file to write")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing FILE and its .json")
     parser.set_defaults(func=_run_export)
 

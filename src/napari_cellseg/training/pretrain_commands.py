@@ -32,19 +32,19 @@ def register_pretrain(subparsers) -> None:
     add("--classes", type=int, help="number of classes (checked against the subfolders)")
     add("--out", type=Path, required=True, help="M2 directory to write")
     add("--init", help="start from this M2 (same architecture; 'default' for the bundled one)")
-    add("--epochs", type=int, default=default("epochs"), help="passes over the images (default %(default)s)")
-    add("--batch-size", type=int, default=default("batch_size"), help="images per step (default %(default)s)")
+    add("--epochs", type=int, default=default("epochs"), help="passes over the images")
+    add("--batch-size", type=int, default=default("batch_size"), help="images per step")
     add("--lr", type=float, default=default("lr"),
-        help="AdamW learning rate, cosine decay to 0 (default %(default)g)")  # fmt: skip
+        help="AdamW learning rate, cosine decay to 0")  # fmt: skip
     add("--input-size", type=int, default=default("input_size"),
-        help="side of the square network input (default %(default)s)")  # fmt: skip
+        help="side of the square network input")  # fmt: skip
     add("--val-fraction", type=float, default=default("val_fraction"),
-        help="share of each class held out for accuracy (default %(default)s)")  # fmt: skip
+        help="share of each class held out for accuracy")  # fmt: skip
     add("--seed", type=int, default=default("seed"),
-        help="seeds the held-out choice, initialisation and augmentation (default %(default)s)")  # fmt: skip
+        help="seeds the held-out choice, initialisation and augmentation")  # fmt: skip
     add("--threads", type=int, default=default("num_threads"), help="torch threads (0: all cores but one)")
     add("--device", type=device_option, metavar="DEVICE", default=default("device"),
-        help=DEVICE_HELP + " (default %(default)s)")  # fmt: skip
+        help=DEVICE_HELP)  # fmt: skip
     add("--name", default=default("name"), help="name stored in the M2 config")
     add("--quiet", action="store_true", help="no line per epoch (the summary is still printed)")
     p.set_defaults(func=run_pretrain)
