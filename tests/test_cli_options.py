@@ -91,3 +91,13 @@ def test_every_option_with_a_default_shows_it_and_train_shows_train_configs_own(
     for option, field in (("--batch-size", "batch_size"), ("--lr", "lr"), ("--patch-size", "patch_size")):
         after = train[train.index(f"{option} {option.lstrip('-').upper().replace('-', '_')} ") :]
         assert f"(default: {config[field]:g})" in after.split(" --")[0], option
+
+
+def test_a_config_device_is_read_as_the_option_reads_it():
+    from napari_cellseg.models.device import resolve_device
+    from napari_cellseg.training.config import TrainConfig
+
+    # check_device_name takes " CPU" (case and spaces): what runs, and the fp16 check, read it the same
+    assert str(resolve_device(" CPU ")[0]) == "cpu"
+    problems = TrainConfig(data_dir="d", out_dir="o", device="CPU", amp="fp16").problems()
+    assert any("amp 'fp16' trains on CUDA only" in p for p in problems)

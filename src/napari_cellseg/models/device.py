@@ -43,6 +43,15 @@ def device_option(text: str) -> str:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def device_problems(text: str) -> list[str]:
+    """A config's ``device`` problem (``["device: why"]``), or ``[]`` for a name :func:`check_device_name` takes."""
+    try:
+        check_device_name(text)
+    except ValueError as err:
+        return [f"device: {err}"]
+    return []
+
+
 def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.device, str]:
     """Pick the device to run on, with the reason in plain words.
 
@@ -70,7 +79,7 @@ def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.devic
 
     mps = getattr(torch.backends, "mps", None)
     mps_ok = bool(mps is not None and mps.is_available())
-    text = str(preference).lower()
+    text = str(preference).strip().lower()  # as check_device_name reads it: " CPU" passed there
     if text == "auto":
         if torch.cuda.is_available():
             device = torch.device("cuda", torch.cuda.current_device())

@@ -19,7 +19,7 @@ from ..config import ConfigError, JsonConfig, check_fields
 from ..data.augment import TRAINING_PRESET
 from ..data.soft_targets import TARGET_PROFILES
 from ..models.defaults import MAX_EXTRA_BLOCKS
-from ..models.device import check_device_name
+from ..models.device import device_problems
 
 LOSSES = ("weighted-ce", "weighted-bce")
 SCHEDULERS = ("cosine", "one-cycle", "constant")
@@ -225,10 +225,7 @@ class TrainConfig(JsonConfig):
         ):
             if value not in valid:
                 out.append(f"{name} must be one of {list(valid)}, got {value!r}")
-        try:
-            check_device_name(self.device)
-        except ValueError as err:
-            out.append(f"device: {err}")
+        out += device_problems(self.device)
         if self.target_profile not in TARGET_PROFILES:
             out.append(f"target_profile must be one of {list(TARGET_PROFILES)}, got {self.target_profile!r}")
         elif self.target_profile != "hard" and self.loss != "weighted-ce":
@@ -275,7 +272,7 @@ class TrainConfig(JsonConfig):
             out.append("grow_decoder=True needs init_model (the model whose decoder grows)")
         if self.grad_clip is not None and not _finite(self.grad_clip, above=0):
             out.append(f"grad_clip must be > 0 and finite, or None, got {self.grad_clip}")
-        if self.amp == "fp16" and self.device in ("cpu", "mps"):
+        if self.amp == "fp16" and str(self.device).strip().lower() in ("cpu", "mps"):  # "CPU" too
             out.append(
                 f"amp 'fp16' trains on CUDA only (with a gradient scaler), device is {self.device!r}: {FP16_ADVICE}"
             )

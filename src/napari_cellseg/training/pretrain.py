@@ -29,7 +29,7 @@ import numpy as np
 from ..config import ConfigError, JsonConfig
 from ..generators import run_to_end
 from ..io import IMAGE_SUFFIXES
-from ..models.device import check_device_name
+from ..models.device import device_problems
 from .config import MAX_SEED
 from .reports import PretrainEpochReport, PretrainResult
 
@@ -75,10 +75,7 @@ class PretrainConfig(JsonConfig):
             problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if not self.lr > 0:
             problems.append(f"lr must be > 0, got {self.lr}")
-        try:
-            check_device_name(self.device)
-        except ValueError as err:
-            problems.append(f"device: {err}")
+        problems += device_problems(self.device)
         if self.num_classes is not None and self.num_classes < 2:
             problems.append(f"num_classes must be >= 2, got {self.num_classes}")
         if problems:
