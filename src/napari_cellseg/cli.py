@@ -160,15 +160,21 @@ def show_config_defaults(parser: argparse.ArgumentParser, config_class: type, fi
     ``fields`` maps an option's dest to its field; the figure comes from the
     dataclass, so it is never typed a second time in a help string.
     """
-    from dataclasses import MISSING
     from dataclasses import fields as all_fields
 
-    by_name = {f.name: f for f in all_fields(config_class)}
+    names = {f.name for f in all_fields(config_class)}
     for action in parser._actions:
-        field = by_name.get(fields.get(action.dest, ""))
-        if field is not None and action.default is None:
-            factory = field.default_factory  # type: ignore[misc]
-            action.shown_default = field.default if field.default is not MISSING else factory()  # type: ignore[attr-defined]
+        name = fields.get(action.dest)
+        if name in names and action.default is None:
+            action.shown_default = field_default(config_class, name)  # type: ignore[attr-defined]
+
+
+def field_default(config_class: type, name: str):
+    """The default of a config dataclass's field: help texts and options show the one value."""
+    from dataclasses import MISSING, fields
+
+    field = next(f for f in fields(config_class) if f.name == name)
+    return field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
 
 
 def build_parser() -> argparse.ArgumentParser:

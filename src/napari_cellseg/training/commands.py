@@ -60,14 +60,6 @@ def register(subparsers) -> None:
     register_pretrain(subparsers)
 
 
-def field_default(config_class: type, name: str) -> Any:
-    """The default of a config dataclass's field: help texts and options show the one value."""
-    from dataclasses import MISSING, fields
-
-    field = next(f for f in fields(config_class) if f.name == name)
-    return field.default if field.default is not MISSING else field.default_factory()  # type: ignore[misc]
-
-
 def _register_train(subparsers) -> None:
     from ..cli import show_config_defaults
     from .config import TrainConfig

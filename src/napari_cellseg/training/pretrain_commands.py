@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..cli import field_default
 from ..models.device import DEVICE_HELP, device_option
-from .commands import _GracefulStop, _user_errors, field_default
+from .commands import _GracefulStop, _user_errors
 
 PRETRAIN_DESCRIPTION = """\
 Train an M2 classifier (any timm architecture) on a folder with one subfolder
