@@ -93,7 +93,7 @@ def test_every_train_and_pretrain_option_says_what_it_does_and_its_default():
         ("--epochs", PretrainConfig.epochs), ("--batch-size", PretrainConfig.batch_size),
         ("--lr", f"{PretrainConfig.lr:g}"), ("--seed", PretrainConfig.seed),
     ):  # fmt: skip
-        assert f"(default {default})" in pretrain[pretrain.index(f"{option} ") :].split(" --")[0], option
+        assert f"(default: {default})" in pretrain[pretrain.index(f"{option} ") :].split(" --")[0], option
     assert "--quiet no line per epoch" in pretrain
     args = build_parser().parse_args(["pretrain", "--data", "d", "--arch", "a", "--out", "o"])
     assert (args.epochs, args.batch_size, args.lr, args.seed) == (
