@@ -84,8 +84,8 @@ def test_the_train_help_gives_the_layer_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "l: M2 stages transferred (default 4)" in help_text
-    assert "l_a: new decoder layers, 1 to L + 2 (default 4: give it with -l below 2)" in help_text
+    assert "l: M2 stages transferred (default: 4)" in help_text
+    assert "l_a: new decoder layers, 1 to L + 2 (give it with -l below 2) (default: 4)" in help_text
 
 
 def test_a_sweep_varying_l_alone_says_l_a_is_the_default(tmp_path):
