@@ -88,6 +88,7 @@ def test_every_train_and_pretrain_option_says_what_it_does_and_its_default():
     ):  # fmt: skip
         assert f"(default: {default})" in train[train.index(f"{option} ") :].split(" --")[0], option
     assert "--max-dev-images N score only the first N dev images" in train
+    assert "--quiet no progress: no bar, start lines or epoch lines" in train  # a log has no bar to drop
     pretrain = _help("pretrain")
     for option, default in (
         ("--epochs", PretrainConfig.epochs), ("--batch-size", PretrainConfig.batch_size),

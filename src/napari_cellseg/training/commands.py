@@ -136,7 +136,8 @@ def _register_train(subparsers) -> None:
     add("--dev-every", type=int, help="evaluate dev every N epochs")
     add("--max-dev-images", type=int, metavar="N",
         help="score only the first N dev images of the split (default: every one)")  # fmt: skip
-    add("--quiet", action="store_true", help="no progress bar")
+    add("--quiet", action="store_true",
+        help="no progress: no bar, start lines or epoch lines (warnings and the result stay)")  # fmt: skip
     show_config_defaults(p, TrainConfig, _TRAIN_FIELDS)  # "(default: X)" from TrainConfig itself
     p.set_defaults(func=run_train)
 

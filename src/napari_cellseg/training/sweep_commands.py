@@ -51,7 +51,7 @@ def register(subparsers) -> None:
     add("--dry-run", action="store_true",
         help="check everything a sweep checks, list the runs (done, to resume, new) and skipped combinations, "
              "train nothing")  # fmt: skip
-    add("--quiet", action="store_true", help="no progress bar")
+    add("--quiet", action="store_true", help="no progress: no bar, no line per run (the results stay)")
     p.set_defaults(func=run_sweep_command)
 
 
