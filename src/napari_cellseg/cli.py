@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         previous = signal.signal(signal.SIGTERM, raise_terminated)
     except ValueError:  # not the main thread: leave signals to the caller
-        previous = None
+        previous = raise_terminated  # nothing to hand back
     try:
         result = args.func(args)
     except CommandError as err:
@@ -225,8 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"napari-cellseg {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        if previous is not raise_terminated:  # None: one set outside Python, which cannot be set again
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
     return int(result or 0)
 
 

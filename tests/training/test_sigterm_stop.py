@@ -31,3 +31,18 @@ def test_sigterm_stops_after_the_step_and_exits_143(tmp_path, monkeypatch, capsy
     assert "stopping after this step (a second SIGTERM to interrupt at once)" in err
     assert "stopped after 0 of 2 epoch(s): nothing saved" in err and "terminated" not in err
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handed back
+
+
+def test_handlers_set_outside_python_are_handed_back_as_the_default(tmp_path, monkeypatch, capsys):
+    # signal.signal answers None for a handler set outside Python (an embedding application)
+    real = signal.signal
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: (real(signum, handler), None)[1])
+    try:
+        assert main(["evaluate", "--pred", str(tmp_path), "--gt", str(tmp_path)]) != 0  # any command
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # not main's handler, left behind
+        with pretrain_commands._GracefulStop():
+            pass  # handing None back was a TypeError
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL
+    finally:
+        real(signal.SIGTERM, signal.SIG_DFL)
+        real(signal.SIGINT, signal.default_int_handler)

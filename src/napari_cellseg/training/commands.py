@@ -296,8 +296,8 @@ class _GracefulStop:
         return self
 
     def __exit__(self, *exc) -> None:
-        for signum, previous in self._previous.items():
-            signal.signal(signum, previous)
+        for signum, previous in self._previous.items():  # None: set outside Python (signal.signal refuses it)
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
 
 
 def run_train(args: argparse.Namespace) -> int:
