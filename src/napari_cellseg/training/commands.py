@@ -76,7 +76,10 @@ def _register_train(subparsers) -> None:
     add("--out", type=Path, required=True, help="model directory to write (or to resume)")
     add("--config", type=Path, help="TrainConfig JSON file; options given here override it")
     add("--resume", action="store_true", help="continue the run stored in OUT/last")
-    add("--m2", help="M2 checkpoint (directory or file), or 'default' (ImageNet EfficientNet-Lite0)")
+    add(
+        "--m2",
+        help="M2 checkpoint (directory or file); 'default' (also when not given): the bundled ImageNet EfficientNet-Lite0",
+    )
     add("--transfer-layers", "-l", type=int, metavar="L", help="l: M2 stages transferred")
     add("--new-layers", "--la", type=int, metavar="LA",
         help="l_a: new decoder layers, 1 to L + 2 (give it with -l below 2)")  # fmt: skip
