@@ -214,6 +214,7 @@ class TileRunner:
         import torch
 
         from ..models.checkpoint import logits_to_probabilities
+        from ..models.device import cuda_bf16_supported
 
         self.device = model_device(model) if device is None else pick_device(device)
         self.model = model.to(self.device).eval()
@@ -224,7 +225,7 @@ class TileRunner:
         self.cuda = self.device.type == "cuda"
         self.amp_dtype = None
         if amp and self.cuda:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            self.amp_dtype = torch.bfloat16 if cuda_bf16_supported(self.device) else torch.float16
         # channels_last is faster on CUDA and, for this network, 1.3-2x on the CPU too.
         self.channels_last = self.device.type in ("cuda", "cpu")
         if self.channels_last:

@@ -52,6 +52,19 @@ def device_problems(text: str) -> list[str]:
     return []
 
 
+def cuda_bf16_supported(device: torch.device | str) -> bool:
+    """Whether the CUDA GPU ``device`` computes bfloat16 natively (compute capability 8.0 on; ROCm: any).
+
+    ``torch.cuda.is_bf16_supported`` asks about torch's current GPU, which stays GPU 0
+    for ``cuda:N`` unless ``set_device`` was called; this asks about ``device`` itself.
+    """
+    import torch
+
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
 def resolve_device(preference: str | torch.device = "auto") -> tuple[torch.device, str]:
     """Pick the device to run on, with the reason in plain words.
 

@@ -245,18 +245,22 @@ def make_loader(
     crops: CropDataset,
     sampler: StepSampler,
     num_workers: int = 0,
-    pin_memory: bool = False,
+    device: Any = None,
 ) -> Any:
-    """A DataLoader yielding one step's ``(images, targets)`` shard per batch."""
+    """A DataLoader yielding one step's ``(images, targets)`` shard per batch.
+
+    On a CUDA ``device`` the batches are pinned for that GPU (see :class:`PinnedFor`).
+    """
     import torch
     from torch.utils.data import DataLoader
 
-    return DataLoader(
+    cuda = device is not None and torch.device(device).type == "cuda"
+    loader = DataLoader(
         crops,  # type: ignore[arg-type]
         batch_size=sampler.batch_size,
         sampler=sampler,  # type: ignore[arg-type]
         num_workers=num_workers,
-        pin_memory=pin_memory,
+        pin_memory=cuda,
         persistent_workers=False,
         # A private generator: the loader must not draw from torch's global RNG,
         # which would make a resumed run differ from an uninterrupted one.
@@ -264,6 +268,36 @@ def make_loader(
         worker_init_fn=_limit_worker_threads,
         prefetch_factor=2 if num_workers > 0 else None,
     )
+    return PinnedFor(loader, device) if cuda else loader
+
+
+class PinnedFor:
+    """A pinning DataLoader iterated with ``device`` as torch's current GPU.
+
+    The loader pins for the current GPU (its pinning thread takes it when iteration
+    starts; without workers each batch is pinned as it is drawn), which stays GPU 0
+    for ``cuda:N``: a CUDA context and memory on a GPU the run does not use. The
+    current GPU is set around those calls only, never for the process (the GUI's
+    training runs in a thread of napari's process).
+    """
+
+    def __init__(self, loader: Any, device: Any):
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        import torch
+
+        with torch.cuda.device(self.device):
+            batches = iter(self.loader)
+        while True:
+            with torch.cuda.device(self.device):
+                batch = next(batches, None)
+            if batch is None:
+                return
+            yield batch
 
 
 def _limit_worker_threads(_worker_id: int) -> None:

@@ -222,7 +222,7 @@ def _train(config, context, resume, cancel, evaluator) -> Generator[Report, None
     warnings = (*filter(None, [no_split_warning(config)]), *dev_warnings(dev_images))
     yield _start_report(run, position, resume, score_name, workers, len(dev_images), warnings)
     sampler = StepSampler(config.batch_size, start_step, total, context.rank, context.world_size)
-    loader = make_loader(run.crops, sampler, workers, pin_memory=run.device.type == "cuda")
+    loader = make_loader(run.crops, sampler, workers, run.device)  # pinned for run.device on CUDA
     timer = StepTimer(start_step, total, per_epoch, config.dev_every if dev_images else 0)
     cancelled = False
     iterator = iter(loader)

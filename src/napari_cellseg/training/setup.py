@@ -96,6 +96,8 @@ def pick_amp(mode: str, device: Any) -> Any:
     """
     import torch
 
+    from ..models.device import cuda_bf16_supported
+
     if mode == "off" or (mode == "auto" and device.type != "cuda"):
         return None
     if mode == "fp16":
@@ -105,7 +107,7 @@ def pick_amp(mode: str, device: Any) -> Any:
                 f"the {device.type.upper()}: {FP16_ADVICE}"
             )
         return torch.float16
-    if mode == "bf16" or torch.cuda.is_bf16_supported():
+    if mode == "bf16" or cuda_bf16_supported(device):  # that GPU's, not the current one's
         return torch.bfloat16
     return torch.float16
 
