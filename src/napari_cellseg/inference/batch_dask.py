@@ -16,6 +16,7 @@ from typing import Any
 from distributed import Nanny
 
 from ..config import is_whole_number
+from ..worker_signals import stop_signals_ignored
 from .batch import BatchSummary, FileReport, SegmentOptions, segment_file
 
 # A worker process that imported torch takes a few seconds to exit (the interpreter's teardown,
@@ -46,12 +47,13 @@ def dask_client(scheduler: Any, workers: int | None):
         raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
     if scheduler == "local":
         n = workers or max(1, (os.cpu_count() or 2) // 2)
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, worker_class=PatientNanny,
-            # no dashboard; the scheduler's HTTP server (health checks) on a free port, not 8787,
-            # which another cluster may hold ("Port 8787 is already in use")
-            dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-        )  # fmt: skip
+        with stop_signals_ignored():  # the workers leave Ctrl-C and SIGTERM to this process
+            cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, worker_class=PatientNanny,
+                # no dashboard; the scheduler's HTTP server (health checks) on a free port, not 8787,
+                # which another cluster may hold ("Port 8787 is already in use")
+                dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            )  # fmt: skip
         return Client(cluster), True, cluster
     try:
         return Client(scheduler, timeout="20s"), True, None

@@ -30,7 +30,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import signal
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ from typing import Any
 
 from ..config import JsonConfig, atomic_write_text
 from ..generators import run_to_end
+from ..worker_signals import stop_signals_ignored
 from .reports import EpochReport, StepReport
 from .sweep_checks import _check_done_model as _check_done_model  # re-exported: tests import it here
 from .sweep_checks import check_inputs, check_split_unchanged, check_stored_runs
@@ -283,31 +283,10 @@ def _dask_client(config: SweepConfig) -> Iterator[Any]:
         return
     threads = max(1, config.threads)
     workers = config.local_workers or max(1, (os.cpu_count() or 1) // threads)
-    with _sigint_ignored():  # the workers inherit it: see _sigint_ignored
+    with stop_signals_ignored():  # the workers leave Ctrl-C and SIGTERM to this process
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
     with cluster, Client(cluster) as client:
         yield client
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored in this process meanwhile (in the main thread; elsewhere nothing changes).
-
-    A terminal's Ctrl-C goes to its whole process group, local Dask workers included,
-    and kills them: the sweep would then wait for runs no worker is left to finish.
-    Processes started meanwhile inherit the ignored SIGINT (through spawn and exec;
-    Python and asyncio keep it ignored), so this process alone owns Ctrl-C and stops
-    their runs through the stop files.
-    """
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals cannot be set here
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_DFL if previous is None else previous)
 
 
 def _report(event: RunEvent, finished: int, total: int) -> SweepReport | None:
