@@ -54,9 +54,12 @@ def test_a_signal_stops_the_run_with_one_line_its_status_and_no_scratch(
     started = tmp_path / "started"
     argv = ["segment", str(tmp_path / "in"), "--model", str(model_dir), "--out", str(out), "--tile", "128"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    # A job started in the background by a non-interactive shell (as CI may be) inherits
+    # SIGINT ignored, and Python then keeps it ignored: give the child the default back.
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(started), *argv], stderr=subprocess.PIPE, text=True, env=env
-    )
+        [sys.executable, "-c", code, str(started), *argv], stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while not started.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
