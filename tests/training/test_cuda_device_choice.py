@@ -70,6 +70,7 @@ class _CurrentGpu:
             cls.current = before
 
 
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true:UserWarning")  # the GPUs are faked
 def test_the_loader_draws_and_pins_with_the_chosen_gpu_current(monkeypatch):
     from napari_cellseg.data.augment import Augmenter
     from napari_cellseg.data.dataset import CellDataset
